@@ -1,0 +1,16 @@
+# kiln_target_options(target): kiln's own warnings, -Werror in CI, sanitizers. PRIVATE
+# only, so nothing of this is exported on kiln::kiln.
+function(kiln_target_options target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(KILN_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(KILN_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${KILN_SANITIZE} -fno-omit-frame-pointer
+                                              -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${KILN_SANITIZE})
+  endif()
+  if(KILN_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
+endfunction()

@@ -1,0 +1,136 @@
+// compile(): trace a C++ function of tensors into a graph on its first call, and run the
+// compiled entry on later calls whose inputs match its guards (dtype, rank, sizes except
+// dynamic dims, device, contiguity, list lengths). A call that matches no entry traces again.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+enum class CompileMode { InProcess, Subprocess, Async, Progressive, AsyncProgressive };
+enum class WorkerStart { Subprocess, Fork, Spawn };
+
+// Options set here win over the environment (KILN_COMPILE_MODE, KILN_WORKER_START,
+// KILN_COMPILE_THREADS); unset ones come from it.
+struct CompileOptions {
+  std::optional<CompileMode> mode;
+  std::optional<WorkerStart> worker_start;
+  std::optional<int> compile_threads;
+  std::string name = "compiled";  // the graph's name, in logs, traces and kernel files
+};
+
+// kiln's counters (DESIGN §6), every one present from the start.
+std::map<std::string, int64_t> stats();
+void reset_stats();
+
+std::string_view compile_mode_name(CompileMode mode);
+
+namespace detail {
+
+// A call's tensors flattened in order, and the structure that rebuilds them: one entry per
+// argument or result, -1 for a Tensor, n for a list of n tensors (tuples are flattened).
+struct Flat {
+  std::vector<Tensor> tensors;
+  std::vector<int64_t> structure;
+};
+
+inline void flatten(const Tensor& t, Flat& f) {
+  f.tensors.push_back(t);
+  f.structure.push_back(-1);
+}
+inline void flatten(const std::vector<Tensor>& v, Flat& f) {
+  f.structure.push_back(static_cast<int64_t>(v.size()));
+  f.tensors.insert(f.tensors.end(), v.begin(), v.end());
+}
+template <class... T>
+void flatten(const std::tuple<T...>& t, Flat& f) {
+  std::apply([&f](const auto&... e) { (flatten(e, f), ...); }, t);
+}
+
+struct Cursor {
+  const Flat& flat;
+  size_t tensor = 0;
+  size_t item = 0;
+};
+
+template <class T>
+struct Unflatten;
+template <>
+struct Unflatten<Tensor> {
+  static Tensor take(Cursor& c) {
+    ++c.item;
+    return c.flat.tensors.at(c.tensor++);
+  }
+};
+template <>
+struct Unflatten<std::vector<Tensor>> {
+  static std::vector<Tensor> take(Cursor& c) {
+    auto n = static_cast<size_t>(c.flat.structure.at(c.item++));
+    auto first = c.flat.tensors.begin() + static_cast<std::ptrdiff_t>(c.tensor);
+    c.tensor += n;
+    return std::vector<Tensor>(first, first + static_cast<std::ptrdiff_t>(n));
+  }
+};
+template <class... T>
+struct Unflatten<std::tuple<T...>> {
+  static std::tuple<T...> take(Cursor& c) { return std::tuple<T...>{Unflatten<T>::take(c)...}; }
+};
+
+using TraceFn = std::function<Flat(const Flat& inputs)>;
+
+class CompiledCore;
+std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options);
+// Runs the entry whose guards `inputs` match, tracing with `trace` on a miss.
+Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace);
+// The text of every traced graph of `core`, in the order they were traced.
+std::vector<std::string> compiled_graphs(const CompiledCore& core);
+
+}  // namespace detail
+
+template <class F>
+class CompiledFunction {
+ public:
+  CompiledFunction(F fn, const CompileOptions& options)
+      : fn_(std::move(fn)), core_(detail::make_compiled_core(options)) {}
+
+  template <class... Args>
+  auto operator()(const Args&... args) {
+    using Result = std::decay_t<std::invoke_result_t<F&, const Args&...>>;
+    detail::Flat in;
+    (detail::flatten(args, in), ...);
+    detail::TraceFn trace = [this](const detail::Flat& traced) {
+      detail::Cursor cursor{traced};
+      std::tuple<std::decay_t<Args>...> rebuilt{detail::Unflatten<std::decay_t<Args>>::take(cursor)...};
+      detail::Flat out;
+      detail::flatten(std::apply(fn_, rebuilt), out);
+      return out;
+    };
+    detail::Flat out = detail::call_compiled(*core_, in, trace);
+    detail::Cursor cursor{out};
+    return detail::Unflatten<Result>::take(cursor);
+  }
+
+  // The canonical text of each graph traced so far (one per guard entry).
+  std::vector<std::string> graphs() const { return detail::compiled_graphs(*core_); }
+
+ private:
+  F fn_;
+  std::shared_ptr<detail::CompiledCore> core_;
+};
+
+template <class F>
+CompiledFunction<F> compile(F fn, const CompileOptions& options = {}) {
+  return CompiledFunction<F>(std::move(fn), options);
+}
+
+}  // namespace kiln

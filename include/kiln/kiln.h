@@ -1,0 +1,10 @@
+// kiln's public API: include this one header.
+#pragma once
+
+#include "kiln/compile.h"
+#include "kiln/dtype.h"
+#include "kiln/error.h"
+#include "kiln/ops.h"
+#include "kiln/safetensors.h"
+#include "kiln/tensor.h"
+#include "kiln/version.h"

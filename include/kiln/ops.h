@@ -1,0 +1,125 @@
+// Tensor operations, named after PyTorch's: torch.X(...) is kiln::X(...). Each runs at once
+// on the eager interpreter, or is recorded into the graph while compile() traces.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+// Unary.
+Tensor neg(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+// approximate: "none" (erf form) or "tanh".
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor erf(const Tensor& x);
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+Tensor round(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor isnan(const Tensor& x);
+Tensor logical_not(const Tensor& x);
+
+// Binary, broadcasting, with PyTorch's type promotion; each also takes a Scalar either side.
+#define KILN_DECLARE_BINARY(name)                   \
+  Tensor name(const Tensor& a, const Tensor& b);    \
+  Tensor name(const Tensor& a, Scalar b);           \
+  Tensor name(Scalar a, const Tensor& b);
+KILN_DECLARE_BINARY(add)
+KILN_DECLARE_BINARY(sub)
+KILN_DECLARE_BINARY(mul)
+KILN_DECLARE_BINARY(div)
+KILN_DECLARE_BINARY(pow)
+KILN_DECLARE_BINARY(maximum)
+KILN_DECLARE_BINARY(minimum)
+KILN_DECLARE_BINARY(atan2)
+KILN_DECLARE_BINARY(fmod)
+KILN_DECLARE_BINARY(remainder)
+KILN_DECLARE_BINARY(eq)
+KILN_DECLARE_BINARY(ne)
+KILN_DECLARE_BINARY(lt)
+KILN_DECLARE_BINARY(le)
+KILN_DECLARE_BINARY(gt)
+KILN_DECLARE_BINARY(ge)
+KILN_DECLARE_BINARY(logical_and)
+KILN_DECLARE_BINARY(logical_or)
+KILN_DECLARE_BINARY(logical_xor)
+#undef KILN_DECLARE_BINARY
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
+Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max);
+
+// Reductions over `dims` (empty: all dims); negative dims count from the end.
+Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor amax(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor prod(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor argmin(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor var(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor std(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);
+
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Normalizes over the last normalized_shape.size() dims; weight and bias may be undefined.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                  const Tensor& bias = {}, double eps = 1e-5);
+
+// torch.matmul's rank cases (1-D dot, matrix-vector, batched with broadcasting); OpenBLAS.
+Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor bmm(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias; bias may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor embedding(const Tensor& indices, const Tensor& weight);
+Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
+
+// Operators, between tensors and with scalars of any arithmetic type.
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, Scalar b);
+Tensor operator-(const Tensor& a, Scalar b);
+Tensor operator*(const Tensor& a, Scalar b);
+Tensor operator/(const Tensor& a, Scalar b);
+Tensor operator+(Scalar a, const Tensor& b);
+Tensor operator-(Scalar a, const Tensor& b);
+Tensor operator*(Scalar a, const Tensor& b);
+Tensor operator/(Scalar a, const Tensor& b);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, Scalar b);
+Tensor operator!=(const Tensor& a, Scalar b);
+Tensor operator<(const Tensor& a, Scalar b);
+Tensor operator<=(const Tensor& a, Scalar b);
+Tensor operator>(const Tensor& a, Scalar b);
+Tensor operator>=(const Tensor& a, Scalar b);
+
+}  // namespace kiln

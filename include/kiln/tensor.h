@@ -1,0 +1,162 @@
+// kiln::Tensor: a reference-counted view (sizes, strides, offset, dtype) of a storage.
+// Views share storage; ops run at once through the eager interpreter, or are recorded into a
+// graph while `compile()` traces a function. Copying a Tensor copies the reference.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kiln/dtype.h"
+
+namespace kiln {
+
+class TensorImpl;
+using Shape = std::vector<int64_t>;
+
+template <class T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> { static constexpr DType value = DType::f32; };
+template <>
+struct DTypeOf<double> { static constexpr DType value = DType::f64; };
+template <>
+struct DTypeOf<int32_t> { static constexpr DType value = DType::i32; };
+template <>
+struct DTypeOf<int64_t> { static constexpr DType value = DType::i64; };
+template <>
+struct DTypeOf<bool> { static constexpr DType value = DType::bool_; };
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& sizes() const;
+  const Shape& shape() const { return sizes(); }
+  const Shape& strides() const;
+  int64_t offset() const;
+  int64_t size(int64_t dim) const;
+  int64_t dim() const;
+  int64_t numel() const;
+  DType dtype() const;
+  Device device() const;
+  bool is_contiguous() const;
+
+  // The first element of a contiguous CPU tensor of element type T (uint16_t for f16/bf16).
+  template <class T>
+  T* data() const {
+    return static_cast<T*>(checked_data(sizeof(T), dtype_tag<T>()));
+  }
+  // The value of a one-element tensor.
+  template <class T>
+  T item() const {
+    return static_cast<T>(item_double());
+  }
+  double item_double() const;
+  // Element at `index` (any strides), converted to double; for tests and printing.
+  double at(const Shape& index) const;
+
+  // Views: share storage with *this.
+  Tensor view(const Shape& shape) const;
+  Tensor reshape(const Shape& shape) const;  // a view when strides allow, else a copy
+  Tensor permute(const Shape& dims) const;
+  Tensor transpose(int64_t dim0, int64_t dim1) const;
+  Tensor t() const { return transpose(0, 1); }
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor slice(int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
+               int64_t step = 1) const;
+  Tensor expand(const Shape& shape) const;
+  Tensor squeeze() const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+
+  Tensor contiguous() const;
+  Tensor to(DType dtype) const;
+  Tensor clone() const;
+
+  // Math, named as Tensor.X in PyTorch.
+  Tensor neg() const;
+  Tensor abs() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor log1p() const;
+  Tensor sqrt() const;
+  Tensor rsqrt() const;
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor tan() const;
+  Tensor tanh() const;
+  Tensor sigmoid() const;
+  Tensor relu() const;
+  Tensor erf() const;
+  Tensor floor() const;
+  Tensor ceil() const;
+  Tensor round() const;
+  Tensor sign() const;
+  Tensor reciprocal() const;
+  Tensor isnan() const;
+  Tensor logical_not() const;
+  Tensor pow(const Tensor& exponent) const;
+  Tensor pow(Scalar exponent) const;
+  Tensor clamp(std::optional<Scalar> min, std::optional<Scalar> max) const;
+  Tensor matmul(const Tensor& other) const;
+
+  Tensor sum(const Shape& dims = {}, bool keepdim = false) const;
+  Tensor mean(const Shape& dims = {}, bool keepdim = false) const;
+  Tensor amax(const Shape& dims = {}, bool keepdim = false) const;
+  Tensor amin(const Shape& dims = {}, bool keepdim = false) const;
+  Tensor prod(int64_t dim, bool keepdim = false) const;
+  Tensor argmax(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor argmin(std::optional<int64_t> dim = std::nullopt, bool keepdim = false) const;
+  Tensor var(const Shape& dims = {}, int64_t correction = 1, bool keepdim = false) const;
+  Tensor std(const Shape& dims = {}, int64_t correction = 1, bool keepdim = false) const;
+  Tensor logsumexp(const Shape& dims, bool keepdim = false) const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
+
+  std::string to_string() const;
+  TensorImpl* impl() const { return impl_.get(); }
+  const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
+
+ private:
+  template <class T>
+  static constexpr int dtype_tag() {
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      return -2;  // f16 or bf16
+    } else {
+      return static_cast<int>(DTypeOf<std::remove_const_t<T>>::value);
+    }
+  }
+  void* checked_data(size_t element_size, int dtype_tag) const;
+
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
+
+// Factories. Random numbers come from a counter-based generator: the same seed gives the
+// same numbers whatever the thread count.
+Tensor empty(const Shape& shape, DType dtype = DType::f32);
+Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+Tensor ones(const Shape& shape, DType dtype = DType::f32);
+Tensor full(const Shape& shape, Scalar value, DType dtype = DType::f32);
+Tensor arange(Scalar end, DType dtype = DType::i64);
+Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
+Tensor rand(const Shape& shape, DType dtype = DType::f32);   // uniform [0, 1)
+Tensor randn(const Shape& shape, DType dtype = DType::f32);  // standard normal
+void manual_seed(uint64_t seed);
+// A tensor holding a copy of `values` (converted to `dtype`), of shape `shape`.
+Tensor from_vector(const std::vector<double>& values, const Shape& shape,
+                   DType dtype = DType::f32);
+
+// Makes dimension `dim` of `tensor` symbolic for compile(): kernels take its size at run
+// time, and a call with another size of that dimension reuses the compiled entry.
+void mark_dynamic(const Tensor& tensor, int64_t dim);
+
+}  // namespace kiln

@@ -1,0 +1,99 @@
+// The runtime behind kiln::compile(): finds the entry whose guards match a call, traces and
+// compiles a new entry on a miss, and runs the entry's executable.
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "driver/pipeline.h"
+#include "eager/dispatch.h"
+#include "graph/text.h"
+#include "kiln/compile.h"
+#include "kiln/error.h"
+#include "support/log.h"
+#include "support/stats.h"
+#include "trace/guards.h"
+#include "trace/tracer.h"
+
+namespace kiln::detail {
+
+struct Entry {
+  Guards guards;
+  std::vector<int64_t> output_structure;
+  std::string graph_text;
+  std::unique_ptr<Executable> executable;
+};
+
+class CompiledCore {
+ public:
+  explicit CompiledCore(const CompileOptions& options) : options_(resolve_options(options)) {}
+
+  Flat call(const Flat& inputs, const TraceFn& trace) {
+    Entry* entry = find(inputs);
+    if (!entry) entry = add_entry(inputs, trace);
+    Flat out;
+    out.structure = entry->output_structure;
+    out.tensors = entry->executable->run(inputs.tensors);
+    return out;
+  }
+
+  std::vector<std::string> graphs() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& e : entries_) out.push_back(e->graph_text);
+    return out;
+  }
+
+ private:
+  Entry* find(const Flat& inputs) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& e : entries_) {
+      if (e->guards.matches(inputs)) {
+        bump(Stat::guard_hits);
+        return e.get();
+      }
+    }
+    return nullptr;
+  }
+
+  Entry* add_entry(const Flat& inputs, const TraceFn& trace) {
+    bump(Stat::guard_misses);
+    for (const Tensor& t : inputs.tensors)
+      if (!t.defined()) throw Error(fmt::format("{}: an argument tensor is undefined", options_.name));
+    Tracer tracer(options_.name);
+    Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure};
+    Flat traced_out;
+    {
+      RecorderScope scope(&tracer);
+      traced_out = trace(traced_in);
+    }
+    auto entry = std::make_unique<Entry>();
+    Graph graph = tracer.finish(traced_out.tensors);
+    bump(Stat::trace_graphs);
+    entry->guards = make_guards(graph, inputs);
+    entry->output_structure = traced_out.structure;
+    entry->graph_text = print_graph(graph);
+    if (log_enabled("guards"))
+      log_line("guards", fmt::format("{}: new entry for {}", options_.name,
+                                     entry->guards.describe()));
+    entry->executable = compile_graph(graph, options_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.push_back(std::move(entry));
+    return entries_.back().get();
+  }
+
+  ResolvedOptions options_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+};
+
+std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options) {
+  return std::make_shared<CompiledCore>(options);
+}
+
+Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace) {
+  return core.call(inputs, trace);
+}
+
+std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
+
+}  // namespace kiln::detail

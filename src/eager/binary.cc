@@ -1,0 +1,174 @@
+// Reference kernels for binary ops and where. Operands are first converted to the op's
+// compute dtype (PyTorch's promotion); a scalar operand becomes a 0-d tensor broadcast by
+// stride 0. Integer arithmetic wraps like PyTorch's; integer division by zero is an error,
+// never a SIGFPE.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "eager/dispatch.h"
+#include "eager/pointwise.h"
+#include "kiln/error.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+namespace {
+
+template <class C>
+constexpr bool kWrapping = std::is_integral_v<C> && !std::is_same_v<C, bool>;
+
+template <class C>
+C wrap(C a, C b, char op) {
+  using U = std::make_unsigned_t<C>;
+  U x = static_cast<U>(a), y = static_cast<U>(b);
+  U r = op == '+' ? x + y : op == '-' ? x - y : x * y;
+  return static_cast<C>(r);
+}
+
+template <class C>
+C int_pow(C base, C exponent) {
+  using U = std::make_unsigned_t<C>;
+  U result = 1, b = static_cast<U>(base);
+  for (C e = exponent; e > 0; e >>= 1) {
+    if (e & 1) result *= b;
+    b *= b;
+  }
+  return static_cast<C>(result);
+}
+
+template <class C>
+C float_remainder(C a, C b) {
+  C m = std::fmod(a, b);
+  if (m != C(0) && ((b < C(0)) != (m < C(0)))) m += b;
+  return m;
+}
+
+template <class T>
+void check_integer_divisor(Op op, const Tensor& b) {
+  Tensor c = contiguous_eager(b);
+  const T* data = reinterpret_cast<const T*>(c.impl()->data_ptr());
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (data[i] == T(0))
+      throw Error(fmt::format("{}: integer division by zero (divisor of shape {})", op_name(op),
+                              shape_string(b.sizes())));
+}
+
+template <class T>
+void check_integer_exponent(const Tensor& e) {
+  Tensor c = contiguous_eager(e);
+  const T* data = reinterpret_cast<const T*>(c.impl()->data_ptr());
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (data[i] < T(0))
+      throw Error("pow: integers to negative integer powers are not allowed");
+}
+
+template <class T>
+void binary_kernel(Op op, const StridedLoop& loop, const Tensor& b) {
+  using C = compute_t<T>;
+  switch (op) {
+    case Op::add:
+      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '+'); });
+      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x + y); });
+    case Op::sub:
+      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '-'); });
+      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x - y); });
+    case Op::mul:
+      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '*'); });
+      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x * y); });
+    case Op::maximum:
+      return map2<T, T>(loop, [](C x, C y) { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
+    case Op::minimum:
+      return map2<T, T>(loop, [](C x, C y) { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
+    case Op::eq: return map2<bool, T>(loop, [](C x, C y) { return x == y; });
+    case Op::ne: return map2<bool, T>(loop, [](C x, C y) { return x != y; });
+    case Op::lt: return map2<bool, T>(loop, [](C x, C y) { return x < y; });
+    case Op::le: return map2<bool, T>(loop, [](C x, C y) { return x <= y; });
+    case Op::gt: return map2<bool, T>(loop, [](C x, C y) { return x > y; });
+    case Op::ge: return map2<bool, T>(loop, [](C x, C y) { return x >= y; });
+    case Op::logical_and: return map2<bool, T>(loop, [](C x, C y) { return x && y; });
+    case Op::logical_or: return map2<bool, T>(loop, [](C x, C y) { return x || y; });
+    case Op::logical_xor: return map2<bool, T>(loop, [](C x, C y) { return bool(x) != bool(y); });
+    default: break;
+  }
+  if constexpr (std::is_floating_point_v<C>) {
+    switch (op) {
+      case Op::div: return map2<T, T>(loop, [](C x, C y) { return x / y; });
+      case Op::pow: return map2<T, T>(loop, [](C x, C y) { return std::pow(x, y); });
+      case Op::atan2: return map2<T, T>(loop, [](C x, C y) { return std::atan2(x, y); });
+      case Op::fmod: return map2<T, T>(loop, [](C x, C y) { return std::fmod(x, y); });
+      case Op::remainder: return map2<T, T>(loop, [](C x, C y) { return float_remainder(x, y); });
+      default: break;
+    }
+  } else if constexpr (kWrapping<C>) {
+    switch (op) {
+      case Op::pow:
+        check_integer_exponent<T>(b);
+        return map2<T, T>(loop, [](C x, C y) { return int_pow(x, y); });
+      case Op::fmod:
+        check_integer_divisor<T>(op, b);
+        return map2<T, T>(loop, [](C x, C y) { return y == C(-1) ? C(0) : static_cast<C>(x % y); });
+      case Op::remainder:
+        check_integer_divisor<T>(op, b);
+        return map2<T, T>(loop, [](C x, C y) {
+          if (y == C(-1)) return C(0);
+          C m = static_cast<C>(x % y);
+          return (m != 0 && ((y < 0) != (m < 0))) ? static_cast<C>(m + y) : m;
+        });
+      default: break;
+    }
+  }
+  throw Error(fmt::format("{}: no eager kernel for dtype {}", op_name(op),
+                          dtype_name(b.dtype())));
+}
+
+Tensor scalar_tensor(Scalar s, DType dtype) {
+  Tensor t = make_tensor({}, dtype);
+  if (s.is_floating()) store_double(t.impl()->data_ptr(), dtype, s.to_double());
+  else KILN_DISPATCH_ALL(dtype, T, *reinterpret_cast<T*>(t.impl()->data_ptr()) = to_storage<T>(s.to_int()))
+  return t;
+}
+
+}  // namespace
+
+Tensor eager_binary(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                    const TensorType& out_type) {
+  std::vector<DType> dtypes;
+  for (const Tensor& t : in) dtypes.push_back(t.dtype());
+  DType compute = binary_compute_dtype(op, attrs, dtypes);
+  Tensor a, b;
+  if (auto s = attrs.find_scalar("scalar")) {
+    a = cast(in[0], compute);
+    b = scalar_tensor(*s, compute);
+    if (attrs.get_bool("scalar_first", false)) std::swap(a, b);
+  } else {
+    a = cast(in[0], compute);
+    b = cast(in[1], compute);
+  }
+  Shape shape;
+  try_const_shape(out_type.shape, &shape);
+  Tensor out = make_tensor(shape, out_type.dtype);
+  StridedLoop loop = make_strided_loop({&out, &a, &b});
+  KILN_DISPATCH_ALL(compute, T, binary_kernel<T>(op, loop, b))
+  return out;
+}
+
+Tensor eager_where(const std::vector<Tensor>& in, const TensorType& out_type) {
+  Tensor a = cast(in[1], out_type.dtype), b = cast(in[2], out_type.dtype);
+  Shape shape;
+  try_const_shape(out_type.shape, &shape);
+  Tensor out = make_tensor(shape, out_type.dtype);
+  StridedLoop loop = make_strided_loop({&out, &in[0], &a, &b});
+  KILN_DISPATCH_ALL(out_type.dtype, T, {
+    parallel_for_each_run(loop, [](char** p, const int64_t* s, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) {
+        bool c = *reinterpret_cast<const bool*>(p[1] + i * s[1]);
+        *reinterpret_cast<T*>(p[0] + i * s[0]) =
+            *reinterpret_cast<const T*>(p[c ? 2 : 3] + i * s[c ? 2 : 3]);
+      }
+    });
+  })
+  return out;
+}
+
+}  // namespace kiln

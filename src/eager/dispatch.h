@@ -1,0 +1,66 @@
+// The single entry of every op: call_op() either records the op into the graph of an active
+// trace (when an input is a traced value) or runs it at once through run_op(), the eager
+// interpreter's op executor. The public op functions and Tensor methods are thin wrappers.
+#pragma once
+
+#include <vector>
+
+#include "graph/attrs.h"
+#include "graph/dim.h"
+#include "graph/infer.h"
+#include "graph/op.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+// Implemented by the tracer; installed per thread while compile() traces a function.
+class OpRecorder {
+ public:
+  virtual ~OpRecorder() = default;
+  virtual Tensor record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) = 0;
+  // The symbolic shape of a value traced by this recorder.
+  virtual const SymShape& symbolic_shape(const Tensor& traced) const = 0;
+  virtual uint64_t session() const = 0;
+};
+
+// The recorder active on this thread, or null.
+OpRecorder* active_recorder();
+// Installs `recorder` on this thread for the scope's lifetime.
+class RecorderScope {
+ public:
+  explicit RecorderScope(OpRecorder* recorder);
+  ~RecorderScope();
+  RecorderScope(const RecorderScope&) = delete;
+  RecorderScope& operator=(const RecorderScope&) = delete;
+
+ private:
+  OpRecorder* previous_;
+};
+
+Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs = {});
+// Runs `op` eagerly on real tensors: infers the result type, then runs the reference kernel.
+Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs);
+// The symbolic shape of `t`: its recorder's view for a traced value, constants otherwise.
+SymShape symbolic_shape(const Tensor& t);
+// Reference-kernel entry points by op family (src/eager/*.cc).
+Tensor eager_unary(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
+Tensor eager_binary(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                    const TensorType& out);
+Tensor eager_where(const std::vector<Tensor>& in, const TensorType& out);
+Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out);
+Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
+Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs);
+Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs);
+Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out);
+Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                      const TensorType& out);
+Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
+
+// Copies `src` into `dst` (same sizes, any strides and dtypes), converting elements.
+void copy_into(const Tensor& dst, const Tensor& src);
+// `x` converted to `dtype` (x itself when it already has it).
+Tensor cast(const Tensor& x, DType dtype);
+// A contiguous copy of `x` (x itself when already contiguous).
+Tensor contiguous_eager(const Tensor& x);
+
+}  // namespace kiln

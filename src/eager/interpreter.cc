@@ -1,0 +1,83 @@
+#include "eager/interpreter.h"
+
+#include <fmt/format.h>
+
+#include "eager/dispatch.h"
+#include "kiln/error.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inputs) {
+  if (inputs.size() != g.inputs.size())
+    throw Error(fmt::format("graph {} takes {} inputs, got {}", g.name, g.inputs.size(),
+                            inputs.size()));
+  std::vector<int64_t> bindings(static_cast<size_t>(g.num_symbols), -1);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const GraphInput& decl = g.inputs[i];
+    const Tensor& t = inputs[i];
+    auto mismatch = [&](const std::string& what) {
+      return Error(fmt::format("graph {}: input %{} must be {}, got {}{} ({})", g.name,
+                               decl.name, type_string(decl.type), dtype_name(t.dtype()),
+                               shape_string(t.sizes()), what));
+    };
+    if (!t.defined()) throw Error(fmt::format("graph {}: input %{} is undefined", g.name, decl.name));
+    require_data(t, "graph input");
+    if (t.dtype() != decl.type.dtype) throw mismatch("wrong dtype");
+    if (t.dim() != static_cast<int64_t>(decl.type.shape.size())) throw mismatch("wrong rank");
+    for (size_t d = 0; d < decl.type.shape.size(); ++d) {
+      const Dim& dim = decl.type.shape[d];
+      int64_t size = t.sizes()[d];
+      if (dim.is_const()) {
+        if (dim.coeff != size) throw mismatch(fmt::format("dim {} differs", d));
+        continue;
+      }
+      if (size % dim.coeff != 0) throw mismatch(fmt::format("dim {} is not a multiple", d));
+      int64_t& bound = bindings[static_cast<size_t>(dim.sym)];
+      if (bound >= 0 && bound != size / dim.coeff)
+        throw mismatch(fmt::format("s{} is {} elsewhere", dim.sym, bound));
+      bound = size / dim.coeff;
+    }
+  }
+  return bindings;
+}
+
+std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs) {
+  bind_inputs(g, inputs);
+  const size_t n_values = static_cast<size_t>(g.num_values());
+  // Free each intermediate after its last reader.
+  std::vector<int64_t> last_use(n_values, -1);
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (ValueId v : g.nodes[n].inputs) last_use[v] = static_cast<int64_t>(n);
+  for (ValueId v : g.outputs) last_use[v] = static_cast<int64_t>(g.nodes.size());
+
+  std::vector<Tensor> values(n_values);
+  for (size_t i = 0; i < inputs.size(); ++i) values[i] = inputs[i];
+  for (size_t c = 0; c < g.constants.size(); ++c) {
+    if (!g.constants[c].value.defined())
+      throw Error(fmt::format("graph {}: constant %{} has no value (load its constants file)",
+                              g.name, g.constants[c].name));
+    values[g.inputs.size() + c] = g.constants[c].value;
+  }
+  std::vector<Tensor> args;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const Node& node = g.nodes[n];
+    args.clear();
+    for (ValueId v : node.inputs) args.push_back(values[v]);
+    values[g.node_value(n)] = run_op(node.op, args, node.attrs);
+    for (ValueId v : node.inputs)
+      if (last_use[v] == static_cast<int64_t>(n) && g.node_index(v) >= 0) values[v] = Tensor();
+  }
+  std::vector<Tensor> outputs;
+  for (ValueId v : g.outputs) {
+    Tensor out = values[v];
+    bool aliases_input = false;
+    for (const Tensor& in : inputs) aliases_input |= in.impl()->storage == out.impl()->storage;
+    for (const GraphConstant& c : g.constants)
+      aliases_input |= c.value.impl()->storage == out.impl()->storage;
+    outputs.push_back(aliases_input || !out.is_contiguous() ? out.clone() : out);
+  }
+  return outputs;
+}
+
+}  // namespace kiln

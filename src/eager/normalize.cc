@@ -1,0 +1,85 @@
+// Reference softmax, log_softmax and layer_norm: rows with the normalized dims innermost,
+// statistics in f64, the result rounded once to the input's dtype.
+#include <cmath>
+#include <limits>
+
+#include "eager/dispatch.h"
+#include "eager/rows.h"
+#include "eager/strided_loop.h"
+#include "tensor/element.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs) {
+  if (x.dim() == 0) return eager_softmax(op, x.reshape({1}), attrs).reshape({});
+  int64_t dim = normalize_dim(attrs.get_int("dim"), x.dim(), op_name(op));
+  Rows rows = to_rows(x, {dim});
+  Tensor result = make_tensor(rows.data.sizes(), x.dtype());
+  bool log_form = op == Op::log_softmax;
+  KILN_DISPATCH_ALL(x.dtype(), T, {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      const T* in = reinterpret_cast<const T*>(rows.data.impl()->data_ptr());
+      T* out = reinterpret_cast<T*>(result.impl()->data_ptr());
+      int64_t n = rows.length;
+      parallel_range(rows.count, n, [&](int64_t begin, int64_t end) {
+        for (int64_t m = begin; m < end; ++m) {
+          const T* row = in + m * n;
+          double mx = -std::numeric_limits<double>::infinity();
+          for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(to_compute(row[i])));
+          double s = 0;
+          for (int64_t i = 0; i < n; ++i) s += std::exp(double(to_compute(row[i])) - mx);
+          double log_s = std::log(s);
+          for (int64_t i = 0; i < n; ++i) {
+            double shifted = double(to_compute(row[i])) - mx;
+            out[m * n + i] = to_storage<T>(log_form ? shifted - log_s : std::exp(shifted) / s);
+          }
+        }
+      });
+    }
+  })
+  return from_rows(result, x.sizes(), rows.permutation);
+}
+
+Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  int64_t k = static_cast<int64_t>(attrs.get_ints("normalized_shape").size());
+  double eps = attrs.get_double("eps");
+  std::vector<int64_t> dims;
+  for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  Rows rows = to_rows(x, dims);
+  Tensor weight = in.size() > 1 ? contiguous_eager(cast(in[1], DType::f64)) : Tensor();
+  Tensor bias = in.size() > 2 ? contiguous_eager(cast(in[2], DType::f64)) : Tensor();
+  Tensor result = make_tensor(x.sizes(), x.dtype());
+  KILN_DISPATCH_ALL(x.dtype(), T, {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      const T* src = reinterpret_cast<const T*>(rows.data.impl()->data_ptr());
+      T* out = reinterpret_cast<T*>(result.impl()->data_ptr());
+      const double* w = weight.defined() ? weight.data<double>() : nullptr;
+      const double* b = bias.defined() ? bias.data<double>() : nullptr;
+      int64_t n = rows.length;
+      parallel_range(rows.count, n, [&](int64_t begin, int64_t end) {
+        for (int64_t m = begin; m < end; ++m) {
+          const T* row = src + m * n;
+          double mean = 0, ss = 0;
+          for (int64_t i = 0; i < n; ++i) mean += double(to_compute(row[i]));
+          mean /= double(n);
+          for (int64_t i = 0; i < n; ++i) {
+            double d = double(to_compute(row[i])) - mean;
+            ss += d * d;
+          }
+          double rstd = 1.0 / std::sqrt(ss / double(n) + eps);
+          for (int64_t i = 0; i < n; ++i) {
+            double y = (double(to_compute(row[i])) - mean) * rstd;
+            if (w) y *= w[i];
+            if (b) y += b[i];
+            out[m * n + i] = to_storage<T>(y);
+          }
+        }
+      });
+    }
+  })
+  return result;
+}
+
+}  // namespace kiln

@@ -1,0 +1,38 @@
+// Dim: one dimension of a graph shape, either a constant or `coeff * s<sym>` where s<sym> is a
+// size symbol bound at run time (mark_dynamic). A monomial covers what tracing produces:
+// dynamic dims kept as they are, or flattened with constant dims by reshape.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct Dim {
+  int64_t coeff = 0;  // the value when sym < 0
+  int32_t sym = -1;
+
+  static Dim constant(int64_t value) { return Dim{value, -1}; }
+  static Dim symbol(int32_t sym, int64_t coeff = 1) { return Dim{coeff, sym}; }
+  bool is_const() const { return sym < 0; }
+  bool is_one() const { return sym < 0 && coeff == 1; }
+  // The size under `bindings` (symbol index → size).
+  int64_t eval(const std::vector<int64_t>& bindings) const;
+  std::string to_string() const;
+  friend bool operator==(const Dim& a, const Dim& b) {
+    return a.coeff == b.coeff && (a.sym == b.sym || a.coeff == 0);
+  }
+};
+
+using SymShape = std::vector<Dim>;
+
+std::string shape_string(const SymShape& shape);
+std::string shape_string(const std::vector<int64_t>& shape);
+SymShape const_shape(const std::vector<int64_t>& shape);
+// True when every dim is constant; fills `out` with the values.
+bool try_const_shape(const SymShape& shape, std::vector<int64_t>* out);
+// Product of dims, as a monomial; throws ShapeError naming `what` if two symbols multiply.
+Dim shape_numel(const SymShape& shape, const char* what);
+
+}  // namespace kiln

@@ -1,0 +1,51 @@
+// The Op enum and its static facts (name, rule family, arity), all expanded from ops.def.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace kiln {
+
+enum class OpRule : uint8_t {
+  UnarySame, UnaryFloat, UnaryPredicate,
+  BinaryArith, BinaryFloat, Compare, Logical, Where, Clamp, Cast,
+  ReduceAccumulate, ReduceSame, ReduceFloat, ReduceIndex,
+  Softmax, LayerNorm, Matmul, Bmm, Linear,
+  Cat, Stack, IndexSelect, Gather, Embedding, AdaptiveAvgPool2d,
+  Reshape, Permute, Slice, Expand,
+};
+
+enum class Op : uint16_t {
+#define KILN_OP(name, rule, min_in, max_in) name,
+#include "graph/ops.def"
+#undef KILN_OP
+};
+
+inline constexpr int kNumOps = 0
+#define KILN_OP(name, rule, min_in, max_in) +1
+#include "graph/ops.def"
+#undef KILN_OP
+    ;
+
+struct OpInfo {
+  std::string_view name;
+  OpRule rule;
+  int min_inputs;
+  int max_inputs;  // -1: any number
+};
+
+const OpInfo& op_info(Op op);
+inline std::string_view op_name(Op op) { return op_info(op).name; }
+std::optional<Op> op_from_name(std::string_view name);
+
+inline bool is_binary(OpRule rule) {
+  return rule == OpRule::BinaryArith || rule == OpRule::BinaryFloat || rule == OpRule::Compare ||
+         rule == OpRule::Logical;
+}
+inline bool is_view(OpRule rule) {
+  return rule == OpRule::Reshape || rule == OpRule::Permute || rule == OpRule::Slice ||
+         rule == OpRule::Expand;
+}
+
+}  // namespace kiln

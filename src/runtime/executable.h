@@ -1,0 +1,26 @@
+// Executable: what a backend makes of a graph, and all the compiled-function runtime needs
+// of it. Backends so far: the graph interpreter (src/runtime/interpreter_backend.cc). The
+// native CPU and CUDA backends implement the same interface.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace kiln {
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+  // Runs on inputs that passed the entry's guards; outputs never alias inputs.
+  virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+  virtual std::string_view backend_name() const = 0;
+};
+
+// Runs the graph on the eager interpreter: the backend every graph has until a native one
+// is built for it, and the reference the native ones are checked against.
+std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
+
+}  // namespace kiln

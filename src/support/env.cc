@@ -1,0 +1,93 @@
+#include "support/env.h"
+
+#include <fmt/format.h>
+#include <sched.h>
+
+#include <charconv>
+#include <cstdlib>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+constexpr std::pair<const char*, CompileMode> kModes[] = {
+    {"inprocess", CompileMode::InProcess},
+    {"subprocess", CompileMode::Subprocess},
+    {"async", CompileMode::Async},
+    {"progressive", CompileMode::Progressive},
+    {"async+progressive", CompileMode::AsyncProgressive},
+};
+constexpr std::pair<const char*, WorkerStart> kStarts[] = {
+    {"subprocess", WorkerStart::Subprocess},
+    {"fork", WorkerStart::Fork},
+    {"spawn", WorkerStart::Spawn},
+};
+
+int default_compile_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+}  // namespace
+
+std::optional<std::string> env_value(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  return std::string(v);
+}
+
+std::string_view compile_mode_name(CompileMode mode) {
+  for (const auto& [word, m] : kModes)
+    if (m == mode) return word;
+  return "?";
+}
+
+CompileMode parse_compile_mode(const std::string& word, const std::string& source) {
+  for (const auto& [w, m] : kModes)
+    if (word == w) return m;
+  throw Error(fmt::format("{}: unknown compile mode '{}' (accepted: inprocess, subprocess, "
+                          "async, progressive, async+progressive)",
+                          source, word));
+}
+
+WorkerStart parse_worker_start(const std::string& word, const std::string& source) {
+  for (const auto& [w, s] : kStarts)
+    if (word == w) return s;
+  throw Error(fmt::format("{}: unknown worker start '{}' (accepted: subprocess, fork, spawn)",
+                          source, word));
+}
+
+ResolvedOptions resolve_options(const CompileOptions& options) {
+  ResolvedOptions r;
+  r.name = options.name;
+  if (options.mode) {
+    r.mode = *options.mode;
+  } else if (auto v = env_value("KILN_COMPILE_MODE")) {
+    r.mode = parse_compile_mode(*v, "KILN_COMPILE_MODE");
+  }
+  if (options.worker_start) {
+    r.worker_start = *options.worker_start;
+  } else if (auto v = env_value("KILN_WORKER_START")) {
+    r.worker_start = parse_worker_start(*v, "KILN_WORKER_START");
+  }
+  if (options.compile_threads) {
+    r.compile_threads = *options.compile_threads;
+  } else if (auto v = env_value("KILN_COMPILE_THREADS")) {
+    int n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || end != v->data() + v->size() || n < 1 || n > 1024)
+      throw Error(fmt::format("KILN_COMPILE_THREADS: '{}' is not a thread count (accepted: an "
+                              "integer from 1 to 1024)",
+                              *v));
+    r.compile_threads = n;
+  } else {
+    r.compile_threads = default_compile_threads();
+  }
+  if (r.compile_threads < 1)
+    throw Error(fmt::format("CompileOptions::compile_threads must be at least 1, got {}",
+                            r.compile_threads));
+  return r;
+}
+
+}  // namespace kiln

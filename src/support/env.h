@@ -1,0 +1,28 @@
+// kiln's environment variables (DESIGN §9), parsed in one place. A bad value is an Error
+// naming the variable and the accepted values; options set in code win over these.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "kiln/compile.h"
+
+namespace kiln {
+
+std::optional<std::string> env_value(const char* name);  // unset or empty: nullopt
+
+// Parses a mode word (inprocess, subprocess, async, progressive, async+progressive);
+// `source` names where it came from in the error.
+CompileMode parse_compile_mode(const std::string& word, const std::string& source);
+WorkerStart parse_worker_start(const std::string& word, const std::string& source);
+
+// The effective options: `options`' set fields, the rest from the environment.
+struct ResolvedOptions {
+  CompileMode mode = CompileMode::InProcess;
+  WorkerStart worker_start = WorkerStart::Subprocess;
+  int compile_threads = 1;
+  std::string name;
+};
+ResolvedOptions resolve_options(const CompileOptions& options);
+
+}  // namespace kiln

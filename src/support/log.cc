@@ -1,0 +1,23 @@
+#include "support/log.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <string>
+
+#include "support/env.h"
+
+namespace kiln {
+
+bool log_enabled(std::string_view topic) {
+  static const std::string topics = fmt::format(",{},", env_value("KILN_LOGS").value_or(""));
+  return topics.find(",all,") != std::string::npos ||
+         topics.find(fmt::format(",{},", topic)) != std::string::npos;
+}
+
+void log_line(std::string_view topic, std::string_view message) {
+  std::string line = fmt::format("[kiln:{}] {}\n", topic, message);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace kiln

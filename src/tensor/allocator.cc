@@ -1,0 +1,80 @@
+#include "tensor/allocator.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int64_t kAlignment = 64;
+// Blocks at least this large are cached on free; smaller ones go back to malloc, which
+// already serves them from its own free lists without page faults.
+constexpr int64_t kCacheMinBytes = int64_t{1} << 20;
+constexpr int64_t kCacheMaxTotalBytes = int64_t{1} << 30;
+
+struct BlockCache {
+  std::mutex mutex;
+  std::multimap<int64_t, void*> free_blocks;  // capacity → block
+  int64_t cached_bytes = 0;
+};
+
+BlockCache& block_cache() {
+  static auto* cache = new BlockCache;  // never destroyed: storages may outlive statics
+  return *cache;
+}
+
+int64_t round_capacity(int64_t nbytes) {
+  if (nbytes < kCacheMinBytes) return (nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  constexpr int64_t kGranule = int64_t{1} << 20;
+  return (nbytes + kGranule - 1) / kGranule * kGranule;
+}
+
+}  // namespace
+
+Storage::~Storage() {
+  if (capacity_ >= kCacheMinBytes) {
+    BlockCache& cache = block_cache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    if (cache.cached_bytes + capacity_ <= kCacheMaxTotalBytes) {
+      cache.free_blocks.emplace(capacity_, data_);
+      cache.cached_bytes += capacity_;
+      return;
+    }
+  }
+  std::free(data_);
+}
+
+std::shared_ptr<Storage> allocate_cpu(int64_t nbytes) {
+  if (nbytes < 0) throw Error(fmt::format("cannot allocate {} bytes", nbytes));
+  int64_t capacity = round_capacity(std::max<int64_t>(nbytes, 1));
+  if (capacity >= kCacheMinBytes) {
+    BlockCache& cache = block_cache();
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto it = cache.free_blocks.find(capacity);
+    if (it != cache.free_blocks.end()) {
+      void* data = it->second;
+      cache.free_blocks.erase(it);
+      cache.cached_bytes -= capacity;
+      return std::make_shared<Storage>(data, nbytes, capacity);
+    }
+  }
+  void* data = std::aligned_alloc(kAlignment, static_cast<size_t>(capacity));
+  if (!data)
+    throw Error(fmt::format("out of memory allocating {} bytes for a tensor", nbytes));
+  return std::make_shared<Storage>(data, nbytes, capacity);
+}
+
+int64_t cpu_cached_bytes() {
+  BlockCache& cache = block_cache();
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  return cache.cached_bytes;
+}
+
+}  // namespace kiln

@@ -1,0 +1,41 @@
+// TensorImpl: what a kiln::Tensor refers to. A tensor with storage is a real (eager) tensor;
+// one without storage stands for a value being traced (trace_value names it in the graph of
+// the trace session `trace_session`), and has sizes but no data.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "kiln/tensor.h"
+#include "tensor/allocator.h"
+
+namespace kiln {
+
+class TensorImpl {
+ public:
+  std::shared_ptr<Storage> storage;
+  Shape sizes;
+  Shape strides;  // in elements
+  int64_t offset = 0;
+  DType dtype = DType::f32;
+  Device device = Device::cpu;
+  uint64_t dynamic_dims = 0;  // bit d set: dim d was marked dynamic
+  int32_t trace_value = -1;
+  uint64_t trace_session = 0;
+
+  bool is_traced() const { return trace_value >= 0; }
+  char* data_ptr() const {
+    return static_cast<char*>(storage->data()) + offset * dtype_size(dtype);
+  }
+};
+
+Shape contiguous_strides(const Shape& sizes);
+int64_t shape_numel(const Shape& sizes);
+// A fresh contiguous tensor (uninitialized data).
+Tensor make_tensor(const Shape& sizes, DType dtype);
+// A view of `base`'s storage with other sizes/strides/offset.
+Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset);
+// Throws when `t` is a traced value (its data does not exist yet); `what` names the use.
+void require_data(const Tensor& t, const char* what);
+
+}  // namespace kiln

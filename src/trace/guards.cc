@@ -1,0 +1,62 @@
+#include "trace/guards.h"
+
+#include <fmt/format.h>
+
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+Guards make_guards(const Graph& graph, const detail::Flat& call) {
+  Guards g;
+  g.structure = call.structure;
+  g.num_symbols = graph.num_symbols;
+  for (size_t i = 0; i < call.tensors.size(); ++i) {
+    const Tensor& t = call.tensors[i];
+    g.tensors.push_back({t.dtype(), t.device(), t.is_contiguous(), graph.inputs[i].type.shape});
+  }
+  return g;
+}
+
+bool Guards::matches(const detail::Flat& call) const {
+  if (call.structure != structure || call.tensors.size() != tensors.size()) return false;
+  int64_t bound[16];
+  std::vector<int64_t> bound_heap;
+  int64_t* bindings = bound;
+  if (num_symbols > 16) {
+    bound_heap.assign(static_cast<size_t>(num_symbols), -1);
+    bindings = bound_heap.data();
+  } else {
+    std::fill(bound, bound + 16, -1);
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorGuard& g = tensors[i];
+    const Tensor& t = call.tensors[i];
+    if (!t.defined()) return false;
+    const TensorImpl& impl = *t.impl();
+    if (impl.dtype != g.dtype || impl.device != g.device || impl.sizes.size() != g.shape.size())
+      return false;
+    for (size_t d = 0; d < g.shape.size(); ++d) {
+      const Dim& dim = g.shape[d];
+      int64_t size = impl.sizes[d];
+      if (dim.is_const()) {
+        if (size != dim.coeff) return false;
+      } else {
+        int64_t& b = bindings[dim.sym];
+        if (b >= 0 && b != size) return false;
+        b = size;
+      }
+    }
+    if (t.is_contiguous() != g.contiguous) return false;
+  }
+  return true;
+}
+
+std::string Guards::describe() const {
+  std::vector<std::string> parts;
+  for (const TensorGuard& g : tensors)
+    parts.push_back(fmt::format("{}{}{}", dtype_name(g.dtype), shape_string(g.shape),
+                                g.contiguous ? "" : " (strided)"));
+  return fmt::format("({})", fmt::join(parts, ", "));
+}
+
+}  // namespace kiln

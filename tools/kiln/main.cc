@@ -1,0 +1,49 @@
+// kiln: the command-line tool. `kiln run GRAPH.kiln` runs a text graph; more subcommands
+// (repro, minify, bench, cache, pool) arrive with the parts of kiln they drive.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "kiln/error.h"
+#include "kiln/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln: a tensor-graph JIT compiler"};
+  app.set_version_flag("--version", fmt::format("kiln {}", kiln::version()));
+  app.require_subcommand(1);
+
+  kiln::cli::RunArgs run;
+  std::vector<std::string> dims;
+  CLI::App* run_cmd = app.add_subcommand("run", "run a text graph on random inputs");
+  run_cmd->add_option("graph", run.graph_path, "the graph file (.kiln)")->required();
+  run_cmd->add_option("--mode", run.mode,
+                      "compile mode: inprocess, subprocess, async, progressive, "
+                      "async+progressive (default: KILN_COMPILE_MODE, else inprocess)");
+  run_cmd->add_option("--dim", dims, "size of a dynamic dim, as s0=N (repeatable)");
+  run_cmd->add_option("--seed", run.seed, "seed of the random inputs");
+  run_cmd->add_option("--constants", run.constants_path,
+                      "safetensors file with the graph's constants (default: GRAPH with "
+                      ".safetensors in place of .kiln, when it exists)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    for (const std::string& d : dims) {
+      auto eq = d.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw kiln::Error(fmt::format("--dim {}: expected SYMBOL=SIZE, e.g. s0=128", d));
+      int64_t size = std::stoll(d.substr(eq + 1));
+      if (size < 0) throw kiln::Error(fmt::format("--dim {}: size must not be negative", d));
+      run.dims[d.substr(0, eq)] = size;
+    }
+    if (run_cmd->parsed()) return kiln::cli::run_command(run);
+  } catch (const kiln::Error& e) {
+    std::cerr << "kiln: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "kiln: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,97 @@
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "commands.h"
+#include "driver/pipeline.h"
+#include "graph/text.h"
+#include "kiln/error.h"
+#include "kiln/ops.h"
+#include "kiln/safetensors.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln::cli {
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Tensor random_input(const TensorType& type, const Shape& shape) {
+  switch (type.dtype) {
+    case DType::bool_: return rand(shape) > 0.5;
+    case DType::i32:
+    case DType::i64: return floor(rand(shape) * 100.0 - 50.0).to(type.dtype);
+    default: return randn(shape, type.dtype);
+  }
+}
+
+}  // namespace
+
+int run_command(const RunArgs& args) {
+  std::string text = read_file(args.graph_path);
+  std::string constants_path = args.constants_path;
+  if (constants_path.empty()) {
+    std::filesystem::path p(args.graph_path);
+    p.replace_extension(".safetensors");
+    if (std::filesystem::exists(p)) constants_path = p.string();
+  }
+  TensorMap constants;
+  if (!constants_path.empty()) constants = load_safetensors(constants_path);
+  Graph graph = parse_graph(text, args.graph_path, constants_path.empty() ? nullptr : &constants);
+  manual_seed(args.seed);
+  // Constants the file did not provide get random values, so any graph runs.
+  for (GraphConstant& c : graph.constants) {
+    Shape shape;
+    if (!try_const_shape(c.type.shape, &shape))
+      throw Error(fmt::format("constant %{} has a symbolic shape", c.name));
+    if (!c.value.defined()) c.value = random_input(c.type, shape);
+  }
+  std::vector<int64_t> bindings(static_cast<size_t>(graph.num_symbols), -1);
+  for (const auto& [name, size] : args.dims) {
+    int sym = -1;
+    if (name.size() > 1 && name[0] == 's') sym = std::stoi(name.substr(1));
+    if (sym < 0 || sym >= graph.num_symbols)
+      throw Error(fmt::format("--dim {}={}: the graph has no size symbol {}", name, size, name));
+    bindings[static_cast<size_t>(sym)] = size;
+  }
+  std::vector<Tensor> inputs;
+  for (const GraphInput& in : graph.inputs) {
+    Shape shape;
+    for (const Dim& d : in.type.shape) {
+      if (!d.is_const() && bindings[static_cast<size_t>(d.sym)] < 0)
+        throw Error(fmt::format("input %{} has dynamic dim s{}; pass --dim s{}=N", in.name,
+                                d.sym, d.sym));
+      shape.push_back(d.eval(bindings));
+    }
+    inputs.push_back(random_input(in.type, shape));
+  }
+  CompileOptions options;
+  if (!args.mode.empty()) options.mode = parse_compile_mode(args.mode, "--mode");
+  options.name = graph.name;
+  ResolvedOptions resolved = resolve_options(options);
+  auto executable = compile_graph(graph, resolved);
+  std::vector<Tensor> outputs = executable->run(inputs);
+  fmt::print("graph {}: {} inputs, {} constants, {} nodes; mode {}, backend {}\n", graph.name,
+             graph.inputs.size(), graph.constants.size(), graph.nodes.size(),
+             compile_mode_name(resolved.mode), executable->backend_name());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    Tensor out = outputs[i].contiguous();
+    double sum = out.numel() ? out.to(DType::f64).sum().item<double>() : 0.0;
+    uint64_t hash = XXH64(out.impl()->data_ptr(),
+                          static_cast<size_t>(out.numel() * dtype_size(out.dtype())), 0);
+    fmt::print("output {}: {}{} sum={:.6g} xxh64={:016x}\n", i, dtype_name(out.dtype()),
+               shape_string(out.sizes()), sum, hash);
+  }
+  return 0;
+}
+
+}  // namespace kiln::cli
