@@ -1,0 +1,56 @@
+// The two golden models, rebuilt with kiln's API from PyTorch's state_dict, eagerly and
+// compiled, against PyTorch's outputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "support/compare.h"
+
+namespace kiln::testing {
+namespace {
+
+Tensor mlp(const TensorMap& w, const Tensor& x) {
+  Tensor h = relu(linear(x, w.at("w.0.weight"), w.at("w.0.bias")));
+  h = relu(linear(h, w.at("w.2.weight"), w.at("w.2.bias")));
+  return linear(h, w.at("w.4.weight"), w.at("w.4.bias"));
+}
+
+// nn.TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=128, batch_first=True,
+// activation=relu), post-norm, eval mode.
+Tensor transformer_layer(const TensorMap& w, const Tensor& x) {
+  const int64_t heads = 4, d = x.size(-1), dh = d / heads, b = x.size(0), t = x.size(1);
+  Tensor qkv = linear(x, w.at("w.self_attn.in_proj_weight"), w.at("w.self_attn.in_proj_bias"));
+  auto head_view = [&](int64_t i) {
+    return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2);
+  };
+  Tensor q = head_view(0), k = head_view(1), v = head_view(2);
+  Tensor scores = matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));
+  Tensor attn = matmul(softmax(scores, -1), v).transpose(1, 2).reshape({b, t, d});
+  Tensor sa = linear(attn, w.at("w.self_attn.out_proj.weight"), w.at("w.self_attn.out_proj.bias"));
+  Tensor h = layer_norm(x + sa, {d}, w.at("w.norm1.weight"), w.at("w.norm1.bias"), 1e-5);
+  Tensor ff = linear(relu(linear(h, w.at("w.linear1.weight"), w.at("w.linear1.bias"))),
+                     w.at("w.linear2.weight"), w.at("w.linear2.bias"));
+  return layer_norm(h + ff, {d}, w.at("w.norm2.weight"), w.at("w.norm2.bias"), 1e-5);
+}
+
+template <class Model>
+void check_model(const char* file, Model model) {
+  TensorMap w = load_safetensors(data_path(file));
+  const Tensor& x = w.at("input");
+  const Tensor& expected = w.at("output");
+  EXPECT_EQ(compare_tensors(model(w, x), expected, 1e-4, 1e-4), "") << "eager " << file;
+  auto f = compile([&](Tensor in) { return model(w, in); });
+  EXPECT_EQ(compare_tensors(f(x), expected, 1e-4, 1e-4), "") << "compiled " << file;
+  EXPECT_EQ(compare_tensors(f(x), expected, 1e-4, 1e-4), "") << "compiled again " << file;
+  // The weights became constants of the graph.
+  EXPECT_NE(f.graphs().at(0).find("const %c0"), std::string::npos);
+}
+
+TEST(Models, MlpMatchesPyTorch) { check_model("model_mlp.safetensors", mlp); }
+
+TEST(Models, TransformerLayerMatchesPyTorch) {
+  check_model("model_transformer_post_relu.safetensors", transformer_layer);
+}
+
+}  // namespace
+}  // namespace kiln::testing
