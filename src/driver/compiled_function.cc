@@ -57,8 +57,6 @@ class CompiledCore {
 
   Entry* add_entry(const Flat& inputs, const TraceFn& trace) {
     bump(Stat::guard_misses);
-    for (const Tensor& t : inputs.tensors)
-      if (!t.defined()) throw Error(fmt::format("{}: an argument tensor is undefined", options_.name));
     Tracer tracer(options_.name);
     Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure};
     Flat traced_out;

@@ -42,8 +42,33 @@ std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inpu
   return bindings;
 }
 
+namespace {
+
+// `attrs` with every size symbol replaced by its bound value (reshape and expand targets).
+Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings) {
+  Attrs out = attrs;
+  for (const auto& [name, value] : attrs.items()) {
+    const auto* dims = std::get_if<std::vector<Dim>>(&value);
+    if (!dims) continue;
+    std::vector<Dim> bound;
+    for (const Dim& d : *dims) bound.push_back(Dim::constant(d.eval(bindings)));
+    out.set(name, std::move(bound));
+  }
+  return out;
+}
+
+bool has_symbolic_attr(const Attrs& attrs) {
+  for (const auto& [name, value] : attrs.items())
+    if (const auto* dims = std::get_if<std::vector<Dim>>(&value))
+      for (const Dim& d : *dims)
+        if (!d.is_const()) return true;
+  return false;
+}
+
+}  // namespace
+
 std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs) {
-  bind_inputs(g, inputs);
+  std::vector<int64_t> bindings = bind_inputs(g, inputs);
   const size_t n_values = static_cast<size_t>(g.num_values());
   // Free each intermediate after its last reader.
   std::vector<int64_t> last_use(n_values, -1);
@@ -64,7 +89,9 @@ std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs)
     const Node& node = g.nodes[n];
     args.clear();
     for (ValueId v : node.inputs) args.push_back(values[v]);
-    values[g.node_value(n)] = run_op(node.op, args, node.attrs);
+    values[g.node_value(n)] = has_symbolic_attr(node.attrs)
+                                  ? run_op(node.op, args, bind_attrs(node.attrs, bindings))
+                                  : run_op(node.op, args, node.attrs);
     for (ValueId v : node.inputs)
       if (last_use[v] == static_cast<int64_t>(n) && g.node_index(v) >= 0) values[v] = Tensor();
   }

@@ -1,0 +1,149 @@
+// compile(): tracing, guards and re-tracing, dynamic dims, lists and tuples, captured
+// constants, stats and option handling.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <tuple>
+
+#include "kiln/kiln.h"
+#include "support/compare.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+namespace {
+
+using testing::compare_tensors;
+
+TEST(Compile, TracesOnceAndHitsTheGuardAfter) {
+  auto before = stats();
+  auto f = compile([](Tensor a, Tensor b) { return ((a + b).sin()).cos(); });
+  Tensor x = randn({4, 4}), y = randn({4, 4});
+  Tensor expected = cos(sin(x + y));
+  EXPECT_EQ(compare_tensors(f(x, y), expected, 1e-6, 1e-6), "");
+  EXPECT_EQ(compare_tensors(f(x, y), expected, 1e-6, 1e-6), "");
+  auto after = stats();
+  EXPECT_EQ(after["trace.graphs"] - before["trace.graphs"], 1);
+  EXPECT_EQ(after["guard.hits"] - before["guard.hits"], 1);
+  ASSERT_EQ(f.graphs().size(), 1u);
+  EXPECT_EQ(f.graphs()[0], R"(graph compiled(%in0: f32[4, 4], %in1: f32[4, 4]) {
+  %0 = add(%in0, %in1)
+  %1 = sin(%0)
+  %2 = cos(%1)
+  return %2
+}
+)");
+}
+
+TEST(Compile, GuardMissRetraces) {
+  auto f = compile([](Tensor a) { return a * 2; });
+  f(randn({3}));
+  f(randn({3}));
+  EXPECT_EQ(f.graphs().size(), 1u);
+  f(randn({5}));  // size
+  f(randn({3}, DType::f64));  // dtype
+  f(randn({3, 1}));  // rank
+  f(randn({4, 3}).t());  // contiguity
+  EXPECT_EQ(f.graphs().size(), 5u);
+  Tensor strided = randn({4, 3}).t();
+  EXPECT_EQ(compare_tensors(f(strided), strided * 2, 0, 0), "");
+}
+
+TEST(Compile, DynamicDimsShareOneEntry) {
+  auto f = compile([](Tensor a, Tensor b) { return (a + b).reshape({-1, 2, 4}).sum({2}); });
+  Tensor x = randn({4, 8}), y = randn({4, 8});
+  mark_dynamic(x, 0);
+  mark_dynamic(y, 0);
+  f(x, y);
+  ASSERT_EQ(f.graphs().size(), 1u);
+  EXPECT_NE(f.graphs()[0].find("%in0: f32[s0, 8], %in1: f32[s0, 8]"), std::string::npos);
+  EXPECT_NE(f.graphs()[0].find("shape=[s0, 2, 4]"), std::string::npos);
+  for (int64_t rows : {1, 9, 33}) {
+    Tensor a = randn({rows, 8}), b = randn({rows, 8});
+    Tensor expected = (a + b).reshape({-1, 2, 4}).sum({2});
+    EXPECT_EQ(compare_tensors(f(a, b), expected, 1e-6, 1e-6), "") << rows;
+  }
+  EXPECT_EQ(f.graphs().size(), 1u);
+  // Dims that shared a symbol must stay equal: this call misses and re-traces (statically),
+  // where the broadcast is rejected.
+  EXPECT_THROW(f(randn({6, 8}), randn({5, 8})), ShapeError);
+}
+
+TEST(Compile, ListsAndTuplesInAndOut) {
+  auto g = compile([](std::vector<Tensor> xs, std::vector<Tensor> ys) {
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < xs.size(); ++i) out.push_back(xs[i] + ys[i]);
+    return out;
+  });
+  std::vector<Tensor> xs{randn({2}), randn({3}), randn({4})}, ys{randn({2}), randn({3}), randn({4})};
+  auto out = g(xs, ys);
+  ASSERT_EQ(out.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(compare_tensors(out[i], xs[i] + ys[i], 0, 0), "");
+  g(std::vector<Tensor>{randn({2})}, std::vector<Tensor>{randn({2})});  // another length
+  EXPECT_EQ(g.graphs().size(), 2u);
+
+  auto h = compile([](Tensor a, std::tuple<Tensor, Tensor> pair) {
+    auto [b, c] = pair;
+    return std::make_tuple(a * b, std::vector<Tensor>{b - c, c});
+  });
+  Tensor a = randn({3}), b = randn({3}), c = randn({3});
+  auto [ab, rest] = h(a, std::make_tuple(b, c));
+  EXPECT_EQ(compare_tensors(ab, a * b, 0, 0), "");
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(compare_tensors(rest[0], b - c, 0, 0), "");
+  EXPECT_EQ(compare_tensors(rest[1], c, 0, 0), "");
+  EXPECT_NE(rest[1].impl()->storage, c.impl()->storage) << "outputs never alias inputs";
+}
+
+TEST(Compile, CapturedTensorsBecomeConstants) {
+  Tensor w = randn({8, 4}), bias = randn({8});
+  auto f = compile([&](Tensor x) { return relu(linear(x, w, bias)) * ones({8}); });
+  Tensor x = randn({2, 4});
+  EXPECT_EQ(compare_tensors(f(x), relu(linear(x, w, bias)), 1e-6, 1e-6), "");
+  const std::string& text = f.graphs().at(0);
+  EXPECT_NE(text.find("const %c0: f32[8, 4]"), std::string::npos) << text;
+  EXPECT_NE(text.find("const %c1: f32[8]"), std::string::npos) << text;
+  EXPECT_NE(text.find("const %c2: f32[8]"), std::string::npos) << text;
+}
+
+TEST(Compile, TracedValuesHaveNoData) {
+  Tensor leaked;
+  auto f = compile([&](Tensor x) {
+    leaked = x + 1;
+    EXPECT_THROW(x.item<float>(), Error);
+    EXPECT_THROW(x.data<float>(), Error);
+    return leaked;
+  });
+  f(randn({1}));
+  EXPECT_THROW(leaked + 1, Error);  // used outside its trace
+}
+
+TEST(Compile, EveryDesignCounterExistsFromTheStart) {
+  auto s = stats();
+  for (const char* name :
+       {"compile.in_process", "compile.subprocess", "async.eager_runs", "async.compiled_runs",
+        "async.bg_started", "async.bg_finished", "progressive.fast_runs",
+        "progressive.optimized_runs", "cache.graph.hit", "cache.graph.miss", "cache.kernel.hit",
+        "cache.kernel.miss", "autotune.runs", "autotune.lookup_hits"})
+    EXPECT_EQ(s.count(name), 1u) << name;
+}
+
+TEST(Compile, BadEnvironmentValuesNameTheVariable) {
+  setenv("KILN_COMPILE_MODE", "turbo", 1);
+  try {
+    compile([](Tensor a) { return a; });
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KILN_COMPILE_MODE"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("async+progressive"), std::string::npos);
+  }
+  CompileOptions explicit_mode;
+  explicit_mode.mode = CompileMode::InProcess;  // options in code win over the environment
+  EXPECT_NO_THROW(compile([](Tensor a) { return a; }, explicit_mode));
+  unsetenv("KILN_COMPILE_MODE");
+  setenv("KILN_COMPILE_THREADS", "zero", 1);
+  EXPECT_THROW(compile([](Tensor a) { return a; }), Error);
+  unsetenv("KILN_COMPILE_THREADS");
+}
+
+}  // namespace
+}  // namespace kiln
