@@ -99,7 +99,7 @@ TEST(Compile, CapturedTensorsBecomeConstants) {
   auto f = compile([&](Tensor x) { return relu(linear(x, w, bias)) * ones({8}); });
   Tensor x = randn({2, 4});
   EXPECT_EQ(compare_tensors(f(x), relu(linear(x, w, bias)), 1e-6, 1e-6), "");
-  const std::string& text = f.graphs().at(0);
+  const std::string text = f.graphs().at(0);
   EXPECT_NE(text.find("const %c0: f32[8, 4]"), std::string::npos) << text;
   EXPECT_NE(text.find("const %c1: f32[8]"), std::string::npos) << text;
   EXPECT_NE(text.find("const %c2: f32[8]"), std::string::npos) << text;
