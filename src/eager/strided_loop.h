@@ -34,6 +34,7 @@ inline constexpr int64_t kParallelGrain = 32768;
 // Calls run(ptrs, strides, n) for each innermost run of elements in [begin, end).
 template <class Run>
 void for_each_run(const StridedLoop& loop, int64_t begin, int64_t end, Run&& run) {
+  if (begin >= end) return;  // also keeps empty loops away from the index arithmetic
   const int nops = loop.noperands;
   int64_t index[StridedLoop::kMaxDims] = {};
   int64_t rest = begin;

@@ -53,7 +53,11 @@ Dim shape_numel(const SymShape& shape, const char* what) {
       throw ShapeError(fmt::format("{}: shape {} multiplies two dynamic dims, which kiln "
                                    "cannot express",
                                    what, shape_string(shape)));
-    n = Dim{n.coeff * d.coeff, d.is_const() ? n.sym : d.sym};
+    int64_t product = 0;
+    if (__builtin_mul_overflow(n.coeff, d.coeff, &product))
+      throw ShapeError(fmt::format("{}: the element count of shape {} overflows", what,
+                                   shape_string(shape)));
+    n = Dim{product, d.is_const() ? n.sym : d.sym};
   }
   return n;
 }

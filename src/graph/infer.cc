@@ -84,16 +84,19 @@ TensorType infer_concat(Op op, const Attrs& attrs, const std::vector<const Tenso
     if (!stacking) {
       const Dim& x = out[dim];
       const Dim& y = t.shape[dim];
+      int64_t total = 0;
+      if (__builtin_add_overflow(x.coeff, y.coeff, &total)) fail(op, in, "sizes overflow");
       if (x.is_const() && y.is_const()) {
-        out[dim] = Dim::constant(x.coeff + y.coeff);
+        out[dim] = Dim::constant(total);
       } else if (x.sym == y.sym || x.coeff == 0 || y.coeff == 0) {
-        out[dim] = Dim{x.coeff + y.coeff, x.is_const() ? y.sym : x.sym};
+        out[dim] = Dim{total, x.is_const() ? y.sym : x.sym};
       } else {
         fail(op, in, "cannot concatenate a dynamic dim with another size");
       }
     }
   }
   if (stacking) out.insert(out.begin() + dim, Dim::constant(static_cast<int64_t>(in.size())));
+  shape_numel(out, "cat");
   return {dtype, out};
 }
 
@@ -180,7 +183,18 @@ SymShape broadcast_shapes(const std::vector<const SymShape*>& shapes, std::strin
   return out;
 }
 
+namespace {
+TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in);
+}
+
 TensorType infer_type(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
+  TensorType type = infer_unchecked(op, attrs, in);
+  shape_numel(type.shape, op_name(op).data());
+  return type;
+}
+
+namespace {
+TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
   const OpInfo& info = op_info(op);
   int n = static_cast<int>(in.size());
   bool scalar_operand = is_binary(info.rule) && attrs.has("scalar");
@@ -371,7 +385,7 @@ TensorType infer_type(Op op, const Attrs& attrs, const std::vector<const TensorT
         fail(op, in, fmt::format("range [{}, {}) is outside dim {} of size {}", start, end, dim,
                                  size.coeff));
       SymShape shape = x.shape;
-      shape[dim] = Dim::constant((end - start + step - 1) / step);
+      shape[dim] = Dim::constant((end - start) / step + ((end - start) % step != 0));
       return {x.dtype, shape};
     }
     case OpRule::Expand: {
@@ -388,5 +402,6 @@ TensorType infer_type(Op op, const Attrs& attrs, const std::vector<const TensorT
   }
   fail(op, in, "has no type rule");
 }
+}  // namespace
 
 }  // namespace kiln

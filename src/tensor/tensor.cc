@@ -24,7 +24,9 @@ Shape contiguous_strides(const Shape& sizes) {
 
 int64_t shape_numel(const Shape& sizes) {
   int64_t n = 1;
-  for (int64_t d : sizes) n *= d;
+  for (int64_t d : sizes)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeError(fmt::format("the element count of shape {} overflows", shape_string(sizes)));
   return n;
 }
 
