@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "eager/dispatch.h"
 #include "eager/pointwise.h"
@@ -122,6 +123,23 @@ void binary_kernel(Op op, const StridedLoop& loop, const Tensor& b) {
                           dtype_name(b.dtype())));
 }
 
+// c ? a : b through a bit mask: random conditions make a branch mispredict every other
+// element (6x slower here), and the mask form vectorizes.
+template <class T>
+T select_bits(bool c, T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 1, uint8_t,
+            std::conditional_t<sizeof(T) == 2, uint16_t,
+            std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
+  U mask = static_cast<U>(U(0) - static_cast<U>(c));
+  U r = static_cast<U>((ua & mask) | (ub & static_cast<U>(~mask)));
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return out;
+}
+
 Tensor scalar_tensor(Scalar s, DType dtype) {
   Tensor t = make_tensor({}, dtype);
   if (s.is_floating()) store_double(t.impl()->data_ptr(), dtype, s.to_double());
@@ -161,6 +179,14 @@ Tensor eager_where(const std::vector<Tensor>& in, const TensorType& out_type) {
   StridedLoop loop = make_strided_loop({&out, &in[0], &a, &b});
   KILN_DISPATCH_ALL(out_type.dtype, T, {
     parallel_for_each_run(loop, [](char** p, const int64_t* s, int64_t n) {
+      if (s[0] == sizeof(T) && s[1] == 1 && s[2] == sizeof(T) && s[3] == sizeof(T)) {
+        auto* out = reinterpret_cast<T*>(p[0]);
+        const auto* c = reinterpret_cast<const bool*>(p[1]);
+        const auto* a = reinterpret_cast<const T*>(p[2]);
+        const auto* b = reinterpret_cast<const T*>(p[3]);
+        for (int64_t i = 0; i < n; ++i) out[i] = select_bits(c[i], a[i], b[i]);
+        return;
+      }
       for (int64_t i = 0; i < n; ++i) {
         bool c = *reinterpret_cast<const bool*>(p[1] + i * s[1]);
         *reinterpret_cast<T*>(p[0] + i * s[0]) =

@@ -2,6 +2,7 @@
 // statistics in f64, the result rounded once to the input's dtype.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "eager/dispatch.h"
 #include "eager/rows.h"
@@ -23,16 +24,27 @@ Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs) {
       T* out = reinterpret_cast<T*>(result.impl()->data_ptr());
       int64_t n = rows.length;
       parallel_range(rows.count, n, [&](int64_t begin, int64_t end) {
+        using C = compute_t<T>;
+        std::vector<C> shifted(static_cast<size_t>(n));
         for (int64_t m = begin; m < end; ++m) {
           const T* row = in + m * n;
-          double mx = -std::numeric_limits<double>::infinity();
-          for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(to_compute(row[i])));
+          C mx = -std::numeric_limits<C>::infinity();
+          for (int64_t i = 0; i < n; ++i) mx = std::max(mx, to_compute(row[i]));
+          // exp in the compute type, its sum in f64; softmax keeps exp(x - max) in
+          // `shifted`, log_softmax keeps x - max.
           double s = 0;
-          for (int64_t i = 0; i < n; ++i) s += std::exp(double(to_compute(row[i])) - mx);
-          double log_s = std::log(s);
           for (int64_t i = 0; i < n; ++i) {
-            double shifted = double(to_compute(row[i])) - mx;
-            out[m * n + i] = to_storage<T>(log_form ? shifted - log_s : std::exp(shifted) / s);
+            C d = to_compute(row[i]) - mx;
+            C e = std::exp(d);
+            shifted[i] = log_form ? d : e;
+            s += double(e);
+          }
+          if (log_form) {
+            C log_s = static_cast<C>(std::log(s));
+            for (int64_t i = 0; i < n; ++i) out[m * n + i] = to_storage<T>(shifted[i] - log_s);
+          } else {
+            C scale = static_cast<C>(1.0 / s);
+            for (int64_t i = 0; i < n; ++i) out[m * n + i] = to_storage<T>(shifted[i] * scale);
           }
         }
       });
