@@ -94,6 +94,7 @@ std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options);
 Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace);
 // The text of every traced graph of `core`, in the order they were traced.
 std::vector<std::string> compiled_graphs(const CompiledCore& core);
+void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path);
 
 }  // namespace detail
 
@@ -122,6 +123,11 @@ class CompiledFunction {
 
   // The canonical text of each graph traced so far (one per guard entry).
   std::vector<std::string> graphs() const { return detail::compiled_graphs(*core_); }
+  // Writes graph `index` as text to `path` (GRAPH.kiln) and its constants beside it
+  // (GRAPH.safetensors): `kiln run GRAPH.kiln` runs it.
+  void save_graph(const std::string& path, size_t index = 0) const {
+    detail::save_compiled_graph(*core_, index, path);
+  }
 
  private:
   F fn_;

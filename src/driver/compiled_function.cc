@@ -2,6 +2,8 @@
 // compiles a new entry on a miss, and runs the entry's executable.
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 
 #include "driver/pipeline.h"
@@ -9,6 +11,7 @@
 #include "graph/text.h"
 #include "kiln/compile.h"
 #include "kiln/error.h"
+#include "kiln/safetensors.h"
 #include "support/log.h"
 #include "support/stats.h"
 #include "trace/guards.h"
@@ -20,6 +23,7 @@ struct Entry {
   Guards guards;
   std::vector<int64_t> output_structure;
   std::string graph_text;
+  TensorMap constants;
   std::unique_ptr<Executable> executable;
 };
 
@@ -34,6 +38,24 @@ class CompiledCore {
     out.structure = entry->output_structure;
     out.tensors = entry->executable->run(inputs.tensors);
     return out;
+  }
+
+  void save(size_t index, const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (index >= entries_.size())
+      throw Error(fmt::format("{}: save_graph({}): only {} graphs were traced", options_.name,
+                              index, entries_.size()));
+    const Entry& e = *entries_[index];
+    std::filesystem::path p(path);
+    std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary);
+      out << e.graph_text;
+      if (!out) throw Error(fmt::format("{}: cannot write", tmp));
+    }
+    std::filesystem::rename(tmp, p);
+    p.replace_extension(".safetensors");
+    if (!e.constants.empty()) save_safetensors(p.string(), e.constants);
   }
 
   std::vector<std::string> graphs() const {
@@ -70,6 +92,7 @@ class CompiledCore {
     entry->guards = make_guards(graph, inputs);
     entry->output_structure = traced_out.structure;
     entry->graph_text = print_graph(graph);
+    for (const GraphConstant& c : graph.constants) entry->constants[c.name] = c.value;
     if (log_enabled("guards"))
       log_line("guards", fmt::format("{}: new entry for {}", options_.name,
                                      entry->guards.describe()));
@@ -93,5 +116,9 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 }
 
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
+
+void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path) {
+  core.save(index, path);
+}
 
 }  // namespace kiln::detail

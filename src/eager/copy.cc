@@ -1,6 +1,7 @@
 // Strided copies with dtype conversion: cast(), contiguous(), and the copies views need.
 #include <fmt/format.h>
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -34,7 +35,12 @@ __attribute__((target("avx,f16c"))) void f16_to_f32_f16c(float* out, const Half*
   for (; i < n; ++i) out[i] = to_float(in[i]);
 }
 
-const bool kHasF16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  return __builtin_cpu_supports("avx") && (ecx & bit_F16C) != 0;
+}
+const bool kHasF16c = cpu_has_f16c();
 
 // Converts a contiguous run; true when a vector path handled it.
 template <class To, class From>

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Builds kiln (Release) and runs its demo: a transformer layer compiled in
+# async+progressive mode, then the graph it saved, run again by the kiln CLI.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build --target transformer_demo kiln_cli
+./build/examples/transformer_demo build/demo_out
+./build/tools/kiln run build/demo_out/transformer_layer.kiln
