@@ -1,3 +1,6 @@
+// The compile pipeline, in order. Every stage is one line here, timed and logged
+// (KILN_LOGS=pipeline), and the graph is verified after each pass (KILN_LOGS=passes prints
+// it).
 #include "driver/pipeline.h"
 
 #include <fmt/format.h>
@@ -6,6 +9,7 @@
 
 #include "graph/text.h"
 #include "graph/verify.h"
+#include "passes/passes.h"
 #include "support/log.h"
 
 namespace kiln {
@@ -33,13 +37,33 @@ auto timed(const char* stage, const Graph& graph, Stage&& run) {
   }
 }
 
+using Pass = PassResult (*)(const Graph&);
+
+Graph run_pass(const char* name, Pass pass, const Graph& graph) {
+  PassResult result = timed(name, graph, [&] { return pass(graph); });
+  if (!result.changed) return result.graph;
+  verify_graph(result.graph);
+  if (log_enabled("passes")) log_line("passes", fmt::format("after {}:\n{}", name, print_graph(result.graph)));
+  return std::move(result.graph);
+}
+
 }  // namespace
+
+Graph optimize_graph(const Graph& input) {
+  Graph g = run_pass("decompose_ops", decompose_ops, input);
+  g = run_pass("simplify_views", simplify_views, g);
+  g = run_pass("fold_constants", fold_constants, g);
+  g = run_pass("eliminate_common_subexpressions", eliminate_common_subexpressions, g);
+  g = run_pass("eliminate_dead_nodes", eliminate_dead_nodes, g);
+  return g;
+}
 
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
   (void)options;  // every mode runs the interpreter backend until the CPU compiler lands
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
   timed("verify", graph, [&] { verify_graph(graph); });
-  return timed("backend", graph, [&] { return make_interpreter_executable(graph); });
+  Graph optimized = optimize_graph(graph);
+  return timed("backend", optimized, [&] { return make_interpreter_executable(std::move(optimized)); });
 }
 
 }  // namespace kiln

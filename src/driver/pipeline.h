@@ -9,8 +9,11 @@
 
 namespace kiln {
 
+// The graph passes, in order: decompose → simplify views → fold constants → CSE → DCE.
+Graph optimize_graph(const Graph& graph);
+
 // Verifies `graph` and builds its executable under `options`. Stages so far: verify →
-// backend (the interpreter). Graph passes, lowering, codegen and the toolchains slot in
+// optimize_graph → backend (the interpreter). Lowering, codegen and the toolchains slot in
 // between as they land.
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options);
 
