@@ -1,0 +1,95 @@
+#include "compile/toolchain.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include "kiln/error.h"
+#include "support/process.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr double kCompileTimeoutSeconds = 120;
+
+bool runs(const std::string& binary) {
+  return !first_output_line({binary, binary == "tcc" ? "-v" : "--version"}).empty();
+}
+
+// The -march=native CPU name gcc resolves to (e.g. znver3), so cache keys differ per ISA.
+std::string native_target(const std::string& binary) {
+  static std::mutex mutex;
+  static std::string cached;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!cached.empty()) return cached;
+  ProcessResult r = run_process({binary, "-march=native", "-Q", "--help=target"}, 30);
+  std::string arch = "native";
+  auto at = r.output.find("-march=");
+  if (at != std::string::npos) {
+    auto line_end = r.output.find('\n', at);
+    std::string line = r.output.substr(at + 7, line_end - at - 7);
+    line.erase(0, line.find_first_not_of(" \t"));
+    if (!line.empty()) arch = line;
+  }
+  cached = "x86_64 " + arch;
+  return cached;
+}
+
+Toolchain make_gcc_like(const std::string& binary, const std::vector<std::string>& flags) {
+  Toolchain t{binary, binary, flags, first_output_line({binary, "--version"}), "", };
+  t.target = native_target("gcc");
+  return t;
+}
+
+}  // namespace
+
+std::string Toolchain::identity() const {
+  return fmt::format("{}|{}|{}|{}|{}", name, binary, version, fmt::join(flags, " "), target);
+}
+
+Toolchain toolchain_for(Tier tier, const std::string& compiler) {
+  if (tier == Tier::fast && runs("tcc")) {
+    Toolchain t{"tcc", "tcc", {"-shared", "-fPIC"}, first_output_line({"tcc", "-v"}), "x86_64"};
+    return t;
+  }
+  if (tier == Tier::fast) return make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"});
+  if (compiler != "gcc" && compiler != "clang")
+    throw CompileError(fmt::format("unknown compiler '{}' (accepted: gcc, clang)", compiler));
+  if (!runs(compiler)) throw CompileError(fmt::format("{} is not installed", compiler));
+  return make_gcc_like(compiler, {"-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC",
+                                  "-shared"});
+}
+
+std::string compile_shared_object(const Toolchain& toolchain, const std::string& name,
+                                   const std::string& source, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::string c_path = fmt::format("{}/{}.c", dir, name);
+  std::string so_path = fmt::format("{}/{}.so", dir, name);
+  {
+    std::ofstream out(c_path, std::ios::binary);
+    out << source;
+    if (!out) throw CompileError(fmt::format("kernel {}: cannot write {}", name, c_path));
+  }
+  auto compile = [&](const Toolchain& t) {
+    std::vector<std::string> argv{t.binary};
+    argv.insert(argv.end(), t.flags.begin(), t.flags.end());
+    argv.insert(argv.end(), {"-o", so_path, c_path, "-lm"});
+    return run_process(argv, kCompileTimeoutSeconds);
+  };
+  ProcessResult r = compile(toolchain);
+  if (!r.ok() && toolchain.name == "tcc") {
+    ProcessResult retry = compile(make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"}));
+    if (retry.ok()) return so_path;
+    r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
+  }
+  if (!r.ok())
+    throw CompileError(fmt::format("kernel {} failed to compile with {} ({}); source {}:\n{}",
+                                   name, toolchain.name, r.describe(), c_path, r.output));
+  return so_path;
+}
+
+}  // namespace kiln

@@ -1,0 +1,26 @@
+// Running a child process (a compiler) with its output captured and a time limit. The child
+// gets only its own pipes (no inherited descriptors) and is killed at the deadline.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct ProcessResult {
+  int exit_code = -1;   // when it exited
+  int signal = 0;       // when a signal ended it
+  bool timed_out = false;
+  int pid = 0;
+  std::string output;   // stdout and stderr, interleaved
+  bool ok() const { return exit_code == 0 && signal == 0 && !timed_out; }
+  std::string describe() const;  // "exit status 1", "killed by signal 11 (SIGSEGV)", ...
+};
+
+// Runs argv[0] (searched in PATH) with `argv`; throws Error only if it cannot start.
+ProcessResult run_process(const std::vector<std::string>& argv, double timeout_seconds);
+
+// The first line `argv` prints (e.g. a compiler's --version), or "" if it does not run.
+std::string first_output_line(const std::vector<std::string>& argv);
+
+}  // namespace kiln
