@@ -59,10 +59,13 @@ Graph optimize_graph(const Graph& input) {
 }
 
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
-  (void)options;  // every mode runs the interpreter backend until the CPU compiler lands
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
   timed("verify", graph, [&] { verify_graph(graph); });
   Graph optimized = optimize_graph(graph);
+  // InProcess runs the native pipeline (lower → codegen → toolchain) here; the worker-based
+  // modes use the interpreter until the worker pool and stages exist.
+  if (options.mode == CompileMode::InProcess)
+    return timed("lower+codegen+compile", optimized, [&] { return make_native_executable(optimized, Tier::optimized); });
   return timed("backend", optimized, [&] { return make_interpreter_executable(std::move(optimized)); });
 }
 

@@ -42,9 +42,6 @@ std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inpu
   return bindings;
 }
 
-namespace {
-
-// `attrs` with every size symbol replaced by its bound value (reshape and expand targets).
 Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings) {
   Attrs out = attrs;
   for (const auto& [name, value] : attrs.items()) {
@@ -64,8 +61,6 @@ bool has_symbolic_attr(const Attrs& attrs) {
         if (!d.is_const()) return true;
   return false;
 }
-
-}  // namespace
 
 std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs) {
   std::vector<int64_t> bindings = bind_inputs(g, inputs);

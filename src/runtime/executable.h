@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "compile/toolchain.h"
 #include "graph/graph.h"
 
 namespace kiln {
@@ -17,10 +18,17 @@ class Executable {
   // Runs on inputs that passed the entry's guards; outputs never alias inputs.
   virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
   virtual std::string_view backend_name() const = 0;
+  // The steps each run performs, in order: kernel names, or "ext:<op>" for library and
+  // eager steps. Empty for backends without kernels.
+  virtual std::vector<std::string> kernel_names() const { return {}; }
 };
 
 // Runs the graph on the eager interpreter: the backend every graph has until a native one
 // is built for it, and the reference the native ones are checked against.
 std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
+
+// Lowers the graph to loop kernels, compiles them with the tier's toolchain and runs them
+// (src/runtime/native_backend.cc).
+std::unique_ptr<Executable> make_native_executable(const Graph& graph, Tier tier);
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 
 #include "e2e/golden_ops.h"
 #include "graph/text.h"
+#include "trace/tracer.h"
 #include "support/compare.h"
 
 namespace kiln::testing {
@@ -56,11 +57,14 @@ TEST(Golden, CompiledGraph) {
 
 TEST(Golden, PrinterParserRoundTripOnEveryGraph) {
   for (const GoldenCase& c : cases()) {
-    CompileOptions options;
-    options.name = fmt::format("golden_{}", c.id);
-    auto f = compile([&c](std::vector<Tensor> in) { return apply_golden_op(c, in); }, options);
-    f(c.inputs);
-    std::string text = f.graphs().at(0);
+    Tracer tracer(fmt::format("golden_{}", c.id));
+    std::vector<Tensor> traced = tracer.add_inputs(c.inputs);
+    std::vector<Tensor> out;
+    {
+      RecorderScope scope(&tracer);
+      out = apply_golden_op(c, traced);
+    }
+    std::string text = print_graph(tracer.finish(out));
     Graph parsed = parse_graph(text, "golden");
     EXPECT_EQ(print_graph(parsed), text) << "case " << c.id;
   }

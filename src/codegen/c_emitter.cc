@@ -1,0 +1,332 @@
+#include "codegen/c_emitter.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+
+#include "graph/infer.h"
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+
+// Helpers every kernel may use; static inline, so unused ones cost nothing.
+constexpr const char* kPreamble = R"(#include <stdint.h>
+#include <string.h>
+#if defined(__GNUC__) && !defined(__TINYC__) && !defined(__clang__)
+#define KILN_SIMD __attribute__((simd("notinbranch")))
+#else
+#define KILN_SIMD
+#endif
+KILN_SIMD float expf(float); KILN_SIMD double exp(double);
+KILN_SIMD float logf(float); KILN_SIMD double log(double);
+KILN_SIMD float log1pf(float); KILN_SIMD double log1p(double);
+KILN_SIMD float sinf(float); KILN_SIMD double sin(double);
+KILN_SIMD float cosf(float); KILN_SIMD double cos(double);
+KILN_SIMD float tanf(float); KILN_SIMD double tan(double);
+KILN_SIMD float tanhf(float); KILN_SIMD double tanh(double);
+KILN_SIMD float erff(float); KILN_SIMD double erf(double);
+KILN_SIMD float powf(float, float); KILN_SIMD double pow(double, double);
+KILN_SIMD float atan2f(float, float); KILN_SIMD double atan2(double, double);
+float sqrtf(float); double sqrt(double);
+float floorf(float); double floor(double);
+float ceilf(float); double ceil(double);
+float nearbyintf(float); double nearbyint(double);
+float fmodf(float, float); double fmod(double, double);
+static inline float kiln_bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t kiln_f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float kiln_bf2f(uint16_t h) { return kiln_bits_f((uint32_t)h << 16); }
+static inline uint16_t kiln_f2bf(float f) {
+  uint32_t u = kiln_f_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float kiln_h2f(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1f) return kiln_bits_f(sign | 0x7f800000u | (m << 13));
+  if (e == 0) { float v = (float)m * 5.9604644775390625e-8f; return sign ? -v : v; }
+  return kiln_bits_f(sign | ((e + 112) << 23) | (m << 13));
+}
+static inline uint16_t kiln_f2h(float f) {
+  uint32_t u = kiln_f_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
+  if (a < 0x38800000u) {
+    float v = kiln_bits_f(a) * 16777216.0f; uint32_t q = (uint32_t)v; float r = v - (float)q;
+    if (r > 0.5f || (r == 0.5f && (q & 1u))) ++q;
+    return (uint16_t)(sign | q);
+  }
+  a += 0xfffu + ((a >> 13) & 1u);
+  return (uint16_t)(sign | ((a - 0x38000000u) >> 13));
+}
+static inline int32_t kiln_f2i32(double v) { return (v >= -2147483648.0 && v < 2147483648.0) ? (int32_t)v : INT32_MIN; }
+static inline int64_t kiln_f2i64(double v) { return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN; }
+static inline float kiln_remf(float a, float b) { float m = fmodf(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
+static inline double kiln_rem(double a, double b) { double m = fmod(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
+static inline float kiln_inff(void) { return kiln_bits_f(0x7f800000u); }
+static inline float kiln_nanf(void) { return kiln_bits_f(0x7fc00000u); }
+)";
+
+struct TypeNames {
+  const char* storage;
+  const char* compute;
+};
+
+TypeNames type_names(DType d) {
+  switch (d) {
+    case DType::f32: return {"float", "float"};
+    case DType::f64: return {"double", "double"};
+    case DType::f16: return {"uint16_t", "float"};
+    case DType::bf16: return {"uint16_t", "float"};
+    case DType::i32: return {"int32_t", "int32_t"};
+    case DType::i64: return {"int64_t", "int64_t"};
+    case DType::bool_: return {"uint8_t", "int"};
+  }
+  return {"?", "?"};
+}
+
+bool is_double(DType d) { return d == DType::f64; }
+
+// Converts a compute-typed value from one dtype's compute type to another's.
+std::string convert(const std::string& v, DType from, DType to) {
+  if (from == to) return v;
+  if (to == DType::bool_) return fmt::format("({} != 0)", v);
+  if (is_integral(to) && is_floating(from))
+    return fmt::format("kiln_f2i{}((double){})", to == DType::i32 ? 32 : 64, v);
+  if (type_names(from).compute == std::string(type_names(to).compute)) return v;
+  return fmt::format("(({}){})", type_names(to).compute, v);
+}
+
+std::string literal(double value, bool integer, DType dtype) {
+  if (integer && !is_floating(dtype)) return fmt::format("INT64_C({})", static_cast<int64_t>(value));
+  if (std::isnan(value)) return is_double(dtype) ? "((double)kiln_nanf())" : "kiln_nanf()";
+  if (std::isinf(value)) {
+    std::string inf = is_double(dtype) ? "((double)kiln_inff())" : "kiln_inff()";
+    return value > 0 ? inf : "(-" + inf + ")";
+  }
+  auto decimal = [](std::string s) {
+    if (s.find_first_of(".en") == std::string::npos) s += ".0";
+    return s;
+  };
+  if (is_double(dtype)) return decimal(fmt::format("{:.17g}", value));
+  if (is_floating(dtype)) return decimal(fmt::format("{:.9g}", value)) + "f";
+  return fmt::format("({})({:.17g})", type_names(dtype).compute, value);
+}
+
+class KernelWriter {
+ public:
+  explicit KernelWriter(const LoopKernel& k) : k_(k) {}
+
+  // Renders `e` into temporaries; returns the name holding its compute value.
+  std::string value(const ExprPtr& e) {
+    auto it = names_.find(e.get());
+    if (it != names_.end()) return it->second;
+    std::string rhs = rhs_of(*e);
+    std::string name = fmt::format("t{}", names_.size());
+    body_ += fmt::format("      const {} {} = {};\n", type_names(e->dtype).compute, name, rhs);
+    names_.emplace(e.get(), name);
+    return name;
+  }
+
+  std::string index(const IndexPtr& i) const { return k_.flat ? "i0" : render_index(i); }
+  const std::string& body() const { return body_; }
+
+ private:
+  std::string rhs_of(const Expr& e) {
+    switch (e.kind) {
+      case Expr::Kind::Load: {
+        std::string raw = fmt::format("p{}[{}]", e.param, index(e.index));
+        if (e.dtype == DType::f16) return fmt::format("kiln_h2f({})", raw);
+        if (e.dtype == DType::bf16) return fmt::format("kiln_bf2f({})", raw);
+        if (e.dtype == DType::bool_) return fmt::format("(int){}", raw);
+        return raw;
+      }
+      case Expr::Kind::Number: return literal(e.number, e.integer, e.dtype);
+      case Expr::Kind::Apply: return apply(e);
+    }
+    return "?";
+  }
+
+  std::string apply(const Expr& e) {
+    std::vector<DType> in_dtypes;
+    for (const ExprPtr& a : e.args) in_dtypes.push_back(a->dtype);
+    OpRule rule = op_info(e.op).rule;
+    DType out = e.dtype;
+    if (rule == OpRule::Cast) return convert(value(e.args[0]), e.args[0]->dtype, out);
+    if (rule == OpRule::Where) {
+      return fmt::format("({} ? {} : {})", value(e.args[0]), convert(value(e.args[1]), in_dtypes[1], out),
+                         convert(value(e.args[2]), in_dtypes[2], out));
+    }
+    if (rule == OpRule::Clamp) {
+      std::string v = convert(value(e.args[0]), in_dtypes[0], out);
+      std::string x = fmt::format("c{}", names_.size());
+      body_ += fmt::format("      {} {} = {};\n", type_names(out).compute, x, v);
+      auto bound = [&](const char* name, const char* cmp) {
+        if (auto s = e.attrs.find_scalar(name))
+          body_ += fmt::format("      if ({} {} {}) {} = {};\n", x, cmp,
+                               literal(s->to_double(), !s->is_floating(), out), x,
+                               literal(s->to_double(), !s->is_floating(), out));
+      };
+      bound("min", "<");  // a NaN fails both tests and stays NaN
+      bound("max", ">");
+      return x;
+    }
+    if (rule == OpRule::UnarySame || rule == OpRule::UnaryFloat || rule == OpRule::UnaryPredicate) {
+      DType compute = rule == OpRule::UnaryPredicate ? in_dtypes[0] : out;
+      return unary(e.op, convert(value(e.args[0]), in_dtypes[0], compute), compute);
+    }
+    // Binary: operands in the compute dtype, a scalar attribute on its side.
+    DType compute = binary_compute_dtype(e.op, e.attrs, in_dtypes);
+    std::string a = convert(value(e.args[0]), in_dtypes[0], compute), b;
+    if (auto s = e.attrs.find_scalar("scalar")) {
+      b = literal(s->to_double(), !s->is_floating(), compute);
+      if (s->kind() == Scalar::Kind::integer && !is_floating(compute))
+        b = fmt::format("(({}){})", type_names(compute).compute, s->to_int());
+      if (e.attrs.get_bool("scalar_first", false)) std::swap(a, b);
+    } else {
+      b = convert(value(e.args[1]), in_dtypes[1], compute);
+    }
+    return binary(e.op, a, b, compute);
+  }
+
+  static std::string fn(const char* name, DType d) {
+    return is_double(d) ? std::string(name) : std::string(name) + "f";
+  }
+
+  static std::string unary(Op op, const std::string& x, DType d) {
+    bool fp = is_floating(d);
+    const char* c = type_names(d).compute;
+    switch (op) {
+      case Op::neg:
+        return fp ? fmt::format("(-{})", x) : fmt::format("(({})(0u - (uint64_t){}))", c, x);
+      case Op::abs:
+        return fp ? fmt::format("({0} < 0 ? -{0} : {0})", x)
+                  : fmt::format("({0} < 0 ? ({1})(0u - (uint64_t){0}) : {0})", x, c);
+      case Op::relu: return fmt::format("({0} < 0 ? ({1})0 : {0})", x, c);
+      case Op::sign: return fmt::format("(({})((0 < {}) - ({} < 0)))", c, x, x);
+      case Op::floor: return fp ? fmt::format("{}({})", fn("floor", d), x) : x;
+      case Op::ceil: return fp ? fmt::format("{}({})", fn("ceil", d), x) : x;
+      case Op::round: return fp ? fmt::format("{}({})", fn("nearbyint", d), x) : x;
+      case Op::exp: return fmt::format("{}({})", fn("exp", d), x);
+      case Op::log: return fmt::format("{}({})", fn("log", d), x);
+      case Op::log1p: return fmt::format("{}({})", fn("log1p", d), x);
+      case Op::sqrt: return fmt::format("{}({})", fn("sqrt", d), x);
+      case Op::rsqrt: return fmt::format("(({})1 / {}({}))", c, fn("sqrt", d), x);
+      case Op::sin: return fmt::format("{}({})", fn("sin", d), x);
+      case Op::cos: return fmt::format("{}({})", fn("cos", d), x);
+      case Op::tan: return fmt::format("{}({})", fn("tan", d), x);
+      case Op::tanh: return fmt::format("{}({})", fn("tanh", d), x);
+      case Op::erf: return fmt::format("{}({})", fn("erf", d), x);
+      case Op::reciprocal: return fmt::format("(({})1 / {})", c, x);
+      case Op::sigmoid: return fmt::format("(({0})1 / (({0})1 + {1}(-{2})))", c, fn("exp", d), x);
+      case Op::isnan: return fp ? fmt::format("({0} != {0})", x) : "0";
+      case Op::logical_not: return fmt::format("({} == 0)", x);
+      default: break;
+    }
+    throw CompileError(fmt::format("cpp codegen: no rendering of unary op {}", op_name(op)));
+  }
+
+  static std::string binary(Op op, const std::string& a, const std::string& b, DType d) {
+    bool fp = is_floating(d);
+    const char* c = type_names(d).compute;
+    auto wrap = [&](char sym) {
+      if (fp || d == DType::bool_) return fmt::format("({} {} {})", a, sym, b);
+      return fmt::format("(({})((uint64_t){} {} (uint64_t){}))", c, a, sym, b);
+    };
+    switch (op) {
+      case Op::add: return wrap('+');
+      case Op::sub: return wrap('-');
+      case Op::mul: return wrap('*');
+      case Op::div: return fmt::format("({} / {})", a, b);
+      case Op::maximum:
+        return fmt::format("({0} != {0} ? {0} : ({1} != {1} ? {1} : ({0} > {1} ? {0} : {1})))", a, b);
+      case Op::minimum:
+        return fmt::format("({0} != {0} ? {0} : ({1} != {1} ? {1} : ({0} < {1} ? {0} : {1})))", a, b);
+      case Op::pow: return fmt::format("{}({}, {})", fn("pow", d), a, b);
+      case Op::atan2: return fmt::format("{}({}, {})", fn("atan2", d), a, b);
+      case Op::fmod: return fmt::format("{}({}, {})", fn("fmod", d), a, b);
+      case Op::remainder: return fmt::format("{}({}, {})", is_double(d) ? "kiln_rem" : "kiln_remf", a, b);
+      case Op::eq: return fmt::format("({} == {})", a, b);
+      case Op::ne: return fmt::format("({} != {})", a, b);
+      case Op::lt: return fmt::format("({} < {})", a, b);
+      case Op::le: return fmt::format("({} <= {})", a, b);
+      case Op::gt: return fmt::format("({} > {})", a, b);
+      case Op::ge: return fmt::format("({} >= {})", a, b);
+      case Op::logical_and: return fmt::format("(({} != 0) && ({} != 0))", a, b);
+      case Op::logical_or: return fmt::format("(({} != 0) || ({} != 0))", a, b);
+      case Op::logical_xor: return fmt::format("(({} != 0) != ({} != 0))", a, b);
+      default: break;
+    }
+    throw CompileError(fmt::format("cpp codegen: no rendering of binary op {}", op_name(op)));
+  }
+
+  const LoopKernel& k_;
+  std::map<const Expr*, std::string> names_;
+  std::string body_;
+};
+
+std::string store(const std::string& v, DType d) {
+  if (d == DType::f16) return fmt::format("kiln_f2h({})", v);
+  if (d == DType::bf16) return fmt::format("kiln_f2bf({})", v);
+  if (d == DType::bool_) return fmt::format("(uint8_t)({} != 0)", v);
+  return v;
+}
+
+}  // namespace
+
+const Dialect& cpp_dialect() {
+  static const Dialect d{"cpp", "void", "#pragma omp parallel for if({n} >= 32768)",
+                         "#pragma omp simd", "#pragma omp parallel for simd if({n} >= 32768)"};
+  return d;
+}
+
+std::string emit_translation_unit(const std::vector<LoopKernel>& kernels, int num_symbols,
+                                  const Dialect& dialect) {
+  std::string src = fmt::format("/* kiln {} kernels:", dialect.name);
+  for (const LoopKernel& k : kernels) src += " " + k.name;
+  src += fmt::format(" */\n{}", kPreamble);
+  for (const LoopKernel& k : kernels) src += "\n" + emit_kernel(k, num_symbols, dialect);
+  return src;
+}
+
+std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  KernelWriter w(k);
+  std::string result = w.value(k.body);
+  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
+  for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
+  if (num_symbols == 0) src += "  (void)sizes;\n";
+  for (size_t p = 0; p < k.params.size(); ++p)
+    src += fmt::format("  {}{}* restrict p{} = ({}*)buffers[{}];\n", p ? "const " : "",
+                       type_names(k.param_dtypes[p]).storage, p, type_names(k.param_dtypes[p]).storage, p);
+  std::string store_line = fmt::format("      p0[{}] = {};\n", w.index(k.store_index), store(result, k.param_dtypes[0]));
+  std::vector<std::string> extents;
+  for (const Dim& d : k.shape) extents.push_back(render_index(index_dim(d)));
+  if (k.flat || k.shape.empty()) {
+    std::string n = extents.empty() ? "1" : fmt::format("{}", fmt::join(extents, " * "));
+    src += fmt::format("  const int64_t n = {};\n", n);
+    src += fmt::format("  {}\n", fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "n")));
+    src += "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + w.body() + store_line + "  }\n}\n";
+    return src;
+  }
+  std::string total = fmt::format("{}", fmt::join(extents, " * "));
+  std::string indent = "  ";
+  for (size_t d = 0; d < k.shape.size(); ++d) {
+    const char* pragma = d == 0 && d + 1 == k.shape.size() ? dialect.parallel_simd_loop
+                         : d == 0                          ? dialect.parallel_loop
+                         : d + 1 == k.shape.size()         ? dialect.simd_loop
+                                                           : nullptr;
+    if (pragma) src += indent + fmt::format(fmt::runtime(pragma), fmt::arg("n", total)) + "\n";
+    src += indent + fmt::format("for (int64_t i{0} = 0; i{0} < {1}; ++i{0}) {{\n", d, extents[d]);
+    indent += "  ";
+  }
+  src += w.body() + store_line;
+  for (size_t d = k.shape.size(); d-- > 0;) {
+    indent.resize(indent.size() - 2);
+    src += indent + "}\n";
+  }
+  return src + "}\n";
+}
+
+}  // namespace kiln
