@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -119,21 +120,45 @@ class KernelWriter {
  public:
   explicit KernelWriter(const LoopKernel& k) : k_(k) {}
 
-  // Renders `e` into temporaries; returns the name holding its compute value.
+  // Starts a nested scope whose statements go to `out` at `indent`.
+  void push(std::string* out, std::string indent) {
+    scopes_.push_back({out, std::move(indent), {}});
+  }
+  void pop() { scopes_.pop_back(); }
+  void line(const std::string& text) { *scopes_.back().out += scopes_.back().indent + text + "\n"; }
+
+  // Renders `e` into temporaries of the current scope; returns the name holding its value.
   std::string value(const ExprPtr& e) {
-    auto it = names_.find(e.get());
-    if (it != names_.end()) return it->second;
+    if (e->kind == Expr::Kind::Accumulator) {
+      const ReducePhase& phase = k_.phases[static_cast<size_t>(e->accumulator)];
+      return fmt::format("(({})a{})", type_names(phase.dtype).compute, e->accumulator);
+    }
+    for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
+      auto found = it->names.find(e.get());
+      if (found != it->names.end()) return found->second;
+    }
     std::string rhs = rhs_of(*e);
-    std::string name = fmt::format("t{}", names_.size());
-    body_ += fmt::format("      const {} {} = {};\n", type_names(e->dtype).compute, name, rhs);
-    names_.emplace(e.get(), name);
+    std::string name = fmt::format("t{}", counter_++);
+    line(fmt::format("const {} {} = {};", type_names(e->dtype).compute, name, rhs));
+    scopes_.back().names.emplace(e.get(), name);
     return name;
   }
 
-  std::string index(const IndexPtr& i) const { return k_.flat ? "i0" : render_index(i); }
-  const std::string& body() const { return body_; }
+  std::string index(const IndexPtr& i) const {
+    std::string text = render_index(i);
+    if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : text;
+    if (k_.flat && text == k_.full_index_text) return "(i0 * R + i1)";
+    if (k_.flat && text == k_.row_index_text) return "i0";
+    return text;
+  }
 
  private:
+  struct Scope {
+    std::string* out;
+    std::string indent;
+    std::map<const Expr*, std::string> names;
+  };
+
   std::string rhs_of(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::Load: {
@@ -145,6 +170,7 @@ class KernelWriter {
       }
       case Expr::Kind::Number: return literal(e.number, e.integer, e.dtype);
       case Expr::Kind::Apply: return apply(e);
+      case Expr::Kind::Accumulator: break;
     }
     return "?";
   }
@@ -161,13 +187,13 @@ class KernelWriter {
     }
     if (rule == OpRule::Clamp) {
       std::string v = convert(value(e.args[0]), in_dtypes[0], out);
-      std::string x = fmt::format("c{}", names_.size());
-      body_ += fmt::format("      {} {} = {};\n", type_names(out).compute, x, v);
+      std::string x = fmt::format("c{}", counter_++);
+      line(fmt::format("{} {} = {};", type_names(out).compute, x, v));
       auto bound = [&](const char* name, const char* cmp) {
         if (auto s = e.attrs.find_scalar(name))
-          body_ += fmt::format("      if ({} {} {}) {} = {};\n", x, cmp,
-                               literal(s->to_double(), !s->is_floating(), out), x,
-                               literal(s->to_double(), !s->is_floating(), out));
+          line(fmt::format("if ({} {} {}) {} = {};", x, cmp,
+                           literal(s->to_double(), !s->is_floating(), out), x,
+                           literal(s->to_double(), !s->is_floating(), out)));
       };
       bound("min", "<");  // a NaN fails both tests and stays NaN
       bound("max", ">");
@@ -263,8 +289,8 @@ class KernelWriter {
   }
 
   const LoopKernel& k_;
-  std::map<const Expr*, std::string> names_;
-  std::string body_;
+  std::vector<Scope> scopes_;
+  int counter_ = 0;
 };
 
 std::string store(const std::string& v, DType d) {
@@ -282,6 +308,137 @@ const Dialect& cpp_dialect() {
   return d;
 }
 
+
+namespace {
+
+// The accumulator of a reduction phase: f64 for floating sums and products (the oracle's
+// precision), i64 for integer ones, the value's own type for max and min.
+struct Accumulation {
+  std::string type, init, update;  // update: a format string of {a} (accumulator), {v} (value)
+};
+
+Accumulation accumulation(const ReducePhase& phase) {
+  DType d = phase.dtype;
+  bool fp = is_floating(d);
+  switch (phase.op) {
+    case Op::sum:
+      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};"}
+                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});"};
+    case Op::prod:
+      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};"}
+                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});"};
+    case Op::amax:
+    case Op::amin: {
+      std::string type = type_names(d).compute;
+      std::string init = fp ? (phase.op == Op::amax ? "(-kiln_inff())" : "kiln_inff()")
+                            : d == DType::i32   ? (phase.op == Op::amax ? "INT32_MIN" : "INT32_MAX")
+                            : d == DType::i64   ? (phase.op == Op::amax ? "INT64_MIN" : "INT64_MAX")
+                                                : (phase.op == Op::amax ? "0" : "1");
+      const char* cmp = phase.op == Op::amax ? ">" : "<";
+      return {type, init, fmt::format("if ({{v}} != {{v}} || {{v}} {} {{a}}) {{a}} = {{v}};", cmp)};
+    }
+    default: break;
+  }
+  throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
+}
+
+std::string params_and_sizes(const LoopKernel& k, int num_symbols) {
+  std::string src;
+  for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
+  if (num_symbols == 0) src += "  (void)sizes;\n";
+  for (size_t p = 0; p < k.params.size(); ++p) {
+    const char* t = type_names(k.param_dtypes[p]).storage;
+    src += fmt::format("  {}{}* restrict p{} = ({}*)buffers[{}];\n",
+                       static_cast<int>(p) < k.num_outputs ? "" : "const ", t, p, t, p);
+  }
+  return src;
+}
+
+std::string product(const std::vector<std::string>& extents) {
+  return extents.empty() ? std::string("1") : fmt::format("{}", fmt::join(extents, " * "));
+}
+
+std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  std::vector<std::string> kept, reduced;
+  for (size_t d = 0; d < k.shape.size(); ++d) {
+    bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) != k.reduced_dims.end();
+    (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
+  }
+  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
+  src += params_and_sizes(k, num_symbols);
+  src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
+  src += "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n";
+  src += "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n";
+  KernelWriter w(k);
+  std::string row_body;
+  w.push(&row_body, "    ");
+  for (size_t p = 0; p < k.phases.size(); ++p) {
+    Accumulation acc = accumulation(k.phases[p]);
+    w.line(fmt::format("{} a{} = {};", acc.type, p, acc.init));
+    w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
+    std::string loop_body;
+    w.push(&loop_body, "      ");
+    std::string v = w.value(k.phases[p].value);
+    w.pop();
+    row_body += loop_body;
+    w.line("  " + fmt::format(fmt::runtime(acc.update), fmt::arg("a", fmt::format("a{}", p)), fmt::arg("v", v)));
+    w.line("}");
+  }
+  for (const Store& st : k.row_stores)
+    w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+  if (!k.stores.empty()) {
+    w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
+    std::string loop_body;
+    w.push(&loop_body, "      ");
+    for (const Store& st : k.stores)
+      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+    w.pop();
+    row_body += loop_body;
+    w.line("}");
+  }
+  w.pop();
+  return src + row_body + "  }\n}\n";
+}
+
+}  // namespace
+
+std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  if (k.kind == LoopKernel::Kind::Row) return emit_row_kernel(k, num_symbols, dialect);
+  const Store& st = k.stores.at(0);
+  std::vector<std::string> extents;
+  for (const Dim& d : k.shape) extents.push_back(render_index(index_dim(d)));
+  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
+  src += params_and_sizes(k, num_symbols);
+  KernelWriter w(k);
+  std::string body;
+  std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
+  w.push(&body, indent);
+  w.line(fmt::format("p0[{}] = {};", w.index(st.index), store(w.value(st.value), k.param_dtypes[0])));
+  w.pop();
+  if (k.flat || k.shape.empty()) {
+    src += fmt::format("  const int64_t n = {};\n", product(extents));
+    src += fmt::format("  {}\n", fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "n")));
+    return src + "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + body + "  }\n}\n";
+  }
+  std::string total = product(extents);
+  std::string pad = "  ";
+  for (size_t d = 0; d < k.shape.size(); ++d) {
+    const char* pragma = d == 0 && d + 1 == k.shape.size() ? dialect.parallel_simd_loop
+                         : d == 0                          ? dialect.parallel_loop
+                         : d + 1 == k.shape.size()         ? dialect.simd_loop
+                                                           : nullptr;
+    if (pragma) src += pad + fmt::format(fmt::runtime(pragma), fmt::arg("n", total)) + "\n";
+    src += pad + fmt::format("for (int64_t i{0} = 0; i{0} < {1}; ++i{0}) {{\n", d, extents[d]);
+    pad += "  ";
+  }
+  src += body;
+  for (size_t d = k.shape.size(); d-- > 0;) {
+    pad.resize(pad.size() - 2);
+    src += pad + "}\n";
+  }
+  return src + "}\n";
+}
+
 std::string emit_translation_unit(const std::vector<LoopKernel>& kernels, int num_symbols,
                                   const Dialect& dialect) {
   std::string src = fmt::format("/* kiln {} kernels:", dialect.name);
@@ -289,44 +446,6 @@ std::string emit_translation_unit(const std::vector<LoopKernel>& kernels, int nu
   src += fmt::format(" */\n{}", kPreamble);
   for (const LoopKernel& k : kernels) src += "\n" + emit_kernel(k, num_symbols, dialect);
   return src;
-}
-
-std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
-  KernelWriter w(k);
-  std::string result = w.value(k.body);
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
-  for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
-  if (num_symbols == 0) src += "  (void)sizes;\n";
-  for (size_t p = 0; p < k.params.size(); ++p)
-    src += fmt::format("  {}{}* restrict p{} = ({}*)buffers[{}];\n", p ? "const " : "",
-                       type_names(k.param_dtypes[p]).storage, p, type_names(k.param_dtypes[p]).storage, p);
-  std::string store_line = fmt::format("      p0[{}] = {};\n", w.index(k.store_index), store(result, k.param_dtypes[0]));
-  std::vector<std::string> extents;
-  for (const Dim& d : k.shape) extents.push_back(render_index(index_dim(d)));
-  if (k.flat || k.shape.empty()) {
-    std::string n = extents.empty() ? "1" : fmt::format("{}", fmt::join(extents, " * "));
-    src += fmt::format("  const int64_t n = {};\n", n);
-    src += fmt::format("  {}\n", fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "n")));
-    src += "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + w.body() + store_line + "  }\n}\n";
-    return src;
-  }
-  std::string total = fmt::format("{}", fmt::join(extents, " * "));
-  std::string indent = "  ";
-  for (size_t d = 0; d < k.shape.size(); ++d) {
-    const char* pragma = d == 0 && d + 1 == k.shape.size() ? dialect.parallel_simd_loop
-                         : d == 0                          ? dialect.parallel_loop
-                         : d + 1 == k.shape.size()         ? dialect.simd_loop
-                                                           : nullptr;
-    if (pragma) src += indent + fmt::format(fmt::runtime(pragma), fmt::arg("n", total)) + "\n";
-    src += indent + fmt::format("for (int64_t i{0} = 0; i{0} < {1}; ++i{0}) {{\n", d, extents[d]);
-    indent += "  ";
-  }
-  src += w.body() + store_line;
-  for (size_t d = k.shape.size(); d-- > 0;) {
-    indent.resize(indent.size() - 2);
-    src += indent + "}\n";
-  }
-  return src + "}\n";
 }
 
 }  // namespace kiln

@@ -20,7 +20,7 @@ struct Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
 
 struct Expr {
-  enum class Kind { Load, Number, Apply };
+  enum class Kind { Load, Number, Apply, Accumulator };
   Kind kind;
   DType dtype;          // the dtype of the value (compute happens in its compute type)
   int param = -1;       // Load: kernel parameter (0 is the output)
@@ -30,16 +30,44 @@ struct Expr {
   Op op = Op::add;      // Apply: the op (pointwise ops only)
   Attrs attrs;          // Apply: clamp bounds, cast dtype
   std::vector<ExprPtr> args;
+  int accumulator = -1;  // Accumulator: the reduction phase whose result this is
 };
 
+// A value written by a kernel: parameter `param` at `index`.
+struct Store {
+  int param;
+  IndexPtr index;
+  ExprPtr value;
+};
+
+// One reduction of a row kernel: `op` (sum, prod, amax, amin) of `value` over the row.
+struct ReducePhase {
+  Op op;
+  ExprPtr value;
+  DType dtype;  // the reduction's result dtype
+};
+
+// Pointwise kernels iterate over `shape` with loop variables i0..i{rank-1} (or one flat i0
+// when every access is the output's own linear index) and perform `stores`.
+// Row kernels iterate rows i0 over the kept dims of `shape` and, per row, run each phase's
+// loop over the reduced dims (variable i1), then the row stores (at the row's index), then
+// a loop writing the element stores. Accumulator k is phase k's result for the row.
 struct LoopKernel {
-  std::string name;                 // cpp_poi_fused_add_cos_sin_0
-  SymShape shape;                   // the iteration space (the output's shape)
-  bool flat = false;                // one loop over the output's elements
-  std::vector<ValueId> params;      // graph values behind the parameters; [0] is the output
+  enum class Kind { Pointwise, Row };
+  Kind kind = Kind::Pointwise;
+  std::string name;                 // cpp_poi_fused_add_cos_sin_0, cpp_per_fused_..._1
+  SymShape shape;                   // pointwise: the output's shape; row: the domain
+  std::vector<int64_t> reduced_dims;  // row kernels: the dims each phase reduces (sorted)
+  bool flat = false;                // loads/stores use the linear index
+  // Row kernels with trailing reduced dims: the rendered linear index of a domain element
+  // and of a row; accesses that render to these become i0 * R + i1 and i0.
+  std::string full_index_text, row_index_text;
+  std::vector<ValueId> params;      // graph values behind the parameters
   std::vector<DType> param_dtypes;
-  IndexPtr store_index;
-  ExprPtr body;
+  int num_outputs = 1;              // params [0, num_outputs) are written
+  std::vector<ReducePhase> phases;
+  std::vector<Store> row_stores;
+  std::vector<Store> stores;        // element stores
 };
 
 // One step of a program: launch kernel `kernel`, or run graph node `node` through the eager

@@ -11,7 +11,34 @@ namespace kiln {
 namespace {
 
 enum class Role { Pointwise, View, Ext };
-enum class State { Inline, KernelRoot, ExtStep };
+enum class State { Inline, KernelRoot, ExtStep, InGroup };
+
+// A row group: reductions over the same dims of the same domain, and the pointwise nodes
+// between and after them, computed by one row kernel (softmax and layer_norm each become
+// one kernel).
+struct Group {
+  SymShape domain;
+  std::vector<int64_t> dims;  // reduced, sorted
+  bool open = true;
+  std::vector<size_t> members;  // node indices, in order
+  SymShape keep_shape() const {
+    SymShape s = domain;
+    for (int64_t d : dims) s[static_cast<size_t>(d)] = Dim::constant(1);
+    return s;
+  }
+  SymShape flat_shape() const {
+    SymShape s;
+    for (size_t d = 0; d < domain.size(); ++d)
+      if (std::find(dims.begin(), dims.end(), static_cast<int64_t>(d)) == dims.end()) s.push_back(domain[d]);
+    return s;
+  }
+};
+
+bool is_row_reduction(const Graph& g, const Node& node) {
+  if (node.op != Op::sum && node.op != Op::prod && node.op != Op::amax && node.op != Op::amin)
+    return false;
+  return !g.value_type(node.inputs[0]).shape.empty();
+}
 
 Role role_of(const Graph& g, const Node& node) {
   OpRule rule = op_info(node.op).rule;
@@ -53,12 +80,19 @@ class Lowering {
   explicit Lowering(const Graph& g) : g_(g) {}
 
   Program run() {
+    form_groups();
     classify();
     Program p;
     p.graph = g_;
     p.read_by_kernel.assign(static_cast<size_t>(g_.num_values()), false);
     for (size_t n = 0; n < g_.nodes.size(); ++n) {
       if (state_[n] == State::ExtStep) p.steps.push_back({Step::Kind::Ext, -1, static_cast<int>(n)});
+      if (state_[n] == State::InGroup && group_last_[static_cast<size_t>(group_of_[n])] == n) {
+        LoopKernel k = build_row_kernel(static_cast<size_t>(group_of_[n]), static_cast<int>(p.kernels.size()));
+        for (size_t i = static_cast<size_t>(k.num_outputs); i < k.params.size(); ++i) p.read_by_kernel[k.params[i]] = true;
+        p.steps.push_back({Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
+        p.kernels.push_back(std::move(k));
+      }
       if (state_[n] != State::KernelRoot) continue;
       LoopKernel k = build_kernel(n, static_cast<int>(p.kernels.size()));
       for (size_t i = 1; i < k.params.size(); ++i) p.read_by_kernel[k.params[i]] = true;
@@ -69,12 +103,100 @@ class Lowering {
   }
 
  private:
+  int member_group(ValueId v) const {
+    int32_t n = g_.node_index(v);
+    return n < 0 ? -1 : group_of_[static_cast<size_t>(n)];
+  }
+
+  // Which group each node joins. Forward: a reduction joins the latest open group of its
+  // domain and dims (or opens one); a pointwise node joins the one group its member inputs
+  // belong to when its shape is the domain or the group's row shape, consistently with
+  // them. Anything else reading a member closes that group (the member gets realized).
+  // Backward: a pointwise node all of whose readers are members of one group joins it.
+  void form_groups() {
+    const size_t n_nodes = g_.nodes.size();
+    group_of_.assign(n_nodes, -1);
+    users_.assign(static_cast<size_t>(g_.num_values()), {});
+    for (size_t n = 0; n < n_nodes; ++n)
+      for (ValueId v : g_.nodes[n].inputs) users_[v].push_back(n);
+    outputs_ = std::set<ValueId>(g_.outputs.begin(), g_.outputs.end());
+    for (size_t n = 0; n < n_nodes; ++n) {
+      const Node& node = g_.nodes[n];
+      int joined = -1;
+      if (is_row_reduction(g_, node)) {
+        const SymShape& domain = g_.value_type(node.inputs[0]).shape;
+        auto dims = reduction_dims(node.attrs.get_ints("dims"), static_cast<int64_t>(domain.size()), "lower");
+        int input_group = member_group(node.inputs[0]);
+        if (input_group >= 0) {
+          const Group& ig = groups_[static_cast<size_t>(input_group)];
+          if (ig.open && ig.domain == domain && ig.dims == dims) joined = input_group;
+        } else {
+          for (size_t k = groups_.size(); k-- > 0 && joined < 0;)
+            if (groups_[k].open && groups_[k].domain == domain && groups_[k].dims == dims)
+              joined = static_cast<int>(k);
+        }
+        if (joined < 0) {
+          groups_.push_back({domain, dims, true, {}});
+          joined = static_cast<int>(groups_.size() - 1);
+        }
+      } else if (role_of(g_, node) == Role::Pointwise) {
+        joined = pointwise_group(node);
+      }
+      if (joined >= 0) {
+        group_of_[n] = joined;
+        groups_[static_cast<size_t>(joined)].members.push_back(n);
+      }
+      // A group read from outside must run before that reader: it takes no more members.
+      for (ValueId v : node.inputs)
+        if (int h = member_group(v); h >= 0 && h != joined) groups_[static_cast<size_t>(h)].open = false;
+    }
+    for (size_t n = n_nodes; n-- > 0;) {
+      const Node& node = g_.nodes[n];
+      ValueId v = g_.node_value(n);
+      const auto& u = users_[v];
+      if (group_of_[n] >= 0 || role_of(g_, node) != Role::Pointwise || u.empty() || outputs_.count(v)) continue;
+      int g = group_of_[u[0]];
+      bool all_in = g >= 0 && std::all_of(u.begin(), u.end(), [&](size_t c) { return group_of_[c] == g; });
+      if (!all_in) continue;
+      const Group& grp = groups_[static_cast<size_t>(g)];
+      if (node.type.shape != grp.domain && node.type.shape != grp.keep_shape()) continue;
+      group_of_[n] = g;
+    }
+    group_last_.assign(groups_.size(), 0);
+    for (size_t n = 0; n < n_nodes; ++n)
+      if (group_of_[n] >= 0) group_last_[static_cast<size_t>(group_of_[n])] = n;
+    for (size_t k = 0; k < groups_.size(); ++k) {
+      groups_[k].members.clear();
+      for (size_t n = 0; n < n_nodes; ++n)
+        if (group_of_[n] == static_cast<int>(k)) groups_[k].members.push_back(n);
+    }
+  }
+
+  int pointwise_group(const Node& node) {
+    int g = -1;
+    for (ValueId v : node.inputs) {
+      int h = member_group(v);
+      if (h < 0) continue;
+      if (g >= 0 && h != g) return -1;
+      g = h;
+    }
+    if (g < 0 || !groups_[static_cast<size_t>(g)].open) return -1;
+    const Group& grp = groups_[static_cast<size_t>(g)];
+    const SymShape& shape = node.type.shape;
+    bool full = shape == grp.domain, keep = shape == grp.keep_shape(), flat = shape == grp.flat_shape();
+    for (ValueId v : node.inputs) {
+      if (member_group(v) != g) continue;
+      const SymShape& in = g_.value_type(v).shape;
+      bool ok = full ? (in == grp.domain || in == grp.keep_shape()) : (keep || flat) && in == shape;
+      if (!ok) return -1;
+    }
+    return full || keep || flat ? g : -1;
+  }
+
   void classify() {
     const size_t n_nodes = g_.nodes.size();
-    std::vector<std::vector<size_t>> users(static_cast<size_t>(g_.num_values()));
-    for (size_t n = 0; n < n_nodes; ++n)
-      for (ValueId v : g_.nodes[n].inputs) users[v].push_back(n);
-    std::set<ValueId> outputs(g_.outputs.begin(), g_.outputs.end());
+    const auto& users = users_;
+    const auto& outputs = outputs_;
     state_.assign(n_nodes, State::Inline);
     // Consumers come later in the list, so deciding from the back sees them decided.
     for (size_t n = n_nodes; n-- > 0;) {
@@ -82,6 +204,10 @@ class Lowering {
       ValueId v = g_.node_value(n);
       const auto& u = users[v];
       bool is_output = outputs.count(v) > 0;
+      if (group_of_[n] >= 0) {
+        state_[n] = State::InGroup;
+        continue;
+      }
       bool ext_user = std::any_of(u.begin(), u.end(), [&](size_t c) { return state_[c] == State::ExtStep; });
       switch (role_of(g_, node)) {
         case Role::Ext: state_[n] = State::ExtStep; break;
@@ -104,7 +230,17 @@ class Lowering {
     int32_t n = g_.node_index(v);
     if (n < 0) return true;
     if (role_of(g_, g_.nodes[static_cast<size_t>(n)]) == Role::View) return false;
+    if (current_group_ >= 0 && group_of_[static_cast<size_t>(n)] == current_group_) return false;
     return state_[static_cast<size_t>(n)] != State::Inline && v != root_;
+  }
+
+  // A member of the group being built is read from outside it, or is a graph output.
+  bool member_escapes(size_t n) const {
+    ValueId v = g_.node_value(n);
+    if (outputs_.count(v)) return true;
+    for (size_t c : users_[v])
+      if (group_of_[c] != group_of_[n]) return true;
+    return false;
   }
 
   ExprPtr load(ValueId v, IndexPtr offset) {
@@ -129,11 +265,31 @@ class Lowering {
     return r;
   }
 
+  // The expression of value `v` at `idx`, shared when asked again within one kernel (so
+  // the emitter computes it once per scope).
   ExprPtr build(ValueId v, const std::vector<IndexPtr>& idx) {
+    std::string key = std::to_string(v);
+    for (const IndexPtr& i : idx) key += "," + render_index(i);
+    auto it = memo_.find(key);
+    if (it != memo_.end()) return it->second;
+    ExprPtr e = build_uncached(v, idx);
+    memo_.emplace(std::move(key), e);
+    return e;
+  }
+
+  ExprPtr build_uncached(ValueId v, const std::vector<IndexPtr>& idx) {
     const TensorType& type = g_.value_type(v);
     if (realized(v)) return load(v, contiguous_offset(idx, type.shape));
-    const Node& node = g_.nodes[static_cast<size_t>(g_.node_index(v))];
+    const size_t node_index = static_cast<size_t>(g_.node_index(v));
+    const Node& node = g_.nodes[node_index];
     if (role_of(g_, node) == Role::View) return build_view(node, idx);
+    if (current_group_ >= 0 && group_of_[node_index] == current_group_ && is_row_reduction(g_, node)) {
+      auto acc = std::make_shared<Expr>();
+      acc->kind = Expr::Kind::Accumulator;
+      acc->dtype = node.type.dtype;
+      acc->accumulator = phase_of_.at(node_index);
+      return acc;
+    }
     ops_.insert(std::string(op_name(node.op)));
     auto apply = std::make_shared<Expr>();
     apply->kind = Expr::Kind::Apply;
@@ -187,6 +343,7 @@ class Lowering {
   LoopKernel build_kernel(size_t n, int counter) {
     const Node& node = g_.nodes[n];
     root_ = g_.node_value(n);
+    memo_.clear();
     params_ = {root_};
     ops_.clear();
     view_ops_.clear();
@@ -194,19 +351,96 @@ class Lowering {
     for (size_t d = 0; d < node.type.shape.size(); ++d) idx.push_back(index_var(static_cast<int64_t>(d)));
     LoopKernel k;
     k.shape = node.type.shape;
-    k.store_index = contiguous_offset(idx, node.type.shape);
-    k.body = build(root_, idx);
+    Store st{0, contiguous_offset(idx, node.type.shape), build(root_, idx)};
+    k.stores.push_back(st);
     k.params = params_;
     for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
     std::set<std::string>& names = ops_.empty() ? view_ops_ : ops_;
     k.name = fmt::format("cpp_poi_fused_{}_{}", fmt::join(names, "_"), counter);
-    k.flat = all_loads_at(k.body, render_index(k.store_index));
+    k.flat = all_loads_at(k.stores[0].value, render_index(k.stores[0].index));
     root_ = -1;
+    return k;
+  }
+
+  // The index of the element of the domain at row i0, reduction position i1: each dim's
+  // index decomposed from the flat row or reduction index.
+  std::vector<IndexPtr> domain_index(const Group& grp, bool with_reduction) {
+    std::vector<IndexPtr> idx(grp.domain.size());
+    IndexPtr row_stride = index_const(1), red_stride = index_const(1);
+    std::vector<size_t> kept, reduced;
+    for (size_t d = 0; d < grp.domain.size(); ++d)
+      (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) != grp.dims.end() ? reduced : kept).push_back(d);
+    auto decompose = [&](const std::vector<size_t>& dims, IndexPtr var) {
+      IndexPtr stride = index_const(1);
+      for (size_t k = dims.size(); k-- > 0;) {
+        size_t d = dims[k];
+        IndexPtr q = index_div(var, stride);
+        idx[d] = k == 0 ? q : index_mod(q, index_dim(grp.domain[d]));
+        stride = index_mul(index_dim(grp.domain[d]), stride);
+      }
+    };
+    decompose(kept, index_var(0));
+    if (with_reduction) decompose(reduced, index_var(1));
+    else for (size_t d : reduced) idx[d] = index_const(0);
+    return idx;
+  }
+
+  LoopKernel build_row_kernel(size_t gi, int counter) {
+    const Group& grp = groups_[gi];
+    current_group_ = static_cast<int>(gi);
+    memo_.clear();
+    ops_.clear();
+    view_ops_.clear();
+    phase_of_.clear();
+    LoopKernel k;
+    k.kind = LoopKernel::Kind::Row;
+    k.shape = grp.domain;
+    k.reduced_dims = grp.dims;
+    // Outputs first: the members read outside the group.
+    params_.clear();
+    for (size_t n : grp.members)
+      if (member_escapes(n)) params_.push_back(g_.node_value(n));
+    k.num_outputs = static_cast<int>(params_.size());
+    std::vector<IndexPtr> full = domain_index(grp, true), row = domain_index(grp, false);
+    for (size_t n : grp.members) {
+      const Node& node = g_.nodes[n];
+      if (!is_row_reduction(g_, node)) continue;
+      phase_of_[n] = static_cast<int>(k.phases.size());
+      ops_.insert(std::string(op_name(node.op)));
+      k.phases.push_back({node.op, build(node.inputs[0], full), node.type.dtype});
+    }
+    for (size_t n : grp.members) {
+      if (!member_escapes(n)) continue;
+      const Node& node = g_.nodes[n];
+      ValueId v = g_.node_value(n);
+      int param = static_cast<int>(std::find(params_.begin(), params_.end(), v) - params_.begin());
+      bool element = node.type.shape == grp.domain;
+      std::vector<IndexPtr> at = element ? full : row;
+      if (node.type.shape == grp.flat_shape() && node.type.shape != grp.keep_shape()) {
+        at.clear();
+        for (size_t d = 0; d < grp.domain.size(); ++d)
+          if (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) == grp.dims.end()) at.push_back(row[d]);
+      }
+      Store st{param, contiguous_offset(at, node.type.shape), build(v, at)};
+      (element ? k.stores : k.row_stores).push_back(std::move(st));
+    }
+    k.params = params_;
+    for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
+    bool single = k.phases.size() == 1 && k.stores.empty();
+    k.name = fmt::format("cpp_{}_fused_{}_{}", single ? "red" : "per", fmt::join(ops_, "_"), counter);
+    // Trailing reduced dims: every full-domain access at the domain's linear index.
+    bool trailing = !grp.dims.empty() && grp.dims.back() == static_cast<int64_t>(grp.domain.size()) - 1 &&
+                    grp.dims.front() == static_cast<int64_t>(grp.domain.size() - grp.dims.size());
+    k.flat = trailing;
+    k.full_index_text = render_index(contiguous_offset(full, grp.domain));
+    k.row_index_text = render_index(contiguous_offset(row, grp.keep_shape()));
+    current_group_ = -1;
     return k;
   }
 
   static bool all_loads_at(const ExprPtr& e, const std::string& index) {
     if (e->kind == Expr::Kind::Load) return render_index(e->index) == index;
+    if (e->kind == Expr::Kind::Accumulator) return true;
     for (const ExprPtr& a : e->args)
       if (!all_loads_at(a, index)) return false;
     return true;
@@ -214,6 +448,14 @@ class Lowering {
 
   const Graph& g_;
   std::vector<State> state_;
+  std::vector<int> group_of_;
+  std::vector<size_t> group_last_;
+  std::vector<Group> groups_;
+  std::vector<std::vector<size_t>> users_;
+  std::set<ValueId> outputs_;
+  int current_group_ = -1;
+  std::map<size_t, int> phase_of_;
+  std::map<std::string, ExprPtr> memo_;
   ValueId root_ = -1;
   std::vector<ValueId> params_;
   std::set<std::string> ops_, view_ops_;

@@ -100,12 +100,15 @@ class NativeExecutable final : public Executable {
     for (size_t s = 0; s < p_.steps.size(); ++s) {
       const Step& step = p_.steps[s];
       const Node& node = g.nodes[static_cast<size_t>(step.node)];
-      ValueId out = g.node_value(static_cast<size_t>(step.node));
+      const ValueId out = g.node_value(static_cast<size_t>(step.node));
       if (step.kind == Step::Kind::Kernel) {
         const LoopKernel& k = p_.kernels[static_cast<size_t>(step.kernel)];
-        Shape shape;
-        for (const Dim& d : k.shape) shape.push_back(d.eval(bindings));
-        slots[out] = make_tensor(shape, node.type.dtype);
+        for (int o = 0; o < k.num_outputs; ++o) {
+          ValueId v = k.params[static_cast<size_t>(o)];
+          Shape shape;
+          for (const Dim& d : g.value_type(v).shape) shape.push_back(d.eval(bindings));
+          slots[v] = make_tensor(shape, g.value_type(v).dtype);
+        }
         buffers.clear();
         for (ValueId v : k.params) buffers.push_back(slots[v].impl()->data_ptr());
         fns_[static_cast<size_t>(step.kernel)](bindings.data(), buffers.data());
