@@ -1,0 +1,103 @@
+// Fusion is real: the kernels a compiled graph launches, counted and named.
+#include <gtest/gtest.h>
+
+#include "codegen/c_emitter.h"
+#include "driver/pipeline.h"
+#include "kiln/kiln.h"
+#include "lower/lower.h"
+#include "support/compare.h"
+#include "trace/tracer.h"
+
+namespace kiln {
+namespace {
+
+// The steps of `fn` compiled natively for `inputs`: kernel names, "ext:<op>" otherwise.
+template <class F>
+std::vector<std::string> steps_of(F fn, const std::vector<Tensor>& inputs) {
+  Tracer tracer("fusion");
+  std::vector<Tensor> traced = tracer.add_inputs(inputs);
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = fn(traced);
+  }
+  Graph graph = tracer.finish(out);
+  CompileOptions options;
+  options.mode = CompileMode::InProcess;
+  auto exe = compile_graph(graph, resolve_options(options));
+  // The compiled graph computes what the eager ops do.
+  std::vector<Tensor> got = exe->run(inputs), want = fn(inputs);
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(testing::compare_tensors(got[i], want[i], 1e-5, 1e-5), "") << "output " << i;
+  return exe->kernel_names();
+}
+
+size_t count_kernels(const std::vector<std::string>& steps) {
+  size_t n = 0;
+  for (const std::string& s : steps) n += s.rfind("ext:", 0) != 0;
+  return n;
+}
+
+TEST(Fusion, PointwiseChainIsOneKernel) {
+  auto steps = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{((in[0] + in[1]).sin()).cos()}; },
+                        {randn({4, 4}), randn({4, 4})});
+  EXPECT_EQ(steps, std::vector<std::string>{"cpp_poi_fused_add_cos_sin_0"});
+}
+
+TEST(Fusion, SoftmaxAndLayerNormAreOneKernelEach) {
+  auto softmax_steps = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+                                {randn({32, 100})});
+  EXPECT_EQ(softmax_steps.size(), 1u);
+  EXPECT_LE(count_kernels(softmax_steps), 2u);
+  EXPECT_EQ(softmax_steps[0].rfind("cpp_per_fused_", 0), 0u) << softmax_steps[0];
+  auto ln_steps = steps_of(
+      [](std::vector<Tensor> in) { return std::vector<Tensor>{layer_norm(in[0], {64}, in[1], in[2])}; },
+      {randn({2, 16, 64}), randn({64}), randn({64})});
+  EXPECT_EQ(ln_steps.size(), 1u);
+  EXPECT_LE(count_kernels(ln_steps), 2u);
+  // Over a leading dim too (the reduced dims are not the innermost ones).
+  auto column = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], 0)}; },
+                         {randn({7, 5})});
+  EXPECT_EQ(count_kernels(column), 1u);
+}
+
+TEST(Fusion, LinearReluIsALibraryCallAndOneKernel) {
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) { return std::vector<Tensor>{relu(linear(in[0], in[1], in[2]))}; },
+      {randn({8, 16}), randn({32, 16}), randn({32})});
+  EXPECT_EQ(count_kernels(steps), 1u);
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "ext:matmul"), steps.end());
+  EXPECT_EQ(steps.back(), "cpp_poi_fused_add_relu_0");
+}
+
+TEST(Fusion, ViewsAreIndexArithmeticNotCopies) {
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) {
+        Tensor t = in[0].transpose(0, 1).slice(0, 1, 7, 2).reshape({-1}) * 2.0f;
+        return std::vector<Tensor>{t + in[1].expand({3, 5}).reshape({15})};
+      },
+      {randn({5, 8}), randn({1, 5})});
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_EQ(steps[0], "cpp_poi_fused_add_mul_0");
+  for (const std::string& s : steps)
+    for (const char* view : {"reshape", "permute", "slice", "expand"})
+      EXPECT_EQ(s.find(view), std::string::npos) << s;
+}
+
+TEST(Fusion, SourceIsDeterministic) {
+  Tracer tracer("det");
+  auto in = tracer.add_inputs({randn({3, 5}), randn({5})});
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = {softmax(in[0] * in[1], -1) + 1.0f};
+  }
+  Graph g = optimize_graph(tracer.finish(out));
+  std::string a = emit_translation_unit(lower_graph(g).kernels, g.num_symbols, cpp_dialect());
+  std::string b = emit_translation_unit(lower_graph(g).kernels, g.num_symbols, cpp_dialect());
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a.find("cpp_per_fused_"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln
