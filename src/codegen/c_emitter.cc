@@ -303,8 +303,11 @@ std::string store(const std::string& v, DType d) {
 }  // namespace
 
 const Dialect& cpp_dialect() {
+  // `if(parallel: ...)`: a bare if clause would also switch off the simd construct
+  // (OpenMP 5), leaving small loops unvectorized.
   static const Dialect d{"cpp", "void", "#pragma omp parallel for if({n} >= 32768)",
-                         "#pragma omp simd", "#pragma omp parallel for simd if({n} >= 32768)"};
+                         "#pragma omp simd",
+                         "#pragma omp parallel for simd if(parallel: {n} >= 32768)"};
   return d;
 }
 
@@ -315,6 +318,7 @@ namespace {
 // precision), i64 for integer ones, the value's own type for max and min.
 struct Accumulation {
   std::string type, init, update;  // update: a format string of {a} (accumulator), {v} (value)
+  std::string simd_reduction;      // the OpenMP reduction operator, when order may change
 };
 
 Accumulation accumulation(const ReducePhase& phase) {
@@ -322,11 +326,11 @@ Accumulation accumulation(const ReducePhase& phase) {
   bool fp = is_floating(d);
   switch (phase.op) {
     case Op::sum:
-      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};"}
-                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});"};
+      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "+"}
+                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});", ""};
     case Op::prod:
-      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};"}
-                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});"};
+      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "*"}
+                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});", ""};
     case Op::amax:
     case Op::amin: {
       std::string type = type_names(d).compute;
@@ -335,7 +339,7 @@ Accumulation accumulation(const ReducePhase& phase) {
                             : d == DType::i64   ? (phase.op == Op::amax ? "INT64_MIN" : "INT64_MAX")
                                                 : (phase.op == Op::amax ? "0" : "1");
       const char* cmp = phase.op == Op::amax ? ">" : "<";
-      return {type, init, fmt::format("if ({{v}} != {{v}} || {{v}} {} {{a}}) {{a}} = {{v}};", cmp)};
+      return {type, init, fmt::format("if ({{v}} != {{v}} || {{v}} {} {{a}}) {{a}} = {{v}};", cmp), ""};
     }
     default: break;
   }
@@ -375,6 +379,10 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   for (size_t p = 0; p < k.phases.size(); ++p) {
     Accumulation acc = accumulation(k.phases[p]);
     w.line(fmt::format("{} a{} = {};", acc.type, p, acc.init));
+    // Sums and products may be reassociated (f64 accumulators keep them exact enough);
+    // max/min keep their order for NaN propagation.
+    if (!acc.simd_reduction.empty())
+      w.line(fmt::format("#pragma omp simd reduction({}:a{})", acc.simd_reduction, p));
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
@@ -387,6 +395,7 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   for (const Store& st : k.row_stores)
     w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
+    w.line(dialect.simd_loop);
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
@@ -439,9 +448,10 @@ std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dia
   return src + "}\n";
 }
 
-std::string emit_translation_unit(const std::vector<LoopKernel>& kernels, int num_symbols,
+std::string emit_translation_unit(const std::string& graph_name,
+                                  const std::vector<LoopKernel>& kernels, int num_symbols,
                                   const Dialect& dialect) {
-  std::string src = fmt::format("/* kiln {} kernels:", dialect.name);
+  std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
   for (const LoopKernel& k : kernels) src += " " + k.name;
   src += fmt::format(" */\n{}", kPreamble);
   for (const LoopKernel& k : kernels) src += "\n" + emit_kernel(k, num_symbols, dialect);

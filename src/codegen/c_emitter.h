@@ -24,7 +24,8 @@ const Dialect& cpp_dialect();
 // graph's size symbols and buffers the kernel's params (output first).
 std::string emit_kernel(const LoopKernel& kernel, int num_symbols, const Dialect& dialect);
 // All kernels of a program in one source file, with the shared helpers once.
-std::string emit_translation_unit(const std::vector<LoopKernel>& kernels, int num_symbols,
+std::string emit_translation_unit(const std::string& graph_name,
+                                  const std::vector<LoopKernel>& kernels, int num_symbols,
                                   const Dialect& dialect);
 
 }  // namespace kiln

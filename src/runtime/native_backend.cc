@@ -73,7 +73,7 @@ class NativeExecutable final : public Executable {
   NativeExecutable(Program program, const Toolchain& toolchain) : p_(std::move(program)) {
     const Graph& g = p_.graph;
     if (!p_.kernels.empty()) {
-      std::string source = emit_translation_unit(p_.kernels, g.num_symbols, cpp_dialect());
+      std::string source = emit_translation_unit(g.name, p_.kernels, g.num_symbols, cpp_dialect());
       lib_ = compile_cached(source, toolchain, p_.kernels[0].name);
       for (const LoopKernel& k : p_.kernels)
         fns_.push_back(reinterpret_cast<KernelFn>(lib_->symbol(k.name)));

@@ -93,8 +93,8 @@ TEST(Fusion, SourceIsDeterministic) {
     out = {softmax(in[0] * in[1], -1) + 1.0f};
   }
   Graph g = optimize_graph(tracer.finish(out));
-  std::string a = emit_translation_unit(lower_graph(g).kernels, g.num_symbols, cpp_dialect());
-  std::string b = emit_translation_unit(lower_graph(g).kernels, g.num_symbols, cpp_dialect());
+  std::string a = emit_translation_unit(g.name, lower_graph(g).kernels, g.num_symbols, cpp_dialect());
+  std::string b = emit_translation_unit(g.name, lower_graph(g).kernels, g.num_symbols, cpp_dialect());
   EXPECT_EQ(a, b);
   EXPECT_NE(a.find("cpp_per_fused_"), std::string::npos);
 }

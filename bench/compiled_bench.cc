@@ -1,0 +1,176 @@
+// kiln compiled (InProcess, native CPU kernels) vs eager vs this machine's memory-copy
+// ceiling, on the anchor workloads scaled to this machine, plus cold compile time per tier
+// and the host overhead of a compiled call. Prints a table; writes JSON with --json PATH.
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "driver/pipeline.h"
+#include "kiln/kiln.h"
+#include "trace/tracer.h"
+
+using namespace kiln;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Best of `reps` runs after one warm-up: this VM's noise only ever adds time.
+double best_seconds(const std::function<void()>& run, int reps) {
+  run();
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t = Clock::now();
+    run();
+    best = std::min(best, seconds_since(t));
+  }
+  return best;
+}
+
+double copy_ceiling(size_t bytes) {
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  double s = best_seconds([&] {
+#pragma omp parallel
+    {
+      size_t threads = static_cast<size_t>(omp_get_num_threads());
+      size_t chunk = (bytes + threads - 1) / threads;
+      size_t begin = std::min(bytes, chunk * static_cast<size_t>(omp_get_thread_num()));
+      std::memcpy(dst.data() + begin, src.data() + begin, std::min(chunk, bytes - begin));
+    }
+  }, 15);
+  return 2.0 * static_cast<double>(bytes) / s;
+}
+
+struct Workload {
+  std::string name;
+  std::function<std::vector<Tensor>(const std::vector<Tensor>&)> fn;
+  std::vector<Tensor> inputs;
+  double bytes;  // moved by an ideal kernel (0: not memory-bound)
+};
+
+Graph trace(const Workload& w) {
+  Tracer tracer(w.name);
+  auto in = tracer.add_inputs(w.inputs);
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = w.fn(in);
+  }
+  return tracer.finish(out);
+}
+
+Tensor mlp_layer(const Tensor& x, const Tensor& w, const Tensor& b, bool relu_after) {
+  Tensor y = linear(x, w, b);
+  return relu_after ? relu(y) : y;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--json" && i + 1 < argc) json_path = argv[++i];
+  manual_seed(3);
+  const int64_t n = int64_t{1} << 24;
+  const double ceiling = copy_ceiling(static_cast<size_t>(4 * n));
+  const double fb = 4.0 * static_cast<double>(n);
+
+  // MLP 784-1024-1024-10, batch 256, and a transformer encoder layer d512 h8 at 8 x 256.
+  Tensor w1 = randn({1024, 784}) * 0.03, b1 = randn({1024}) * 0.1, w2 = randn({1024, 1024}) * 0.03,
+         b2 = randn({1024}) * 0.1, w3 = randn({10, 1024}) * 0.03, b3 = randn({10}) * 0.1;
+  const int64_t d = 512, heads = 8, ff = 2048;
+  Tensor in_w = randn({3 * d, d}) * 0.04, in_b = zeros({3 * d}), out_w = randn({d, d}) * 0.04,
+         out_b = zeros({d}), l1 = randn({ff, d}) * 0.04, lb1 = zeros({ff}), l2 = randn({d, ff}) * 0.02,
+         lb2 = zeros({d}), n1w = ones({d}), n1b = zeros({d}), n2w = ones({d}), n2b = zeros({d});
+  auto transformer = [&](const Tensor& x) {
+    const int64_t b = x.size(0), t = x.size(1), dh = d / heads;
+    Tensor qkv = linear(x, in_w, in_b);
+    auto head = [&](int64_t i) { return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2); };
+    Tensor att = matmul(softmax(matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(double(dh)), -1), head(2));
+    Tensor h = layer_norm(x + linear(att.transpose(1, 2).reshape({b, t, d}), out_w, out_b), {d}, n1w, n1b, 1e-5);
+    return layer_norm(h + linear(relu(linear(h, l1, lb1)), l2, lb2), {d}, n2w, n2b, 1e-5);
+  };
+
+  std::vector<Workload> workloads = {
+      {"(x+y).sin().cos(), 2^24 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
+       {randn({n}), randn({n})}, 3 * fb},
+      {"softmax rows, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+       {randn({4096, 4096})}, 2 * fb},
+      {"layer_norm, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{layer_norm(in[0], {4096}, in[1], in[2])}; },
+       {randn({4096, 4096}), randn({4096}), randn({4096})}, 2 * fb},
+      {"500 chained adds, 100x100", [](const std::vector<Tensor>& in) {
+         Tensor t = in[0];
+         for (int i = 0; i < 500; ++i) t = t + in[1];
+         return std::vector<Tensor>{t};
+       }, {randn({100, 100}), randn({100, 100})}, 0},
+      {"(x@y).relu(), f32 1024^3", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{relu(matmul(in[0], in[1]))}; },
+       {randn({1024, 1024}), randn({1024, 1024})}, 0},
+      {"MLP 784-1024-1024-10, batch 256", [&](const std::vector<Tensor>& in) {
+         return std::vector<Tensor>{mlp_layer(mlp_layer(mlp_layer(in[0], w1, b1, true), w2, b2, true), w3, b3, false)};
+       }, {randn({256, 784})}, 0},
+      {"TransformerEncoderLayer d512 h8, 8x256", [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{transformer(in[0])}; },
+       {randn({8, 256, 512})}, 0},
+      {"x + 1, 4 elements (host overhead)", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] + 1.0f}; },
+       {randn({4})}, 0},
+  };
+
+  CompileOptions inprocess;
+  inprocess.mode = CompileMode::InProcess;
+  ResolvedOptions options = resolve_options(inprocess);
+  fmt::print("kiln compiled vs eager, {} threads; memory-copy ceiling {:.1f} GB/s\n\n", omp_get_max_threads(), ceiling / 1e9);
+  fmt::print("{:<40} {:>11} {:>11} {:>8} {:>10} {:>10}\n", "workload", "eager", "compiled", "speedup", "GB/s", "ceiling");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const Workload& w : workloads) {
+    auto start = Clock::now();
+    auto exe = compile_graph(trace(w), options);
+    double compile_s = seconds_since(start);
+    int reps = w.bytes > 0 ? 10 : 30;
+    double eager = best_seconds([&] { w.fn(w.inputs); }, reps);
+    double compiled = best_seconds([&] { exe->run(w.inputs); }, reps);
+    std::string rate, share;
+    if (w.bytes > 0) {
+      rate = fmt::format("{:.1f}", w.bytes / compiled / 1e9);
+      share = fmt::format("{:.0f}%", 100 * w.bytes / compiled / ceiling);
+    }
+    auto fmt_time = [](double s) { return s < 1e-3 ? fmt::format("{:.1f}us", s * 1e6) : fmt::format("{:.2f}ms", s * 1e3); };
+    fmt::print("{:<40} {:>11} {:>11} {:>7.2f}x {:>10} {:>10}\n", w.name, fmt_time(eager), fmt_time(compiled), eager / compiled, rate, share);
+    rows.push_back({{"workload", w.name}, {"eager_s", eager}, {"compiled_s", compiled}, {"speedup", eager / compiled},
+                    {"gbps", w.bytes > 0 ? w.bytes / compiled / 1e9 : 0.0},
+                    {"fraction_of_ceiling", w.bytes > 0 ? w.bytes / compiled / ceiling : 0.0},
+                    {"first_compile_s", compile_s}, {"kernels", exe->kernel_names()}});
+  }
+
+  // Cold compile per tier: the pointwise graph through passes, lowering, codegen and the
+  // toolchain, in a fresh process's first compile of that source (each tier's first use).
+  fmt::print("\ncold compile of the pointwise graph (passes + lowering + codegen + toolchain):\n");
+  nlohmann::json tiers = nlohmann::json::object();
+  for (auto [tier, label] : {std::pair{Tier::fast, "fast (tcc)"}, std::pair{Tier::optimized, "optimized (gcc -O3 -march=native)"}}) {
+    Workload cold = workloads[0];
+    cold.name = tier == Tier::fast ? "cold_fast" : "cold_optimized";  // not in the process's cache
+    auto start = Clock::now();
+    auto exe = make_native_executable(optimize_graph(trace(cold)), tier);
+    double s = seconds_since(start);
+    double run = best_seconds([&] { exe->run(workloads[0].inputs); }, 10);
+    fmt::print("  {:<36} {:>8.1f} ms   kernel run {:.2f} ms ({:.0f}% of ceiling)\n", label, s * 1e3, run * 1e3,
+               100 * workloads[0].bytes / run / ceiling);
+    tiers[label] = {{"compile_s", s}, {"run_s", run}};
+  }
+  if (!json_path.empty()) {
+    nlohmann::json doc = {{"benchmark", "compiled"}, {"threads", omp_get_max_threads()},
+                          {"copy_ceiling_gbps", ceiling / 1e9}, {"rows", rows}, {"cold_compile", tiers}};
+    std::ofstream(json_path) << doc.dump(2) << "\n";
+    fmt::print("\nwrote {}\n", json_path);
+  }
+  return 0;
+}
