@@ -8,7 +8,9 @@
 namespace kiln {
 
 std::shared_ptr<SharedObject> SharedObject::load(const std::string& path) {
-  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: code stays mapped after the last owner lets go, since an OpenMP pool
+  // thread may still be returning through it.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!handle) throw Error(fmt::format("cannot load {}: {}", path, dlerror()));
   return std::shared_ptr<SharedObject>(new SharedObject(handle, path));
 }

@@ -1,5 +1,6 @@
-// A loaded shared object (dlopen with RTLD_NOW | RTLD_LOCAL), closed when the last owner
-// lets go. Loading a shared object runs code: only load what kiln itself compiled.
+// A loaded shared object (dlopen with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE), released
+// when the last owner lets go. Loading a shared object runs code: only load what kiln
+// itself compiled.
 #pragma once
 
 #include <memory>
