@@ -118,7 +118,9 @@ std::string literal(double value, bool integer, DType dtype) {
 
 class KernelWriter {
  public:
-  explicit KernelWriter(const LoopKernel& k) : k_(k) {}
+  // `base`: where the kernel's parameters start among the function's (foreach parts).
+  explicit KernelWriter(const LoopKernel& k, int base = 0) : k_(k), base_(base) {}
+  std::string param(int p) const { return fmt::format("p{}", base_ + p); }
 
   // Starts a nested scope whose statements go to `out` at `indent`.
   void push(std::string* out, std::string indent) {
@@ -162,7 +164,7 @@ class KernelWriter {
   std::string rhs_of(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::Load: {
-        std::string raw = fmt::format("p{}[{}]", e.param, index(e.index));
+        std::string raw = fmt::format("{}[{}]", param(e.param), index(e.index));
         if (e.dtype == DType::f16) return fmt::format("kiln_h2f({})", raw);
         if (e.dtype == DType::bf16) return fmt::format("kiln_bf2f({})", raw);
         if (e.dtype == DType::bool_) return fmt::format("(int){}", raw);
@@ -289,6 +291,7 @@ class KernelWriter {
   }
 
   const LoopKernel& k_;
+  int base_;
   std::vector<Scope> scopes_;
   int counter_ = 0;
 };
@@ -346,6 +349,16 @@ Accumulation accumulation(const ReducePhase& phase) {
   throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
 }
 
+bool is_output_param(const LoopKernel& k, size_t p) {
+  if (k.kind != LoopKernel::Kind::Foreach) return static_cast<int>(p) < k.num_outputs;
+  size_t base = 0;
+  for (const LoopKernel& part : k.parts) {
+    if (p == base) return true;
+    base += part.params.size();
+  }
+  return false;
+}
+
 std::string params_and_sizes(const LoopKernel& k, int num_symbols) {
   std::string src;
   for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
@@ -353,7 +366,7 @@ std::string params_and_sizes(const LoopKernel& k, int num_symbols) {
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
     src += fmt::format("  {}{}* restrict p{} = ({}*)buffers[{}];\n",
-                       static_cast<int>(p) < k.num_outputs ? "" : "const ", t, p, t, p);
+                       is_output_param(k, p) ? "" : "const ", t, p, t, p);
   }
   return src;
 }
@@ -411,23 +424,24 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 
 }  // namespace
 
-std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
-  if (k.kind == LoopKernel::Kind::Row) return emit_row_kernel(k, num_symbols, dialect);
+namespace {
+
+// The loops of pointwise kernel `k`, whose parameters start at `base`.
+std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialect) {
   const Store& st = k.stores.at(0);
   std::vector<std::string> extents;
   for (const Dim& d : k.shape) extents.push_back(render_index(index_dim(d)));
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
-  src += params_and_sizes(k, num_symbols);
-  KernelWriter w(k);
+  KernelWriter w(k, base);
   std::string body;
   std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
   w.push(&body, indent);
-  w.line(fmt::format("p0[{}] = {};", w.index(st.index), store(w.value(st.value), k.param_dtypes[0])));
+  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index), store(w.value(st.value), k.param_dtypes[0])));
   w.pop();
+  std::string src;
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
     src += fmt::format("  {}\n", fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "n")));
-    return src + "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + body + "  }\n}\n";
+    return src + "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + body + "  }\n";
   }
   std::string total = product(extents);
   std::string pad = "  ";
@@ -444,6 +458,21 @@ std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dia
   for (size_t d = k.shape.size(); d-- > 0;) {
     pad.resize(pad.size() - 2);
     src += pad + "}\n";
+  }
+  return src;
+}
+
+}  // namespace
+
+std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  if (k.kind == LoopKernel::Kind::Row) return emit_row_kernel(k, num_symbols, dialect);
+  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
+  src += params_and_sizes(k, num_symbols);
+  if (k.kind == LoopKernel::Kind::Pointwise) return src + pointwise_loops(k, 0, dialect) + "}\n";
+  int base = 0;
+  for (const LoopKernel& part : k.parts) {
+    src += "  {\n" + pointwise_loops(part, base, dialect) + "  }\n";
+    base += static_cast<int>(part.params.size());
   }
   return src + "}\n";
 }

@@ -52,8 +52,11 @@ struct ReducePhase {
 // Row kernels iterate rows i0 over the kept dims of `shape` and, per row, run each phase's
 // loop over the reduced dims (variable i1), then the row stores (at the row's index), then
 // a loop writing the element stores. Accumulator k is phase k's result for the row.
+// Foreach kernels run independent pointwise `parts` (the same ops over different tensors,
+// like _foreach_add) one after another in one launch; their params are the parts' params
+// concatenated, each part's output first among its own.
 struct LoopKernel {
-  enum class Kind { Pointwise, Row };
+  enum class Kind { Pointwise, Row, Foreach };
   Kind kind = Kind::Pointwise;
   std::string name;                 // cpp_poi_fused_add_cos_sin_0, cpp_per_fused_..._1
   SymShape shape;                   // pointwise: the output's shape; row: the domain
@@ -68,6 +71,7 @@ struct LoopKernel {
   std::vector<ReducePhase> phases;
   std::vector<Store> row_stores;
   std::vector<Store> stores;        // element stores
+  std::vector<LoopKernel> parts;    // foreach kernels
 };
 
 // One step of a program: launch kernel `kernel`, or run graph node `node` through the eager

@@ -99,7 +99,66 @@ class Lowering {
       p.steps.push_back({Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
       p.kernels.push_back(std::move(k));
     }
+    merge_foreach(p);
     return p;
+  }
+
+  // Consecutive pointwise kernels with the same ops that do not read each other become one
+  // foreach kernel; kernels are then numbered in launch order.
+  static void merge_foreach(Program& p) {
+    auto stem = [](const std::string& name) { return name.substr(0, name.find_last_of('_')); };
+    std::vector<LoopKernel> kernels;
+    std::vector<Step> steps;
+    for (size_t s = 0; s < p.steps.size();) {
+      const Step& step = p.steps[s];
+      if (step.kind != Step::Kind::Kernel ||
+          p.kernels[static_cast<size_t>(step.kernel)].kind != LoopKernel::Kind::Pointwise) {
+        if (step.kind == Step::Kind::Kernel) {
+          steps.push_back({Step::Kind::Kernel, static_cast<int>(kernels.size()), step.node});
+          kernels.push_back(std::move(p.kernels[static_cast<size_t>(step.kernel)]));
+        } else {
+          steps.push_back(step);
+        }
+        ++s;
+        continue;
+      }
+      std::vector<LoopKernel> run{std::move(p.kernels[static_cast<size_t>(step.kernel)])};
+      std::set<ValueId> written{run[0].params[0]};
+      size_t e = s + 1;
+      for (; e < p.steps.size(); ++e) {
+        const Step& next = p.steps[e];
+        if (next.kind != Step::Kind::Kernel) break;
+        LoopKernel& k = p.kernels[static_cast<size_t>(next.kernel)];
+        if (k.kind != LoopKernel::Kind::Pointwise || stem(k.name) != stem(run[0].name)) break;
+        bool reads_run = std::any_of(k.params.begin() + 1, k.params.end(), [&](ValueId v) { return written.count(v) > 0; });
+        if (reads_run) break;
+        written.insert(k.params[0]);
+        run.push_back(std::move(k));
+      }
+      if (run.size() == 1) {
+        kernels.push_back(std::move(run[0]));
+      } else {
+        LoopKernel f;
+        f.kind = LoopKernel::Kind::Foreach;
+        f.name = "cpp_for" + stem(run[0].name).substr(7);  // cpp_poi_fused_add → cpp_for_fused_add
+        f.num_outputs = static_cast<int>(run.size());
+        for (const LoopKernel& part : run) {
+          f.params.insert(f.params.end(), part.params.begin(), part.params.end());
+          f.param_dtypes.insert(f.param_dtypes.end(), part.param_dtypes.begin(), part.param_dtypes.end());
+        }
+        f.parts = std::move(run);
+        kernels.push_back(std::move(f));
+      }
+      steps.push_back({Step::Kind::Kernel, static_cast<int>(kernels.size() - 1), p.steps[e - 1].node});
+      s = e;
+    }
+    for (size_t k = 0; k < kernels.size(); ++k) {
+      std::string& name = kernels[k].name;
+      if (kernels[k].kind != LoopKernel::Kind::Foreach) name = stem(name);
+      name = fmt::format("{}_{}", name, k);
+    }
+    p.kernels = std::move(kernels);
+    p.steps = std::move(steps);
   }
 
  private:

@@ -78,6 +78,15 @@ class NativeExecutable final : public Executable {
       for (const LoopKernel& k : p_.kernels)
         fns_.push_back(reinterpret_cast<KernelFn>(lib_->symbol(k.name)));
     }
+    for (const LoopKernel& k : p_.kernels) {
+      std::vector<ValueId> outs;
+      if (k.kind == LoopKernel::Kind::Foreach) {
+        for (const LoopKernel& part : k.parts) outs.push_back(part.params[0]);
+      } else {
+        outs.assign(k.params.begin(), k.params.begin() + k.num_outputs);
+      }
+      outputs_.push_back(std::move(outs));
+    }
     // Free each value after the last step that reads it.
     last_use_.assign(static_cast<size_t>(g.num_values()), -1);
     for (size_t s = 0; s < p_.steps.size(); ++s) {
@@ -103,8 +112,7 @@ class NativeExecutable final : public Executable {
       const ValueId out = g.node_value(static_cast<size_t>(step.node));
       if (step.kind == Step::Kind::Kernel) {
         const LoopKernel& k = p_.kernels[static_cast<size_t>(step.kernel)];
-        for (int o = 0; o < k.num_outputs; ++o) {
-          ValueId v = k.params[static_cast<size_t>(o)];
+        for (ValueId v : outputs_[static_cast<size_t>(step.kernel)]) {
           Shape shape;
           for (const Dim& d : g.value_type(v).shape) shape.push_back(d.eval(bindings));
           slots[v] = make_tensor(shape, g.value_type(v).dtype);
@@ -147,6 +155,7 @@ class NativeExecutable final : public Executable {
   Program p_;
   std::shared_ptr<SharedObject> lib_;
   std::vector<KernelFn> fns_;
+  std::vector<std::vector<ValueId>> outputs_;  // per kernel: the values it writes
   std::vector<int64_t> last_use_;
 };
 

@@ -84,6 +84,25 @@ TEST(Fusion, ViewsAreIndexArithmeticNotCopies) {
       EXPECT_EQ(s.find(view), std::string::npos) << s;
 }
 
+TEST(Fusion, SameOpOverManyTensorsIsOneForeachKernel) {
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) {
+        std::vector<Tensor> out;
+        for (size_t i = 0; i < in.size(); i += 2) out.push_back(in[i] + in[i + 1]);
+        return out;
+      },
+      {randn({3}), randn({3}), randn({4, 5}), randn({5}), randn({1 << 16}), randn({1 << 16}), randn({}), randn({})});
+  EXPECT_EQ(steps, std::vector<std::string>{"cpp_for_fused_add_0"});
+  // A chain (each reads the previous) cannot be one foreach launch.
+  auto chain = steps_of(
+      [](std::vector<Tensor> in) {
+        Tensor a = in[0] + in[1];
+        return std::vector<Tensor>{a, a + in[1]};
+      },
+      {randn({6}), randn({6})});
+  EXPECT_EQ(chain, (std::vector<std::string>{"cpp_poi_fused_add_0", "cpp_poi_fused_add_1"}));
+}
+
 TEST(Fusion, SourceIsDeterministic) {
   Tracer tracer("det");
   auto in = tracer.add_inputs({randn({3, 5}), randn({5})});
