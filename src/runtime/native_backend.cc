@@ -96,6 +96,23 @@ class NativeExecutable final : public Executable {
       for (ValueId v : reads) last_use_[v] = static_cast<int64_t>(s);
     }
     for (ValueId v : g.outputs) last_use_[v] = static_cast<int64_t>(p_.steps.size());
+    // In-place candidates: a flat pointwise kernel reads every input at the index it writes,
+    // so it may write over an intermediate of its dtype that dies at this step.
+    inplace_.assign(p_.steps.size(), -1);
+    for (size_t s = 0; s < p_.steps.size(); ++s) {
+      const Step& step = p_.steps[s];
+      if (step.kind != Step::Kind::Kernel) continue;
+      const LoopKernel& k = p_.kernels[static_cast<size_t>(step.kernel)];
+      if (k.kind != LoopKernel::Kind::Pointwise || !k.flat) continue;
+      for (size_t i = 1; i < k.params.size(); ++i) {
+        ValueId v = k.params[i];
+        if (g.node_index(v) >= 0 && last_use_[v] == static_cast<int64_t>(s) &&
+            g.value_type(v).dtype == k.param_dtypes[0]) {
+          inplace_[s] = v;
+          break;
+        }
+      }
+    }
   }
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
@@ -115,7 +132,8 @@ class NativeExecutable final : public Executable {
         for (ValueId v : outputs_[static_cast<size_t>(step.kernel)]) {
           Shape shape;
           for (const Dim& d : g.value_type(v).shape) shape.push_back(d.eval(bindings));
-          slots[v] = make_tensor(shape, g.value_type(v).dtype);
+          slots[v] = reuse(s, slots, shape);
+          if (!slots[v].defined()) slots[v] = make_tensor(shape, g.value_type(v).dtype);
         }
         buffers.clear();
         for (ValueId v : k.params) buffers.push_back(slots[v].impl()->data_ptr());
@@ -143,6 +161,22 @@ class NativeExecutable final : public Executable {
   }
 
   std::string_view backend_name() const override { return "cpp"; }
+
+ private:
+  // The storage of step `s`'s in-place candidate, when nothing else refers to it (an eager
+  // view could share it) and it holds exactly `shape`'s elements; else undefined.
+  Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const {
+    ValueId v = inplace_[s];
+    if (v < 0) return Tensor();
+    const Tensor& t = slots[v];
+    if (!t.defined() || t.impl_ptr().use_count() != 1 || t.impl()->storage.use_count() != 1 ||
+        t.offset() != 0 || !t.is_contiguous() || t.numel() != shape_numel(shape))
+      return Tensor();
+    bump(Stat::executor_inplace);
+    return make_view(t, shape, contiguous_strides(shape), 0);
+  }
+
+ public:
   std::vector<std::string> kernel_names() const override {
     std::vector<std::string> names;
     for (const Step& s : p_.steps)
@@ -157,6 +191,7 @@ class NativeExecutable final : public Executable {
   std::vector<KernelFn> fns_;
   std::vector<std::vector<ValueId>> outputs_;  // per kernel: the values it writes
   std::vector<int64_t> last_use_;
+  std::vector<ValueId> inplace_ = {};  // per step: an input its output may overwrite, or -1
 };
 
 }  // namespace

@@ -103,6 +103,20 @@ TEST(Fusion, SameOpOverManyTensorsIsOneForeachKernel) {
   EXPECT_EQ(chain, (std::vector<std::string>{"cpp_poi_fused_add_0", "cpp_poi_fused_add_1"}));
 }
 
+TEST(Executor, WritesInPlaceOverADeadIntermediate) {
+  auto before = stats()["executor.inplace"];
+  Tensor w = randn({8, 8});
+  auto steps = steps_of(
+      [&](std::vector<Tensor> in) {
+        Tensor a = in[0] * 2.0f;  // read by the matmul and by exp: realized
+        Tensor m = matmul(a, w);
+        return std::vector<Tensor>{m, a.exp()};
+      },
+      {randn({4, 8})});
+  EXPECT_EQ(steps, (std::vector<std::string>{"cpp_poi_fused_mul_0", "ext:matmul", "cpp_poi_fused_exp_1"}));
+  EXPECT_EQ(stats()["executor.inplace"] - before, 1);
+}
+
 TEST(Fusion, SourceIsDeterministic) {
   Tracer tracer("det");
   auto in = tracer.add_inputs({randn({3, 5}), randn({5})});
