@@ -384,7 +384,10 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
   src += params_and_sizes(k, num_symbols);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
-  src += "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n";
+  // Many rows: one thread per block of rows. One long row (a full reduction): each phase
+  // splits its row across the threads instead (a split reduction).
+  src += "  const int split = rows < 2 && R >= 65536;\n";
+  src += "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "!split && rows * R")) + "\n";
   src += "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n";
   KernelWriter w(k);
   std::string row_body;
@@ -395,7 +398,8 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
     // Sums and products may be reassociated (f64 accumulators keep them exact enough);
     // max/min keep their order for NaN propagation.
     if (!acc.simd_reduction.empty())
-      w.line(fmt::format("#pragma omp simd reduction({}:a{})", acc.simd_reduction, p));
+      w.line(fmt::format("#pragma omp parallel for simd reduction({}:a{}) if(parallel: split)",
+                         acc.simd_reduction, p));
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
@@ -408,7 +412,7 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   for (const Store& st : k.row_stores)
     w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
-    w.line(dialect.simd_loop);
+    w.line(fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "split * R")));
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");

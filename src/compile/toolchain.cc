@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <mutex>
 
@@ -51,7 +52,9 @@ std::string Toolchain::identity() const {
   return fmt::format("{}|{}|{}|{}|{}", name, binary, version, fmt::join(flags, " "), target);
 }
 
-Toolchain toolchain_for(Tier tier, const std::string& compiler) {
+namespace {
+
+Toolchain probe_toolchain(Tier tier, const std::string& compiler) {
   if (tier == Tier::fast && runs("tcc")) {
     Toolchain t{"tcc", "tcc", {"-shared", "-fPIC"}, first_output_line({"tcc", "-v"}), "x86_64"};
     return t;
@@ -62,6 +65,19 @@ Toolchain toolchain_for(Tier tier, const std::string& compiler) {
   if (!runs(compiler)) throw CompileError(fmt::format("{} is not installed", compiler));
   return make_gcc_like(compiler, {"-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC",
                                   "-shared"});
+}
+
+}  // namespace
+
+Toolchain toolchain_for(Tier tier, const std::string& compiler) {
+  // Probing runs the compilers (--version, the -march=native target): once per process.
+  static std::mutex mutex;
+  static std::map<std::pair<Tier, std::string>, Toolchain> probed;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(tier, tier == Tier::fast ? std::string() : compiler);
+  auto it = probed.find(key);
+  if (it == probed.end()) it = probed.emplace(key, probe_toolchain(tier, compiler)).first;
+  return it->second;
 }
 
 std::string compile_shared_object(const Toolchain& toolchain, const std::string& name,

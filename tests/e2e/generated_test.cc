@@ -86,6 +86,12 @@ std::vector<Case> cases() {
                    },
                    {{9, 4}, {9, 4}}, {d, d}});
   }
+  out.push_back({"long_rows_split_across_threads",
+                 [](const std::vector<Tensor>& in) {
+                   Tensor x = in[0];
+                   return std::vector<Tensor>{x.sum(), x.amax(), softmax(x, 0), x.prod(0) * 0 + (x * x).mean()};
+                 },
+                 {{1 << 17}}, {DType::f32}});
   out.push_back({"casts",
                  [](const std::vector<Tensor>& in) {
                    Tensor x = in[0] * 100.0f;
