@@ -375,55 +375,74 @@ std::string product(const std::vector<std::string>& extents) {
   return extents.empty() ? std::string("1") : fmt::format("{}", fmt::join(extents, " * "));
 }
 
-std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
-  std::vector<std::string> kept, reduced;
-  for (size_t d = 0; d < k.shape.size(); ++d) {
-    bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) != k.reduced_dims.end();
-    (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
-  }
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
-  src += params_and_sizes(k, num_symbols);
-  src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
-  // Many rows: one thread per block of rows. One long row (a full reduction): each phase
-  // splits its row across the threads instead (a split reduction).
-  src += "  const int split = rows < 2 && R >= 65536;\n";
-  src += "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "!split && rows * R")) + "\n";
-  src += "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n";
+// The loop over rows. Many rows: one thread per block of rows, each phase a simd loop.
+// One long row (a full reduction): the rows run in order and each phase's loop is split
+// across the threads instead (a split reduction). Entering a parallel region per phase per
+// row would cost more than short rows take, so the two forms are separate code.
+std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
   KernelWriter w(k);
-  std::string row_body;
-  w.push(&row_body, "    ");
+  std::string body;
+  w.push(&body, "    ");
   for (size_t p = 0; p < k.phases.size(); ++p) {
     Accumulation acc = accumulation(k.phases[p]);
     w.line(fmt::format("{} a{} = {};", acc.type, p, acc.init));
     // Sums and products may be reassociated (f64 accumulators keep them exact enough);
     // max/min keep their order for NaN propagation.
     if (!acc.simd_reduction.empty())
-      w.line(fmt::format("#pragma omp parallel for simd reduction({}:a{}) if(parallel: split)",
+      w.line(fmt::format("#pragma omp {}simd reduction({}:a{})", split ? "parallel for " : "",
                          acc.simd_reduction, p));
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
     std::string v = w.value(k.phases[p].value);
     w.pop();
-    row_body += loop_body;
+    body += loop_body;
     w.line("  " + fmt::format(fmt::runtime(acc.update), fmt::arg("a", fmt::format("a{}", p)), fmt::arg("v", v)));
     w.line("}");
   }
   for (const Store& st : k.row_stores)
-    w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+    w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+                       store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
-    w.line(fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "split * R")));
+    w.line(split ? fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "R")) : dialect.simd_loop);
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
     for (const Store& st : k.stores)
-      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index), store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+                         store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
     w.pop();
-    row_body += loop_body;
+    body += loop_body;
     w.line("}");
   }
   w.pop();
-  return src + row_body + "  }\n}\n";
+  std::string head = split ? "" : "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n";
+  return head + "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n" + body + "  }\n";
+}
+
+std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  std::vector<std::string> kept, reduced;
+  SymShape kept_shape, reduced_shape;
+  for (size_t d = 0; d < k.shape.size(); ++d) {
+    bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) != k.reduced_dims.end();
+    (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
+    (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
+  }
+  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
+  src += params_and_sizes(k, num_symbols);
+  src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
+  // With static sizes only one form is needed.
+  std::vector<int64_t> rows_const, r_const;
+  bool known = try_const_shape(kept_shape, &rows_const) && try_const_shape(reduced_shape, &r_const);
+  if (known) {
+    int64_t rows = 1, r = 1;
+    for (int64_t v : rows_const) rows *= v;
+    for (int64_t v : r_const) r *= v;
+    return src + row_loop(k, dialect, rows < 2 && r >= 65536) + "}\n";
+  }
+  src += "  if (rows < 2 && R >= 65536) {\n" + row_loop(k, dialect, true) + "  } else {\n" +
+         row_loop(k, dialect, false) + "  }\n";
+  return src + "}\n";
 }
 
 }  // namespace
