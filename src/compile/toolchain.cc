@@ -1,8 +1,10 @@
 #include "compile/toolchain.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -17,9 +19,7 @@ namespace {
 
 constexpr double kCompileTimeoutSeconds = 120;
 
-bool runs(const std::string& binary) {
-  return !first_output_line({binary, binary == "tcc" ? "-v" : "--version"}).empty();
-}
+bool runs(const std::string& binary) { return !first_output_line({binary, "--version"}).empty(); }
 
 // The -march=native CPU name gcc resolves to (e.g. znver3), so cache keys differ per ISA.
 std::string native_target(const std::string& binary) {
@@ -54,9 +54,31 @@ std::string Toolchain::identity() const {
 
 namespace {
 
+// The full path of `name` in PATH, or "" (no process started).
+std::string find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  for (size_t start = 0; start <= dirs.size();) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
 Toolchain probe_toolchain(Tier tier, const std::string& compiler) {
-  if (tier == Tier::fast && runs("tcc")) {
-    Toolchain t{"tcc", "tcc", {"-shared", "-fPIC"}, first_output_line({"tcc", "-v"}), "x86_64"};
+  std::string tcc = tier == Tier::fast ? find_in_path("tcc") : "";
+  if (!tcc.empty()) {
+    // The fast tier must not pay a process start to learn its identity: the binary's path,
+    // size and modification time stand for its version.
+    struct stat st {};
+    stat(tcc.c_str(), &st);
+    std::string version = fmt::format("{} {} bytes, modified {}", tcc, st.st_size, st.st_mtime);
+    // -nostdlib and no -lm: libc and libm are already in the process that loads the kernels,
+    // and linking them costs tcc a third of its time.
+    Toolchain t{"tcc", tcc, {"-shared", "-fPIC", "-nostdlib"}, version, "x86_64"};
     return t;
   }
   if (tier == Tier::fast) return make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"});
@@ -93,7 +115,8 @@ std::string compile_shared_object(const Toolchain& toolchain, const std::string&
   auto compile = [&](const Toolchain& t) {
     std::vector<std::string> argv{t.binary};
     argv.insert(argv.end(), t.flags.begin(), t.flags.end());
-    argv.insert(argv.end(), {"-o", so_path, c_path, "-lm"});
+    argv.insert(argv.end(), {"-o", so_path, c_path});
+    if (t.name != "tcc") argv.push_back("-lm");
     return run_process(argv, kCompileTimeoutSeconds);
   };
   ProcessResult r = compile(toolchain);
