@@ -319,9 +319,12 @@ namespace {
 
 // The accumulator of a reduction phase: f64 for floating sums and products (the oracle's
 // precision), i64 for integer ones, the value's own type for max and min.
+// Format strings use {a} (the accumulator), {v} (the element's value) and {n} (a NaN flag).
 struct Accumulation {
-  std::string type, init, update;  // update: a format string of {a} (accumulator), {v} (value)
-  std::string simd_reduction;      // the OpenMP reduction operator, when order may change
+  std::string type, init, update;
+  std::string clauses;  // OpenMP reduction clauses: the loop may run in any order
+  std::string nan_flag;  // max/min of floats: declared before, set when a NaN was seen
+  std::string after;     // applied to the accumulator after the loop
 };
 
 Accumulation accumulation(const ReducePhase& phase) {
@@ -329,11 +332,13 @@ Accumulation accumulation(const ReducePhase& phase) {
   bool fp = is_floating(d);
   switch (phase.op) {
     case Op::sum:
-      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "+"}
-                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});", ""};
+      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "reduction(+:{a})", "", ""}
+                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});",
+                               "reduction(+:{a})", "", ""};
     case Op::prod:
-      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "*"}
-                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});", ""};
+      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "reduction(*:{a})", "", ""}
+                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});",
+                               "reduction(*:{a})", "", ""};
     case Op::amax:
     case Op::amin: {
       std::string type = type_names(d).compute;
@@ -341,8 +346,16 @@ Accumulation accumulation(const ReducePhase& phase) {
                             : d == DType::i32   ? (phase.op == Op::amax ? "INT32_MIN" : "INT32_MAX")
                             : d == DType::i64   ? (phase.op == Op::amax ? "INT64_MIN" : "INT64_MAX")
                                                 : (phase.op == Op::amax ? "0" : "1");
+      // Any order gives the same max; a NaN anywhere makes the result NaN, through a flag
+      // reduced beside it (a NaN-propagating compare would not vectorize).
       const char* cmp = phase.op == Op::amax ? ">" : "<";
-      return {type, init, fmt::format("if ({{v}} != {{v}} || {{v}} {} {{a}}) {{a}} = {{v}};", cmp), ""};
+      const char* omp = phase.op == Op::amax ? "max" : "min";
+      std::string update = fmt::format("{{a}} = {{v}} {} {{a}} ? {{v}} : {{a}};", cmp);
+      if (!fp) return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", ""};
+      std::string nan = d == DType::f64 ? "((double)kiln_nanf())" : "kiln_nanf()";
+      return {type, init, update + " {n} |= ({v} != {v});",
+              fmt::format("reduction({}:{{a}}) reduction(|:{{n}})", omp), "int {n} = 0;",
+              fmt::format("if ({{n}}) {{a}} = {};", nan)};
     }
     default: break;
   }
@@ -385,20 +398,23 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
   w.push(&body, "    ");
   for (size_t p = 0; p < k.phases.size(); ++p) {
     Accumulation acc = accumulation(k.phases[p]);
+    auto fill = [&](const std::string& f, const std::string& v) {
+      return fmt::format(fmt::runtime(f), fmt::arg("a", fmt::format("a{}", p)),
+                         fmt::arg("n", fmt::format("n{}", p)), fmt::arg("v", v));
+    };
     w.line(fmt::format("{} a{} = {};", acc.type, p, acc.init));
-    // Sums and products may be reassociated (f64 accumulators keep them exact enough);
-    // max/min keep their order for NaN propagation.
-    if (!acc.simd_reduction.empty())
-      w.line(fmt::format("#pragma omp {}simd reduction({}:a{})", split ? "parallel for " : "",
-                         acc.simd_reduction, p));
+    if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
+    // Sums and products may be reassociated (f64 accumulators keep them exact enough).
+    w.line(fmt::format("#pragma omp {}simd {}", split ? "parallel for " : "", fill(acc.clauses, "")));
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
     std::string v = w.value(k.phases[p].value);
     w.pop();
     body += loop_body;
-    w.line("  " + fmt::format(fmt::runtime(acc.update), fmt::arg("a", fmt::format("a{}", p)), fmt::arg("v", v)));
+    w.line("  " + fill(acc.update, v));
     w.line("}");
+    if (!acc.after.empty()) w.line(fill(acc.after, ""));
   }
   for (const Store& st : k.row_stores)
     w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),

@@ -1,6 +1,8 @@
 // Fusion is real: the kernels a compiled graph launches, counted and named.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "codegen/c_emitter.h"
 #include "driver/pipeline.h"
 #include "kiln/kiln.h"
@@ -115,6 +117,21 @@ TEST(Executor, WritesInPlaceOverADeadIntermediate) {
       {randn({4, 8})});
   EXPECT_EQ(steps, (std::vector<std::string>{"cpp_poi_fused_mul_0", "ext:matmul", "cpp_poi_fused_exp_1"}));
   EXPECT_EQ(stats()["executor.inplace"] - before, 1);
+}
+
+TEST(Fusion, VectorizedMaxAndMinStillPropagateNaN) {
+  const double nan = std::nan(""), inf = INFINITY;
+  Tensor x = from_vector({1, nan, 3, 4, -inf, -inf, -inf, -inf, 2, 8, -1, 0}, {3, 4});
+  // steps_of compares every output with eager, NaN matching NaN.
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) {
+        return std::vector<Tensor>{in[0].amax({1}), in[0].amin({1}), in[0].amax({0}, true)};
+      },
+      {x});
+  EXPECT_EQ(count_kernels(steps), 2u);
+  Tensor m = x.amax({1});
+  EXPECT_TRUE(std::isnan(m.at({0})));
+  EXPECT_EQ(m.at({1}), -inf);
 }
 
 TEST(Fusion, SourceIsDeterministic) {
