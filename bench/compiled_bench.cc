@@ -105,6 +105,8 @@ int main(int argc, char** argv) {
   std::vector<Workload> workloads = {
       {"(x+y).sin().cos(), 2^24 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
        {randn({n}), randn({n})}, 3 * fb},
+      {"x * 0.5 + y (memory-bound), 2^24 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * 0.5f + in[1]}; },
+       {randn({n}), randn({n})}, 3 * fb},
       {"softmax rows, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
        {randn({4096, 4096})}, 2 * fb},
       {"layer_norm, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{layer_norm(in[0], {4096}, in[1], in[2])}; },
