@@ -170,7 +170,6 @@ class KernelWriter {
         if (e.dtype == DType::bool_) return fmt::format("(int){}", raw);
         return raw;
       }
-      case Expr::Kind::Number: return literal(e.number, e.integer, e.dtype);
       case Expr::Kind::Apply: return apply(e);
       case Expr::Kind::Accumulator: break;
     }

@@ -1,9 +1,7 @@
-// The loop IR: kernels as an iteration space and an expression tree, independent of the
-// target (the cpp and cuda dialects both render it), and the program that runs them.
-//
-// A pointwise kernel iterates over its output's shape (loop variable i<d> for dim d, or one
-// flat variable i0 when every access is the output's own linear index) and stores `body`
-// at each point. Expressions compute in the compute type of their dtype (f16/bf16 in f32).
+// The loop IR: kernels as iteration spaces with expression trees to store, independent of
+// the target (dialects of the C emitter render it), and the program that runs them.
+// Expressions compute in the compute type of their dtype (f16/bf16 in f32); the kinds of
+// kernel are described at LoopKernel.
 #pragma once
 
 #include <memory>
@@ -20,13 +18,11 @@ struct Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
 
 struct Expr {
-  enum class Kind { Load, Number, Apply, Accumulator };
+  enum class Kind { Load, Apply, Accumulator };
   Kind kind;
   DType dtype;          // the dtype of the value (compute happens in its compute type)
-  int param = -1;       // Load: kernel parameter (0 is the output)
+  int param = -1;       // Load: kernel parameter (outputs come first)
   IndexPtr index;       // Load: element offset
-  double number = 0;    // Number
-  bool integer = false; // Number: an integer literal
   Op op = Op::add;      // Apply: the op (pointwise ops only)
   Attrs attrs;          // Apply: clamp bounds, cast dtype
   std::vector<ExprPtr> args;
