@@ -4,6 +4,8 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "eager/dispatch.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
@@ -64,6 +66,61 @@ DType gemm_dtype(DType d) {
   return DType::i64;
 }
 
+// A matrix operand as BLAS reads it in place: transposed or not, with its leading
+// dimension; nullopt when its strides need a copy first.
+struct BlasLayout {
+  CBLAS_TRANSPOSE trans;
+  int ld;
+};
+
+std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  if (rows == 1) row_stride = std::max<int64_t>(cols, 1) * std::max<int64_t>(col_stride, 1);
+  if (cols == 1) col_stride = 1;
+  if (col_stride == 1 && row_stride >= std::max<int64_t>(1, cols))
+    return BlasLayout{CblasNoTrans, static_cast<int>(row_stride)};
+  if (row_stride == 1 && col_stride >= std::max<int64_t>(1, rows))
+    return BlasLayout{CblasTrans, static_cast<int>(col_stride)};
+  return std::nullopt;
+}
+
+// Batched f32/f64 products straight from strided views (transposes and broadcast batch
+// dims included), no copies; false when a layout needs one.
+bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, int64_t k, int64_t m) {
+  DType d = c.dtype();
+  if ((d != DType::f32 && d != DType::f64) || a.dtype() != d || b.dtype() != d || n == 0 || m == 0 || k == 0)
+    return false;
+  const int64_t r = a.dim();
+  auto la = blas_layout(n, k, a.strides()[r - 2], a.strides()[r - 1]);
+  auto lb = blas_layout(k, m, b.strides()[r - 2], b.strides()[r - 1]);
+  if (!la || !lb) return false;
+  const Shape batch(c.sizes().begin(), c.sizes().end() - 2);
+  const int64_t batches = shape_numel(batch), es = dtype_size(d);
+  parallel_range(batches, n * m * k / 64 + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t rest = i, off_a = 0, off_b = 0;
+      for (int64_t dim = static_cast<int64_t>(batch.size()) - 1; dim >= 0; --dim) {
+        int64_t idx = rest % batch[dim];
+        rest /= batch[dim];
+        off_a += idx * a.strides()[dim];
+        off_b += idx * b.strides()[dim];
+      }
+      const char* pa = a.impl()->data_ptr() + off_a * es;
+      const char* pb = b.impl()->data_ptr() + off_b * es;
+      char* pc = c.impl()->data_ptr() + i * n * m * es;
+      if (d == DType::f32) {
+        cblas_sgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0f,
+                    reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb), lb->ld,
+                    0.0f, reinterpret_cast<float*>(pc), int(m));
+      } else {
+        cblas_dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
+                    reinterpret_cast<const double*>(pa), la->ld, reinterpret_cast<const double*>(pb), lb->ld,
+                    0.0, reinterpret_cast<double*>(pc), int(m));
+      }
+    }
+  });
+  return true;
+}
+
 Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& out_type) {
   DType compute = gemm_dtype(a_in.dtype());
   Tensor a = a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in;
@@ -82,10 +139,13 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
   a_full.insert(a_full.end(), {n, k});
   b_full.insert(b_full.end(), {k, m});
   c_full.insert(c_full.end(), {n, m});
-  Tensor ac = contiguous_eager(cast(a.expand(a_full), compute));
-  Tensor bc = contiguous_eager(cast(b.expand(b_full), compute));
   Tensor c = make_tensor(c_full, compute);
-  gemm_batched(ac, bc, c, shape_numel(batch), n, k, m, false);
+  Tensor av = a.expand(a_full), bv = b.expand(b_full);
+  if (!gemm_strided(av, bv, c, n, k, m)) {
+    Tensor ac = contiguous_eager(cast(av, compute));
+    Tensor bc = contiguous_eager(cast(bv, compute));
+    gemm_batched(ac, bc, c, shape_numel(batch), n, k, m, false);
+  }
   Shape out_shape;
   try_const_shape(out_type.shape, &out_shape);
   return cast(c.reshape(out_shape), out_type.dtype);

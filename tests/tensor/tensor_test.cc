@@ -157,5 +157,28 @@ TEST(Tensor, LargeEagerOpsMatchScalarLoop) {
   EXPECT_NEAR(s.at({17}), expected, 1e-4);
 }
 
+TEST(Tensor, MatmulReadsStridedOperandsInPlace) {
+  // Transposed, column-sliced and batch-broadcast operands against an f64 loop.
+  manual_seed(9);
+  Tensor a = randn({3, 7, 5}).transpose(1, 2);           // [3, 5, 7], column-major matrices
+  Tensor b = randn({7, 12}).narrow(1, 3, 6);              // [7, 6], row stride 12, offset 3
+  Tensor c = randn({2, 1, 6, 4}).transpose(-1, -2);       // [2, 1, 4, 6], broadcast batch
+  Tensor ab = matmul(a, b);
+  Tensor cab = matmul(c, ab.transpose(-1, -2));           // [2, 3, 4, 5]
+  ASSERT_EQ(cab.sizes(), (Shape{2, 3, 4, 5}));
+  for (int64_t p = 0; p < 2; ++p)
+    for (int64_t q = 0; q < 3; ++q)
+      for (int64_t i = 0; i < 4; ++i)
+        for (int64_t j = 0; j < 5; ++j) {
+          double want = 0;
+          for (int64_t t = 0; t < 6; ++t) {
+            double abv = 0;
+            for (int64_t u = 0; u < 7; ++u) abv += a.at({q, j, u}) * b.at({u, t});
+            want += c.at({p, 0, i, t}) * abv;
+          }
+          EXPECT_NEAR(cab.at({p, q, i, j}), want, 1e-4);
+        }
+}
+
 }  // namespace
 }  // namespace kiln
