@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "graph/infer.h"
@@ -127,13 +128,15 @@ class KernelWriter {
     scopes_.push_back({out, std::move(indent), {}});
   }
   void pop() { scopes_.pop_back(); }
+  std::string* out() { return scopes_.back().out; }
   void line(const std::string& text) { *scopes_.back().out += scopes_.back().indent + text + "\n"; }
 
   // Renders `e` into temporaries of the current scope; returns the name holding its value.
   std::string value(const ExprPtr& e) {
     if (e->kind == Expr::Kind::Accumulator) {
       const ReducePhase& phase = k_.phases[static_cast<size_t>(e->accumulator)];
-      return fmt::format("(({})a{})", type_names(phase.dtype).compute, e->accumulator);
+      return fmt::format("(({})a{}{})", type_names(phase.dtype).compute, e->accumulator,
+                         k_.columns ? "[i0 - c0]" : "");
     }
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
       auto found = it->names.find(e.get());
@@ -435,6 +438,79 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
   return head + "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n" + body + "  }\n";
 }
 
+// Column form: blocks of rows (the contiguous index) per thread, each phase's reduction
+// loop outside a simd loop over the block, per-row accumulators in block-sized arrays.
+std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
+  constexpr int kBlock = 256;
+  KernelWriter w(k);
+  std::string body;
+  w.push(&body, "    ");
+  w.line(fmt::format("const int64_t c1 = c0 + {0} < rows ? c0 + {0} : rows;", kBlock));
+  auto simd_rows = [&](const std::function<void()>& inner, const std::string& indent) {
+    w.line(dialect.simd_loop);
+    w.line("for (int64_t i0 = c0; i0 < c1; ++i0) {");
+    std::string* target = w.out();
+    std::string loop_body;
+    w.push(&loop_body, indent);
+    inner();
+    w.pop();
+    *target += loop_body;
+    w.line("}");
+  };
+  for (size_t p = 0; p < k.phases.size(); ++p) {
+    Accumulation acc = accumulation(k.phases[p]);
+    std::string a = fmt::format("a{}[i0 - c0]", p), n = fmt::format("n{}[i0 - c0]", p);
+    auto fill = [&](const std::string& f, const std::string& v) {
+      return fmt::format(fmt::runtime(f), fmt::arg("a", a), fmt::arg("n", n), fmt::arg("v", v));
+    };
+    w.line(fmt::format("{} a{}[{}];", acc.type, p, kBlock));
+    if (!acc.nan_flag.empty()) w.line(fmt::format("int n{}[{}];", p, kBlock));
+    simd_rows([&] {
+      w.line(fmt::format("{} = {};", a, acc.init));
+      if (!acc.nan_flag.empty()) w.line(n + " = 0;");
+    }, "      ");
+    w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
+    std::string reduce_body;
+    w.push(&reduce_body, "      ");
+    w.line(dialect.simd_loop);
+    w.line("for (int64_t i0 = c0; i0 < c1; ++i0) {");
+    std::string inner;
+    w.push(&inner, "        ");
+    std::string v = w.value(k.phases[p].value);
+    w.line(fill(acc.update, v));
+    w.pop();
+    reduce_body += inner;
+    w.line("}");
+    w.pop();
+    body += reduce_body;
+    w.line("}");
+    if (!acc.after.empty()) simd_rows([&] { w.line(fill(acc.after, "")); }, "      ");
+  }
+  if (!k.row_stores.empty()) {
+    simd_rows([&] {
+      for (const Store& st : k.row_stores)
+        w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+                           store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+    }, "      ");
+  }
+  if (!k.stores.empty()) {
+    w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
+    std::string outer;
+    w.push(&outer, "      ");
+    simd_rows([&] {
+      for (const Store& st : k.stores)
+        w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+                           store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+    }, "        ");
+    w.pop();
+    body += outer;
+    w.line("}");
+  }
+  w.pop();
+  return "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n" +
+         fmt::format("  for (int64_t c0 = 0; c0 < rows; c0 += {}) {{\n", kBlock) + body + "  }\n";
+}
+
 std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::vector<std::string> kept, reduced;
   SymShape kept_shape, reduced_shape;
@@ -446,6 +522,7 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
   src += params_and_sizes(k, num_symbols);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
+  if (k.columns) return src + column_loop(k, dialect) + "}\n";
   // With static sizes only one form is needed.
   std::vector<int64_t> rows_const, r_const;
   bool known = try_const_shape(kept_shape, &rows_const) && try_const_shape(reduced_shape, &r_const);

@@ -58,6 +58,9 @@ struct LoopKernel {
   SymShape shape;                   // pointwise: the output's shape; row: the domain
   std::vector<int64_t> reduced_dims;  // row kernels: the dims each phase reduces (sorted)
   bool flat = false;                // loads/stores use the linear index
+  // Row kernels whose reduced dims lead (sum over dim 0): rows are the contiguous index, so
+  // the reduction loop runs outside a vectorized loop over a block of rows.
+  bool columns = false;
   // Row kernels with trailing reduced dims: the rendered linear index of a domain element
   // and of a row; accesses that render to these become i0 * R + i1 and i0.
   std::string full_index_text, row_index_text;

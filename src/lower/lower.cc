@@ -491,6 +491,11 @@ class Lowering {
     bool trailing = !grp.dims.empty() && grp.dims.back() == static_cast<int64_t>(grp.domain.size()) - 1 &&
                     grp.dims.front() == static_cast<int64_t>(grp.domain.size() - grp.dims.size());
     k.flat = trailing;
+    // Leading reduced dims (a column reduction): rows are the contiguous inner index.
+    bool leading = !grp.dims.empty() && grp.dims.front() == 0 &&
+                   grp.dims.back() == static_cast<int64_t>(grp.dims.size()) - 1 &&
+                   grp.dims.size() < grp.domain.size();
+    k.columns = leading && !trailing;
     k.full_index_text = render_index(contiguous_offset(full, grp.domain));
     k.row_index_text = render_index(contiguous_offset(row, grp.keep_shape()));
     current_group_ = -1;
