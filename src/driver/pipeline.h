@@ -12,9 +12,9 @@ namespace kiln {
 // The graph passes, in order: decompose → simplify views → fold constants → CSE → DCE.
 Graph optimize_graph(const Graph& graph);
 
-// Verifies `graph` and builds its executable under `options`. Stages so far: verify →
-// optimize_graph → backend (the interpreter). Lowering, codegen and the toolchains slot in
-// between as they land.
+// Verifies `graph` and builds its executable under `options`: verify → optimize_graph →
+// (InProcess) lower → codegen → toolchain → native executable; the worker-based modes get
+// the graph interpreter until the worker pool exists.
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options);
 
 }  // namespace kiln
