@@ -268,6 +268,11 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       }
       if ((op == Op::var || op == Op::std) && !attrs.has("correction"))
         fail(op, in, "needs a correction attribute");
+      // max/min of nothing has no value (PyTorch raises too); sums and means do.
+      if (info.rule == OpRule::ReduceSame)
+        for (int64_t d : dims)
+          if (x.shape[static_cast<size_t>(d)] == Dim::constant(0))
+            fail(op, in, fmt::format("cannot reduce over dim {} of size 0", d));
       return {dtype, shape};
     }
     case OpRule::ReduceIndex: {

@@ -70,6 +70,14 @@ TEST(BadInput, IntegerDivisionByZeroIsAnErrorNotASignal) {
   EXPECT_EQ(error_of([&] { pow(a, -1); }), "pow: integers to negative integer powers are not allowed");
 }
 
+TEST(BadInput, MaxOfAnEmptyDimIsAnErrorEagerAndCompiled) {
+  const char* message = "amax(f32[0, 3]): cannot reduce over dim 0 of size 0";
+  EXPECT_EQ(error_of([] { zeros({0, 3}).amax({0}); }), message);
+  auto f = compile([](Tensor x) { return x.amax({0}); });
+  EXPECT_EQ(error_of([&] { f(zeros({0, 3})); }), message);
+  EXPECT_EQ(zeros({0, 3}).sum({0}).at({1}), 0.0);  // a sum of nothing is 0
+}
+
 TEST(BadInput, UndefinedTensors) {
   EXPECT_EQ(error_of([] { Tensor() + 1; }), "add: an input tensor is undefined (default-constructed)");
   EXPECT_EQ(error_of([] { Tensor().sizes(); }), "use of an undefined (default-constructed) tensor");
