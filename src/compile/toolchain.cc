@@ -121,7 +121,8 @@ std::string compile_shared_object(const Toolchain& toolchain, const std::string&
   };
   ProcessResult r = compile(toolchain);
   if (!r.ok() && toolchain.name == "tcc") {
-    ProcessResult retry = compile(make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"}));
+    static const Toolchain fallback = make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"});
+    ProcessResult retry = compile(fallback);
     if (retry.ok()) return so_path;
     r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
   }

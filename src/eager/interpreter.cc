@@ -42,6 +42,8 @@ std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inpu
   return bindings;
 }
 
+namespace {
+
 Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings) {
   Attrs out = attrs;
   for (const auto& [name, value] : attrs.items()) {
@@ -60,6 +62,21 @@ bool has_symbolic_attr(const Attrs& attrs) {
       for (const Dim& d : *dims)
         if (!d.is_const()) return true;
   return false;
+}
+
+}  // namespace
+
+Tensor run_node(const Node& node, const std::vector<Tensor>& args,
+                const std::vector<int64_t>& bindings) {
+  if (has_symbolic_attr(node.attrs)) return run_op(node.op, args, bind_attrs(node.attrs, bindings));
+  return run_op(node.op, args, node.attrs);
+}
+
+Tensor owned_output(const Graph& g, const Tensor& value, const std::vector<Tensor>& inputs) {
+  bool aliases = !value.is_contiguous();
+  for (const Tensor& in : inputs) aliases |= in.impl()->storage == value.impl()->storage;
+  for (const GraphConstant& c : g.constants) aliases |= c.value.impl()->storage == value.impl()->storage;
+  return aliases ? value.clone() : value;
 }
 
 std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs) {
@@ -84,21 +101,12 @@ std::vector<Tensor> interpret(const Graph& g, const std::vector<Tensor>& inputs)
     const Node& node = g.nodes[n];
     args.clear();
     for (ValueId v : node.inputs) args.push_back(values[v]);
-    values[g.node_value(n)] = has_symbolic_attr(node.attrs)
-                                  ? run_op(node.op, args, bind_attrs(node.attrs, bindings))
-                                  : run_op(node.op, args, node.attrs);
+    values[g.node_value(n)] = run_node(node, args, bindings);
     for (ValueId v : node.inputs)
       if (last_use[v] == static_cast<int64_t>(n) && g.node_index(v) >= 0) values[v] = Tensor();
   }
   std::vector<Tensor> outputs;
-  for (ValueId v : g.outputs) {
-    Tensor out = values[v];
-    bool aliases_input = false;
-    for (const Tensor& in : inputs) aliases_input |= in.impl()->storage == out.impl()->storage;
-    for (const GraphConstant& c : g.constants)
-      aliases_input |= c.value.impl()->storage == out.impl()->storage;
-    outputs.push_back(aliases_input || !out.is_contiguous() ? out.clone() : out);
-  }
+  for (ValueId v : g.outputs) outputs.push_back(owned_output(g, values[v], inputs));
   return outputs;
 }
 

@@ -13,9 +13,13 @@ namespace kiln {
 // declared types; returns the bindings (symbol index → size).
 std::vector<int64_t> bind_inputs(const Graph& graph, const std::vector<Tensor>& inputs);
 
-// `attrs` with every size symbol replaced by its bound value (reshape and expand targets).
-Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings);
-bool has_symbolic_attr(const Attrs& attrs);
+// Runs one node eagerly, its attributes' size symbols (reshape and expand targets) bound.
+Tensor run_node(const Node& node, const std::vector<Tensor>& args,
+                const std::vector<int64_t>& bindings);
+
+// `value` as a graph output: itself, or a contiguous copy when it is strided or shares
+// storage with an input or a constant (outputs never alias them).
+Tensor owned_output(const Graph& graph, const Tensor& value, const std::vector<Tensor>& inputs);
 
 // Runs `graph` on `inputs`; outputs are contiguous and never alias an input.
 std::vector<Tensor> interpret(const Graph& graph, const std::vector<Tensor>& inputs);

@@ -141,22 +141,14 @@ class NativeExecutable final : public Executable {
       } else {
         std::vector<Tensor> args;
         for (ValueId v : node.inputs) args.push_back(slots[v]);
-        Tensor result = has_symbolic_attr(node.attrs)
-                            ? run_op(node.op, args, bind_attrs(node.attrs, bindings))
-                            : run_op(node.op, args, node.attrs);
+        Tensor result = run_node(node, args, bindings);
         slots[out] = p_.read_by_kernel[out] ? contiguous_eager(result) : result;
       }
       for (size_t i = g.inputs.size() + g.constants.size(); i < slots.size(); ++i)
         if (last_use_[i] == static_cast<int64_t>(s)) slots[i] = Tensor();
     }
     std::vector<Tensor> outputs;
-    for (ValueId v : g.outputs) {
-      Tensor t = slots[v];
-      bool aliases = !t.is_contiguous() || g.node_index(v) < 0;
-      for (const Tensor& in : inputs) aliases |= in.impl()->storage == t.impl()->storage;
-      for (const GraphConstant& c : g.constants) aliases |= c.value.impl()->storage == t.impl()->storage;
-      outputs.push_back(aliases ? t.clone() : t);
-    }
+    for (ValueId v : g.outputs) outputs.push_back(owned_output(g, slots[v], inputs));
     return outputs;
   }
 
