@@ -149,6 +149,9 @@ class KernelWriter {
     return name;
   }
 
+  // Makes `name` the value of `e` in the current scope (a value cached in memory).
+  void bind(const Expr* e, std::string name) { scopes_.back().names.emplace(e, std::move(name)); }
+
   std::string index(const IndexPtr& i) const {
     std::string text = render_index(i);
     if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : text;
@@ -390,12 +393,55 @@ std::string product(const std::vector<std::string>& extents) {
   return extents.empty() ? std::string("1") : fmt::format("{}", fmt::join(extents, " * "));
 }
 
+bool contains(const ExprPtr& tree, const Expr* target) {
+  if (tree.get() == target) return true;
+  for (const ExprPtr& a : tree->args)
+    if (contains(a, target)) return true;
+  return false;
+}
+
+bool has_transcendental(const ExprPtr& tree) {
+  if (tree->kind == Expr::Kind::Apply && op_info(tree->op).rule == OpRule::UnaryFloat &&
+      tree->op != Op::sqrt && tree->op != Op::rsqrt && tree->op != Op::reciprocal)
+    return true;
+  for (const ExprPtr& a : tree->args)
+    if (has_transcendental(a)) return true;
+  return false;
+}
+
+// A row value worth computing once: a phase's per-element value that an element store also
+// needs and that costs a vector math call (softmax's exp(x - max)). The phase loop writes it
+// to that store's own element of the output (same dtype, so exact), and the store loop reads
+// it back from cache instead of recomputing it. Each element is read back only by the
+// iteration that wrote it, so this holds under any loop split.
+struct CachedRowValue {
+  int phase = -1;
+  int param = -1;  // the output parameter that holds it
+  const Expr* value = nullptr;
+};
+
+CachedRowValue find_cached_row_value(const LoopKernel& k) {
+  if (!k.flat || k.columns) return {};
+  for (size_t p = k.phases.size(); p-- > 0;) {
+    const ExprPtr& v = k.phases[p].value;
+    if ((v->dtype != DType::f32 && v->dtype != DType::f64) || !has_transcendental(v)) continue;
+    for (const Store& st : k.stores) {
+      if (render_index(st.index) != k.full_index_text ||
+          k.param_dtypes[static_cast<size_t>(st.param)] != v->dtype || !contains(st.value, v.get()))
+        continue;
+      return {static_cast<int>(p), st.param, v.get()};
+    }
+  }
+  return {};
+}
+
 // The loop over rows. Many rows: one thread per block of rows, each phase a simd loop.
 // One long row (a full reduction): the rows run in order and each phase's loop is split
 // across the threads instead (a split reduction). Entering a parallel region per phase per
 // row would cost more than short rows take, so the two forms are separate code.
 std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
   KernelWriter w(k);
+  const CachedRowValue cached = find_cached_row_value(k);
   std::string body;
   w.push(&body, "    ");
   for (size_t p = 0; p < k.phases.size(); ++p) {
@@ -412,6 +458,7 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     std::string loop_body;
     w.push(&loop_body, "      ");
     std::string v = w.value(k.phases[p].value);
+    if (cached.phase == static_cast<int>(p)) w.line(fmt::format("p{}[(i0 * R + i1)] = {};", cached.param, v));
     w.pop();
     body += loop_body;
     w.line("  " + fill(acc.update, v));
@@ -426,6 +473,7 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string loop_body;
     w.push(&loop_body, "      ");
+    if (cached.value) w.bind(cached.value, fmt::format("p{}[(i0 * R + i1)]", cached.param));
     for (const Store& st : k.stores)
       w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
                          store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));

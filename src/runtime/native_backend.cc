@@ -17,6 +17,7 @@
 #include "kiln/error.h"
 #include "lower/lower.h"
 #include "runtime/executable.h"
+#include "support/log.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
 
@@ -74,6 +75,7 @@ class NativeExecutable final : public Executable {
     const Graph& g = p_.graph;
     if (!p_.kernels.empty()) {
       std::string source = emit_translation_unit(g.name, p_.kernels, g.num_symbols, cpp_dialect());
+      if (log_enabled("output_code")) log_line("output_code", source);
       lib_ = compile_cached(source, toolchain, p_.kernels[0].name);
       for (const LoopKernel& k : p_.kernels)
         fns_.push_back(reinterpret_cast<KernelFn>(lib_->symbol(k.name)));

@@ -1,5 +1,6 @@
 // KILN_LOGS=topic,topic (or "all"): diagnostic logging to stderr, one line per event,
-// prefixed "[kiln:topic]". Topics so far: graph (each traced graph), guards (guard misses).
+// prefixed "[kiln:topic]". Topics: graph (each traced graph), guards (guard misses), passes (the graph after
+// each pass), pipeline (stage timings), output_code (generated kernel source).
 #pragma once
 
 #include <string_view>

@@ -149,5 +149,28 @@ TEST(Fusion, SourceIsDeterministic) {
   EXPECT_NE(a.find("cpp_per_fused_"), std::string::npos);
 }
 
+size_t occurrences(const std::string& text, const std::string& word) {
+  size_t n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+  return n;
+}
+
+TEST(Fusion, SoftmaxComputesEachExpOnce) {
+  // exp(x - max) feeds the row sum and the stores: the sum's loop keeps it in the output,
+  // the store loop divides it in place (the values are checked in steps_of).
+  steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; }, {randn({64, 300})});
+  Tracer tracer("sm");
+  auto in = tracer.add_inputs({randn({64, 300})});
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = {softmax(in[0], -1)};
+  }
+  Graph g = optimize_graph(tracer.finish(out));
+  std::string source = emit_translation_unit(g.name, lower_graph(g).kernels, g.num_symbols, cpp_dialect());
+  std::string body = source.substr(source.find("void cpp_per_fused_"));
+  EXPECT_EQ(occurrences(body, "expf("), 1u) << body;
+}
+
 }  // namespace
 }  // namespace kiln
