@@ -9,11 +9,11 @@ jobs=$(nproc)
 
 cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON > /dev/null
 cmake --build build-ci
-ctest --test-dir build-ci -j "$jobs" --output-on-failure
+ctest --test-dir build-ci -j "$jobs" --output-on-failure -LE full
 
 CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
   -DKILN_WERROR=ON -DKILN_SANITIZE=address,undefined -DKILN_FUZZ=ON > /dev/null
 cmake --build build-asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan -j "$jobs" --output-on-failure -LE package
+  ctest --test-dir build-asan -j "$jobs" --output-on-failure -LE "package|full"
 echo "all tests passed"

@@ -8,3 +8,4 @@
 #include "kiln/safetensors.h"
 #include "kiln/tensor.h"
 #include "kiln/version.h"
+#include "kiln/workers.h"

@@ -1,27 +1,31 @@
 // A loaded shared object (dlopen with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE), released
 // when the last owner lets go. Loading a shared object runs code: only load what kiln
-// itself compiled.
+// itself compiled, from the private cache or a worker's validated reply.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace kiln {
 
 class SharedObject {
  public:
-  static std::shared_ptr<SharedObject> load(const std::string& path);
+  // Loads an object from its bytes (validated by the caller: a cache entry's checksum, a
+  // worker's reply) through an anonymous memory file, so no file anyone else can replace
+  // is opened and a noexec /tmp does not matter. `name` names it in errors.
+  static std::shared_ptr<SharedObject> load_bytes(std::string_view bytes, const std::string& name);
   ~SharedObject();
   SharedObject(const SharedObject&) = delete;
   SharedObject& operator=(const SharedObject&) = delete;
   // The address of `symbol`; throws Error naming the file when it is missing.
   void* symbol(const std::string& name) const;
-  const std::string& path() const { return path_; }
+  const std::string& name() const { return name_; }
 
  private:
-  SharedObject(void* handle, std::string path) : handle_(handle), path_(std::move(path)) {}
+  SharedObject(void* handle, std::string name) : handle_(handle), name_(std::move(name)) {}
   void* handle_;
-  std::string path_;
+  std::string name_;
 };
 
 }  // namespace kiln

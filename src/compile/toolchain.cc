@@ -91,6 +91,36 @@ Toolchain probe_toolchain(Tier tier, const std::string& compiler) {
 
 }  // namespace
 
+namespace {
+
+std::string binary_fingerprint(const std::string& name) {
+  std::string path = find_in_path(name);
+  struct stat st {};
+  if (path.empty() || stat(path.c_str(), &st) != 0) return name + " missing";
+  return fmt::format("{} {} {} {}", path, st.st_size, st.st_mtime, st.st_ino);
+}
+
+std::string cpu_fingerprint() {
+  static const std::string cpu = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, model, flags;
+    while (std::getline(in, line) && (model.empty() || flags.empty())) {
+      if (model.empty() && line.rfind("model name", 0) == 0) model = line;
+      if (flags.empty() && line.rfind("flags", 0) == 0) flags = line;
+    }
+    return model + "\n" + flags;
+  }();
+  return cpu;
+}
+
+}  // namespace
+
+std::string toolchain_fingerprint(Tier tier, const std::string& compiler) {
+  if (tier == Tier::fast)
+    return fmt::format("fast\n{}\n{}\n{}", binary_fingerprint("tcc"), binary_fingerprint("gcc"), cpu_fingerprint());
+  return fmt::format("optimized {}\n{}\n{}", compiler, binary_fingerprint(compiler), cpu_fingerprint());
+}
+
 Toolchain toolchain_for(Tier tier, const std::string& compiler) {
   // Probing runs the compilers (--version, the -march=native target): once per process.
   static std::mutex mutex;
@@ -102,9 +132,26 @@ Toolchain toolchain_for(Tier tier, const std::string& compiler) {
   return it->second;
 }
 
-std::string compile_shared_object(const Toolchain& toolchain, const std::string& name,
-                                   const std::string& source, const std::string& dir) {
-  std::filesystem::create_directories(dir);
+namespace {
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) throw CompileError(fmt::format("cannot read {}", path));
+  return bytes;
+}
+
+std::string private_temp_dir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = fmt::format("{}/kiln-XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(templ.data())) throw CompileError(fmt::format("cannot create a temporary directory {}", templ));
+  return templ;
+}
+
+}  // namespace
+
+std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source) {
+  const std::string dir = private_temp_dir();
   std::string c_path = fmt::format("{}/{}.c", dir, name);
   std::string so_path = fmt::format("{}/{}.so", dir, name);
   {
@@ -123,13 +170,16 @@ std::string compile_shared_object(const Toolchain& toolchain, const std::string&
   if (!r.ok() && toolchain.name == "tcc") {
     static const Toolchain fallback = make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"});
     ProcessResult retry = compile(fallback);
-    if (retry.ok()) return so_path;
-    r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
+    if (retry.ok()) r = retry;
+    else r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
   }
   if (!r.ok())
-    throw CompileError(fmt::format("kernel {} failed to compile with {} ({}); source {}:\n{}",
+    throw CompileError(fmt::format("kernel {} failed to compile with {} ({}); source kept at {}:\n{}",
                                    name, toolchain.name, r.describe(), c_path, r.output));
-  return so_path;
+  std::string bytes = read_file_bytes(so_path);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return bytes;
 }
 
 }  // namespace kiln

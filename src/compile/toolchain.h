@@ -25,10 +25,16 @@ struct Toolchain {
 // Throws CompileError when no usable compiler is installed.
 Toolchain toolchain_for(Tier tier, const std::string& compiler = "gcc");
 
-// Compiles C `source` of kernel `name` into `dir`/`name`.so and returns its path. A source
-// the compiler rejects raises CompileError naming the kernel, the compiler and its
+// What identifies a tier's toolchain without running anything: the compiler binaries'
+// paths, sizes and modification times, the tier's flags and the host CPU's model and
+// feature flags. Graph cache keys use it, since a warm start must not start a compiler.
+std::string toolchain_fingerprint(Tier tier, const std::string& compiler = "gcc");
+
+// Compiles C `source` (kernels, first one `name`) into a shared object and returns its
+// bytes. The compiler works in a private temporary directory, removed afterwards unless
+// the compile fails (then the error names the source file kept there). A source the
+// compiler rejects raises CompileError naming the kernel, the compiler and its
 // diagnostics; the fast tier retries with gcc -O1 first.
-std::string compile_shared_object(const Toolchain& toolchain, const std::string& name,
-                                  const std::string& source, const std::string& dir);
+std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source);
 
 }  // namespace kiln

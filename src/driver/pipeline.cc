@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "driver/graph_compiler.h"
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "passes/passes.h"
@@ -61,12 +62,16 @@ Graph optimize_graph(const Graph& input) {
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
   timed("verify", graph, [&] { verify_graph(graph); });
-  Graph optimized = optimize_graph(graph);
-  // InProcess runs the native pipeline (lower → codegen → toolchain) here; the worker-based
-  // modes use the interpreter until the worker pool and stages exist.
-  if (options.mode == CompileMode::InProcess)
-    return timed("lower+codegen+compile", optimized, [&] { return make_native_executable(optimized, Tier::optimized); });
-  return timed("backend", optimized, [&] { return make_interpreter_executable(std::move(optimized)); });
+  // InProcess and Subprocess build native code (here, or in workers); the async and
+  // progressive modes use the interpreter until their stages exist.
+  if (options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess)
+    return timed("backend", graph, [&] { return make_interpreter_executable(optimize_graph(graph)); });
+  NativeCompile how;
+  how.in_workers = options.mode == CompileMode::Subprocess;
+  how.start = options.worker_start;
+  how.threads = options.compile_threads;
+  return timed(how.in_workers ? "compile in workers" : "optimize+lower+codegen+compile", graph,
+               [&] { return compile_native(graph, how); });
 }
 
 }  // namespace kiln

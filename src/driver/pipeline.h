@@ -12,9 +12,10 @@ namespace kiln {
 // The graph passes, in order: decompose → simplify views → fold constants → CSE → DCE.
 Graph optimize_graph(const Graph& graph);
 
-// Verifies `graph` and builds its executable under `options`: verify → optimize_graph →
-// (InProcess) lower → codegen → toolchain → native executable; the worker-based modes get
-// the graph interpreter until the worker pool exists.
+// Verifies `graph` and builds its executable under `options`: InProcess runs
+// optimize_graph → lower → codegen → toolchain here, Subprocess in compile workers, both
+// through the caches (graph_compiler.h); the async and progressive modes get the graph
+// interpreter until their stages exist.
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options);
 
 }  // namespace kiln

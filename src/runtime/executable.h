@@ -7,7 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "compile/toolchain.h"
+#include "compile/shared_object.h"
+#include "runtime/plan.h"
 #include "graph/graph.h"
 
 namespace kiln {
@@ -27,8 +28,8 @@ class Executable {
 // is built for it, and the reference the native ones are checked against.
 std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
 
-// Lowers the graph to loop kernels, compiles them with the tier's toolchain and runs them
-// (src/runtime/native_backend.cc).
-std::unique_ptr<Executable> make_native_executable(const Graph& graph, Tier tier);
+// Runs a compiled plan with its units' loaded objects, one per unit (native_backend.cc).
+std::unique_ptr<Executable> make_native_executable(CompiledPlan plan,
+                                                   const std::vector<std::shared_ptr<SharedObject>>& objects);
 
 }  // namespace kiln

@@ -19,8 +19,17 @@ namespace kiln {
 
 std::string ProcessResult::describe() const {
   if (timed_out) return "timed out and was killed";
-  if (signal) return fmt::format("killed by signal {} ({})", signal, sigabbrev_np(signal) ? sigabbrev_np(signal) : "?");
+  if (signal) return fmt::format("killed by signal {} ({})", signal, sigabbrev_np(signal) ? fmt::format("SIG{}", sigabbrev_np(signal)) : "?");
   return fmt::format("exit status {}", exit_code);
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return fmt::format("killed by signal {} ({})", sig, sigabbrev_np(sig) ? fmt::format("SIG{}", sigabbrev_np(sig)) : "?");
+  }
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  return fmt::format("wait status {:#x}", status);
 }
 
 ProcessResult run_process(const std::vector<std::string>& argv, double timeout_seconds) {

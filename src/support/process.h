@@ -17,6 +17,9 @@ struct ProcessResult {
   std::string describe() const;  // "exit status 1", "killed by signal 11 (SIGSEGV)", ...
 };
 
+// A waitpid status in words: "exit status 1", "killed by signal 9 (SIGKILL)".
+std::string describe_wait_status(int status);
+
 // Runs argv[0] (searched in PATH) with `argv`; throws Error only if it cannot start.
 ProcessResult run_process(const std::vector<std::string>& argv, double timeout_seconds);
 

@@ -2,8 +2,6 @@
 // the kernel and carries the compiler's diagnostics.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "compile/shared_object.h"
 #include "compile/toolchain.h"
 #include "kiln/error.h"
@@ -13,19 +11,13 @@ namespace {
 
 const char* kGood = "#include <stdint.h>\nvoid twice(int64_t n, float* x) { for (int64_t i = 0; i < n; ++i) x[i] *= 2; }\n";
 
-std::string scratch() {
-  auto dir = std::filesystem::path(::testing::TempDir()) / "kiln_toolchain_test";
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 TEST(Toolchain, EachTierBuildsLoadableCode) {
   for (Tier tier : {Tier::fast, Tier::optimized}) {
     Toolchain t = toolchain_for(tier);
     EXPECT_FALSE(t.version.empty()) << t.name;
     EXPECT_NE(t.identity().find(t.name), std::string::npos);
-    std::string so = compile_shared_object(t, tier == Tier::fast ? "good_fast" : "good_opt", kGood, scratch());
-    auto lib = SharedObject::load(so);
+    std::string so = compile_object(t, tier == Tier::fast ? "good_fast" : "good_opt", kGood);
+    auto lib = SharedObject::load_bytes(so, "good");
     auto fn = reinterpret_cast<void (*)(int64_t, float*)>(lib->symbol("twice"));
     float data[3] = {1, 2, 3};
     fn(3, data);
@@ -38,8 +30,7 @@ TEST(Toolchain, EachTierBuildsLoadableCode) {
 TEST(Toolchain, BadSourceIsACompileErrorWithDiagnostics) {
   for (Tier tier : {Tier::fast, Tier::optimized}) {
     try {
-      compile_shared_object(toolchain_for(tier), "cpp_poi_fused_broken_0",
-                            "void f(void) { undeclared_thing = 1; }\n", scratch());
+      compile_object(toolchain_for(tier), "cpp_poi_fused_broken_0", "void f(void) { undeclared_thing = 1; }\n");
       ADD_FAILURE() << "no error";
     } catch (const CompileError& e) {
       std::string m = e.what();

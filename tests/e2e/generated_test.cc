@@ -8,6 +8,7 @@
 
 #include "kiln/kiln.h"
 #include "support/compare.h"
+#include "support/modes.h"
 
 namespace kiln {
 namespace {
@@ -102,9 +103,10 @@ std::vector<Case> cases() {
   return out;
 }
 
-class Generated : public ::testing::TestWithParam<CompileMode> {};
+class Generated : public ::testing::TestWithParam<testing::ModeConfig> {};
 
 TEST_P(Generated, CompiledMatchesEager) {
+  testing::ModeRun run(GetParam());
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
     manual_seed(11);
@@ -115,9 +117,7 @@ TEST_P(Generated, CompiledMatchesEager) {
       Tensor t = make_input(shape, c.dtypes[i]);
       inputs.push_back(c.transpose_first && i == 0 ? t.t() : t);
     }
-    CompileOptions options;
-    options.mode = GetParam();
-    options.name = c.name;
+    CompileOptions options = GetParam().options(c.name);
     auto f = compile([&c](std::vector<Tensor> in) { return c.fn(in); }, options);
     std::vector<std::vector<Tensor>> calls{inputs};
     if (c.dynamic) {
@@ -144,16 +144,8 @@ TEST_P(Generated, CompiledMatchesEager) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, Generated,
-                         ::testing::Values(CompileMode::InProcess, CompileMode::Subprocess,
-                                           CompileMode::Async, CompileMode::Progressive,
-                                           CompileMode::AsyncProgressive),
-                         [](const ::testing::TestParamInfo<CompileMode>& info) {
-                           std::string name(compile_mode_name(info.param));
-                           for (char& ch : name)
-                             if (ch == '+') ch = '_';
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Modes, Generated, ::testing::ValuesIn(testing::all_mode_configs()),
+                         testing::mode_config_name);
 
 }  // namespace
 }  // namespace kiln

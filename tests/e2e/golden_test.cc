@@ -7,6 +7,7 @@
 #include "graph/text.h"
 #include "trace/tracer.h"
 #include "support/compare.h"
+#include "support/modes.h"
 
 namespace kiln::testing {
 namespace {
@@ -43,17 +44,33 @@ TEST(Golden, Eager) {
   for (const GoldenCase& c : cases()) expect_matches(c, apply_golden_op(c, c.inputs), "eager");
 }
 
-TEST(Golden, CompiledGraph) {
-  for (const GoldenCase& c : cases()) {
-    CompileOptions options;
-    options.name = fmt::format("golden_{}", c.id);
-    auto f = compile([&c](std::vector<Tensor> in) { return apply_golden_op(c, in); }, options);
+// Compiled, in each native configuration: InProcess, and Subprocess under each worker
+// start method (no compile in this process). KILN_GOLDEN_STRIDE picks every n-th case
+// for the worker modes: the CI binary runs a subset, golden_full_test (label full) all.
+class GoldenCompiled : public ::testing::TestWithParam<ModeConfig> {};
+
+TEST_P(GoldenCompiled, MatchesPyTorch) {
+  const ModeConfig& config = GetParam();
+  ModeRun run(config);
+  for (size_t index : sampled(cases().size(), config.in_workers() ? KILN_GOLDEN_STRIDE : 1)) {
+    const GoldenCase& c = cases()[index];
+    auto f = compile([&c](std::vector<Tensor> in) { return apply_golden_op(c, in); },
+                     config.options(fmt::format("golden_{}", c.id)));
     expect_matches(c, f(c.inputs), "compiled");
     // Second call: the guard hits and the same entry runs again.
     expect_matches(c, f(c.inputs), "compiled (cached entry)");
     ASSERT_EQ(f.graphs().size(), 1u) << "case " << c.id;
   }
 }
+
+std::vector<ModeConfig> native_configs() {
+  std::vector<ModeConfig> out;
+  for (const ModeConfig& m : all_mode_configs())
+    if (m.mode == CompileMode::InProcess || m.mode == CompileMode::Subprocess) out.push_back(m);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Native, GoldenCompiled, ::testing::ValuesIn(native_configs()), mode_config_name);
 
 TEST(Golden, PrinterParserRoundTripOnEveryGraph) {
   for (const GoldenCase& c : cases()) {

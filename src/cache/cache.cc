@@ -1,0 +1,74 @@
+#include "cache/cache.h"
+
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <filesystem>
+
+#include "cache/cache_dir.h"
+#include "cache/entry_file.h"
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+
+const char* subdirectory(CacheKind kind) { return kind == CacheKind::kernel ? "kernels" : "graphs"; }
+const char* extension(CacheKind kind) { return kind == CacheKind::kernel ? ".so" : ".graph"; }
+
+bool is_key(const std::string& key) {
+  return key.size() == 32 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+std::string content_key(std::string_view text) {
+  XXH128_hash_t h = XXH3_128bits(text.data(), text.size());
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+std::optional<Cache> Cache::open() {
+  std::optional<std::string> root = cache_root();
+  if (!root) return std::nullopt;
+  return Cache(*root);
+}
+
+Cache::Cache(std::string root) : root_(std::move(root)) {
+  ensure_private_directory(root_);
+  for (CacheKind kind : {CacheKind::kernel, CacheKind::graph})
+    ensure_private_directory(fmt::format("{}/{}", root_, subdirectory(kind)));
+}
+
+std::string Cache::path(CacheKind kind, const std::string& key) const {
+  if (!is_key(key)) throw Error(fmt::format("cache: '{}' is not a cache key", key));
+  return fmt::format("{}/{}/{}{}", root_, subdirectory(kind), key, extension(kind));
+}
+
+std::optional<std::string> Cache::get(CacheKind kind, const std::string& key) const {
+  return read_entry_file(path(kind, key));
+}
+
+void Cache::put(CacheKind kind, const std::string& key, std::string_view payload) const {
+  write_entry_file(path(kind, key), payload);
+}
+
+Cache::Usage Cache::usage(CacheKind kind) const {
+  Usage u;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec)) {
+    if (!e.is_regular_file() || e.path().extension() != extension(kind)) continue;
+    ++u.entries;
+    u.bytes += static_cast<int64_t>(e.file_size(ec));
+  }
+  return u;
+}
+
+void Cache::clear() const {
+  for (CacheKind kind : {CacheKind::kernel, CacheKind::graph}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec))
+      if (e.is_regular_file()) std::filesystem::remove(e.path(), ec);
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,43 @@
+// The persistent caches (DESIGN §6) under the private cache root: compiled kernel objects
+// (kernels/KEY.so) and compiled graphs (graphs/KEY.graph: the plan that runs a graph and
+// the keys of its objects). Keys are content hashes (32 hex digits) computed by the caller
+// from everything that changes the entry; entries are files of entry_file.h. Every mode
+// and worker start method shares the same entries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kiln {
+
+enum class CacheKind { kernel, graph };
+
+class Cache {
+ public:
+  // The cache under cache_root(), its directories created and checked (private, owned by
+  // this user); nullopt when caches are disabled (KILN_FORCE_DISABLE_CACHES=1).
+  static std::optional<Cache> open();
+  explicit Cache(std::string root);
+
+  std::optional<std::string> get(CacheKind kind, const std::string& key) const;
+  void put(CacheKind kind, const std::string& key, std::string_view payload) const;
+
+  struct Usage {
+    int64_t entries = 0;
+    int64_t bytes = 0;
+  };
+  Usage usage(CacheKind kind) const;
+  void clear() const;  // removes every entry (and stray temp files) of both kinds
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string path(CacheKind kind, const std::string& key) const;
+  std::string root_;
+};
+
+// A cache key: the XXH3-128 digest of `text`, as 32 hex digits.
+std::string content_key(std::string_view text);
+
+}  // namespace kiln

@@ -1,0 +1,35 @@
+// A graph to a native executable, through the caches and — in the worker modes — the
+// compile workers:
+//   graph cache hit   → the plan, then each unit's object (process table, kernel cache)
+//   miss              → build_plan here (InProcess) or in a worker (compile_graph job)
+//   missing objects   → compiled here, or in parallel across the workers (compile_unit)
+// The graph entry is written once every object exists. In the worker modes this process
+// compiles nothing (compile.in_process stays 0); with everything cached it starts no
+// worker at all.
+#pragma once
+
+#include <memory>
+
+#include "compile/toolchain.h"
+#include "graph/graph.h"
+#include "kiln/compile.h"
+#include "runtime/executable.h"
+
+namespace kiln {
+
+struct NativeCompile {
+  Tier tier = Tier::optimized;
+  std::string compiler = "gcc";
+  bool in_workers = false;
+  WorkerStart start = WorkerStart::Subprocess;
+  int threads = 1;
+  bool idle_priority = false;
+};
+
+std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how);
+
+// The graph cache key (DESIGN §6): kiln's build identity, the toolchain's fingerprint,
+// the canonical graph text (with its input types) and a digest of its constants.
+std::string graph_cache_key(const Graph& graph, const NativeCompile& how);
+
+}  // namespace kiln

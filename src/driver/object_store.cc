@@ -1,0 +1,76 @@
+#include "driver/object_store.h"
+
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "kiln/error.h"
+#include "support/stats.h"
+
+namespace kiln {
+
+namespace {
+
+std::mutex table_mutex;
+std::map<std::string, std::shared_ptr<SharedObject>>& table() {
+  static std::map<std::string, std::shared_ptr<SharedObject>> loaded;
+  return loaded;
+}
+
+}  // namespace
+
+std::shared_ptr<SharedObject> load_object(const ObjectUnit& unit, std::string_view bytes) {
+  auto object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
+  std::lock_guard<std::mutex> lock(table_mutex);
+  return table().emplace(unit.key, object).first->second;
+}
+
+void forget_loaded_objects() {
+  std::lock_guard<std::mutex> lock(table_mutex);
+  table().clear();
+}
+
+std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache) {
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    auto it = table().find(unit.key);
+    if (it != table().end()) {
+      bump(Stat::cache_kernel_hit);
+      return it->second;
+    }
+  }
+  if (cache) {
+    if (std::optional<std::string> bytes = cache->get(CacheKind::kernel, unit.key)) {
+      bump(Stat::cache_kernel_hit);
+      return load_object(unit, *bytes);
+    }
+  }
+  bump(Stat::cache_kernel_miss);
+  return nullptr;
+}
+
+std::shared_ptr<SharedObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+                                                  const std::optional<Cache>& cache) {
+  bump(Stat::compile_in_process);
+  std::string bytes = compile_object(toolchain, unit.name, unit.source);
+  if (cache) cache->put(CacheKind::kernel, unit.key, bytes);
+  return load_object(unit, bytes);
+}
+
+std::shared_ptr<SharedObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
+                                                const std::optional<Cache>& cache) {
+  auto inline_object = reply.find("object");
+  if (inline_object != reply.end()) return load_object(unit, inline_object->second);
+  const std::string& key = reply.at("key");
+  std::optional<std::string> bytes = cache ? cache->get(CacheKind::kernel, key) : std::nullopt;
+  if (!bytes)
+    throw WorkerError(fmt::format("compile worker reported unit {} cached as {}, but the kernel cache has no "
+                                  "valid entry for it",
+                                  unit.name, key));
+  ObjectUnit loaded = unit;
+  loaded.key = key;
+  return load_object(loaded, *bytes);
+}
+
+}  // namespace kiln

@@ -1,0 +1,39 @@
+// The loaded objects of translation units, by kernel-cache key: this process's table
+// first (one load per object per process), then the persistent kernel cache (checksummed
+// entries), else compiled — here (InProcess, the only place compile.in_process counts) or
+// by a worker, whose reply is loaded with load_object.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "cache/cache.h"
+#include "compile/shared_object.h"
+#include "compile/toolchain.h"
+#include "runtime/plan.h"
+#include "wire/frame.h"
+
+namespace kiln {
+
+// The unit's object if this process or the cache has it (cache.kernel.hit), else nullptr
+// (cache.kernel.miss).
+std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache);
+
+// Loads an object's bytes (validated by the caller) and remembers it under the unit's key.
+std::shared_ptr<SharedObject> load_object(const ObjectUnit& unit, std::string_view bytes);
+
+// Loads the object a worker's compile_unit reply names: inline bytes (caches off), else
+// the kernel cache entry under the reply's key (WorkerError if it is missing or corrupt).
+std::shared_ptr<SharedObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
+                                                     const std::optional<Cache>& cache);
+
+// Empties this process's table (objects stay mapped): the next lookups go to the cache,
+// as in a fresh process. For benchmarks and tests of warm starts.
+void forget_loaded_objects();
+
+// Compiles the unit in this process, stores it in the cache when there is one, loads it.
+std::shared_ptr<SharedObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+                                                  const std::optional<Cache>& cache);
+
+}  // namespace kiln

@@ -1,0 +1,74 @@
+// kiln/workers.h: the pool as the public API exposes it.
+#include <fmt/format.h>
+
+#include "driver/object_store.h"
+#include "kiln/error.h"
+#include "kiln/workers.h"
+#include "support/env.h"
+#include "worker/pool.h"
+
+namespace kiln {
+
+namespace {
+
+const char* start_word(WorkerStart s) {
+  switch (s) {
+    case WorkerStart::Subprocess: return "subprocess";
+    case WorkerStart::Fork: return "fork";
+    case WorkerStart::Spawn: return "spawn";
+  }
+  return "?";
+}
+
+bool is_c_identifier(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+}  // namespace
+
+bool wait_pool_ready(double timeout_seconds, const CompileOptions& options) {
+  ResolvedOptions r = resolve_options(options);
+  return compile_pool(r.worker_start, r.compile_threads).wait_ready(timeout_seconds);
+}
+
+void shutdown_compile_workers() { shutdown_all_pools(); }
+
+std::vector<PoolWorker> pool_status() {
+  std::vector<PoolWorker> out;
+  for (WorkerStart start : {WorkerStart::Subprocess, WorkerStart::Fork, WorkerStart::Spawn})
+    for (bool idle : {false, true})
+      for (const auto& [pool_start, status] : pool_statuses(start, idle))
+        out.push_back({start_word(pool_start), status.slot, status.pid, status.busy, status.jobs_done, status.failures});
+  return out;
+}
+
+std::future<CompiledKernel> compile_source(const std::string& name, const std::string& language,
+                                           const std::string& source, const CompileOptions& options) {
+  if (language != "c")
+    throw Error(fmt::format("compile_source({}): unknown language '{}' (accepted: c)", name, language));
+  if (!is_c_identifier(name))
+    throw Error(fmt::format("compile_source: '{}' is not a C function name", name));
+  ResolvedOptions r = resolve_options(options);
+  std::optional<Cache> cache = Cache::open();
+  std::future<Fields> reply = compile_pool(r.worker_start, r.compile_threads)
+                                  .submit(Job{MessageType::compile_unit,
+                                              {{"name", name},
+                                               {"source", source},
+                                               {"tier", "optimized"},
+                                               {"compiler", "gcc"},
+                                               {"cache_dir", cache ? cache->root() : std::string()}},
+                                              fmt::format("compile_source {}", name),
+                                              default_job_timeout()});
+  // The compile runs in the worker now; loading the result waits for get().
+  return std::async(std::launch::deferred, [name, cache, reply = std::move(reply)]() mutable {
+    ObjectUnit unit{name, "", ""};
+    std::shared_ptr<SharedObject> object = load_object_from_reply(unit, reply.get(), cache);
+    void* address = object->symbol(name);
+    return CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address);
+  });
+}
+
+}  // namespace kiln

@@ -1,0 +1,136 @@
+#include "runtime/plan.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "graph/text.h"
+#include "graph/verify.h"
+#include "kiln/error.h"
+
+namespace kiln {
+
+using nlohmann::json;
+
+std::string plan_to_json(const CompiledPlan& plan) {
+  json j;
+  j["format"] = 1;
+  j["graph"] = print_graph(plan.graph);
+  j["units"] = json::array();
+  for (const ObjectUnit& u : plan.units) j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
+  j["kernels"] = json::array();
+  for (const KernelLaunch& k : plan.kernels)
+    j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
+                            {"elementwise", k.elementwise}});
+  j["steps"] = json::array();
+  for (const PlanStep& s : plan.steps)
+    j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
+  std::vector<int> read(plan.read_by_kernel.begin(), plan.read_by_kernel.end());
+  j["read_by_kernel"] = read;
+  return j.dump();
+}
+
+TensorMap new_constants(const CompiledPlan& plan, const TensorMap& given) {
+  TensorMap made;
+  for (const GraphConstant& c : plan.graph.constants)
+    if (!given.count(c.name)) made[c.name] = c.value;
+  return made;
+}
+
+namespace {
+
+bool is_symbol(const std::string& s) {
+  if (s.empty() || s.size() > 200 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& made, const std::string& source) {
+  auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: invalid plan: {}", source, why)); };
+  if (!j.is_object() || j.value("format", 0) != 1) throw fail("not a kiln plan of format 1");
+  TensorMap constants = given;
+  for (const auto& [name, t] : made)
+    if (!constants.emplace(name, t).second) throw fail(fmt::format("constant {} given twice", name));
+  CompiledPlan plan;
+  plan.graph = parse_graph(j.at("graph").get<std::string>(), source + " (graph)", &constants);
+  verify_graph(plan.graph);
+  for (const GraphConstant& c : plan.graph.constants)
+    if (!c.value.defined()) throw fail(fmt::format("no value for constant {}", c.name));
+  const int32_t num_values = plan.graph.num_values();
+  for (const json& u : j.at("units")) {
+    ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(), u.at("source").get<std::string>()};
+    if (!is_symbol(unit.name)) throw fail("a unit with a bad name");
+    plan.units.push_back(std::move(unit));
+  }
+  auto value_id = [&](const json& v) {
+    auto id = v.get<int64_t>();
+    if (id < 0 || id >= num_values) throw fail(fmt::format("value %{} out of range", id));
+    return static_cast<ValueId>(id);
+  };
+  for (const json& k : j.at("kernels")) {
+    KernelLaunch launch;
+    launch.name = k.at("name").get<std::string>();
+    if (!is_symbol(launch.name)) throw fail("a kernel with a bad name");
+    launch.unit = k.at("unit").get<int>();
+    if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size())) throw fail("a kernel in no unit");
+    for (const json& v : k.at("params")) launch.params.push_back(value_id(v));
+    for (const json& v : k.at("outputs")) {
+      ValueId out = value_id(v);
+      if (plan.graph.node_index(out) < 0) throw fail(fmt::format("kernel {} writes an input or constant", launch.name));
+      if (std::find(launch.params.begin(), launch.params.end(), out) == launch.params.end())
+        throw fail(fmt::format("kernel {} writes a value that is not its param", launch.name));
+      launch.outputs.push_back(out);
+    }
+    launch.elementwise = k.at("elementwise").get<bool>();
+    plan.kernels.push_back(std::move(launch));
+  }
+  // Steps in order: nothing is read before it was written.
+  std::vector<bool> defined(static_cast<size_t>(num_values), false);
+  for (size_t i = 0; i < plan.graph.inputs.size() + plan.graph.constants.size(); ++i) defined[i] = true;
+  for (const json& s : j.at("steps")) {
+    PlanStep step;
+    std::vector<ValueId> reads, writes;
+    if (s.contains("kernel")) {
+      step.kind = PlanStep::Kind::Kernel;
+      step.kernel = s.at("kernel").get<int>();
+      if (step.kernel < 0 || step.kernel >= static_cast<int>(plan.kernels.size())) throw fail("a step of no kernel");
+      const KernelLaunch& k = plan.kernels[static_cast<size_t>(step.kernel)];
+      writes = k.outputs;
+      for (ValueId p : k.params)
+        if (std::find(writes.begin(), writes.end(), p) == writes.end()) reads.push_back(p);
+    } else {
+      step.kind = PlanStep::Kind::Ext;
+      step.node = s.at("ext").get<int>();
+      if (step.node < 0 || step.node >= static_cast<int>(plan.graph.nodes.size())) throw fail("a step of no node");
+      reads = plan.graph.nodes[static_cast<size_t>(step.node)].inputs;
+      writes = {plan.graph.node_value(static_cast<size_t>(step.node))};
+    }
+    for (ValueId v : reads)
+      if (!defined[v]) throw fail(fmt::format("value %{} is read before it is written", v));
+    for (ValueId v : writes) defined[v] = true;
+    plan.steps.push_back(step);
+  }
+  for (ValueId v : plan.graph.outputs)
+    if (!defined[v]) throw fail(fmt::format("output %{} is never written", v));
+  for (const json& r : j.at("read_by_kernel")) plan.read_by_kernel.push_back(r.get<int>() != 0);
+  if (plan.read_by_kernel.size() != static_cast<size_t>(num_values)) throw fail("read_by_kernel has the wrong length");
+  return plan;
+}
+
+}  // namespace
+
+CompiledPlan plan_from_json(std::string_view text, const TensorMap& given, const TensorMap& made,
+                            const std::string& source) {
+  try {
+    return parse_plan(json::parse(text), given, made, source);
+  } catch (const json::exception& e) {
+    throw FormatError(fmt::format("{}: invalid plan: {}", source, e.what()));
+  } catch (const FormatError&) {
+    throw;
+  } catch (const Error& e) {
+    throw FormatError(fmt::format("{}: invalid plan: {}", source, e.what()));
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,58 @@
+// A compiled graph as the runtime runs it and as it travels: from a compile worker to the
+// host, and to and from the graph cache. It holds the optimized graph, the translation
+// units that hold its kernels (their source and their object's cache key), each kernel
+// launch (its buffers) and the order of steps. It holds no code: objects are loaded from
+// the kernel cache or a worker's reply by key.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "graph/graph.h"
+#include "kiln/safetensors.h"
+
+namespace kiln {
+
+// One translation unit: kernels compiled together into one shared object.
+struct ObjectUnit {
+  std::string name;    // its first kernel's name (file names, errors)
+  std::string key;     // the kernel-cache key of its object: toolchain identity + source
+  std::string source;  // C source, kept so a missing object can be rebuilt without passes
+};
+
+struct KernelLaunch {
+  std::string name;             // the kernel's symbol, in its unit's object
+  int unit = 0;
+  std::vector<ValueId> params;  // its buffers (ABI order: outputs first)
+  std::vector<ValueId> outputs; // the params it writes
+  bool elementwise = false;     // reads every input at the index it writes (may run in place)
+};
+
+struct PlanStep {
+  enum class Kind { Kernel, Ext } kind = Kind::Kernel;
+  int kernel = -1;  // Kernel: index into kernels
+  int node = -1;    // Ext: the graph node the eager op executor runs
+};
+
+struct CompiledPlan {
+  Graph graph;  // optimized; constants attached
+  std::vector<ObjectUnit> units;
+  std::vector<KernelLaunch> kernels;
+  std::vector<PlanStep> steps;
+  std::vector<bool> read_by_kernel;  // per value: must be a contiguous buffer
+};
+
+// JSON text for the plan (the graph as canonical text). Constants travel apart: the ones
+// the caller gave the compile are found again by name; those the compile made (folded) are
+// returned by new_constants().
+std::string plan_to_json(const CompiledPlan& plan);
+TensorMap new_constants(const CompiledPlan& plan, const TensorMap& given);
+
+// Parses and validates a plan: every index in range, every kernel in a unit, steps in
+// order, constants from `given` or `made` with matching types. Throws FormatError naming
+// `source` and the problem.
+CompiledPlan plan_from_json(std::string_view json, const TensorMap& given, const TensorMap& made,
+                            const std::string& source);
+
+}  // namespace kiln

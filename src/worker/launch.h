@@ -1,0 +1,36 @@
+// Starting compile worker processes, by start method (DESIGN §5):
+//   Subprocess  kiln-worker, found relative to libkiln.so (libexec/kiln/ beside lib/)
+//   Spawn       the host's own binary (/proc/self/exe) re-executed in worker mode
+//   Fork        a child of the fork server: a single-threaded kiln-worker started once,
+//               which forks a worker per request on descriptors the host sends it; the
+//               host process, threaded, never forks
+// Every worker gets exactly its channel (fd 0, a socket) and its diagnostics pipe (fds 1
+// and 2); worker_main.cc makes it hermetic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "kiln/compile.h"
+
+namespace kiln {
+
+struct WorkerProcess {
+  pid_t pid = 0;
+  int channel = -1;      // the host's end of the socket
+  int diagnostics = -1;  // the read end of the worker's stderr
+  bool forked = false;   // a child of the fork server (which reaps it), not of this process
+};
+
+WorkerProcess launch_worker(WorkerStart start, bool idle_priority);
+
+// Ends a worker: kills it when `kill_first`, closes the host's descriptors, reaps it (or
+// learns its fate from the fork server), and returns its exit status in words. Waits at
+// most a few seconds, then kills.
+std::string end_worker(WorkerProcess& worker, bool kill_first);
+
+// The kiln-worker executable this library uses (Subprocess start and the fork server).
+std::string worker_executable();
+
+}  // namespace kiln

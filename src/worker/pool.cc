@@ -1,0 +1,376 @@
+#include "worker/pool.h"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "kiln/error.h"
+#include "support/build_id.h"
+#include "support/env.h"
+#include "support/log.h"
+#include "support/stats.h"
+#include "worker/launch.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr double kHelloTimeoutSeconds = 60;
+constexpr size_t kStderrTail = 4096;
+
+const char* start_name(WorkerStart s) {
+  switch (s) {
+    case WorkerStart::Subprocess: return "subprocess";
+    case WorkerStart::Fork: return "fork";
+    case WorkerStart::Spawn: return "spawn";
+  }
+  return "?";
+}
+
+double idle_quit_seconds() {
+  if (auto v = env_value("KILN_COMPILE_IDLE_SECONDS")) {
+    try {
+      double s = std::stod(*v);
+      if (s > 0) return s;
+    } catch (const std::exception&) {
+    }
+    throw Error(fmt::format("KILN_COMPILE_IDLE_SECONDS: '{}' is not accepted (accepted: seconds > 0)", *v));
+  }
+  return 300;
+}
+
+}  // namespace
+
+double default_job_timeout() {
+  if (auto v = env_value("KILN_COMPILE_TIMEOUT")) {
+    try {
+      double s = std::stod(*v);
+      if (s > 0) return s;
+    } catch (const std::exception&) {
+    }
+    throw Error(fmt::format("KILN_COMPILE_TIMEOUT: '{}' is not accepted (accepted: seconds > 0)", *v));
+  }
+  return 300;
+}
+
+struct Slot {
+  WorkerProcess process;
+  bool ready = false;       // said hello
+  bool want_start = false;  // wait_ready asked for it
+  bool busy = false;
+  int jobs_done = 0;
+  int failures = 0;
+  double job_started = 0;
+  std::string stderr_tail;
+  std::thread thread;
+};
+
+struct Pending {
+  Job job;
+  std::promise<Fields> promise;
+};
+
+struct WorkerPool::State {
+  WorkerStart start;
+  int size;
+  bool idle_priority;
+  double idle_quit;
+  mutable std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Pending> queue;
+  std::vector<Slot> slots;
+  bool threads_started = false;
+  bool stopping = false;
+  uint64_t next_job = 1;
+
+  std::string describe(const Slot& slot, const std::string& what) const {
+    std::string tail = slot.stderr_tail.empty() ? "(nothing)" : slot.stderr_tail;
+    return fmt::format("compile worker pid {} ({} start, {}): {}; its stderr ended with: {}", slot.process.pid,
+                       start_name(start), start == WorkerStart::Spawn ? "this program" : worker_executable(),
+                       what, tail);
+  }
+
+  // Appends what the worker wrote to stderr (non-blocking) to its tail.
+  void drain(Slot& slot) {
+    char buffer[4096];
+    for (;;) {
+      pollfd p{slot.process.diagnostics, POLLIN, 0};
+      if (slot.process.diagnostics < 0 || ::poll(&p, 1, 0) <= 0) return;
+      ssize_t n = ::read(slot.process.diagnostics, buffer, sizeof buffer);
+      if (n <= 0) return;
+      slot.stderr_tail.append(buffer, static_cast<size_t>(n));
+      if (slot.stderr_tail.size() > kStderrTail) slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
+    }
+  }
+
+  // Waits for a frame on the slot's channel until `deadline`, draining stderr meanwhile.
+  // Throws WorkerError when the worker died, broke the protocol, or the deadline passed
+  // (the worker is then ended, with its exit status in the message).
+  Frame receive(Slot& slot, double deadline, const std::string& job_name) {
+    for (;;) {
+      if (stopping_now()) fail(slot, fmt::format("the pool shut down while it ran job '{}'", job_name), true);
+      double left = deadline - monotonic_seconds();
+      if (left <= 0)
+        fail(slot, fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", job_name,
+                               deadline - started_at(slot)),
+             true);
+      pollfd p[2] = {{slot.process.channel, POLLIN, 0}, {slot.process.diagnostics, POLLIN, 0}};
+      int r = ::poll(p, 2, static_cast<int>(std::min(left, 0.1) * 1000) + 1);
+      if (r <= 0) continue;
+      if (p[1].revents) drain(slot);
+      if (!p[0].revents) continue;
+      std::optional<Frame> frame;
+      try {
+        frame = read_frame(slot.process.channel, deadline);
+      } catch (const WireTimeout&) {
+        continue;
+      } catch (const WireError& e) {
+        fail(slot, fmt::format("job '{}': broke the wire protocol ({})", job_name, e.what()), true);
+      }
+      if (!frame) fail(slot, fmt::format("died running job '{}'", job_name), false);
+      return std::move(*frame);
+    }
+  }
+
+  [[noreturn]] void fail(Slot& slot, const std::string& what, bool kill_first) {
+    double until = monotonic_seconds() + 0.5;  // the rest of its dying words
+    while (monotonic_seconds() < until) {
+      pollfd p{slot.process.diagnostics, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) break;
+      char buffer[4096];
+      ssize_t n = ::read(slot.process.diagnostics, buffer, sizeof buffer);
+      if (n <= 0) break;
+      slot.stderr_tail.append(buffer, static_cast<size_t>(n));
+    }
+    if (slot.stderr_tail.size() > kStderrTail) slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
+    int pid = slot.process.pid;
+    std::string status = end_worker(slot.process, kill_first);
+    std::string message = describe(slot, fmt::format("{} ({})", what, status));
+    slot.process.pid = 0;
+    slot.ready = false;
+    ++slot.failures;
+    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ended: {}", pid, message));
+    (void)pid;
+    throw WorkerError(message);
+  }
+
+  bool stopping_now() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return stopping;
+  }
+  double started_at(const Slot& slot) { return slot.job_started; }
+
+  void ensure_threads() {
+    if (threads_started) return;
+    threads_started = true;
+    stopping = false;
+    slots = std::vector<Slot>(static_cast<size_t>(size));
+    for (size_t i = 0; i < slots.size(); ++i) slots[i].thread = std::thread([this, i] { slot_loop(i); });
+  }
+
+  void start_worker(Slot& slot) {
+    slot.stderr_tail.clear();
+    slot.process = launch_worker(start, idle_priority);
+    Frame hello = receive(slot, monotonic_seconds() + kHelloTimeoutSeconds, "hello");
+    if (hello.type != MessageType::hello) fail(slot, "sent no hello", true);
+    if (hello.at("build_id") != build_id())
+      fail(slot, fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"), build_id()), true);
+    slot.ready = true;
+    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, start_name(start)));
+    std::lock_guard<std::mutex> lock(mutex);
+    cv.notify_all();
+  }
+
+  Fields run(Slot& slot, Pending& pending, uint64_t job_id) {
+    Fields request = pending.job.fields;
+    request["job"] = std::to_string(job_id);
+    double deadline = monotonic_seconds() + pending.job.timeout_seconds;
+    slot.job_started = monotonic_seconds();
+    try {
+      write_frame(slot.process.channel, pending.job.type, request);
+    } catch (const WireError& e) {
+      fail(slot, fmt::format("could not take job '{}' ({})", pending.job.name, e.what()), true);
+    }
+    Frame reply = receive(slot, deadline, pending.job.name);
+    if (reply.type != MessageType::reply || reply.fields["job"] != request["job"])
+      fail(slot, fmt::format("answered job '{}' with a {} message for job '{}'", pending.job.name,
+                             message_type_name(reply.type), reply.fields["job"]),
+           true);
+    bump(Stat::compile_subprocess);
+    const std::string& status = reply.at("status");
+    if (status == "compile_error") throw CompileError(reply.at("message"));
+    if (status == "error") throw Error(fmt::format("{} (in compile worker pid {})", reply.at("message"), slot.process.pid));
+    if (status != "ok") fail(slot, fmt::format("answered job '{}' with status '{}'", pending.job.name, status), true);
+    return std::move(reply.fields);
+  }
+
+  void slot_loop(size_t index) {
+    Slot& slot = slots[index];
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      bool idle_timeout = !cv.wait_for(lock, std::chrono::duration<double>(idle_quit), [&] {
+        return stopping || !queue.empty() || (slot.want_start && !slot.ready);
+      });
+      if (stopping) break;
+      if (idle_timeout) {
+        if (slot.ready) {
+          lock.unlock();
+          quit(slot);
+          lock.lock();
+        }
+        continue;
+      }
+      if (queue.empty()) {  // asked to start only
+        slot.want_start = false;
+        lock.unlock();
+        try {
+          start_worker(slot);
+        } catch (const Error&) {
+        }
+        lock.lock();
+        cv.notify_all();
+        continue;
+      }
+      Pending pending = std::move(queue.front());
+      queue.pop_front();
+      uint64_t job_id = next_job++;
+      slot.busy = true;
+      lock.unlock();
+      try {
+        if (!slot.ready) start_worker(slot);
+        pending.promise.set_value(run(slot, pending, job_id));
+      } catch (...) {
+        pending.promise.set_exception(std::current_exception());
+      }
+      lock.lock();
+      slot.busy = false;
+      ++slot.jobs_done;
+    }
+    lock.unlock();
+    if (slot.process.pid > 0) quit(slot);
+  }
+
+  // Asks the worker to exit, then reaps it (killing it if it lingers).
+  void quit(Slot& slot) {
+    try {
+      write_frame(slot.process.channel, MessageType::shutdown, {});
+    } catch (const WireError&) {
+    }
+    end_worker(slot.process, false);
+    slot.ready = false;
+  }
+};
+
+WorkerPool::WorkerPool(WorkerStart start, int size, bool idle_priority) : state_(std::make_shared<State>()) {
+  state_->start = start;
+  state_->size = std::max(1, size);
+  state_->idle_priority = idle_priority;
+  state_->idle_quit = idle_quit_seconds();
+}
+
+WorkerPool::~WorkerPool() { shutdown(); }
+
+WorkerStart WorkerPool::start_method() const { return state_->start; }
+
+std::future<Fields> WorkerPool::submit(Job job) {
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->ensure_threads();
+  Pending pending{std::move(job), {}};
+  std::future<Fields> result = pending.promise.get_future();
+  state_->queue.push_back(std::move(pending));
+  state_->cv.notify_all();
+  return result;
+}
+
+bool WorkerPool::wait_ready(double timeout_seconds) {
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->ensure_threads();
+  for (Slot& slot : state_->slots)
+    if (!slot.ready) slot.want_start = true;
+  state_->cv.notify_all();
+  return state_->cv.wait_for(lock, std::chrono::duration<double>(timeout_seconds), [&] {
+    for (const Slot& slot : state_->slots)
+      if (!slot.ready) return false;
+    return true;
+  });
+}
+
+std::vector<WorkerStatus> WorkerPool::status() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  std::vector<WorkerStatus> out;
+  for (size_t i = 0; i < state_->slots.size(); ++i) {
+    const Slot& s = state_->slots[i];
+    out.push_back({static_cast<int>(i), s.ready ? s.process.pid : 0, s.busy, s.jobs_done, s.failures});
+  }
+  return out;
+}
+
+void WorkerPool::shutdown() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    if (!state_->threads_started) return;
+    state_->stopping = true;
+    for (Pending& p : state_->queue)
+      p.promise.set_exception(std::make_exception_ptr(WorkerError(
+          fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))));
+    state_->queue.clear();
+    for (Slot& s : state_->slots) threads.push_back(std::move(s.thread));
+    state_->cv.notify_all();
+  }
+  for (std::thread& t : threads) t.join();
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->threads_started = false;
+  state_->slots.clear();
+}
+
+namespace {
+
+std::mutex pools_mutex;
+std::map<std::pair<WorkerStart, bool>, std::unique_ptr<WorkerPool>>& pools() {
+  static auto* map = new std::map<std::pair<WorkerStart, bool>, std::unique_ptr<WorkerPool>>();
+  return *map;
+}
+
+}  // namespace
+
+WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  auto& slot = pools()[{start, idle_priority}];
+  if (!slot) {
+    slot = std::make_unique<WorkerPool>(start, size, idle_priority);
+    static bool registered = [] { return std::atexit(shutdown_all_pools) == 0; }();
+    (void)registered;
+  }
+  return *slot;
+}
+
+void shutdown_all_pools() {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  for (auto& [key, pool] : pools()) pool->shutdown();
+}
+
+std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority) {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  std::vector<std::pair<WorkerStart, WorkerStatus>> out;
+  auto it = pools().find({start, idle_priority});
+  if (it != pools().end())
+    for (const WorkerStatus& s : it->second->status()) out.emplace_back(start, s);
+  return out;
+}
+
+bool any_pool_started() {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  for (auto& [key, pool] : pools())
+    for (const WorkerStatus& s : pool->status())
+      if (s.pid) return true;
+  return false;
+}
+
+}  // namespace kiln

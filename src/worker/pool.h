@@ -1,0 +1,68 @@
+// The compile worker pool (DESIGN §5): `size` worker processes of one start method, each
+// driven by a thread of this process that sends it one job at a time and waits for the
+// reply under the job's deadline. A worker that dies, hangs past the deadline, or answers
+// nonsense fails its job with WorkerError (naming the job, the pid, the exit status or
+// signal and the tail of its stderr) and is replaced on the next job; nothing waits
+// forever. Workers start lazily on the first job, and quit after an idle period.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/compile.h"
+#include "wire/frame.h"
+
+namespace kiln {
+
+struct Job {
+  MessageType type;     // compile_graph or compile_unit
+  Fields fields;        // the request (the pool adds "job")
+  std::string name;     // e.g. "compile_unit cpp_poi_fused_add_0", in errors
+  double timeout_seconds = 300;
+};
+
+struct WorkerStatus {
+  int slot = 0;
+  int pid = 0;          // 0 when not running
+  bool busy = false;
+  int jobs_done = 0;
+  int failures = 0;
+};
+
+class WorkerPool {
+ public:
+  WorkerPool(WorkerStart start, int size, bool idle_priority);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // The reply's fields ("status" ok); a reply with status compile_error makes the future
+  // throw CompileError, one with status error Error, a failed worker WorkerError.
+  std::future<Fields> submit(Job job);
+
+  // Starts every worker and waits until each has said hello; false at the timeout.
+  bool wait_ready(double timeout_seconds);
+  std::vector<WorkerStatus> status() const;
+  WorkerStart start_method() const;
+  // Stops every worker (their jobs fail with WorkerError); the pool restarts lazily.
+  void shutdown();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+// The process's pool for `start` (created on first use, `size` workers), and every pool's
+// shutdown (shutdown_compile_workers).
+WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority = false);
+void shutdown_all_pools();
+// The workers of the pool of (start, idle priority), if this process created it.
+std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority);
+bool any_pool_started();
+
+// Default job deadline: KILN_COMPILE_TIMEOUT seconds, else 300.
+double default_job_timeout();
+
+}  // namespace kiln

@@ -1,0 +1,204 @@
+#include "worker/worker_main.h"
+
+#include <fmt/format.h>
+#include <sched.h>
+#include <signal.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cache/cache.h"
+#include "compile/toolchain.h"
+#include "driver/plan_builder.h"
+#include "graph/text.h"
+#include "graph/verify.h"
+#include "kiln/error.h"
+#include "support/build_id.h"
+#include "wire/frame.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int kChannel = 0;
+
+Tier parse_tier(const std::string& word) {
+  if (word == "fast") return Tier::fast;
+  if (word == "optimized") return Tier::optimized;
+  throw Error(fmt::format("unknown tier '{}'", word));
+}
+
+std::optional<Cache> cache_at(const std::string& dir) {
+  if (dir.empty()) return std::nullopt;
+  return Cache(dir);
+}
+
+Fields compile_graph_job(const Frame& request) {
+  const std::string& constants_image = request.at("constants");
+  TensorMap given = parse_safetensors(reinterpret_cast<const uint8_t*>(constants_image.data()),
+                                      constants_image.size(), "constants of the compile job");
+  Graph graph = parse_graph(request.at("graph"), "<compile job>", &given);
+  verify_graph(graph);
+  Toolchain toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
+  CompiledPlan plan = build_plan(graph, toolchain);
+  return {{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}};
+}
+
+Fields compile_unit_job(const Frame& request) {
+  Toolchain toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
+  const std::string& name = request.at("name");
+  const std::string& source = request.at("source");
+  std::string key = content_key(toolchain.identity() + "\n" + source);
+  std::optional<Cache> cache = cache_at(request.at("cache_dir"));
+  if (cache && cache->get(CacheKind::kernel, key)) return {{"key", key}};  // another process built it
+  std::string object = compile_object(toolchain, name, source);
+  if (!cache) return {{"key", key}, {"object", std::move(object)}};
+  cache->put(CacheKind::kernel, key, object);
+  return {{"key", key}};
+}
+
+Fields answer(const Frame& request) {
+  Fields reply;
+  try {
+    reply = request.type == MessageType::compile_graph ? compile_graph_job(request) : compile_unit_job(request);
+    reply["status"] = "ok";
+  } catch (const CompileError& e) {
+    reply = {{"status", "compile_error"}, {"message", e.what()}};
+  } catch (const std::exception& e) {
+    reply = {{"status", "error"}, {"message", e.what()}};
+  }
+  reply["job"] = request.at("job");
+  return reply;
+}
+
+// Returns false when this process must not go on as a worker (its parent is gone).
+bool make_hermetic(const std::string& mode) {
+  pid_t parent = static_cast<pid_t>(std::atol(mode.c_str()));
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return false;  // the parent died before PDEATHSIG was armed
+  close_range(3, ~0U, 0);
+  setsid();
+  for (int sig : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
+    signal(sig, SIG_IGN);
+  if (mode.find(":idle") != std::string::npos) {
+    sched_param p{};
+    sched_setscheduler(0, SCHED_IDLE, &p);
+  }
+  return true;
+}
+
+int serve_jobs() {
+  try {
+    write_frame(kChannel, MessageType::hello,
+                {{"pid", std::to_string(getpid())}, {"build_id", std::string(build_id())}});
+    while (std::optional<Frame> request = read_frame(kChannel)) {
+      if (request->type == MessageType::shutdown) break;
+      if (request->type != MessageType::compile_graph && request->type != MessageType::compile_unit)
+        throw WireError(fmt::format("unexpected {} message", message_type_name(request->type)));
+      write_frame(kChannel, MessageType::reply, answer(*request));
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kiln-worker {}: {}\n", getpid(), e.what());
+    return 1;
+  }
+  return 0;
+}
+
+// Receives one fork request: its frame and the two descriptors sent along (the worker's
+// channel and diagnostics). Returns false at the end of the stream.
+bool receive_fork_request(bool* idle, int* channel, int* diagnostics) {
+  char data[256];
+  int fds[2] = {-1, -1};
+  char control[CMSG_SPACE(sizeof fds)] = {};
+  iovec iov{data, sizeof data};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  while ((n = recvmsg(kChannel, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  if (n <= 0) return false;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds) ||
+      (msg.msg_flags & MSG_CTRUNC))
+    throw WireError("fork request without its two descriptors");
+  std::memcpy(fds, CMSG_DATA(c), sizeof fds);
+  *channel = fds[0];
+  *diagnostics = fds[1];
+  Frame f = decode_frame(std::string_view(data, static_cast<size_t>(n)));
+  if (f.type != MessageType::fork_worker) throw WireError(fmt::format("unexpected {} message", message_type_name(f.type)));
+  *idle = f.at("idle") == "1";
+  return true;
+}
+
+void report_exited_children() {
+  int status = 0;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+    write_frame(kChannel, MessageType::worker_exit, {{"pid", std::to_string(pid)}, {"status", std::to_string(status)}});
+}
+
+// The fork server: single-threaded, so that fork() is safe; forks a worker per request
+// and reports each worker's exit status (only the parent can reap it).
+int serve_forks() {
+  try {
+    for (;;) {
+      report_exited_children();
+      pollfd p{kChannel, POLLIN, 0};
+      int r = poll(&p, 1, 100);
+      if (r < 0 && errno != EINTR) return 1;
+      if (r <= 0) continue;
+      bool idle = false;
+      int channel = -1, diagnostics = -1;
+      if (!receive_fork_request(&idle, &channel, &diagnostics)) return 0;
+      pid_t server = getpid();
+      pid_t child = fork();
+      if (child == 0) {
+        dup2(channel, 0);
+        dup2(diagnostics, 1);
+        dup2(diagnostics, 2);
+        std::string mode = fmt::format("{}{}", server, idle ? ":idle" : "");
+        if (!make_hermetic(mode)) std::_Exit(0);
+        std::_Exit(serve_jobs());
+      }
+      ::close(channel);
+      ::close(diagnostics);
+      write_frame(kChannel, MessageType::forked, {{"pid", std::to_string(child > 0 ? child : 0)}});
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kiln fork server {}: {}\n", getpid(), e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int worker_main() {
+  const char* mode = std::getenv(kWorkerModeVariable);
+  std::string mode_text = mode ? mode : "";
+  unsetenv(kWorkerModeVariable);
+  if (mode_text.empty()) {
+    fmt::print(stderr, "kiln-worker: started by kiln only (it is a compile worker process)\n");
+    return 2;
+  }
+  if (!make_hermetic(mode_text)) return 0;
+  if (mode_text.find(":forkserver") != std::string::npos) return serve_forks();
+  return serve_jobs();
+}
+
+// Spawn start: the host's own binary, re-executed with KILN_WORKER_MODE set, becomes a
+// worker here, before its main (and its own static constructors) run.
+__attribute__((constructor)) static void run_as_worker_when_asked() {
+  if (std::getenv(kWorkerModeVariable)) std::_Exit(worker_main());
+}
+
+}  // namespace kiln
