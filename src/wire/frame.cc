@@ -175,13 +175,21 @@ bool read_exact(int fd, char* out, size_t size, double deadline, bool eof_ok) {
 
 }  // namespace
 
-void write_frame(int fd, MessageType type, const Fields& fields) {
+void write_frame(int fd, MessageType type, const Fields& fields, double deadline) {
   std::string frame = encode_frame(type, fields);
   for (size_t done = 0; done < frame.size();) {
-    // send with MSG_NOSIGNAL: a worker that died is an error here, not a SIGPIPE that
-    // kills the host.
-    ssize_t n = ::send(fd, frame.data() + done, frame.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
+    if (deadline > 0) {
+      double left = deadline - monotonic_seconds();
+      if (left <= 0) throw WireTimeout("timed out writing to the worker");
+      pollfd p{fd, POLLOUT, 0};
+      int r = ::poll(&p, 1, static_cast<int>(std::ceil(left * 1000)));
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) continue;  // re-checks the deadline
+    }
+    // MSG_NOSIGNAL: a worker that died is an error here, not a SIGPIPE that kills the
+    // host. MSG_DONTWAIT under a deadline: a stopped reader must not block us forever.
+    ssize_t n = ::send(fd, frame.data() + done, frame.size() - done, MSG_NOSIGNAL | (deadline > 0 ? MSG_DONTWAIT : 0));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) throw WireError(fmt::format("write failed: {}", std::strerror(errno)));
     done += static_cast<size_t>(n);
   }

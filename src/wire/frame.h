@@ -34,7 +34,7 @@ constexpr uint32_t kMaxFramePayload = 1u << 30;  // 1 GiB: constants travel in f
 using Fields = std::map<std::string, std::string, std::less<>>;
 
 struct Frame {
-  MessageType type;
+  MessageType type = MessageType::reply;
   Fields fields;
   // A field that must be present; throws WireError naming the message and field.
   const std::string& at(std::string_view name) const;
@@ -62,8 +62,8 @@ Frame decode_frame(std::string_view bytes);
 // Blocking I/O on a stream socket (channels are socketpairs, so that a write to a dead
 // peer is an error instead of a SIGPIPE). read_frame returns nullopt at a clean end of stream
 // (EOF before any header byte); a deadline (CLOCK_MONOTONIC seconds, 0 = none) that passes
-// raises WireTimeout. Both raise WireError for malformed or truncated frames.
-void write_frame(int fd, MessageType type, const Fields& fields);
+// raises WireTimeout, for writes too (a reader that stopped reading). Both raise WireError for malformed or truncated frames.
+void write_frame(int fd, MessageType type, const Fields& fields, double deadline = 0);
 std::optional<Frame> read_frame(int fd, double deadline = 0);
 
 double monotonic_seconds();

@@ -14,11 +14,13 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "kiln/error.h"
+#include "support/log.h"
 #include "support/process.h"
 #include "wire/frame.h"
 #include "worker/worker_main.h"
@@ -151,17 +153,33 @@ class ForkServer {
   }
 
  private:
+  // The server is spawned by the thread that then reads its messages for as long as it
+  // lives: PR_SET_PDEATHSIG fires when the spawning *thread* exits, so a pool thread that
+  // ends must not take the server with it.
   void ensure_started(std::unique_lock<std::mutex>&) {
     if (pid_ > 0 && !dead_) return;
-    Pipes pipes;
-    pipes.open();
-    pid_ = spawn_process(worker_executable(), "kiln-fork-server", mode_value(getpid(), false, ":forkserver"), pipes);
-    socket_ = pipes.host_channel;
-    diagnostics_ = pipes.diag_read;
+    std::promise<void> started;
+    std::future<void> done = started.get_future();
+    std::thread([this, &started] {
+      int socket = -1;
+      try {
+        Pipes pipes;
+        pipes.open();
+        pid_t pid = spawn_process(worker_executable(), "kiln-fork-server", mode_value(getpid(), false, ":forkserver"), pipes);
+        pid_ = pid;
+        socket = socket_ = pipes.host_channel;
+        diagnostics_ = pipes.diag_read;
+        started.set_value();
+      } catch (...) {
+        started.set_exception(std::current_exception());
+        return;
+      }
+      read_loop(socket);
+    }).detach();
     dead_ = false;
     requests_ = answered_ = 0;
     forked_.clear();
-    std::thread([this, socket = socket_] { read_loop(socket); }).detach();
+    done.get();  // with the lock held: the thread takes it only after this
   }
 
   void read_loop(int socket) {
@@ -175,8 +193,10 @@ class ForkServer {
         }
         cv_.notify_all();
       }
-    } catch (const std::exception&) {
+    } catch (const std::exception& e) {
+      if (log_enabled("workers")) log_line("workers", fmt::format("fork server pid {}: {}", pid_, e.what()));
     }
+    if (log_enabled("workers")) log_line("workers", fmt::format("fork server pid {} ended", pid_));
     std::lock_guard<std::mutex> lock(mutex_);
     dead_ = true;
     cv_.notify_all();
@@ -232,7 +252,12 @@ WorkerProcess launch_worker(WorkerStart start, bool idle_priority) {
 
 std::string end_worker(WorkerProcess& w, bool kill_first) {
   if (w.pid <= 0) return "not running";
-  if (kill_first) kill(w.pid, SIGKILL);
+  // The worker leads its own session and process group: killing the group also ends a
+  // compiler it was running.
+  if (kill_first) {
+    kill(-w.pid, SIGKILL);
+    kill(w.pid, SIGKILL);
+  }
   if (w.channel >= 0) ::close(w.channel);
   if (w.diagnostics >= 0) ::close(w.diagnostics);
   w.channel = w.diagnostics = -1;

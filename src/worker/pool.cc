@@ -84,14 +84,14 @@ struct WorkerPool::State {
   mutable std::mutex mutex;
   std::condition_variable cv;
   std::deque<Pending> queue;
-  std::vector<Slot> slots;
+  std::deque<Slot> slots;  // a deque: slot threads hold references across growth
   bool threads_started = false;
   bool stopping = false;
   uint64_t next_job = 1;
 
-  std::string describe(const Slot& slot, const std::string& what) const {
+  std::string describe(const Slot& slot, int pid, const std::string& what) const {
     std::string tail = slot.stderr_tail.empty() ? "(nothing)" : slot.stderr_tail;
-    return fmt::format("compile worker pid {} ({} start, {}): {}; its stderr ended with: {}", slot.process.pid,
+    return fmt::format("compile worker pid {} ({} start, {}): {}; its stderr ended with: {}", pid,
                        start_name(start), start == WorkerStart::Spawn ? "this program" : worker_executable(),
                        what, tail);
   }
@@ -151,12 +151,10 @@ struct WorkerPool::State {
     if (slot.stderr_tail.size() > kStderrTail) slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
     int pid = slot.process.pid;
     std::string status = end_worker(slot.process, kill_first);
-    std::string message = describe(slot, fmt::format("{} ({})", what, status));
-    slot.process.pid = 0;
+    std::string message = describe(slot, pid, fmt::format("{} ({})", what, status));
     slot.ready = false;
     ++slot.failures;
-    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ended: {}", pid, message));
-    (void)pid;
+    if (log_enabled("workers")) log_line("workers", message);
     throw WorkerError(message);
   }
 
@@ -166,12 +164,15 @@ struct WorkerPool::State {
   }
   double started_at(const Slot& slot) { return slot.job_started; }
 
+  // Starts the slot threads (lazily), up to `size` of them. Called with the mutex held.
   void ensure_threads() {
-    if (threads_started) return;
     threads_started = true;
     stopping = false;
-    slots = std::vector<Slot>(static_cast<size_t>(size));
-    for (size_t i = 0; i < slots.size(); ++i) slots[i].thread = std::thread([this, i] { slot_loop(i); });
+    while (slots.size() < static_cast<size_t>(size)) {
+      size_t i = slots.size();
+      slots.emplace_back();
+      slots.back().thread = std::thread([this, i] { slot_loop(i); });
+    }
   }
 
   void start_worker(Slot& slot) {
@@ -193,7 +194,11 @@ struct WorkerPool::State {
     double deadline = monotonic_seconds() + pending.job.timeout_seconds;
     slot.job_started = monotonic_seconds();
     try {
-      write_frame(slot.process.channel, pending.job.type, request);
+      write_frame(slot.process.channel, pending.job.type, request, deadline);
+    } catch (const WireTimeout&) {
+      fail(slot, fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", pending.job.name,
+                             pending.job.timeout_seconds),
+           true);
     } catch (const WireError& e) {
       fail(slot, fmt::format("could not take job '{}' ({})", pending.job.name, e.what()), true);
     }
@@ -231,7 +236,8 @@ struct WorkerPool::State {
         lock.unlock();
         try {
           start_worker(slot);
-        } catch (const Error&) {
+        } catch (const Error& e) {  // the next job retries; wait_ready reports not ready
+          if (log_enabled("workers")) log_line("workers", fmt::format("a worker did not start: {}", e.what()));
         }
         lock.lock();
         cv.notify_all();
@@ -259,7 +265,7 @@ struct WorkerPool::State {
   // Asks the worker to exit, then reaps it (killing it if it lingers).
   void quit(Slot& slot) {
     try {
-      write_frame(slot.process.channel, MessageType::shutdown, {});
+      write_frame(slot.process.channel, MessageType::shutdown, {}, monotonic_seconds() + 1);
     } catch (const WireError&) {
     }
     end_worker(slot.process, false);
@@ -330,6 +336,13 @@ void WorkerPool::shutdown() {
   state_->slots.clear();
 }
 
+void WorkerPool::grow(int size) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  if (size <= state_->size) return;
+  state_->size = size;
+  if (state_->threads_started) state_->ensure_threads();
+}
+
 namespace {
 
 std::mutex pools_mutex;
@@ -342,13 +355,14 @@ std::map<std::pair<WorkerStart, bool>, std::unique_ptr<WorkerPool>>& pools() {
 
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
   std::lock_guard<std::mutex> lock(pools_mutex);
-  auto& slot = pools()[{start, idle_priority}];
-  if (!slot) {
-    slot = std::make_unique<WorkerPool>(start, size, idle_priority);
+  auto& pool = pools()[{start, idle_priority}];
+  if (!pool) {
+    pool = std::make_unique<WorkerPool>(start, size, idle_priority);
     static bool registered = [] { return std::atexit(shutdown_all_pools) == 0; }();
     (void)registered;
   }
-  return *slot;
+  pool->grow(size);
+  return *pool;
 }
 
 void shutdown_all_pools() {

@@ -45,6 +45,8 @@ class WorkerPool {
   // Starts every worker and waits until each has said hello; false at the timeout.
   bool wait_ready(double timeout_seconds);
   std::vector<WorkerStatus> status() const;
+  // Raises the number of workers to `size` (a pool never shrinks while it runs).
+  void grow(int size);
   WorkerStart start_method() const;
   // Stops every worker (their jobs fail with WorkerError); the pool restarts lazily.
   void shutdown();
@@ -54,8 +56,8 @@ class WorkerPool {
   std::shared_ptr<State> state_;
 };
 
-// The process's pool for `start` (created on first use, `size` workers), and every pool's
-// shutdown (shutdown_compile_workers).
+// The process's pool for `start` (created on first use; grown to `size` workers when a
+// caller asks for more), and every pool's shutdown (shutdown_compile_workers).
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority = false);
 void shutdown_all_pools();
 // The workers of the pool of (start, idle priority), if this process created it.

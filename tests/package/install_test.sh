@@ -11,8 +11,8 @@ mv "$work/prefix" "$work/moved"
 cmake -S "$source_dir/tests/package/consumer" -B "$work/consumer" -G Ninja \
       -DCMAKE_PREFIX_PATH="$work/moved" -DCMAKE_BUILD_TYPE=Release > "$work/configure.log"
 cmake --build "$work/consumer" > "$work/build.log"
-"$work/consumer/consumer"
+KILN_FORCE_DISABLE_CACHES=1 "$work/consumer/consumer"
 flags=$(PKG_CONFIG_PATH="$work/moved/lib/pkgconfig" pkg-config --cflags --libs kiln)
 c++ "$source_dir/tests/package/consumer/main.cc" $flags -o "$work/pc_consumer"
-"$work/pc_consumer"
+KILN_FORCE_DISABLE_CACHES=1 "$work/pc_consumer"
 "$work/moved/bin/kiln" --version

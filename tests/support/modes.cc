@@ -33,9 +33,10 @@ std::string mode_config_name(const ::testing::TestParamInfo<ModeConfig>& info) {
 
 ModeRun::ModeRun(const ModeConfig& config) : config_(config), before_(stats()) {
   static std::atomic<int> counter{0};
-  const char* base = std::getenv("KILN_TEST_BINARY_DIR");
-  cache_dir_ = fmt::format("{}/mode-cache/{}-{}-{}", base ? base : ::testing::TempDir().c_str(), config.name,
-                           getpid(), counter++);
+  // Beside the suite's shared cache (under the build tree), else in the temp directory.
+  const char* shared = std::getenv("KILN_CACHE_DIR");
+  std::string base = shared ? std::filesystem::path(shared).parent_path().string() : ::testing::TempDir();
+  cache_dir_ = fmt::format("{}/mode-cache/{}-{}-{}", base, config.name, getpid(), counter++);
   std::filesystem::remove_all(cache_dir_);
   setenv("KILN_CACHE_DIR", cache_dir_.c_str(), 1);
 }
