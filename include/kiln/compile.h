@@ -33,7 +33,8 @@ struct CompileOptions {
 std::map<std::string, int64_t> stats();
 void reset_stats();
 
-std::string_view compile_mode_name(CompileMode mode);
+std::string_view compile_mode_name(CompileMode mode);     // inprocess, subprocess, ...
+std::string_view worker_start_name(WorkerStart start);   // subprocess, fork, spawn
 
 namespace detail {
 

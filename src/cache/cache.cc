@@ -52,6 +52,11 @@ void Cache::put(CacheKind kind, const std::string& key, std::string_view payload
   write_entry_file(path(kind, key), payload);
 }
 
+bool Cache::contains(CacheKind kind, const std::string& key) const {
+  std::error_code ec;
+  return std::filesystem::exists(path(kind, key), ec);
+}
+
 Cache::Usage Cache::usage(CacheKind kind) const {
   Usage u;
   std::error_code ec;

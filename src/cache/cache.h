@@ -23,6 +23,7 @@ class Cache {
 
   std::optional<std::string> get(CacheKind kind, const std::string& key) const;
   void put(CacheKind kind, const std::string& key, std::string_view payload) const;
+  bool contains(CacheKind kind, const std::string& key) const;  // exists (not validated)
 
   struct Usage {
     int64_t entries = 0;

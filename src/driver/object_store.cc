@@ -12,9 +12,14 @@ namespace kiln {
 
 namespace {
 
+struct Loaded {
+  std::shared_ptr<SharedObject> object;
+  std::string bytes;  // kept to fill a cache that lacks it (cleared, or another root)
+};
+
 std::mutex table_mutex;
-std::map<std::string, std::shared_ptr<SharedObject>>& table() {
-  static std::map<std::string, std::shared_ptr<SharedObject>> loaded;
+std::map<std::string, Loaded>& table() {
+  static std::map<std::string, Loaded> loaded;
   return loaded;
 }
 
@@ -23,7 +28,7 @@ std::map<std::string, std::shared_ptr<SharedObject>>& table() {
 std::shared_ptr<SharedObject> load_object(const ObjectUnit& unit, std::string_view bytes) {
   auto object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
   std::lock_guard<std::mutex> lock(table_mutex);
-  return table().emplace(unit.key, object).first->second;
+  return table().emplace(unit.key, Loaded{object, std::string(bytes)}).first->second.object;
 }
 
 void forget_loaded_objects() {
@@ -37,7 +42,8 @@ std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::opt
     auto it = table().find(unit.key);
     if (it != table().end()) {
       bump(Stat::cache_kernel_hit);
-      return it->second;
+      if (cache && !cache->contains(CacheKind::kernel, unit.key)) cache->put(CacheKind::kernel, unit.key, it->second.bytes);
+      return it->second.object;
     }
   }
   if (cache) {

@@ -11,15 +11,6 @@ namespace kiln {
 
 namespace {
 
-const char* start_word(WorkerStart s) {
-  switch (s) {
-    case WorkerStart::Subprocess: return "subprocess";
-    case WorkerStart::Fork: return "fork";
-    case WorkerStart::Spawn: return "spawn";
-  }
-  return "?";
-}
-
 bool is_c_identifier(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s)
@@ -41,7 +32,7 @@ std::vector<PoolWorker> pool_status() {
   for (WorkerStart start : {WorkerStart::Subprocess, WorkerStart::Fork, WorkerStart::Spawn})
     for (bool idle : {false, true})
       for (const auto& [pool_start, status] : pool_statuses(start, idle))
-        out.push_back({start_word(pool_start), status.slot, status.pid, status.busy, status.jobs_done, status.failures});
+        out.push_back({std::string(worker_start_name(pool_start)), status.slot, status.pid, status.busy, status.jobs_done, status.failures});
   return out;
 }
 

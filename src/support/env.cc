@@ -43,6 +43,12 @@ std::string_view compile_mode_name(CompileMode mode) {
   return "?";
 }
 
+std::string_view worker_start_name(WorkerStart start) {
+  for (const auto& [word, s] : kStarts)
+    if (s == start) return word;
+  return "?";
+}
+
 CompileMode parse_compile_mode(const std::string& word, const std::string& source) {
   for (const auto& [w, m] : kModes)
     if (word == w) return m;

@@ -24,15 +24,6 @@ namespace {
 constexpr double kHelloTimeoutSeconds = 60;
 constexpr size_t kStderrTail = 4096;
 
-const char* start_name(WorkerStart s) {
-  switch (s) {
-    case WorkerStart::Subprocess: return "subprocess";
-    case WorkerStart::Fork: return "fork";
-    case WorkerStart::Spawn: return "spawn";
-  }
-  return "?";
-}
-
 double idle_quit_seconds() {
   if (auto v = env_value("KILN_COMPILE_IDLE_SECONDS")) {
     try {
@@ -92,7 +83,7 @@ struct WorkerPool::State {
   std::string describe(const Slot& slot, int pid, const std::string& what) const {
     std::string tail = slot.stderr_tail.empty() ? "(nothing)" : slot.stderr_tail;
     return fmt::format("compile worker pid {} ({} start, {}): {}; its stderr ended with: {}", pid,
-                       start_name(start), start == WorkerStart::Spawn ? "this program" : worker_executable(),
+                       worker_start_name(start), start == WorkerStart::Spawn ? "this program" : worker_executable(),
                        what, tail);
   }
 
@@ -183,7 +174,7 @@ struct WorkerPool::State {
     if (hello.at("build_id") != build_id())
       fail(slot, fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"), build_id()), true);
     slot.ready = true;
-    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, start_name(start)));
+    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, worker_start_name(start)));
     std::lock_guard<std::mutex> lock(mutex);
     cv.notify_all();
   }

@@ -17,4 +17,10 @@ struct RunArgs {
 // Runs a text graph on seeded random inputs; prints each output's type and checksums.
 int run_command(const RunArgs& args);
 
+// kiln cache stats|clear: the cache root's entries and bytes, or remove every entry.
+int cache_command(const std::string& action);
+// kiln pool status: starts a pool (start method, workers), waits until it is ready, prints
+// each worker, and stops it.
+int pool_status_command(const std::string& start, int threads, double timeout_seconds);
+
 }  // namespace kiln::cli

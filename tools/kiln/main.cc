@@ -1,5 +1,5 @@
-// kiln: the command-line tool. `kiln run GRAPH.kiln` runs a text graph; more subcommands
-// (repro, minify, bench, cache, pool) arrive with the parts of kiln they drive.
+// kiln: the command-line tool (DESIGN §8): run, cache, pool; repro, minify and bench
+// arrive with the parts of kiln they drive.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -26,6 +26,18 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--constants", run.constants_path,
                       "safetensors file with the graph's constants (default: GRAPH with "
                       ".safetensors in place of .kiln, when it exists)");
+  std::string cache_action;
+  CLI::App* cache_cmd = app.add_subcommand("cache", "the persistent cache (KILN_CACHE_DIR)");
+  cache_cmd->add_option("action", cache_action, "stats or clear")->required()->check(CLI::IsMember({"stats", "clear"}));
+
+  std::string pool_action, pool_start;
+  int pool_threads = 0;
+  double pool_timeout = 60;
+  CLI::App* pool_cmd = app.add_subcommand("pool", "the compile worker pool");
+  pool_cmd->add_option("action", pool_action, "status")->required()->check(CLI::IsMember({"status"}));
+  pool_cmd->add_option("--start", pool_start, "worker start method: subprocess, fork, spawn");
+  pool_cmd->add_option("--threads", pool_threads, "workers (default: KILN_COMPILE_THREADS, else the CPUs)");
+  pool_cmd->add_option("--timeout", pool_timeout, "seconds to wait for the workers");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -38,6 +50,8 @@ int main(int argc, char** argv) {
       run.dims[d.substr(0, eq)] = size;
     }
     if (run_cmd->parsed()) return kiln::cli::run_command(run);
+    if (cache_cmd->parsed()) return kiln::cli::cache_command(cache_action);
+    if (pool_cmd->parsed()) return kiln::cli::pool_status_command(pool_start, pool_threads, pool_timeout);
   } catch (const kiln::Error& e) {
     std::cerr << "kiln: error: " << e.what() << "\n";
     return 1;

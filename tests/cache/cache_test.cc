@@ -1,0 +1,227 @@
+// The persistent caches: a private directory or none, checksummed entries whose corruption
+// is a miss that gets rebuilt, warm starts that compile nothing and start no worker, and
+// many processes writing the same keys at once.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "cache/cache.h"
+#include "cache/entry_file.h"
+#include "driver/object_store.h"
+#include "kiln/kiln.h"
+#include "support/compare.h"
+#include "support/process.h"
+#include "worker/pool.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / fmt::format("kiln-cache-test-{}", getpid());
+    fs::remove_all(dir_);
+    setenv("KILN_CACHE_DIR", dir_.c_str(), 1);
+    unsetenv("KILN_FORCE_DISABLE_CACHES");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove(dir_, ec);  // a symlink
+    fs::remove_all(dir_, ec);
+  }
+  std::vector<fs::path> entries(const char* kind) const {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(dir_ / kind)) out.push_back(e.path());
+    return out;
+  }
+  fs::path dir_;
+};
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  stat(p.c_str(), &st);
+  return st.st_mode & 07777;
+}
+
+TEST_F(CacheTest, DirectoriesArePrivate) {
+  std::optional<Cache> cache = Cache::open();
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(mode_of(dir_), 0700u);
+  EXPECT_EQ(mode_of(dir_ / "kernels"), 0700u);
+  EXPECT_EQ(mode_of(dir_ / "graphs"), 0700u);
+  cache->put(CacheKind::kernel, content_key("x"), "payload");
+  EXPECT_EQ(mode_of(dir_ / "kernels" / (content_key("x") + ".so")), 0600u);
+}
+
+void expect_refused(const std::string& why) {
+  try {
+    Cache::open();
+    ADD_FAILURE() << "accepted a cache directory that is " << why;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CacheTest, RefusesDirectoriesOthersCanWrite) {
+  fs::create_directories(dir_);
+  chmod(dir_.c_str(), 0770);
+  expect_refused("writable by its group");
+  chmod(dir_.c_str(), 0777);
+  expect_refused("writable by everyone");
+  chmod(dir_.c_str(), 0700);
+  fs::create_directories(dir_ / "kernels");
+  chmod((dir_ / "kernels").c_str(), 0777);
+  expect_refused("writable by everyone");
+}
+
+TEST_F(CacheTest, RefusesSymlinksAndOtherOwners) {
+  fs::create_directories(dir_.string() + "-target");
+  fs::create_directory_symlink(dir_.string() + "-target", dir_);
+  expect_refused("not a directory");
+  fs::remove(dir_);
+  fs::remove_all(dir_.string() + "-target");
+  if (geteuid() != 0) GTEST_SKIP() << "giving a directory to another user needs root";
+  fs::create_directories(dir_);
+  ASSERT_EQ(chown(dir_.c_str(), 65534, 65534), 0);
+  expect_refused("owned by uid 65534");
+}
+
+TEST_F(CacheTest, ForceDisableTurnsCachesOff) {
+  setenv("KILN_FORCE_DISABLE_CACHES", "1", 1);
+  EXPECT_FALSE(Cache::open());
+  setenv("KILN_FORCE_DISABLE_CACHES", "yes", 1);
+  try {
+    Cache::open();
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KILN_FORCE_DISABLE_CACHES"), std::string::npos);
+  }
+  unsetenv("KILN_FORCE_DISABLE_CACHES");
+}
+
+TEST_F(CacheTest, CorruptOrTruncatedEntriesAreMisses) {
+  Cache cache(dir_.string());
+  std::string key = content_key("entry");
+  cache.put(CacheKind::graph, key, "the payload");
+  EXPECT_EQ(cache.get(CacheKind::graph, key), "the payload");
+  fs::path file = dir_ / "graphs" / (key + ".graph");
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto rewrite = [&](const std::string& b) { std::ofstream(file, std::ios::binary | std::ios::trunc) << b; };
+  std::string flipped = bytes;
+  flipped.back() ^= 1;
+  rewrite(flipped);
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "flipped payload byte";
+  rewrite(bytes.substr(0, bytes.size() - 3));
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "truncated";
+  rewrite(bytes.substr(0, 10));
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "truncated header";
+  rewrite("X" + bytes.substr(1));
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "bad magic";
+  EXPECT_THROW(cache.get(CacheKind::graph, "../../etc/passwd"), Error);
+}
+
+Tensor pointwise(const Tensor& x, const Tensor& y) { return ((x + y).sin() * 2.0f).cos(); }
+
+TEST_F(CacheTest, CorruptEntriesAreRebuilt) {
+  Tensor x = randn({64, 33}), y = randn({64, 33});
+  Tensor want = pointwise(x, y);
+  CompileOptions o;
+  o.mode = CompileMode::InProcess;
+  auto f = compile(pointwise, o);
+  EXPECT_EQ(testing::compare_tensors(f(x, y), want, 1e-5, 1e-5), "");
+  ASSERT_EQ(entries("graphs").size(), 1u);
+  ASSERT_EQ(entries("kernels").size(), 1u);
+  for (const char* kind : {"graphs", "kernels"})
+    for (const fs::path& p : entries(kind)) {
+      std::fstream file(p, std::ios::binary | std::ios::in | std::ios::out);
+      file.seekp(40);
+      file.put('\x5a');
+    }
+  forget_loaded_objects();
+  auto before = stats();
+  auto g = compile(pointwise, o);
+  EXPECT_EQ(testing::compare_tensors(g(x, y), want, 1e-5, 1e-5), "");
+  auto after = stats();
+  EXPECT_EQ(after["cache.graph.miss"] - before["cache.graph.miss"], 1);
+  EXPECT_EQ(after["cache.kernel.miss"] - before["cache.kernel.miss"], 1);
+  EXPECT_EQ(after["compile.in_process"] - before["compile.in_process"], 1);
+  // Rewritten whole: the next process hits both.
+  forget_loaded_objects();
+  auto h = compile(pointwise, o);
+  h(x, y);
+  auto last = stats();
+  EXPECT_EQ(last["cache.graph.hit"] - after["cache.graph.hit"], 1);
+  EXPECT_EQ(last["cache.kernel.hit"] - after["cache.kernel.hit"], 1);
+}
+
+TEST_F(CacheTest, WarmStartCompilesNothingAndStartsNoWorker) {
+  Tensor x = randn({64, 33}), y = randn({64, 33});
+  CompileOptions in_process;
+  in_process.mode = CompileMode::InProcess;
+  compile(pointwise, in_process)(x, y);  // populates the cache: every mode shares entries
+  forget_loaded_objects();
+  auto before = stats();
+  CompileOptions workers;
+  workers.mode = CompileMode::Subprocess;
+  Tensor got = compile(pointwise, workers)(x, y);
+  EXPECT_EQ(testing::compare_tensors(got, pointwise(x, y), 1e-5, 1e-5), "");
+  auto after = stats();
+  EXPECT_EQ(after["compile.in_process"], before["compile.in_process"]);
+  EXPECT_EQ(after["compile.subprocess"], before["compile.subprocess"]);
+  EXPECT_EQ(after["cache.graph.hit"] - before["cache.graph.hit"], 1);
+  EXPECT_FALSE(any_pool_started()) << "a process that only loads cached results started the pool";
+}
+
+// Fresh processes: the kiln CLI, twice, on one cache.
+TEST_F(CacheTest, AFreshProcessLoadsFromTheCache) {
+  setenv("KILN_LOGS", "workers,pipeline", 1);
+  std::string graph = std::string(KILN_SOURCE_DIR) + "/examples/graphs/pointwise.kiln";
+  ProcessResult cold = run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
+  ProcessResult warm = run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
+  unsetenv("KILN_LOGS");
+  ASSERT_TRUE(cold.ok()) << cold.output;
+  ASSERT_TRUE(warm.ok()) << warm.output;
+  EXPECT_NE(cold.output.find("ready (subprocess start)"), std::string::npos) << cold.output;
+  EXPECT_EQ(warm.output.find("ready"), std::string::npos) << "the warm start started a worker:\n" << warm.output;
+  auto checksum = [](const std::string& out) { return out.substr(out.find("output 0:")); };
+  EXPECT_EQ(checksum(cold.output), checksum(warm.output));
+}
+
+TEST_F(CacheTest, ManyProcessesWriteTheSameKeysSafely) {
+  std::string graph = std::string(KILN_SOURCE_DIR) + "/examples/graphs/pointwise.kiln";
+  std::vector<std::future<ProcessResult>> runs;
+  for (int i = 0; i < 6; ++i)
+    runs.push_back(std::async(std::launch::async, [&, i] {
+      return run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", i % 2 ? "subprocess" : "inprocess"},
+                         180);
+    }));
+  std::string first;
+  for (auto& r : runs) {
+    ProcessResult p = r.get();
+    ASSERT_TRUE(p.ok()) << p.output;
+    std::string out = p.output.substr(p.output.find("output 0:"));
+    if (first.empty()) first = out;
+    EXPECT_EQ(out, first);
+  }
+  Cache cache(dir_.string());
+  ASSERT_EQ(entries("graphs").size(), 1u);
+  for (const char* kind : {"graphs", "kernels"})
+    for (const fs::path& p : entries(kind)) {
+      EXPECT_EQ(p.string().find(".tmp."), std::string::npos) << "a temp file was left: " << p;
+      EXPECT_TRUE(read_entry_file(p.string())) << p;
+    }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,52 @@
+// kiln cache stats|clear, kiln pool status.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "cache/cache.h"
+#include "commands.h"
+#include "kiln/error.h"
+#include "kiln/workers.h"
+#include "support/env.h"
+
+namespace kiln::cli {
+
+int cache_command(const std::string& action) {
+  std::optional<Cache> cache = Cache::open();
+  if (!cache) {
+    fmt::print("caches are disabled (KILN_FORCE_DISABLE_CACHES=1)\n");
+    return 0;
+  }
+  if (action == "clear") {
+    Cache::Usage before_graphs = cache->usage(CacheKind::graph), before_kernels = cache->usage(CacheKind::kernel);
+    cache->clear();
+    fmt::print("cleared {}: {} graph entries, {} kernel entries\n", cache->root(), before_graphs.entries,
+               before_kernels.entries);
+    return 0;
+  }
+  fmt::print("cache {}\n", cache->root());
+  for (auto [kind, label] : {std::pair{CacheKind::graph, "graphs"}, std::pair{CacheKind::kernel, "kernels"}}) {
+    Cache::Usage u = cache->usage(kind);
+    fmt::print("  {:<8} {:>6} entries {:>12} bytes\n", label, u.entries, u.bytes);
+  }
+  return 0;
+}
+
+int pool_status_command(const std::string& start, int threads, double timeout_seconds) {
+  CompileOptions options;
+  if (!start.empty()) options.worker_start = parse_worker_start(start, "--start");
+  if (threads > 0) options.compile_threads = threads;
+  ResolvedOptions resolved = resolve_options(options);
+  auto t0 = std::chrono::steady_clock::now();
+  bool ready = wait_pool_ready(timeout_seconds, options);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("pool: {} workers, {} start; {} in {:.1f} ms\n", resolved.compile_threads,
+             std::string(worker_start_name(resolved.worker_start)), ready ? "ready" : "NOT ready", ms);
+  for (const PoolWorker& w : pool_status())
+    fmt::print("  worker {} ({}): pid {}, {}, {} jobs, {} failures\n", w.slot, w.start, w.pid,
+               w.busy ? "busy" : "idle", w.jobs_done, w.failures);
+  shutdown_compile_workers();
+  return ready ? 0 : 1;
+}
+
+}  // namespace kiln::cli
