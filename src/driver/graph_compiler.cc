@@ -123,6 +123,10 @@ std::vector<std::shared_ptr<SharedObject>> objects_for(const CompiledPlan& plan,
 }  // namespace
 
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
+  return content_key(graph_cache_key_text(graph, how));
+}
+
+std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
   std::string text = fmt::format("kiln graph entry 1\nbuild {}\ntier {} {}\n{}\n{}", build_id(), tier_word(how.tier),
                                  how.compiler, toolchain_fingerprint(how.tier, how.compiler), print_graph(graph));
   for (const GraphConstant& c : graph.constants) {
@@ -131,7 +135,7 @@ std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
     uint64_t digest = XXH3_64bits(impl.data_ptr(), static_cast<size_t>(t.numel() * dtype_size(t.dtype())));
     text += fmt::format("\nconstant {} {:016x}", c.name, digest);
   }
-  return content_key(text);
+  return text;
 }
 
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how) {

@@ -31,5 +31,6 @@ std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompi
 // The graph cache key (DESIGN §6): kiln's build identity, the toolchain's fingerprint,
 // the canonical graph text (with its input types) and a digest of its constants.
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how);
+std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how);  // what it hashes
 
 }  // namespace kiln

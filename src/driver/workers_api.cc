@@ -44,22 +44,31 @@ std::future<CompiledKernel> compile_source(const std::string& name, const std::s
     throw Error(fmt::format("compile_source: '{}' is not a C function name", name));
   ResolvedOptions r = resolve_options(options);
   std::optional<Cache> cache = Cache::open();
-  std::future<Fields> reply = compile_pool(r.worker_start, r.compile_threads)
-                                  .submit(Job{MessageType::compile_unit,
-                                              {{"name", name},
-                                               {"source", source},
-                                               {"tier", "optimized"},
-                                               {"compiler", "gcc"},
-                                               {"cache_dir", cache ? cache->root() : std::string()}},
-                                              fmt::format("compile_source {}", name),
-                                              default_job_timeout()});
-  // The compile runs in the worker now; loading the result waits for get().
-  return std::async(std::launch::deferred, [name, cache, reply = std::move(reply)]() mutable {
-    ObjectUnit unit{name, "", ""};
-    std::shared_ptr<SharedObject> object = load_object_from_reply(unit, reply.get(), cache);
-    void* address = object->symbol(name);
-    return CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address);
-  });
+  auto promise = std::make_shared<std::promise<CompiledKernel>>();
+  std::future<CompiledKernel> result = promise->get_future();
+  // The pool thread that ran the job loads its object, so the future is ready (and
+  // wait_for works) as soon as the kernel is.
+  compile_pool(r.worker_start, r.compile_threads)
+      .submit(Job{MessageType::compile_unit,
+                  {{"name", name},
+                   {"source", source},
+                   {"tier", "optimized"},
+                   {"compiler", "gcc"},
+                   {"cache_dir", cache ? cache->root() : std::string()}},
+                  fmt::format("compile_source {}", name),
+                  default_job_timeout()},
+              [promise, name, cache](std::exception_ptr error, Fields reply) {
+                try {
+                  if (error) std::rethrow_exception(error);
+                  ObjectUnit unit{name, "", ""};
+                  std::shared_ptr<SharedObject> object = load_object_from_reply(unit, reply, cache);
+                  void* address = object->symbol(name);
+                  promise->set_value(CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));
+                } catch (...) {
+                  promise->set_exception(std::current_exception());
+                }
+              });
+  return result;
 }
 
 }  // namespace kiln

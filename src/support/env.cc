@@ -1,6 +1,8 @@
 #include "support/env.h"
 
 #include <fmt/format.h>
+
+#include <fstream>
 #include <sched.h>
 
 #include <charconv>
@@ -24,10 +26,20 @@ constexpr std::pair<const char*, WorkerStart> kStarts[] = {
     {"spawn", WorkerStart::Spawn},
 };
 
+// CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+// (cpu.max "QUOTA PERIOD", rounded up), as a container limits them.
 int default_compile_threads() {
+  int cpus = 1;
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return 1;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = std::max(1, CPU_COUNT(&set));
+  std::ifstream max_file("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  long long period = 0;
+  if (max_file >> quota >> period && quota != "max" && period > 0) {
+    long long q = std::atoll(quota.c_str());
+    if (q > 0) cpus = std::min<int>(cpus, static_cast<int>(std::max<long long>(1, (q + period - 1) / period)));
+  }
+  return cpus;
 }
 }  // namespace
 

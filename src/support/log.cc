@@ -9,8 +9,10 @@
 
 namespace kiln {
 
+// KILN_LOGS is read on every call (it is consulted per compile stage, never per kernel
+// launch), so a program or test that sets it later is heard.
 bool log_enabled(std::string_view topic) {
-  static const std::string topics = fmt::format(",{},", env_value("KILN_LOGS").value_or(""));
+  std::string topics = fmt::format(",{},", env_value("KILN_LOGS").value_or(""));
   return topics.find(",all,") != std::string::npos ||
          topics.find(fmt::format(",{},", topic)) != std::string::npos;
 }

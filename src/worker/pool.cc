@@ -64,7 +64,7 @@ struct Slot {
 
 struct Pending {
   Job job;
-  std::promise<Fields> promise;
+  JobDone done;
 };
 
 struct WorkerPool::State {
@@ -239,12 +239,15 @@ struct WorkerPool::State {
       uint64_t job_id = next_job++;
       slot.busy = true;
       lock.unlock();
+      Fields reply;
+      std::exception_ptr error;
       try {
         if (!slot.ready) start_worker(slot);
-        pending.promise.set_value(run(slot, pending, job_id));
+        reply = run(slot, pending, job_id);
       } catch (...) {
-        pending.promise.set_exception(std::current_exception());
+        error = std::current_exception();
       }
+      pending.done(error, std::move(reply));
       lock.lock();
       slot.busy = false;
       ++slot.jobs_done;
@@ -275,13 +278,20 @@ WorkerPool::~WorkerPool() { shutdown(); }
 
 WorkerStart WorkerPool::start_method() const { return state_->start; }
 
-std::future<Fields> WorkerPool::submit(Job job) {
+void WorkerPool::submit(Job job, JobDone done) {
   std::unique_lock<std::mutex> lock(state_->mutex);
   state_->ensure_threads();
-  Pending pending{std::move(job), {}};
-  std::future<Fields> result = pending.promise.get_future();
-  state_->queue.push_back(std::move(pending));
+  state_->queue.push_back(Pending{std::move(job), std::move(done)});
   state_->cv.notify_all();
+}
+
+std::future<Fields> WorkerPool::submit(Job job) {
+  auto promise = std::make_shared<std::promise<Fields>>();
+  std::future<Fields> result = promise->get_future();
+  submit(std::move(job), [promise](std::exception_ptr error, Fields reply) {
+    if (error) promise->set_exception(error);
+    else promise->set_value(std::move(reply));
+  });
   return result;
 }
 
@@ -314,10 +324,12 @@ void WorkerPool::shutdown() {
     std::lock_guard<std::mutex> lock(state_->mutex);
     if (!state_->threads_started) return;
     state_->stopping = true;
-    for (Pending& p : state_->queue)
-      p.promise.set_exception(std::make_exception_ptr(WorkerError(
-          fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))));
+    std::deque<Pending> dropped = std::move(state_->queue);
     state_->queue.clear();
+    for (Pending& p : dropped)
+      p.done(std::make_exception_ptr(
+                 WorkerError(fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))),
+             {});
     for (Slot& s : state_->slots) threads.push_back(std::move(s.thread));
     state_->cv.notify_all();
   }

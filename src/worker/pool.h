@@ -6,6 +6,7 @@
 // forever. Workers start lazily on the first job, and quit after an idle period.
 #pragma once
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -22,6 +23,9 @@ struct Job {
   std::string name;     // e.g. "compile_unit cpp_poi_fused_add_0", in errors
   double timeout_seconds = 300;
 };
+
+// Called once per job, on a pool thread: with the reply, or with the job's error.
+using JobDone = std::function<void(std::exception_ptr error, Fields reply)>;
 
 struct WorkerStatus {
   int slot = 0;
@@ -41,6 +45,7 @@ class WorkerPool {
   // The reply's fields ("status" ok); a reply with status compile_error makes the future
   // throw CompileError, one with status error Error, a failed worker WorkerError.
   std::future<Fields> submit(Job job);
+  void submit(Job job, JobDone done);
 
   // Starts every worker and waits until each has said hello; false at the timeout.
   bool wait_ready(double timeout_seconds);

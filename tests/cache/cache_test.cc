@@ -8,11 +8,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 
 #include "cache/cache.h"
 #include "cache/entry_file.h"
+#include "driver/graph_compiler.h"
 #include "driver/object_store.h"
+#include "support/build_id.h"
+#include "trace/tracer.h"
 #include "kiln/kiln.h"
 #include "support/compare.h"
 #include "support/process.h"
@@ -128,41 +132,108 @@ TEST_F(CacheTest, CorruptOrTruncatedEntriesAreMisses) {
   EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "truncated header";
   rewrite("X" + bytes.substr(1));
   EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "bad magic";
+  rewrite("");
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "truncated to 0";
+  rewrite(bytes.substr(0, bytes.size() / 2));
+  EXPECT_FALSE(cache.get(CacheKind::graph, key)) << "half deleted";
   EXPECT_THROW(cache.get(CacheKind::graph, "../../etc/passwd"), Error);
 }
 
 Tensor pointwise(const Tensor& x, const Tensor& y) { return ((x + y).sin() * 2.0f).cos(); }
 
-TEST_F(CacheTest, CorruptEntriesAreRebuilt) {
+// Each damage to both entries of a compiled graph: a logged miss, a rebuild, and then
+// whole entries that the next process hits.
+TEST_F(CacheTest, DamagedEntriesAreLoggedMissesAndRebuilt) {
   Tensor x = randn({64, 33}), y = randn({64, 33});
   Tensor want = pointwise(x, y);
   CompileOptions o;
   o.mode = CompileMode::InProcess;
-  auto f = compile(pointwise, o);
-  EXPECT_EQ(testing::compare_tensors(f(x, y), want, 1e-5, 1e-5), "");
+  EXPECT_EQ(testing::compare_tensors(compile(pointwise, o)(x, y), want, 1e-5, 1e-5), "");
   ASSERT_EQ(entries("graphs").size(), 1u);
   ASSERT_EQ(entries("kernels").size(), 1u);
-  for (const char* kind : {"graphs", "kernels"})
-    for (const fs::path& p : entries(kind)) {
-      std::fstream file(p, std::ios::binary | std::ios::in | std::ios::out);
-      file.seekp(40);
-      file.put('\x5a');
-    }
-  forget_loaded_objects();
-  auto before = stats();
-  auto g = compile(pointwise, o);
-  EXPECT_EQ(testing::compare_tensors(g(x, y), want, 1e-5, 1e-5), "");
-  auto after = stats();
-  EXPECT_EQ(after["cache.graph.miss"] - before["cache.graph.miss"], 1);
-  EXPECT_EQ(after["cache.kernel.miss"] - before["cache.kernel.miss"], 1);
-  EXPECT_EQ(after["compile.in_process"] - before["compile.in_process"], 1);
-  // Rewritten whole: the next process hits both.
-  forget_loaded_objects();
-  auto h = compile(pointwise, o);
-  h(x, y);
-  auto last = stats();
-  EXPECT_EQ(last["cache.graph.hit"] - after["cache.graph.hit"], 1);
-  EXPECT_EQ(last["cache.kernel.hit"] - after["cache.kernel.hit"], 1);
+  using Damage = std::function<void(const fs::path&)>;
+  std::vector<std::pair<const char*, Damage>> damages = {
+      {"flipped bytes",
+       [](const fs::path& p) {
+         std::fstream file(p, std::ios::binary | std::ios::in | std::ios::out);
+         file.seekp(40);
+         file.put('\x5a');
+         file.seekp(-1, std::ios::end);
+         file.put('\x00');
+       }},
+      {"truncated to 0", [](const fs::path& p) { fs::resize_file(p, 0); }},
+      {"half deleted", [](const fs::path& p) { fs::resize_file(p, fs::file_size(p) / 2); }},
+  };
+  setenv("KILN_LOGS", "cache", 1);
+  for (const auto& [what, damage] : damages) {
+    SCOPED_TRACE(what);
+    for (const char* kind : {"graphs", "kernels"})
+      for (const fs::path& p : entries(kind)) damage(p);
+    forget_loaded_objects();
+    auto before = stats();
+    ::testing::internal::CaptureStderr();
+    Tensor got = compile(pointwise, o)(x, y);
+    std::string log = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(testing::compare_tensors(got, want, 1e-5, 1e-5), "");
+    auto after = stats();
+    EXPECT_EQ(after["cache.graph.miss"] - before["cache.graph.miss"], 1);
+    EXPECT_EQ(after["cache.kernel.miss"] - before["cache.kernel.miss"], 1);
+    EXPECT_EQ(after["compile.in_process"] - before["compile.in_process"], 1);
+    EXPECT_NE(log.find("[kiln:cache]"), std::string::npos) << "the miss was not logged";
+    EXPECT_NE(log.find("treated as a miss"), std::string::npos) << log;
+    // Rewritten whole: the next process hits both.
+    forget_loaded_objects();
+    compile(pointwise, o)(x, y);
+    auto last = stats();
+    EXPECT_EQ(last["cache.graph.hit"] - after["cache.graph.hit"], 1);
+    EXPECT_EQ(last["cache.kernel.hit"] - after["cache.kernel.hit"], 1);
+  }
+  unsetenv("KILN_LOGS");
+}
+
+Graph traced_pointwise(const std::string& name, float scale) {
+  Tracer tracer(name);
+  std::vector<Tensor> in = tracer.add_inputs({randn({4, 4}), randn({4, 4})});
+  Tensor weight = full({4}, scale);
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = {pointwise(in[0], in[1]) * weight};
+  }
+  return tracer.finish(out);
+}
+
+TEST_F(CacheTest, KeysCoverWhatChangesTheCode) {
+  Graph g = traced_pointwise("g", 2.0f);
+  NativeCompile optimized, fast, with_clang;
+  fast.tier = Tier::fast;
+  with_clang.compiler = "clang";
+  const std::string key = graph_cache_key(g, optimized);
+  EXPECT_NE(key, graph_cache_key(g, fast)) << "tier";
+  EXPECT_NE(key, graph_cache_key(g, with_clang)) << "compiler";
+  EXPECT_NE(key, graph_cache_key(traced_pointwise("other_name", 2.0f), optimized)) << "graph text";
+  EXPECT_NE(key, graph_cache_key(traced_pointwise("g", 3.0f), optimized)) << "a constant's value";
+  EXPECT_NE(graph_cache_key_text(g, optimized).find(std::string(build_id())), std::string::npos) << "kiln build";
+  EXPECT_NE(graph_cache_key_text(g, optimized).find("flags"), std::string::npos) << "CPU features";
+  // What does not change code does not change the key: logging, the mode, the start.
+  setenv("KILN_LOGS", "all", 1);
+  NativeCompile in_workers = optimized;
+  in_workers.in_workers = true;
+  in_workers.start = WorkerStart::Fork;
+  EXPECT_EQ(key, graph_cache_key(g, in_workers));
+  unsetenv("KILN_LOGS");
+  // Kernel keys: the toolchain's identity (flags, version, target) and the source.
+  Toolchain t = toolchain_for(Tier::optimized);
+  std::string base = content_key(t.identity() + "\nsource");
+  for (auto change : std::vector<std::function<void(Toolchain&)>>{
+           [](Toolchain& c) { c.flags.push_back("-funroll-loops"); },
+           [](Toolchain& c) { c.version += " (patched)"; },
+           [](Toolchain& c) { c.target = "x86_64 skylake"; },
+           [](Toolchain& c) { c.binary = "/opt/gcc/bin/gcc"; }}) {
+    Toolchain changed = t;
+    change(changed);
+    EXPECT_NE(content_key(changed.identity() + "\nsource"), base);
+  }
 }
 
 TEST_F(CacheTest, WarmStartCompilesNothingAndStartsNoWorker) {
@@ -201,7 +272,7 @@ TEST_F(CacheTest, AFreshProcessLoadsFromTheCache) {
 TEST_F(CacheTest, ManyProcessesWriteTheSameKeysSafely) {
   std::string graph = std::string(KILN_SOURCE_DIR) + "/examples/graphs/pointwise.kiln";
   std::vector<std::future<ProcessResult>> runs;
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < 8; ++i)
     runs.push_back(std::async(std::launch::async, [&, i] {
       return run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", i % 2 ? "subprocess" : "inprocess"},
                          180);

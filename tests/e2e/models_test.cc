@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "support/compare.h"
+#include "support/modes.h"
 
 namespace kiln::testing {
 namespace {
@@ -34,23 +35,29 @@ Tensor transformer_layer(const TensorMap& w, const Tensor& x) {
 }
 
 template <class Model>
-void check_model(const char* file, Model model) {
+void check_model(const char* file, Model model, const ModeConfig& config) {
+  ModeRun run(config);
   TensorMap w = load_safetensors(data_path(file));
   const Tensor& x = w.at("input");
   const Tensor& expected = w.at("output");
   EXPECT_EQ(compare_tensors(model(w, x), expected, 1e-4, 1e-4), "") << "eager " << file;
-  auto f = compile([&](Tensor in) { return model(w, in); });
+  auto f = compile([&](Tensor in) { return model(w, in); }, config.options("model"));
   EXPECT_EQ(compare_tensors(f(x), expected, 1e-4, 1e-4), "") << "compiled " << file;
   EXPECT_EQ(compare_tensors(f(x), expected, 1e-4, 1e-4), "") << "compiled again " << file;
   // The weights became constants of the graph.
   EXPECT_NE(f.graphs().at(0).find("const %c0"), std::string::npos);
 }
 
-TEST(Models, MlpMatchesPyTorch) { check_model("model_mlp.safetensors", mlp); }
+// In every mode: weights travel to the workers as safetensors, folded constants back.
+class Models : public ::testing::TestWithParam<ModeConfig> {};
 
-TEST(Models, TransformerLayerMatchesPyTorch) {
-  check_model("model_transformer_post_relu.safetensors", transformer_layer);
+TEST_P(Models, MlpMatchesPyTorch) { check_model("model_mlp.safetensors", mlp, GetParam()); }
+
+TEST_P(Models, TransformerLayerMatchesPyTorch) {
+  check_model("model_transformer_post_relu.safetensors", transformer_layer, GetParam());
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, Models, ::testing::ValuesIn(all_mode_configs()), mode_config_name);
 
 }  // namespace
 }  // namespace kiln::testing

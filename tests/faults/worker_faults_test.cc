@@ -1,13 +1,15 @@
-// The compile worker pool, with real worker processes of each start method: jobs run in
-// workers, bad source is a CompileError, a killed or hung worker is a WorkerError naming
-// its pid and fate and is replaced, workers are hermetic, start lazily, quit when idle
-// and die with their parent.
+// Worker faults, with real worker processes of each start method and bounded waits:
+// jobs run in workers, bad source is a CompileError, a killed or hung worker is a
+// WorkerError naming its pid and fate and is replaced (siblings finish), shutdown ends a
+// worker that does not answer, busy host threads do not deadlock a start, workers are
+// hermetic, start lazily, quit when idle and die with their parent.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -110,6 +112,9 @@ TEST_P(Pool, AHungWorkerTimesOutAndIsReplaced) {
   int pid = busy_worker();
   ASSERT_GT(pid, 0);
   kill(pid, SIGSTOP);
+  // A sibling job on the other worker finishes meanwhile.
+  CompiledKernel sibling = compile_source("twice", "c", kTwice, options()).get();
+  EXPECT_NE(sibling.address(), nullptr);
   auto start = std::chrono::steady_clock::now();
   try {
     f.get();
@@ -161,6 +166,39 @@ TEST_P(Pool, ShutdownStopsWorkersAndThePoolRestartsLazily) {
   for (int pid : pids) EXPECT_TRUE(kill(pid, 0) != 0 || errno == ESRCH) << pid;
   for (const PoolWorker& w : pool_status()) EXPECT_EQ(w.pid, 0);
   EXPECT_NO_THROW(compile_source("twice", "c", kTwice, options()).get());
+}
+
+TEST_P(Pool, ShutdownEndsAWorkerThatDoesNotAnswerWithinItsGrace) {
+  ASSERT_TRUE(wait_pool_ready(60, options()));
+  int pid = pool_status().at(0).pid;
+  kill(pid, SIGSTOP);  // cannot read its shutdown message (nor act on SIGTERM)
+  auto start = std::chrono::steady_clock::now();
+  shutdown_compile_workers();
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(took, 5.0) << "shutdown waited " << took << " s";
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+TEST_P(Pool, StartsWhileTheHostHasBusyThreads) {
+  // Eight threads allocate and compute while workers start (Fork: the host never forks, so
+  // no lock a busy thread holds can be copied into a child).
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 8; ++i)
+    busy.emplace_back([&] {
+      while (!stop) {
+        Tensor t = randn({64, 64});
+        (void)(t * 2.0f).sum({0});
+      }
+    });
+  bool ready = wait_pool_ready(30, options());
+  std::future<CompiledKernel> k = compile_source("twice", "c", kTwice, options());
+  bool compiled = k.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  stop = true;
+  for (std::thread& t : busy) t.join();
+  EXPECT_TRUE(ready);
+  ASSERT_TRUE(compiled);
+  EXPECT_NE(k.get().address(), nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(Starts, Pool,
