@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <future>
+#include <mutex>
 
 #include "cache/cache.h"
 #include "driver/object_store.h"
@@ -55,69 +56,151 @@ std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& k
 
 std::string cache_dir_field(const std::optional<Cache>& cache) { return cache ? cache->root() : std::string(); }
 
-CompiledPlan plan_in_worker(const Graph& graph, const TensorMap& given, const NativeCompile& how) {
-  Job job{MessageType::compile_graph,
-          {{"graph", print_graph(graph)},
-           {"constants", serialize_safetensors(given)},
-           {"tier", tier_word(how.tier)},
-           {"compiler", how.compiler}},
-          fmt::format("compile_graph {}", graph.name),
-          default_job_timeout()};
-  Fields reply = compile_pool(how.start, how.threads, how.idle_priority).submit(std::move(job)).get();
-  return plan_from_fields(reply.at("plan"), reply.at("constants"), given,
-                          fmt::format("compile worker's plan of graph {}", graph.name));
+Job unit_job(const ObjectUnit& u, const NativeCompile& how, const std::optional<Cache>& cache) {
+  return Job{MessageType::compile_unit,
+             {{"name", u.name},
+              {"source", u.source},
+              {"tier", tier_word(how.tier)},
+              {"compiler", how.compiler},
+              {"cache_dir", cache_dir_field(cache)}},
+             fmt::format("compile_unit {}", u.name),
+             default_job_timeout()};
 }
 
-std::vector<std::shared_ptr<SharedObject>> objects_for(const CompiledPlan& plan, const std::optional<Cache>& cache,
-                                                       const NativeCompile& how) {
-  std::vector<std::shared_ptr<SharedObject>> objects(plan.units.size());
+// One graph compiled in the workers, step by step in callbacks on the pool's threads:
+// the plan job, then the missing units' jobs in parallel, then loading. Whoever finishes
+// the last step calls `done`, exactly once.
+class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
+ public:
+  WorkerCompile(const Graph& graph, const NativeCompile& how, ExecutableDone done)
+      : graph_(graph), how_(how), done_(std::move(done)), given_(constants_of(graph)), cache_(Cache::open()) {}
+
+  void start() {
+    key_ = cache_ ? graph_cache_key(graph_, how_) : std::string();
+    std::optional<CompiledPlan> plan = cache_ ? cached_plan(*cache_, key_, given_) : std::nullopt;
+    hit_ = plan.has_value();
+    bump(hit_ ? Stat::cache_graph_hit : Stat::cache_graph_miss);
+    if (plan) return with_plan(std::move(*plan));
+    auto self = shared_from_this();
+    pool().submit(Job{MessageType::compile_graph,
+                      {{"graph", print_graph(graph_)},
+                       {"constants", serialize_safetensors(given_)},
+                       {"tier", tier_word(how_.tier)},
+                       {"compiler", how_.compiler}},
+                      fmt::format("compile_graph {}", graph_.name),
+                      default_job_timeout()},
+                  [self](std::exception_ptr error, Fields reply) {
+                    if (error) return self->finish(error);
+                    try {
+                      self->with_plan(plan_from_fields(reply.at("plan"), reply.at("constants"), self->given_,
+                                                       fmt::format("compile worker's plan of graph {}", self->graph_.name)));
+                    } catch (...) {
+                      self->finish(std::current_exception());
+                    }
+                  });
+  }
+
+ private:
+  WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
+
+  void with_plan(CompiledPlan plan) {
+    plan_ = std::move(plan);
+    if (log_enabled("output_code"))
+      for (const ObjectUnit& u : plan_.units) log_line("output_code", u.source);
+    objects_.resize(plan_.units.size());
+    std::vector<size_t> missing;
+    for (size_t i = 0; i < plan_.units.size(); ++i) {
+      objects_[i] = find_object(plan_.units[i], cache_);
+      if (!objects_[i]) missing.push_back(i);
+    }
+    if (missing.empty()) return finish(nullptr);
+    outstanding_ = missing.size();
+    auto self = shared_from_this();
+    for (size_t i : missing)
+      pool().submit(unit_job(plan_.units[i], how_, cache_), [self, i](std::exception_ptr error, Fields reply) {
+        if (!error) {
+          try {
+            self->objects_[i] = load_object_from_reply(self->plan_.units[i], reply, self->cache_);
+          } catch (...) {
+            error = std::current_exception();
+          }
+        }
+        std::lock_guard<std::mutex> lock(self->mutex_);
+        if (error && !self->first_error_) self->first_error_ = error;
+        if (--self->outstanding_ == 0) self->finish_locked();
+      });
+  }
+
+  void finish(std::exception_ptr error) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error && !first_error_) first_error_ = error;
+    finish_locked();
+  }
+
+  // Every unit's job has answered: build the executable, or report the first error.
+  void finish_locked() {
+    std::unique_ptr<Executable> executable;
+    std::exception_ptr error = first_error_;
+    if (!error) {
+      try {
+        if (cache_ && !hit_) cache_->put(CacheKind::graph, key_, graph_entry(plan_, given_));
+        executable = make_native_executable(std::move(plan_), objects_);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    done_(error, std::move(executable));
+  }
+
+  Graph graph_;
+  NativeCompile how_;
+  ExecutableDone done_;
+  TensorMap given_;
+  std::optional<Cache> cache_;
+  std::string key_;
+  bool hit_ = false;
+  CompiledPlan plan_;
+  std::vector<std::shared_ptr<SharedObject>> objects_;
+  std::mutex mutex_;
+  size_t outstanding_ = 0;
+  std::exception_ptr first_error_;
+};
+
+// Here: the plan and every missing object are built in this process (units in parallel).
+std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile& how) {
+  const TensorMap given = constants_of(graph);
+  const std::optional<Cache> cache = Cache::open();
+  const std::string key = cache ? graph_cache_key(graph, how) : std::string();
+  std::optional<CompiledPlan> plan = cache ? cached_plan(*cache, key, given) : std::nullopt;
+  const bool hit = plan.has_value();
+  bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
+  if (!plan) plan = build_plan(graph, toolchain_for(how.tier, how.compiler));
+  if (log_enabled("output_code"))
+    for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
+  std::vector<std::shared_ptr<SharedObject>> objects(plan->units.size());
   std::vector<size_t> missing;
-  for (size_t i = 0; i < plan.units.size(); ++i) {
-    objects[i] = find_object(plan.units[i], cache);
+  for (size_t i = 0; i < plan->units.size(); ++i) {
+    objects[i] = find_object(plan->units[i], cache);
     if (!objects[i]) missing.push_back(i);
   }
-  if (missing.empty()) return objects;
-  if (how.in_workers) {
-    WorkerPool& pool = compile_pool(how.start, how.threads, how.idle_priority);
-    std::vector<std::future<Fields>> replies;
-    for (size_t i : missing) {
-      const ObjectUnit& u = plan.units[i];
-      replies.push_back(pool.submit(Job{MessageType::compile_unit,
-                                        {{"name", u.name},
-                                         {"source", u.source},
-                                         {"tier", tier_word(how.tier)},
-                                         {"compiler", how.compiler},
-                                         {"cache_dir", cache_dir_field(cache)}},
-                                        fmt::format("compile_unit {}", u.name),
-                                        default_job_timeout()}));
-    }
-    // Every reply is collected before the first error is raised: no job outlives the call.
-    std::exception_ptr first_error;
+  if (!missing.empty()) {
+    Toolchain toolchain = toolchain_for(how.tier, how.compiler);
+    std::vector<std::future<std::shared_ptr<SharedObject>>> compiles;
+    for (size_t i : missing)
+      compiles.push_back(std::async(missing.size() > 1 ? std::launch::async : std::launch::deferred,
+                                    [&, i] { return compile_object_here(plan->units[i], toolchain, cache); }));
+    std::exception_ptr first_error;  // every compile is collected before the first error is raised
     for (size_t j = 0; j < missing.size(); ++j) {
       try {
-        objects[missing[j]] = load_object_from_reply(plan.units[missing[j]], replies[j].get(), cache);
+        objects[missing[j]] = compiles[j].get();
       } catch (...) {
         if (!first_error) first_error = std::current_exception();
       }
     }
     if (first_error) std::rethrow_exception(first_error);
-    return objects;
   }
-  Toolchain toolchain = toolchain_for(how.tier, how.compiler);
-  std::vector<std::future<std::shared_ptr<SharedObject>>> compiles;
-  for (size_t i : missing)
-    compiles.push_back(std::async(missing.size() > 1 ? std::launch::async : std::launch::deferred,
-                                  [&, i] { return compile_object_here(plan.units[i], toolchain, cache); }));
-  std::exception_ptr first_error;
-  for (size_t j = 0; j < missing.size(); ++j) {
-    try {
-      objects[missing[j]] = compiles[j].get();
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
-  }
-  if (first_error) std::rethrow_exception(first_error);
-  return objects;
+  if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
+  return make_native_executable(std::move(*plan), objects);
 }
 
 }  // namespace
@@ -138,19 +221,29 @@ std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
   return text;
 }
 
+void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done) {
+  if (!how.in_workers) {
+    std::unique_ptr<Executable> executable;
+    std::exception_ptr error;
+    try {
+      executable = compile_here(graph, how);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    return done(error, std::move(executable));
+  }
+  std::make_shared<WorkerCompile>(graph, how, std::move(done))->start();
+}
+
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how) {
-  const TensorMap given = constants_of(graph);
-  const std::optional<Cache> cache = Cache::open();
-  const std::string key = cache ? graph_cache_key(graph, how) : std::string();
-  std::optional<CompiledPlan> plan = cache ? cached_plan(*cache, key, given) : std::nullopt;
-  const bool hit = plan.has_value();
-  bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
-  if (!plan) plan = how.in_workers ? plan_in_worker(graph, given, how) : build_plan(graph, toolchain_for(how.tier, how.compiler));
-  if (log_enabled("output_code"))
-    for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
-  std::vector<std::shared_ptr<SharedObject>> objects = objects_for(*plan, cache, how);
-  if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
-  return make_native_executable(std::move(*plan), objects);
+  if (!how.in_workers) return compile_here(graph, how);
+  auto promise = std::make_shared<std::promise<std::unique_ptr<Executable>>>();
+  std::future<std::unique_ptr<Executable>> result = promise->get_future();
+  compile_native_async(graph, how, [promise](std::exception_ptr error, std::unique_ptr<Executable> executable) {
+    if (error) promise->set_exception(error);
+    else promise->set_value(std::move(executable));
+  });
+  return result.get();
 }
 
 }  // namespace kiln

@@ -8,6 +8,7 @@
 // worker at all.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "compile/toolchain.h"
@@ -27,6 +28,11 @@ struct NativeCompile {
 };
 
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how);
+
+// The same, reporting through `done` (exactly once): at once on this thread when the
+// caches hold everything or the compile runs here, else later on a pool thread.
+using ExecutableDone = std::function<void(std::exception_ptr error, std::unique_ptr<Executable> executable)>;
+void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done);
 
 // The graph cache key (DESIGN §6): kiln's build identity, the toolchain's fingerprint,
 // the canonical graph text (with its input types) and a digest of its constants.

@@ -131,8 +131,9 @@ Fields decode_fields(std::string_view payload) {
     uint64_t value_length = get_le(payload, at, 8);
     at += 8;
     need(value_length, "a field value");
-    if (!fields.emplace(std::move(name), std::string(payload.substr(at, value_length))).second)
-      throw WireError("a field appears twice");
+    // Canonical order (as encode_fields writes them): sorted, each name once.
+    if (!fields.empty() && !(fields.rbegin()->first < name)) throw WireError("fields out of order, or a field appears twice");
+    fields.emplace_hint(fields.end(), std::move(name), std::string(payload.substr(at, value_length)));
     at += value_length;
   }
   if (at != payload.size()) throw WireError("bytes after the last field");

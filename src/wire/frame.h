@@ -54,7 +54,8 @@ std::string encode_fields(const Fields& fields);
 
 // Validates a frame header; returns the payload length to read next.
 uint32_t decode_frame_header(std::string_view header, MessageType* type);
-// Validates and splits a payload into its fields.
+// Validates and splits a payload into its fields (in canonical order: sorted by name, each
+// once, so that a payload has one encoding).
 Fields decode_fields(std::string_view payload);
 // Both, over a whole frame (header + payload), as the fuzzer drives them.
 Frame decode_frame(std::string_view bytes);
