@@ -27,6 +27,9 @@ struct CompileOptions {
   std::optional<WorkerStart> worker_start;
   std::optional<int> compile_threads;
   std::string name = "compiled";  // the graph's name, in logs, traces and kernel files
+  // Progressive and AsyncProgressive: the stages compiled in the background, in order
+  // ("fast": tcc; "optimized": gcc -O3 -march=native). Empty: {"fast", "optimized"}.
+  std::vector<std::string> stages;
 };
 
 // kiln's counters (DESIGN §6), every one present from the start.
@@ -95,6 +98,8 @@ std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options);
 Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace);
 // The text of every traced graph of `core`, in the order they were traced.
 std::vector<std::string> compiled_graphs(const CompiledCore& core);
+std::vector<std::string> compiled_stages(const CompiledCore& core);
+std::vector<std::string> compile_errors(const CompiledCore& core);
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path);
 
 }  // namespace detail
@@ -124,6 +129,12 @@ class CompiledFunction {
 
   // The canonical text of each graph traced so far (one per guard entry).
   std::vector<std::string> graphs() const { return detail::compiled_graphs(*core_); }
+  // Per graph: the stage that serves its calls now ("eager", "fast", "optimized" in the
+  // background modes; "cpp" or "interpreter" otherwise).
+  std::vector<std::string> stages() const { return detail::compiled_stages(*core_); }
+  // Background compiles that failed (each reported once): the calls went on eagerly or
+  // with the previous stage. Empty when all went well.
+  std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }
   // Writes graph `index` as text to `path` (GRAPH.kiln) and its constants beside it
   // (GRAPH.safetensors): `kiln run GRAPH.kiln` runs it.
   void save_graph(const std::string& path, size_t index = 0) const {

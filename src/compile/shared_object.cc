@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
-#include <filesystem>
 #include <cstring>
 
 #include "kiln/error.h"
@@ -19,28 +18,19 @@ namespace kiln {
 // thread may still be returning through it.
 namespace {
 
-// A private directory (0700) for the names objects are loaded under, removed at exit.
-const std::string& load_directory() {
-  static const std::string dir = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string templ = fmt::format("{}/kiln-load-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(templ.data())) throw Error(fmt::format("cannot create a directory {}: {}", templ, std::strerror(errno)));
-    static struct Cleanup {
-      std::string path;
-      ~Cleanup() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-      }
-    } cleanup{templ};
-    return templ;
-  }();
-  return dir;
+// A new private directory (0700) for one symlink; no state survives the call, so loads
+// may run while the process exits.
+std::string private_link_directory(const std::string& name) {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = fmt::format("{}/kiln-load-XXXXXX", base && *base ? base : "/tmp");
+  if (!mkdtemp(templ.data())) throw Error(fmt::format("cannot load {}: mkdtemp {}: {}", name, templ, std::strerror(errno)));
+  return templ;
 }
 
 }  // namespace
 
 // The bytes go to an anonymous memory file; dlopen reaches it through a symlink of a name
-// never used before: glibc returns an already loaded object whose name matches, and with
+// never used before (pid and a counter): glibc returns an already loaded object whose name matches, and with
 // RTLD_NODELETE every object stays loaded, so a reused /proc/self/fd/N name would return
 // an old object. The mapping keeps the memory file alive after its descriptor closes.
 std::shared_ptr<SharedObject> SharedObject::load_bytes(std::string_view bytes, const std::string& name) {
@@ -56,14 +46,17 @@ std::shared_ptr<SharedObject> SharedObject::load_bytes(std::string_view bytes, c
     }
     done += static_cast<size_t>(n);
   }
-  std::string link = fmt::format("{}/{}-{}", load_directory(), counter++, name);
+  std::string dir = private_link_directory(name);
+  std::string link = fmt::format("{}/{}-{}-{}", dir, getpid(), counter++, name);
   if (::symlink(fmt::format("/proc/self/fd/{}", fd).c_str(), link.c_str()) != 0) {
     ::close(fd);
+    ::rmdir(dir.c_str());
     throw Error(fmt::format("cannot load {}: symlink {}: {}", name, link, std::strerror(errno)));
   }
   void* handle = dlopen(link.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   const char* why = handle ? nullptr : dlerror();
   ::unlink(link.c_str());
+  ::rmdir(dir.c_str());
   ::close(fd);
   if (!handle) throw Error(fmt::format("cannot load {}: {}", name, why ? why : "dlopen failed"));
   return std::shared_ptr<SharedObject>(new SharedObject(handle, name));

@@ -24,7 +24,7 @@ bool runs(const std::string& binary) { return !first_output_line({binary, "--ver
 // The -march=native CPU name gcc resolves to (e.g. znver3), so cache keys differ per ISA.
 std::string native_target(const std::string& binary) {
   static std::mutex mutex;
-  static std::string cached;
+  static std::string& cached = *new std::string();  // never destroyed (used at exit)
   std::lock_guard<std::mutex> lock(mutex);
   if (!cached.empty()) return cached;
   ProcessResult r = run_process({binary, "-march=native", "-Q", "--help=target"}, 30);
@@ -101,7 +101,7 @@ std::string binary_fingerprint(const std::string& name) {
 }
 
 std::string cpu_fingerprint() {
-  static const std::string cpu = [] {
+  static const std::string& cpu = *new std::string([] {
     std::ifstream in("/proc/cpuinfo");
     std::string line, model, flags;
     while (std::getline(in, line) && (model.empty() || flags.empty())) {
@@ -109,7 +109,7 @@ std::string cpu_fingerprint() {
       if (flags.empty() && line.rfind("flags", 0) == 0) flags = line;
     }
     return model + "\n" + flags;
-  }();
+  }());
   return cpu;
 }
 
@@ -124,7 +124,7 @@ std::string toolchain_fingerprint(Tier tier, const std::string& compiler) {
 Toolchain toolchain_for(Tier tier, const std::string& compiler) {
   // Probing runs the compilers (--version, the -march=native target): once per process.
   static std::mutex mutex;
-  static std::map<std::pair<Tier, std::string>, Toolchain> probed;
+  static auto& probed = *new std::map<std::pair<Tier, std::string>, Toolchain>();  // never destroyed
   std::lock_guard<std::mutex> lock(mutex);
   auto key = std::make_pair(tier, tier == Tier::fast ? std::string() : compiler);
   auto it = probed.find(key);
@@ -168,7 +168,7 @@ std::string compile_object(const Toolchain& toolchain, const std::string& name, 
   };
   ProcessResult r = compile(toolchain);
   if (!r.ok() && toolchain.name == "tcc") {
-    static const Toolchain fallback = make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"});
+    static const Toolchain& fallback = *new Toolchain(make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"}));
     ProcessResult retry = compile(fallback);
     if (retry.ok()) r = retry;
     else r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);

@@ -65,6 +65,21 @@ class CompiledCore {
     return out;
   }
 
+  std::vector<std::string> stages() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& e : entries_) out.push_back(e->executable->stage());
+    return out;
+  }
+
+  std::vector<std::string> errors() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& e : entries_)
+      for (std::string& m : e->executable->compile_errors()) out.push_back(std::move(m));
+    return out;
+  }
+
  private:
   Entry* find(const Flat& inputs) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -116,6 +131,8 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 }
 
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
+std::vector<std::string> compiled_stages(const CompiledCore& core) { return core.stages(); }
+std::vector<std::string> compile_errors(const CompiledCore& core) { return core.errors(); }
 
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path) {
   core.save(index, path);

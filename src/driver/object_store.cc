@@ -19,8 +19,9 @@ struct Loaded {
 
 std::mutex table_mutex;
 std::map<std::string, Loaded>& table() {
-  static std::map<std::string, Loaded> loaded;
-  return loaded;
+  // Never destroyed: pool threads may still load objects while the process exits.
+  static auto* loaded = new std::map<std::string, Loaded>();
+  return *loaded;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "driver/graph_compiler.h"
+#include "driver/staged_executable.h"
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "passes/passes.h"
@@ -62,10 +63,10 @@ Graph optimize_graph(const Graph& input) {
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
   timed("verify", graph, [&] { verify_graph(graph); });
-  // InProcess and Subprocess build native code (here, or in workers); the async and
-  // progressive modes use the interpreter until their stages exist.
+  // InProcess and Subprocess build native code (here, or in workers) before returning; the
+  // background modes return at once and compile their stages in workers.
   if (options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess)
-    return timed("backend", graph, [&] { return make_interpreter_executable(optimize_graph(graph)); });
+    return timed("launch stages", graph, [&] { return make_staged_executable(graph, options); });
   NativeCompile how;
   how.in_workers = options.mode == CompileMode::Subprocess;
   how.start = options.worker_start;

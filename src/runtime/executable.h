@@ -22,6 +22,10 @@ class Executable {
   // The steps each run performs, in order: kernel names, or "ext:<op>" for library and
   // eager steps. Empty for backends without kernels.
   virtual std::vector<std::string> kernel_names() const { return {}; }
+  // The stage serving calls now: "eager", "fast", "optimized", or the backend's name.
+  virtual std::string stage() const { return std::string(backend_name()); }
+  // Background compiles that failed, one message each (staged executables).
+  virtual std::vector<std::string> compile_errors() const { return {}; }
 };
 
 // Runs the graph on the eager interpreter: the backend every graph has until a native one

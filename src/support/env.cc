@@ -79,6 +79,7 @@ WorkerStart parse_worker_start(const std::string& word, const std::string& sourc
 ResolvedOptions resolve_options(const CompileOptions& options) {
   ResolvedOptions r;
   r.name = options.name;
+  r.stages = options.stages;
   if (options.mode) {
     r.mode = *options.mode;
   } else if (auto v = env_value("KILN_COMPILE_MODE")) {

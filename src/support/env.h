@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "kiln/compile.h"
 
@@ -22,6 +23,7 @@ struct ResolvedOptions {
   WorkerStart worker_start = WorkerStart::Subprocess;
   int compile_threads = 1;
   std::string name;
+  std::vector<std::string> stages;  // progressive stages; empty: the default
 };
 ResolvedOptions resolve_options(const CompileOptions& options);
 

@@ -215,7 +215,7 @@ class ForkServer {
 }  // namespace
 
 std::string worker_executable() {
-  static const std::string path = [] {
+  static const std::string& path = *new std::string([] {
     std::string dir = library_directory();
     for (const char* relative : {KILN_WORKER_RELATIVE_PATH, "../libexec/kiln/kiln-worker"}) {
       std::string candidate = dir + "/" + relative;
@@ -223,7 +223,7 @@ std::string worker_executable() {
     }
     throw WorkerError(fmt::format("kiln-worker not found beside {} (looked for {}/{})", dir, dir,
                                   KILN_WORKER_RELATIVE_PATH));
-  }();
+  }());
   return path;
 }
 

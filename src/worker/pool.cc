@@ -105,7 +105,11 @@ struct WorkerPool::State {
   // (the worker is then ended, with its exit status in the message).
   Frame receive(Slot& slot, double deadline, const std::string& job_name) {
     for (;;) {
-      if (stopping_now()) fail(slot, fmt::format("the pool shut down while it ran job '{}'", job_name), true);
+      if (stopping_now()) {
+        end_worker(slot.process, true);
+        slot.ready = false;
+        throw PoolShutDown(fmt::format("job '{}' was stopped: the compile workers were shut down", job_name));
+      }
       double left = deadline - monotonic_seconds();
       if (left <= 0)
         fail(slot, fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", job_name,
@@ -158,7 +162,6 @@ struct WorkerPool::State {
   // Starts the slot threads (lazily), up to `size` of them. Called with the mutex held.
   void ensure_threads() {
     threads_started = true;
-    stopping = false;
     while (slots.size() < static_cast<size_t>(size)) {
       size_t i = slots.size();
       slots.emplace_back();
@@ -280,6 +283,13 @@ WorkerStart WorkerPool::start_method() const { return state_->start; }
 
 void WorkerPool::submit(Job job, JobDone done) {
   std::unique_lock<std::mutex> lock(state_->mutex);
+  if (state_->stopping) {  // a job submitted by another job's callback while shutting down
+    lock.unlock();
+    done(std::make_exception_ptr(
+             PoolShutDown(fmt::format("job '{}' was not run: the compile workers are shutting down", job.name))),
+         {});
+    return;
+  }
   state_->ensure_threads();
   state_->queue.push_back(Pending{std::move(job), std::move(done)});
   state_->cv.notify_all();
@@ -297,6 +307,7 @@ std::future<Fields> WorkerPool::submit(Job job) {
 
 bool WorkerPool::wait_ready(double timeout_seconds) {
   std::unique_lock<std::mutex> lock(state_->mutex);
+  if (state_->stopping) return false;
   state_->ensure_threads();
   for (Slot& slot : state_->slots)
     if (!slot.ready) slot.want_start = true;
@@ -320,22 +331,25 @@ std::vector<WorkerStatus> WorkerPool::status() const {
 
 void WorkerPool::shutdown() {
   std::vector<std::thread> threads;
+  std::deque<Pending> dropped;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     if (!state_->threads_started) return;
     state_->stopping = true;
-    std::deque<Pending> dropped = std::move(state_->queue);
+    dropped = std::move(state_->queue);
     state_->queue.clear();
-    for (Pending& p : dropped)
-      p.done(std::make_exception_ptr(
-                 WorkerError(fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))),
-             {});
     for (Slot& s : state_->slots) threads.push_back(std::move(s.thread));
     state_->cv.notify_all();
   }
+  // Outside the lock: a callback may submit (and be refused) or look up a pool.
+  for (Pending& p : dropped)
+    p.done(std::make_exception_ptr(
+               PoolShutDown(fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))),
+           {});
   for (std::thread& t : threads) t.join();
   std::lock_guard<std::mutex> lock(state_->mutex);
   state_->threads_started = false;
+  state_->stopping = false;
   state_->slots.clear();
 }
 
@@ -343,7 +357,7 @@ void WorkerPool::grow(int size) {
   std::lock_guard<std::mutex> lock(state_->mutex);
   if (size <= state_->size) return;
   state_->size = size;
-  if (state_->threads_started) state_->ensure_threads();
+  if (state_->threads_started && !state_->stopping) state_->ensure_threads();
 }
 
 namespace {
@@ -369,8 +383,14 @@ WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
 }
 
 void shutdown_all_pools() {
-  std::lock_guard<std::mutex> lock(pools_mutex);
-  for (auto& [key, pool] : pools()) pool->shutdown();
+  // Not under pools_mutex: a job's callback, finishing on a pool thread being joined, may
+  // look up a pool.
+  std::vector<WorkerPool*> all;
+  {
+    std::lock_guard<std::mutex> lock(pools_mutex);
+    for (auto& [key, pool] : pools()) all.push_back(pool.get());
+  }
+  for (WorkerPool* pool : all) pool->shutdown();
 }
 
 std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kiln/compile.h"
+#include "kiln/error.h"
 #include "wire/frame.h"
 
 namespace kiln {
@@ -22,6 +23,12 @@ struct Job {
   Fields fields;        // the request (the pool adds "job")
   std::string name;     // e.g. "compile_unit cpp_poi_fused_add_0", in errors
   double timeout_seconds = 300;
+};
+
+// A job that did not run, or was stopped, because the pool shut down (at exit, or
+// shutdown_compile_workers): not a failure of the job itself.
+struct PoolShutDown : WorkerError {
+  using WorkerError::WorkerError;
 };
 
 // Called once per job, on a pool thread: with the reply, or with the job's error.

@@ -51,10 +51,20 @@ Fields compile_graph_job(const Frame& request) {
   return {{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}};
 }
 
+// KILN_INJECT_FAULT (tests of fault handling, read by the worker): compile_error makes
+// every unit's source fail to compile, with real compiler diagnostics; crash aborts the
+// worker in the middle of a unit.
+std::string injected_fault() {
+  const char* fault = std::getenv("KILN_INJECT_FAULT");
+  return fault ? fault : "";
+}
+
 Fields compile_unit_job(const Frame& request) {
   Toolchain toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
   const std::string& name = request.at("name");
-  const std::string& source = request.at("source");
+  std::string source = request.at("source");
+  if (injected_fault() == "crash") std::abort();
+  if (injected_fault() == "compile_error") source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
   std::string key = content_key(toolchain.identity() + "\n" + source);
   std::optional<Cache> cache = cache_at(request.at("cache_dir"));
   if (cache && cache->get(CacheKind::kernel, key)) return {{"key", key}};  // another process built it
