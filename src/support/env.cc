@@ -49,6 +49,16 @@ std::optional<std::string> env_value(const char* name) {
   return std::string(v);
 }
 
+double env_seconds(const char* name, double fallback) {
+  auto v = env_value(name);
+  if (!v) return fallback;
+  double seconds = 0;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), seconds);
+  if (ec != std::errc() || end != v->data() + v->size() || !(seconds > 0))
+    throw Error(fmt::format("{}: '{}' is not accepted (accepted: a number of seconds > 0)", name, *v));
+  return seconds;
+}
+
 std::string_view compile_mode_name(CompileMode mode) {
   for (const auto& [word, m] : kModes)
     if (m == mode) return word;

@@ -11,6 +11,8 @@
 namespace kiln {
 
 std::optional<std::string> env_value(const char* name);  // unset or empty: nullopt
+// A duration in seconds (> 0) from `name`, else `fallback`; a bad value is an Error.
+double env_seconds(const char* name, double fallback);
 
 // Parses a mode word (inprocess, subprocess, async, progressive, async+progressive);
 // `source` names where it came from in the error.

@@ -24,31 +24,11 @@ namespace {
 constexpr double kHelloTimeoutSeconds = 60;
 constexpr size_t kStderrTail = 4096;
 
-double idle_quit_seconds() {
-  if (auto v = env_value("KILN_COMPILE_IDLE_SECONDS")) {
-    try {
-      double s = std::stod(*v);
-      if (s > 0) return s;
-    } catch (const std::exception&) {
-    }
-    throw Error(fmt::format("KILN_COMPILE_IDLE_SECONDS: '{}' is not accepted (accepted: seconds > 0)", *v));
-  }
-  return 300;
-}
+double idle_quit_seconds() { return env_seconds("KILN_COMPILE_IDLE_SECONDS", 300); }
 
 }  // namespace
 
-double default_job_timeout() {
-  if (auto v = env_value("KILN_COMPILE_TIMEOUT")) {
-    try {
-      double s = std::stod(*v);
-      if (s > 0) return s;
-    } catch (const std::exception&) {
-    }
-    throw Error(fmt::format("KILN_COMPILE_TIMEOUT: '{}' is not accepted (accepted: seconds > 0)", *v));
-  }
-  return 300;
-}
+double default_job_timeout() { return env_seconds("KILN_COMPILE_TIMEOUT", 300); }
 
 struct Slot {
   WorkerProcess process;
