@@ -5,6 +5,6 @@ set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=ON > /dev/null
-cmake --build build --target transformer_demo kiln_cli
+cmake --build build --target transformer_demo kiln_cli kiln_worker
 ./build/examples/transformer_demo build/demo_out
 ./build/tools/kiln run build/demo_out/transformer_layer.kiln
