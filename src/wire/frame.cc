@@ -150,18 +150,21 @@ Frame decode_frame(std::string_view bytes) {
 
 namespace {
 
+// Whether `fd` is ready for `events` (always, without a deadline); false means poll again.
+// Throws WireTimeout once the deadline has passed.
+bool ready_by(int fd, short events, double deadline, const char* timeout_message) {
+  if (deadline <= 0) return true;
+  double left = deadline - monotonic_seconds();
+  if (left <= 0) throw WireTimeout(timeout_message);
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(std::ceil(left * 1000))) > 0;
+}
+
 // Reads exactly `size` bytes; false at EOF before the first byte when `eof_ok`.
 bool read_exact(int fd, char* out, size_t size, double deadline, bool eof_ok) {
   size_t done = 0;
   while (done < size) {
-    if (deadline > 0) {
-      double left = deadline - monotonic_seconds();
-      if (left <= 0) throw WireTimeout("timed out waiting for the worker");
-      pollfd p{fd, POLLIN, 0};
-      int r = ::poll(&p, 1, static_cast<int>(std::ceil(left * 1000)));
-      if (r < 0 && errno == EINTR) continue;
-      if (r == 0) continue;  // re-checks the deadline
-    }
+    if (!ready_by(fd, POLLIN, deadline, "timed out waiting for the worker")) continue;
     ssize_t n = ::read(fd, out + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw WireError(fmt::format("read failed: {}", std::strerror(errno)));
@@ -179,14 +182,7 @@ bool read_exact(int fd, char* out, size_t size, double deadline, bool eof_ok) {
 void write_frame(int fd, MessageType type, const Fields& fields, double deadline) {
   std::string frame = encode_frame(type, fields);
   for (size_t done = 0; done < frame.size();) {
-    if (deadline > 0) {
-      double left = deadline - monotonic_seconds();
-      if (left <= 0) throw WireTimeout("timed out writing to the worker");
-      pollfd p{fd, POLLOUT, 0};
-      int r = ::poll(&p, 1, static_cast<int>(std::ceil(left * 1000)));
-      if (r < 0 && errno == EINTR) continue;
-      if (r == 0) continue;  // re-checks the deadline
-    }
+    if (!ready_by(fd, POLLOUT, deadline, "timed out writing to the worker")) continue;
     // MSG_NOSIGNAL: a worker that died is an error here, not a SIGPIPE that kills the
     // host. MSG_DONTWAIT under a deadline: a stopped reader must not block us forever.
     ssize_t n = ::send(fd, frame.data() + done, frame.size() - done, MSG_NOSIGNAL | (deadline > 0 ? MSG_DONTWAIT : 0));
