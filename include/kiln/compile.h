@@ -30,6 +30,23 @@ struct CompileOptions {
   // Progressive and AsyncProgressive: the stages compiled in the background, in order
   // ("fast": tcc; "optimized": gcc -O3 -march=native). Empty: {"fast", "optimized"}.
   std::vector<std::string> stages;
+  // Autotuning (DESIGN §6) of the optimized build's kernels: candidate configs timed in a
+  // benchmark worker, the winner cached. Unset: on for the optimized stage of Progressive
+  // and AsyncProgressive; off for Async (compiled code answers sooner) and for InProcess
+  // and Subprocess, whose compile the caller waits for.
+  std::optional<bool> autotune;
+  // With autotune: refine the best candidate by coordinate descent over the config fields.
+  bool coordinate_descent = true;
+  // With autotune: generated tiled GEMM kernels (kind tem) compete with the BLAS call of
+  // each matmul, and the faster is kept.
+  bool max_autotune = false;
+};
+
+// One kernel of a compiled graph, as it was built.
+struct KernelInfo {
+  std::string name;    // cpp_poi_fused_add_0
+  std::string config;  // "THREADS=2,VEC=512"; empty for a kernel with nothing to tune
+  std::string tuning;  // how the config was chosen: default, benchmarked, lookup_table, cached
 };
 
 // kiln's counters (DESIGN §6), every one present from the start.
@@ -100,6 +117,8 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core);
 std::vector<std::string> compiled_stages(const CompiledCore& core);
 std::vector<std::string> compile_errors(const CompiledCore& core);
+std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index);
+std::string compiled_build_options(const CompiledCore& core, size_t index);
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path);
 
 }  // namespace detail
@@ -135,6 +154,12 @@ class CompiledFunction {
   // Background compiles that failed (each reported once): the calls went on eagerly or
   // with the previous stage. Empty when all went well.
   std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }
+  // The kernels graph `index` runs now (its current stage's), with their configs; empty
+  // while it runs eagerly.
+  std::vector<KernelInfo> kernels(size_t index = 0) const { return detail::compiled_kernels(*core_, index); }
+  // How graph `index`'s current stage was built, e.g. "tier=optimized compiler=gcc
+  // autotune=on coordinate_descent=on max_autotune=off"; empty while it runs eagerly.
+  std::string build_options(size_t index = 0) const { return detail::compiled_build_options(*core_, index); }
   // Writes graph `index` as text to `path` (GRAPH.kiln) and its constants beside it
   // (GRAPH.safetensors): `kiln run GRAPH.kiln` runs it.
   void save_graph(const std::string& path, size_t index = 0) const {

@@ -13,8 +13,23 @@ namespace kiln {
 
 namespace {
 
-const char* subdirectory(CacheKind kind) { return kind == CacheKind::kernel ? "kernels" : "graphs"; }
-const char* extension(CacheKind kind) { return kind == CacheKind::kernel ? ".so" : ".graph"; }
+const char* subdirectory(CacheKind kind) {
+  switch (kind) {
+    case CacheKind::kernel: return "kernels";
+    case CacheKind::graph: return "graphs";
+    case CacheKind::autotune: return "autotune";
+  }
+  return "?";
+}
+
+const char* extension(CacheKind kind) {
+  switch (kind) {
+    case CacheKind::kernel: return ".so";
+    case CacheKind::graph: return ".graph";
+    case CacheKind::autotune: return ".json";
+  }
+  return "?";
+}
 
 bool is_key(const std::string& key) {
   return key.size() == 32 && key.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -35,7 +50,7 @@ std::optional<Cache> Cache::open() {
 
 Cache::Cache(std::string root) : root_(std::move(root)) {
   ensure_private_directory(root_);
-  for (CacheKind kind : {CacheKind::kernel, CacheKind::graph})
+  for (CacheKind kind : kAllCacheKinds)
     ensure_private_directory(fmt::format("{}/{}", root_, subdirectory(kind)));
 }
 
@@ -69,7 +84,7 @@ Cache::Usage Cache::usage(CacheKind kind) const {
 }
 
 void Cache::clear() const {
-  for (CacheKind kind : {CacheKind::kernel, CacheKind::graph}) {
+  for (CacheKind kind : kAllCacheKinds) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec))
       if (e.is_regular_file()) std::filesystem::remove(e.path(), ec);

@@ -1,6 +1,6 @@
 // The persistent caches (DESIGN §6) under the private cache root: compiled kernel objects
-// (kernels/KEY.so) and compiled graphs (graphs/KEY.graph: the plan that runs a graph and
-// the keys of its objects). Keys are content hashes (32 hex digits) computed by the caller
+// (kernels/KEY.so), compiled graphs (graphs/KEY.graph: the plan that runs a graph and the
+// keys of its objects) and tuned kernel configs (autotune/KEY.json). Keys are content hashes (32 hex digits) computed by the caller
 // from everything that changes the entry; entries are files of entry_file.h. Every mode
 // and worker start method shares the same entries.
 #pragma once
@@ -12,7 +12,8 @@
 
 namespace kiln {
 
-enum class CacheKind { kernel, graph };
+enum class CacheKind { kernel, graph, autotune };
+constexpr CacheKind kAllCacheKinds[] = {CacheKind::kernel, CacheKind::graph, CacheKind::autotune};
 
 class Cache {
  public:
@@ -30,7 +31,7 @@ class Cache {
     int64_t bytes = 0;
   };
   Usage usage(CacheKind kind) const;
-  void clear() const;  // removes every entry (and stray temp files) of both kinds
+  void clear() const;  // removes every entry (and stray temp files) of every kind
   const std::string& root() const { return root_; }
 
  private:

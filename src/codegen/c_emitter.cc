@@ -28,6 +28,12 @@ constexpr const char* kPreamble = R"(#include <stdint.h>
 #else
 #define KILN_PREFETCH(p) ((void)(p))
 #endif
+#define KILN_STR_(x) #x
+#if defined(__GNUC__) && !defined(__TINYC__) && !defined(__clang__)
+#define KILN_VECTOR_WIDTH(w) __attribute__((target("prefer-vector-width=" KILN_STR_(w))))
+#else
+#define KILN_VECTOR_WIDTH(w)
+#endif
 KILN_SIMD float expf(float); KILN_SIMD double exp(double);
 KILN_SIMD float logf(float); KILN_SIMD double log(double);
 KILN_SIMD float log1pf(float); KILN_SIMD double log1p(double);
@@ -319,9 +325,10 @@ std::string store(const std::string& v, DType d) {
 const Dialect& cpp_dialect() {
   // `if(parallel: ...)`: a bare if clause would also switch off the simd construct
   // (OpenMP 5), leaving small loops unvectorized.
-  static const Dialect d{"cpp", "void", "#pragma omp parallel for if({n} >= 32768)",
+  // The KILN_ macros come from the kernel's config (config_prologue).
+  static const Dialect d{"cpp", "KILN_VECTOR_ATTR void", "#pragma omp parallel for if({n} >= 32768) KILN_NUM_THREADS",
                          "#pragma omp simd",
-                         "#pragma omp parallel for simd if(parallel: {n} >= 32768)"};
+                         "#pragma omp parallel for simd if(parallel: {n} >= 32768) KILN_NUM_THREADS"};
   return d;
 }
 
@@ -467,8 +474,8 @@ std::string element_loop(const LoopKernel& k, const std::set<int>& streamed, con
     return indent + pragma + "\n" + indent + "for (int64_t i1 = 0; i1 < R; ++i1) {\n";
   }
   *depth = 2;
-  std::string src = indent + "for (int64_t c1 = 0; c1 < R; c1 += 256) {\n";
-  src += indent + "  const int64_t e1 = c1 + 256 < R ? c1 + 256 : R;\n";
+  std::string src = indent + "for (int64_t c1 = 0; c1 < R; c1 += KILN_CHUNK) {\n";
+  src += indent + "  const int64_t e1 = c1 + KILN_CHUNK < R ? c1 + KILN_CHUNK : R;\n";
   src += indent + "  if (i0 + 1 < rows) {\n";
   for (int p : streamed) {
     int elements_per_line = 64 / static_cast<int>(dtype_size(k.param_dtypes[static_cast<size_t>(p)]));
@@ -503,7 +510,8 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
     // Sums and products may be reassociated (f64 accumulators keep them exact enough).
     body += element_loop(k, p == prefetch_loop ? streamed : std::set<int>{},
-                         fmt::format("#pragma omp {}simd {}", split ? "parallel for " : "", fill(acc.clauses, "")),
+                         fmt::format("#pragma omp {}simd {}{}", split ? "parallel for " : "", fill(acc.clauses, ""),
+                                     split ? " KILN_NUM_THREADS" : ""),
                          "    ", &depth);
     std::string loop_body;
     w.push(&loop_body, depth == 2 ? "        " : "      ");
@@ -543,11 +551,11 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
 // Column form: blocks of rows (the contiguous index) per thread, each phase's reduction
 // loop outside a simd loop over the block, per-row accumulators in block-sized arrays.
 std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
-  constexpr int kBlock = 256;
+  const char* const block = "KILN_BLOCK";  // the config's rows per block
   KernelWriter w(k);
   std::string body;
   w.push(&body, "    ");
-  w.line(fmt::format("const int64_t c1 = c0 + {0} < rows ? c0 + {0} : rows;", kBlock));
+  w.line(fmt::format("const int64_t c1 = c0 + {0} < rows ? c0 + {0} : rows;", block));
   auto simd_rows = [&](const std::function<void()>& inner, const std::string& indent) {
     w.line(dialect.simd_loop);
     w.line("for (int64_t i0 = c0; i0 < c1; ++i0) {");
@@ -565,8 +573,8 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
     auto fill = [&](const std::string& f, const std::string& v) {
       return fmt::format(fmt::runtime(f), fmt::arg("a", a), fmt::arg("n", n), fmt::arg("v", v));
     };
-    w.line(fmt::format("{} a{}[{}];", acc.type, p, kBlock));
-    if (!acc.nan_flag.empty()) w.line(fmt::format("int n{}[{}];", p, kBlock));
+    w.line(fmt::format("{} a{}[{}];", acc.type, p, block));
+    if (!acc.nan_flag.empty()) w.line(fmt::format("int n{}[{}];", p, block));
     simd_rows([&] {
       w.line(fmt::format("{} = {};", a, acc.init));
       if (!acc.nan_flag.empty()) w.line(n + " = 0;");
@@ -610,7 +618,7 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
   }
   w.pop();
   return "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n" +
-         fmt::format("  for (int64_t c0 = 0; c0 < rows; c0 += {}) {{\n", kBlock) + body + "  }\n";
+         fmt::format("  for (int64_t c0 = 0; c0 < rows; c0 += {}) {{\n", block) + body + "  }\n";
 }
 
 std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
@@ -694,14 +702,71 @@ std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dia
   return src + "}\n";
 }
 
-std::string emit_translation_unit(const std::string& graph_name,
-                                  const std::vector<LoopKernel>& kernels, int num_symbols,
+namespace {
+
+// The plain KILN_<FIELD> macros of a config: every field but THREADS and VEC (which become
+// clauses and attributes), with CHUNK and BLOCK always defined.
+KernelConfig config_macros(const KernelConfig& config) {
+  KernelConfig macros{{"CHUNK", 256}, {"BLOCK", 256}};
+  for (const auto& [field, v] : config)
+    if (field != "THREADS" && field != "VEC") macros[field] = v;
+  return macros;
+}
+
+}  // namespace
+
+std::string config_prologue(const std::string& kernel_name, const KernelConfig& config) {
+  auto value = [&](const char* field, int64_t fallback) {
+    auto it = config.find(field);
+    return it == config.end() ? fallback : it->second;
+  };
+  std::string src = fmt::format("/* config of {}: {} */\n", kernel_name, config_text(config));
+  int64_t threads = value("THREADS", 0), vec = value("VEC", 0);
+  src += threads > 0 ? fmt::format("#define KILN_NUM_THREADS num_threads({})\n", threads) : "#define KILN_NUM_THREADS\n";
+  src += vec > 0 ? fmt::format("#define KILN_VECTOR_ATTR KILN_VECTOR_WIDTH({})\n", vec) : "#define KILN_VECTOR_ATTR\n";
+  for (const auto& [field, v] : config_macros(config)) src += fmt::format("#define KILN_{} {}\n", field, v);
+  return src;
+}
+
+std::string config_epilogue(const KernelConfig& config) {
+  std::string src = "#undef KILN_NUM_THREADS\n#undef KILN_VECTOR_ATTR\n";
+  for (const auto& [field, v] : config_macros(config)) src += fmt::format("#undef KILN_{}\n", field);
+  return src;
+}
+
+std::string emit_translation_unit(const std::string& graph_name, const std::vector<KernelSource>& kernels,
                                   const Dialect& dialect) {
   std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
-  for (const LoopKernel& k : kernels) src += " " + k.name;
+  for (const KernelSource& k : kernels) src += " " + k.name;
   src += fmt::format(" */\n{}", kPreamble);
-  for (const LoopKernel& k : kernels) src += "\n" + emit_kernel(k, num_symbols, dialect);
+  for (const KernelSource& k : kernels)
+    src += "\n" + config_prologue(k.name, k.config) + k.body + config_epilogue(k.config);
   return src;
+}
+
+TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
+  TuneSpace space;
+  if (target.threads > 1) {
+    space.fields.push_back({"THREADS", thread_choices(target)});
+    space.defaults["THREADS"] = 0;  // every thread OpenMP has
+    space.candidates.push_back({{"THREADS", 1}});
+  }
+  space.fields.push_back({"VEC", target.vector_widths});
+  space.defaults["VEC"] = 0;  // the compiler's choice for the target
+  for (int64_t w : target.vector_widths)
+    if (w != target.vector_widths.front()) space.candidates.push_back({{"VEC", w}});
+  if (k.kind == LoopKernel::Kind::Row && k.columns) {
+    space.fields.push_back({"BLOCK", {32, 64, 128, 256, 512, 1024}});
+    space.defaults["BLOCK"] = 256;
+    space.candidates.push_back({{"BLOCK", 64}});
+    space.candidates.push_back({{"BLOCK", 1024}});
+  } else if (k.kind == LoopKernel::Kind::Row && !streamed_inputs(k).empty()) {
+    space.fields.push_back({"CHUNK", {64, 128, 256, 512, 1024, 2048}});
+    space.defaults["CHUNK"] = 256;
+    space.candidates.push_back({{"CHUNK", 64}});
+    space.candidates.push_back({{"CHUNK", 1024}});
+  }
+  return space;
 }
 
 }  // namespace kiln

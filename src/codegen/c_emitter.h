@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "autotune/config.h"
 #include "loop/kernel.h"
 
 namespace kiln {
@@ -21,11 +22,27 @@ struct Dialect {
 const Dialect& cpp_dialect();
 
 // The kernel's ABI: void NAME(const int64_t* sizes, char* const* buffers), sizes being the
-// graph's size symbols and buffers the kernel's params (output first).
+// graph's size symbols and buffers the kernel's params (output first). The body reads its
+// config through macros (KILN_NUM_THREADS, KILN_VECTOR_ATTR, KILN_CHUNK, KILN_BLOCK), so it
+// is the same text under every config: config_prologue defines them (and KILN_<FIELD> for
+// every other field of the config) before it, and config_epilogue removes them after.
 std::string emit_kernel(const LoopKernel& kernel, int num_symbols, const Dialect& dialect);
-// All kernels of a program in one source file, with the shared helpers once.
-std::string emit_translation_unit(const std::string& graph_name,
-                                  const std::vector<LoopKernel>& kernels, int num_symbols,
+std::string config_prologue(const std::string& kernel_name, const KernelConfig& config);
+std::string config_epilogue(const KernelConfig& config);
+
+// A kernel's source as a translation unit holds it: its body and the config it runs with.
+struct KernelSource {
+  std::string name;
+  std::string body;
+  KernelConfig config;
+};
+// Kernels in one source file, after the shared helpers.
+std::string emit_translation_unit(const std::string& graph_name, const std::vector<KernelSource>& kernels,
                                   const Dialect& dialect);
+
+// What autotuning may change in `kernel`'s config on `target`: threads and vector width for
+// every kernel; the rows per block of a column reduction; the prefetch chunk of a row
+// reduction that streams its inputs.
+TuneSpace tuning_space(const LoopKernel& kernel, const TuneTarget& target);
 
 }  // namespace kiln

@@ -72,6 +72,16 @@ class CompiledCore {
     return out;
   }
 
+  std::vector<KernelInfo> kernels(size_t index) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return index < entries_.size() ? entries_[index]->executable->kernels() : std::vector<KernelInfo>{};
+  }
+
+  std::string build_options(size_t index) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return index < entries_.size() ? entries_[index]->executable->build_options() : std::string();
+  }
+
   std::vector<std::string> errors() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
@@ -133,6 +143,8 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
 std::vector<std::string> compiled_stages(const CompiledCore& core) { return core.stages(); }
 std::vector<std::string> compile_errors(const CompiledCore& core) { return core.errors(); }
+std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index) { return core.kernels(index); }
+std::string compiled_build_options(const CompiledCore& core, size_t index) { return core.build_options(index); }
 
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path) {
   core.save(index, path);

@@ -6,6 +6,7 @@
 #include <future>
 #include <mutex>
 
+#include "autotune/tuner.h"
 #include "cache/cache.h"
 #include "driver/object_store.h"
 #include "driver/plan_builder.h"
@@ -56,6 +57,25 @@ std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& k
 
 std::string cache_dir_field(const std::optional<Cache>& cache) { return cache ? cache->root() : std::string(); }
 
+TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache) {
+  TuneSetup setup;
+  setup.toolchain = toolchain_for(how.tier, how.compiler);
+  setup.benchmark_start = how.start;
+  setup.cache = cache;
+  setup.table = LookupTable::from_environment();
+  setup.coordinate_descent = how.coordinate_descent;
+  setup.size_hints = how.size_hints;
+  return setup;
+}
+
+// A fresh plan gets its options recorded and, when asked, its kernels tuned.
+void finish_plan(CompiledPlan& plan, TuneSetup* tuning, const NativeCompile& how) {
+  plan.options = build_options_text(how);
+  if (!tuning) return;
+  if (how.max_autotune) add_gemm_templates(plan, tuning->toolchain);
+  autotune_plan(plan, *tuning);
+}
+
 Job unit_job(const ObjectUnit& u, const NativeCompile& how, const std::optional<Cache>& cache) {
   return Job{MessageType::compile_unit,
              {{"name", u.name},
@@ -92,8 +112,8 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
                   [self](std::exception_ptr error, Fields reply) {
                     if (error) return self->finish(error);
                     try {
-                      self->with_plan(plan_from_fields(reply.at("plan"), reply.at("constants"), self->given_,
-                                                       fmt::format("compile worker's plan of graph {}", self->graph_.name)));
+                      self->tune_then_build(plan_from_fields(reply.at("plan"), reply.at("constants"), self->given_,
+                                                             fmt::format("compile worker's plan of graph {}", self->graph_.name)));
                     } catch (...) {
                       self->finish(std::current_exception());
                     }
@@ -102,6 +122,30 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
 
  private:
   WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
+
+  // A fresh plan from a worker: tuning waits on jobs, so it runs on a thread of its own,
+  // never on the pool's threads (whose jobs it waits for).
+  void tune_then_build(CompiledPlan plan) {
+    if (!how_.autotune) {
+      finish_plan(plan, nullptr, how_);
+      return with_plan(std::move(plan));
+    }
+    auto self = shared_from_this();
+    auto fresh = std::make_shared<CompiledPlan>(std::move(plan));
+    run_in_background([self, fresh] {
+      try {
+        TuneSetup setup = tune_setup(self->how_, self->cache_);
+        setup.compile = [self](const std::string& name, const std::string& source) {
+          Job job = unit_job(ObjectUnit{name, "", source}, self->how_, std::nullopt);
+          return self->pool().submit(std::move(job)).get().at("object");
+        };
+        finish_plan(*fresh, &setup, self->how_);
+        self->with_plan(std::move(*fresh));
+      } catch (...) {
+        self->finish(std::current_exception());
+      }
+    });
+  }
 
   void with_plan(CompiledPlan plan) {
     plan_ = std::move(plan);
@@ -174,7 +218,17 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   std::optional<CompiledPlan> plan = cache ? cached_plan(*cache, key, given) : std::nullopt;
   const bool hit = plan.has_value();
   bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
-  if (!plan) plan = build_plan(graph, toolchain_for(how.tier, how.compiler));
+  if (!plan) {
+    plan = build_plan(graph, toolchain_for(how.tier, how.compiler));
+    std::optional<TuneSetup> tuning;
+    if (how.autotune) {
+      tuning = tune_setup(how, cache);
+      tuning->compile = [&](const std::string& name, const std::string& source) {
+        return compile_object(tuning->toolchain, name, source);
+      };
+    }
+    finish_plan(*plan, tuning ? &*tuning : nullptr, how);
+  }
   if (log_enabled("output_code"))
     for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
   std::vector<std::shared_ptr<SharedObject>> objects(plan->units.size());
@@ -209,9 +263,20 @@ std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
   return content_key(graph_cache_key_text(graph, how));
 }
 
+std::string build_options_text(const NativeCompile& how) {
+  auto on = [](bool b) { return b ? "on" : "off"; };
+  return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_word(how.tier),
+                     how.compiler, on(how.autotune), on(how.autotune && how.coordinate_descent),
+                     on(how.autotune && how.max_autotune));
+}
+
 std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
-  std::string text = fmt::format("kiln graph entry 1\nbuild {}\ntier {} {}\n{}\n{}", build_id(), tier_word(how.tier),
-                                 how.compiler, toolchain_fingerprint(how.tier, how.compiler), print_graph(graph));
+  std::string text = fmt::format("kiln graph entry 1\nbuild {}\n{}\n{}\n{}", build_id(), build_options_text(how),
+                                 toolchain_fingerprint(how.tier, how.compiler), print_graph(graph));
+  if (how.autotune) {
+    std::shared_ptr<const LookupTable> table = LookupTable::from_environment();
+    text += fmt::format("\nsize hints {}\nlookup table {}", fmt::join(how.size_hints, ","), table ? table->digest() : "none");
+  }
   for (const GraphConstant& c : graph.constants) {
     Tensor t = c.value.contiguous();
     const TensorImpl& impl = *t.impl();

@@ -25,7 +25,14 @@ struct NativeCompile {
   WorkerStart start = WorkerStart::Subprocess;
   int threads = 1;
   bool idle_priority = false;
+  bool autotune = false;  // tune the kernels' configs (autotune/tuner.h)
+  bool coordinate_descent = true;
+  bool max_autotune = false;
+  std::vector<int64_t> size_hints;  // the sizes kernels are timed at (Graph::size_hints)
 };
+
+// How `how` builds, in words: the plan's options ("tier=optimized compiler=gcc autotune=on ...").
+std::string build_options_text(const NativeCompile& how);
 
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how);
 
@@ -35,7 +42,8 @@ using ExecutableDone = std::function<void(std::exception_ptr error, std::unique_
 void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done);
 
 // The graph cache key (DESIGN §6): kiln's build identity, the toolchain's fingerprint,
-// the canonical graph text (with its input types) and a digest of its constants.
+// the canonical graph text (with its input types), a digest of its constants, and when
+// tuning, the tuning options, the size hints and the lookup table's digest.
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how);
 std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how);  // what it hashes
 

@@ -71,6 +71,10 @@ std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOpti
   how.in_workers = options.mode == CompileMode::Subprocess;
   how.start = options.worker_start;
   how.threads = options.compile_threads;
+  how.autotune = options.autotune.value_or(false);
+  how.coordinate_descent = options.coordinate_descent;
+  how.max_autotune = options.max_autotune;
+  how.size_hints = graph.size_hints;
   return timed(how.in_workers ? "compile in workers" : "optimize+lower+codegen+compile", graph,
                [&] { return compile_native(graph, how); });
 }

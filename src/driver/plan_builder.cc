@@ -1,7 +1,10 @@
 #include "driver/plan_builder.h"
 
+#include <fmt/format.h>
+
 #include "cache/cache.h"
 #include "codegen/c_emitter.h"
+#include "codegen/gemm_template.h"
 #include "driver/pipeline.h"
 #include "lower/lower.h"
 
@@ -9,8 +12,15 @@ namespace kiln {
 
 namespace {
 
-KernelLaunch launch_of(const LoopKernel& k, int unit) {
-  KernelLaunch launch{k.name, unit, k.params, {}, k.kind == LoopKernel::Kind::Pointwise && k.flat};
+KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target) {
+  KernelLaunch launch;
+  launch.name = k.name;
+  launch.unit = unit;
+  launch.params = k.params;
+  launch.elementwise = k.kind == LoopKernel::Kind::Pointwise && k.flat;
+  launch.source = emit_kernel(k, num_symbols, cpp_dialect());
+  launch.space = tuning_space(k, target);
+  launch.config = launch.space.defaults;
   if (k.kind == LoopKernel::Kind::Foreach) {
     for (const LoopKernel& part : k.parts) launch.outputs.push_back(part.params[0]);
   } else {
@@ -21,26 +31,77 @@ KernelLaunch launch_of(const LoopKernel& k, int unit) {
 
 }  // namespace
 
+void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
+  const Graph& g = plan.graph;
+  const TuneTarget target = host_tune_target();
+  int unit = -1;
+  for (PlanStep& step : plan.steps) {
+    if (step.kind != PlanStep::Kind::Ext) continue;
+    const Node& node = g.nodes[static_cast<size_t>(step.node)];
+    if (node.op != Op::matmul) continue;
+    const TensorType &a = g.value_type(node.inputs[0]), &b = g.value_type(node.inputs[1]);
+    if (a.shape.size() != 2 || b.shape.size() != 2 || a.dtype != DType::f32 || b.dtype != DType::f32 ||
+        node.type.dtype != DType::f32)
+      continue;
+    // B as the transpose of a 2-D value (linear's weight): the template reads that value.
+    ValueId b_value = node.inputs[1];
+    bool transposed = false;
+    if (int32_t producer = g.node_index(b_value); producer >= 0) {
+      const Node& p = g.nodes[static_cast<size_t>(producer)];
+      if (p.op == Op::permute && p.attrs.get_ints("dims") == std::vector<int64_t>{1, 0}) {
+        b_value = p.inputs[0];
+        transposed = true;
+      }
+    }
+    if (unit < 0) {
+      unit = static_cast<int>(plan.units.size());
+      plan.units.emplace_back();
+    }
+    const ValueId out = g.node_value(static_cast<size_t>(step.node));
+    KernelLaunch k;
+    k.name = fmt::format("cpp_tem_fused_mm_{}", plan.kernels.size());
+    k.unit = unit;
+    k.params = {out, node.inputs[0], b_value};
+    k.outputs = {out};
+    k.source = emit_gemm_template(k.name, {a.shape[0], node.type.shape[1], a.shape[1], transposed}, g.num_symbols,
+                                  cpp_dialect());
+    k.space = gemm_tuning_space(target);
+    k.config = k.space.defaults;
+    plan.read_by_kernel[static_cast<size_t>(node.inputs[0])] = true;
+    plan.read_by_kernel[static_cast<size_t>(b_value)] = true;
+    step = PlanStep{PlanStep::Kind::Kernel, static_cast<int>(plan.kernels.size()), -1};
+    plan.kernels.push_back(std::move(k));
+  }
+  if (unit >= 0) assemble_units(plan, toolchain);
+}
+
+void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
+  std::vector<std::vector<KernelSource>> sources(plan.units.size());
+  for (const KernelLaunch& k : plan.kernels)
+    sources.at(static_cast<size_t>(k.unit)).push_back({k.name, k.source, k.config});
+  for (size_t u = 0; u < plan.units.size(); ++u) {
+    ObjectUnit& unit = plan.units[u];
+    unit.name = sources[u].front().name;
+    unit.source = emit_translation_unit(plan.graph.name, sources[u], cpp_dialect());
+    unit.key = content_key(toolchain.identity() + "\n" + unit.source);
+  }
+}
+
 CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain) {
   Program program = lower_graph(optimize_graph(graph));
   CompiledPlan plan;
   const Graph& g = program.graph;
-  for (size_t first = 0; first < program.kernels.size(); first += kKernelsPerUnit) {
-    size_t last = std::min(program.kernels.size(), first + kKernelsPerUnit);
-    std::vector<LoopKernel> group(program.kernels.begin() + static_cast<std::ptrdiff_t>(first),
-                                  program.kernels.begin() + static_cast<std::ptrdiff_t>(last));
-    ObjectUnit unit;
-    unit.name = group.front().name;
-    unit.source = emit_translation_unit(g.name, group, g.num_symbols, cpp_dialect());
-    unit.key = content_key(toolchain.identity() + "\n" + unit.source);
-    for (const LoopKernel& k : group) plan.kernels.push_back(launch_of(k, static_cast<int>(plan.units.size())));
-    plan.units.push_back(std::move(unit));
+  const TuneTarget target = host_tune_target();
+  for (size_t i = 0; i < program.kernels.size(); ++i) {
+    if (i % kKernelsPerUnit == 0) plan.units.emplace_back();
+    plan.kernels.push_back(launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1), g.num_symbols, target));
   }
   for (const Step& s : program.steps)
     plan.steps.push_back(s.kind == Step::Kind::Kernel ? PlanStep{PlanStep::Kind::Kernel, s.kernel, -1}
                                                       : PlanStep{PlanStep::Kind::Ext, -1, s.node});
   plan.read_by_kernel = program.read_by_kernel;
   plan.graph = std::move(program.graph);
+  assemble_units(plan, toolchain);
   return plan;
 }
 

@@ -14,6 +14,14 @@ namespace kiln {
 // produces the same units and shares cache entries.
 constexpr size_t kKernelsPerUnit = 8;
 
+// Kernels get their default configs (autotuning, tuner.h, changes them later).
 CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain);
+
+// max_autotune: each f32 2-D matmul step becomes a GEMM template kernel (gemm_template.h),
+// whose config starts at the BLAS call and may move to generated tiled loops.
+void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain);
+
+// (Re)builds the units' source and keys from the kernels' bodies and configs.
+void assemble_units(CompiledPlan& plan, const Toolchain& toolchain);
 
 }  // namespace kiln

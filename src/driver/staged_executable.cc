@@ -79,6 +79,16 @@ class StagedExecutable final : public Executable {
     return board_->newest ? board_->newest->kernel_names() : std::vector<std::string>{};
   }
 
+  std::vector<KernelInfo> kernels() const override {
+    std::lock_guard<std::mutex> lock(board_->mutex);
+    return board_->newest ? board_->newest->kernels() : std::vector<KernelInfo>{};
+  }
+
+  std::string build_options() const override {
+    std::lock_guard<std::mutex> lock(board_->mutex);
+    return board_->newest ? board_->newest->build_options() : std::string();
+  }
+
   std::vector<std::string> compile_errors() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
     return board_->errors;
@@ -155,6 +165,12 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const Res
     stage.how.threads = options.compile_threads;
     // Compiles beside eager answers run at the lowest CPU priority (DESIGN §5).
     stage.how.idle_priority = options.mode != CompileMode::Progressive;
+    // Progressive's optimized stage is autotuned (DESIGN §5); Async's single stage is not
+    // by default, so that compiled code answers as soon as possible.
+    stage.how.autotune = stage.how.tier == Tier::optimized && options.autotune.value_or(options.mode != CompileMode::Async);
+    stage.how.coordinate_descent = options.coordinate_descent;
+    stage.how.max_autotune = options.max_autotune;
+    stage.how.size_hints = graph.size_hints;
     stages.push_back(std::move(stage));
   }
   return std::make_unique<StagedExecutable>(graph, options, std::move(stages));

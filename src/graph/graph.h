@@ -41,6 +41,9 @@ struct Graph {
   std::vector<Node> nodes;
   std::vector<ValueId> outputs;
   int32_t num_symbols = 0;
+  // The example value of each size symbol where the graph was traced: the sizes autotuning
+  // times kernels at. Not part of the graph's text; empty when unknown.
+  std::vector<int64_t> size_hints;
 
   int32_t num_values() const {
     return static_cast<int32_t>(inputs.size() + constants.size() + nodes.size());

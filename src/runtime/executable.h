@@ -10,6 +10,7 @@
 #include "compile/shared_object.h"
 #include "runtime/plan.h"
 #include "graph/graph.h"
+#include "kiln/compile.h"
 
 namespace kiln {
 
@@ -26,6 +27,9 @@ class Executable {
   virtual std::string stage() const { return std::string(backend_name()); }
   // Background compiles that failed, one message each (staged executables).
   virtual std::vector<std::string> compile_errors() const { return {}; }
+  // The kernels it runs now, with their configs, and how it was built (native code only).
+  virtual std::vector<KernelInfo> kernels() const { return {}; }
+  virtual std::string build_options() const { return {}; }
 };
 
 // Runs the graph on the eager interpreter: the backend every graph has until a native one

@@ -114,6 +114,14 @@ class NativeExecutable final : public Executable {
     return names;
   }
 
+  std::vector<KernelInfo> kernels() const override {
+    std::vector<KernelInfo> out;
+    for (const KernelLaunch& k : p_.kernels) out.push_back({k.name, config_text(k.config), k.tuning});
+    return out;
+  }
+
+  std::string build_options() const override { return p_.options; }
+
  private:
   CompiledPlan p_;
   std::vector<std::shared_ptr<SharedObject>> objects_;  // per unit

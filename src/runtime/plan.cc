@@ -16,12 +16,14 @@ std::string plan_to_json(const CompiledPlan& plan) {
   json j;
   j["format"] = 1;
   j["graph"] = print_graph(plan.graph);
+  j["options"] = plan.options;
   j["units"] = json::array();
   for (const ObjectUnit& u : plan.units) j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
   j["kernels"] = json::array();
   for (const KernelLaunch& k : plan.kernels)
     j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
-                            {"elementwise", k.elementwise}});
+                            {"elementwise", k.elementwise}, {"source", k.source}, {"space", space_text(k.space)},
+                            {"config", config_text(k.config)}, {"tuning", k.tuning}});
   j["steps"] = json::array();
   for (const PlanStep& s : plan.steps)
     j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
@@ -39,6 +41,10 @@ TensorMap new_constants(const CompiledPlan& plan, const TensorMap& given) {
 
 namespace {
 
+bool is_tuning_word(const std::string& s) {
+  return s == "default" || s == "benchmarked" || s == "lookup_table" || s == "cached";
+}
+
 bool is_symbol(const std::string& s) {
   if (s.empty() || s.size() > 200 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s)
@@ -55,6 +61,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   CompiledPlan plan;
   plan.graph = parse_graph(j.at("graph").get<std::string>(), source + " (graph)", &constants);
   verify_graph(plan.graph);
+  plan.options = j.at("options").get<std::string>();
   for (const GraphConstant& c : plan.graph.constants)
     if (!c.value.defined()) throw fail(fmt::format("no value for constant {}", c.name));
   const int32_t num_values = plan.graph.num_values();
@@ -83,6 +90,14 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
       launch.outputs.push_back(out);
     }
     launch.elementwise = k.at("elementwise").get<bool>();
+    launch.source = k.at("source").get<std::string>();
+    std::string where = fmt::format("{} (kernel {})", source, launch.name);
+    launch.space = parse_space(k.at("space").get<std::string>(), where);
+    launch.config = parse_config(k.at("config").get<std::string>(), where);
+    if (launch.space.complete(launch.config) != launch.config || !launch.space.admits(launch.config))
+      throw fail(fmt::format("kernel {}'s config {} does not fit its tuning space", launch.name, config_text(launch.config)));
+    launch.tuning = k.at("tuning").get<std::string>();
+    if (!is_tuning_word(launch.tuning)) throw fail(fmt::format("kernel {}: unknown tuning '{}'", launch.name, launch.tuning));
     plan.kernels.push_back(std::move(launch));
   }
   // Steps in order: nothing is read before it was written.

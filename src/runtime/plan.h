@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "autotune/config.h"
 #include "graph/graph.h"
 #include "kiln/safetensors.h"
 
@@ -27,6 +28,10 @@ struct KernelLaunch {
   std::vector<ValueId> params;  // its buffers (ABI order: outputs first)
   std::vector<ValueId> outputs; // the params it writes
   bool elementwise = false;     // reads every input at the index it writes (may run in place)
+  std::string source;           // its body, the same text under every config (c_emitter.h)
+  TuneSpace space;              // what autotuning may change
+  KernelConfig config;          // the config it is built with (complete over the space)
+  std::string tuning = "default";  // how config was chosen: default, benchmarked, lookup_table, cached
 };
 
 struct PlanStep {
@@ -37,6 +42,7 @@ struct PlanStep {
 
 struct CompiledPlan {
   Graph graph;  // optimized; constants attached
+  std::string options;  // how it was built: "tier=optimized compiler=gcc autotune=on"
   std::vector<ObjectUnit> units;
   std::vector<KernelLaunch> kernels;
   std::vector<PlanStep> steps;

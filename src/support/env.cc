@@ -26,9 +26,9 @@ constexpr std::pair<const char*, WorkerStart> kStarts[] = {
     {"spawn", WorkerStart::Spawn},
 };
 
-// CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
-// (cpu.max "QUOTA PERIOD", rounded up), as a container limits them.
-int default_compile_threads() {
+}  // namespace
+
+int usable_cpus() {
   int cpus = 1;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) cpus = std::max(1, CPU_COUNT(&set));
@@ -41,7 +41,6 @@ int default_compile_threads() {
   }
   return cpus;
 }
-}  // namespace
 
 std::optional<std::string> env_value(const char* name) {
   const char* v = std::getenv(name);
@@ -90,6 +89,9 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
   ResolvedOptions r;
   r.name = options.name;
   r.stages = options.stages;
+  r.autotune = options.autotune;
+  r.coordinate_descent = options.coordinate_descent;
+  r.max_autotune = options.max_autotune;
   if (options.mode) {
     r.mode = *options.mode;
   } else if (auto v = env_value("KILN_COMPILE_MODE")) {
@@ -111,7 +113,7 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
                               *v));
     r.compile_threads = n;
   } else {
-    r.compile_threads = default_compile_threads();
+    r.compile_threads = usable_cpus();
   }
   if (r.compile_threads < 1)
     throw Error(fmt::format("CompileOptions::compile_threads must be at least 1, got {}",

@@ -10,7 +10,10 @@
 
 namespace kiln {
 
-std::optional<std::string> env_value(const char* name);  // unset or empty: nullopt
+std::optional<std::string> env_value(const char* name);
+// CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+// (cpu.max "QUOTA PERIOD", rounded up), as a container limits them.
+int usable_cpus();  // unset or empty: nullopt
 // A duration in seconds (> 0) from `name`, else `fallback`; a bad value is an Error.
 double env_seconds(const char* name, double fallback);
 
@@ -26,6 +29,9 @@ struct ResolvedOptions {
   int compile_threads = 1;
   std::string name;
   std::vector<std::string> stages;  // progressive stages; empty: the default
+  std::optional<bool> autotune;     // unset: the mode's default (CompileOptions::autotune)
+  bool coordinate_descent = true;
+  bool max_autotune = false;
 };
 ResolvedOptions resolve_options(const CompileOptions& options);
 

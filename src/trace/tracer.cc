@@ -110,7 +110,9 @@ Graph Tracer::finish(const std::vector<Tensor>& outputs) {
   std::vector<ValueId> outs;
   for (int32_t v : out_values) outs.push_back(graph_id(v));
   builder.set_outputs(outs);
-  return builder.finish();
+  Graph graph = builder.finish();
+  graph.size_hints = bindings_;
+  return graph;
 }
 
 }  // namespace kiln

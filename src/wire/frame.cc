@@ -35,7 +35,7 @@ uint64_t get_le(std::string_view bytes, size_t at, int width) {
   return v;
 }
 
-bool known_type(uint16_t t) { return t >= 1 && t <= 8; }
+bool known_type(uint16_t t) { return t >= 1 && t <= 9; }
 
 }  // namespace
 
@@ -49,6 +49,7 @@ const char* message_type_name(MessageType type) {
     case MessageType::fork_worker: return "fork_worker";
     case MessageType::forked: return "forked";
     case MessageType::worker_exit: return "worker_exit";
+    case MessageType::benchmark: return "benchmark";
   }
   return "unknown";
 }

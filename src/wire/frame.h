@@ -24,6 +24,7 @@ enum class MessageType : uint16_t {
   fork_worker = 6,    // host → fork server: fork a worker on the descriptors sent along
   forked = 7,         // fork server → host: the worker's pid
   worker_exit = 8,    // fork server → host: a forked worker's exit status
+  benchmark = 9,      // host → benchmark worker: an object's kernels to time on real sizes
 };
 const char* message_type_name(MessageType type);
 

@@ -69,8 +69,8 @@ struct Pipes {
   }
 };
 
-std::string mode_value(pid_t parent, bool idle, const char* extra = "") {
-  return fmt::format("{}{}{}", parent, idle ? ":idle" : "", extra);
+std::string mode_value(pid_t parent, WorkerRole role, const char* extra = "") {
+  return fmt::format("{}{}{}", parent, role_flag(role), extra);
 }
 
 pid_t spawn_process(const std::string& program, const std::string& argv0, const std::string& mode, Pipes& pipes) {
@@ -109,10 +109,10 @@ class ForkServer {
     return *server;
   }
 
-  pid_t fork_worker(int channel, int diagnostics, bool idle) {
+  pid_t fork_worker(int channel, int diagnostics, WorkerRole role) {
     std::unique_lock<std::mutex> lock(mutex_);
     ensure_started(lock);
-    std::string frame = encode_frame(MessageType::fork_worker, {{"idle", idle ? "1" : "0"}});
+    std::string frame = encode_frame(MessageType::fork_worker, {{"role", role_flag(role)}});
     int fds[2] = {channel, diagnostics};
     char control[CMSG_SPACE(sizeof fds)] = {};
     iovec iov{frame.data(), frame.size()};
@@ -165,7 +165,7 @@ class ForkServer {
       try {
         Pipes pipes;
         pipes.open();
-        pid_t pid = spawn_process(worker_executable(), "kiln-fork-server", mode_value(getpid(), false, ":forkserver"), pipes);
+        pid_t pid = spawn_process(worker_executable(), "kiln-fork-server", mode_value(getpid(), WorkerRole::compile, ":forkserver"), pipes);
         pid_ = pid;
         socket = socket_ = pipes.host_channel;
         diagnostics_ = pipes.diag_read;
@@ -227,13 +227,28 @@ std::string worker_executable() {
   return path;
 }
 
-WorkerProcess launch_worker(WorkerStart start, bool idle_priority) {
+const char* role_flag(WorkerRole role) {
+  switch (role) {
+    case WorkerRole::compile: return "";
+    case WorkerRole::background_compile: return ":idle";
+    case WorkerRole::benchmark: return ":bench";
+  }
+  return "";
+}
+
+WorkerRole role_of_mode(const std::string& mode) {
+  if (mode.find(":bench") != std::string::npos) return WorkerRole::benchmark;
+  if (mode.find(":idle") != std::string::npos) return WorkerRole::background_compile;
+  return WorkerRole::compile;
+}
+
+WorkerProcess launch_worker(WorkerStart start, WorkerRole role) {
   Pipes pipes;
   pipes.open();
   WorkerProcess w;
   if (start == WorkerStart::Fork) {
     try {
-      w.pid = ForkServer::get().fork_worker(pipes.worker_channel, pipes.diag_write, idle_priority);
+      w.pid = ForkServer::get().fork_worker(pipes.worker_channel, pipes.diag_write, role);
     } catch (...) {
       pipes.close_all();
       throw;
@@ -241,9 +256,9 @@ WorkerProcess launch_worker(WorkerStart start, bool idle_priority) {
     pipes.close_worker_ends();
     w.forked = true;
   } else if (start == WorkerStart::Spawn) {
-    w.pid = spawn_process("/proc/self/exe", "kiln-worker (spawn)", mode_value(getpid(), idle_priority), pipes);
+    w.pid = spawn_process("/proc/self/exe", "kiln-worker (spawn)", mode_value(getpid(), role), pipes);
   } else {
-    w.pid = spawn_process(worker_executable(), "kiln-worker", mode_value(getpid(), idle_priority), pipes);
+    w.pid = spawn_process(worker_executable(), "kiln-worker", mode_value(getpid(), role), pipes);
   }
   w.channel = pipes.host_channel;
   w.diagnostics = pipes.diag_read;

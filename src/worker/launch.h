@@ -23,7 +23,16 @@ struct WorkerProcess {
   bool forked = false;   // a child of the fork server (which reaps it), not of this process
 };
 
-WorkerProcess launch_worker(WorkerStart start, bool idle_priority);
+// What a worker is for: compiling (at normal priority, or at SCHED_IDLE beside a program's
+// eager answers in the background modes), or benchmarking kernels for autotuning — the
+// only role that runs generated code, and later the only one that may touch a GPU. A
+// worker answers the jobs of its role only.
+enum class WorkerRole { compile, background_compile, benchmark };
+// The role's suffix of KILN_WORKER_MODE ("", ":idle", ":bench") and back.
+const char* role_flag(WorkerRole role);
+WorkerRole role_of_mode(const std::string& mode);
+
+WorkerProcess launch_worker(WorkerStart start, WorkerRole role);
 
 // Ends a worker: kills it when `kill_first`, closes the host's descriptors, reaps it (or
 // learns its fate from the fork server), and returns its exit status in words. Waits at

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -23,6 +24,8 @@ namespace {
 
 constexpr double kHelloTimeoutSeconds = 60;
 constexpr size_t kStderrTail = 4096;
+
+std::atomic<bool> exiting{false};  // set at exit: the pools take no more jobs
 
 double idle_quit_seconds() { return env_seconds("KILN_COMPILE_IDLE_SECONDS", 300); }
 
@@ -50,7 +53,7 @@ struct Pending {
 struct WorkerPool::State {
   WorkerStart start;
   int size;
-  bool idle_priority;
+  WorkerRole role;
   double idle_quit;
   mutable std::mutex mutex;
   std::condition_variable cv;
@@ -151,7 +154,7 @@ struct WorkerPool::State {
 
   void start_worker(Slot& slot) {
     slot.stderr_tail.clear();
-    slot.process = launch_worker(start, idle_priority);
+    slot.process = launch_worker(start, role);
     Frame hello = receive(slot, monotonic_seconds() + kHelloTimeoutSeconds, "hello");
     if (hello.type != MessageType::hello) fail(slot, "sent no hello", true);
     if (hello.at("build_id") != build_id())
@@ -250,10 +253,10 @@ struct WorkerPool::State {
   }
 };
 
-WorkerPool::WorkerPool(WorkerStart start, int size, bool idle_priority) : state_(std::make_shared<State>()) {
+WorkerPool::WorkerPool(WorkerStart start, int size, WorkerRole role) : state_(std::make_shared<State>()) {
   state_->start = start;
   state_->size = std::max(1, size);
-  state_->idle_priority = idle_priority;
+  state_->role = role;
   state_->idle_quit = idle_quit_seconds();
 }
 
@@ -263,7 +266,7 @@ WorkerStart WorkerPool::start_method() const { return state_->start; }
 
 void WorkerPool::submit(Job job, JobDone done) {
   std::unique_lock<std::mutex> lock(state_->mutex);
-  if (state_->stopping) {  // a job submitted by another job's callback while shutting down
+  if (state_->stopping || exiting) {  // submitted by another job's callback, or a background task, at shutdown
     lock.unlock();
     done(std::make_exception_ptr(
              PoolShutDown(fmt::format("job '{}' was not run: the compile workers are shutting down", job.name))),
@@ -343,23 +346,64 @@ void WorkerPool::grow(int size) {
 namespace {
 
 std::mutex pools_mutex;
-std::map<std::pair<WorkerStart, bool>, std::unique_ptr<WorkerPool>>& pools() {
-  static auto* map = new std::map<std::pair<WorkerStart, bool>, std::unique_ptr<WorkerPool>>();
+
+// Background tasks (run_in_background): how many run, so that exit can wait for them.
+struct BackgroundTasks {
+  std::mutex mutex;
+  std::condition_variable cv;
+  int running = 0;
+};
+BackgroundTasks& background_tasks() {
+  static auto* tasks = new BackgroundTasks();  // immortal: used during exit
+  return *tasks;
+}
+
+// At exit: no new jobs, every pool stopped (running jobs fail with PoolShutDown), then
+// the background tasks, failing fast, are given a few seconds to end.
+void shut_down_at_exit() {
+  exiting = true;
+  shutdown_all_pools();
+  BackgroundTasks& tasks = background_tasks();
+  std::unique_lock<std::mutex> lock(tasks.mutex);
+  tasks.cv.wait_for(lock, std::chrono::seconds(10), [&] { return tasks.running == 0; });
+}
+std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>& pools() {
+  static auto* map = new std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>();
   return *map;
+}
+
+WorkerPool& pool_for(WorkerStart start, int size, WorkerRole role) {
+  std::lock_guard<std::mutex> lock(pools_mutex);
+  auto& pool = pools()[{start, role}];
+  if (!pool) {
+    pool = std::make_unique<WorkerPool>(start, size, role);
+    static bool registered = [] { return std::atexit(shut_down_at_exit) == 0; }();
+    (void)registered;
+  }
+  pool->grow(size);
+  return *pool;
 }
 
 }  // namespace
 
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
-  std::lock_guard<std::mutex> lock(pools_mutex);
-  auto& pool = pools()[{start, idle_priority}];
-  if (!pool) {
-    pool = std::make_unique<WorkerPool>(start, size, idle_priority);
-    static bool registered = [] { return std::atexit(shutdown_all_pools) == 0; }();
-    (void)registered;
+  return pool_for(start, size, idle_priority ? WorkerRole::background_compile : WorkerRole::compile);
+}
+
+WorkerPool& benchmark_pool(WorkerStart start) { return pool_for(start, 1, WorkerRole::benchmark); }
+
+void run_in_background(std::function<void()> task) {
+  BackgroundTasks& tasks = background_tasks();
+  {
+    std::lock_guard<std::mutex> lock(tasks.mutex);
+    ++tasks.running;
   }
-  pool->grow(size);
-  return *pool;
+  std::thread([task = std::move(task), &tasks] {
+    task();
+    std::lock_guard<std::mutex> lock(tasks.mutex);
+    --tasks.running;
+    tasks.cv.notify_all();
+  }).detach();
 }
 
 void shutdown_all_pools() {
@@ -376,7 +420,7 @@ void shutdown_all_pools() {
 std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority) {
   std::lock_guard<std::mutex> lock(pools_mutex);
   std::vector<std::pair<WorkerStart, WorkerStatus>> out;
-  auto it = pools().find({start, idle_priority});
+  auto it = pools().find({start, idle_priority ? WorkerRole::background_compile : WorkerRole::compile});
   if (it != pools().end())
     for (const WorkerStatus& s : it->second->status()) out.emplace_back(start, s);
   return out;

@@ -14,12 +14,13 @@
 
 #include "kiln/compile.h"
 #include "kiln/error.h"
+#include "worker/launch.h"
 #include "wire/frame.h"
 
 namespace kiln {
 
 struct Job {
-  MessageType type;     // compile_graph or compile_unit
+  MessageType type;     // compile_graph, compile_unit or benchmark
   Fields fields;        // the request (the pool adds "job")
   std::string name;     // e.g. "compile_unit cpp_poi_fused_add_0", in errors
   double timeout_seconds = 300;
@@ -44,7 +45,7 @@ struct WorkerStatus {
 
 class WorkerPool {
  public:
-  WorkerPool(WorkerStart start, int size, bool idle_priority);
+  WorkerPool(WorkerStart start, int size, WorkerRole role);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -71,6 +72,12 @@ class WorkerPool {
 // The process's pool for `start` (created on first use; grown to `size` workers when a
 // caller asks for more), and every pool's shutdown (shutdown_compile_workers).
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority = false);
+// The process's benchmark worker (one per device; the CPU's for now), for autotuning.
+WorkerPool& benchmark_pool(WorkerStart start);
+// Runs `task` (which must not throw) on a thread of its own: work that waits on jobs and so
+// must not run on a pool thread. At exit the pools refuse new jobs, stop, and then wait a
+// few seconds for such tasks to end.
+void run_in_background(std::function<void()> task);
 void shutdown_all_pools();
 // The workers of the pool of (start, idle priority), if this process created it.
 std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority);

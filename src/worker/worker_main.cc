@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cache/cache.h"
+#include "autotune/benchmark.h"
 #include "compile/toolchain.h"
 #include "driver/plan_builder.h"
 #include "graph/text.h"
@@ -22,6 +23,7 @@
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "wire/frame.h"
+#include "worker/launch.h"
 
 namespace kiln {
 
@@ -53,7 +55,7 @@ Fields compile_graph_job(const Frame& request) {
 
 // KILN_INJECT_FAULT (tests of fault handling, read by the worker): compile_error makes
 // every unit's source fail to compile, with real compiler diagnostics; crash aborts the
-// worker in the middle of a unit.
+// worker in the middle of a unit; benchmark_crash aborts a benchmark worker in its job.
 std::string injected_fault() {
   const char* fault = std::getenv("KILN_INJECT_FAULT");
   return fault ? fault : "";
@@ -77,7 +79,14 @@ Fields compile_unit_job(const Frame& request) {
 Fields answer(const Frame& request) {
   Fields reply;
   try {
-    reply = request.type == MessageType::compile_graph ? compile_graph_job(request) : compile_unit_job(request);
+    switch (request.type) {
+      case MessageType::compile_graph: reply = compile_graph_job(request); break;
+      case MessageType::compile_unit: reply = compile_unit_job(request); break;
+      default:
+        if (injected_fault() == "benchmark_crash") std::abort();
+        reply = answer_benchmark(request);
+        break;
+    }
     reply["status"] = "ok";
   } catch (const CompileError& e) {
     reply = {{"status", "compile_error"}, {"message", e.what()}};
@@ -97,21 +106,27 @@ bool make_hermetic(const std::string& mode) {
   setsid();
   for (int sig : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
     signal(sig, SIG_IGN);
-  if (mode.find(":idle") != std::string::npos) {
+  if (role_of_mode(mode) == WorkerRole::background_compile) {
     sched_param p{};
     sched_setscheduler(0, SCHED_IDLE, &p);
   }
   return true;
 }
 
-int serve_jobs() {
+bool serves(WorkerRole role, MessageType type) {
+  if (role == WorkerRole::benchmark) return type == MessageType::benchmark;
+  return type == MessageType::compile_graph || type == MessageType::compile_unit;
+}
+
+int serve_jobs(WorkerRole role) {
   try {
     write_frame(kChannel, MessageType::hello,
                 {{"pid", std::to_string(getpid())}, {"build_id", std::string(build_id())}});
     while (std::optional<Frame> request = read_frame(kChannel)) {
       if (request->type == MessageType::shutdown) break;
-      if (request->type != MessageType::compile_graph && request->type != MessageType::compile_unit)
-        throw WireError(fmt::format("unexpected {} message", message_type_name(request->type)));
+      if (!serves(role, request->type))
+        throw WireError(fmt::format("unexpected {} message for a {}worker", message_type_name(request->type),
+                                    role == WorkerRole::benchmark ? "benchmark " : "compile "));
       write_frame(kChannel, MessageType::reply, answer(*request));
     }
   } catch (const std::exception& e) {
@@ -123,7 +138,7 @@ int serve_jobs() {
 
 // Receives one fork request: its frame and the two descriptors sent along (the worker's
 // channel and diagnostics). Returns false at the end of the stream.
-bool receive_fork_request(bool* idle, int* channel, int* diagnostics) {
+bool receive_fork_request(std::string* role, int* channel, int* diagnostics) {
   char data[256];
   int fds[2] = {-1, -1};
   char control[CMSG_SPACE(sizeof fds)] = {};
@@ -146,7 +161,8 @@ bool receive_fork_request(bool* idle, int* channel, int* diagnostics) {
   *diagnostics = fds[1];
   Frame f = decode_frame(std::string_view(data, static_cast<size_t>(n)));
   if (f.type != MessageType::fork_worker) throw WireError(fmt::format("unexpected {} message", message_type_name(f.type)));
-  *idle = f.at("idle") == "1";
+  *role = f.at("role");
+  if (*role != "" && *role != ":idle" && *role != ":bench") throw WireError(fmt::format("unknown worker role '{}'", *role));
   return true;
 }
 
@@ -167,18 +183,18 @@ int serve_forks() {
       int r = poll(&p, 1, 100);
       if (r < 0 && errno != EINTR) return 1;
       if (r <= 0) continue;
-      bool idle = false;
+      std::string role;
       int channel = -1, diagnostics = -1;
-      if (!receive_fork_request(&idle, &channel, &diagnostics)) return 0;
+      if (!receive_fork_request(&role, &channel, &diagnostics)) return 0;
       pid_t server = getpid();
       pid_t child = fork();
       if (child == 0) {
         dup2(channel, 0);
         dup2(diagnostics, 1);
         dup2(diagnostics, 2);
-        std::string mode = fmt::format("{}{}", server, idle ? ":idle" : "");
+        std::string mode = fmt::format("{}{}", server, role);
         if (!make_hermetic(mode)) std::_Exit(0);
-        std::_Exit(serve_jobs());
+        std::_Exit(serve_jobs(role_of_mode(mode)));
       }
       ::close(channel);
       ::close(diagnostics);
@@ -202,7 +218,7 @@ int worker_main() {
   }
   if (!make_hermetic(mode_text)) return 0;
   if (mode_text.find(":forkserver") != std::string::npos) return serve_forks();
-  return serve_jobs();
+  return serve_jobs(role_of_mode(mode_text));
 }
 
 // Spawn start: the host's own binary, re-executed with KILN_WORKER_MODE set, becomes a

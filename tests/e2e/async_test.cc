@@ -97,6 +97,14 @@ TEST(Progressive, WaitsForFastThenRunsOptimized) {
   EXPECT_GT(delta(before, "progressive.fast_runs"), 0);
   EXPECT_EQ(delta(before, "async.eager_runs"), 0) << "Progressive waits for its first stage";
   EXPECT_EQ(stages, (std::vector<std::string>{"fast", "optimized"}));
+  // The final stage records that it was autotuned, and its relu kernel was benchmarked.
+  EXPECT_NE(f.build_options().find("tier=optimized"), std::string::npos) << f.build_options();
+  EXPECT_NE(f.build_options().find("autotune=on"), std::string::npos) << f.build_options();
+  std::vector<KernelInfo> kernels = f.kernels();
+  ASSERT_EQ(kernels.size(), 1u);
+  EXPECT_EQ(kernels[0].tuning, "benchmarked") << kernels[0].name;
+  EXPECT_FALSE(kernels[0].config.empty());
+  EXPECT_EQ(delta(before, "autotune.runs"), 1);
 }
 
 TEST(AsyncProgressive, PassesThroughEagerFastOptimizedInOrder) {

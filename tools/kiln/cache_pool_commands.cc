@@ -18,14 +18,16 @@ int cache_command(const std::string& action) {
     return 0;
   }
   if (action == "clear") {
-    Cache::Usage before_graphs = cache->usage(CacheKind::graph), before_kernels = cache->usage(CacheKind::kernel);
+    Cache::Usage before_graphs = cache->usage(CacheKind::graph), before_kernels = cache->usage(CacheKind::kernel),
+                 before_tuned = cache->usage(CacheKind::autotune);
     cache->clear();
-    fmt::print("cleared {}: {} graph entries, {} kernel entries\n", cache->root(), before_graphs.entries,
-               before_kernels.entries);
+    fmt::print("cleared {}: {} graph entries, {} kernel entries, {} autotune entries\n", cache->root(),
+               before_graphs.entries, before_kernels.entries, before_tuned.entries);
     return 0;
   }
   fmt::print("cache {}\n", cache->root());
-  for (auto [kind, label] : {std::pair{CacheKind::graph, "graphs"}, std::pair{CacheKind::kernel, "kernels"}}) {
+  for (auto [kind, label] : {std::pair{CacheKind::graph, "graphs"}, std::pair{CacheKind::kernel, "kernels"},
+                             std::pair{CacheKind::autotune, "autotune"}}) {
     Cache::Usage u = cache->usage(kind);
     fmt::print("  {:<8} {:>6} entries {:>12} bytes\n", label, u.entries, u.bytes);
   }

@@ -1,0 +1,27 @@
+// The GEMM template (kernel kind `tem`, DESIGN §7): C[M, N] = A[M, K] @ B for f32, B being
+// [K, N], or [N, K] read transposed (linear's weight). Its config chooses the
+// implementation — IMPL=0 calls the BLAS (OpenBLAS's cblas_sgemm, as the eager matmul
+// does), IMPL=1 runs generated tiled loops (BM × BN output tiles, BK deep, accumulated in
+// a local tile, tiles spread over threads) — so that autotuning under max_autotune keeps
+// whichever is faster at the graph's sizes.
+#pragma once
+
+#include <string>
+
+#include "autotune/config.h"
+#include "codegen/c_emitter.h"
+#include "graph/dim.h"
+
+namespace kiln {
+
+struct GemmShape {
+  Dim m, n, k;
+  bool b_transposed = false;
+};
+
+// Params: 0 = C (written), 1 = A, 2 = B; contiguous.
+std::string emit_gemm_template(const std::string& name, const GemmShape& shape, int num_symbols,
+                               const Dialect& dialect);
+TuneSpace gemm_tuning_space(const TuneTarget& target);
+
+}  // namespace kiln
