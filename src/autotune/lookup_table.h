@@ -4,7 +4,7 @@
 // "config" member (other members are notes and are ignored):
 //   {"0123...ef": "THREADS=1,VEC=256", "4567...ab": {"config": "CHUNK=1024", "kernel": "..."}}
 // A hit replaces benchmarking the candidate list; coordinate descent, if enabled, starts
-// from it. `kiln autotune table` writes one from the configs this machine tuned.
+// from it. `kiln cache autotune-table` writes one from the configs this machine tuned.
 #pragma once
 
 #include <map>

@@ -1,5 +1,7 @@
 #include "cache/cache.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <xxhash.h>
 
@@ -81,6 +83,17 @@ Cache::Usage Cache::usage(CacheKind kind) const {
     u.bytes += static_cast<int64_t>(e.file_size(ec));
   }
   return u;
+}
+
+std::vector<std::string> Cache::keys(CacheKind kind) const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec)) {
+    std::string key = e.path().stem().string();
+    if (e.is_regular_file() && e.path().extension() == extension(kind) && is_key(key)) out.push_back(key);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void Cache::clear() const {

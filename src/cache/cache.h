@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kiln {
 
@@ -31,6 +32,7 @@ class Cache {
     int64_t bytes = 0;
   };
   Usage usage(CacheKind kind) const;
+  std::vector<std::string> keys(CacheKind kind) const;  // of the entries present, sorted
   void clear() const;  // removes every entry (and stray temp files) of every kind
   const std::string& root() const { return root_; }
 

@@ -326,9 +326,9 @@ const Dialect& cpp_dialect() {
   // `if(parallel: ...)`: a bare if clause would also switch off the simd construct
   // (OpenMP 5), leaving small loops unvectorized.
   // The KILN_ macros come from the kernel's config (config_prologue).
-  static const Dialect d{"cpp", "KILN_VECTOR_ATTR void", "#pragma omp parallel for if({n} >= 32768) KILN_NUM_THREADS",
+  static const Dialect d{"cpp", "KILN_VECTOR_ATTR void", "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
                          "#pragma omp simd",
-                         "#pragma omp parallel for simd if(parallel: {n} >= 32768) KILN_NUM_THREADS"};
+                         "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS"};
   return d;
 }
 
@@ -704,10 +704,14 @@ std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dia
 
 namespace {
 
+// Elements a kernel must have to run on several threads (a parallel region costs a few
+// microseconds); autotuning may lower or raise it (GRAIN).
+constexpr int64_t kDefaultGrain = 32768;
+
 // The plain KILN_<FIELD> macros of a config: every field but THREADS and VEC (which become
-// clauses and attributes), with CHUNK and BLOCK always defined.
+// clauses and attributes), with CHUNK, BLOCK and GRAIN always defined.
 KernelConfig config_macros(const KernelConfig& config) {
-  KernelConfig macros{{"CHUNK", 256}, {"BLOCK", 256}};
+  KernelConfig macros{{"CHUNK", 256}, {"BLOCK", 256}, {"GRAIN", kDefaultGrain}};
   for (const auto& [field, v] : config)
     if (field != "THREADS" && field != "VEC") macros[field] = v;
   return macros;
@@ -750,6 +754,9 @@ TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
     space.fields.push_back({"THREADS", thread_choices(target)});
     space.defaults["THREADS"] = 0;  // every thread OpenMP has
     space.candidates.push_back({{"THREADS", 1}});
+    space.fields.push_back({"GRAIN", {2048, 8192, kDefaultGrain, 131072}});
+    space.defaults["GRAIN"] = kDefaultGrain;
+    space.candidates.push_back({{"GRAIN", 2048}});
   }
   space.fields.push_back({"VEC", target.vector_widths});
   space.defaults["VEC"] = 0;  // the compiler's choice for the target

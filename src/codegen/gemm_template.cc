@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "loop/index.h"
 
 namespace kiln {
 
@@ -57,8 +56,7 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
   src += "  float* restrict p0 = (float*)buffers[0];\n";
   src += "  const float* restrict p1 = (const float*)buffers[1];\n";
   src += "  const float* restrict p2 = (const float*)buffers[2];\n";
-  src += fmt::format("  const int64_t M = {}, N = {}, K = {};\n", render_index(index_dim(shape.m)),
-                     render_index(index_dim(shape.n)), render_index(index_dim(shape.k)));
+  src += fmt::format("  const int64_t M = {}, N = {}, K = {};\n", shape.m, shape.n, shape.k);
   src += "  if (M == 0 || N == 0) return;\n";
   src += "  if (K == 0) {\n    memset(p0, 0, (size_t)(M * N) * sizeof(float));\n    return;\n  }\n";
   src += "#if KILN_IMPL == 0\n";

@@ -10,12 +10,13 @@
 
 #include "autotune/config.h"
 #include "codegen/c_emitter.h"
-#include "graph/dim.h"
 
 namespace kiln {
 
+// C extents as C expressions of the size symbols (s0, ...): M may be a product of A's
+// leading dims (a [B, T, K] input is a [B*T, K] matrix).
 struct GemmShape {
-  Dim m, n, k;
+  std::string m, n, k;
   bool b_transposed = false;
 };
 

@@ -6,6 +6,7 @@
 #include "codegen/c_emitter.h"
 #include "codegen/gemm_template.h"
 #include "driver/pipeline.h"
+#include "loop/index.h"
 #include "lower/lower.h"
 
 namespace kiln {
@@ -40,7 +41,7 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     const Node& node = g.nodes[static_cast<size_t>(step.node)];
     if (node.op != Op::matmul) continue;
     const TensorType &a = g.value_type(node.inputs[0]), &b = g.value_type(node.inputs[1]);
-    if (a.shape.size() != 2 || b.shape.size() != 2 || a.dtype != DType::f32 || b.dtype != DType::f32 ||
+    if (a.shape.size() < 2 || b.shape.size() != 2 || a.dtype != DType::f32 || b.dtype != DType::f32 ||
         node.type.dtype != DType::f32)
       continue;
     // B as the transpose of a 2-D value (linear's weight): the template reads that value.
@@ -63,8 +64,11 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     k.unit = unit;
     k.params = {out, node.inputs[0], b_value};
     k.outputs = {out};
-    k.source = emit_gemm_template(k.name, {a.shape[0], node.type.shape[1], a.shape[1], transposed}, g.num_symbols,
-                                  cpp_dialect());
+    std::vector<std::string> rows;
+    for (size_t d = 0; d + 1 < a.shape.size(); ++d) rows.push_back(render_index(index_dim(a.shape[d])));
+    GemmShape shape{fmt::format("{}", fmt::join(rows, " * ")), render_index(index_dim(node.type.shape.back())),
+                    render_index(index_dim(a.shape.back())), transposed};
+    k.source = emit_gemm_template(k.name, shape, g.num_symbols, cpp_dialect());
     k.space = gemm_tuning_space(target);
     k.config = k.space.defaults;
     plan.read_by_kernel[static_cast<size_t>(node.inputs[0])] = true;

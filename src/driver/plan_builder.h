@@ -17,7 +17,8 @@ constexpr size_t kKernelsPerUnit = 8;
 // Kernels get their default configs (autotuning, tuner.h, changes them later).
 CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain);
 
-// max_autotune: each f32 2-D matmul step becomes a GEMM template kernel (gemm_template.h),
+// max_autotune: each f32 matmul step of A (rank >= 2: its leading dims are the rows) and a
+// matrix B becomes a GEMM template kernel (gemm_template.h),
 // whose config starts at the BLAS call and may move to generated tiled loops.
 void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain);
 

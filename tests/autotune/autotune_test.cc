@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "autotune/benchmark.h"
 #include "autotune/tuner.h"
@@ -211,6 +212,36 @@ TEST_F(Autotune, CoordinateDescentStartsFromTheLookupTableEntry) {
   EXPECT_EQ(delta(before, "autotune.lookup_hits"), 1);
 }
 
+// `kiln cache autotune-table` exports what was tuned; another cache given that table uses
+// it instead of timing the candidates.
+TEST_F(Autotune, TheExportedTableSeedsAnotherCache) {
+  Graph g = sin_cos_graph();
+  CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
+  std::vector<TuneReport> reports = autotune_plan(plan, setup_here(g));
+  ASSERT_EQ(reports.size(), 1u);
+  std::string path = dir_ + "-exported.json";
+  ASSERT_EQ(std::system(fmt::format("{} cache autotune-table > {}", KILN_CLI_PATH, path).c_str()), 0);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find(reports[0].hash), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find(config_text(reports[0].chosen)), std::string::npos) << text.str();
+
+  setenv("KILN_CACHE_DIR", (dir_ + "-second").c_str(), 1);
+  setenv("KILN_AUTOTUNE_LOOKUP_TABLE", path.c_str(), 1);
+  CompiledPlan again = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
+  TuneSetup setup = setup_here(g);
+  setup.table = LookupTable::from_environment();
+  setup.coordinate_descent = false;
+  auto before = stats();
+  reports = autotune_plan(again, setup);
+  std::filesystem::remove_all(dir_ + "-second");
+  std::filesystem::remove(path);
+  EXPECT_EQ(delta(before, "autotune.lookup_hits"), 1);
+  EXPECT_EQ(delta(before, "autotune.configs_timed"), 0);
+  EXPECT_EQ(again.kernels[0].config, plan.kernels[0].config);
+}
+
 TEST_F(Autotune, ABadLookupTableIsAnErrorNamingTheVariable) {
   std::string path = write_table(R"({"not-a-hash": "VEC=128"})");
   try {
@@ -249,7 +280,9 @@ Tensor linear_gelu(const Tensor& x, const Tensor& w) { return gelu(linear(x, w))
 TEST_F(Autotune, MaxAutotuneGemmTemplatesMatchEager) {
   for (int forced : {-1, 1}) {
     for (bool transposed : {false, true}) {
-      Tensor x = randn({67, 130}), y = transposed ? randn({45, 130}) : randn({130, 45});
+      // linear's input is 3-D: its leading dims are the template's rows.
+      Tensor x = transposed ? randn({3, 23, 130}) : randn({67, 130});
+      Tensor y = transposed ? randn({45, 130}) : randn({130, 45});
       auto fn = transposed ? linear_gelu : mm_relu;
       Graph g = traced("gemm", {x, y}, [&](const std::vector<Tensor>& in) { return fn(in[0], in[1]); });
       CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));

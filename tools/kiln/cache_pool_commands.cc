@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "cache/cache.h"
 #include "commands.h"
@@ -23,6 +24,20 @@ int cache_command(const std::string& action) {
     cache->clear();
     fmt::print("cleared {}: {} graph entries, {} kernel entries, {} autotune entries\n", cache->root(),
                before_graphs.entries, before_kernels.entries, before_tuned.entries);
+    return 0;
+  }
+  if (action == "autotune-table") {
+    // The configs this machine tuned, as a KILN_AUTOTUNE_LOOKUP_TABLE for another run.
+    nlohmann::json table = nlohmann::json::object();
+    for (const std::string& key : cache->keys(CacheKind::autotune)) {
+      std::optional<std::string> entry = cache->get(CacheKind::autotune, key);
+      if (!entry) continue;
+      nlohmann::json e = nlohmann::json::parse(*entry, nullptr, false);
+      if (!e.is_object() || !e.contains("hash") || !e.contains("config")) continue;
+      table[e["hash"].get<std::string>()] = {{"config", e["config"]}, {"kernel", e.value("kernel", "")},
+                                             {"seconds", e.value("seconds", 0.0)}};
+    }
+    fmt::print("{}\n", table.dump(2));
     return 0;
   }
   fmt::print("cache {}\n", cache->root());

@@ -17,7 +17,8 @@ struct RunArgs {
 // Runs a text graph on seeded random inputs; prints each output's type and checksums.
 int run_command(const RunArgs& args);
 
-// kiln cache stats|clear: the cache root's entries and bytes, or remove every entry.
+// kiln cache stats|clear|autotune-table: the cache root's entries and bytes, remove every
+// entry, or print the tuned configs as a lookup table (JSON).
 int cache_command(const std::string& action);
 // kiln pool status: starts a pool (start method, workers), waits until it is ready, prints
 // each worker, and stops it.

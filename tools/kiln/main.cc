@@ -28,7 +28,11 @@ int main(int argc, char** argv) {
                       ".safetensors in place of .kiln, when it exists)");
   std::string cache_action;
   CLI::App* cache_cmd = app.add_subcommand("cache", "the persistent cache (KILN_CACHE_DIR)");
-  cache_cmd->add_option("action", cache_action, "stats or clear")->required()->check(CLI::IsMember({"stats", "clear"}));
+  cache_cmd
+      ->add_option("action", cache_action,
+                   "stats, clear, or autotune-table (the tuned configs as a KILN_AUTOTUNE_LOOKUP_TABLE)")
+      ->required()
+      ->check(CLI::IsMember({"stats", "clear", "autotune-table"}));
 
   std::string pool_action, pool_start;
   int pool_threads = 0;
