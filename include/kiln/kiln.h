@@ -5,6 +5,7 @@
 #include "kiln/dtype.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "kiln/profiler.h"
 #include "kiln/safetensors.h"
 #include "kiln/tensor.h"
 #include "kiln/version.h"

@@ -9,6 +9,7 @@
 
 #include "compile/shared_object.h"
 #include "kiln/tensor.h"
+#include "runtime/profiling.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -116,6 +117,7 @@ Fields answer_benchmark(const Frame& request) {
   if (error != std::errc() || end != budget_text.data() + budget_text.size() || !(budget > 0) || budget > 10)
     throw WireError(fmt::format("benchmark request: bad budget '{}'", budget_text));
 
+  SpanScope span("autotune", fmt::format("benchmark {} configs", names.size()));
   std::shared_ptr<SharedObject> object = SharedObject::load_bytes(request.at("object"), "benchmarked kernels");
   std::vector<Kernel> kernels;
   for (std::string_view n : names) kernels.push_back(reinterpret_cast<Kernel>(object->symbol(std::string(n))));

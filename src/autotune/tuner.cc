@@ -10,6 +10,7 @@
 #include "codegen/c_emitter.h"
 #include "driver/plan_builder.h"
 #include "kiln/error.h"
+#include "runtime/profiling.h"
 #include "support/log.h"
 #include "support/stats.h"
 #include "worker/pool.h"
@@ -206,6 +207,7 @@ std::vector<TuneReport> autotune_plan(CompiledPlan& plan, const TuneSetup& setup
       continue;
     }
     TuneReport report;
+    SpanScope span("autotune", "autotune " + k.name);
     try {
       report = KernelTuner(plan, k, setup, hints).run(hash, from_table);
       k.config = report.chosen;

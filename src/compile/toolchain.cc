@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "kiln/error.h"
+#include "runtime/profiling.h"
 #include "support/process.h"
 
 namespace kiln {
@@ -151,6 +152,7 @@ std::string private_temp_dir() {
 }  // namespace
 
 std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source) {
+  SpanScope span("compile", "toolchain " + name);
   const std::string dir = private_temp_dir();
   std::string c_path = fmt::format("{}/{}.c", dir, name);
   std::string so_path = fmt::format("{}/{}.so", dir, name);

@@ -12,6 +12,8 @@
 #include "kiln/compile.h"
 #include "kiln/error.h"
 #include "kiln/safetensors.h"
+#include "observe/repro.h"
+#include "observe/trace_log.h"
 #include "support/log.h"
 #include "support/stats.h"
 #include "trace/guards.h"
@@ -91,6 +93,15 @@ class CompiledCore {
   }
 
  private:
+  // Under KILN_TRACE: the graph's repro file (graph_runnable), for every graph compiled.
+  void write_runnable(const Graph& graph, const Flat& inputs) const {
+    std::optional<std::string> dir = trace_directory();
+    if (!dir) return;
+    std::optional<std::string> save = env_value("KILN_TRACE_SAVE_INPUTS");
+    std::string path = write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, save && *save == "1"));
+    trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
+  }
+
   Entry* find(const Flat& inputs) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& e : entries_) {
@@ -122,6 +133,7 @@ class CompiledCore {
       log_line("guards", fmt::format("{}: new entry for {}", options_.name,
                                      entry->guards.describe()));
     entry->executable = compile_graph(graph, options_);
+    write_runnable(graph, inputs);
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.push_back(std::move(entry));
     return entries_.back().get();

@@ -12,6 +12,7 @@
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "passes/passes.h"
+#include "observe/trace_log.h"
 #include "support/log.h"
 
 namespace kiln {
@@ -23,11 +24,12 @@ template <class Stage>
 auto timed(const char* stage, const Graph& graph, Stage&& run) {
   auto start = std::chrono::steady_clock::now();
   auto finish_log = [&] {
-    if (!log_enabled("pipeline")) return;
+    if (!log_enabled("pipeline") && !trace_enabled()) return;
     double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
                                                           start)
                     .count();
-    log_line("pipeline", fmt::format("{}: {} took {:.1f} us", graph.name, stage, us));
+    if (log_enabled("pipeline")) log_line("pipeline", fmt::format("{}: {} took {:.1f} us", graph.name, stage, us));
+    trace_artifact("compile_timings", {{"graph", graph.name}, {"stage", stage}, {"us", us}});
   };
   if constexpr (std::is_void_v<decltype(run())>) {
     run();
@@ -62,6 +64,7 @@ Graph optimize_graph(const Graph& input) {
 
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
+  if (trace_enabled()) trace_artifact("graph", {{"graph", graph.name}, {"text", print_graph(graph)}});
   timed("verify", graph, [&] { verify_graph(graph); });
   // InProcess and Subprocess build native code (here, or in workers) before returning; the
   // background modes return at once and compile their stages in workers.

@@ -8,6 +8,7 @@
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
+#include "runtime/profiling.h"
 
 namespace kiln {
 
@@ -92,7 +93,17 @@ void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
 }
 
 CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain) {
-  Program program = lower_graph(optimize_graph(graph));
+  Graph optimized;
+  {
+    SpanScope span("compile", "passes " + graph.name);
+    optimized = optimize_graph(graph);
+  }
+  Program program;
+  {
+    SpanScope span("compile", "lowering " + graph.name);
+    program = lower_graph(optimized);
+  }
+  SpanScope span("compile", "codegen " + graph.name);
   CompiledPlan plan;
   const Graph& g = program.graph;
   const TuneTarget target = host_tune_target();

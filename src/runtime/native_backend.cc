@@ -2,12 +2,18 @@
 // as kernel launches and ext steps over buffers that are freed after their last reader.
 #include <fmt/format.h>
 
+#include <algorithm>
 
 #include "compile/shared_object.h"
 #include "eager/dispatch.h"
 #include "eager/interpreter.h"
 #include "kiln/error.h"
+#include "graph/text.h"
+#include "observe/kernel_files.h"
+#include "observe/trace_log.h"
 #include "runtime/executable.h"
+#include "runtime/profiling.h"
+#include "wire/frame.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
 
@@ -24,6 +30,7 @@ class NativeExecutable final : public Executable {
     const Graph& g = p_.graph;
     for (const KernelLaunch& k : p_.kernels)
       fns_.push_back(reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name)));
+    describe_launches();
     // Free each value after the last step that reads it.
     last_use_.assign(static_cast<size_t>(g.num_values()), -1);
     for (size_t s = 0; s < p_.steps.size(); ++s) {
@@ -72,13 +79,23 @@ class NativeExecutable final : public Executable {
         }
         buffers.clear();
         for (ValueId v : k.params) buffers.push_back(slots[v].impl()->data_ptr());
-        fns_[static_cast<size_t>(step.kernel)](bindings.data(), buffers.data());
+        KernelFn fn = fns_[static_cast<size_t>(step.kernel)];
+        if (launches_observed()) {
+          observed(s, k.params, slots, [&] { fn(bindings.data(), buffers.data()); });
+        } else {
+          fn(bindings.data(), buffers.data());
+        }
       } else {
         const Node& node = g.nodes[static_cast<size_t>(step.node)];
         const ValueId out = g.node_value(static_cast<size_t>(step.node));
         std::vector<Tensor> args;
         for (ValueId v : node.inputs) args.push_back(slots[v]);
-        Tensor result = run_node(node, args, bindings);
+        Tensor result;
+        if (launches_observed()) {
+          observed(s, node.inputs, slots, [&] { result = run_node(node, args, bindings); });
+        } else {
+          result = run_node(node, args, bindings);
+        }
         slots[out] = p_.read_by_kernel[out] ? contiguous_eager(result) : result;
       }
       for (size_t i = g.inputs.size() + g.constants.size(); i < slots.size(); ++i)
@@ -92,6 +109,67 @@ class NativeExecutable final : public Executable {
   std::string_view backend_name() const override { return "cpp"; }
 
  private:
+  // What hooks and the profiler are told about each step's launch.
+  struct LaunchDescription {
+    std::string name, kind, file, hash, kwargs;
+    std::vector<ValueId> inputs;
+  };
+
+  void describe_launches() {
+    std::vector<KernelFile> files;
+    for (const ObjectUnit& u : p_.units) files.push_back(kernel_source_file(u.source));
+    for (size_t s = 0; s < p_.steps.size(); ++s) {
+      const PlanStep& step = p_.steps[s];
+      LaunchDescription d;
+      if (step.kind == PlanStep::Kind::Kernel) {
+        const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
+        d.name = k.name;
+        size_t kind_start = k.name.find('_') + 1;
+        d.kind = k.name.substr(kind_start, k.name.find('_', kind_start) - kind_start);
+        const KernelFile& f = files.at(static_cast<size_t>(k.unit));
+        d.file = f.path;
+        d.hash = f.hash;
+        d.kwargs = config_text(k.config);
+      } else {
+        d.name = fmt::format("cpp_ext_{}_{}", op_name(p_.graph.nodes[static_cast<size_t>(step.node)].op), s);
+        d.kind = "ext";
+      }
+      launches_.push_back(std::move(d));
+    }
+    if (!trace_enabled()) return;
+    nlohmann::json kernels = nlohmann::json::array(), steps = nlohmann::json::array();
+    for (const KernelLaunch& k : p_.kernels)
+      kernels.push_back({{"name", k.name}, {"unit", k.unit}, {"config", config_text(k.config)}, {"tuning", k.tuning}});
+    for (const LaunchDescription& d : launches_) steps.push_back(d.name);
+    trace_artifact("fused_graph", {{"graph", p_.graph.name}, {"text", print_graph(p_.graph)}, {"options", p_.options},
+                                   {"kernels", kernels}, {"steps", steps}});
+    for (size_t u = 0; u < p_.units.size(); ++u)
+      trace_artifact("kernel_source", {{"graph", p_.graph.name}, {"unit", p_.units[u].name}, {"path", files[u].path},
+                                       {"hash", files[u].hash}, {"source", p_.units[u].source}});
+  }
+
+  // Runs step `s`'s launch between the hooks (and the profiler's clock).
+  template <class Launch>
+  void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots, Launch&& launch) const {
+    const LaunchDescription& d = launches_[s];
+    std::vector<Shape> shapes;
+    for (ValueId v : reads)
+      if (slots[v].defined() && !is_written_by(s, v))
+        shapes.push_back(slots[v].sizes());
+    LaunchInfo info{d.name, d.kind, "cpp", 0, d.file, d.hash, d.kwargs, &shapes};
+    notify_launch_enter(info);
+    const double start = monotonic_seconds();
+    launch();
+    notify_launch_exit(info, start);
+  }
+
+  bool is_written_by(size_t s, ValueId v) const {
+    const PlanStep& step = p_.steps[s];
+    if (step.kind != PlanStep::Kind::Kernel) return false;
+    const std::vector<ValueId>& outs = p_.kernels[static_cast<size_t>(step.kernel)].outputs;
+    return std::find(outs.begin(), outs.end(), v) != outs.end();
+  }
+
   // The storage of step `s`'s in-place candidate, when nothing else refers to it (an eager
   // view could share it) and it holds exactly `shape`'s elements; else undefined.
   Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const {
@@ -128,6 +206,7 @@ class NativeExecutable final : public Executable {
   std::vector<KernelFn> fns_;                            // per kernel
   std::vector<int64_t> last_use_;
   std::vector<ValueId> inplace_ = {};  // per step: an input its output may overwrite, or -1
+  std::vector<LaunchDescription> launches_;  // per step
 };
 
 }  // namespace

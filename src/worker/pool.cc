@@ -15,6 +15,8 @@
 #include "support/build_id.h"
 #include "support/env.h"
 #include "support/log.h"
+#include "observe/trace_log.h"
+#include "runtime/profiling.h"
 #include "support/stats.h"
 #include "worker/launch.h"
 
@@ -130,6 +132,7 @@ struct WorkerPool::State {
     int pid = slot.process.pid;
     std::string status = end_worker(slot.process, kill_first);
     std::string message = describe(slot, pid, fmt::format("{} ({})", what, status));
+    trace_artifact("worker_exit", {{"worker_pid", pid}, {"status", status}, {"why", message}});
     slot.ready = false;
     ++slot.failures;
     if (log_enabled("workers")) log_line("workers", message);
@@ -160,6 +163,8 @@ struct WorkerPool::State {
     if (hello.at("build_id") != build_id())
       fail(slot, fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"), build_id()), true);
     slot.ready = true;
+    trace_artifact("worker_start", {{"worker_pid", slot.process.pid}, {"start", worker_start_name(start)},
+                                    {"role", role == WorkerRole::benchmark ? "benchmark" : "compile"}});
     if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, worker_start_name(start)));
     std::lock_guard<std::mutex> lock(mutex);
     cv.notify_all();
@@ -185,6 +190,8 @@ struct WorkerPool::State {
                              message_type_name(reply.type), reply.fields["job"]),
            true);
     bump(Stat::compile_subprocess);
+    if (auto t = reply.fields.find("timings"); t != reply.fields.end())
+      record_worker_spans(slot.process.pid, role == WorkerRole::benchmark ? "benchmark" : "compile", t->second);
     const std::string& status = reply.at("status");
     if (status == "compile_error") throw CompileError(reply.at("message"));
     if (status == "error") throw Error(fmt::format("{} (in compile worker pid {})", reply.at("message"), slot.process.pid));
@@ -248,7 +255,9 @@ struct WorkerPool::State {
       write_frame(slot.process.channel, MessageType::shutdown, {}, monotonic_seconds() + 1);
     } catch (const WireError&) {
     }
-    end_worker(slot.process, false);
+    int pid = slot.process.pid;
+    std::string status = end_worker(slot.process, false);
+    trace_artifact("worker_exit", {{"worker_pid", pid}, {"status", status}, {"why", "asked to quit"}});
     slot.ready = false;
   }
 };

@@ -20,6 +20,7 @@
 #include "driver/plan_builder.h"
 #include "graph/text.h"
 #include "graph/verify.h"
+#include "runtime/profiling.h"
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "wire/frame.h"
@@ -78,6 +79,7 @@ Fields compile_unit_job(const Frame& request) {
 
 Fields answer(const Frame& request) {
   Fields reply;
+  begin_job_spans();
   try {
     switch (request.type) {
       case MessageType::compile_graph: reply = compile_graph_job(request); break;
@@ -94,6 +96,7 @@ Fields answer(const Frame& request) {
     reply = {{"status", "error"}, {"message", e.what()}};
   }
   reply["job"] = request.at("job");
+  if (std::string spans = end_job_spans(); !spans.empty()) reply["timings"] = std::move(spans);
   return reply;
 }
 

@@ -8,6 +8,8 @@ namespace kiln::cli {
 
 struct RunArgs {
   std::string graph_path;
+  std::string profile_path;  // --profile: a Chrome trace of the run
+  std::string trace_dir;     // --trace: KILN_TRACE for this run
   std::string mode;
   std::string constants_path;
   std::map<std::string, int64_t> dims;
@@ -16,6 +18,12 @@ struct RunArgs {
 
 // Runs a text graph on seeded random inputs; prints each output's type and checksums.
 int run_command(const RunArgs& args);
+
+// kiln repro FILE: replays a repro file; exit 0 when compiled matches eager, 1 on a
+// mismatch, 2 on an error.
+int repro_command(const std::string& path);
+// kiln minify FILE [--out PATH]: the smallest graph that fails as FILE does.
+int minify_command(const std::string& path, const std::string& out_path);
 
 // kiln cache stats|clear|autotune-table: the cache root's entries and bytes, remove every
 // entry, or print the tuned configs as a lookup table (JSON).

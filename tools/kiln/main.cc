@@ -26,6 +26,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--constants", run.constants_path,
                       "safetensors file with the graph's constants (default: GRAPH with "
                       ".safetensors in place of .kiln, when it exists)");
+  run_cmd->add_option("--profile", run.profile_path, "write a Chrome trace of the run (compile and kernels) here");
+  run_cmd->add_option("--trace", run.trace_dir, "write the structured trace and repro files here (as KILN_TRACE)");
+  std::string repro_path, minify_path, minify_out;
+  CLI::App* repro_cmd = app.add_subcommand("repro", "replay a repro file: compile, run, compare with eager");
+  repro_cmd->add_option("file", repro_path, "a graph_runnable_*.json file")->required();
+  CLI::App* minify_cmd = app.add_subcommand("minify", "shrink a failing repro to the smallest graph that still fails");
+  minify_cmd->add_option("file", minify_path, "a graph_runnable_*.json file")->required();
+  minify_cmd->add_option("--out", minify_out, "where to write the minimal repro (default: beside FILE)");
   std::string cache_action;
   CLI::App* cache_cmd = app.add_subcommand("cache", "the persistent cache (KILN_CACHE_DIR)");
   cache_cmd
@@ -55,6 +63,8 @@ int main(int argc, char** argv) {
     }
     if (run_cmd->parsed()) return kiln::cli::run_command(run);
     if (cache_cmd->parsed()) return kiln::cli::cache_command(cache_action);
+    if (repro_cmd->parsed()) return kiln::cli::repro_command(repro_path);
+    if (minify_cmd->parsed()) return kiln::cli::minify_command(minify_path, minify_out);
     if (pool_cmd->parsed()) return kiln::cli::pool_status_command(pool_start, pool_threads, pool_timeout);
   } catch (const kiln::Error& e) {
     std::cerr << "kiln: error: " << e.what() << "\n";

@@ -10,7 +10,10 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "kiln/profiler.h"
 #include "kiln/safetensors.h"
+#include "observe/repro.h"
+#include "observe/trace_log.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln::cli {
@@ -25,14 +28,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-Tensor random_input(const TensorType& type, const Shape& shape) {
-  switch (type.dtype) {
-    case DType::bool_: return rand(shape) > 0.5;
-    case DType::i32:
-    case DType::i64: return floor(rand(shape) * 100.0 - 50.0).to(type.dtype);
-    default: return randn(shape, type.dtype);
-  }
-}
+Tensor random_input(const TensorType& type, const Shape& shape) { return random_tensor(type.dtype, shape); }
 
 }  // namespace
 
@@ -74,12 +70,30 @@ int run_command(const RunArgs& args) {
     }
     inputs.push_back(random_input(in.type, shape));
   }
+  if (!args.trace_dir.empty()) setenv("KILN_TRACE", args.trace_dir.c_str(), 1);
+  std::optional<Profiler> profiler;
+  if (!args.profile_path.empty()) {
+    profiler.emplace();
+    profiler->start();
+  }
   CompileOptions options;
   if (!args.mode.empty()) options.mode = parse_compile_mode(args.mode, "--mode");
   options.name = graph.name;
   ResolvedOptions resolved = resolve_options(options);
   auto executable = compile_graph(graph, resolved);
   std::vector<Tensor> outputs = executable->run(inputs);
+  if (std::optional<std::string> dir = trace_directory()) {
+    Repro repro = repro_of_call(graph, inputs, resolved, false);
+    repro.bindings = bindings;
+    std::string path = write_repro(*dir, repro);
+    trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
+    fmt::print("repro: {}\n", path);
+  }
+  if (profiler) {
+    profiler->stop();
+    profiler->export_chrome_trace(args.profile_path);
+    fmt::print("profile: {} ({} events)\n", args.profile_path, profiler->events().size());
+  }
   fmt::print("graph {}: {} inputs, {} constants, {} nodes; mode {}, backend {}\n", graph.name,
              graph.inputs.size(), graph.constants.size(), graph.nodes.size(),
              compile_mode_name(resolved.mode), executable->backend_name());

@@ -1,0 +1,261 @@
+#include "observe/repro.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "driver/pipeline.h"
+#include "graph/text.h"
+#include "kiln/error.h"
+#include "kiln/ops.h"
+#include "runtime/executable.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr const char* kFormat = "kiln-repro 1";
+constexpr int64_t kMaxElements = int64_t{1} << 34;
+
+std::string safe_name(const std::string& name) {
+  std::string out;
+  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
+  return out.empty() ? "graph" : out.substr(0, 64);
+}
+
+void write_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << bytes;
+    if (!out) throw Error(fmt::format("{}: cannot write", tmp));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Shape shape_of(const TensorType& type, const std::vector<int64_t>& bindings) {
+  Shape shape;
+  for (const Dim& d : type.shape) shape.push_back(d.eval(bindings));
+  return shape;
+}
+
+// The tolerance outputs of `dtype` are compared with (compiled vs eager).
+std::pair<double, double> tolerance(DType dtype) {
+  switch (dtype) {
+    case DType::f64: return {1e-9, 1e-9};
+    case DType::f32: return {1e-4, 1e-4};
+    case DType::f16: return {1e-2, 1e-2};
+    case DType::bf16: return {2e-2, 2e-2};
+    default: return {0, 0};
+  }
+}
+
+// "" when `got` matches `want`, else what differs.
+std::string compare(const Tensor& got, const Tensor& want) {
+  if (got.dtype() != want.dtype())
+    return fmt::format("dtype {} instead of {}", dtype_name(got.dtype()), dtype_name(want.dtype()));
+  if (got.sizes() != want.sizes())
+    return fmt::format("shape {} instead of {}", shape_string(got.sizes()), shape_string(want.sizes()));
+  auto [atol, rtol] = tolerance(want.dtype());
+  Tensor a = got.to(DType::f64).contiguous(), b = want.to(DType::f64).contiguous();
+  const double* pa = reinterpret_cast<const double*>(a.impl()->data_ptr());
+  const double* pb = reinterpret_cast<const double*>(b.impl()->data_ptr());
+  int64_t bad = 0, first = -1;
+  double worst = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    bool same = (std::isnan(pa[i]) && std::isnan(pb[i])) || pa[i] == pb[i] ||
+                std::abs(pa[i] - pb[i]) <= atol + rtol * std::abs(pb[i]);
+    if (same) continue;
+    if (first < 0) first = i;
+    ++bad;
+    if (!std::isnan(pa[i] - pb[i])) worst = std::max(worst, std::abs(pa[i] - pb[i]));
+  }
+  if (bad == 0) return "";
+  return fmt::format("{} of {} elements differ (atol {}, rtol {}); first at flat index {}: compiled {} vs eager {}; "
+                     "largest difference {}",
+                     bad, a.numel(), atol, rtol, first, pa[first], pb[first], worst);
+}
+
+}  // namespace
+
+Tensor random_tensor(DType dtype, const Shape& shape) {
+  switch (dtype) {
+    case DType::bool_: return rand(shape) > 0.5;
+    case DType::i32:
+    case DType::i64: return floor(rand(shape) * 100.0 - 50.0).to(dtype);
+    default: return randn(shape, dtype);
+  }
+}
+
+Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs, const ResolvedOptions& options,
+                    bool save_inputs) {
+  Repro r;
+  r.graph = graph;
+  r.bindings = graph.size_hints;
+  r.bindings.resize(static_cast<size_t>(graph.num_symbols), 1);
+  for (size_t i = 0; i < inputs.size() && i < graph.inputs.size(); ++i) {
+    if (!inputs[i].is_contiguous()) r.strides[graph.inputs[i].name] = inputs[i].strides();
+    if (save_inputs) r.saved_inputs[graph.inputs[i].name] = inputs[i].contiguous();
+  }
+  r.recorded_mode = std::string(compile_mode_name(options.mode));
+  const bool background = options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess;
+  r.mode = background ? CompileMode::Subprocess : options.mode;
+  r.autotune = options.autotune.value_or(background && options.mode != CompileMode::Async);
+  r.max_autotune = options.max_autotune;
+  r.coordinate_descent = options.coordinate_descent;
+  return r;
+}
+
+std::string write_repro(const std::string& dir, const Repro& r) {
+  static std::atomic<int> counter{0};
+  const std::string base = fmt::format("graph_runnable_{}_{}_{}", safe_name(r.graph.name), getpid(), counter++);
+  const std::string prefix = dir + "/" + base;
+  nlohmann::json j;
+  j["format"] = kFormat;
+  j["graph"] = print_graph(r.graph);
+  TensorMap constants;
+  for (const GraphConstant& c : r.graph.constants) constants[c.name] = c.value;
+  j["constants"] = constants.empty() ? "" : base + ".constants.safetensors";
+  if (!constants.empty()) write_atomically(prefix + ".constants.safetensors", serialize_safetensors(constants));
+  j["saved_inputs"] = r.saved_inputs.empty() ? "" : base + ".inputs.safetensors";
+  if (!r.saved_inputs.empty()) write_atomically(prefix + ".inputs.safetensors", serialize_safetensors(r.saved_inputs));
+  j["bindings"] = r.bindings;
+  j["strides"] = nlohmann::json::object();
+  for (const auto& [name, strides] : r.strides) j["strides"][name] = strides;
+  j["recorded_mode"] = r.recorded_mode;
+  j["replay"] = {{"mode", compile_mode_name(r.mode)}, {"autotune", r.autotune}, {"max_autotune", r.max_autotune},
+                 {"coordinate_descent", r.coordinate_descent}};
+  j["seed"] = r.seed;
+  write_atomically(prefix + ".json", j.dump(2) + "\n");
+  return prefix + ".json";
+}
+
+Repro read_repro(const std::string& path) {
+  auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: not a kiln repro: {}", path, why)); };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_whole(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw fail(e.what());
+  }
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  auto beside = [&](const std::string& name) {
+    if (name.find('/') != std::string::npos) throw fail(fmt::format("'{}' is not a file name beside it", name));
+    return (dir.empty() ? std::string(".") : dir) + "/" + name;
+  };
+  Repro r;
+  try {
+    if (!j.is_object() || j.value("format", "") != kFormat) throw fail(fmt::format("no \"format\": \"{}\"", kFormat));
+    TensorMap constants;
+    const std::string constants_file = j.at("constants").get<std::string>();
+    if (!constants_file.empty()) constants = load_safetensors(beside(constants_file));
+    r.graph = parse_graph(j.at("graph").get<std::string>(), path + " (graph)", constants_file.empty() ? nullptr : &constants);
+    r.bindings = j.at("bindings").get<std::vector<int64_t>>();
+    if (r.bindings.size() != static_cast<size_t>(r.graph.num_symbols))
+      throw fail(fmt::format("{} bindings for {} size symbols", r.bindings.size(), r.graph.num_symbols));
+    for (int64_t b : r.bindings)
+      if (b < 0 || b > kMaxElements) throw fail(fmt::format("size binding {} out of range", b));
+    for (const auto& [name, strides] : j.at("strides").items()) {
+      auto input = std::find_if(r.graph.inputs.begin(), r.graph.inputs.end(), [&](const GraphInput& in) { return in.name == name; });
+      if (input == r.graph.inputs.end()) throw fail(fmt::format("strides for %{}, which is no input", name));
+      Shape s = strides.get<Shape>();
+      if (s.size() != input->type.shape.size()) throw fail(fmt::format("strides of %{} have the wrong rank", name));
+      for (int64_t v : s)
+        if (v < 0 || v > kMaxElements) throw fail(fmt::format("a stride of %{} is out of range", name));
+      r.strides[name] = s;
+    }
+    r.recorded_mode = j.at("recorded_mode").get<std::string>();
+    const nlohmann::json& replay = j.at("replay");
+    r.mode = parse_compile_mode(replay.at("mode").get<std::string>(), path + " replay.mode");
+    if (r.mode != CompileMode::InProcess && r.mode != CompileMode::Subprocess)
+      throw fail("replay.mode must be inprocess or subprocess");
+    r.autotune = replay.at("autotune").get<bool>();
+    r.max_autotune = replay.at("max_autotune").get<bool>();
+    r.coordinate_descent = replay.at("coordinate_descent").get<bool>();
+    r.seed = j.at("seed").get<uint64_t>();
+    const std::string inputs_file = j.at("saved_inputs").get<std::string>();
+    if (!inputs_file.empty()) r.saved_inputs = load_safetensors(beside(inputs_file));
+  } catch (const nlohmann::json::exception& e) {
+    throw fail(e.what());
+  }
+  for (const auto& [name, t] : r.saved_inputs) {
+    auto input = std::find_if(r.graph.inputs.begin(), r.graph.inputs.end(), [&](const GraphInput& in) { return in.name == name; });
+    if (input == r.graph.inputs.end() || t.dtype() != input->type.dtype || t.sizes() != shape_of(input->type, r.bindings))
+      throw fail(fmt::format("saved input {} does not match the graph's inputs", name));
+  }
+  return r;
+}
+
+std::vector<Tensor> repro_inputs(const Repro& r) {
+  manual_seed(r.seed);
+  std::vector<Tensor> inputs;
+  for (const GraphInput& in : r.graph.inputs) {
+    if (auto saved = r.saved_inputs.find(in.name); saved != r.saved_inputs.end()) {
+      inputs.push_back(saved->second);
+      continue;
+    }
+    const Shape shape = shape_of(in.type, r.bindings);
+    auto strided = r.strides.find(in.name);
+    if (strided == r.strides.end()) {
+      inputs.push_back(random_tensor(in.type.dtype, shape));
+      continue;
+    }
+    int64_t extent = 1;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] == 0) extent = 0;
+      if (extent > 0) extent += (shape[d] - 1) * strided->second[d];
+    }
+    if (extent > kMaxElements) throw Error(fmt::format("input %{}'s strides span too much memory", in.name));
+    inputs.push_back(make_view(random_tensor(in.type.dtype, {extent}), shape, strided->second, 0));
+  }
+  return inputs;
+}
+
+ReproOutcome run_repro(const Repro& r) {
+  ReproOutcome outcome;
+  std::string what = fmt::format("graph {} ({} nodes), replayed in {} mode{}{} (recorded in {})", r.graph.name,
+                                 r.graph.nodes.size(), compile_mode_name(r.mode), r.autotune ? ", autotuned" : "",
+                                 r.max_autotune ? ", max_autotune" : "", r.recorded_mode);
+  std::vector<Tensor> expected, got;
+  try {
+    std::vector<Tensor> inputs = repro_inputs(r);
+    expected = make_interpreter_executable(r.graph)->run(inputs);
+    CompileOptions o;
+    o.mode = r.mode;
+    o.name = r.graph.name;
+    o.autotune = r.autotune;
+    o.max_autotune = r.max_autotune;
+    o.coordinate_descent = r.coordinate_descent;
+    got = compile_graph(r.graph, resolve_options(o))->run(inputs);
+  } catch (const std::exception& e) {
+    outcome.exit_code = 2;
+    outcome.report = fmt::format("{}: error: {}", what, e.what());
+    return outcome;
+  }
+  std::string differences;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    std::string d = i < got.size() ? compare(got[i], expected[i]) : "missing";
+    if (!d.empty()) differences += fmt::format("\n  output {}: {}", i, d);
+  }
+  outcome.exit_code = differences.empty() ? 0 : 1;
+  outcome.report = differences.empty() ? fmt::format("{}: {} outputs match eager", what, expected.size())
+                                       : fmt::format("{}: MISMATCH{}", what, differences);
+  return outcome;
+}
+
+}  // namespace kiln

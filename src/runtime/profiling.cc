@@ -1,0 +1,282 @@
+#include "runtime/profiling.h"
+
+#include <fmt/format.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "kiln/error.h"
+#include "wire/frame.h"
+
+namespace kiln {
+
+struct Profiler::State {
+  ProfilerOptions options;
+  mutable std::mutex mutex;
+  std::vector<ProfileEvent> events;
+  std::map<int64_t, std::string> process_names;
+  bool started = false;
+  int step = 0;
+};
+
+namespace {
+
+struct Hooks {
+  LaunchHook enter, exit;
+};
+
+// Everything global is reached under one mutex, except the flag a launch checks.
+std::mutex g_mutex;
+std::shared_ptr<const Hooks> g_hooks;
+std::shared_ptr<Profiler::State> g_active;  // the started profiler
+bool g_profiler_records = false;            // its schedule keeps the current step
+std::atomic<bool> g_observed{false};
+
+void update_observed() { g_observed.store(g_hooks != nullptr || g_profiler_records, std::memory_order_relaxed); }
+
+int64_t this_thread_id() { return static_cast<int64_t>(syscall(SYS_gettid)); }
+
+// Whether step `step` records under `schedule`.
+bool records(const std::optional<ProfilerSchedule>& schedule, int step) {
+  if (!schedule) return true;
+  const ProfilerSchedule& s = *schedule;
+  if (step < s.skip_first) return false;
+  const int cycle = s.wait + s.warmup + s.active;
+  if (cycle <= 0) return false;
+  const int at = step - s.skip_first;
+  if (s.repeat > 0 && at >= cycle * s.repeat) return false;
+  return at % cycle >= s.wait + s.warmup;
+}
+
+// Keeps `event` if a profiler records now, or, with `started_recording`, if the profiler
+// that recorded when the event began is still the active one (a scope spanning a step).
+void add_event(ProfileEvent event, bool started_recording = false) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_active || !(g_profiler_records || started_recording)) return;
+  std::lock_guard<std::mutex> events_lock(g_active->mutex);
+  g_active->events.push_back(std::move(event));
+}
+
+thread_local std::vector<Span>* t_job_spans = nullptr;
+
+std::string clean(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c == '|' || c == ';' || static_cast<unsigned char>(c) < 32) c = '_';
+  return out;
+}
+
+}  // namespace
+
+void set_launch_hooks(LaunchHook enter, LaunchHook exit) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_hooks = (enter || exit) ? std::make_shared<const Hooks>(Hooks{std::move(enter), std::move(exit)}) : nullptr;
+  update_observed();
+}
+
+bool launches_observed() { return g_observed.load(std::memory_order_relaxed); }
+
+bool profiler_recording() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_profiler_records;
+}
+
+void notify_launch_enter(const LaunchInfo& info) {
+  std::shared_ptr<const Hooks> hooks;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    hooks = g_hooks;
+  }
+  if (hooks && hooks->enter) hooks->enter(info);
+}
+
+void notify_launch_exit(const LaunchInfo& info, double start_seconds) {
+  const double end = monotonic_seconds();
+  std::shared_ptr<const Hooks> hooks;
+  bool profiling;
+  bool shapes = false;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    hooks = g_hooks;
+    profiling = g_profiler_records;
+    if (g_active) shapes = g_active->options.record_shapes;
+  }
+  if (hooks && hooks->exit) hooks->exit(info);
+  if (!profiling) return;
+  ProfileEvent e;
+  e.name = std::string(info.name);
+  e.category = "kernel";
+  e.pid = getpid();
+  e.tid = this_thread_id();
+  e.start_us = start_seconds * 1e6;
+  e.duration_us = (end - start_seconds) * 1e6;
+  e.args = {{"kernel_backend", std::string(info.backend)}, {"kernel_kind", std::string(info.kind)},
+            {"stream", std::to_string(info.stream)},      {"kernel_file", std::string(info.kernel_file)},
+            {"kernel_hash", std::string(info.kernel_hash)}, {"kernel_kwargs", std::string(info.kernel_kwargs)}};
+  if (shapes && info.input_shapes) e.input_shapes = *info.input_shapes;
+  add_event(std::move(e));
+}
+
+void record_span(std::string_view category, std::string_view name, double start_seconds, double end_seconds,
+                 std::map<std::string, std::string> args, bool started_recording) {
+  if (!started_recording && !launches_observed()) return;
+  ProfileEvent e{std::string(name), std::string(category), getpid(), this_thread_id(), start_seconds * 1e6,
+                 (end_seconds - start_seconds) * 1e6, std::move(args), {}};
+  add_event(std::move(e), started_recording);
+}
+
+SpanScope::SpanScope(std::string_view category, std::string name)
+    : category_(category), name_(std::move(name)), start_(monotonic_seconds()) {}
+
+SpanScope::~SpanScope() {
+  const double end = monotonic_seconds();
+  if (t_job_spans) t_job_spans->push_back({name_, category_, start_, end - start_});
+  if (g_observed.load(std::memory_order_relaxed)) record_span(category_, name_, start_, end);
+}
+
+void begin_job_spans() {
+  delete t_job_spans;
+  t_job_spans = new std::vector<Span>();
+}
+
+std::string end_job_spans() {
+  std::string out;
+  if (!t_job_spans) return out;
+  for (const Span& s : *t_job_spans)
+    out += fmt::format("{}{}|{}|{:.6f}|{:.6f}", out.empty() ? "" : ";", clean(s.name), clean(s.category),
+                       s.start_seconds, s.duration_seconds);
+  delete t_job_spans;
+  t_job_spans = nullptr;
+  return out;
+}
+
+void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded) {
+  if (encoded.empty() || !profiler_recording()) return;
+  std::vector<ProfileEvent> events;
+  size_t start = 0;
+  while (start <= encoded.size()) {
+    size_t end = encoded.find(';', start);
+    std::string_view item = encoded.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::vector<std::string_view> parts;
+    for (size_t at = 0;;) {
+      size_t bar = item.find('|', at);
+      parts.push_back(item.substr(at, bar == std::string_view::npos ? std::string_view::npos : bar - at));
+      if (bar == std::string_view::npos) break;
+      at = bar + 1;
+    }
+    double begin = 0, duration = -1;
+    // A malformed span is dropped: a worker's timings are only ever shown, never acted on.
+    if (parts.size() == 4 &&
+        std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), begin).ec == std::errc() &&
+        std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), duration).ec == std::errc() &&
+        duration >= 0 && duration < 1e6)
+      events.push_back({std::string(parts[0]), std::string(parts[1]), pid, pid, begin * 1e6, duration * 1e6, {}, {}});
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_active || !g_profiler_records) return;
+  std::lock_guard<std::mutex> events_lock(g_active->mutex);
+  g_active->process_names[pid] = fmt::format("kiln {} worker {}", role, pid);
+  for (ProfileEvent& e : events) g_active->events.push_back(std::move(e));
+}
+
+Profiler::Profiler(ProfilerOptions options) : state_(std::make_shared<State>()) { state_->options = options; }
+
+Profiler::~Profiler() { stop(); }
+
+void Profiler::start() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_active == state_) return;
+  if (g_active) throw Error("Profiler::start: another profiler is recording (one at a time)");
+  g_active = state_;
+  state_->started = true;
+  state_->step = 0;
+  g_profiler_records = records(state_->options.schedule, 0);
+  update_observed();
+}
+
+void Profiler::stop() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_active != state_) return;
+  g_active = nullptr;
+  g_profiler_records = false;
+  update_observed();
+}
+
+void Profiler::step() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  ++state_->step;
+  if (g_active == state_) {
+    g_profiler_records = records(state_->options.schedule, state_->step);
+    update_observed();
+  }
+}
+
+std::vector<ProfileEvent> Profiler::events() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->events;
+}
+
+void Profiler::export_chrome_trace(const std::string& path) const {
+  std::vector<ProfileEvent> events = this->events();
+  std::map<int64_t, std::string> names;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    names = state_->process_names;
+  }
+  // Per thread in time order, an enclosing slice before what it encloses.
+  std::sort(events.begin(), events.end(), [](const ProfileEvent& a, const ProfileEvent& b) {
+    if (a.pid != b.pid) return a.pid < b.pid;
+    if (a.tid != b.tid) return a.tid < b.tid;
+    if (a.start_us != b.start_us) return a.start_us < b.start_us;
+    return a.duration_us > b.duration_us;
+  });
+  nlohmann::json trace = nlohmann::json::array();
+  std::map<int64_t, std::set<int64_t>> threads;
+  for (const ProfileEvent& e : events) {
+    nlohmann::json args = nlohmann::json::object();
+    for (const auto& [k, v] : e.args) args[k] = v;
+    if (!e.input_shapes.empty()) args["Input Dims"] = e.input_shapes;
+    trace.push_back({{"name", e.name}, {"cat", e.category}, {"ph", "X"}, {"ts", e.start_us}, {"dur", e.duration_us},
+                     {"pid", e.pid}, {"tid", e.tid}, {"args", args}});
+    threads[e.pid].insert(e.tid);
+  }
+  const int64_t self = getpid();
+  for (const auto& [pid, tids] : threads) {
+    std::string process = pid == self ? fmt::format("kiln host {}", pid)
+                          : names.count(pid) ? names[pid]
+                                             : fmt::format("kiln worker {}", pid);
+    trace.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0}, {"args", {{"name", process}}}});
+    for (int64_t tid : tids)
+      trace.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
+                       {"args", {{"name", tid == pid ? std::string("main") : fmt::format("thread {}", tid)}}}});
+  }
+  nlohmann::json doc = {{"traceEvents", trace}, {"displayTimeUnit", "ms"}};
+  const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << doc.dump();
+    if (!out) throw Error(fmt::format("{}: cannot write the trace", tmp));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+RecordFunction::RecordFunction(std::string name) : name_(std::move(name)) {
+  recording_ = profiler_recording();
+  if (recording_) start_ = monotonic_seconds();
+}
+
+RecordFunction::~RecordFunction() {
+  if (recording_) record_span("user", name_, start_, monotonic_seconds(), {}, true);
+}
+
+}  // namespace kiln
