@@ -162,6 +162,32 @@ int main(int argc, char** argv) {
                     {"first_compile_s", compile_s}, {"kernels", exe->kernel_names()}});
   }
 
+  // What observing launches costs a call: the host-overhead workload with no hooks (the
+  // one-load check), with no-op launch hooks, and under a recording profiler.
+  nlohmann::json observe = nlohmann::json::object();
+  {
+    const Workload& tiny = workloads.back();
+    auto exe = compile_graph(trace(tiny), options);
+    auto per_call = [&] {
+      return best_seconds([&] {
+        for (int i = 0; i < 1000; ++i) exe->run(tiny.inputs);
+      }, 20) / 1000;
+    };
+    double plain = per_call();
+    set_launch_hooks([](const LaunchInfo&) {}, [](const LaunchInfo&) {});
+    double hooked = per_call();
+    set_launch_hooks(nullptr, nullptr);
+    Profiler profiler;
+    profiler.start();
+    double profiled = per_call();
+    profiler.stop();
+    double unset_again = per_call();
+    fmt::print("\nlaunch observation, x + 1 on 4 elements per call: no hooks {:.2f}us (again {:.2f}us), no-op hooks "
+               "{:.2f}us, profiler recording {:.2f}us\n",
+               plain * 1e6, unset_again * 1e6, hooked * 1e6, profiled * 1e6);
+    observe = {{"no_hooks_s", plain}, {"no_hooks_again_s", unset_again}, {"noop_hooks_s", hooked}, {"profiler_s", profiled}};
+  }
+
   // Autotuning's gain: each workload built untuned and tuned (max_autotune: GEMM templates
   // compete with the BLAS call), timed side by side; what tuning cost and what it chose.
   fmt::print("\nautotune (max_autotune, coordinate descent) vs the untuned optimized build:\n");
@@ -264,7 +290,7 @@ int main(int argc, char** argv) {
   shutdown_compile_workers();
   if (!json_path.empty()) {
     nlohmann::json doc = {{"benchmark", "compiled"}, {"threads", omp_get_max_threads()},
-                          {"copy_ceiling_gbps", ceiling / 1e9}, {"rows", rows}, {"autotune", tuned_rows}, {"cold_compile", tiers}, {"parallel_compile", parallel}};
+                          {"copy_ceiling_gbps", ceiling / 1e9}, {"rows", rows}, {"launch_observation", observe}, {"autotune", tuned_rows}, {"cold_compile", tiers}, {"parallel_compile", parallel}};
     std::ofstream(json_path) << doc.dump(2) << "\n";
     fmt::print("\nwrote {}\n", json_path);
   }

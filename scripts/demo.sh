@@ -8,3 +8,5 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_EXAMPLES=ON
 cmake --build build --target transformer_demo kiln_cli kiln_worker
 ./build/examples/transformer_demo build/demo_out
 ./build/tools/kiln run build/demo_out/transformer_layer.kiln
+# The newest repro file, replayed in a fresh process (compiled vs eager).
+./build/tools/kiln repro "$(ls -t build/demo_out/trace/graph_runnable_*.json | head -n 1)"
