@@ -97,9 +97,11 @@ std::vector<std::string> Cache::keys(CacheKind kind) const {
 }
 
 void Cache::clear() const {
-  for (CacheKind kind : kAllCacheKinds) {
+  std::vector<std::string> dirs = {root_ + "/sources"};  // kernel sources kept for profiles (observe/kernel_files.h)
+  for (CacheKind kind : kAllCacheKinds) dirs.push_back(fmt::format("{}/{}", root_, subdirectory(kind)));
+  for (const std::string& dir : dirs) {
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec))
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
       if (e.is_regular_file()) std::filesystem::remove(e.path(), ec);
   }
 }

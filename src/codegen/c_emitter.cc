@@ -17,8 +17,8 @@ namespace kiln {
 
 namespace {
 
-// Helpers every kernel may use; static inline, so unused ones cost nothing.
-constexpr const char* kPreamble = R"(#include <stdint.h>
+// The cpp dialect's header: C99, glibc's vector math (libmvec) declared SIMD-callable.
+constexpr const char* kCppHeader = R"(#include <stdint.h>
 #include <string.h>
 #if defined(__GNUC__) && !defined(__TINYC__) && !defined(__clang__)
 #define KILN_SIMD __attribute__((simd("notinbranch")))
@@ -51,21 +51,42 @@ float floorf(float); double floor(double);
 float ceilf(float); double ceil(double);
 float nearbyintf(float); double nearbyint(double);
 float fmodf(float, float); double fmod(double, double);
+#define KILN_HELPER static inline
 static inline float kiln_bits_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t kiln_f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float kiln_bf2f(uint16_t h) { return kiln_bits_f((uint32_t)h << 16); }
-static inline uint16_t kiln_f2bf(float f) {
+)";
+
+// The cuda dialect's header: NVRTC has no libc headers; bit casts are intrinsics.
+constexpr const char* kCudaHeader = R"(typedef signed char int8_t; typedef short int16_t; typedef int int32_t;
+typedef long long int64_t; typedef unsigned char uint8_t; typedef unsigned short uint16_t;
+typedef unsigned int uint32_t; typedef unsigned long long uint64_t;
+#define INT64_C(x) x##LL
+#define INT32_MIN (-2147483647 - 1)
+#define INT64_MIN (-9223372036854775807LL - 1)
+#define KILN_PREFETCH(p) ((void)(p))
+#define KILN_VECTOR_WIDTH(w)
+/* A kernel's arguments, passed by value: the size symbols and the buffers (outputs first). */
+struct KilnArgs { int64_t sizes[32]; char* buffers[64]; };
+#define KILN_HELPER __device__ static inline
+KILN_HELPER float kiln_bits_f(uint32_t u) { return __uint_as_float(u); }
+KILN_HELPER uint32_t kiln_f_bits(float f) { return __float_as_uint(f); }
+)";
+
+// Helpers every kernel may use, in either dialect (KILN_HELPER: static inline, __device__
+// for CUDA), so unused ones cost nothing.
+constexpr const char* kHelpers = R"(KILN_HELPER float kiln_bf2f(uint16_t h) { return kiln_bits_f((uint32_t)h << 16); }
+KILN_HELPER uint16_t kiln_f2bf(float f) {
   uint32_t u = kiln_f_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
-static inline float kiln_h2f(uint16_t h) {
+KILN_HELPER float kiln_h2f(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
   if (e == 0x1f) return kiln_bits_f(sign | 0x7f800000u | (m << 13));
   if (e == 0) { float v = (float)m * 5.9604644775390625e-8f; return sign ? -v : v; }
   return kiln_bits_f(sign | ((e + 112) << 23) | (m << 13));
 }
-static inline uint16_t kiln_f2h(float f) {
+KILN_HELPER uint16_t kiln_f2h(float f) {
   uint32_t u = kiln_f_bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
   if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);
@@ -77,13 +98,16 @@ static inline uint16_t kiln_f2h(float f) {
   a += 0xfffu + ((a >> 13) & 1u);
   return (uint16_t)(sign | ((a - 0x38000000u) >> 13));
 }
-static inline int32_t kiln_f2i32(double v) { return (v >= -2147483648.0 && v < 2147483648.0) ? (int32_t)v : INT32_MIN; }
-static inline int64_t kiln_f2i64(double v) { return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN; }
-static inline float kiln_remf(float a, float b) { float m = fmodf(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
-static inline double kiln_rem(double a, double b) { double m = fmod(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
-static inline float kiln_inff(void) { return kiln_bits_f(0x7f800000u); }
-static inline float kiln_nanf(void) { return kiln_bits_f(0x7fc00000u); }
+KILN_HELPER int32_t kiln_f2i32(double v) { return (v >= -2147483648.0 && v < 2147483648.0) ? (int32_t)v : INT32_MIN; }
+KILN_HELPER int64_t kiln_f2i64(double v) { return (v >= -9223372036854775808.0 && v < 9223372036854775808.0) ? (int64_t)v : INT64_MIN; }
+KILN_HELPER float kiln_remf(float a, float b) { float m = fmodf(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
+KILN_HELPER double kiln_rem(double a, double b) { double m = fmod(a, b); return (m != 0 && ((b < 0) != (m < 0))) ? m + b : m; }
+KILN_HELPER float kiln_inff(void) { return kiln_bits_f(0x7f800000u); }
+KILN_HELPER float kiln_nanf(void) { return kiln_bits_f(0x7fc00000u); }
 )";
+
+constexpr const char* kParallelSimdLoop = "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS";
+
 
 // KILN_INJECT_FAULT=lowering:OP (tests of the minifier): OP's rendering is off by one, an
 // accuracy bug of the kind the minifier hunts.
@@ -335,10 +359,42 @@ const Dialect& cpp_dialect() {
   // `if(parallel: ...)`: a bare if clause would also switch off the simd construct
   // (OpenMP 5), leaving small loops unvectorized.
   // The KILN_ macros come from the kernel's config (config_prologue).
-  static const Dialect d{"cpp", "KILN_VECTOR_ATTR void", "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
+  static const std::string preamble = std::string(kCppHeader) + kHelpers;
+  static const Dialect d{"cpp",
+                         preamble.c_str(),
+                         "KILN_VECTOR_ATTR void {name}(const int64_t* sizes, char* const* buffers) {{\n",
+                         "restrict",
+                         "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
                          "#pragma omp simd",
-                         "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS"};
+                         "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
+                         "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
+                         true,
+                         true};
   return d;
+}
+
+const Dialect& cuda_dialect() {
+  static const std::string preamble = std::string(kCudaHeader) + kHelpers;
+  static const Dialect d{"cuda",
+                         preamble.c_str(),
+                         "extern \"C\" __global__ void {name}(const KilnArgs args) {{\n"
+                         "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
+                         "__restrict__",
+                         "",
+                         "",
+                         "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
+                         " {i} += (int64_t)gridDim.x * blockDim.x) {{",
+                         false,
+                         false};
+  return d;
+}
+
+std::string dialect_kernel_name(const std::string& name, const Dialect& dialect) {
+  return std::string(dialect.name) + name.substr(name.find('_'));
+}
+
+std::string kernel_signature(const std::string& name, const Dialect& dialect) {
+  return fmt::format(fmt::runtime(dialect.signature), fmt::arg("name", name));
 }
 
 
@@ -399,14 +455,14 @@ bool is_output_param(const LoopKernel& k, size_t p) {
   return false;
 }
 
-std::string params_and_sizes(const LoopKernel& k, int num_symbols) {
+std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::string src;
   for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
-    src += fmt::format("  {}{}* restrict p{} = ({}*)buffers[{}];\n",
-                       is_output_param(k, p) ? "" : "const ", t, p, t, p);
+    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n", is_output_param(k, p) ? "" : "const ", t,
+                       dialect.restrict_word, p, t, p);
   }
   return src;
 }
@@ -538,7 +594,7 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
                        store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
     body += element_loop(k, prefetch_loop == k.phases.size() ? streamed : std::set<int>{},
-                         split ? fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "R"))
+                         split ? fmt::format(fmt::runtime(kParallelSimdLoop), fmt::arg("n", "R"))
                                : dialect.simd_loop,
                          "    ", &depth);
     std::string loop_body;
@@ -638,8 +694,10 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
     (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
-  src += params_and_sizes(k, num_symbols);
+  if (!dialect.row_kernels)
+    throw CompileError(fmt::format("{} codegen: reductions ({}) are not rendered in this dialect yet", dialect.name, k.name));
+  std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect);
+  src += params_and_sizes(k, num_symbols, dialect);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
   if (k.columns) return src + column_loop(k, dialect) + "}\n";
   // With static sizes only one form is needed.
@@ -674,13 +732,27 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   std::string src;
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
-    src += fmt::format("  {}\n", fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "n")));
-    return src + "  for (int64_t i0 = 0; i0 < n; ++i0) {\n" + body + "  }\n";
+    return src + "  " + fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "i0")) + "\n" +
+           body + "  }\n";
+  }
+  if (!dialect.nested_loops) {
+    // One flat loop over every element; each loop variable taken from the flat index.
+    src += fmt::format("  const int64_t n = {};\n", product(extents));
+    src += "  " + fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "flat")) + "\n";
+    src += "    int64_t rest = flat;\n";
+    for (size_t d = k.shape.size(); d-- > 0;) {
+      if (d == 0) {
+        src += "    const int64_t i0 = rest;\n";
+      } else {
+        src += fmt::format("    const int64_t i{0} = rest % ({1});\n    rest /= ({1});\n", d, extents[d]);
+      }
+    }
+    return src + body + "  }\n";
   }
   std::string total = product(extents);
   std::string pad = "  ";
   for (size_t d = 0; d < k.shape.size(); ++d) {
-    const char* pragma = d == 0 && d + 1 == k.shape.size() ? dialect.parallel_simd_loop
+    const char* pragma = d == 0 && d + 1 == k.shape.size() ? kParallelSimdLoop
                          : d == 0                          ? dialect.parallel_loop
                          : d + 1 == k.shape.size()         ? dialect.simd_loop
                                                            : nullptr;
@@ -700,8 +772,8 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
 
 std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   if (k.kind == LoopKernel::Kind::Row) return emit_row_kernel(k, num_symbols, dialect);
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, k.name);
-  src += params_and_sizes(k, num_symbols);
+  std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect);
+  src += params_and_sizes(k, num_symbols, dialect);
   if (k.kind == LoopKernel::Kind::Pointwise) return src + pointwise_loops(k, 0, dialect) + "}\n";
   int base = 0;
   for (const LoopKernel& part : k.parts) {
@@ -751,7 +823,7 @@ std::string emit_translation_unit(const std::string& graph_name, const std::vect
                                   const Dialect& dialect) {
   std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
   for (const KernelSource& k : kernels) src += " " + k.name;
-  src += fmt::format(" */\n{}", kPreamble);
+  src += fmt::format(" */\n{}", dialect.preamble);
   for (const KernelSource& k : kernels)
     src += "\n" + config_prologue(k.name, k.config) + k.body + config_epilogue(k.config);
   return src;

@@ -12,14 +12,28 @@
 namespace kiln {
 
 struct Dialect {
-  const char* name;            // cpp
-  const char* kernel_prefix;   // what precedes the kernel's signature
+  const char* name;            // cpp, cuda: also the kernels' name prefix
+  const char* preamble;        // the shared helpers, once per translation unit
+  // The kernel's signature and the lines that give its body `sizes` and `buffers`; {name}.
+  const char* signature;
+  const char* restrict_word;   // restrict, __restrict__
   const char* parallel_loop;   // pragma on the outermost loop; {n} is the element count
-  const char* simd_loop;       // pragma on the innermost loop
-  const char* parallel_simd_loop;  // both, on a single loop
+  const char* simd_loop;       // pragma on the innermost loop ("": none)
+  // The loop over a flat index i0 below {n}: OpenMP's parallel simd loop, or a CUDA
+  // grid-stride loop (each thread from its global index, striding by the grid's size).
+  const char* flat_loop;
+  bool nested_loops;           // pointwise kernels over several dims: nested loops, or one flat loop
+  bool row_kernels;            // whether reductions render in this dialect yet
 };
 
 const Dialect& cpp_dialect();
+// CUDA C++ for NVRTC: extern "C" __global__ kernels taking one KilnArgs by value (the size
+// symbols and the buffer pointers), pointwise work in grid-stride loops.
+const Dialect& cuda_dialect();
+// `kernel`'s name in `dialect`: cpp_poi_fused_add_0 → cuda_poi_fused_add_0.
+std::string dialect_kernel_name(const std::string& name, const Dialect& dialect);
+// The signature line(s) of kernel `name`, through the opening brace.
+std::string kernel_signature(const std::string& name, const Dialect& dialect);
 
 // The kernel's ABI: void NAME(const int64_t* sizes, char* const* buffers), sizes being the
 // graph's size symbols and buffers the kernel's params (output first). The body reads its

@@ -50,7 +50,7 @@ constexpr const char* kColumnsOfB = R"(          for (int64_t j = j0; j < j1; ++
 
 std::string emit_gemm_template(const std::string& name, const GemmShape& shape, int num_symbols,
                                const Dialect& dialect) {
-  std::string src = fmt::format("{} {}(const int64_t* sizes, char* const* buffers) {{\n", dialect.kernel_prefix, name);
+  std::string src = kernel_signature(name, dialect);
   for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
   src += "  float* restrict p0 = (float*)buffers[0];\n";

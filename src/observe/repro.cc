@@ -54,6 +54,12 @@ Shape shape_of(const TensorType& type, const std::vector<int64_t>& bindings) {
   return shape;
 }
 
+const GraphInput* find_input(const Graph& graph, const std::string& name) {
+  for (const GraphInput& in : graph.inputs)
+    if (in.name == name) return &in;
+  return nullptr;
+}
+
 // The tolerance outputs of `dtype` are compared with (compiled vs eager).
 std::pair<double, double> tolerance(DType dtype) {
   switch (dtype) {
@@ -171,8 +177,8 @@ Repro read_repro(const std::string& path) {
     for (int64_t b : r.bindings)
       if (b < 0 || b > kMaxElements) throw fail(fmt::format("size binding {} out of range", b));
     for (const auto& [name, strides] : j.at("strides").items()) {
-      auto input = std::find_if(r.graph.inputs.begin(), r.graph.inputs.end(), [&](const GraphInput& in) { return in.name == name; });
-      if (input == r.graph.inputs.end()) throw fail(fmt::format("strides for %{}, which is no input", name));
+      const GraphInput* input = find_input(r.graph, name);
+      if (!input) throw fail(fmt::format("strides for %{}, which is no input", name));
       Shape s = strides.get<Shape>();
       if (s.size() != input->type.shape.size()) throw fail(fmt::format("strides of %{} have the wrong rank", name));
       for (int64_t v : s)
@@ -194,8 +200,8 @@ Repro read_repro(const std::string& path) {
     throw fail(e.what());
   }
   for (const auto& [name, t] : r.saved_inputs) {
-    auto input = std::find_if(r.graph.inputs.begin(), r.graph.inputs.end(), [&](const GraphInput& in) { return in.name == name; });
-    if (input == r.graph.inputs.end() || t.dtype() != input->type.dtype || t.sizes() != shape_of(input->type, r.bindings))
+    const GraphInput* input = find_input(r.graph, name);
+    if (!input || t.dtype() != input->type.dtype || t.sizes() != shape_of(input->type, r.bindings))
       throw fail(fmt::format("saved input {} does not match the graph's inputs", name));
   }
   return r;

@@ -16,6 +16,7 @@
 
 #include "cache/cache.h"
 #include "autotune/benchmark.h"
+#include "compile/nvrtc.h"
 #include "compile/toolchain.h"
 #include "driver/plan_builder.h"
 #include "graph/text.h"
@@ -62,16 +63,21 @@ std::string injected_fault() {
   return fault ? fault : "";
 }
 
+// A unit's object: a shared object from the C toolchains, or (tier "cuda") a cubin from
+// NVRTC for the job's GPU architecture; the kernel cache key names the compiler either way.
 Fields compile_unit_job(const Frame& request) {
-  Toolchain toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
   const std::string& name = request.at("name");
   std::string source = request.at("source");
   if (injected_fault() == "crash") std::abort();
   if (injected_fault() == "compile_error") source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
-  std::string key = content_key(toolchain.identity() + "\n" + source);
+  const bool cuda = request.at("tier") == "cuda";
+  std::optional<Toolchain> toolchain;
+  if (!cuda) toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
+  std::string key = cuda ? content_key(fmt::format("nvrtc {} {}\n{}", nvrtc_version(), request.at("arch"), source))
+                         : content_key(toolchain->identity() + "\n" + source);
   std::optional<Cache> cache = cache_at(request.at("cache_dir"));
   if (cache && cache->get(CacheKind::kernel, key)) return {{"key", key}};  // another process built it
-  std::string object = compile_object(toolchain, name, source);
+  std::string object = cuda ? compile_cuda(name, source, request.at("arch")) : compile_object(*toolchain, name, source);
   if (!cache) return {{"key", key}, {"object", std::move(object)}};
   cache->put(CacheKind::kernel, key, object);
   return {{"key", key}};

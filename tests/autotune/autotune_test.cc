@@ -151,9 +151,9 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   // Another plan with the same kernel (another graph name): the cached winner, nothing timed.
   CompiledPlan again = build_plan(sin_cos_graph("other"), toolchain_for(Tier::optimized, "gcc"));
   before = stats();
-  reports = autotune_plan(again, setup_here(g));
-  ASSERT_EQ(reports.size(), 1u);
-  EXPECT_EQ(reports[0].tuning, "cached");
+  std::vector<TuneReport> second = autotune_plan(again, setup_here(g));
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].tuning, "cached");
   EXPECT_EQ(again.kernels[0].config, r.chosen);
   EXPECT_EQ(delta(before, "autotune.cache_hits"), 1);
   EXPECT_EQ(delta(before, "autotune.configs_timed"), 0);

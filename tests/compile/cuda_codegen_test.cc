@@ -1,0 +1,103 @@
+// The CUDA dialect without a GPU: CUDA source for a few graphs (golden snippets: names,
+// the argument block, grid-stride loops), NVRTC compiling it to a cubin for sm_90 in a
+// compile worker, and a bad kernel failing with NVRTC's diagnostics. The tests that run
+// kernels on a GPU carry the label cuda.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "codegen/c_emitter.h"
+#include "compile/nvrtc.h"
+#include "driver/pipeline.h"
+#include "kiln/kiln.h"
+#include "lower/lower.h"
+#include "trace/tracer.h"
+#include "worker/pool.h"
+
+namespace kiln::testing {
+namespace {
+
+std::string cuda_source(const std::string& name, const std::vector<Tensor>& examples,
+                        const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn) {
+  Tracer tracer(name);
+  std::vector<Tensor> in = tracer.add_inputs(examples);
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = fn(in);
+  }
+  Graph g = optimize_graph(tracer.finish(out));
+  std::vector<KernelSource> kernels;
+  for (const LoopKernel& k : lower_graph(g).kernels)
+    kernels.push_back({dialect_kernel_name(k.name, cuda_dialect()), emit_kernel(k, g.num_symbols, cuda_dialect()), {}});
+  return emit_translation_unit(g.name, kernels, cuda_dialect());
+}
+
+// Compiles `source` with NVRTC in a compile worker; returns the cubin's size.
+size_t compile_in_worker(const std::string& name, const std::string& source) {
+  Job job{MessageType::compile_unit,
+          {{"name", name}, {"source", source}, {"tier", "cuda"}, {"compiler", "nvrtc"}, {"arch", "sm_90"}, {"cache_dir", ""}},
+          "compile_unit " + name,
+          default_job_timeout()};
+  Fields reply = compile_pool(WorkerStart::Subprocess, 1).submit(std::move(job)).get();
+  return reply.at("object").size();
+}
+
+const std::string kSinCos = cuda_source("sincos", {randn({64, 64}), randn({64, 64})},
+                                        [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; });
+
+TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
+  EXPECT_NE(kSinCos.find("extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"), std::string::npos)
+      << kSinCos;
+  EXPECT_NE(kSinCos.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < n; "
+                         "i0 += (int64_t)gridDim.x * blockDim.x)"),
+            std::string::npos)
+      << kSinCos;
+  EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (float*)buffers[1];"), std::string::npos) << kSinCos;
+  EXPECT_NE(kSinCos.find("sinf("), std::string::npos);
+  EXPECT_EQ(kSinCos.find("#pragma omp"), std::string::npos) << "no OpenMP in CUDA source";
+  EXPECT_EQ(kSinCos.find("cpp_"), std::string::npos) << "kernel names carry the cuda prefix";
+}
+
+TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {
+  Tensor x = randn({6, 5});
+  mark_dynamic(x, 0);
+  std::string src = cuda_source("bcast", {x, randn({5})},
+                                [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * in[1] + 1.0f}; });
+  EXPECT_NE(src.find("const int64_t s0 = sizes[0];"), std::string::npos) << src;
+  EXPECT_NE(src.find("flat < n;"), std::string::npos) << src;
+  EXPECT_NE(src.find("rest % (5)"), std::string::npos) << src;
+}
+
+TEST(CudaCodegen, ReductionsAreNotRenderedYetAndSaySo) {
+  try {
+    cuda_source("softmax", {randn({4, 8})}, [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; });
+    FAIL() << "no error";
+  } catch (const CompileError& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda codegen"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
+  if (!nvrtc_available()) GTEST_SKIP() << "no NVRTC here";
+  EXPECT_GT(compile_in_worker("sincos", kSinCos), 1000u);
+  std::string f16 = cuda_source("half", {randn({8, 8}, DType::f16), randn({8, 8}, DType::bf16)},
+                                [](const std::vector<Tensor>& in) {
+                                  return std::vector<Tensor>{exp(in[0]) * 2.0f, in[1].to(DType::f32) + 1.0f};
+                                });
+  EXPECT_GT(compile_in_worker("half", f16), 1000u);
+}
+
+TEST(Nvrtc, ABadKernelIsACompileErrorWithNvrtcsLog) {
+  if (!nvrtc_available()) GTEST_SKIP() << "no NVRTC here";
+  try {
+    compile_in_worker("bad", "extern \"C\" __global__ void bad() { undeclared_thing = 1; }");
+    FAIL() << "no error";
+  } catch (const CompileError& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("kernel bad failed to compile for sm_90"), std::string::npos) << m;
+    EXPECT_NE(m.find("undeclared_thing"), std::string::npos) << m;
+  }
+}
+
+}  // namespace
+}  // namespace kiln::testing
