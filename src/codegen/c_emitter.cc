@@ -359,9 +359,10 @@ const Dialect& cpp_dialect() {
   // `if(parallel: ...)`: a bare if clause would also switch off the simd construct
   // (OpenMP 5), leaving small loops unvectorized.
   // The KILN_ macros come from the kernel's config (config_prologue).
-  static const std::string preamble = std::string(kCppHeader) + kHelpers;
+  // Immortal: background tuning threads may still emit while the process exits.
+  static const std::string* preamble = new std::string(std::string(kCppHeader) + kHelpers);
   static const Dialect d{"cpp",
-                         preamble.c_str(),
+                         preamble->c_str(),
                          "KILN_VECTOR_ATTR void {name}(const int64_t* sizes, char* const* buffers) {{\n",
                          "restrict",
                          "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
@@ -374,9 +375,9 @@ const Dialect& cpp_dialect() {
 }
 
 const Dialect& cuda_dialect() {
-  static const std::string preamble = std::string(kCudaHeader) + kHelpers;
+  static const std::string* preamble = new std::string(std::string(kCudaHeader) + kHelpers);
   static const Dialect d{"cuda",
-                         preamble.c_str(),
+                         preamble->c_str(),
                          "extern \"C\" __global__ void {name}(const KilnArgs args) {{\n"
                          "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
                          "__restrict__",

@@ -37,8 +37,9 @@ void resolve(void* handle, const char* symbol, Fn* fn, std::string* problem) {
 }
 
 const Nvrtc& nvrtc() {
-  static const Nvrtc loaded = [] {
-    Nvrtc n;
+  static const Nvrtc& loaded = *[] {  // immortal: compile threads may outlive exit handlers
+    auto* n_ptr = new Nvrtc();
+    Nvrtc& n = *n_ptr;
     std::vector<std::string> candidates = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
     for (const char* home : {static_cast<const char*>(std::getenv("CUDA_HOME")), "/usr/local/cuda"})
       if (home) candidates.push_back(fmt::format("{}/lib64/libnvrtc.so", home));
@@ -47,7 +48,7 @@ const Nvrtc& nvrtc() {
       if ((handle = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
     if (!handle) {
       n.problem = "libnvrtc (the CUDA toolkit's runtime compiler) was not found; set CUDA_HOME";
-      return n;
+      return n_ptr;
     }
     resolve(handle, "nvrtcGetErrorString", &n.error_string, &n.problem);
     resolve(handle, "nvrtcVersion", &n.version, &n.problem);
@@ -58,7 +59,7 @@ const Nvrtc& nvrtc() {
     resolve(handle, "nvrtcGetCUBINSize", &n.cubin_size, &n.problem);
     resolve(handle, "nvrtcGetCUBIN", &n.cubin, &n.problem);
     resolve(handle, "nvrtcDestroyProgram", &n.destroy, &n.problem);
-    return n;
+    return n_ptr;
   }();
   return loaded;
 }

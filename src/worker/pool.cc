@@ -402,6 +402,10 @@ WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
 WorkerPool& benchmark_pool(WorkerStart start) { return pool_for(start, 1, WorkerRole::benchmark); }
 
 void run_in_background(std::function<void()> task) {
+  // Registered (again) now, so that at exit it runs before the destructors of statics
+  // constructed after the pools were: the task may still be using them.
+  static bool registered = [] { return std::atexit(shut_down_at_exit) == 0; }();
+  (void)registered;
   BackgroundTasks& tasks = background_tasks();
   {
     std::lock_guard<std::mutex> lock(tasks.mutex);
