@@ -10,6 +10,7 @@
 #include "compile/shared_object.h"
 #include "kiln/tensor.h"
 #include "runtime/profiling.h"
+#include "support/text.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -19,17 +20,6 @@ namespace {
 constexpr size_t kMaxKernels = 64;
 constexpr size_t kMaxBuffers = 1024;
 constexpr size_t kMaxSizes = 256;
-
-std::vector<std::string_view> split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  if (text.empty()) return parts;
-  for (size_t start = 0;;) {
-    size_t end = text.find(separator, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
 
 int64_t parse_count(std::string_view text, const char* what) {
   int64_t v = -1;
@@ -75,7 +65,7 @@ std::vector<double> benchmark_times(const Fields& reply, size_t kernels) {
   auto it = reply.find("times");
   if (it == reply.end()) throw WireError("benchmark reply without times");
   std::vector<double> times;
-  for (std::string_view t : split(it->second, ',')) {
+  for (std::string_view t : split_text(it->second, ',')) {
     double v = -1;
     auto [end, error] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (error != std::errc() || end != t.data() + t.size() || !(v >= 0) || v > 1e6)
@@ -89,16 +79,16 @@ std::vector<double> benchmark_times(const Fields& reply, size_t kernels) {
 
 Fields answer_benchmark(const Frame& request) {
   using Kernel = void (*)(const int64_t*, char* const*);
-  std::vector<std::string_view> names = split(request.at("kernels"), ',');
+  std::vector<std::string_view> names = split_text(request.at("kernels"), ',');
   if (names.empty() || names.size() > kMaxKernels) throw WireError("benchmark request: 1 to 64 kernels");
   for (std::string_view n : names)
     if (!is_symbol(n)) throw WireError(fmt::format("benchmark request: bad kernel name '{}'", n));
   std::vector<int64_t> sizes;
-  for (std::string_view s : split(request.at("sizes"), ',')) sizes.push_back(parse_count(s, "size"));
+  for (std::string_view s : split_text(request.at("sizes"), ',')) sizes.push_back(parse_count(s, "size"));
   if (sizes.size() > kMaxSizes) throw WireError("benchmark request: too many sizes");
   std::vector<BenchmarkBuffer> specs;
   int64_t bytes = 0;
-  for (std::string_view item : split(request.at("buffers"), ',')) {
+  for (std::string_view item : split_text(request.at("buffers"), ',')) {
     size_t colon = item.find(':');
     BenchmarkBuffer b;
     if (colon == std::string_view::npos || !parse_dtype(item.substr(0, colon), &b.dtype))

@@ -6,23 +6,12 @@
 #include <charconv>
 
 #include "kiln/error.h"
+#include "support/text.h"
 #include "support/env.h"
 
 namespace kiln {
 
 namespace {
-
-std::vector<std::string_view> split(std::string_view text, char separator) {
-  std::vector<std::string_view> parts;
-  if (text.empty()) return parts;
-  size_t start = 0;
-  for (;;) {
-    size_t end = text.find(separator, start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
 
 bool valid_field_name(std::string_view name) {
   return !name.empty() && name.size() <= 16 &&
@@ -47,7 +36,7 @@ std::string config_text(const KernelConfig& config) {
 
 KernelConfig parse_config(std::string_view text, const std::string& source) {
   KernelConfig config;
-  for (std::string_view item : split(text, ',')) {
+  for (std::string_view item : split_text(text, ',')) {
     size_t eq = item.find('=');
     std::string_view name = item.substr(0, eq);
     if (eq == std::string_view::npos || !valid_field_name(name))
@@ -114,16 +103,16 @@ std::string space_text(const TuneSpace& space) {
 TuneSpace parse_space(std::string_view text, const std::string& source) {
   TuneSpace space;
   if (text.empty()) return space;
-  std::vector<std::string_view> words = split(text, ' ');
+  std::vector<std::string_view> words = split_text(text, ' ');
   if (words.size() != 5 || words[1] != "default" || words[3] != "try")
     throw FormatError(fmt::format("{}: '{}' is not a tuning space (FIELDS default CONFIG try CONFIGS)", source, text));
-  for (std::string_view item : split(words[0], ';')) {
+  for (std::string_view item : split_text(words[0], ';')) {
     size_t eq = item.find('=');
     std::string_view name = item.substr(0, eq);
     if (eq == std::string_view::npos || !valid_field_name(name) || space.field(std::string(name)))
       throw FormatError(fmt::format("{}: bad tuning field '{}'", source, item));
     TuneField f{std::string(name), {}};
-    for (std::string_view v : split(item.substr(eq + 1), '|')) f.values.push_back(parse_value(v, source));
+    for (std::string_view v : split_text(item.substr(eq + 1), '|')) f.values.push_back(parse_value(v, source));
     if (f.values.empty()) throw FormatError(fmt::format("{}: tuning field {} has no values", source, name));
     space.fields.push_back(std::move(f));
   }
@@ -132,7 +121,7 @@ TuneSpace parse_space(std::string_view text, const std::string& source) {
     if (!space.defaults.count(f.name)) throw FormatError(fmt::format("{}: no default for field {}", source, f.name));
   if (space.defaults.size() != space.fields.size() || !space.admits(space.defaults))
     throw FormatError(fmt::format("{}: default config {} does not match the fields", source, words[2]));
-  for (std::string_view c : split(words[4], ';')) {
+  for (std::string_view c : split_text(words[4], ';')) {
     KernelConfig candidate = parse_config(c, source);
     if (!space.admits(candidate))
       throw FormatError(fmt::format("{}: candidate {} is outside the tuning space", source, c));

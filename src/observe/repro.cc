@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "driver/pipeline.h"
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
 #include "runtime/executable.h"
+#include "support/text.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -38,14 +38,6 @@ void write_atomically(const std::string& path, const std::string& bytes) {
     if (!out) throw Error(fmt::format("{}: cannot write", tmp));
   }
   std::filesystem::rename(tmp, path);
-}
-
-std::string read_whole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 Shape shape_of(const TensorType& type, const std::vector<int64_t>& bindings) {
@@ -155,7 +147,7 @@ Repro read_repro(const std::string& path) {
   auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: not a kiln repro: {}", path, why)); };
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_whole(path));
+    j = nlohmann::json::parse(read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     throw fail(e.what());
   }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/error.h"
+#include "support/text.h"
 #include "wire/frame.h"
 
 namespace kiln {
@@ -161,17 +162,8 @@ std::string end_job_spans() {
 void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded) {
   if (encoded.empty() || !profiler_recording()) return;
   std::vector<ProfileEvent> events;
-  size_t start = 0;
-  while (start <= encoded.size()) {
-    size_t end = encoded.find(';', start);
-    std::string_view item = encoded.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    std::vector<std::string_view> parts;
-    for (size_t at = 0;;) {
-      size_t bar = item.find('|', at);
-      parts.push_back(item.substr(at, bar == std::string_view::npos ? std::string_view::npos : bar - at));
-      if (bar == std::string_view::npos) break;
-      at = bar + 1;
-    }
+  for (std::string_view item : split_text(encoded, ';')) {
+    std::vector<std::string_view> parts = split_text(item, '|');
     double begin = 0, duration = -1;
     // A malformed span is dropped: a worker's timings are only ever shown, never acted on.
     if (parts.size() == 4 &&
@@ -179,8 +171,6 @@ void record_worker_spans(int64_t pid, std::string_view role, std::string_view en
         std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), duration).ec == std::errc() &&
         duration >= 0 && duration < 1e6)
       events.push_back({std::string(parts[0]), std::string(parts[1]), pid, pid, begin * 1e6, duration * 1e6, {}, {}});
-    if (end == std::string_view::npos) break;
-    start = end + 1;
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!g_active || !g_profiler_records) return;

@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "commands.h"
 #include "driver/pipeline.h"
@@ -14,26 +13,19 @@
 #include "kiln/safetensors.h"
 #include "observe/repro.h"
 #include "observe/trace_log.h"
+#include "support/text.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln::cli {
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Tensor random_input(const TensorType& type, const Shape& shape) { return random_tensor(type.dtype, shape); }
 
 }  // namespace
 
 int run_command(const RunArgs& args) {
-  std::string text = read_file(args.graph_path);
+  std::string text = read_text_file(args.graph_path);
   std::string constants_path = args.constants_path;
   if (constants_path.empty()) {
     std::filesystem::path p(args.graph_path);
