@@ -47,7 +47,7 @@ class Tensor {
   Device device() const;
   bool is_contiguous() const;
 
-  // The first element of a contiguous CPU tensor of element type T (uint16_t for f16/bf16).
+  // The first element of a contiguous CPU tensor (Error for a GPU tensor: copy it with cpu()) of element type T (uint16_t for f16/bf16).
   template <class T>
   T* data() const {
     return static_cast<T*>(checked_data(sizeof(T), dtype_tag<T>()));
@@ -78,6 +78,10 @@ class Tensor {
 
   Tensor contiguous() const;
   Tensor to(DType dtype) const;
+  // A copy on `device` (*this when it is already there): host↔GPU copies.
+  Tensor to(Device device) const;
+  Tensor cuda() const { return to(Device::cuda); }
+  Tensor cpu() const { return to(Device::cpu); }
   Tensor clone() const;
 
   // Math, named as Tensor.X in PyTorch.

@@ -370,7 +370,7 @@ const Dialect& cpp_dialect() {
                          "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
                          "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
                          true,
-                         true};
+                         false};
   return d;
 }
 
@@ -386,9 +386,11 @@ const Dialect& cuda_dialect() {
                          "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
                          " {i} += (int64_t)gridDim.x * blockDim.x) {{",
                          false,
-                         false};
+                         true};
   return d;
 }
+
+bool gpu_row_per_block(const LoopKernel& kernel) { return kernel.kind == LoopKernel::Kind::Row && !kernel.columns; }
 
 std::string dialect_kernel_name(const std::string& name, const Dialect& dialect) {
   return std::string(dialect.name) + name.substr(name.find('_'));
@@ -409,6 +411,7 @@ struct Accumulation {
   std::string clauses;  // OpenMP reduction clauses: the loop may run in any order
   std::string nan_flag;  // max/min of floats: declared before, set when a NaN was seen
   std::string after;     // applied to the accumulator after the loop
+  std::string combine;   // two partial accumulators {x} and {y} into one (GPU block reductions)
 };
 
 Accumulation accumulation(const ReducePhase& phase) {
@@ -416,13 +419,13 @@ Accumulation accumulation(const ReducePhase& phase) {
   bool fp = is_floating(d);
   switch (phase.op) {
     case Op::sum:
-      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "reduction(+:{a})", "", ""}
+      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "reduction(+:{a})", "", "", "{x} + {y}"}
                 : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});",
-                               "reduction(+:{a})", "", ""};
+                               "reduction(+:{a})", "", "", "(int64_t)((uint64_t){x} + (uint64_t){y})"};
     case Op::prod:
-      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "reduction(*:{a})", "", ""}
+      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "reduction(*:{a})", "", "", "{x} * {y}"}
                 : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});",
-                               "reduction(*:{a})", "", ""};
+                               "reduction(*:{a})", "", "", "(int64_t)((uint64_t){x} * (uint64_t){y})"};
     case Op::amax:
     case Op::amin: {
       std::string type = type_names(d).compute;
@@ -435,11 +438,12 @@ Accumulation accumulation(const ReducePhase& phase) {
       const char* cmp = phase.op == Op::amax ? ">" : "<";
       const char* omp = phase.op == Op::amax ? "max" : "min";
       std::string update = fmt::format("{{a}} = {{v}} {} {{a}} ? {{v}} : {{a}};", cmp);
-      if (!fp) return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", ""};
+      std::string combine = fmt::format("({{y}} {} {{x}} ? {{y}} : {{x}})", cmp);
+      if (!fp) return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", "", combine};
       std::string nan = d == DType::f64 ? "((double)kiln_nanf())" : "kiln_nanf()";
       return {type, init, update + " {n} |= ({v} != {v});",
               fmt::format("reduction({}:{{a}}) reduction(|:{{n}})", omp), "int {n} = 0;",
-              fmt::format("if ({{n}}) {{a}} = {};", nan)};
+              fmt::format("if ({{n}}) {{a}} = {};", nan), combine};
     }
     default: break;
   }
@@ -687,6 +691,84 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
          fmt::format("  for (int64_t c0 = 0; c0 < rows; c0 += {}) {{\n", block) + body + "  }\n";
 }
 
+// GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
+// phase's elements over the block's threads, the partial accumulators combined first within
+// each warp (shuffles), then across warps through shared memory, every thread folding the
+// warp partials in the same order (deterministic). Column form (reduced dims lead): one
+// row per thread, its reduction sequential, so neighbouring threads read neighbouring
+// addresses (coalesced).
+std::string block_row_loop(const LoopKernel& k) {
+  const bool per_block = !k.columns;
+  LoopKernel scalar_form = k;
+  scalar_form.columns = false;  // accumulators are scalars in both GPU forms
+  KernelWriter w(scalar_form);
+  std::string body;
+  w.push(&body, "    ");
+  const char* element_loop = per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
+                                       : "for (int64_t i1 = 0; i1 < R; ++i1) {";
+  auto block_combine = [&](const std::string& var, const std::string& type, const std::string& combine) {
+    auto fold = [&](const std::string& x, const std::string& y) {
+      return fmt::format(fmt::runtime(combine), fmt::arg("x", x), fmt::arg("y", y));
+    };
+    w.line(fmt::format("for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} = {}; }}",
+                       type, var, var, fold(var, "y")));
+    w.line(fmt::format("{{ __shared__ {} s_{}[{}];", type, var, kGpuRowThreads / 32));
+    w.line(fmt::format("  if ((threadIdx.x & 31) == 0) s_{}[threadIdx.x >> 5] = {};", var, var));
+    w.line("  __syncthreads();");
+    w.line(fmt::format("  {} = s_{}[0];", var, var));
+    w.line(fmt::format("  for (int q = 1; q < (int)(blockDim.x >> 5); ++q) {} = {};", var, fold(var, "s_" + var + "[q]")));
+    w.line("  __syncthreads(); }");
+  };
+  for (size_t p = 0; p < k.phases.size(); ++p) {
+    Accumulation acc = accumulation(k.phases[p]);
+    const std::string a = fmt::format("a{}", p), n = fmt::format("n{}", p);
+    auto fill = [&](const std::string& f, const std::string& v) {
+      return fmt::format(fmt::runtime(f), fmt::arg("a", a), fmt::arg("n", n), fmt::arg("v", v));
+    };
+    w.line(fmt::format("{} {} = {};", acc.type, a, acc.init));
+    if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
+    w.line(element_loop);
+    std::string loop_body;
+    w.push(&loop_body, "      ");
+    w.line(fill(acc.update, w.value(k.phases[p].value)));
+    w.pop();
+    body += loop_body;
+    w.line("}");
+    if (per_block) {
+      block_combine(a, acc.type, acc.combine);
+      if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})");
+    }
+    if (!acc.after.empty()) w.line(fill(acc.after, ""));
+  }
+  auto stores = [&](const std::vector<Store>& list) {
+    for (const Store& st : list)
+      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+                         store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+  };
+  if (!k.row_stores.empty()) {
+    w.line(per_block ? "if (threadIdx.x == 0) {" : "{");
+    std::string row_body;
+    w.push(&row_body, "      ");
+    stores(k.row_stores);
+    w.pop();
+    body += row_body;
+    w.line("}");
+  }
+  if (!k.stores.empty()) {
+    w.line(element_loop);
+    std::string loop_body;
+    w.push(&loop_body, "      ");
+    stores(k.stores);
+    w.pop();
+    body += loop_body;
+    w.line("}");
+  }
+  w.pop();
+  return per_block ? "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
+                   : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
+                     " i0 += (int64_t)gridDim.x * blockDim.x) {\n" + body + "  }\n";
+}
+
 std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::vector<std::string> kept, reduced;
   SymShape kept_shape, reduced_shape;
@@ -695,11 +777,10 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
     (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
-  if (!dialect.row_kernels)
-    throw CompileError(fmt::format("{} codegen: reductions ({}) are not rendered in this dialect yet", dialect.name, k.name));
   std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect);
   src += params_and_sizes(k, num_symbols, dialect);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
+  if (dialect.block_rows) return src + block_row_loop(k) + "}\n";
   if (k.columns) return src + column_loop(k, dialect) + "}\n";
   // With static sizes only one form is needed.
   std::vector<int64_t> rows_const, r_const;

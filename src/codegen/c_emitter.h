@@ -23,8 +23,16 @@ struct Dialect {
   // grid-stride loop (each thread from its global index, striding by the grid's size).
   const char* flat_loop;
   bool nested_loops;           // pointwise kernels over several dims: nested loops, or one flat loop
-  bool row_kernels;            // whether reductions render in this dialect yet
+  // Reductions: false, a loop over rows split across threads (cpp); true, one row per
+  // block, its elements across the block's threads and combined through warp shuffles and
+  // shared memory, or for column reductions one row per thread (cuda).
+  bool block_rows;
 };
+
+// How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over
+// a GPU: one item per thread, or one row per block of kGpuRowThreads threads.
+constexpr int kGpuRowThreads = 256;
+bool gpu_row_per_block(const LoopKernel& kernel);
 
 const Dialect& cpp_dialect();
 // CUDA C++ for NVRTC: extern "C" __global__ kernels taking one KilnArgs by value (the size

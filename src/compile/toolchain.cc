@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "compile/nvrtc.h"
 #include "kiln/error.h"
 #include "runtime/profiling.h"
 #include "support/process.h"
@@ -151,7 +152,14 @@ std::string private_temp_dir() {
 
 }  // namespace
 
+Toolchain cuda_toolchain(const std::string& arch) {
+  return Toolchain{"nvrtc", "", {"--std=c++17", "-default-device"}, "NVRTC " + nvrtc_version(), arch};
+}
+
+std::string cuda_fingerprint(const std::string& arch) { return fmt::format("cuda NVRTC {} {}", nvrtc_version(), arch); }
+
 std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source) {
+  if (toolchain.name == "nvrtc") return compile_cuda(name, source, toolchain.target);
   SpanScope span("compile", "toolchain " + name);
   const std::string dir = private_temp_dir();
   std::string c_path = fmt::format("{}/{}.c", dir, name);

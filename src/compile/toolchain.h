@@ -1,4 +1,5 @@
-// Toolchains: C compilers that turn a kernel's source into a shared object. Compiling is a
+// Toolchains: C compilers that turn a kernel's source into a shared object, and NVRTC,
+// which turns CUDA source into a cubin for one GPU architecture. Compiling is a
 // pure function (source, toolchain) → bytes; caching wraps it (later), keyed by identity().
 //   fast      tcc (no optimization, milliseconds), gcc -O1 for what tcc cannot build
 //   optimized gcc -O3 -march=native with OpenMP (or clang)
@@ -24,6 +25,10 @@ struct Toolchain {
 // The toolchain of a tier. `compiler` picks gcc or clang for the optimized tier.
 // Throws CompileError when no usable compiler is installed.
 Toolchain toolchain_for(Tier tier, const std::string& compiler = "gcc");
+
+// NVRTC for `arch` ("sm_90"); Error when NVRTC cannot be loaded. Needs no GPU.
+Toolchain cuda_toolchain(const std::string& arch);
+std::string cuda_fingerprint(const std::string& arch);
 
 // What identifies a tier's toolchain without running anything: the compiler binaries'
 // paths, sizes and modification times, the tier's flags and the host CPU's model and

@@ -102,6 +102,25 @@ class CompiledCore {
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 
+  // Where the entry runs: where its inputs (and captured tensors) are; all in one place.
+  Device device_of(const Graph& graph, const Flat& inputs) const {
+    std::optional<Device> device;
+    std::string first;
+    auto see = [&](Device d, const std::string& what) {
+      if (!device) {
+        device = d;
+        first = what;
+      } else if (*device != d) {
+        throw Error(fmt::format("{}: {} is on {} but {} is on {}; a compiled function runs on one device "
+                                "(move tensors with .cuda() or .cpu())",
+                                options_.name, what, device_name(d), first, device_name(*device)));
+      }
+    };
+    for (size_t i = 0; i < inputs.tensors.size(); ++i) see(inputs.tensors[i].device(), fmt::format("input {}", i));
+    for (const GraphConstant& c : graph.constants) see(c.value.device(), fmt::format("captured tensor {}", c.name));
+    return device.value_or(Device::cpu);
+  }
+
   Entry* find(const Flat& inputs) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& e : entries_) {
@@ -132,7 +151,9 @@ class CompiledCore {
     if (log_enabled("guards"))
       log_line("guards", fmt::format("{}: new entry for {}", options_.name,
                                      entry->guards.describe()));
-    entry->executable = compile_graph(graph, options_);
+    ResolvedOptions options = options_;
+    options.device = device_of(graph, inputs);
+    entry->executable = compile_graph(graph, options);
     write_runnable(graph, inputs);
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.push_back(std::move(entry));

@@ -8,6 +8,7 @@
 
 #include "autotune/tuner.h"
 #include "cache/cache.h"
+#include "cuda/driver.h"
 #include "driver/object_store.h"
 #include "driver/plan_builder.h"
 #include "graph/text.h"
@@ -59,7 +60,7 @@ std::string cache_dir_field(const std::optional<Cache>& cache) { return cache ? 
 
 TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache) {
   TuneSetup setup;
-  setup.toolchain = toolchain_for(how.tier, how.compiler);
+  setup.toolchain = toolchain_of(how);
   setup.benchmark_start = how.start;
   setup.cache = cache;
   setup.table = LookupTable::from_environment();
@@ -68,19 +69,24 @@ TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache
   return setup;
 }
 
-// A fresh plan gets its options recorded and, when asked, its kernels tuned.
+// A fresh plan gets its options recorded and, when asked, its kernels tuned. CUDA plans are
+// not tuned yet: their kernels have no tuning space.
 void finish_plan(CompiledPlan& plan, TuneSetup* tuning, const NativeCompile& how) {
   plan.options = build_options_text(how);
-  if (!tuning) return;
+  if (!tuning || how.device == Device::cuda) return;
   if (how.max_autotune) add_gemm_templates(plan, tuning->toolchain);
   autotune_plan(plan, *tuning);
 }
+
+// The job's tier word: a CPU tier, or "cuda" (NVRTC for the job's "arch").
+const char* job_tier(const NativeCompile& how) { return how.device == Device::cuda ? "cuda" : tier_word(how.tier); }
 
 Job unit_job(const ObjectUnit& u, const NativeCompile& how, const std::optional<Cache>& cache) {
   return Job{MessageType::compile_unit,
              {{"name", u.name},
               {"source", u.source},
-              {"tier", tier_word(how.tier)},
+              {"tier", job_tier(how)},
+              {"arch", how.arch},
               {"compiler", how.compiler},
               {"cache_dir", cache_dir_field(cache)}},
              fmt::format("compile_unit {}", u.name),
@@ -105,7 +111,8 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
     pool().submit(Job{MessageType::compile_graph,
                       {{"graph", print_graph(graph_)},
                        {"constants", serialize_safetensors(given_)},
-                       {"tier", tier_word(how_.tier)},
+                       {"tier", job_tier(how_)},
+                       {"arch", how_.arch},
                        {"compiler", how_.compiler}},
                       fmt::format("compile_graph {}", graph_.name),
                       default_job_timeout()},
@@ -136,7 +143,7 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
       try {
         TuneSetup setup = tune_setup(self->how_, self->cache_);
         setup.compile = [self](const std::string& name, const std::string& source) {
-          Job job = unit_job(ObjectUnit{name, "", source}, self->how_, std::nullopt);
+          Job job = unit_job(ObjectUnit{name, "", source, self->how_.device}, self->how_, std::nullopt);
           return self->pool().submit(std::move(job)).get().at("object");
         };
         finish_plan(*fresh, &setup, self->how_);
@@ -204,7 +211,7 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
   std::string key_;
   bool hit_ = false;
   CompiledPlan plan_;
-  std::vector<std::shared_ptr<SharedObject>> objects_;
+  std::vector<std::shared_ptr<KernelObject>> objects_;
   std::mutex mutex_;
   size_t outstanding_ = 0;
   std::exception_ptr first_error_;
@@ -219,7 +226,7 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   const bool hit = plan.has_value();
   bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
   if (!plan) {
-    plan = build_plan(graph, toolchain_for(how.tier, how.compiler));
+    plan = build_plan(graph, toolchain_of(how), how.device);
     std::optional<TuneSetup> tuning;
     if (how.autotune) {
       tuning = tune_setup(how, cache);
@@ -231,15 +238,15 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   }
   if (log_enabled("output_code"))
     for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
-  std::vector<std::shared_ptr<SharedObject>> objects(plan->units.size());
+  std::vector<std::shared_ptr<KernelObject>> objects(plan->units.size());
   std::vector<size_t> missing;
   for (size_t i = 0; i < plan->units.size(); ++i) {
     objects[i] = find_object(plan->units[i], cache);
     if (!objects[i]) missing.push_back(i);
   }
   if (!missing.empty()) {
-    Toolchain toolchain = toolchain_for(how.tier, how.compiler);
-    std::vector<std::future<std::shared_ptr<SharedObject>>> compiles;
+    Toolchain toolchain = toolchain_of(how);
+    std::vector<std::future<std::shared_ptr<KernelObject>>> compiles;
     for (size_t i : missing)
       compiles.push_back(std::async(missing.size() > 1 ? std::launch::async : std::launch::deferred,
                                     [&, i] { return compile_object_here(plan->units[i], toolchain, cache); }));
@@ -259,12 +266,23 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
 
 }  // namespace
 
+void set_device(NativeCompile& how, Device device) {
+  how.device = device;
+  if (device == Device::cuda) how.arch = cuda::device_info().arch;
+}
+
+Toolchain toolchain_of(const NativeCompile& how) {
+  return how.device == Device::cuda ? cuda_toolchain(how.arch) : toolchain_for(how.tier, how.compiler);
+}
+
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
   return content_key(graph_cache_key_text(graph, how));
 }
 
 std::string build_options_text(const NativeCompile& how) {
   auto on = [](bool b) { return b ? "on" : "off"; };
+  if (how.device == Device::cuda)
+    return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off", how.arch, tier_word(how.tier));
   return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_word(how.tier),
                      how.compiler, on(how.autotune), on(how.autotune && how.coordinate_descent),
                      on(how.autotune && how.max_autotune));
@@ -272,13 +290,15 @@ std::string build_options_text(const NativeCompile& how) {
 
 std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
   std::string text = fmt::format("kiln graph entry 1\nbuild {}\n{}\n{}\n{}", build_id(), build_options_text(how),
-                                 toolchain_fingerprint(how.tier, how.compiler), print_graph(graph));
+                                 how.device == Device::cuda ? cuda_fingerprint(how.arch)
+                                                            : toolchain_fingerprint(how.tier, how.compiler),
+                                 print_graph(graph));
   if (how.autotune) {
     std::shared_ptr<const LookupTable> table = LookupTable::from_environment();
     text += fmt::format("\nsize hints {}\nlookup table {}", fmt::join(how.size_hints, ","), table ? table->digest() : "none");
   }
   for (const GraphConstant& c : graph.constants) {
-    Tensor t = c.value.contiguous();
+    Tensor t = c.value.contiguous().cpu();
     const TensorImpl& impl = *t.impl();
     uint64_t digest = XXH3_64bits(impl.data_ptr(), static_cast<size_t>(t.numel() * dtype_size(t.dtype())));
     text += fmt::format("\nconstant {} {:016x}", c.name, digest);

@@ -29,7 +29,14 @@ struct NativeCompile {
   bool coordinate_descent = true;
   bool max_autotune = false;
   std::vector<int64_t> size_hints;  // the sizes kernels are timed at (Graph::size_hints)
+  Device device = Device::cpu;      // cuda: CUDA kernels compiled by NVRTC for `arch`
+  std::string arch;                 // "sm_90": the host GPU's, given to the workers
 };
+
+// Targets `device`: for cuda, the host GPU's architecture (which needs the driver).
+void set_device(NativeCompile& how, Device device);
+// The toolchain `how` compiles units with.
+Toolchain toolchain_of(const NativeCompile& how);
 
 // How `how` builds, in words: the plan's options ("tier=optimized compiler=gcc autotune=on ...").
 std::string build_options_text(const NativeCompile& how);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cuda/module.h"
 #include "kiln/error.h"
 #include "support/stats.h"
 
@@ -13,7 +14,7 @@ namespace kiln {
 namespace {
 
 struct Loaded {
-  std::shared_ptr<SharedObject> object;
+  std::shared_ptr<KernelObject> object;
   std::string bytes;  // kept to fill a cache that lacks it (cleared, or another root)
 };
 
@@ -26,8 +27,10 @@ std::map<std::string, Loaded>& table() {
 
 }  // namespace
 
-std::shared_ptr<SharedObject> load_object(const ObjectUnit& unit, std::string_view bytes) {
-  auto object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
+std::shared_ptr<KernelObject> load_object(const ObjectUnit& unit, std::string_view bytes) {
+  std::shared_ptr<KernelObject> object;
+  if (unit.device == Device::cuda) object = cuda::Module::load_bytes(bytes, unit.name + "_" + unit.key + ".cubin");
+  else object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
   std::lock_guard<std::mutex> lock(table_mutex);
   return table().emplace(unit.key, Loaded{object, std::string(bytes)}).first->second.object;
 }
@@ -37,7 +40,7 @@ void forget_loaded_objects() {
   table().clear();
 }
 
-std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache) {
+std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache) {
   {
     std::lock_guard<std::mutex> lock(table_mutex);
     auto it = table().find(unit.key);
@@ -57,7 +60,7 @@ std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::opt
   return nullptr;
 }
 
-std::shared_ptr<SharedObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
                                                   const std::optional<Cache>& cache) {
   bump(Stat::compile_in_process);
   std::string bytes = compile_object(toolchain, unit.name, unit.source);
@@ -65,7 +68,7 @@ std::shared_ptr<SharedObject> compile_object_here(const ObjectUnit& unit, const 
   return load_object(unit, bytes);
 }
 
-std::shared_ptr<SharedObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
                                                 const std::optional<Cache>& cache) {
   auto inline_object = reply.find("object");
   if (inline_object != reply.end()) return load_object(unit, inline_object->second);

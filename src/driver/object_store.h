@@ -18,14 +18,15 @@ namespace kiln {
 
 // The unit's object if this process or the cache has it (cache.kernel.hit), else nullptr
 // (cache.kernel.miss).
-std::shared_ptr<SharedObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache);
+std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache);
 
 // Loads an object's bytes (validated by the caller) and remembers it under the unit's key.
-std::shared_ptr<SharedObject> load_object(const ObjectUnit& unit, std::string_view bytes);
+// A unit of a CUDA plan loads as a CUDA module, any other as a shared object.
+std::shared_ptr<KernelObject> load_object(const ObjectUnit& unit, std::string_view bytes);
 
 // Loads the object a worker's compile_unit reply names: inline bytes (caches off), else
 // the kernel cache entry under the reply's key (WorkerError if it is missing or corrupt).
-std::shared_ptr<SharedObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
                                                      const std::optional<Cache>& cache);
 
 // Empties this process's table (objects stay mapped): the next lookups go to the cache,
@@ -33,7 +34,7 @@ std::shared_ptr<SharedObject> load_object_from_reply(const ObjectUnit& unit, con
 void forget_loaded_objects();
 
 // Compiles the unit in this process, stores it in the cache when there is one, loads it.
-std::shared_ptr<SharedObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
                                                   const std::optional<Cache>& cache);
 
 }  // namespace kiln

@@ -78,6 +78,7 @@ std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOpti
   how.coordinate_descent = options.coordinate_descent;
   how.max_autotune = options.max_autotune;
   how.size_hints = graph.size_hints;
+  set_device(how, options.device);
   return timed(how.in_workers ? "compile in workers" : "optimize+lower+codegen+compile", graph,
                [&] { return compile_native(graph, how); });
 }

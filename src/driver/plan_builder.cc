@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "cache/cache.h"
 #include "codegen/c_emitter.h"
 #include "codegen/gemm_template.h"
@@ -14,14 +16,29 @@ namespace kiln {
 
 namespace {
 
-KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target) {
+const Dialect& dialect_of(Device device) { return device == Device::cuda ? cuda_dialect() : cpp_dialect(); }
+
+// What one launch of `k` works on in parallel: its elements, or its rows.
+SymShape work_of(const LoopKernel& k) {
+  if (k.kind == LoopKernel::Kind::Foreach) return work_of(k.parts.front());
+  if (k.kind == LoopKernel::Kind::Pointwise) return k.shape;
+  SymShape rows;
+  for (size_t d = 0; d < k.shape.size(); ++d)
+    if (std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) == k.reduced_dims.end())
+      rows.push_back(k.shape[d]);
+  return rows;
+}
+
+KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target, Device device) {
   KernelLaunch launch;
-  launch.name = k.name;
+  launch.name = dialect_kernel_name(k.name, dialect_of(device));
   launch.unit = unit;
   launch.params = k.params;
   launch.elementwise = k.kind == LoopKernel::Kind::Pointwise && k.flat;
-  launch.source = emit_kernel(k, num_symbols, cpp_dialect());
-  launch.space = tuning_space(k, target);
+  launch.source = emit_kernel(k, num_symbols, dialect_of(device));
+  launch.work = work_of(k);
+  launch.row_per_block = device == Device::cuda && gpu_row_per_block(k);
+  if (device == Device::cpu) launch.space = tuning_space(k, target);
   launch.config = launch.space.defaults;
   if (k.kind == LoopKernel::Kind::Foreach) {
     for (const LoopKernel& part : k.parts) launch.outputs.push_back(part.params[0]);
@@ -34,6 +51,7 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
 }  // namespace
 
 void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
+  if (plan.device != Device::cpu) return;  // CUDA matmuls stay cuBLASLt calls
   const Graph& g = plan.graph;
   const TuneTarget target = host_tune_target();
   int unit = -1;
@@ -87,12 +105,13 @@ void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
   for (size_t u = 0; u < plan.units.size(); ++u) {
     ObjectUnit& unit = plan.units[u];
     unit.name = sources[u].front().name;
-    unit.source = emit_translation_unit(plan.graph.name, sources[u], cpp_dialect());
+    unit.source = emit_translation_unit(plan.graph.name, sources[u], dialect_of(plan.device));
+    unit.device = plan.device;
     unit.key = content_key(toolchain.identity() + "\n" + unit.source);
   }
 }
 
-CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain) {
+CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device device) {
   Graph optimized;
   {
     SpanScope span("compile", "passes " + graph.name);
@@ -105,11 +124,13 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain) {
   }
   SpanScope span("compile", "codegen " + graph.name);
   CompiledPlan plan;
+  plan.device = device;
   const Graph& g = program.graph;
   const TuneTarget target = host_tune_target();
   for (size_t i = 0; i < program.kernels.size(); ++i) {
     if (i % kKernelsPerUnit == 0) plan.units.emplace_back();
-    plan.kernels.push_back(launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1), g.num_symbols, target));
+    plan.kernels.push_back(
+        launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1), g.num_symbols, target, device));
   }
   for (const Step& s : program.steps)
     plan.steps.push_back(s.kind == Step::Kind::Kernel ? PlanStep{PlanStep::Kind::Kernel, s.kernel, -1}

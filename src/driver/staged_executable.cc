@@ -171,6 +171,7 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const Res
     stage.how.coordinate_descent = options.coordinate_descent;
     stage.how.max_autotune = options.max_autotune;
     stage.how.size_hints = graph.size_hints;
+    set_device(stage.how, options.device);
     stages.push_back(std::move(stage));
   }
   return std::make_unique<StagedExecutable>(graph, options, std::move(stages));

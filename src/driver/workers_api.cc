@@ -61,7 +61,7 @@ std::future<CompiledKernel> compile_source(const std::string& name, const std::s
                 try {
                   if (error) std::rethrow_exception(error);
                   ObjectUnit unit{name, "", ""};
-                  std::shared_ptr<SharedObject> object = load_object_from_reply(unit, reply, cache);
+                  std::shared_ptr<KernelObject> object = load_object_from_reply(unit, reply, cache);
                   void* address = object->symbol(name);
                   promise->set_value(CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));
                 } catch (...) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/pointwise.h"
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
@@ -47,7 +48,7 @@ C float_remainder(C a, C b) {
 
 template <class T>
 void check_integer_divisor(Op op, const Tensor& b) {
-  Tensor c = contiguous_eager(b);
+  Tensor c = contiguous_eager(b).cpu();
   const T* data = reinterpret_cast<const T*>(c.impl()->data_ptr());
   for (int64_t i = 0; i < c.numel(); ++i)
     if (data[i] == T(0))
@@ -57,7 +58,7 @@ void check_integer_divisor(Op op, const Tensor& b) {
 
 template <class T>
 void check_integer_exponent(const Tensor& e) {
-  Tensor c = contiguous_eager(e);
+  Tensor c = contiguous_eager(e).cpu();
   const T* data = reinterpret_cast<const T*>(c.impl()->data_ptr());
   for (int64_t i = 0; i < c.numel(); ++i)
     if (data[i] < T(0))
@@ -147,6 +148,38 @@ Tensor scalar_tensor(Scalar s, DType dtype) {
   return t;
 }
 
+// The GPU form: a scalar operand travels by value in the kernel's arguments (a 0-d tensor
+// would cost a host-to-device copy per op); integer divisors and exponents are still
+// checked, on a host copy.
+Tensor binary_on_gpu(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type,
+                     DType compute) {
+  Shape shape;
+  try_const_shape(out_type.shape, &shape);
+  Tensor out = make_tensor(shape, out_type.dtype, Device::cuda);
+  Tensor a = cast(in[0], compute);
+  auto scalar = attrs.find_scalar("scalar");
+  Tensor b = scalar ? a : cast(in[1], compute);
+  StridedLoop loop = make_strided_loop({&out, &a, &b});
+  cuda::MapArgs args = map_args(op, loop, {out.dtype(), compute, compute});
+  if (scalar) {
+    args.scalar_operand = attrs.get_bool("scalar_first", false) ? 1 : 2;
+    args.scalar_value = scalar->to_double();
+    args.scalar_int = scalar->to_int();
+  }
+  const bool integer = is_integral(compute);
+  if (integer && (op == Op::fmod || op == Op::remainder || op == Op::pow)) {
+    Tensor divisor = !scalar ? b : args.scalar_operand == 2 ? scalar_tensor(*scalar, compute) : a;
+    KILN_DISPATCH_ALL(compute, T, {
+      if constexpr (kWrapping<compute_t<T>>) {
+        if (op == Op::pow) check_integer_exponent<T>(divisor);
+        else check_integer_divisor<T>(op, divisor);
+      }
+    })
+  }
+  launch_map(args);
+  return out;
+}
+
 }  // namespace
 
 Tensor eager_binary(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
@@ -154,6 +187,7 @@ Tensor eager_binary(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
   std::vector<DType> dtypes;
   for (const Tensor& t : in) dtypes.push_back(t.dtype());
   DType compute = binary_compute_dtype(op, attrs, dtypes);
+  if (on_gpu(in[0])) return binary_on_gpu(op, in, attrs, out_type, compute);
   Tensor a, b;
   if (auto s = attrs.find_scalar("scalar")) {
     a = cast(in[0], compute);
@@ -175,8 +209,12 @@ Tensor eager_where(const std::vector<Tensor>& in, const TensorType& out_type) {
   Tensor a = cast(in[1], out_type.dtype), b = cast(in[2], out_type.dtype);
   Shape shape;
   try_const_shape(out_type.shape, &shape);
-  Tensor out = make_tensor(shape, out_type.dtype);
+  Tensor out = make_tensor(shape, out_type.dtype, in[0].device());
   StridedLoop loop = make_strided_loop({&out, &in[0], &a, &b});
+  if (on_gpu(out)) {
+    launch_map(map_args(Op::where, loop, {out.dtype(), in[0].dtype(), a.dtype(), b.dtype()}));
+    return out;
+  }
   KILN_DISPATCH_ALL(out_type.dtype, T, {
     parallel_for_each_run(loop, [](char** p, const int64_t* s, int64_t n) {
       if (s[0] == sizeof(T) && s[1] == 1 && s[2] == sizeof(T) && s[3] == sizeof(T)) {

@@ -6,7 +6,9 @@
 
 #include <cstring>
 
+#include "cuda/device_memory.h"
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/pointwise.h"
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
@@ -106,11 +108,45 @@ void copy_same_dtype(const StridedLoop& loop) {
 
 }  // namespace
 
+namespace {
+
+// A copy with at least one side on the GPU: between devices through a contiguous staging
+// buffer on the far side, within the GPU by cuMemcpy when the layouts allow, else by the
+// converting map kernel.
+void copy_with_gpu(const Tensor& dst, const Tensor& src) {
+  const int64_t nbytes = src.numel() * dtype_size(src.dtype());
+  if (on_gpu(dst) && on_gpu(src)) {
+    if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous())
+      return cuda::copy_on_device(dst.impl()->data_ptr(), src.impl()->data_ptr(), nbytes);
+    StridedLoop loop = make_strided_loop({&dst, &src});
+    return launch_map(map_args(Op::to, loop, {dst.dtype(), src.dtype()}));
+  }
+  if (on_gpu(dst)) {
+    Tensor host = contiguous_eager(src);
+    Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cuda);
+    cuda::copy_to_device(staged.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
+    return copy_into(dst, staged);
+  }
+  Tensor device_side = contiguous_eager(src);
+  Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cpu);
+  cuda::copy_to_host(staged.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
+  copy_into(dst, staged);
+}
+
+}  // namespace
+
+Tensor copy_to_device(const Tensor& x, Device device) {
+  Tensor out = make_tensor(x.sizes(), x.dtype(), device);
+  copy_into(out, x);
+  return out;
+}
+
 void copy_into(const Tensor& dst, const Tensor& src) {
   require_data(src, "copy");
   if (dst.sizes() != src.sizes())
     throw ShapeError(fmt::format("copy: destination shape {} differs from source shape {}",
                                  shape_string(dst.sizes()), shape_string(src.sizes())));
+  if (on_gpu(dst) || on_gpu(src)) return copy_with_gpu(dst, src);
   StridedLoop loop = make_strided_loop({&dst, &src});
   if (dst.dtype() == src.dtype()) {
     switch (dtype_size(dst.dtype())) {
@@ -140,7 +176,7 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 
 Tensor cast(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor out = make_tensor(x.sizes(), dtype);
+  Tensor out = make_tensor(x.sizes(), dtype, x.device());
   copy_into(out, x);
   return out;
 }
@@ -148,7 +184,7 @@ Tensor cast(const Tensor& x, DType dtype) {
 Tensor contiguous_eager(const Tensor& x) {
   require_data(x, "contiguous()");
   if (x.is_contiguous()) return x;
-  Tensor out = make_tensor(x.sizes(), x.dtype());
+  Tensor out = make_tensor(x.sizes(), x.dtype(), x.device());
   copy_into(out, x);
   return out;
 }

@@ -50,9 +50,10 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   std::vector<TensorType> types;
   types.reserve(inputs.size());
   for (const Tensor& t : inputs) {
-    if (t.device() != Device::cpu)
-      throw Error(fmt::format("{}: the eager interpreter runs on cpu tensors only",
-                              op_name(op)));
+    if (t.device() != inputs[0].device())
+      throw Error(fmt::format("{}: inputs are on different devices ({} and {}); move them with .cuda() or "
+                              ".cpu() first",
+                              op_name(op), device_name(inputs[0].device()), device_name(t.device())));
     types.push_back(type_of(t));
   }
   std::vector<const TensorType*> type_ptrs;

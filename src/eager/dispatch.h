@@ -56,10 +56,12 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 
-// Copies `src` into `dst` (same sizes, any strides and dtypes), converting elements.
+// Copies `src` into `dst` (same sizes, any strides, dtypes and devices), converting elements.
 void copy_into(const Tensor& dst, const Tensor& src);
 // `x` converted to `dtype` (x itself when it already has it).
 Tensor cast(const Tensor& x, DType dtype);
+// A contiguous copy of `x` on `device`.
+Tensor copy_to_device(const Tensor& x, Device device);
 // A contiguous copy of `x` (x itself when already contiguous).
 Tensor contiguous_eager(const Tensor& x);
 

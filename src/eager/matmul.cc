@@ -6,7 +6,9 @@
 
 #include <optional>
 
+#include "cuda/blas.h"
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
@@ -15,9 +17,32 @@ namespace kiln {
 
 namespace {
 
+void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n,
+                  int64_t k, int64_t m, bool b_transposed);
+
+// The GPU form of gemm_batched: one strided-batched cuBLASLt call. Integer products have no
+// GPU library; they run on host copies.
+void gemm_batched_gpu(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n, int64_t k,
+                      int64_t m, bool b_transposed) {
+  if (n == 0 || m == 0) return;
+  if (!is_floating(c.dtype()) || k == 0) {
+    Tensor host = c.cpu();
+    gemm_batched(a.cpu(), b.cpu(), host, batches, n, k, m, b_transposed);
+    return copy_into(c, host);
+  }
+  cuda::GemmRequest r;
+  r.dtype = c.dtype();
+  r.n = n, r.k = k, r.m = m, r.batches = batches;
+  r.a = a.impl()->data_ptr(), r.lda = k, r.stride_a = n * k;
+  r.b = b.impl()->data_ptr(), r.ldb = b_transposed ? k : m, r.stride_b = k * m, r.b_transposed = b_transposed;
+  r.c = c.impl()->data_ptr(), r.ldc = m, r.stride_c = n * m;
+  cuda::gemm(r);
+}
+
 // C[n, m] = A[n, k] @ op(B) for `batches` contiguous matrices of the compute dtype.
 void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n,
                   int64_t k, int64_t m, bool b_transposed) {
+  if (on_gpu(c)) return gemm_batched_gpu(a, b, c, batches, n, k, m, b_transposed);
   DType dtype = c.dtype();
   const char* pa = a.impl()->data_ptr();
   const char* pb = b.impl()->data_ptr();
@@ -139,9 +164,9 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
   a_full.insert(a_full.end(), {n, k});
   b_full.insert(b_full.end(), {k, m});
   c_full.insert(c_full.end(), {n, m});
-  Tensor c = make_tensor(c_full, compute);
+  Tensor c = make_tensor(c_full, compute, a.device());
   Tensor av = a.expand(a_full), bv = b.expand(b_full);
-  if (!gemm_strided(av, bv, c, n, k, m)) {
+  if (on_gpu(c) || !gemm_strided(av, bv, c, n, k, m)) {
     Tensor ac = contiguous_eager(cast(av, compute));
     Tensor bc = contiguous_eager(cast(bv, compute));
     gemm_batched(ac, bc, c, shape_numel(batch), n, k, m, false);
@@ -161,7 +186,7 @@ Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_
   int64_t k = x.sizes().back(), m = w.sizes()[0];
   Tensor x2 = contiguous_eager(cast(x, compute)).reshape({-1, k});
   Tensor wc = contiguous_eager(cast(w, compute));
-  Tensor c = make_tensor({x2.sizes()[0], m}, compute);
+  Tensor c = make_tensor({x2.sizes()[0], m}, compute, x.device());
   gemm_batched(x2, wc, c, 1, x2.sizes()[0], k, m, true);
   if (in.size() > 2) c = run_op(Op::add, {c, cast(in[2], compute)}, {});
   Shape out_shape;

@@ -4,7 +4,9 @@
 
 #include <cmath>
 
+#include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
 #include "tensor/element.h"
@@ -21,7 +23,7 @@ Shape out_shape_of(const TensorType& type) {
 }
 
 std::vector<int64_t> load_indices(const Tensor& index, int64_t bound, Op op) {
-  Tensor idx = contiguous_eager(cast(index, DType::i64));
+  Tensor idx = contiguous_eager(cast(index, DType::i64)).cpu();
   std::vector<int64_t> out(idx.data<int64_t>(), idx.data<int64_t>() + idx.numel());
   for (int64_t& i : out) {
     if (i < -bound || i >= bound)
@@ -33,7 +35,7 @@ std::vector<int64_t> load_indices(const Tensor& index, int64_t bound, Op op) {
 }
 
 Tensor concat(const std::vector<Tensor>& in, int64_t dim, const TensorType& type) {
-  Tensor out = make_tensor(out_shape_of(type), type.dtype);
+  Tensor out = make_tensor(out_shape_of(type), type.dtype, in[0].device());
   int64_t at = 0;
   for (const Tensor& t : in) {
     int64_t len = t.sizes()[dim];
@@ -49,7 +51,12 @@ Tensor pool2d(const Tensor& x_in, const Shape& size, const TensorType& type) {
   int64_t oh = size[0], ow = size[1];
   int64_t planes = x.numel() / std::max<int64_t>(h * w, 1);
   Shape shape = out_shape_of(type);
-  Tensor out = make_tensor(shape, DType::f64);
+  Tensor out = make_tensor(shape, DType::f64, x.device());
+  if (on_gpu(x)) {
+    cuda::launch_pool2d({reinterpret_cast<const double*>(x.impl()->data_ptr()),
+                         reinterpret_cast<double*>(out.impl()->data_ptr()), planes, h, w, oh, ow});
+    return cast(out, type.dtype);
+  }
   const double* src = x.data<double>();
   double* dst = out.data<double>();
   parallel_range(planes, h * w, [&](int64_t begin, int64_t end) {
@@ -86,7 +93,7 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
       if (x.dim() == 0) return x.clone();
       int64_t dim = normalize_dim(attrs.get_int("dim"), x.dim(), "index_select");
       auto idx = load_indices(in[1], x.sizes()[dim], op);
-      Tensor out = make_tensor(out_shape_of(type), type.dtype);
+      Tensor out = make_tensor(out_shape_of(type), type.dtype, x.device());
       for (size_t i = 0; i < idx.size(); ++i)
         copy_into(out.narrow(dim, static_cast<int64_t>(i), 1), x.narrow(dim, idx[i], 1));
       return out;
@@ -94,7 +101,7 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
     case Op::embedding: {
       const Tensor& weight = in[1];
       auto idx = load_indices(in[0], weight.sizes()[0], op);
-      Tensor out = make_tensor(out_shape_of(type), type.dtype);
+      Tensor out = make_tensor(out_shape_of(type), type.dtype, weight.device());
       Tensor rows = out.reshape({static_cast<int64_t>(idx.size()), weight.sizes()[1]});
       for (size_t i = 0; i < idx.size(); ++i)
         copy_into(rows.narrow(0, static_cast<int64_t>(i), 1), weight.narrow(0, idx[i], 1));
@@ -108,12 +115,12 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
           throw ShapeError(fmt::format("gather: index shape {} exceeds input shape {} in dim {}",
                                        shape_string(in[1].sizes()), shape_string(x.sizes()), d));
       auto idx = load_indices(in[1], x.dim() ? x.sizes()[dim] : 1, op);
-      Tensor out = make_tensor(out_shape_of(type), type.dtype);
-      Shape index(static_cast<size_t>(x.dim()), 0);
+      Tensor out = make_tensor(out_shape_of(type), type.dtype, x.device());
       const Shape& shape = out.sizes();
       const int64_t es = dtype_size(x.dtype());
-      char* dst = out.impl()->data_ptr();
-      const char* src = x.impl()->data_ptr();
+      // Each output element's byte offset in x; copied on the host, gathered on the GPU.
+      Tensor offsets = make_tensor({out.numel()}, DType::i64);
+      int64_t* off = offsets.data<int64_t>();
       for (int64_t linear = 0; linear < out.numel(); ++linear) {
         int64_t rest = linear, offset = 0;
         for (int64_t d = x.dim() - 1; d >= 0; --d) {
@@ -121,8 +128,17 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
           rest /= shape[d];
           offset += (d == dim ? idx[linear] : i) * x.strides()[d];
         }
-        std::memcpy(dst + linear * es, src + offset * es, es);
+        off[linear] = offset * es;
       }
+      char* dst = out.impl()->data_ptr();
+      const char* src = x.impl()->data_ptr();
+      if (on_gpu(x)) {
+        Tensor device_offsets = offsets.cuda();
+        cuda::launch_gather({dst, src, reinterpret_cast<const int64_t*>(device_offsets.impl()->data_ptr()),
+                             out.numel(), static_cast<int32_t>(es)});
+        return out;
+      }
+      for (int64_t linear = 0; linear < out.numel(); ++linear) std::memcpy(dst + linear * es, src + off[linear], es);
       return out;
     }
     case Op::adaptive_avg_pool2d: return pool2d(in[0], attrs.get_ints("output_size"), type);

@@ -4,7 +4,9 @@
 #include <limits>
 #include <vector>
 
+#include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/rows.h"
 #include "eager/strided_loop.h"
 #include "tensor/element.h"
@@ -83,7 +85,12 @@ Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs) {
   if (x.dim() == 0) return eager_softmax(op, x.reshape({1}), attrs).reshape({});
   int64_t dim = normalize_dim(attrs.get_int("dim"), x.dim(), op_name(op));
   Rows rows = to_rows(x, {dim});
-  Tensor result = make_tensor(rows.data.sizes(), x.dtype());
+  Tensor result = make_tensor(rows.data.sizes(), x.dtype(), x.device());
+  if (on_gpu(x) && is_floating(x.dtype())) {
+    cuda::launch_rows({rows.data.impl()->data_ptr(), result.impl()->data_ptr(), nullptr, nullptr, rows.count,
+                       rows.length, static_cast<int32_t>(x.dtype()), op == Op::log_softmax ? 1 : 0, 0.0});
+    return from_rows(result, x.sizes(), rows.permutation);
+  }
   KILN_DISPATCH_ALL(x.dtype(), T, softmax_rows<T>(rows, result, op == Op::log_softmax))
   return from_rows(result, x.sizes(), rows.permutation);
 }
@@ -96,7 +103,15 @@ Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs) {
   Rows rows = to_rows(x, dims);
   Tensor weight = in.size() > 1 ? contiguous_eager(cast(in[1], DType::f64)) : Tensor();
   Tensor bias = in.size() > 2 ? contiguous_eager(cast(in[2], DType::f64)) : Tensor();
-  Tensor result = make_tensor(x.sizes(), x.dtype());
+  Tensor result = make_tensor(x.sizes(), x.dtype(), x.device());
+  if (on_gpu(x)) {
+    if (is_floating(x.dtype()))
+      cuda::launch_rows({rows.data.impl()->data_ptr(), result.impl()->data_ptr(),
+                         weight.defined() ? reinterpret_cast<const double*>(weight.impl()->data_ptr()) : nullptr,
+                         bias.defined() ? reinterpret_cast<const double*>(bias.impl()->data_ptr()) : nullptr,
+                         rows.count, rows.length, static_cast<int32_t>(x.dtype()), 2, attrs.get_double("eps")});
+    return result;
+  }
   const double* w = weight.defined() ? weight.data<double>() : nullptr;
   const double* b = bias.defined() ? bias.data<double>() : nullptr;
   KILN_DISPATCH_ALL(x.dtype(), T, layer_norm_rows<T>(rows, result, w, b, attrs.get_double("eps")))

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 
+#include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/rows.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
@@ -162,11 +164,27 @@ Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType
   Rows rows = to_rows(in, dims);
   Shape shape;
   try_const_shape(out_type.shape, &shape);
-  Tensor out = make_tensor(shape, out_type.dtype);
+  Tensor out = make_tensor(shape, out_type.dtype, x.device());
   bool needs_element = op == Op::amax || op == Op::amin || op == Op::argmax || op == Op::argmin;
   if (needs_element && rows.length == 0 && rows.count > 0)
     throw ShapeError(fmt::format("{}: cannot reduce over an empty dim of shape {}", op_name(op),
                                  shape_string(x.sizes())));
+  if (on_gpu(out)) {
+    cuda::ReduceArgs args{rows.data.impl()->data_ptr(), out.impl()->data_ptr(), rows.count, rows.length,
+                          static_cast<int32_t>(rows.data.dtype()), static_cast<int32_t>(out.dtype()),
+                          static_cast<int32_t>(op),
+                          attrs.has("correction") ? static_cast<int32_t>(attrs.get_int("correction")) : 0};
+    if (rows.length == 0) {  // empty rows: sum 0, prod 1, mean and var NaN, as on the CPU
+      Tensor host = make_tensor(shape, out_type.dtype);
+      KILN_DISPATCH_ALL(rows.data.dtype(), T, {
+        for (int64_t m = 0; m < rows.count; ++m) reduce_row<T>(op, attrs, nullptr, 0, host, m);
+      })
+      copy_into(out, host);
+      return out;
+    }
+    cuda::launch_reduce(args);
+    return out;
+  }
   KILN_DISPATCH_ALL(rows.data.dtype(), T, {
     const T* data = reinterpret_cast<const T*>(rows.data.impl()->data_ptr());
     int64_t n = rows.length;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
 #include "eager/pointwise.h"
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
@@ -79,17 +80,32 @@ void unary_kernel(Op op, const Attrs& attrs, const StridedLoop& loop) {
 Tensor eager_unary(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out_type) {
   OpRule rule = op_info(op).rule;
   Tensor in = rule == OpRule::UnaryPredicate ? x : cast(x, out_type.dtype);
-  Tensor out = make_tensor(x.sizes(), out_type.dtype);
+  Tensor out = make_tensor(x.sizes(), out_type.dtype, x.device());
   StridedLoop loop = make_strided_loop({&out, &in});
+  if (on_gpu(out)) {
+    cuda::MapArgs args = map_args(op, loop, {out.dtype(), in.dtype()});
+    args.gelu_tanh = op == Op::gelu && attrs.has("approximate") && attrs.get_string("approximate") == "tanh";
+    launch_map(args);
+    return out;
+  }
   KILN_DISPATCH_ALL(in.dtype(), T, unary_kernel<T>(op, attrs, loop))
   return out;
 }
 
 Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out_type) {
   Tensor in = cast(x, out_type.dtype);
-  Tensor out = make_tensor(x.sizes(), out_type.dtype);
+  Tensor out = make_tensor(x.sizes(), out_type.dtype, x.device());
   StridedLoop loop = make_strided_loop({&out, &in});
   auto lo = attrs.find_scalar("min"), hi = attrs.find_scalar("max");
+  if (on_gpu(out)) {
+    cuda::MapArgs args = map_args(Op::clamp, loop, {out.dtype(), in.dtype()});
+    args.has_min = lo.has_value();
+    args.has_max = hi.has_value();
+    args.min_value = lo ? (is_floating(out.dtype()) ? lo->to_double() : static_cast<double>(lo->to_int())) : 0;
+    args.max_value = hi ? (is_floating(out.dtype()) ? hi->to_double() : static_cast<double>(hi->to_int())) : 0;
+    launch_map(args);
+    return out;
+  }
   KILN_DISPATCH_ALL(out_type.dtype, T, {
     using C = compute_t<T>;
     auto bound = [](const std::optional<Scalar>& s, C fallback) {

@@ -36,8 +36,11 @@ class Executable {
 // is built for it, and the reference the native ones are checked against.
 std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
 
-// Runs a compiled plan with its units' loaded objects, one per unit (native_backend.cc).
+// Runs a compiled plan with its units' loaded objects, one per unit: a CPU plan in
+// native_backend.cc, a CUDA plan in cuda_backend.cc.
 std::unique_ptr<Executable> make_native_executable(CompiledPlan plan,
-                                                   const std::vector<std::shared_ptr<SharedObject>>& objects);
+                                                   const std::vector<std::shared_ptr<KernelObject>>& objects);
+std::unique_ptr<Executable> make_cuda_executable(CompiledPlan plan,
+                                                 const std::vector<std::shared_ptr<KernelObject>>& objects);
 
 }  // namespace kiln

@@ -1,21 +1,8 @@
-// The native CPU backend: a CompiledPlan whose units were compiled to shared objects, run
-// as kernel launches and ext steps over buffers that are freed after their last reader.
-#include <fmt/format.h>
-
-#include <algorithm>
-
+// The native CPU backend: a CompiledPlan whose units were compiled to shared objects; each
+// kernel launch is a call of its function (PlanExecutable runs the steps).
 #include "compile/shared_object.h"
-#include "eager/dispatch.h"
-#include "eager/interpreter.h"
-#include "kiln/error.h"
-#include "graph/text.h"
-#include "observe/kernel_files.h"
-#include "observe/trace_log.h"
 #include "runtime/executable.h"
-#include "runtime/profiling.h"
-#include "wire/frame.h"
-#include "support/stats.h"
-#include "tensor/tensor_impl.h"
+#include "runtime/plan_executable.h"
 
 namespace kiln {
 
@@ -23,196 +10,31 @@ namespace {
 
 using KernelFn = void (*)(const int64_t*, char* const*);
 
-class NativeExecutable final : public Executable {
+class NativeExecutable final : public PlanExecutable {
  public:
-  NativeExecutable(CompiledPlan plan, const std::vector<std::shared_ptr<SharedObject>>& objects)
-      : p_(std::move(plan)), objects_(objects) {
-    const Graph& g = p_.graph;
-    for (const KernelLaunch& k : p_.kernels)
+  NativeExecutable(CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects)
+      : PlanExecutable(std::move(plan)), objects_(objects) {
+    backend_ = "cpp";
+    for (const KernelLaunch& k : this->plan().kernels)
       fns_.push_back(reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name)));
     describe_launches();
-    // Free each value after the last step that reads it.
-    last_use_.assign(static_cast<size_t>(g.num_values()), -1);
-    for (size_t s = 0; s < p_.steps.size(); ++s) {
-      const PlanStep& step = p_.steps[s];
-      auto reads = step.kind == PlanStep::Kind::Kernel ? p_.kernels[static_cast<size_t>(step.kernel)].params
-                                                       : g.nodes[static_cast<size_t>(step.node)].inputs;
-      for (ValueId v : reads) last_use_[v] = static_cast<int64_t>(s);
-    }
-    for (ValueId v : g.outputs) last_use_[v] = static_cast<int64_t>(p_.steps.size());
-    // In-place candidates: an elementwise kernel reads every input at the index it writes,
-    // so it may write over an intermediate of its dtype that dies at this step.
-    inplace_.assign(p_.steps.size(), -1);
-    for (size_t s = 0; s < p_.steps.size(); ++s) {
-      const PlanStep& step = p_.steps[s];
-      if (step.kind != PlanStep::Kind::Kernel) continue;
-      const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
-      if (!k.elementwise || k.outputs.size() != 1) continue;
-      for (size_t i = 1; i < k.params.size(); ++i) {
-        ValueId v = k.params[i];
-        if (g.node_index(v) >= 0 && last_use_[v] == static_cast<int64_t>(s) &&
-            g.value_type(v).dtype == g.value_type(k.outputs[0]).dtype) {
-          inplace_[s] = v;
-          break;
-        }
-      }
-    }
   }
-
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
-    const Graph& g = p_.graph;
-    std::vector<int64_t> bindings = bind_inputs(g, inputs);
-    std::vector<Tensor> slots(static_cast<size_t>(g.num_values()));
-    for (size_t i = 0; i < inputs.size(); ++i)
-      slots[i] = p_.read_by_kernel[i] ? contiguous_eager(inputs[i]) : inputs[i];
-    for (size_t c = 0; c < g.constants.size(); ++c) slots[g.inputs.size() + c] = g.constants[c].value;
-    std::vector<char*> buffers;
-    for (size_t s = 0; s < p_.steps.size(); ++s) {
-      const PlanStep& step = p_.steps[s];
-      if (step.kind == PlanStep::Kind::Kernel) {
-        const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
-        for (ValueId v : k.outputs) {
-          Shape shape;
-          for (const Dim& d : g.value_type(v).shape) shape.push_back(d.eval(bindings));
-          slots[v] = reuse(s, slots, shape);
-          if (!slots[v].defined()) slots[v] = make_tensor(shape, g.value_type(v).dtype);
-        }
-        buffers.clear();
-        for (ValueId v : k.params) buffers.push_back(slots[v].impl()->data_ptr());
-        KernelFn fn = fns_[static_cast<size_t>(step.kernel)];
-        if (launches_observed()) {
-          observed(s, k.params, slots, [&] { fn(bindings.data(), buffers.data()); });
-        } else {
-          fn(bindings.data(), buffers.data());
-        }
-      } else {
-        const Node& node = g.nodes[static_cast<size_t>(step.node)];
-        const ValueId out = g.node_value(static_cast<size_t>(step.node));
-        std::vector<Tensor> args;
-        for (ValueId v : node.inputs) args.push_back(slots[v]);
-        Tensor result;
-        if (launches_observed()) {
-          observed(s, node.inputs, slots, [&] { result = run_node(node, args, bindings); });
-        } else {
-          result = run_node(node, args, bindings);
-        }
-        slots[out] = p_.read_by_kernel[out] ? contiguous_eager(result) : result;
-      }
-      for (size_t i = g.inputs.size() + g.constants.size(); i < slots.size(); ++i)
-        if (last_use_[i] == static_cast<int64_t>(s)) slots[i] = Tensor();
-    }
-    std::vector<Tensor> outputs;
-    for (ValueId v : g.outputs) outputs.push_back(owned_output(g, slots[v], inputs));
-    return outputs;
-  }
-
   std::string_view backend_name() const override { return "cpp"; }
 
  private:
-  // What hooks and the profiler are told about each step's launch.
-  struct LaunchDescription {
-    std::string name, kind, file, hash, kwargs;
-    std::vector<ValueId> inputs;
-  };
-
-  void describe_launches() {
-    std::vector<KernelFile> files;
-    for (const ObjectUnit& u : p_.units) files.push_back(kernel_source_file(u.source));
-    for (size_t s = 0; s < p_.steps.size(); ++s) {
-      const PlanStep& step = p_.steps[s];
-      LaunchDescription d;
-      if (step.kind == PlanStep::Kind::Kernel) {
-        const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
-        d.name = k.name;
-        size_t kind_start = k.name.find('_') + 1;
-        d.kind = k.name.substr(kind_start, k.name.find('_', kind_start) - kind_start);
-        const KernelFile& f = files.at(static_cast<size_t>(k.unit));
-        d.file = f.path;
-        d.hash = f.hash;
-        d.kwargs = config_text(k.config);
-      } else {
-        d.name = fmt::format("cpp_ext_{}_{}", op_name(p_.graph.nodes[static_cast<size_t>(step.node)].op), s);
-        d.kind = "ext";
-      }
-      launches_.push_back(std::move(d));
-    }
-    if (!trace_enabled()) return;
-    nlohmann::json kernels = nlohmann::json::array(), steps = nlohmann::json::array();
-    for (const KernelLaunch& k : p_.kernels)
-      kernels.push_back({{"name", k.name}, {"unit", k.unit}, {"config", config_text(k.config)}, {"tuning", k.tuning}});
-    for (const LaunchDescription& d : launches_) steps.push_back(d.name);
-    trace_artifact("fused_graph", {{"graph", p_.graph.name}, {"text", print_graph(p_.graph)}, {"options", p_.options},
-                                   {"kernels", kernels}, {"steps", steps}});
-    for (size_t u = 0; u < p_.units.size(); ++u)
-      trace_artifact("kernel_source", {{"graph", p_.graph.name}, {"unit", p_.units[u].name}, {"path", files[u].path},
-                                       {"hash", files[u].hash}, {"source", p_.units[u].source}});
+  void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) override {
+    fns_[kernel](bindings.data(), buffers.data());
   }
 
-  // Runs step `s`'s launch between the hooks (and the profiler's clock).
-  template <class Launch>
-  void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots, Launch&& launch) const {
-    const LaunchDescription& d = launches_[s];
-    std::vector<Shape> shapes;
-    for (ValueId v : reads)
-      if (slots[v].defined() && !is_written_by(s, v))
-        shapes.push_back(slots[v].sizes());
-    LaunchInfo info{d.name, d.kind, "cpp", 0, d.file, d.hash, d.kwargs, &shapes};
-    notify_launch_enter(info);
-    const double start = monotonic_seconds();
-    launch();
-    notify_launch_exit(info, start);
-  }
-
-  bool is_written_by(size_t s, ValueId v) const {
-    const PlanStep& step = p_.steps[s];
-    if (step.kind != PlanStep::Kind::Kernel) return false;
-    const std::vector<ValueId>& outs = p_.kernels[static_cast<size_t>(step.kernel)].outputs;
-    return std::find(outs.begin(), outs.end(), v) != outs.end();
-  }
-
-  // The storage of step `s`'s in-place candidate, when nothing else refers to it (an eager
-  // view could share it) and it holds exactly `shape`'s elements; else undefined.
-  Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const {
-    ValueId v = inplace_[s];
-    if (v < 0) return Tensor();
-    const Tensor& t = slots[v];
-    if (!t.defined() || t.impl_ptr().use_count() != 1 || t.impl()->storage.use_count() != 1 ||
-        t.offset() != 0 || !t.is_contiguous() || t.numel() != shape_numel(shape))
-      return Tensor();
-    bump(Stat::executor_inplace);
-    return make_view(t, shape, contiguous_strides(shape), 0);
-  }
-
- public:
-  std::vector<std::string> kernel_names() const override {
-    std::vector<std::string> names;
-    for (const PlanStep& s : p_.steps)
-      names.push_back(s.kind == PlanStep::Kind::Kernel ? p_.kernels[static_cast<size_t>(s.kernel)].name
-                                                   : fmt::format("ext:{}", op_name(p_.graph.nodes[static_cast<size_t>(s.node)].op)));
-    return names;
-  }
-
-  std::vector<KernelInfo> kernels() const override {
-    std::vector<KernelInfo> out;
-    for (const KernelLaunch& k : p_.kernels) out.push_back({k.name, config_text(k.config), k.tuning});
-    return out;
-  }
-
-  std::string build_options() const override { return p_.options; }
-
- private:
-  CompiledPlan p_;
-  std::vector<std::shared_ptr<SharedObject>> objects_;  // per unit
-  std::vector<KernelFn> fns_;                            // per kernel
-  std::vector<int64_t> last_use_;
-  std::vector<ValueId> inplace_ = {};  // per step: an input its output may overwrite, or -1
-  std::vector<LaunchDescription> launches_;  // per step
+  std::vector<std::shared_ptr<KernelObject>> objects_;  // per unit
+  std::vector<KernelFn> fns_;                           // per kernel
 };
 
 }  // namespace
 
 std::unique_ptr<Executable> make_native_executable(CompiledPlan plan,
-                                                   const std::vector<std::shared_ptr<SharedObject>>& objects) {
+                                                   const std::vector<std::shared_ptr<KernelObject>>& objects) {
+  if (plan.device == Device::cuda) return make_cuda_executable(std::move(plan), objects);
   return std::make_unique<NativeExecutable>(std::move(plan), objects);
 }
 

@@ -17,13 +17,20 @@ std::string plan_to_json(const CompiledPlan& plan) {
   j["format"] = 1;
   j["graph"] = print_graph(plan.graph);
   j["options"] = plan.options;
+  j["device"] = device_name(plan.device);
   j["units"] = json::array();
   for (const ObjectUnit& u : plan.units) j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
+  auto work_json = [](const SymShape& work) {
+    json dims = json::array();
+    for (const Dim& d : work) dims.push_back({d.coeff, d.sym});
+    return dims;
+  };
   j["kernels"] = json::array();
   for (const KernelLaunch& k : plan.kernels)
     j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
                             {"elementwise", k.elementwise}, {"source", k.source}, {"space", space_text(k.space)},
-                            {"config", config_text(k.config)}, {"tuning", k.tuning}});
+                            {"config", config_text(k.config)}, {"tuning", k.tuning}, {"work", work_json(k.work)},
+                            {"row_per_block", k.row_per_block}});
   j["steps"] = json::array();
   for (const PlanStep& s : plan.steps)
     j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
@@ -62,11 +69,15 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   plan.graph = parse_graph(j.at("graph").get<std::string>(), source + " (graph)", &constants);
   verify_graph(plan.graph);
   plan.options = j.at("options").get<std::string>();
+  const std::string device = j.at("device").get<std::string>();
+  if (device != "cpu" && device != "cuda") throw fail(fmt::format("unknown device '{}'", device));
+  plan.device = device == "cuda" ? Device::cuda : Device::cpu;
   for (const GraphConstant& c : plan.graph.constants)
     if (!c.value.defined()) throw fail(fmt::format("no value for constant {}", c.name));
   const int32_t num_values = plan.graph.num_values();
   for (const json& u : j.at("units")) {
-    ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(), u.at("source").get<std::string>()};
+    ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(), u.at("source").get<std::string>(),
+                    plan.device};
     if (!is_symbol(unit.name)) throw fail("a unit with a bad name");
     plan.units.push_back(std::move(unit));
   }
@@ -98,6 +109,13 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
       throw fail(fmt::format("kernel {}'s config {} does not fit its tuning space", launch.name, config_text(launch.config)));
     launch.tuning = k.at("tuning").get<std::string>();
     if (!is_tuning_word(launch.tuning)) throw fail(fmt::format("kernel {}: unknown tuning '{}'", launch.name, launch.tuning));
+    for (const json& d : k.at("work")) {
+      Dim dim{d.at(0).get<int64_t>(), d.at(1).get<int32_t>()};
+      if (dim.sym >= plan.graph.num_symbols || dim.sym < -1 || dim.coeff < 0)
+        throw fail(fmt::format("kernel {}: a bad work dim", launch.name));
+      launch.work.push_back(dim);
+    }
+    launch.row_per_block = k.at("row_per_block").get<bool>();
     plan.kernels.push_back(std::move(launch));
   }
   // Steps in order: nothing is read before it was written.

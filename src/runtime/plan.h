@@ -19,7 +19,8 @@ namespace kiln {
 struct ObjectUnit {
   std::string name;    // its first kernel's name (file names, errors)
   std::string key;     // the kernel-cache key of its object: toolchain identity + source
-  std::string source;  // C source, kept so a missing object can be rebuilt without passes
+  std::string source;  // C or CUDA source, kept so a missing object can be rebuilt without passes
+  Device device = Device::cpu;  // cpu: a shared object; cuda: a cubin
 };
 
 struct KernelLaunch {
@@ -32,6 +33,11 @@ struct KernelLaunch {
   TuneSpace space;              // what autotuning may change
   KernelConfig config;          // the config it is built with (complete over the space)
   std::string tuning = "default";  // how config was chosen: default, benchmarked, lookup_table, cached
+  // The independent work items of one launch (their count is the product): elements of a
+  // pointwise kernel, rows of a reduction. A CUDA launch sizes its grid by it; the kernels
+  // grid-stride, so any grid is correct and this only decides how full the GPU is.
+  SymShape work;
+  bool row_per_block = false;  // CUDA: one work item (a row) per block, else one per thread
 };
 
 struct PlanStep {
@@ -42,6 +48,7 @@ struct PlanStep {
 
 struct CompiledPlan {
   Graph graph;  // optimized; constants attached
+  Device device = Device::cpu;  // where its kernels run: the dialect of its units
   std::string options;  // how it was built: "tier=optimized compiler=gcc autotune=on"
   std::vector<ObjectUnit> units;
   std::vector<KernelLaunch> kernels;

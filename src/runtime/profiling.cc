@@ -159,6 +159,13 @@ std::string end_job_spans() {
   return out;
 }
 
+void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,
+                     std::map<std::string, std::string> args) {
+  if (!profiler_recording()) return;
+  add_event({std::string(name), "gpu_kernel", getpid(), kGpuTrackBase + stream, start_seconds * 1e6,
+             duration_seconds * 1e6, std::move(args), {}});
+}
+
 void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded) {
   if (encoded.empty() || !profiler_recording()) return;
   std::vector<ProfileEvent> events;
@@ -248,7 +255,9 @@ void Profiler::export_chrome_trace(const std::string& path) const {
     trace.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0}, {"args", {{"name", process}}}});
     for (int64_t tid : tids)
       trace.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
-                       {"args", {{"name", tid == pid ? std::string("main") : fmt::format("thread {}", tid)}}}});
+                       {"args", {{"name", tid == pid               ? std::string("main")
+                                          : tid >= kGpuTrackBase ? fmt::format("GPU stream {}", tid - kGpuTrackBase)
+                                                                 : fmt::format("thread {}", tid)}}}});
   }
   nlohmann::json doc = {{"traceEvents", trace}, {"displayTimeUnit", "ms"}};
   const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());

@@ -46,6 +46,12 @@ class SpanScope {
   double start_;
 };
 
+// On the host: a kernel's duration as the GPU measured it (CUDA events), on the GPU track of
+// `stream` (its Chrome-trace thread id is kGpuTrackBase + stream, named "GPU stream N").
+constexpr int64_t kGpuTrackBase = 1000000000;
+void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,
+                     std::map<std::string, std::string> args);
+
 // In a worker: collect the spans of one job (on this thread) and encode them for the reply.
 void begin_job_spans();
 std::string end_job_spans();

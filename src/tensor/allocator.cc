@@ -7,6 +7,7 @@
 #include <mutex>
 #include <new>
 
+#include "cuda/device_memory.h"
 #include "kiln/error.h"
 
 namespace kiln {
@@ -39,6 +40,10 @@ int64_t round_capacity(int64_t nbytes) {
 }  // namespace
 
 Storage::~Storage() {
+  if (device_ == Device::cuda) {
+    cuda::release(data_, capacity_);
+    return;
+  }
   if (capacity_ >= kCacheMinBytes) {
     BlockCache& cache = block_cache();
     std::lock_guard<std::mutex> lock(cache.mutex);
@@ -69,6 +74,16 @@ std::shared_ptr<Storage> allocate_cpu(int64_t nbytes) {
   if (!data)
     throw Error(fmt::format("out of memory allocating {} bytes for a tensor", nbytes));
   return std::make_shared<Storage>(data, nbytes, capacity);
+}
+
+std::shared_ptr<Storage> allocate_cuda(int64_t nbytes) {
+  int64_t capacity = 0;
+  void* data = cuda::allocate(nbytes, &capacity);
+  return std::make_shared<Storage>(data, nbytes, capacity, Device::cuda);
+}
+
+std::shared_ptr<Storage> allocate(int64_t nbytes, Device device) {
+  return device == Device::cuda ? allocate_cuda(nbytes) : allocate_cpu(nbytes);
 }
 
 int64_t cpu_cached_bytes() {

@@ -46,6 +46,10 @@ std::string Tensor::to_string() const {
   std::string dtype = fmt::format("dtype={}", dtype_name(this->dtype()));
   if (impl_->is_traced())
     return fmt::format("tensor(<traced>, shape={}, {})", shape_string(sizes()), dtype);
+  if (device() != Device::cpu) {
+    std::string host = cpu().to_string();
+    return host.substr(0, host.size() - 1) + fmt::format(", device={})", device_name(device()));
+  }
   std::string out = "tensor(";
   Shape index(sizes().size(), 0);
   if (numel() == 0) {

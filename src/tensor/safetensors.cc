@@ -189,7 +189,7 @@ std::string serialize_safetensors(const TensorMap& tensors,
   std::vector<Tensor> ordered;
   for (const auto& [name, t] : tensors) {
     require_data(t, "save_safetensors");
-    Tensor c = t.contiguous();
+    Tensor c = t.contiguous().cpu();
     uint64_t bytes = static_cast<uint64_t>(c.numel() * dtype_size(c.dtype()));
     header[name] = {{"dtype", safetensors_dtype(c.dtype())},
                     {"shape", c.sizes()},

@@ -30,11 +30,12 @@ int64_t shape_numel(const Shape& sizes) {
   return n;
 }
 
-Tensor make_tensor(const Shape& sizes, DType dtype) {
+Tensor make_tensor(const Shape& sizes, DType dtype, Device device) {
   for (int64_t d : sizes)
     if (d < 0) throw ShapeError(fmt::format("negative size in shape {}", shape_string(sizes)));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = allocate_cpu(shape_numel(sizes) * dtype_size(dtype));
+  impl->storage = allocate(shape_numel(sizes) * dtype_size(dtype), device);
+  impl->device = device;
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
   impl->dtype = dtype;
@@ -48,6 +49,13 @@ Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset)
   impl->offset = offset;
   impl->dynamic_dims = 0;
   return Tensor(std::move(impl));
+}
+
+void require_host(const Tensor& t, const char* what) {
+  require_data(t, what);
+  if (t.device() != Device::cpu)
+    throw Error(fmt::format("{}: the tensor is on {}; copy it to the host first (.cpu())", what,
+                            device_name(t.device())));
 }
 
 void require_data(const Tensor& t, const char* what) {
@@ -87,7 +95,7 @@ bool Tensor::is_contiguous() const {
 }
 
 void* Tensor::checked_data(size_t element_size, int tag) const {
-  require_data(*this, "data()");
+  require_host(*this, "data()");
   bool ok = tag == -2 ? (dtype() == DType::f16 || dtype() == DType::bf16)
                       : tag == static_cast<int>(dtype());
   if (!ok || static_cast<int64_t>(element_size) != dtype_size(dtype()))
@@ -100,6 +108,7 @@ void* Tensor::checked_data(size_t element_size, int tag) const {
 
 double Tensor::item_double() const {
   require_data(*this, "item()");
+  if (device() != Device::cpu) return cpu().item_double();
   if (numel() != 1)
     throw Error(fmt::format("item(): the tensor has {} elements, not 1", numel()));
   return load_double(impl_->data_ptr(), dtype());
@@ -107,6 +116,7 @@ double Tensor::item_double() const {
 
 double Tensor::at(const Shape& index) const {
   require_data(*this, "at()");
+  if (device() != Device::cpu) return cpu().at(index);
   if (static_cast<int64_t>(index.size()) != dim())
     throw Error(fmt::format("at(): index {} has {} dims, the tensor has {}", shape_string(index),
                             index.size(), dim()));
@@ -277,9 +287,21 @@ Tensor Tensor::to(DType dtype) const {
 Tensor Tensor::clone() const {
   if (impl_ && impl_->is_traced()) return *this;  // values in a graph are immutable
   require_data(*this, "clone()");
-  Tensor out = make_tensor(sizes(), dtype());
+  Tensor out = make_tensor(sizes(), dtype(), device());
   copy_into(out, *this);
   return out;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (impl_ && impl_->is_traced())
+    throw Error(fmt::format("to({}): moving a traced value between devices is not supported; move the "
+                            "inputs before calling the compiled function",
+                            device_name(device)));
+  require_data(*this, "to(device)");
+  if (this->device() == device) return *this;
+  Tensor moved = copy_to_device(*this, device);
+  moved.impl()->dynamic_dims = impl_->dynamic_dims;  // mark_dynamic travels with the values
+  return moved;
 }
 
 void mark_dynamic(const Tensor& tensor, int64_t dim) {

@@ -31,10 +31,12 @@ class TensorImpl {
 
 Shape contiguous_strides(const Shape& sizes);
 int64_t shape_numel(const Shape& sizes);
-// A fresh contiguous tensor (uninitialized data).
-Tensor make_tensor(const Shape& sizes, DType dtype);
+// A fresh contiguous tensor (uninitialized data) on `device`.
+Tensor make_tensor(const Shape& sizes, DType dtype, Device device = Device::cpu);
 // A view of `base`'s storage with other sizes/strides/offset.
 Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset);
+// Throws Error naming `what` unless `t` lives in host memory (data<T>(), at(), printing).
+void require_host(const Tensor& t, const char* what);
 // Throws when `t` is a traced value (its data does not exist yet); `what` names the use.
 void require_data(const Tensor& t, const char* what);
 

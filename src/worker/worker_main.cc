@@ -50,8 +50,9 @@ Fields compile_graph_job(const Frame& request) {
                                       constants_image.size(), "constants of the compile job");
   Graph graph = parse_graph(request.at("graph"), "<compile job>", &given);
   verify_graph(graph);
-  Toolchain toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
-  CompiledPlan plan = build_plan(graph, toolchain);
+  const bool cuda = request.at("tier") == "cuda";
+  Toolchain toolchain = cuda ? cuda_toolchain(request.at("arch")) : toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
+  CompiledPlan plan = build_plan(graph, toolchain, cuda ? Device::cuda : Device::cpu);
   return {{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}};
 }
 
@@ -71,13 +72,13 @@ Fields compile_unit_job(const Frame& request) {
   if (injected_fault() == "crash") std::abort();
   if (injected_fault() == "compile_error") source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
   const bool cuda = request.at("tier") == "cuda";
-  std::optional<Toolchain> toolchain;
-  if (!cuda) toolchain = toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
-  std::string key = cuda ? content_key(fmt::format("nvrtc {} {}\n{}", nvrtc_version(), request.at("arch"), source))
-                         : content_key(toolchain->identity() + "\n" + source);
+  const Toolchain toolchain = cuda ? cuda_toolchain(request.at("arch"))
+                                   : toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
+  // The same key the host computed for the unit (plan_builder.cc's assemble_units).
+  std::string key = content_key(toolchain.identity() + "\n" + source);
   std::optional<Cache> cache = cache_at(request.at("cache_dir"));
   if (cache && cache->get(CacheKind::kernel, key)) return {{"key", key}};  // another process built it
-  std::string object = cuda ? compile_cuda(name, source, request.at("arch")) : compile_object(*toolchain, name, source);
+  std::string object = compile_object(toolchain, name, source);
   if (!cache) return {{"key", key}, {"object", std::move(object)}};
   cache->put(CacheKind::kernel, key, object);
   return {{"key", key}};

@@ -68,13 +68,29 @@ TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {
   EXPECT_NE(src.find("rest % (5)"), std::string::npos) << src;
 }
 
-TEST(CudaCodegen, ReductionsAreNotRenderedYetAndSaySo) {
-  try {
-    cuda_source("softmax", {randn({4, 8})}, [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; });
-    FAIL() << "no error";
-  } catch (const CompileError& e) {
-    EXPECT_NE(std::string(e.what()).find("cuda codegen"), std::string::npos) << e.what();
-  }
+const std::string kRows = cuda_source("rows", {randn({16, 300}), randn({300})}, [](const std::vector<Tensor>& in) {
+  return std::vector<Tensor>{softmax(in[0], -1), layer_norm(in[0], {300}, in[1]), in[0].sum({0}), in[0].amax({-1})};
+});
+
+TEST(CudaCodegen, RowReductionsRunARowPerBlockCombinedThroughShuffles) {
+  EXPECT_NE(kRows.find("cuda_per_fused_"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, a0, o)"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("__syncthreads();"), std::string::npos) << kRows;
+  // amax of floats carries its NaN flag through the block too.
+  EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, n0, o)"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("if (threadIdx.x == 0) {"), std::string::npos) << "row stores by one thread\n" << kRows;
+}
+
+TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
+  // sum over dim 0: the kept dim is the contiguous one, so each thread owns a column and
+  // neighbouring threads read neighbouring addresses.
+  EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows; "
+                       "i0 += (int64_t)gridDim.x * blockDim.x) {"),
+            std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("for (int64_t i1 = 0; i1 < R; ++i1) {"), std::string::npos) << kRows;
 }
 
 TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
@@ -85,6 +101,7 @@ TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
                                   return std::vector<Tensor>{exp(in[0]) * 2.0f, in[1].to(DType::f32) + 1.0f};
                                 });
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
+  EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
 }
 
 TEST(Nvrtc, ABadKernelIsACompileErrorWithNvrtcsLog) {

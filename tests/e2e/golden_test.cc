@@ -41,7 +41,8 @@ void expect_matches(const GoldenCase& c, const std::vector<Tensor>& got, const c
 TEST(Golden, AllCasesPresent) { EXPECT_EQ(cases().size(), 426u); }
 
 TEST(Golden, Eager) {
-  for (const GoldenCase& c : cases()) expect_matches(c, apply_golden_op(c, c.inputs), "eager");
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  for (const GoldenCase& c : cases()) expect_matches(c, apply_golden_op(c, on_test_device(c.inputs)), "eager");
 }
 
 // Compiled, in each native configuration: InProcess, and Subprocess under each worker
@@ -50,15 +51,17 @@ TEST(Golden, Eager) {
 class GoldenCompiled : public ::testing::TestWithParam<ModeConfig> {};
 
 TEST_P(GoldenCompiled, MatchesPyTorch) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
   const ModeConfig& config = GetParam();
   ModeRun run(config);
   for (size_t index : sampled(cases().size(), config.in_workers() ? KILN_GOLDEN_STRIDE : 1)) {
     const GoldenCase& c = cases()[index];
     auto f = compile([&c](std::vector<Tensor> in) { return apply_golden_op(c, in); },
                      config.options(fmt::format("golden_{}", c.id)));
-    expect_matches(c, f(c.inputs), "compiled");
+    const std::vector<Tensor> inputs = on_test_device(c.inputs);
+    expect_matches(c, f(inputs), "compiled");
     // Second call: the guard hits and the same entry runs again.
-    expect_matches(c, f(c.inputs), "compiled (cached entry)");
+    expect_matches(c, f(inputs), "compiled (cached entry)");
     ASSERT_EQ(f.graphs().size(), 1u) << "case " << c.id;
   }
 }

@@ -37,7 +37,7 @@ Tensor transformer_layer(const TensorMap& w, const Tensor& x) {
 template <class Model>
 void check_model(const char* file, Model model, const ModeConfig& config) {
   ModeRun run(config);
-  TensorMap w = load_safetensors(data_path(file));
+  TensorMap w = on_test_device(load_safetensors(data_path(file)));
   const Tensor& x = w.at("input");
   const Tensor& expected = w.at("output");
   EXPECT_EQ(compare_tensors(model(w, x), expected, 1e-4, 1e-4), "") << "eager " << file;
@@ -51,9 +51,13 @@ void check_model(const char* file, Model model, const ModeConfig& config) {
 // In every mode: weights travel to the workers as safetensors, folded constants back.
 class Models : public ::testing::TestWithParam<ModeConfig> {};
 
-TEST_P(Models, MlpMatchesPyTorch) { check_model("model_mlp.safetensors", mlp, GetParam()); }
+TEST_P(Models, MlpMatchesPyTorch) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  check_model("model_mlp.safetensors", mlp, GetParam());
+}
 
 TEST_P(Models, TransformerLayerMatchesPyTorch) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
   check_model("model_transformer_post_relu.safetensors", transformer_layer, GetParam());
 }
 

@@ -14,8 +14,8 @@ std::string compare_tensors(const Tensor& actual, const Tensor& expected, double
   if (actual.sizes() != expected.sizes())
     return fmt::format("shape [{}] != expected [{}]", fmt::join(actual.sizes(), ", "),
                        fmt::join(expected.sizes(), ", "));
-  Tensor a = actual.contiguous().to(DType::f64).contiguous();
-  Tensor e = expected.contiguous().to(DType::f64).contiguous();
+  Tensor a = actual.cpu().contiguous().to(DType::f64).contiguous();
+  Tensor e = expected.cpu().contiguous().to(DType::f64).contiguous();
   const double* pa = a.data<double>();
   const double* pe = e.data<double>();
   bool exact = !is_floating(actual.dtype());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/driver.h"
 #include "kiln/kiln.h"
 
 namespace kiln::testing {
@@ -27,6 +28,30 @@ struct ModeConfig {
 std::vector<ModeConfig> all_mode_configs();
 std::string mode_config_name(const ::testing::TestParamInfo<ModeConfig>& info);
 inline void PrintTo(const ModeConfig& config, std::ostream* os) { *os << config.name; }
+
+// The device a suite's compiled functions run on: cpu, or cuda in the suites' cuda builds
+// (compiled with KILN_TEST_CUDA, ctest label cuda), whose tests skip on a machine without
+// a usable GPU. Inline: the macro differs per test binary.
+inline Device test_device() {
+#ifdef KILN_TEST_CUDA
+  return Device::cuda;
+#else
+  return Device::cpu;
+#endif
+}
+inline bool test_device_usable() { return test_device() == Device::cpu || cuda::available(); }
+inline std::vector<Tensor> on_test_device(const std::vector<Tensor>& tensors) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : tensors) out.push_back(t.to(test_device()));
+  return out;
+}
+inline TensorMap on_test_device(const TensorMap& tensors) {
+  TensorMap out;
+  for (const auto& [name, t] : tensors) out[name] = t.to(test_device());
+  return out;
+}
+#define KILN_SKIP_WITHOUT_TEST_DEVICE() \
+  if (!::kiln::testing::test_device_usable()) GTEST_SKIP() << "no usable GPU: " << ::kiln::cuda::unavailable_reason()
 
 class ModeRun {
  public:

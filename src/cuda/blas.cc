@@ -1,0 +1,196 @@
+#include "cuda/blas.h"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "cuda/device_memory.h"
+#include "cuda/driver.h"
+#include "kiln/error.h"
+
+namespace kiln::cuda {
+
+namespace {
+
+// cuBLASLt's C ABI: statuses and enums are ints, handles opaque pointers. Values from
+// cublasLt.h, cublas_api.h and library_types.h (stable within the major version).
+using Status = int;
+using Handle = void*;
+using MatmulDesc = void*;
+using Layout = void*;
+using Preference = void*;
+struct Algo {
+  uint64_t data[8];
+};
+struct HeuristicResult {
+  Algo algo;
+  size_t workspace_size;
+  Status state;
+  float waves_count;
+  int reserved[4];
+};
+constexpr int kR32F = 0, kR64F = 1, kR16F = 2, kR16BF = 14;
+constexpr int kCompute32F = 68, kCompute32FFastTf32 = 77, kCompute64F = 70;
+constexpr int kOpN = 0, kOpT = 1;
+constexpr int kDescTransA = 3, kDescTransB = 4, kDescEpilogue = 7, kDescBiasPointer = 8, kDescBiasDataType = 26;
+constexpr int kLayoutBatchCount = 5, kLayoutStridedBatchOffset = 6;
+constexpr int kPrefMaxWorkspace = 1;
+constexpr int kEpilogueDefault = 1, kEpilogueRelu = 2, kEpilogueBias = 4, kEpilogueGelu = 32;
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+struct Lt {
+  Status (*create)(Handle*);
+  Status (*desc_create)(MatmulDesc*, int, int);
+  Status (*desc_set)(MatmulDesc, int, const void*, size_t);
+  Status (*layout_create)(Layout*, int, uint64_t, uint64_t, int64_t);
+  Status (*layout_set)(Layout, int, const void*, size_t);
+  Status (*pref_create)(Preference*);
+  Status (*pref_set)(Preference, int, const void*, size_t);
+  Status (*heuristic)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, Preference, int, HeuristicResult*, int*);
+  Status (*matmul)(Handle, MatmulDesc, const void*, const void*, Layout, const void*, Layout, const void*, const void*,
+                   Layout, void*, Layout, const Algo*, void*, size_t, CUstream);
+  const char* (*status_string)(Status);
+  Handle handle = nullptr;
+  void* workspace = nullptr;
+  std::string problem;
+};
+
+template <class Fn>
+void resolve(void* h, const char* symbol, Fn* fn, std::string* problem) {
+  *fn = reinterpret_cast<Fn>(dlsym(h, symbol));
+  if (!*fn && problem->empty()) *problem = fmt::format("libcublasLt has no {}", symbol);
+}
+
+Lt& lt() {
+  static Lt& loaded = *[] {
+    auto* l = new Lt();  // immortal
+    std::vector<std::string> candidates = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
+    for (const char* home : {static_cast<const char*>(std::getenv("CUDA_HOME")), "/usr/local/cuda"})
+      if (home) candidates.push_back(fmt::format("{}/lib64/libcublasLt.so", home));
+    void* h = nullptr;
+    for (const std::string& c : candidates)
+      if ((h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
+    if (!h) {
+      l->problem = "libcublasLt (the CUDA toolkit's matrix library) was not found; set CUDA_HOME";
+      return l;
+    }
+    std::string* p = &l->problem;
+    resolve(h, "cublasLtCreate", &l->create, p);
+    resolve(h, "cublasLtMatmulDescCreate", &l->desc_create, p);
+    resolve(h, "cublasLtMatmulDescSetAttribute", &l->desc_set, p);
+    resolve(h, "cublasLtMatrixLayoutCreate", &l->layout_create, p);
+    resolve(h, "cublasLtMatrixLayoutSetAttribute", &l->layout_set, p);
+    resolve(h, "cublasLtMatmulPreferenceCreate", &l->pref_create, p);
+    resolve(h, "cublasLtMatmulPreferenceSetAttribute", &l->pref_set, p);
+    resolve(h, "cublasLtMatmulAlgoGetHeuristic", &l->heuristic, p);
+    resolve(h, "cublasLtMatmul", &l->matmul, p);
+    resolve(h, "cublasLtGetStatusString", &l->status_string, p);
+    return l;
+  }();
+  return loaded;
+}
+
+// A prepared product: descriptors and algorithm for one shape, dtype and epilogue.
+struct Prepared {
+  MatmulDesc desc = nullptr;
+  Layout a = nullptr, b = nullptr, c = nullptr;
+  Algo algo{};
+};
+
+int data_type(DType d) {
+  switch (d) {
+    case DType::f32: return kR32F;
+    case DType::f64: return kR64F;
+    case DType::f16: return kR16F;
+    case DType::bf16: return kR16BF;
+    default: throw Error(fmt::format("matmul on cuda: no cuBLASLt type for dtype {}", dtype_name(d)));
+  }
+}
+
+std::string shape_text(const GemmRequest& r) {
+  return fmt::format("[{}x{}] @ [{}x{}] x{} {}{}{}", r.n, r.k, r.k, r.m, r.batches, dtype_name(r.dtype),
+                     r.bias ? " +bias" : "", r.epilogue == Epilogue::relu ? " relu" : r.epilogue == Epilogue::gelu ? " gelu" : "");
+}
+
+Prepared prepare(Lt& l, const GemmRequest& r) {
+  auto ok = [&](Status s, const char* what) {
+    if (s != 0) throw Error(fmt::format("matmul {} on cuda: {}: {}", shape_text(r), what, l.status_string(s)));
+  };
+  const int type = data_type(r.dtype);
+  const int compute = r.dtype == DType::f64 ? kCompute64F : r.dtype == DType::f32 && r.allow_tf32 ? kCompute32FFastTf32 : kCompute32F;
+  const int scale = r.dtype == DType::f64 ? kR64F : kR32F;
+  Prepared p;
+  ok(l.desc_create(&p.desc, compute, scale), "cublasLtMatmulDescCreate");
+  // Column-major view: C^T[m, n] = op(B)^T-stored [m, k] x op(A) [k, n].
+  const int op_first = r.b_transposed ? kOpT : kOpN, op_second = r.a_transposed ? kOpT : kOpN;
+  ok(l.desc_set(p.desc, kDescTransA, &op_first, sizeof op_first), "TRANSA");
+  ok(l.desc_set(p.desc, kDescTransB, &op_second, sizeof op_second), "TRANSB");
+  int epilogue = r.epilogue == Epilogue::relu ? kEpilogueRelu : r.epilogue == Epilogue::gelu ? kEpilogueGelu : kEpilogueDefault;
+  if (r.bias) epilogue = (epilogue == kEpilogueDefault ? 0 : epilogue) | kEpilogueBias;
+  ok(l.desc_set(p.desc, kDescEpilogue, &epilogue, sizeof epilogue), "EPILOGUE");
+  if (r.bias) ok(l.desc_set(p.desc, kDescBiasDataType, &type, sizeof type), "BIAS_DATA_TYPE");
+  // Stored shapes (column-major rows x cols): B^T is m x k (k x m when B is stored transposed).
+  const uint64_t first_rows = r.b_transposed ? r.k : r.m, first_cols = r.b_transposed ? r.m : r.k;
+  const uint64_t second_rows = r.a_transposed ? r.n : r.k, second_cols = r.a_transposed ? r.k : r.n;
+  ok(l.layout_create(&p.a, type, first_rows, first_cols, r.ldb), "layout of B");
+  ok(l.layout_create(&p.b, type, second_rows, second_cols, r.lda), "layout of A");
+  ok(l.layout_create(&p.c, type, r.m, r.n, r.ldc), "layout of C");
+  if (r.batches > 1) {
+    const int32_t count = static_cast<int32_t>(r.batches);
+    for (auto [layout, stride] : {std::pair{p.a, r.stride_b}, std::pair{p.b, r.stride_a}, std::pair{p.c, r.stride_c}}) {
+      ok(l.layout_set(layout, kLayoutBatchCount, &count, sizeof count), "BATCH_COUNT");
+      ok(l.layout_set(layout, kLayoutStridedBatchOffset, &stride, sizeof stride), "STRIDED_BATCH_OFFSET");
+    }
+  }
+  Preference pref = nullptr;
+  ok(l.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
+  const uint64_t workspace = kWorkspaceBytes;
+  ok(l.pref_set(pref, kPrefMaxWorkspace, &workspace, sizeof workspace), "MAX_WORKSPACE_BYTES");
+  HeuristicResult result{};
+  int found = 0;
+  ok(l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found), "cublasLtMatmulAlgoGetHeuristic");
+  if (found == 0) throw Error(fmt::format("matmul {} on cuda: cuBLASLt has no algorithm for it", shape_text(r)));
+  p.algo = result.algo;
+  return p;
+}
+
+}  // namespace
+
+bool blas_available() { return lt().problem.empty(); }
+
+void gemm(const GemmRequest& r) {
+  Lt& l = lt();
+  if (!l.problem.empty()) throw Error("matmul on cuda: " + l.problem);
+  static std::mutex mutex;
+  static auto& prepared = *new std::map<std::string, Prepared>();
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!l.handle) {
+    if (Status s = l.create(&l.handle); s != 0) throw Error(fmt::format("cublasLtCreate: {}", l.status_string(s)));
+    int64_t capacity = 0;
+    l.workspace = allocate(static_cast<int64_t>(kWorkspaceBytes), &capacity);
+  }
+  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc,
+                                      r.stride_a, r.stride_b, r.stride_c, r.a_transposed, r.b_transposed,
+                                      r.allow_tf32, r.bias != nullptr, static_cast<int>(r.epilogue), r.n, r.m);
+  auto it = prepared.find(key);
+  if (it == prepared.end()) it = prepared.emplace(key, prepare(l, r)).first;
+  const Prepared& p = it->second;
+  const float one_f = 1, zero_f = 0;
+  const double one_d = 1, zero_d = 0;
+  const bool wide = r.dtype == DType::f64;
+  const void* alpha = wide ? static_cast<const void*>(&one_d) : &one_f;
+  const void* beta = wide ? static_cast<const void*>(&zero_d) : &zero_f;
+  if (r.bias) {
+    if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0)
+      throw Error(fmt::format("matmul {} on cuda: BIAS_POINTER: {}", shape_text(r), l.status_string(s)));
+  }
+  Status s = l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &p.algo, l.workspace,
+                      kWorkspaceBytes, stream());
+  if (s != 0) throw Error(fmt::format("matmul {} on cuda: cublasLtMatmul: {}", shape_text(r), l.status_string(s)));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,115 @@
+#include "cuda/device_memory.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <mutex>
+
+#include "cuda/driver.h"
+#include "kiln/error.h"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int64_t kSmallGranule = 512;
+constexpr int64_t kLargeThreshold = int64_t{1} << 20;
+constexpr int64_t kLargeGranule = int64_t{2} << 20;
+
+struct BlockCache {
+  std::mutex mutex;
+  std::multimap<int64_t, void*> free_blocks;  // capacity → block
+  int64_t cached = 0;
+};
+
+BlockCache& cache() {
+  static auto* c = new BlockCache;  // immortal: storages may be freed during exit
+  return *c;
+}
+
+int64_t round_capacity(int64_t nbytes) {
+  const int64_t granule = nbytes < kLargeThreshold ? kSmallGranule : kLargeGranule;
+  return (std::max<int64_t>(nbytes, 1) + granule - 1) / granule * granule;
+}
+
+void free_cached_locked(BlockCache& c) {
+  const Driver& d = driver();
+  for (auto& [capacity, block] : c.free_blocks) d.cuMemFree(reinterpret_cast<CUdeviceptr>(block));
+  c.free_blocks.clear();
+  c.cached = 0;
+}
+
+CUdeviceptr address(const void* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+}  // namespace
+
+void* allocate(int64_t nbytes, int64_t* capacity) {
+  if (nbytes < 0) throw Error(fmt::format("cannot allocate {} bytes of device memory", nbytes));
+  const Driver& d = driver();
+  *capacity = round_capacity(nbytes);
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  auto it = c.free_blocks.find(*capacity);
+  if (it != c.free_blocks.end()) {
+    void* block = it->second;
+    c.free_blocks.erase(it);
+    c.cached -= *capacity;
+    return block;
+  }
+  CUdeviceptr p = 0;
+  CUresult r = d.cuMemAlloc(&p, static_cast<size_t>(*capacity));
+  if (r != 0 && !c.free_blocks.empty()) {
+    synchronize("device allocation");  // cached blocks may still be read by queued kernels
+    free_cached_locked(c);
+    r = d.cuMemAlloc(&p, static_cast<size_t>(*capacity));
+  }
+  if (r != 0) {
+    size_t free_bytes = 0, total = 0;
+    d.cuMemGetInfo(&free_bytes, &total);
+    check(r, fmt::format("allocating {} bytes on the GPU ({} of {} bytes free)", nbytes, free_bytes, total).c_str());
+  }
+  return reinterpret_cast<void*>(p);
+}
+
+void release(void* block, int64_t capacity) {
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.free_blocks.emplace(capacity, block);
+  c.cached += capacity;
+}
+
+int64_t cached_bytes() {
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.cached;
+}
+
+void empty_cache() {
+  synchronize("empty_cache");
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  free_cached_locked(c);
+}
+
+void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes) {
+  if (nbytes == 0) return;
+  check(driver().cuMemcpyHtoDAsync(address(device_dst), host_src, static_cast<size_t>(nbytes), stream()),
+        "copy to the GPU");
+  // The host buffer may be freed as soon as this returns: wait for the copy.
+  synchronize("copy to the GPU");
+}
+
+void copy_to_host(void* host_dst, const void* device_src, int64_t nbytes) {
+  if (nbytes == 0) return;
+  check(driver().cuMemcpyDtoHAsync(host_dst, address(device_src), static_cast<size_t>(nbytes), stream()),
+        "copy from the GPU");
+  synchronize("copy from the GPU");
+}
+
+void copy_on_device(void* device_dst, const void* device_src, int64_t nbytes) {
+  if (nbytes == 0) return;
+  check(driver().cuMemcpyDtoDAsync(address(device_dst), address(device_src), static_cast<size_t>(nbytes), stream()),
+        "copy on the GPU");
+}
+
+}  // namespace kiln::cuda

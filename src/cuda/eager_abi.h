@@ -1,0 +1,75 @@
+// The argument blocks of kiln's eager CUDA kernels (eager_kernels.cu, built with nvcc), shared
+// by the kernels and the host code that launches them (eager_cuda.cc). Plain structs passed
+// by value as the kernels' only parameter; dtypes and ops travel as kiln's DType and Op
+// enum values.
+#pragma once
+
+#include <stdint.h>
+
+namespace kiln::cuda {
+
+constexpr int kMapMaxDims = 16;
+constexpr int kMapMaxOperands = 4;
+
+// An elementwise op over operands sharing one iteration shape (operand 0 is written; the
+// others broadcast with zero strides), as StridedLoop describes it: sizes[0] innermost,
+// strides in bytes. A scalar operand (binary ops with a scalar) is given by value instead
+// of memory: `scalar_operand` is its index (1 or 2), or 0 for none.
+struct MapArgs {
+  int32_t ndim;
+  int32_t noperands;
+  int64_t numel;
+  int64_t sizes[kMapMaxDims];
+  int64_t strides[kMapMaxOperands][kMapMaxDims];
+  char* base[kMapMaxOperands];
+  int32_t dtypes[kMapMaxOperands];
+  int32_t op;            // the Op; Op::to is a converting copy
+  int32_t gelu_tanh;     // gelu: the tanh approximation
+  int32_t scalar_operand;
+  int32_t has_min, has_max;  // clamp
+  double scalar_value;   // floating scalars and clamp bounds
+  int64_t scalar_int;    // integer scalars
+  double min_value, max_value;
+};
+
+// A reduction of each row of a contiguous [count, length] input (op: sum, prod, amax, amin,
+// mean, var, std, logsumexp, argmax, argmin) into out[row].
+struct ReduceArgs {
+  const char* in;
+  char* out;
+  int64_t count, length;
+  int32_t in_dtype, out_dtype;
+  int32_t op;
+  int32_t correction;  // var, std
+};
+
+// softmax / log_softmax of each row, or layer_norm of each row with optional f64 weight
+// and bias of the row's length. In and out contiguous [count, length] of one dtype.
+struct RowsArgs {
+  const char* in;
+  char* out;
+  const double* weight;
+  const double* bias;
+  int64_t count, length;
+  int32_t dtype;
+  int32_t kind;  // 0 softmax, 1 log_softmax, 2 layer_norm
+  double eps;
+};
+
+// out[i] = the `element_size` bytes at src + offsets[i] (byte offsets), for gather.
+struct GatherArgs {
+  char* out;
+  const char* src;
+  const int64_t* offsets;
+  int64_t count;
+  int32_t element_size;
+};
+
+// Adaptive average pooling of contiguous f64 planes [planes, h, w] into [planes, oh, ow].
+struct PoolArgs {
+  const double* in;
+  double* out;
+  int64_t planes, h, w, oh, ow;
+};
+
+}  // namespace kiln::cuda

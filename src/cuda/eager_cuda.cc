@@ -1,0 +1,97 @@
+#include "cuda/eager_cuda.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "cuda/driver.h"
+#include "kiln/error.h"
+
+#ifdef KILN_HAVE_EAGER_FATBIN
+namespace kiln::cuda {
+extern const unsigned char kEagerFatbin[];
+extern const unsigned long kEagerFatbin_size;
+}  // namespace kiln::cuda
+#endif
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr unsigned kBlock = 256;  // eager_kernels.cu's kBlock
+
+struct EagerModule {
+  CUfunction map = nullptr, reduce = nullptr, rows = nullptr, gather = nullptr, pool2d = nullptr;
+};
+
+const EagerModule& module() {
+  static const EagerModule& loaded = *[] {
+#ifdef KILN_HAVE_EAGER_FATBIN
+    const Driver& d = driver();
+    CUmodule m = nullptr;
+    check(d.cuModuleLoadData(&m, kEagerFatbin), "loading kiln's eager CUDA kernels (cuModuleLoadData)");
+    auto* e = new EagerModule();  // immortal, like the context it lives in
+    check(d.cuModuleGetFunction(&e->map, m, "kiln_eager_map"), "cuModuleGetFunction kiln_eager_map");
+    check(d.cuModuleGetFunction(&e->reduce, m, "kiln_eager_reduce"), "cuModuleGetFunction kiln_eager_reduce");
+    check(d.cuModuleGetFunction(&e->rows, m, "kiln_eager_rows"), "cuModuleGetFunction kiln_eager_rows");
+    check(d.cuModuleGetFunction(&e->gather, m, "kiln_eager_gather"), "cuModuleGetFunction kiln_eager_gather");
+    check(d.cuModuleGetFunction(&e->pool2d, m, "kiln_eager_pool2d"), "cuModuleGetFunction kiln_eager_pool2d");
+    return e;
+#else
+    throw Error("eager ops on CUDA tensors: this kiln was built without nvcc, so it has no eager CUDA kernels");
+    return static_cast<EagerModule*>(nullptr);
+#endif
+  }();
+  return loaded;
+}
+
+// Blocks for `work` independent items: enough to fill every multiprocessor several times,
+// never more than the work needs (the kernels grid-stride over the rest).
+unsigned grid_for(int64_t work) {
+  const int64_t cap = int64_t{device_info().multiprocessors} * 8;
+  return static_cast<unsigned>(std::clamp<int64_t>(work, 1, cap));
+}
+
+template <class Args>
+void launch(CUfunction fn, unsigned grid, const Args& args, const char* what) {
+  void* params[] = {const_cast<Args*>(&args)};
+  check(driver().cuLaunchKernel(fn, grid, 1, 1, kBlock, 1, 1, 0, stream(), params, nullptr), what);
+}
+
+}  // namespace
+
+bool eager_kernels_built() {
+#ifdef KILN_HAVE_EAGER_FATBIN
+  return true;
+#else
+  return false;
+#endif
+}
+
+void launch_map(const MapArgs& a) {
+  if (a.numel == 0) return;
+  launch(module().map, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_map");
+}
+
+void launch_reduce(const ReduceArgs& a) {
+  if (a.count == 0) return;
+  launch(module().reduce, grid_for(a.count), a, "kiln_eager_reduce");
+}
+
+void launch_rows(const RowsArgs& a) {
+  if (a.count == 0 || a.length == 0) return;
+  launch(module().rows, grid_for(a.count), a, "kiln_eager_rows");
+}
+
+void launch_gather(const GatherArgs& a) {
+  if (a.count == 0) return;
+  launch(module().gather, grid_for((a.count + kBlock - 1) / kBlock), a, "kiln_eager_gather");
+}
+
+void launch_pool2d(const PoolArgs& a) {
+  const int64_t total = a.planes * a.oh * a.ow;
+  if (total == 0) return;
+  launch(module().pool2d, grid_for((total + kBlock - 1) / kBlock), a, "kiln_eager_pool2d");
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,22 @@
+// Where the eager op families meet the GPU: an op whose operands live on Device::cuda runs
+// the same host-side preparation as on the CPU (type promotion, broadcasting, the strided
+// loop, rows) and then launches kiln's eager CUDA kernel instead of the CPU loop.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "cuda/eager_abi.h"
+#include "eager/strided_loop.h"
+#include "graph/op.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+inline bool on_gpu(const Tensor& t) { return t.device() == Device::cuda; }
+
+// The map kernel's argument block for `loop` (operand dtypes in loop order) running `op`.
+cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>& dtypes);
+void launch_map(const cuda::MapArgs& args);
+
+}  // namespace kiln

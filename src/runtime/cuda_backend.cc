@@ -1,0 +1,141 @@
+// The native CUDA backend: a CompiledPlan whose units NVRTC compiled to cubins, loaded as
+// CUDA modules. Each kernel takes one KilnArgs by value (the cuda dialect's ABI: the size
+// symbols and its buffers) and is launched on kiln's stream with a grid sized by its work;
+// the kernels grid-stride, so the grid only decides how full the GPU is. Ext steps run the
+// eager op executor on device tensors (cuBLASLt for matmuls).
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "codegen/c_emitter.h"
+#include "cuda/driver.h"
+#include "kiln/error.h"
+#include "runtime/executable.h"
+#include "runtime/plan_executable.h"
+#include "runtime/profiling.h"
+#include "wire/frame.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr int kMaxSymbols = 32;  // the cuda dialect's KilnArgs
+constexpr int kMaxBuffers = 64;
+constexpr int kThreads = kGpuRowThreads;
+
+struct KilnArgs {
+  int64_t sizes[kMaxSymbols];
+  char* buffers[kMaxBuffers];
+};
+
+// Captured tensors move to the GPU once, when the executable is made.
+CompiledPlan with_constants_on_gpu(CompiledPlan plan) {
+  for (GraphConstant& c : plan.graph.constants)
+    if (c.value.device() != Device::cuda) c.value = c.value.cuda();
+  return plan;
+}
+
+class CudaExecutable final : public PlanExecutable {
+ public:
+  CudaExecutable(CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects)
+      : PlanExecutable(with_constants_on_gpu(std::move(plan))), objects_(objects) {
+    backend_ = "cuda";
+    stream_id_ = 1;
+    if (this->plan().graph.num_symbols > kMaxSymbols)
+      throw CompileError(fmt::format("graph {}: {} size symbols; CUDA kernels take at most {}",
+                                     this->plan().graph.name, this->plan().graph.num_symbols, kMaxSymbols));
+    for (const KernelLaunch& k : this->plan().kernels) {
+      if (k.params.size() > kMaxBuffers)
+        throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}", k.name,
+                                       k.params.size(), kMaxBuffers));
+      functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
+    }
+    const cuda::DeviceInfo& info = cuda::device_info();
+    max_blocks_ = int64_t{info.multiprocessors} * (2048 / kThreads) * 4;
+    describe_launches();
+  }
+  std::string_view backend_name() const override { return "cuda"; }
+
+ private:
+  void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) override {
+    const KernelLaunch& k = plan().kernels[kernel];
+    KilnArgs args{};
+    std::copy(bindings.begin(), bindings.end(), args.sizes);
+    std::copy(buffers.begin(), buffers.end(), args.buffers);
+    int64_t work = 1;
+    for (const Dim& d : k.work) work *= d.eval(bindings);
+    if (work <= 0) return;
+    const int64_t blocks = k.row_per_block ? work : (work + kThreads - 1) / kThreads;
+    const unsigned grid = static_cast<unsigned>(std::min(blocks, max_blocks_));
+    void* params[] = {&args};
+    const bool timed = launches_observed() && profiler_recording();
+    if (timed) begin_timing();
+    cuda::check(cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1, kThreads,
+                                              1, 1, 0, cuda::stream(), params, nullptr),
+                fmt::format("launching {}", k.name).c_str());
+    if (timed) end_timing(kernel, grid);
+  }
+
+  // Device durations for the profiler: a pair of CUDA events around each launch of a
+  // recorded run, read once the run's work has finished (after_steps). The GPU track's
+  // clock is anchored at the host time the run's first event was queued.
+  struct Timing {
+    size_t kernel;
+    unsigned grid;
+    size_t events;  // index of its start event; its end event follows
+  };
+
+  cuda::CUevent next_event() {
+    if (used_events_ == events_.size()) {
+      cuda::CUevent e = nullptr;
+      cuda::check(cuda::driver().cuEventCreate(&e, 0), "cuEventCreate");
+      events_.push_back(e);
+    }
+    return events_[used_events_++];
+  }
+
+  void begin_timing() {
+    if (timings_.empty()) anchor_seconds_ = monotonic_seconds();
+    cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
+  }
+
+  void end_timing(size_t kernel, unsigned grid) {
+    cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
+    timings_.push_back({kernel, grid, used_events_ - 2});
+  }
+
+  void after_steps() override {
+    if (timings_.empty()) return;
+    const cuda::Driver& d = cuda::driver();
+    cuda::check(d.cuEventSynchronize(events_[used_events_ - 1]), "cuEventSynchronize");
+    const cuda::CUevent origin = events_[timings_.front().events];
+    for (const Timing& t : timings_) {
+      float offset_ms = 0, duration_ms = 0;
+      cuda::check(d.cuEventElapsedTime(&offset_ms, origin, events_[t.events]), "cuEventElapsedTime");
+      cuda::check(d.cuEventElapsedTime(&duration_ms, events_[t.events], events_[t.events + 1]), "cuEventElapsedTime");
+      const KernelLaunch& k = plan().kernels[t.kernel];
+      record_gpu_span(k.name, stream_id_, anchor_seconds_ + offset_ms * 1e-3, duration_ms * 1e-3,
+                      {{"kernel_backend", "cuda"}, {"stream", std::to_string(stream_id_)},
+                       {"grid", std::to_string(t.grid)}, {"block", std::to_string(kThreads)}});
+    }
+    timings_.clear();
+    used_events_ = 0;
+  }
+
+  std::vector<std::shared_ptr<KernelObject>> objects_;  // per unit
+  std::vector<void*> functions_;                        // per kernel: its CUfunction
+  int64_t max_blocks_ = 1;
+  std::vector<cuda::CUevent> events_;  // reused across runs; never destroyed before the context
+  size_t used_events_ = 0;
+  std::vector<Timing> timings_;
+  double anchor_seconds_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Executable> make_cuda_executable(CompiledPlan plan,
+                                                 const std::vector<std::shared_ptr<KernelObject>>& objects) {
+  return std::make_unique<CudaExecutable>(std::move(plan), objects);
+}
+
+}  // namespace kiln

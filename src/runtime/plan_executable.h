@@ -1,0 +1,55 @@
+// What the native backends share: running a CompiledPlan's steps in order over value slots
+// (buffers freed after their last reader, elementwise kernels writing over an input that
+// dies with them), ext steps through the eager op executor, and describing each launch to
+// the launch hooks, the profiler and the structured trace. A backend supplies the kernel
+// launch itself: a call into a shared object (native_backend.cc) or cuLaunchKernel
+// (cuda_backend.cc).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/executable.h"
+#include "runtime/plan.h"
+
+namespace kiln {
+
+class PlanExecutable : public Executable {
+ public:
+  explicit PlanExecutable(CompiledPlan plan);
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override;
+  std::vector<std::string> kernel_names() const override;
+  std::vector<KernelInfo> kernels() const override;
+  std::string build_options() const override { return p_.options; }
+
+ protected:
+  // Launches kernel `kernel` on `buffers` (its params' data, outputs first) with the size
+  // symbols bound to `bindings`.
+  virtual void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) = 0;
+  // Called once before the first step of every run, and after the last (device backends
+  // put their stream's errors here).
+  virtual void before_steps() {}
+  virtual void after_steps() {}
+  // Must be called by the backend's constructor, once its kernels can be described.
+  void describe_launches();
+  const CompiledPlan& plan() const { return p_; }
+  // Backend name for profiler slices and ext step names ("cpp", "cuda").
+  std::string backend_;
+  int stream_id_ = 0;
+
+ private:
+  struct LaunchDescription {
+    std::string name, kind, file, hash, kwargs;
+  };
+  template <class Launch>
+  void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots, Launch&& launch) const;
+  bool is_written_by(size_t s, ValueId v) const;
+  Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const;
+
+  CompiledPlan p_;
+  std::vector<int64_t> last_use_;
+  std::vector<ValueId> inplace_;  // per step: an input its output may overwrite, or -1
+  std::vector<LaunchDescription> launches_;  // per step
+};
+
+}  // namespace kiln

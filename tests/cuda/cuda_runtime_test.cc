@@ -1,0 +1,136 @@
+// The CUDA runtime on a real GPU (label cuda; every test skips without one): device tensors
+// and copies, the caching allocator, eager kernels against the CPU reference, compiled
+// kernels by name, the profiler's view of them, and errors that name what went wrong.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "cuda/device_memory.h"
+#include "cuda/driver.h"
+#include "kiln/kiln.h"
+#include "kiln/profiler.h"
+#include "support/compare.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln::testing {
+namespace {
+
+#define SKIP_WITHOUT_GPU() \
+  if (!cuda::available()) GTEST_SKIP() << "no usable GPU: " << cuda::unavailable_reason()
+
+TEST(CudaTensor, CopiesBothWaysInEveryDtypeAndLayout) {
+  SKIP_WITHOUT_GPU();
+  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::bool_}) {
+    Tensor host = (randn({33, 17}) * 10.0).to(d);
+    Tensor device = host.cuda();
+    EXPECT_EQ(device.device(), Device::cuda);
+    EXPECT_EQ(compare_tensors(device.cpu(), host, 0, 0), "") << dtype_name(d);
+    // A transposed view copied to the GPU, and a strided GPU view made contiguous there.
+    EXPECT_EQ(compare_tensors(host.t().cuda(), host.t(), 0, 0), "") << dtype_name(d);
+    EXPECT_EQ(compare_tensors(device.t().contiguous(), host.t(), 0, 0), "") << dtype_name(d);
+  }
+}
+
+TEST(CudaTensor, HostOnlyAccessSaysWhereTheTensorIs) {
+  SKIP_WITHOUT_GPU();
+  Tensor t = arange(6, DType::f32).reshape({2, 3}).cuda();
+  EXPECT_NE(t.to_string().find("device=cuda"), std::string::npos) << t.to_string();
+  EXPECT_EQ(t.at({1, 2}), 5.0);
+  EXPECT_EQ(t.sum().item<double>(), 15.0);
+  try {
+    t.data<float>();
+    FAIL() << "data<T>() of a GPU tensor";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("on cuda"), std::string::npos) << e.what();
+  }
+  try {
+    (void)(t + arange(6, DType::f32).reshape({2, 3}));
+    FAIL() << "an op across devices";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("add: inputs are on different devices (cuda and cpu)"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(CudaTensor, FreedBlocksAreReused) {
+  SKIP_WITHOUT_GPU();
+  cuda::empty_cache();
+  const void* first = nullptr;
+  {
+    Tensor a = empty({1 << 20}).cuda();
+    first = a.impl()->storage->data();
+  }
+  EXPECT_GE(cuda::cached_bytes(), int64_t{4} << 20);
+  Tensor b = empty({1 << 20}).cuda();
+  EXPECT_EQ(b.impl()->storage->data(), first);
+}
+
+TEST(CudaCompiled, PointwiseKernelIsNamedAndMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({1000, 37}), y = randn({1000, 37});
+  CompileOptions options;
+  options.name = "sincos";
+  auto f = compile([](Tensor a, Tensor b) { return (a + b).sin().cos(); }, options);
+  Tensor got = f(x.cuda(), y.cuda());
+  EXPECT_EQ(got.device(), Device::cuda);
+  EXPECT_EQ(compare_tensors(got, (x + y).sin().cos(), 1e-5, 1e-6), "");
+  ASSERT_EQ(f.kernels().size(), 1u);
+  EXPECT_EQ(f.kernels()[0].name, "cuda_poi_fused_add_cos_sin_0");
+}
+
+TEST(CudaCompiled, ProfilerShowsKernelsWithTheirStreamAndDeviceDuration) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({4, 4}).cuda(), y = randn({4, 4}).cuda();
+  auto f = compile([](Tensor a, Tensor b) { return (a + b).sin().cos(); });
+  f(x, y);
+  Profiler p;
+  p.start();
+  f(x, y);
+  p.stop();
+  bool host = false, device = false;
+  for (const ProfileEvent& e : p.events()) {
+    if (e.name != "cuda_poi_fused_add_cos_sin_0") continue;
+    if (e.category == "kernel") {
+      host = true;
+      EXPECT_EQ(e.args.at("kernel_backend"), "cuda");
+      EXPECT_EQ(e.args.at("stream"), "1");
+    }
+    if (e.category == "gpu_kernel") {
+      device = true;
+      EXPECT_GT(e.duration_us, 0);
+      EXPECT_LT(e.duration_us, 10000);
+    }
+  }
+  EXPECT_TRUE(host) << "a host launch slice";
+  EXPECT_TRUE(device) << "a device duration slice on the GPU track";
+}
+
+TEST(CudaCompiled, LargeRowsAndMatmulsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({512, 3000}), w = randn({256, 3000}) * 0.02, b = randn({256});
+  auto f = compile([&](Tensor in) {
+    Tensor h = linear(in, w.cuda(), b.cuda()).relu();
+    return std::vector<Tensor>{softmax(h, -1), layer_norm(in, {3000}), in.sum({0}), h.amax({-1})};
+  });
+  std::vector<Tensor> got = f(x.cuda());
+  Tensor h = linear(x, w, b).relu();
+  std::vector<Tensor> want{softmax(h, -1), layer_norm(x, {3000}), x.sum({0}), h.amax({-1})};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "") << "output " << i;
+}
+
+TEST(CudaCompiled, CapturedTensorsMustBeWhereTheInputsAre) {
+  SKIP_WITHOUT_GPU();
+  Tensor w = randn({4, 4});  // left on the CPU
+  CompileOptions options;
+  options.name = "mixed";
+  auto f = compile([&](Tensor x) { return matmul(x, w); }, options);
+  try {
+    f(randn({4, 4}).cuda());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("captured tensor"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is on cpu but input 0 is on cuda"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kiln::testing
