@@ -40,6 +40,12 @@ struct CompileOptions {
   // With autotune: generated tiled GEMM kernels (kind tem) compete with the BLAS call of
   // each matmul, and the faster is kept.
   bool max_autotune = false;
+  // GPU graphs (like torch.compile's "reduce-overhead"): after a warm-up call the compiled
+  // code is captured once as a CUDA graph and later calls replay it, one launch for the
+  // whole plan. Inputs at other addresses are copied into the captured ones first; results
+  // are copies, so the next replay does not overwrite them. A plan that cannot be captured
+  // (a step that waits on the host) runs as usual, counted in cuda.graph_fallbacks.
+  bool cuda_graphs = false;
 };
 
 // One kernel of a compiled graph, as it was built.

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/tensor.h"
@@ -87,6 +88,10 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor bmm(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias; bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// Like torch.set_float32_matmul_precision: "highest" (the default) keeps float32 matrix
+// products in float32; "high" lets GPU products round their inputs to TF32 on the tensor
+// cores (about 1e-3 relative error, several times faster).
+void set_float32_matmul_precision(std::string_view precision);
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);

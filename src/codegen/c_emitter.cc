@@ -196,6 +196,8 @@ class KernelWriter {
 
   // Makes `name` the value of `e` in the current scope (a value cached in memory).
   void bind(const Expr* e, std::string name) { scopes_.back().names.emplace(e, std::move(name)); }
+  // A load's value as an expression (no temporary): the text register-held rows key on.
+  std::string rhs_text(const Expr& load) { return rhs_of(load); }
 
   std::string index(const IndexPtr& i) const {
     std::string text = render_index(i);
@@ -370,7 +372,8 @@ const Dialect& cpp_dialect() {
                          "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
                          "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
                          true,
-                         false};
+                         false,
+                         0};
   return d;
 }
 
@@ -386,7 +389,8 @@ const Dialect& cuda_dialect() {
                          "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
                          " {i} += (int64_t)gridDim.x * blockDim.x) {{",
                          false,
-                         true};
+                         true,
+                         4};
   return d;
 }
 
@@ -697,6 +701,35 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
 // warp partials in the same order (deterministic). Column form (reduced dims lead): one
 // row per thread, its reduction sequential, so neighbouring threads read neighbouring
 // addresses (coalesced).
+// The row loads of a row kernel: loads of streamed params at the row's own element.
+void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
+  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text) out->push_back(e.get());
+  for (const ExprPtr& a : e->args) collect_row_load_exprs(a, k, out);
+}
+
+// Elements of a row each thread holds in registers, when the row's length is a constant the
+// block covers in at most kMaxRegisterElements strides: the row is then read from memory
+// once, however many phases pass over it (softmax: max, sum, store).
+constexpr int64_t kMaxRegisterElements = 32;
+int64_t register_elements(const LoopKernel& k) {
+  if (!k.flat || k.columns) return 0;
+  int64_t r = 1;
+  for (int64_t d : k.reduced_dims) {
+    const Dim& dim = k.shape[static_cast<size_t>(d)];
+    if (!dim.is_const()) return 0;
+    r *= dim.coeff;
+  }
+  const int64_t elements = (r + kGpuRowThreads - 1) / kGpuRowThreads;
+  return elements >= 1 && elements <= kMaxRegisterElements ? elements : 0;
+}
+
+// GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
+// phase's elements over the block's threads, the partial accumulators combined first within
+// each warp (shuffles), then across warps through shared memory, every thread folding the
+// warp partials in the same order (deterministic). Rows of a constant length up to
+// kGpuRowThreads * kMaxRegisterElements are loaded into registers once (r<n>[j]).
+// Column form (reduced dims lead): one row per thread, its reduction sequential, so
+// neighbouring threads read neighbouring addresses (coalesced).
 std::string block_row_loop(const LoopKernel& k) {
   const bool per_block = !k.columns;
   LoopKernel scalar_form = k;
@@ -704,8 +737,47 @@ std::string block_row_loop(const LoopKernel& k) {
   KernelWriter w(scalar_form);
   std::string body;
   w.push(&body, "    ");
-  const char* element_loop = per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
-                                       : "for (int64_t i1 = 0; i1 < R; ++i1) {";
+  const int64_t held = per_block ? register_elements(k) : 0;
+  std::vector<const Expr*> row_loads;
+  if (held > 0) {
+    for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
+    for (const Store& st : k.stores) collect_row_load_exprs(st.value, k, &row_loads);
+  }
+  // One register array per distinct row load (by its rendered text), filled up front.
+  std::map<std::string, std::string> held_names;
+  auto open_elements = [&](std::string* loop_body) {
+    if (held > 0) {
+      w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
+      w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", kGpuRowThreads));
+      w.line("  if (i1 < R) {");
+      w.push(loop_body, "        ");
+      for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
+      return;
+    }
+    w.line(per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
+                     : "for (int64_t i1 = 0; i1 < R; ++i1) {");
+    w.push(loop_body, "      ");
+  };
+  auto close_elements = [&](std::string* loop_body) {
+    w.pop();
+    body += *loop_body;
+    w.line(held > 0 ? "} }" : "}");
+  };
+  if (held > 0) {
+    std::string fill;
+    for (const Expr* e : row_loads) {
+      const std::string text = w.rhs_text(*e);
+      if (held_names.count(text)) continue;
+      const std::string name = fmt::format("r{}", held_names.size());
+      held_names.emplace(text, name);
+      w.line(fmt::format("{} {}[{}];", type_names(e->dtype).compute, name, held));
+      fill += fmt::format("        {}[j] = i1 < R ? {} : 0;\n", name, text);
+    }
+    w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
+    w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", kGpuRowThreads));
+    body += fill;
+    w.line("}");
+  }
   auto block_combine = [&](const std::string& var, const std::string& type, const std::string& combine) {
     auto fold = [&](const std::string& x, const std::string& y) {
       return fmt::format(fmt::runtime(combine), fmt::arg("x", x), fmt::arg("y", y));
@@ -727,13 +799,10 @@ std::string block_row_loop(const LoopKernel& k) {
     };
     w.line(fmt::format("{} {} = {};", acc.type, a, acc.init));
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
-    w.line(element_loop);
     std::string loop_body;
-    w.push(&loop_body, "      ");
+    open_elements(&loop_body);
     w.line(fill(acc.update, w.value(k.phases[p].value)));
-    w.pop();
-    body += loop_body;
-    w.line("}");
+    close_elements(&loop_body);
     if (per_block) {
       block_combine(a, acc.type, acc.combine);
       if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})");
@@ -755,13 +824,10 @@ std::string block_row_loop(const LoopKernel& k) {
     w.line("}");
   }
   if (!k.stores.empty()) {
-    w.line(element_loop);
     std::string loop_body;
-    w.push(&loop_body, "      ");
+    open_elements(&loop_body);
     stores(k.stores);
-    w.pop();
-    body += loop_body;
-    w.line("}");
+    close_elements(&loop_body);
   }
   w.pop();
   return per_block ? "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
@@ -801,6 +867,42 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 namespace {
 
 // The loops of pointwise kernel `k`, whose parameters start at `base`.
+// A GPU flat loop whose threads take `width` consecutive elements each when every buffer is
+// 16-byte aligned: the buffers are re-declared as assumed aligned, so the compiler merges a
+// thread's `width` loads of a buffer into one wide load (LDG.128 for f32). The remainder,
+// and every element of unaligned buffers (views at odd offsets), take the plain grid-stride
+// loop. `body` computes element i0.
+std::string vector_flat_loop(const LoopKernel& k, int base, int width, const std::string& body) {
+  std::vector<std::string> pointers, aliases, aligned;
+  for (size_t p = 0; p < k.params.size(); ++p) {
+    const std::string name = fmt::format("p{}", base + static_cast<int>(p));
+    const std::string type = fmt::format("{}{}*", is_output_param(k, p) ? "" : "const ",
+                                         type_names(k.param_dtypes[p]).storage);
+    pointers.push_back(fmt::format("(unsigned long long){}", name));
+    aliases.push_back(fmt::format("      {} const kiln_a{} = {};\n", type, base + static_cast<int>(p), name));
+    aligned.push_back(fmt::format("        {} __restrict__ {} = ({})__builtin_assume_aligned(kiln_a{}, 16);\n", type, name,
+                                  type, base + static_cast<int>(p)));
+  }
+  std::string src =
+      "  const int64_t kiln_tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n"
+      "  const int64_t kiln_stride = (int64_t)gridDim.x * blockDim.x;\n"
+      "  int64_t kiln_vector_end = 0;\n";
+  src += fmt::format("  if ((({}) & 15) == 0) {{\n", fmt::join(pointers, " | "));
+  src += fmt::format("    kiln_vector_end = n / {0} * {0};\n    {{\n", width);
+  for (const std::string& a : aliases) src += a;
+  src += "      {\n";
+  for (const std::string& a : aligned) src += a;
+  src += fmt::format("        for (int64_t kiln_v = kiln_tid * {0}; kiln_v < kiln_vector_end; kiln_v += kiln_stride * {0}) {{\n"
+                     "          #pragma unroll\n"
+                     "          for (int kiln_e = 0; kiln_e < {0}; ++kiln_e) {{\n"
+                     "            const int64_t i0 = kiln_v + kiln_e;\n",
+                     width);
+  src += body;
+  src += "          }\n        }\n      }\n    }\n  }\n";
+  src += "  for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {\n" + body + "  }\n";
+  return src;
+}
+
 std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialect) {
   const Store& st = k.stores.at(0);
   std::vector<std::string> extents;
@@ -812,6 +914,10 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index), store(w.value(st.value), k.param_dtypes[0])));
   w.pop();
   std::string src;
+  if ((k.flat || k.shape.empty()) && dialect.vector_width > 0) {
+    src += fmt::format("  const int64_t n = {};\n", product(extents));
+    return src + vector_flat_loop(k, base, dialect.vector_width, body);
+  }
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
     return src + "  " + fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "i0")) + "\n" +

@@ -27,6 +27,8 @@ struct Dialect {
   // block, its elements across the block's threads and combined through warp shuffles and
   // shared memory, or for column reductions one row per thread (cuda).
   bool block_rows;
+  // Flat pointwise loops: elements per thread of the aligned wide-load form (0: none).
+  int vector_width;
 };
 
 // How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over

@@ -152,38 +152,56 @@ Prepared prepare(Lt& l, const GemmRequest& r) {
   ok(l.pref_set(pref, kPrefMaxWorkspace, &workspace, sizeof workspace), "MAX_WORKSPACE_BYTES");
   HeuristicResult result{};
   int found = 0;
-  ok(l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found), "cublasLtMatmulAlgoGetHeuristic");
-  if (found == 0) throw Error(fmt::format("matmul {} on cuda: cuBLASLt has no algorithm for it", shape_text(r)));
+  Status s = l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  if (s != 0 || found == 0) {
+    if (r.bias || r.epilogue != Epilogue::none) return Prepared{};  // the caller applies the epilogue
+    ok(s, "cublasLtMatmulAlgoGetHeuristic");
+    throw Error(fmt::format("matmul {} on cuda: cuBLASLt has no algorithm for it", shape_text(r)));
+  }
   p.algo = result.algo;
   return p;
 }
 
-}  // namespace
-
-bool blas_available() { return lt().problem.empty(); }
-
-void gemm(const GemmRequest& r) {
-  Lt& l = lt();
-  if (!l.problem.empty()) throw Error("matmul on cuda: " + l.problem);
+// The prepared product for `r` (made on first use), or one with a null desc when cuBLASLt
+// has no algorithm for r's epilogue.
+Prepared prepared_for(Lt& l, const GemmRequest& r) {
   static std::mutex mutex;
-  static auto& prepared = *new std::map<std::string, Prepared>();
+  static auto& prepared = *new std::map<std::string, Prepared>();  // immortal, like the handle
   std::lock_guard<std::mutex> lock(mutex);
   if (!l.handle) {
     if (Status s = l.create(&l.handle); s != 0) throw Error(fmt::format("cublasLtCreate: {}", l.status_string(s)));
     int64_t capacity = 0;
     l.workspace = allocate(static_cast<int64_t>(kWorkspaceBytes), &capacity);
   }
-  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc,
-                                      r.stride_a, r.stride_b, r.stride_c, r.a_transposed, r.b_transposed,
-                                      r.allow_tf32, r.bias != nullptr, static_cast<int>(r.epilogue), r.n, r.m);
+  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc, r.stride_a,
+                                      r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32);
   auto it = prepared.find(key);
   if (it == prepared.end()) it = prepared.emplace(key, prepare(l, r)).first;
-  const Prepared& p = it->second;
+  return it->second;
+}
+
+}  // namespace
+
+bool blas_available() { return lt().problem.empty(); }
+
+bool gemm(const GemmRequest& r) {
+  Lt& l = lt();
+  if (!l.problem.empty()) throw Error("matmul on cuda: " + l.problem);
+  const Prepared p = prepared_for(l, r);
+  if (!p.desc) {  // no algorithm with this epilogue: the plain product; the caller applies it
+    GemmRequest plain = r;
+    plain.bias = nullptr;
+    plain.epilogue = Epilogue::none;
+    gemm(plain);
+    return false;
+  }
   const float one_f = 1, zero_f = 0;
   const double one_d = 1, zero_d = 0;
   const bool wide = r.dtype == DType::f64;
   const void* alpha = wide ? static_cast<const void*>(&one_d) : &one_f;
   const void* beta = wide ? static_cast<const void*>(&zero_d) : &zero_f;
+  // The bias pointer changes per call; the descriptor is this shape's alone and calls are
+  // queued from one stream, so setting it here is safe.
   if (r.bias) {
     if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0)
       throw Error(fmt::format("matmul {} on cuda: BIAS_POINTER: {}", shape_text(r), l.status_string(s)));
@@ -191,6 +209,7 @@ void gemm(const GemmRequest& r) {
   Status s = l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &p.algo, l.workspace,
                       kWorkspaceBytes, stream());
   if (s != 0) throw Error(fmt::format("matmul {} on cuda: cublasLtMatmul: {}", shape_text(r), l.status_string(s)));
+  return true;
 }
 
 }  // namespace kiln::cuda

@@ -36,7 +36,9 @@ struct GemmRequest {
 // Whether cuBLASLt can be loaded here.
 bool blas_available();
 // Queues the product on kiln's stream. The algorithm is cuBLASLt's first heuristic choice,
-// remembered per shape for the process. Error naming the shapes on failure.
-void gemm(const GemmRequest& request);
+// remembered per shape for the process. Returns false, having queued the plain product,
+// when cuBLASLt has no algorithm with the requested epilogue (the caller applies it).
+// Error naming the shapes on failure.
+bool gemm(const GemmRequest& request);
 
 }  // namespace kiln::cuda

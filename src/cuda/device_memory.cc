@@ -20,7 +20,14 @@ struct BlockCache {
   std::mutex mutex;
   std::multimap<int64_t, void*> free_blocks;  // capacity → block
   int64_t cached = 0;
+  bool reserving = false;  // a capture runs: released blocks go to `reserved`
+  std::vector<std::pair<void*, int64_t>> reserved;
 };
+
+std::mutex& capture_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
 
 BlockCache& cache() {
   static auto* c = new BlockCache;  // immortal: storages may be freed during exit
@@ -74,8 +81,31 @@ void* allocate(int64_t nbytes, int64_t* capacity) {
 void release(void* block, int64_t capacity) {
   BlockCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
+  if (c.reserving) {
+    c.reserved.emplace_back(block, capacity);
+    return;
+  }
   c.free_blocks.emplace(capacity, block);
   c.cached += capacity;
+}
+
+void begin_capture_reservation() {
+  capture_mutex().lock();
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.reserving = true;
+}
+
+std::vector<std::pair<void*, int64_t>> end_capture_reservation() {
+  BlockCache& c = cache();
+  std::vector<std::pair<void*, int64_t>> out;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.reserving = false;
+    out.swap(c.reserved);
+  }
+  capture_mutex().unlock();
+  return out;
 }
 
 int64_t cached_bytes() {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace kiln::cuda {
 
@@ -17,6 +19,13 @@ void release(void* block, int64_t capacity);
 // Bytes held in the cache now, and cuMemFree of all of them.
 int64_t cached_bytes();
 void empty_cache();
+
+// While a CUDA graph is captured the blocks its run frees must stay its own (replays write
+// them): between begin and end, released blocks are set aside instead of cached, and end
+// hands them to the caller, which gives them back with release() once the graph is gone.
+// One capture at a time (begin waits for the previous end).
+void begin_capture_reservation();
+std::vector<std::pair<void*, int64_t>> end_capture_reservation();
 
 // Copies between host and device memory on kiln's stream; a copy to the host waits for it.
 void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes);

@@ -195,6 +195,7 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
     if (!error) {
       try {
         if (cache_ && !hit_) cache_->put(CacheKind::graph, key_, graph_entry(plan_, given_));
+        plan_.cuda_graphs = how_.cuda_graphs;
         executable = make_native_executable(std::move(plan_), objects_);
       } catch (...) {
         error = std::current_exception();
@@ -261,6 +262,7 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
     if (first_error) std::rethrow_exception(first_error);
   }
   if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
+  plan->cuda_graphs = how.cuda_graphs;
   return make_native_executable(std::move(*plan), objects);
 }
 

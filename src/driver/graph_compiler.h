@@ -31,6 +31,7 @@ struct NativeCompile {
   std::vector<int64_t> size_hints;  // the sizes kernels are timed at (Graph::size_hints)
   Device device = Device::cpu;      // cuda: CUDA kernels compiled by NVRTC for `arch`
   std::string arch;                 // "sm_90": the host GPU's, given to the workers
+  bool cuda_graphs = false;         // the executable replays CUDA graphs (not a build option)
 };
 
 // Targets `device`: for cuda, the host GPU's architecture (which needs the driver).

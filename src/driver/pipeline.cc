@@ -77,6 +77,7 @@ std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOpti
   how.autotune = options.autotune.value_or(false);
   how.coordinate_descent = options.coordinate_descent;
   how.max_autotune = options.max_autotune;
+  how.cuda_graphs = options.cuda_graphs;
   how.size_hints = graph.size_hints;
   set_device(how, options.device);
   return timed(how.in_workers ? "compile in workers" : "optimize+lower+codegen+compile", graph,

@@ -10,6 +10,7 @@
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
+#include "passes/passes.h"
 #include "runtime/profiling.h"
 
 namespace kiln {
@@ -116,6 +117,7 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   {
     SpanScope span("compile", "passes " + graph.name);
     optimized = optimize_graph(graph);
+    if (device == Device::cuda) optimized = fuse_gemm_epilogues(optimized).graph;
   }
   Program program;
   {

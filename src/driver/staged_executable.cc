@@ -11,6 +11,7 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "support/log.h"
+#include "worker/pool.h"
 #include "support/stats.h"
 #include "worker/pool.h"
 
@@ -41,7 +42,17 @@ class StagedExecutable final : public Executable {
         stages_(std::make_shared<std::vector<Stage>>(std::move(stages))),
         board_(std::make_shared<StageBoard>()),
         eager_(make_interpreter_executable(graph)) {
-    launch(graph_, stages_, board_, 0);
+    // The first stage starts here, so that a warm cache serves even the first call compiled.
+    // With captured tensors on the GPU, starting it means copying them to the host (the
+    // cache key hashes them, the job carries them): that happens off the caller's thread,
+    // so an Async first call still costs about one eager run.
+    bool gpu_constants = false;
+    for (const GraphConstant& c : graph.constants) gpu_constants |= c.value.device() == Device::cuda;
+    if (gpu_constants) {
+      run_in_background([graph = graph_, stages = stages_, board = board_] { launch(graph, stages, board, 0); });
+    } else {
+      launch(graph_, stages_, board_, 0);
+    }
   }
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
@@ -170,6 +181,7 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const Res
     stage.how.autotune = stage.how.tier == Tier::optimized && options.autotune.value_or(options.mode != CompileMode::Async);
     stage.how.coordinate_descent = options.coordinate_descent;
     stage.how.max_autotune = options.max_autotune;
+    stage.how.cuda_graphs = options.cuda_graphs;
     stage.how.size_hints = graph.size_hints;
     set_device(stage.how, options.device);
     stages.push_back(std::move(stage));

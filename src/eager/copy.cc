@@ -110,8 +110,8 @@ void copy_same_dtype(const StridedLoop& loop) {
 
 namespace {
 
-// A copy with at least one side on the GPU: between devices through a contiguous staging
-// buffer on the far side, within the GPU by cuMemcpy when the layouts allow, else by the
+// A copy with at least one side on the GPU: between devices straight into a contiguous
+// destination of the same dtype, else through a contiguous staging buffer on the far side; within the GPU by cuMemcpy when the layouts allow, else by the
 // converting map kernel.
 void copy_with_gpu(const Tensor& dst, const Tensor& src) {
   const int64_t nbytes = src.numel() * dtype_size(src.dtype());
@@ -121,13 +121,16 @@ void copy_with_gpu(const Tensor& dst, const Tensor& src) {
     StridedLoop loop = make_strided_loop({&dst, &src});
     return launch_map(map_args(Op::to, loop, {dst.dtype(), src.dtype()}));
   }
+  const bool direct = dst.dtype() == src.dtype() && dst.is_contiguous();
   if (on_gpu(dst)) {
     Tensor host = contiguous_eager(src);
+    if (direct) return cuda::copy_to_device(dst.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
     Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cuda);
     cuda::copy_to_device(staged.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
     return copy_into(dst, staged);
   }
   Tensor device_side = contiguous_eager(src);
+  if (direct) return cuda::copy_to_host(dst.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
   Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cpu);
   cuda::copy_to_host(staged.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
   copy_into(dst, staged);

@@ -79,7 +79,7 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
     case OpRule::LayerNorm: return eager_layer_norm(inputs, attrs);
     case OpRule::Matmul:
     case OpRule::Bmm:
-    case OpRule::Linear: return eager_matmul(op, inputs, out);
+    case OpRule::Linear: return eager_matmul(op, inputs, attrs, out);
     case OpRule::Cat:
     case OpRule::Stack:
     case OpRule::IndexSelect:

@@ -51,7 +51,8 @@ Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs);
 Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs);
-Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out);
+// matmul, bmm, linear; an `epilogue=relu` attribute applies relu to the result.
+Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);

@@ -8,6 +8,7 @@
 
 #include "cuda/eager_abi.h"
 #include "eager/strided_loop.h"
+#include "graph/infer.h"
 #include "graph/op.h"
 #include "kiln/tensor.h"
 
@@ -18,5 +19,13 @@ inline bool on_gpu(const Tensor& t) { return t.device() == Device::cuda; }
 // The map kernel's argument block for `loop` (operand dtypes in loop order) running `op`.
 cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>& dtypes);
 void launch_map(const cuda::MapArgs& args);
+
+// matmul, bmm and linear of floating tensors on the GPU, in their own dtype (f16/bf16
+// accumulate in f32), through cuBLASLt reading strided operands in place where it can;
+// bias and `relu_after` go into cuBLASLt's epilogue (gpu_matmul.cc).
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, const TensorType& out_type);
+
+// Whether float32 products may use TF32 (set_float32_matmul_precision).
+bool tf32_allowed();
 
 }  // namespace kiln

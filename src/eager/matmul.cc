@@ -17,32 +17,9 @@ namespace kiln {
 
 namespace {
 
-void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n,
-                  int64_t k, int64_t m, bool b_transposed);
-
-// The GPU form of gemm_batched: one strided-batched cuBLASLt call. Integer products have no
-// GPU library; they run on host copies.
-void gemm_batched_gpu(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n, int64_t k,
-                      int64_t m, bool b_transposed) {
-  if (n == 0 || m == 0) return;
-  if (!is_floating(c.dtype()) || k == 0) {
-    Tensor host = c.cpu();
-    gemm_batched(a.cpu(), b.cpu(), host, batches, n, k, m, b_transposed);
-    return copy_into(c, host);
-  }
-  cuda::GemmRequest r;
-  r.dtype = c.dtype();
-  r.n = n, r.k = k, r.m = m, r.batches = batches;
-  r.a = a.impl()->data_ptr(), r.lda = k, r.stride_a = n * k;
-  r.b = b.impl()->data_ptr(), r.ldb = b_transposed ? k : m, r.stride_b = k * m, r.b_transposed = b_transposed;
-  r.c = c.impl()->data_ptr(), r.ldc = m, r.stride_c = n * m;
-  cuda::gemm(r);
-}
-
 // C[n, m] = A[n, k] @ op(B) for `batches` contiguous matrices of the compute dtype.
 void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t batches, int64_t n,
                   int64_t k, int64_t m, bool b_transposed) {
-  if (on_gpu(c)) return gemm_batched_gpu(a, b, c, batches, n, k, m, b_transposed);
   DType dtype = c.dtype();
   const char* pa = a.impl()->data_ptr();
   const char* pb = b.impl()->data_ptr();
@@ -164,9 +141,9 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
   a_full.insert(a_full.end(), {n, k});
   b_full.insert(b_full.end(), {k, m});
   c_full.insert(c_full.end(), {n, m});
-  Tensor c = make_tensor(c_full, compute, a.device());
+  Tensor c = make_tensor(c_full, compute);
   Tensor av = a.expand(a_full), bv = b.expand(b_full);
-  if (on_gpu(c) || !gemm_strided(av, bv, c, n, k, m)) {
+  if (!gemm_strided(av, bv, c, n, k, m)) {
     Tensor ac = contiguous_eager(cast(av, compute));
     Tensor bc = contiguous_eager(cast(bv, compute));
     gemm_batched(ac, bc, c, shape_numel(batch), n, k, m, false);
@@ -176,9 +153,7 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
   return cast(c.reshape(out_shape), out_type.dtype);
 }
 
-}  // namespace
-
-Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_type) {
+Tensor cpu_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_type) {
   if (op != Op::linear) return batched_matmul(in[0], in[1], out_type);
   const Tensor& x = in[0];
   const Tensor& w = in[1];
@@ -186,12 +161,27 @@ Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_
   int64_t k = x.sizes().back(), m = w.sizes()[0];
   Tensor x2 = contiguous_eager(cast(x, compute)).reshape({-1, k});
   Tensor wc = contiguous_eager(cast(w, compute));
-  Tensor c = make_tensor({x2.sizes()[0], m}, compute, x.device());
+  Tensor c = make_tensor({x2.sizes()[0], m}, compute);
   gemm_batched(x2, wc, c, 1, x2.sizes()[0], k, m, true);
   if (in.size() > 2) c = run_op(Op::add, {c, cast(in[2], compute)}, {});
   Shape out_shape;
   try_const_shape(out_type.shape, &out_shape);
   return cast(c.reshape(out_shape), out_type.dtype);
+}
+
+}  // namespace
+
+Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type) {
+  const bool relu_after = attrs.has("epilogue");  // "relu", the only one (infer.cc)
+  if (on_gpu(in[0])) {
+    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, relu_after, out_type);
+    // Integer products have no GPU library: they run on host copies.
+    std::vector<Tensor> host;
+    for (const Tensor& t : in) host.push_back(t.cpu());
+    return eager_matmul(op, host, attrs, out_type).cuda();
+  }
+  Tensor result = cpu_matmul(op, in, out_type);
+  return relu_after ? run_op(Op::relu, {result}, {}) : result;
 }
 
 }  // namespace kiln

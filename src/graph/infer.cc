@@ -42,6 +42,13 @@ SymShape reduce_shape(const SymShape& shape, const std::vector<int64_t>& dims, b
 
 bool dims_match(const Dim& a, const Dim& b) { return a == b; }
 
+// matmul and linear may carry `epilogue=relu` (put there by fuse_gemm_epilogues for the
+// GPU's fused epilogues): relu of the product (plus bias), the type unchanged.
+void check_epilogue(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
+  if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu")
+    fail(op, in, fmt::format("unknown epilogue '{}' (accepted: relu)", attrs.get_string("epilogue")));
+}
+
 TensorType infer_matmul(Op op, const std::vector<const TensorType*>& in) {
   const TensorType& a = *in[0];
   const TensorType& b = *in[1];
@@ -302,12 +309,15 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       attrs.get_double("eps");
       return x;
     }
-    case OpRule::Matmul: return infer_matmul(op, in);
+    case OpRule::Matmul:
+      check_epilogue(op, attrs, in);
+      return infer_matmul(op, in);
     case OpRule::Bmm:
       if (x.shape.size() != 3 || in[1]->shape.size() != 3) fail(op, in, "needs two 3-D tensors");
       if (!(x.shape[0] == in[1]->shape[0])) fail(op, in, "batch sizes differ");
       return infer_matmul(op, in);
     case OpRule::Linear: {
+      check_epilogue(op, attrs, in);
       const TensorType& w = *in[1];
       if (w.shape.size() != 2) fail(op, in, "weight must be 2-D [out_features, in_features]");
       if (rank < 1 || !(x.shape.back() == w.shape[1]))

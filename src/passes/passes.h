@@ -33,6 +33,11 @@ PassResult fold_constants(const Graph& graph);
 // Merges nodes with the same op, inputs and attributes into the first of them.
 PassResult eliminate_common_subexpressions(const Graph& graph);
 
+// For GPU plans: a matmul and its pointwise tail that cuBLASLt's epilogue computes (bias of
+// a linear layer, relu) become one linear or matmul node carrying `epilogue=relu`. After:
+// no matmul reads permute(w, [1, 0]) of a 2-D w; no such product's only reader is relu.
+PassResult fuse_gemm_epilogues(const Graph& graph);
+
 // Removes nodes and constants that no output depends on.
 PassResult eliminate_dead_nodes(const Graph& graph);
 

@@ -8,7 +8,13 @@
 #include <algorithm>
 
 #include "codegen/c_emitter.h"
+#include "cuda/device_memory.h"
 #include "cuda/driver.h"
+#include "eager/dispatch.h"
+#include "eager/interpreter.h"
+#include "support/log.h"
+#include "support/stats.h"
+#include "tensor/tensor_impl.h"
 #include "kiln/error.h"
 #include "runtime/executable.h"
 #include "runtime/plan_executable.h"
@@ -56,7 +62,90 @@ class CudaExecutable final : public PlanExecutable {
   }
   std::string_view backend_name() const override { return "cuda"; }
 
+  ~CudaExecutable() override {
+    if (graph_exec_ && cuda::available()) {
+      try {
+        cuda::synchronize("releasing a CUDA graph");
+      } catch (const std::exception&) {  // a failed context: the blocks are lost with it
+        return;
+      }
+      cuda::driver().cuGraphExecDestroy(graph_exec_);
+      for (auto [block, capacity] : reserved_) cuda::release(block, capacity);
+    }
+  }
+
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    if (!plan().cuda_graphs || graph_failed_) return PlanExecutable::run(inputs);
+    const std::vector<int64_t> bindings = bind_inputs(plan().graph, inputs);
+    if (!graph_exec_) {
+      // The first call runs as usual: it loads what the plan uses (cuBLASLt's algorithms,
+      // the eager kernels) and fills the allocator's cache, none of which may happen while
+      // a graph is captured.
+      if (!warmed_up_) {
+        warmed_up_ = true;
+        return PlanExecutable::run(inputs);
+      }
+      if (!capture(inputs, bindings)) return PlanExecutable::run(inputs);
+    } else if (bindings != captured_bindings_) {
+      return PlanExecutable::run(inputs);  // other dynamic sizes: not what was captured
+    }
+    return replay(inputs);
+  }
+
  private:
+  // Captures one run over copies of `inputs` (the graph's own input buffers). False, with
+  // the plan marked uncapturable, when a step cannot be captured.
+  bool capture(const std::vector<Tensor>& inputs, const std::vector<int64_t>& bindings) {
+    const cuda::Driver& d = cuda::driver();
+    std::vector<Tensor> static_inputs;
+    for (const Tensor& t : inputs) static_inputs.push_back(t.clone());
+    cuda::synchronize("before capturing a CUDA graph");
+    cuda::begin_capture_reservation();
+    constexpr int kCaptureModeRelaxed = 2;  // allocation may call cuMemAlloc
+    std::vector<Tensor> outputs;
+    std::string failure;
+    cuda::CUgraph graph = nullptr;
+    if (cuda::CUresult r = d.cuStreamBeginCapture(cuda::stream(), kCaptureModeRelaxed); r != 0) {
+      failure = "cuStreamBeginCapture failed";
+    } else {
+      try {
+        outputs = PlanExecutable::run(static_inputs);
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      cuda::CUresult end = d.cuStreamEndCapture(cuda::stream(), &graph);
+      if (failure.empty() && end != 0) failure = "the capture was invalidated (a step synchronized with the host)";
+    }
+    std::vector<std::pair<void*, int64_t>> reserved = cuda::end_capture_reservation();
+    if (failure.empty() && d.cuGraphInstantiate(&graph_exec_, graph, 0) != 0) failure = "cuGraphInstantiate failed";
+    if (graph) d.cuGraphDestroy(graph);
+    if (!failure.empty()) {
+      graph_exec_ = nullptr;
+      graph_failed_ = true;
+      bump(Stat::cuda_graph_fallbacks);
+      for (auto [block, capacity] : reserved) cuda::release(block, capacity);
+      if (log_enabled("cuda"))
+        log_line("cuda", fmt::format("graph {}: not captured as a CUDA graph: {}", plan().graph.name, failure));
+      return false;
+    }
+    bump(Stat::cuda_graph_captures);
+    reserved_ = std::move(reserved);
+    static_inputs_ = std::move(static_inputs);
+    static_outputs_ = std::move(outputs);
+    captured_bindings_ = bindings;
+    return true;
+  }
+
+  std::vector<Tensor> replay(const std::vector<Tensor>& inputs) {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].impl()->data_ptr() != static_inputs_[i].impl()->data_ptr()) copy_into(static_inputs_[i], inputs[i]);
+    cuda::check(cuda::driver().cuGraphLaunch(graph_exec_, cuda::stream()), "cuGraphLaunch");
+    bump(Stat::cuda_graph_replays);
+    std::vector<Tensor> outputs;
+    for (const Tensor& t : static_outputs_) outputs.push_back(t.clone());
+    return outputs;
+  }
+
   void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) override {
     const KernelLaunch& k = plan().kernels[kernel];
     KilnArgs args{};
@@ -129,6 +218,12 @@ class CudaExecutable final : public PlanExecutable {
   size_t used_events_ = 0;
   std::vector<Timing> timings_;
   double anchor_seconds_ = 0;
+  // CUDA graphs (CompileOptions::cuda_graphs).
+  bool warmed_up_ = false, graph_failed_ = false;
+  cuda::CUgraphExec graph_exec_ = nullptr;
+  std::vector<int64_t> captured_bindings_;
+  std::vector<Tensor> static_inputs_, static_outputs_;
+  std::vector<std::pair<void*, int64_t>> reserved_;  // blocks the captured run freed
 };
 
 }  // namespace

@@ -49,6 +49,7 @@ struct PlanStep {
 struct CompiledPlan {
   Graph graph;  // optimized; constants attached
   Device device = Device::cpu;  // where its kernels run: the dialect of its units
+  bool cuda_graphs = false;     // run by replaying a captured CUDA graph (set per use, not stored)
   std::string options;  // how it was built: "tier=optimized compiler=gcc autotune=on"
   std::vector<ObjectUnit> units;
   std::vector<KernelLaunch> kernels;

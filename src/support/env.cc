@@ -92,6 +92,7 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
   r.autotune = options.autotune;
   r.coordinate_descent = options.coordinate_descent;
   r.max_autotune = options.max_autotune;
+  r.cuda_graphs = options.cuda_graphs;
   if (options.mode) {
     r.mode = *options.mode;
   } else if (auto v = env_value("KILN_COMPILE_MODE")) {

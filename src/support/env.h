@@ -32,6 +32,7 @@ struct ResolvedOptions {
   std::optional<bool> autotune;     // unset: the mode's default (CompileOptions::autotune)
   bool coordinate_descent = true;
   bool max_autotune = false;
+  bool cuda_graphs = false;
   Device device = Device::cpu;  // per traced entry: where its inputs live, so where it runs
 };
 ResolvedOptions resolve_options(const CompileOptions& options);

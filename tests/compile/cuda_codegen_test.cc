@@ -48,9 +48,13 @@ const std::string kSinCos = cuda_source("sincos", {randn({64, 64}), randn({64, 6
 TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
   EXPECT_NE(kSinCos.find("extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"), std::string::npos)
       << kSinCos;
-  EXPECT_NE(kSinCos.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < n; "
-                         "i0 += (int64_t)gridDim.x * blockDim.x)"),
+  // Aligned buffers: four consecutive elements per thread through assumed-aligned pointers
+  // (wide loads); the rest, and unaligned buffers, in the plain grid-stride loop.
+  EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (const float*)__builtin_assume_aligned(kiln_a1, 16);"),
             std::string::npos)
+      << kSinCos;
+  EXPECT_NE(kSinCos.find("kiln_v += kiln_stride * 4"), std::string::npos) << kSinCos;
+  EXPECT_NE(kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"), std::string::npos)
       << kSinCos;
   EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (float*)buffers[1];"), std::string::npos) << kSinCos;
   EXPECT_NE(kSinCos.find("sinf("), std::string::npos);
@@ -75,12 +79,22 @@ const std::string kRows = cuda_source("rows", {randn({16, 300}), randn({300})}, 
 TEST(CudaCodegen, RowReductionsRunARowPerBlockCombinedThroughShuffles) {
   EXPECT_NE(kRows.find("cuda_per_fused_"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"), std::string::npos) << kRows;
+  // A constant row of 300: each thread holds its two elements in registers, read once.
+  EXPECT_NE(kRows.find("float r0[2];"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const int64_t i1 = threadIdx.x + (int64_t)j * 256;"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, a0, o)"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__syncthreads();"), std::string::npos) << kRows;
   // amax of floats carries its NaN flag through the block too.
   EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, n0, o)"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("if (threadIdx.x == 0) {"), std::string::npos) << "row stores by one thread\n" << kRows;
+}
+
+TEST(CudaCodegen, RowsOfDynamicLengthStrideThroughMemory) {
+  Tensor x = randn({4, 9});
+  mark_dynamic(x, 1);
+  std::string src = cuda_source("dyn_rows", {x}, [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; });
+  EXPECT_NE(src.find("for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"), std::string::npos) << src;
+  EXPECT_EQ(src.find("r0["), std::string::npos) << src;
 }
 
 TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {

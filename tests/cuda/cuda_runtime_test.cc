@@ -53,6 +53,7 @@ TEST(CudaTensor, HostOnlyAccessSaysWhereTheTensorIs) {
 
 TEST(CudaTensor, FreedBlocksAreReused) {
   SKIP_WITHOUT_GPU();
+  cuda::synchronize("test");
   cuda::empty_cache();
   const void* first = nullptr;
   {
@@ -115,6 +116,51 @@ TEST(CudaCompiled, LargeRowsAndMatmulsMatchTheCpu) {
   Tensor h = linear(x, w, b).relu();
   std::vector<Tensor> want{softmax(h, -1), layer_norm(x, {3000}), x.sum({0}), h.amax({-1})};
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "") << "output " << i;
+}
+
+int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before.at(name); }
+
+TEST(CudaGraphs, ReplayEqualsNormalExecutionForNewInputsEachCall) {
+  SKIP_WITHOUT_GPU();
+  Tensor w = (randn({64, 32}) * 0.1).cuda(), b = randn({64}).cuda();
+  auto fn = [&](Tensor x) { return softmax(linear(x, w, b).relu(), -1) * 2.0; };
+  CompileOptions graphs;
+  graphs.name = "graphs";
+  graphs.cuda_graphs = true;
+  auto f = compile(fn, graphs);
+  CompileOptions plain;
+  plain.name = "plain";
+  auto g = compile(fn, plain);
+  auto before = stats();
+  Tensor same = randn({16, 32}).cuda();
+  std::vector<Tensor> results;
+  for (int call = 0; call < 5; ++call) {
+    Tensor x = call >= 3 ? same : randn({16, 32}).cuda();  // new addresses, then one reused
+    Tensor got = f(x);
+    results.push_back(got);
+    EXPECT_EQ(compare_tensors(got, g(x), 1e-5, 1e-6), "") << "call " << call;
+  }
+  // A result stays as it was when later replays run.
+  EXPECT_EQ(compare_tensors(results[3], g(same), 1e-5, 1e-6), "");
+  EXPECT_EQ(stat_delta(before, "cuda.graph_captures"), 1);
+  EXPECT_EQ(stat_delta(before, "cuda.graph_replays"), 4);
+  EXPECT_EQ(stat_delta(before, "cuda.graph_fallbacks"), 0);
+}
+
+TEST(CudaGraphs, APlanThatWaitsOnTheHostRunsUncaptured) {
+  SKIP_WITHOUT_GPU();
+  Tensor table = randn({10, 8}).cuda();
+  CompileOptions graphs;
+  graphs.name = "lookup";
+  graphs.cuda_graphs = true;
+  // embedding reads its indices on the host (bounds checks): not capturable.
+  auto f = compile([&](Tensor idx) { return embedding(idx, table) * 3.0; }, graphs);
+  auto before = stats();
+  Tensor idx = (rand({6}) * 9.0).to(DType::i64).cuda();
+  for (int call = 0; call < 3; ++call)
+    EXPECT_EQ(compare_tensors(f(idx), embedding(idx, table) * 3.0, 1e-6, 1e-6), "") << "call " << call;
+  EXPECT_EQ(stat_delta(before, "cuda.graph_fallbacks"), 1);
+  EXPECT_EQ(stat_delta(before, "cuda.graph_replays"), 0);
 }
 
 TEST(CudaCompiled, CapturedTensorsMustBeWhereTheInputsAre) {

@@ -25,6 +25,7 @@ const std::map<std::string, PassResult (*)(const Graph&)> kPasses = {
     {"fold_constants", fold_constants},
     {"simplify_views", simplify_views},
     {"decompose_ops", decompose_ops},
+    {"fuse_gemm_epilogues", fuse_gemm_epilogues},
 };
 
 struct Case {
