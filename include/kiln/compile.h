@@ -43,8 +43,9 @@ struct CompileOptions {
   // GPU graphs (like torch.compile's "reduce-overhead"): after a warm-up call the compiled
   // code is captured once as a CUDA graph and later calls replay it, one launch for the
   // whole plan. Inputs at other addresses are copied into the captured ones first; results
-  // are copies, so the next replay does not overwrite them. A plan that cannot be captured
-  // (a step that waits on the host) runs as usual, counted in cuda.graph_fallbacks.
+  // are copies, so the next replay does not overwrite them; so calls moving more than 16 MiB
+  // run as usual (their kernels outweigh launch costs). A plan that cannot be captured (a
+  // step that waits on the host) runs as usual, counted in cuda.graph_fallbacks.
   bool cuda_graphs = false;
 };
 

@@ -70,6 +70,8 @@ struct KilnArgs { int64_t sizes[32]; char* buffers[64]; };
 #define KILN_HELPER __device__ static inline
 KILN_HELPER float kiln_bits_f(uint32_t u) { return __uint_as_float(u); }
 KILN_HELPER uint32_t kiln_f_bits(float f) { return __float_as_uint(f); }
+/* `width` consecutive elements loaded or stored as one aligned access. */
+template <class T, int width> struct alignas(sizeof(T) * width) kiln_vec { T v[width]; };
 )";
 
 // Helpers every kernel may use, in either dialect (KILN_HELPER: static inline, __device__
@@ -162,6 +164,14 @@ std::string literal(double value, bool integer, DType dtype) {
   return fmt::format("({})({:.17g})", type_names(dtype).compute, value);
 }
 
+// A stored element `raw` as its compute type.
+std::string load_value(const std::string& raw, DType dtype) {
+  if (dtype == DType::f16) return fmt::format("kiln_h2f({})", raw);
+  if (dtype == DType::bf16) return fmt::format("kiln_bf2f({})", raw);
+  if (dtype == DType::bool_) return fmt::format("(int){}", raw);
+  return raw;
+}
+
 class KernelWriter {
  public:
   // `base`: where the kernel's parameters start among the function's (foreach parts).
@@ -216,13 +226,7 @@ class KernelWriter {
 
   std::string rhs_of(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::Load: {
-        std::string raw = fmt::format("{}[{}]", param(e.param), index(e.index));
-        if (e.dtype == DType::f16) return fmt::format("kiln_h2f({})", raw);
-        if (e.dtype == DType::bf16) return fmt::format("kiln_bf2f({})", raw);
-        if (e.dtype == DType::bool_) return fmt::format("(int){}", raw);
-        return raw;
-      }
+      case Expr::Kind::Load: return load_value(fmt::format("{}[{}]", param(e.param), index(e.index)), e.dtype);
       case Expr::Kind::Apply: return broken_by_fault(e.op) ? "(" + apply(e) + " + 1)" : apply(e);
       case Expr::Kind::Accumulator: break;
     }
@@ -393,8 +397,6 @@ const Dialect& cuda_dialect() {
                          4};
   return d;
 }
-
-bool gpu_row_per_block(const LoopKernel& kernel) { return kernel.kind == LoopKernel::Kind::Row && !kernel.columns; }
 
 std::string dialect_kernel_name(const std::string& name, const Dialect& dialect) {
   return std::string(dialect.name) + name.substr(name.find('_'));
@@ -711,23 +713,28 @@ void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<c
 // block covers in at most kMaxRegisterElements strides: the row is then read from memory
 // once, however many phases pass over it (softmax: max, sum, store).
 constexpr int64_t kMaxRegisterElements = 32;
-int64_t register_elements(const LoopKernel& k) {
-  if (!k.flat || k.columns) return 0;
+// The constant length of k's rows, or 0.
+int64_t constant_row_length(const LoopKernel& k) {
   int64_t r = 1;
   for (int64_t d : k.reduced_dims) {
     const Dim& dim = k.shape[static_cast<size_t>(d)];
     if (!dim.is_const()) return 0;
     r *= dim.coeff;
   }
-  const int64_t elements = (r + kGpuRowThreads - 1) / kGpuRowThreads;
-  return elements >= 1 && elements <= kMaxRegisterElements ? elements : 0;
+  return r;
+}
+int64_t register_elements(const LoopKernel& k) {
+  if (!k.flat || k.columns) return 0;
+  const int64_t r = constant_row_length(k);
+  const int64_t elements = (r + gpu_block_threads(k) - 1) / gpu_block_threads(k);
+  return r > 0 && elements >= 1 && elements <= kMaxRegisterElements ? elements : 0;
 }
 
 // GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
 // phase's elements over the block's threads, the partial accumulators combined first within
 // each warp (shuffles), then across warps through shared memory, every thread folding the
 // warp partials in the same order (deterministic). Rows of a constant length up to
-// kGpuRowThreads * kMaxRegisterElements are loaded into registers once (r<n>[j]).
+// kGpuThreads * kMaxRegisterElements are loaded into registers once (r<n>[j]).
 // Column form (reduced dims lead): one row per thread, its reduction sequential, so
 // neighbouring threads read neighbouring addresses (coalesced).
 std::string block_row_loop(const LoopKernel& k) {
@@ -738,6 +745,7 @@ std::string block_row_loop(const LoopKernel& k) {
   std::string body;
   w.push(&body, "    ");
   const int64_t held = per_block ? register_elements(k) : 0;
+  const int threads = gpu_block_threads(k);
   std::vector<const Expr*> row_loads;
   if (held > 0) {
     for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
@@ -748,7 +756,7 @@ std::string block_row_loop(const LoopKernel& k) {
   auto open_elements = [&](std::string* loop_body) {
     if (held > 0) {
       w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
-      w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", kGpuRowThreads));
+      w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", threads));
       w.line("  if (i1 < R) {");
       w.push(loop_body, "        ");
       for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
@@ -774,7 +782,7 @@ std::string block_row_loop(const LoopKernel& k) {
       fill += fmt::format("        {}[j] = i1 < R ? {} : 0;\n", name, text);
     }
     w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
-    w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", kGpuRowThreads));
+    w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", threads));
     body += fill;
     w.line("}");
   }
@@ -784,7 +792,7 @@ std::string block_row_loop(const LoopKernel& k) {
     };
     w.line(fmt::format("for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} = {}; }}",
                        type, var, var, fold(var, "y")));
-    w.line(fmt::format("{{ __shared__ {} s_{}[{}];", type, var, kGpuRowThreads / 32));
+    w.line(fmt::format("{{ __shared__ {} s_{}[{}];", type, var, threads / 32));
     w.line(fmt::format("  if ((threadIdx.x & 31) == 0) s_{}[threadIdx.x >> 5] = {};", var, var));
     w.line("  __syncthreads();");
     w.line(fmt::format("  {} = s_{}[0];", var, var));
@@ -867,39 +875,56 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 namespace {
 
 // The loops of pointwise kernel `k`, whose parameters start at `base`.
-// A GPU flat loop whose threads take `width` consecutive elements each when every buffer is
-// 16-byte aligned: the buffers are re-declared as assumed aligned, so the compiler merges a
-// thread's `width` loads of a buffer into one wide load (LDG.128 for f32). The remainder,
-// and every element of unaligned buffers (views at odd offsets), take the plain grid-stride
-// loop. `body` computes element i0.
-std::string vector_flat_loop(const LoopKernel& k, int base, int width, const std::string& body) {
-  std::vector<std::string> pointers, aliases, aligned;
-  for (size_t p = 0; p < k.params.size(); ++p) {
-    const std::string name = fmt::format("p{}", base + static_cast<int>(p));
-    const std::string type = fmt::format("{}{}*", is_output_param(k, p) ? "" : "const ",
-                                         type_names(k.param_dtypes[p]).storage);
-    pointers.push_back(fmt::format("(unsigned long long){}", name));
-    aliases.push_back(fmt::format("      {} const kiln_a{} = {};\n", type, base + static_cast<int>(p), name));
-    aligned.push_back(fmt::format("        {} __restrict__ {} = ({})__builtin_assume_aligned(kiln_a{}, 16);\n", type, name,
-                                  type, base + static_cast<int>(p)));
+void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
+  if (e->kind == Expr::Kind::Load) out->push_back(e.get());
+  for (const ExprPtr& a : e->args) collect_loads(a, out);
+}
+
+// A GPU flat loop whose threads take `width` consecutive elements each, loaded and stored as
+// one aligned vector per buffer (kiln_vec<T, width>: 16 bytes for f32), when every buffer is
+// aligned to 16 bytes; the remainder, and every element of unaligned buffers (views at odd
+// offsets), take the plain grid-stride loop. Buffers of 8-byte elements (f64, i64) take the
+// plain loop only (""): their vectors would need 32-byte alignment.
+std::string vector_flat_loop(const LoopKernel& k, int base, int width, const std::string& plain_body) {
+  for (DType d : k.param_dtypes)
+    if (dtype_size(d) > 4) return "";
+  KernelWriter w(k, base);
+  std::vector<const Expr*> loads;
+  collect_loads(k.stores.at(0).value, &loads);
+  std::vector<std::string> pointers;
+  for (size_t p = 0; p < k.params.size(); ++p) pointers.push_back(fmt::format("(unsigned long long){}", w.param(static_cast<int>(p))));
+  std::string body;
+  w.push(&body, "      ");
+  std::set<int> loaded;
+  for (const Expr* e : loads) {
+    if (!loaded.insert(e->param).second) continue;
+    const char* t = type_names(k.param_dtypes[static_cast<size_t>(e->param)]).storage;
+    w.line(fmt::format("const kiln_vec<{0}, {1}> kiln_l{2} = *(const kiln_vec<{0}, {1}>*)({3} + kiln_v);", t, width, e->param,
+                       w.param(e->param)));
   }
+  const char* out_type = type_names(k.param_dtypes[0]).storage;
+  w.line(fmt::format("kiln_vec<{}, {}> kiln_s;", out_type, width));
+  for (int lane = 0; lane < width; ++lane) {
+    std::string lane_body;
+    w.line("{");
+    w.push(&lane_body, "        ");
+    for (const Expr* e : loads)
+      w.bind(e, load_value(fmt::format("kiln_l{}.v[{}]", e->param, lane), e->dtype));
+    w.line(fmt::format("kiln_s.v[{}] = {};", lane, store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
+    w.pop();
+    body += lane_body;
+    w.line("}");
+  }
+  w.line(fmt::format("*(kiln_vec<{}, {}>*){} = kiln_s;", out_type, width, "(" + w.param(0) + " + kiln_v)"));
+  w.pop();
   std::string src =
       "  const int64_t kiln_tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n"
-      "  const int64_t kiln_stride = (int64_t)gridDim.x * blockDim.x;\n"
-      "  int64_t kiln_vector_end = 0;\n";
-  src += fmt::format("  if ((({}) & 15) == 0) {{\n", fmt::join(pointers, " | "));
-  src += fmt::format("    kiln_vector_end = n / {0} * {0};\n    {{\n", width);
-  for (const std::string& a : aliases) src += a;
-  src += "      {\n";
-  for (const std::string& a : aligned) src += a;
-  src += fmt::format("        for (int64_t kiln_v = kiln_tid * {0}; kiln_v < kiln_vector_end; kiln_v += kiln_stride * {0}) {{\n"
-                     "          #pragma unroll\n"
-                     "          for (int kiln_e = 0; kiln_e < {0}; ++kiln_e) {{\n"
-                     "            const int64_t i0 = kiln_v + kiln_e;\n",
-                     width);
-  src += body;
-  src += "          }\n        }\n      }\n    }\n  }\n";
-  src += "  for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {\n" + body + "  }\n";
+      "  const int64_t kiln_stride = (int64_t)gridDim.x * blockDim.x;\n";
+  src += fmt::format("  const int64_t kiln_vector_end = (({}) & 15) == 0 ? n / {} * {} : 0;\n", fmt::join(pointers, " | "),
+                     width, width);
+  src += fmt::format("  for (int64_t kiln_v = kiln_tid * {0}; kiln_v < kiln_vector_end; kiln_v += kiln_stride * {0}) {{\n", width);
+  src += body + "  }\n";
+  src += "  for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {\n" + plain_body + "  }\n";
   return src;
 }
 
@@ -915,8 +940,8 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   w.pop();
   std::string src;
   if ((k.flat || k.shape.empty()) && dialect.vector_width > 0) {
-    src += fmt::format("  const int64_t n = {};\n", product(extents));
-    return src + vector_flat_loop(k, base, dialect.vector_width, body);
+    std::string vector_form = vector_flat_loop(k, base, dialect.vector_width, body);
+    if (!vector_form.empty()) return src + fmt::format("  const int64_t n = {};\n", product(extents)) + vector_form;
   }
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
@@ -1043,6 +1068,23 @@ TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
     space.candidates.push_back({{"CHUNK", 1024}});
   }
   return space;
+}
+
+}  // namespace kiln
+
+namespace kiln {
+
+bool gpu_row_per_block(const LoopKernel& kernel) { return kernel.kind == LoopKernel::Kind::Row && !kernel.columns; }
+
+int gpu_block_threads(const LoopKernel& kernel) {
+  if (!gpu_row_per_block(kernel) || !kernel.flat) return kGpuThreads;
+  const int64_t r = constant_row_length(kernel);
+  if (r <= 0 || r > int64_t{512} * kMaxRegisterElements) return kGpuThreads;
+  // 16 elements a thread and at most 512 threads: several blocks fit a multiprocessor, so
+  // one block's loads overlap another's reductions (1024 threads left one block per SM).
+  int threads = 128;
+  while (threads < 512 && int64_t{threads} * 16 < r) threads *= 2;
+  return threads;
 }
 
 }  // namespace kiln

@@ -32,9 +32,12 @@ struct Dialect {
 };
 
 // How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over
-// a GPU: one item per thread, or one row per block of kGpuRowThreads threads.
-constexpr int kGpuRowThreads = 256;
+// a GPU: one item per thread, or one row per block; and its threads per block: 256, or for
+// rows of a constant length about one thread per 16 elements (128 to 512), each thread
+// then holding its elements in registers.
+constexpr int kGpuThreads = 256;
 bool gpu_row_per_block(const LoopKernel& kernel);
+int gpu_block_threads(const LoopKernel& kernel);
 
 const Dialect& cpp_dialect();
 // CUDA C++ for NVRTC: extern "C" __global__ kernels taking one KilnArgs by value (the size

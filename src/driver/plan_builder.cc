@@ -39,6 +39,7 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   launch.source = emit_kernel(k, num_symbols, dialect_of(device));
   launch.work = work_of(k);
   launch.row_per_block = device == Device::cuda && gpu_row_per_block(k);
+  launch.threads = gpu_block_threads(k);
   if (device == Device::cpu) launch.space = tuning_space(k, target);
   launch.config = launch.space.defaults;
   if (k.kind == LoopKernel::Kind::Foreach) {

@@ -27,7 +27,6 @@ namespace {
 
 constexpr int kMaxSymbols = 32;  // the cuda dialect's KilnArgs
 constexpr int kMaxBuffers = 64;
-constexpr int kThreads = kGpuRowThreads;
 
 struct KilnArgs {
   int64_t sizes[kMaxSymbols];
@@ -56,8 +55,7 @@ class CudaExecutable final : public PlanExecutable {
                                        k.params.size(), kMaxBuffers));
       functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
     }
-    const cuda::DeviceInfo& info = cuda::device_info();
-    max_blocks_ = int64_t{info.multiprocessors} * (2048 / kThreads) * 4;
+    multiprocessors_ = cuda::device_info().multiprocessors;
     describe_launches();
   }
   std::string_view backend_name() const override { return "cuda"; }
@@ -75,7 +73,7 @@ class CudaExecutable final : public PlanExecutable {
   }
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
-    if (!plan().cuda_graphs || graph_failed_) return PlanExecutable::run(inputs);
+    if (!plan().cuda_graphs || graph_failed_ || io_bytes(inputs) > kGraphIoLimit) return PlanExecutable::run(inputs);
     const std::vector<int64_t> bindings = bind_inputs(plan().graph, inputs);
     if (!graph_exec_) {
       // The first call runs as usual: it loads what the plan uses (cuBLASLt's algorithms,
@@ -93,6 +91,16 @@ class CudaExecutable final : public PlanExecutable {
   }
 
  private:
+  // A replay copies inputs at new addresses in and every result out: worth it while the
+  // launches it saves cost more than the copies, so only for calls moving little data.
+  static constexpr int64_t kGraphIoLimit = int64_t{16} << 20;
+  int64_t io_bytes(const std::vector<Tensor>& inputs) const {
+    int64_t bytes = 0;
+    for (const Tensor& t : inputs) bytes += t.numel() * dtype_size(t.dtype());
+    for (const Tensor& t : static_outputs_) bytes += t.numel() * dtype_size(t.dtype());
+    return bytes;
+  }
+
   // Captures one run over copies of `inputs` (the graph's own input buffers). False, with
   // the plan marked uncapturable, when a step cannot be captured.
   bool capture(const std::vector<Tensor>& inputs, const std::vector<int64_t>& bindings) {
@@ -154,15 +162,16 @@ class CudaExecutable final : public PlanExecutable {
     int64_t work = 1;
     for (const Dim& d : k.work) work *= d.eval(bindings);
     if (work <= 0) return;
-    const int64_t blocks = k.row_per_block ? work : (work + kThreads - 1) / kThreads;
-    const unsigned grid = static_cast<unsigned>(std::min(blocks, max_blocks_));
+    // Grid-stride kernels: at most four waves of the blocks a multiprocessor holds at once.
+    const int64_t blocks = k.row_per_block ? work : (work + k.threads - 1) / k.threads;
+    const unsigned grid = static_cast<unsigned>(std::min(blocks, multiprocessors_ * (2048 / k.threads) * 4));
     void* params[] = {&args};
     const bool timed = launches_observed() && profiler_recording();
     if (timed) begin_timing();
-    cuda::check(cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1, kThreads,
-                                              1, 1, 0, cuda::stream(), params, nullptr),
+    cuda::check(cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1,
+                                              static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr),
                 fmt::format("launching {}", k.name).c_str());
-    if (timed) end_timing(kernel, grid);
+    if (timed) end_timing(kernel, grid, k.threads);
   }
 
   // Device durations for the profiler: a pair of CUDA events around each launch of a
@@ -171,6 +180,7 @@ class CudaExecutable final : public PlanExecutable {
   struct Timing {
     size_t kernel;
     unsigned grid;
+    int threads;
     size_t events;  // index of its start event; its end event follows
   };
 
@@ -188,9 +198,9 @@ class CudaExecutable final : public PlanExecutable {
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
   }
 
-  void end_timing(size_t kernel, unsigned grid) {
+  void end_timing(size_t kernel, unsigned grid, int threads) {
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
-    timings_.push_back({kernel, grid, used_events_ - 2});
+    timings_.push_back({kernel, grid, threads, used_events_ - 2});
   }
 
   void after_steps() override {
@@ -205,7 +215,7 @@ class CudaExecutable final : public PlanExecutable {
       const KernelLaunch& k = plan().kernels[t.kernel];
       record_gpu_span(k.name, stream_id_, anchor_seconds_ + offset_ms * 1e-3, duration_ms * 1e-3,
                       {{"kernel_backend", "cuda"}, {"stream", std::to_string(stream_id_)},
-                       {"grid", std::to_string(t.grid)}, {"block", std::to_string(kThreads)}});
+                       {"grid", std::to_string(t.grid)}, {"block", std::to_string(t.threads)}});
     }
     timings_.clear();
     used_events_ = 0;
@@ -213,7 +223,7 @@ class CudaExecutable final : public PlanExecutable {
 
   std::vector<std::shared_ptr<KernelObject>> objects_;  // per unit
   std::vector<void*> functions_;                        // per kernel: its CUfunction
-  int64_t max_blocks_ = 1;
+  int64_t multiprocessors_ = 1;
   std::vector<cuda::CUevent> events_;  // reused across runs; never destroyed before the context
   size_t used_events_ = 0;
   std::vector<Timing> timings_;

@@ -30,7 +30,7 @@ std::string plan_to_json(const CompiledPlan& plan) {
     j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
                             {"elementwise", k.elementwise}, {"source", k.source}, {"space", space_text(k.space)},
                             {"config", config_text(k.config)}, {"tuning", k.tuning}, {"work", work_json(k.work)},
-                            {"row_per_block", k.row_per_block}});
+                            {"row_per_block", k.row_per_block}, {"threads", k.threads}});
   j["steps"] = json::array();
   for (const PlanStep& s : plan.steps)
     j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
@@ -116,6 +116,9 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
       launch.work.push_back(dim);
     }
     launch.row_per_block = k.at("row_per_block").get<bool>();
+    launch.threads = k.at("threads").get<int>();
+    if (launch.threads < 32 || launch.threads > 1024 || launch.threads % 32 != 0)
+      throw fail(fmt::format("kernel {}: {} threads per block", launch.name, launch.threads));
     plan.kernels.push_back(std::move(launch));
   }
   // Steps in order: nothing is read before it was written.

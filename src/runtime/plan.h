@@ -38,6 +38,7 @@ struct KernelLaunch {
   // grid-stride, so any grid is correct and this only decides how full the GPU is.
   SymShape work;
   bool row_per_block = false;  // CUDA: one work item (a row) per block, else one per thread
+  int threads = 256;           // CUDA: threads per block (the kernel's code assumes it)
 };
 
 struct PlanStep {

@@ -48,11 +48,12 @@ const std::string kSinCos = cuda_source("sincos", {randn({64, 64}), randn({64, 6
 TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
   EXPECT_NE(kSinCos.find("extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"), std::string::npos)
       << kSinCos;
-  // Aligned buffers: four consecutive elements per thread through assumed-aligned pointers
-  // (wide loads); the rest, and unaligned buffers, in the plain grid-stride loop.
-  EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (const float*)__builtin_assume_aligned(kiln_a1, 16);"),
+  // Aligned buffers: four consecutive elements per thread, loaded and stored as one 16-byte
+  // vector per buffer; the rest, and unaligned buffers, in the plain grid-stride loop.
+  EXPECT_NE(kSinCos.find("const kiln_vec<float, 4> kiln_l1 = *(const kiln_vec<float, 4>*)(p1 + kiln_v);"),
             std::string::npos)
       << kSinCos;
+  EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s;"), std::string::npos) << kSinCos;
   EXPECT_NE(kSinCos.find("kiln_v += kiln_stride * 4"), std::string::npos) << kSinCos;
   EXPECT_NE(kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"), std::string::npos)
       << kSinCos;
@@ -79,9 +80,10 @@ const std::string kRows = cuda_source("rows", {randn({16, 300}), randn({300})}, 
 TEST(CudaCodegen, RowReductionsRunARowPerBlockCombinedThroughShuffles) {
   EXPECT_NE(kRows.find("cuda_per_fused_"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"), std::string::npos) << kRows;
-  // A constant row of 300: each thread holds its two elements in registers, read once.
-  EXPECT_NE(kRows.find("float r0[2];"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("const int64_t i1 = threadIdx.x + (int64_t)j * 256;"), std::string::npos) << kRows;
+  // A constant row of 300: 128 threads, each holding its three elements in registers, read once.
+  EXPECT_NE(kRows.find("float r0[3];"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const int64_t i1 = threadIdx.x + (int64_t)j * 128;"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("__shared__ float s_a0[4];"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, a0, o)"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__syncthreads();"), std::string::npos) << kRows;
   // amax of floats carries its NaN flag through the block too.
