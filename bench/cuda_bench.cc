@@ -19,6 +19,7 @@
 #include "cuda/driver.h"
 #include "driver/object_store.h"
 #include "kiln/kiln.h"
+#include "kiln/profiler.h"
 #include "tensor/tensor_impl.h"
 
 using namespace kiln;
@@ -163,10 +164,12 @@ double first_call_seconds(const Workload& w, const CompileOptions& options) {
 int main(int argc, char** argv) {
   std::string json_path;
   std::string only;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--profile") profile = true;
   }
   if (!cuda::available()) {
     fmt::print("no usable GPU: {}\n", cuda::unavailable_reason());
@@ -190,7 +193,19 @@ int main(int argc, char** argv) {
     forget_loaded_objects();
     const double cold = first_call_seconds(w, options);
     forget_loaded_objects();
+    std::unique_ptr<Profiler> warm_profile;
+    if (profile) {
+      warm_profile = std::make_unique<Profiler>();
+      warm_profile->start();
+    }
     const double warm = first_call_seconds(w, options);
+    if (warm_profile) {
+      warm_profile->stop();
+      fmt::print("  {} warm start ({:.2f} ms):", w.name, warm * 1e3);
+      for (const ProfileEvent& e : warm_profile->events())
+        if (e.category == "compile") fmt::print(" [{} {:.2f} ms]", e.name, e.duration_us * 1e-3);
+      fmt::print("\n");
+    }
     auto f = compile([fn = w.fn](std::vector<Tensor> in) { return fn(in); }, options);
     const double compiled = gpu_seconds([&] { f(w.inputs); });
     CompileOptions graph_options = options;
@@ -218,6 +233,23 @@ int main(int argc, char** argv) {
       }
     }
     unsetenv("KILN_FORCE_DISABLE_CACHES");
+    if (profile) {
+      // One profiled call: every kernel and library step's device duration, largest first.
+      Profiler p;
+      p.start();
+      f(w.inputs);
+      p.stop();
+      std::vector<ProfileEvent> gpu;
+      for (const ProfileEvent& e : p.events())
+        if (e.category == "gpu_kernel") gpu.push_back(e);
+      std::sort(gpu.begin(), gpu.end(), [](const ProfileEvent& a, const ProfileEvent& b) { return a.duration_us > b.duration_us; });
+      double total = 0;
+      for (const ProfileEvent& e : gpu) total += e.duration_us;
+      fmt::print("  {} on the GPU track: {} steps, {:.1f} us in all\n", w.name, gpu.size(), total);
+      for (size_t i = 0; i < gpu.size() && i < 12; ++i)
+        fmt::print("    {:>9.1f} us  {} (grid {}, block {})\n", gpu[i].duration_us, gpu[i].name, gpu[i].args["grid"],
+                   gpu[i].args["block"]);
+    }
     const double gbps = w.bytes > 0 ? w.bytes / compiled / 1e9 : 0;
     fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", w.name, fmt_time(compiled),
                fmt_time(graphed), fmt_time(eager),

@@ -385,7 +385,7 @@ const Dialect& cuda_dialect() {
   static const std::string* preamble = new std::string(std::string(kCudaHeader) + kHelpers);
   static const Dialect d{"cuda",
                          preamble->c_str(),
-                         "extern \"C\" __global__ void {name}(const KilnArgs args) {{\n"
+                         "extern \"C\" __global__ void {bounds}{name}(const KilnArgs args) {{\n"
                          "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
                          "__restrict__",
                          "",
@@ -402,8 +402,8 @@ std::string dialect_kernel_name(const std::string& name, const Dialect& dialect)
   return std::string(dialect.name) + name.substr(name.find('_'));
 }
 
-std::string kernel_signature(const std::string& name, const Dialect& dialect) {
-  return fmt::format(fmt::runtime(dialect.signature), fmt::arg("name", name));
+std::string kernel_signature(const std::string& name, const Dialect& dialect, const std::string& bounds) {
+  return fmt::format(fmt::runtime(dialect.signature), fmt::arg("name", name), fmt::arg("bounds", bounds));
 }
 
 
@@ -712,7 +712,7 @@ void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<c
 // Elements of a row each thread holds in registers, when the row's length is a constant the
 // block covers in at most kMaxRegisterElements strides: the row is then read from memory
 // once, however many phases pass over it (softmax: max, sum, store).
-constexpr int64_t kMaxRegisterElements = 32;
+constexpr int64_t kMaxRegisterElements = 16;
 // The constant length of k's rows, or 0.
 int64_t constant_row_length(const LoopKernel& k) {
   int64_t r = 1;
@@ -851,7 +851,11 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
     (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
-  std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect);
+  // Register-held rows ask for a full multiprocessor of threads, capping registers at 32.
+  const std::string bounds = dialect.block_rows && register_elements(k) > 0
+                                 ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / gpu_block_threads(k))
+                                 : "";
+  std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect, bounds);
   src += params_and_sizes(k, num_symbols, dialect);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
   if (dialect.block_rows) return src + block_row_loop(k) + "}\n";
@@ -1079,11 +1083,12 @@ bool gpu_row_per_block(const LoopKernel& kernel) { return kernel.kind == LoopKer
 int gpu_block_threads(const LoopKernel& kernel) {
   if (!gpu_row_per_block(kernel) || !kernel.flat) return kGpuThreads;
   const int64_t r = constant_row_length(kernel);
-  if (r <= 0 || r > int64_t{512} * kMaxRegisterElements) return kGpuThreads;
-  // 16 elements a thread and at most 512 threads: several blocks fit a multiprocessor, so
-  // one block's loads overlap another's reductions (1024 threads left one block per SM).
+  if (r <= 0 || r > int64_t{1024} * kMaxRegisterElements) return kGpuThreads;
+  // About 8 elements a thread: with the launch bounds asking for a full multiprocessor
+  // (2048 threads), the held row and the temporaries fit 32 registers without spilling, and
+  // one block's loads overlap another's reductions.
   int threads = 128;
-  while (threads < 512 && int64_t{threads} * 16 < r) threads *= 2;
+  while (threads < 1024 && int64_t{threads} * 8 < r) threads *= 2;
   return threads;
 }
 

@@ -33,7 +33,7 @@ struct Dialect {
 
 // How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over
 // a GPU: one item per thread, or one row per block; and its threads per block: 256, or for
-// rows of a constant length about one thread per 16 elements (128 to 512), each thread
+// rows of a constant length about one thread per 8 elements (128 to 1024), each thread
 // then holding its elements in registers.
 constexpr int kGpuThreads = 256;
 bool gpu_row_per_block(const LoopKernel& kernel);
@@ -45,8 +45,9 @@ const Dialect& cpp_dialect();
 const Dialect& cuda_dialect();
 // `kernel`'s name in `dialect`: cpp_poi_fused_add_0 → cuda_poi_fused_add_0.
 std::string dialect_kernel_name(const std::string& name, const Dialect& dialect);
-// The signature line(s) of kernel `name`, through the opening brace.
-std::string kernel_signature(const std::string& name, const Dialect& dialect);
+// The signature line(s) of kernel `name`, through the opening brace; `bounds` (cuda): its
+// __launch_bounds__.
+std::string kernel_signature(const std::string& name, const Dialect& dialect, const std::string& bounds = "");
 
 // The kernel's ABI: void NAME(const int64_t* sizes, char* const* buffers), sizes being the
 // graph's size symbols and buffers the kernel's params (output first). The body reads its

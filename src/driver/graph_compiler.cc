@@ -15,6 +15,7 @@
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "support/log.h"
+#include "runtime/profiling.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
 #include "wire/frame.h"
@@ -222,8 +223,13 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
 std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile& how) {
   const TensorMap given = constants_of(graph);
   const std::optional<Cache> cache = Cache::open();
-  const std::string key = cache ? graph_cache_key(graph, how) : std::string();
-  std::optional<CompiledPlan> plan = cache ? cached_plan(*cache, key, given) : std::nullopt;
+  std::string key;
+  std::optional<CompiledPlan> plan;
+  if (cache) {
+    SpanScope span("compile", "graph cache lookup " + graph.name);
+    key = graph_cache_key(graph, how);
+    plan = cached_plan(*cache, key, given);
+  }
   const bool hit = plan.has_value();
   bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
   if (!plan) {
@@ -241,9 +247,12 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
     for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
   std::vector<std::shared_ptr<KernelObject>> objects(plan->units.size());
   std::vector<size_t> missing;
-  for (size_t i = 0; i < plan->units.size(); ++i) {
-    objects[i] = find_object(plan->units[i], cache);
-    if (!objects[i]) missing.push_back(i);
+  {
+    SpanScope span("compile", "load objects " + graph.name);
+    for (size_t i = 0; i < plan->units.size(); ++i) {
+      objects[i] = find_object(plan->units[i], cache);
+      if (!objects[i]) missing.push_back(i);
+    }
   }
   if (!missing.empty()) {
     Toolchain toolchain = toolchain_of(how);
@@ -263,6 +272,7 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   }
   if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
   plan->cuda_graphs = how.cuda_graphs;
+  SpanScope span("compile", "executable " + graph.name);
   return make_native_executable(std::move(*plan), objects);
 }
 

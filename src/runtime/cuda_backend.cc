@@ -171,14 +171,24 @@ class CudaExecutable final : public PlanExecutable {
     cuda::check(cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1,
                                               static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr),
                 fmt::format("launching {}", k.name).c_str());
-    if (timed) end_timing(kernel, grid, k.threads);
+    if (timed) end_timing(k.name, grid, k.threads);
+  }
+
+  // Library steps (cuBLASLt) get device durations too, on the same GPU track.
+  Tensor run_ext(size_t step, const Node& node, const std::vector<Tensor>& args,
+                 const std::vector<int64_t>& bindings) override {
+    const bool timed = launches_observed() && profiler_recording();
+    if (timed) begin_timing();
+    Tensor result = PlanExecutable::run_ext(step, node, args, bindings);
+    if (timed) end_timing(fmt::format("cuda_ext_{}_{}", op_name(node.op), step), 0, 0);
+    return result;
   }
 
   // Device durations for the profiler: a pair of CUDA events around each launch of a
   // recorded run, read once the run's work has finished (after_steps). The GPU track's
   // clock is anchored at the host time the run's first event was queued.
   struct Timing {
-    size_t kernel;
+    std::string name;
     unsigned grid;
     int threads;
     size_t events;  // index of its start event; its end event follows
@@ -198,9 +208,9 @@ class CudaExecutable final : public PlanExecutable {
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
   }
 
-  void end_timing(size_t kernel, unsigned grid, int threads) {
+  void end_timing(std::string name, unsigned grid, int threads) {
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
-    timings_.push_back({kernel, grid, threads, used_events_ - 2});
+    timings_.push_back({std::move(name), grid, threads, used_events_ - 2});
   }
 
   void after_steps() override {
@@ -212,8 +222,7 @@ class CudaExecutable final : public PlanExecutable {
       float offset_ms = 0, duration_ms = 0;
       cuda::check(d.cuEventElapsedTime(&offset_ms, origin, events_[t.events]), "cuEventElapsedTime");
       cuda::check(d.cuEventElapsedTime(&duration_ms, events_[t.events], events_[t.events + 1]), "cuEventElapsedTime");
-      const KernelLaunch& k = plan().kernels[t.kernel];
-      record_gpu_span(k.name, stream_id_, anchor_seconds_ + offset_ms * 1e-3, duration_ms * 1e-3,
+      record_gpu_span(t.name, stream_id_, anchor_seconds_ + offset_ms * 1e-3, duration_ms * 1e-3,
                       {{"kernel_backend", "cuda"}, {"stream", std::to_string(stream_id_)},
                        {"grid", std::to_string(t.grid)}, {"block", std::to_string(t.threads)}});
     }

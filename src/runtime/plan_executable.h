@@ -26,6 +26,9 @@ class PlanExecutable : public Executable {
   // Launches kernel `kernel` on `buffers` (its params' data, outputs first) with the size
   // symbols bound to `bindings`.
   virtual void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) = 0;
+  // Runs step `step`'s graph node through the eager op executor (library calls: matmuls).
+  virtual Tensor run_ext(size_t step, const Node& node, const std::vector<Tensor>& args,
+                         const std::vector<int64_t>& bindings);
   // Called once before the first step of every run, and after the last (device backends
   // put their stream's errors here).
   virtual void before_steps() {}
