@@ -197,6 +197,25 @@ __device__ void offsets_of(const MapArgs& a, int64_t i, int64_t* off) {
 // The compute type follows operand 1's dtype (the host casts inputs to the op's compute
 // dtype first); where's operand 1 is its bool condition, so operand 2 decides there.
 extern "C" __global__ void kiln_eager_map(const MapArgs a) {
+  if (static_cast<Op>(a.op) == Op::to && a.dtypes[0] == a.dtypes[1] && a.noperands == 2) {
+    // A strided copy of one dtype: the element's bytes, no conversion.
+    const int size = static_cast<DType>(a.dtypes[0]) == DType::f64 || static_cast<DType>(a.dtypes[0]) == DType::i64 ? 8
+                     : static_cast<DType>(a.dtypes[0]) == DType::f32 || static_cast<DType>(a.dtypes[0]) == DType::i32 ? 4
+                     : static_cast<DType>(a.dtypes[0]) == DType::bool_ ? 1 : 2;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.numel; i += int64_t(gridDim.x) * blockDim.x) {
+      int64_t off[kMapMaxOperands];
+      offsets_of(a, i, off);
+      char* dst = a.base[0] + off[0];
+      const char* src = a.base[1] + off[1];
+      switch (size) {
+        case 8: *reinterpret_cast<uint64_t*>(dst) = *reinterpret_cast<const uint64_t*>(src); break;
+        case 4: *reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(src); break;
+        case 2: *reinterpret_cast<uint16_t*>(dst) = *reinterpret_cast<const uint16_t*>(src); break;
+        default: *dst = *src; break;
+      }
+    }
+    return;
+  }
   const int value_operand = static_cast<Op>(a.op) == Op::where ? 2 : 1;
   const int in_dtype = a.dtypes[value_operand];
   const bool wide = static_cast<DType>(in_dtype) == DType::f64;

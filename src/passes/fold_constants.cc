@@ -29,6 +29,10 @@ PassResult fold_constants(const Graph& graph) {
     Tensor result = run_op(node.op, args, node.attrs).contiguous();
     if (result.numel() > largest_input) continue;  // would grow the graph's data
     value[graph.node_value(n)] = result;
+    // A view of a constant stays a view: it costs nothing at run time, and its readers may
+    // read it in place (a matmul through a transposed weight); folding would copy the data.
+    // Its value still feeds the folds of later nodes.
+    if (is_view(op_info(node.op).rule)) continue;
     folded_index[n] = static_cast<int64_t>(folded.size());
     folded.push_back({fmt::format("f{}", folded.size()), node.type, result});
   }

@@ -27,7 +27,8 @@ PassResult simplify_views(const Graph& graph);
 
 // Evaluates nodes whose inputs are all constants, with the eager interpreter, into new
 // constants named f0, f1, ... (a result larger than the constants it reads is not folded,
-// so expand/broadcast do not bloat the graph). Constants no node reads are dropped.
+// so expand/broadcast do not bloat the graph; views of constants stay views). Constants no
+// node reads are dropped.
 PassResult fold_constants(const Graph& graph);
 
 // Merges nodes with the same op, inputs and attributes into the first of them.

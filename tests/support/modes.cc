@@ -35,6 +35,7 @@ ModeRun::ModeRun(const ModeConfig& config) : config_(config), before_(stats()) {
   static std::atomic<int> counter{0};
   // Beside the suite's shared cache (under the build tree), else in the temp directory.
   const char* shared = std::getenv("KILN_CACHE_DIR");
+  if (shared) previous_cache_dir_ = shared;
   std::string base = shared ? std::filesystem::path(shared).parent_path().string() : ::testing::TempDir();
   cache_dir_ = fmt::format("{}/mode-cache/{}-{}-{}", base, config.name, getpid(), counter++);
   std::filesystem::remove_all(cache_dir_);
@@ -50,6 +51,9 @@ ModeRun::~ModeRun() {
   }
   std::error_code ec;
   std::filesystem::remove_all(cache_dir_, ec);
+  // The next run's cache goes beside the suite's again, not inside this removed one.
+  if (previous_cache_dir_.empty()) unsetenv("KILN_CACHE_DIR");
+  else setenv("KILN_CACHE_DIR", previous_cache_dir_.c_str(), 1);
 }
 
 std::vector<size_t> sampled(size_t n, size_t stride) {

@@ -61,6 +61,7 @@ class ModeRun {
   ModeConfig config_;
   std::map<std::string, int64_t> before_;
   std::string cache_dir_;
+  std::string previous_cache_dir_;
 };
 
 // Every `stride`-th index of `n` (all of them for stride 1): the CI subset of a long suite.
