@@ -456,6 +456,21 @@ Accumulation accumulation(const ReducePhase& phase) {
   throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
 }
 
+// The GPU's accumulations: as accumulation(), except that float max and min propagate a NaN
+// through the compare itself (no flag and no second block-wide combine; the CPU's flag is
+// there for vectorization, which GPU threads do not need).
+Accumulation gpu_accumulation(const ReducePhase& phase) {
+  Accumulation acc = accumulation(phase);
+  if (acc.nan_flag.empty()) return acc;
+  const char* cmp = phase.op == Op::amax ? ">" : "<";
+  acc.update = fmt::format("{{a}} = ({{v}} {0} {{a}} || {{v}} != {{v}}) ? {{v}} : {{a}};", cmp);
+  acc.combine = fmt::format("(({{y}}) {0} ({{x}}) || ({{y}}) != ({{y}})) ? ({{y}}) : ({{x}})", cmp);
+  acc.clauses.clear();
+  acc.nan_flag.clear();
+  acc.after.clear();
+  return acc;
+}
+
 bool is_output_param(const LoopKernel& k, size_t p) {
   if (k.kind != LoopKernel::Kind::Foreach) return static_cast<int>(p) < k.num_outputs;
   size_t base = 0;
@@ -753,6 +768,16 @@ std::string block_row_loop(const LoopKernel& k) {
   }
   // One register array per distinct row load (by its rendered text), filled up front.
   std::map<std::string, std::string> held_names;
+  // Phase values a later loop reads again (softmax's exp(x - max)), kept in registers.
+  std::vector<std::pair<const Expr*, std::string>> cached_values;
+  auto read_later = [&](size_t phase) {
+    const Expr* v = k.phases[phase].value.get();
+    for (size_t q = phase + 1; q < k.phases.size(); ++q)
+      if (contains(k.phases[q].value, v)) return true;
+    for (const Store& st : k.stores)
+      if (contains(st.value, v)) return true;
+    return false;
+  };
   auto open_elements = [&](std::string* loop_body) {
     if (held > 0) {
       w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
@@ -760,6 +785,7 @@ std::string block_row_loop(const LoopKernel& k) {
       w.line("  if (i1 < R) {");
       w.push(loop_body, "        ");
       for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
+      for (const auto& [e, name] : cached_values) w.bind(e, name + "[j]");
       return;
     }
     w.line(per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
@@ -786,34 +812,47 @@ std::string block_row_loop(const LoopKernel& k) {
     body += fill;
     w.line("}");
   }
-  auto block_combine = [&](const std::string& var, const std::string& type, const std::string& combine) {
+  // Within each warp by shuffles, then every warp reduces the warps' partials (padded with
+  // the identity) the same way: a fixed order, so the result is deterministic.
+  auto block_combine = [&](const std::string& var, const std::string& type, const std::string& combine,
+                           const std::string& identity) {
     auto fold = [&](const std::string& x, const std::string& y) {
       return fmt::format(fmt::runtime(combine), fmt::arg("x", x), fmt::arg("y", y));
     };
-    w.line(fmt::format("for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} = {}; }}",
-                       type, var, var, fold(var, "y")));
+    const std::string shuffle = fmt::format(
+        "for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} = {}; }}", type, var,
+        var, fold(var, "y"));
+    w.line(shuffle);
     w.line(fmt::format("{{ __shared__ {} s_{}[{}];", type, var, threads / 32));
     w.line(fmt::format("  if ((threadIdx.x & 31) == 0) s_{}[threadIdx.x >> 5] = {};", var, var));
     w.line("  __syncthreads();");
-    w.line(fmt::format("  {} = s_{}[0];", var, var));
-    w.line(fmt::format("  for (int q = 1; q < (int)(blockDim.x >> 5); ++q) {} = {};", var, fold(var, "s_" + var + "[q]")));
+    w.line(fmt::format("  {0} = (threadIdx.x & 31) < (blockDim.x >> 5) ? s_{0}[threadIdx.x & 31] : ({1})({2});", var, type,
+                       identity));
+    w.line("  " + shuffle);
     w.line("  __syncthreads(); }");
   };
   for (size_t p = 0; p < k.phases.size(); ++p) {
-    Accumulation acc = accumulation(k.phases[p]);
+    Accumulation acc = gpu_accumulation(k.phases[p]);
     const std::string a = fmt::format("a{}", p), n = fmt::format("n{}", p);
     auto fill = [&](const std::string& f, const std::string& v) {
       return fmt::format(fmt::runtime(f), fmt::arg("a", a), fmt::arg("n", n), fmt::arg("v", v));
     };
     w.line(fmt::format("{} {} = {};", acc.type, a, acc.init));
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
+    const ExprPtr& value = k.phases[p].value;
+    const bool cache_value = held > 0 && has_transcendental(value) && read_later(p);
+    const std::string cached = fmt::format("c{}", p);
+    if (cache_value) w.line(fmt::format("{} {}[{}];", type_names(value->dtype).compute, cached, held));
     std::string loop_body;
     open_elements(&loop_body);
-    w.line(fill(acc.update, w.value(k.phases[p].value)));
+    const std::string v = w.value(value);
+    if (cache_value) w.line(fmt::format("{}[j] = {};", cached, v));
+    w.line(fill(acc.update, v));
     close_elements(&loop_body);
+    if (cache_value) cached_values.emplace_back(value.get(), cached);
     if (per_block) {
-      block_combine(a, acc.type, acc.combine);
-      if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})");
+      block_combine(a, acc.type, acc.combine, acc.init);
+      if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})", "0");
     }
     if (!acc.after.empty()) w.line(fill(acc.after, ""));
   }
