@@ -11,6 +11,7 @@ struct RunArgs {
   std::string profile_path;  // --profile: a Chrome trace of the run
   std::string trace_dir;     // --trace: KILN_TRACE for this run
   std::string mode;
+  std::string device = "cpu";  // --device: where the inputs and constants live, so where it runs
   std::string constants_path;
   std::map<std::string, int64_t> dims;
   uint64_t seed = 0;

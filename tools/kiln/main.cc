@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--mode", run.mode,
                       "compile mode: inprocess, subprocess, async, progressive, "
                       "async+progressive (default: KILN_COMPILE_MODE, else inprocess)");
+  run_cmd->add_option("--device", run.device, "cpu or cuda (default: cpu)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   run_cmd->add_option("--dim", dims, "size of a dynamic dim, as s0=N (repeatable)");
   run_cmd->add_option("--seed", run.seed, "seed of the random inputs");
   run_cmd->add_option("--constants", run.constants_path,

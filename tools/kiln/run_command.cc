@@ -43,6 +43,8 @@ int run_command(const RunArgs& args) {
       throw Error(fmt::format("constant %{} has a symbolic shape", c.name));
     if (!c.value.defined()) c.value = random_input(c.type, shape);
   }
+  const Device device = args.device == "cuda" ? Device::cuda : Device::cpu;
+  for (GraphConstant& c : graph.constants) c.value = c.value.to(device);
   std::vector<int64_t> bindings(static_cast<size_t>(graph.num_symbols), -1);
   for (const auto& [name, size] : args.dims) {
     int sym = -1;
@@ -60,7 +62,7 @@ int run_command(const RunArgs& args) {
                                 d.sym, d.sym));
       shape.push_back(d.eval(bindings));
     }
-    inputs.push_back(random_input(in.type, shape));
+    inputs.push_back(random_input(in.type, shape).to(device));
   }
   if (!args.trace_dir.empty()) setenv("KILN_TRACE", args.trace_dir.c_str(), 1);
   std::optional<Profiler> profiler;
@@ -72,6 +74,7 @@ int run_command(const RunArgs& args) {
   if (!args.mode.empty()) options.mode = parse_compile_mode(args.mode, "--mode");
   options.name = graph.name;
   ResolvedOptions resolved = resolve_options(options);
+  resolved.device = device;
   auto executable = compile_graph(graph, resolved);
   std::vector<Tensor> outputs = executable->run(inputs);
   if (std::optional<std::string> dir = trace_directory()) {
@@ -90,7 +93,7 @@ int run_command(const RunArgs& args) {
              graph.inputs.size(), graph.constants.size(), graph.nodes.size(),
              compile_mode_name(resolved.mode), executable->backend_name());
   for (size_t i = 0; i < outputs.size(); ++i) {
-    Tensor out = outputs[i].contiguous();
+    Tensor out = outputs[i].contiguous().cpu();
     double sum = out.numel() ? out.to(DType::f64).sum().item<double>() : 0.0;
     uint64_t hash = XXH64(out.impl()->data_ptr(),
                           static_cast<size_t>(out.numel() * dtype_size(out.dtype())), 0);
