@@ -3,11 +3,15 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "cache/cache.h"
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
 #include "kiln/error.h"
@@ -54,6 +58,8 @@ struct Lt {
   Status (*matmul)(Handle, MatmulDesc, const void*, const void*, Layout, const void*, Layout, const void*, const void*,
                    Layout, void*, Layout, const Algo*, void*, size_t, CUstream);
   const char* (*status_string)(Status);
+  Status (*algo_check)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, const Algo*, HeuristicResult*);
+  size_t (*version)();
   Handle handle = nullptr;
   void* workspace = nullptr;
   std::string problem;
@@ -89,6 +95,8 @@ Lt& lt() {
     resolve(h, "cublasLtMatmulAlgoGetHeuristic", &l->heuristic, p);
     resolve(h, "cublasLtMatmul", &l->matmul, p);
     resolve(h, "cublasLtGetStatusString", &l->status_string, p);
+    resolve(h, "cublasLtMatmulAlgoCheck", &l->algo_check, p);
+    resolve(h, "cublasLtGetVersion", &l->version, p);
     return l;
   }();
   return loaded;
@@ -115,6 +123,26 @@ std::string shape_text(const GemmRequest& r) {
   return fmt::format("[{}x{}] @ [{}x{}] x{} {}{}{}", r.n, r.k, r.k, r.m, r.batches, dtype_name(r.dtype),
                      r.bias ? " +bias" : "", r.epilogue == Epilogue::relu ? " relu" : r.epilogue == Epilogue::gelu ? " gelu" : "");
 }
+
+// The matmul itself, with prepared descriptors and `algo`.
+Status run_matmul(Lt& l, const GemmRequest& r, const Prepared& p, const Algo& algo) {
+  const float one_f = 1, zero_f = 0;
+  const double one_d = 1, zero_d = 0;
+  const bool wide = r.dtype == DType::f64;
+  const void* alpha = wide ? static_cast<const void*>(&one_d) : &one_f;
+  const void* beta = wide ? static_cast<const void*>(&zero_d) : &zero_f;
+  // The bias pointer changes per call; the descriptor is this shape's alone and calls are
+  // queued from one stream, so setting it here is safe.
+  if (r.bias)
+    if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0) return s;
+  return l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &algo, l.workspace,
+                  kWorkspaceBytes, stream());
+}
+
+// max_autotune: the fastest of cuBLASLt's candidates for `r`, timed on r's own buffers
+// (median of five runs each, CUDA events), or the one the autotune cache recorded for this
+// GPU and cuBLASLt version, after cuBLASLt's own check says it still applies.
+Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const HeuristicResult* candidates, int count);
 
 Prepared prepare(Lt& l, const GemmRequest& r) {
   auto ok = [&](Status s, const char* what) {
@@ -150,15 +178,17 @@ Prepared prepare(Lt& l, const GemmRequest& r) {
   ok(l.pref_create(&pref), "cublasLtMatmulPreferenceCreate");
   const uint64_t workspace = kWorkspaceBytes;
   ok(l.pref_set(pref, kPrefMaxWorkspace, &workspace, sizeof workspace), "MAX_WORKSPACE_BYTES");
-  HeuristicResult result{};
+  constexpr int kCandidates = 8;
+  HeuristicResult results[kCandidates]{};
   int found = 0;
-  Status s = l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  Status s = l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, r.tune_algorithm ? kCandidates : 1, results, &found);
   if (s != 0 || found == 0) {
     if (r.bias || r.epilogue != Epilogue::none) return Prepared{};  // the caller applies the epilogue
     ok(s, "cublasLtMatmulAlgoGetHeuristic");
     throw Error(fmt::format("matmul {} on cuda: cuBLASLt has no algorithm for it", shape_text(r)));
   }
-  p.algo = result.algo;
+  p.algo = results[0].algo;
+  if (r.tune_algorithm && found > 1) p.algo = tuned_algorithm(l, r, p, results, found);
   return p;
 }
 
@@ -173,8 +203,9 @@ Prepared prepared_for(Lt& l, const GemmRequest& r) {
     int64_t capacity = 0;
     l.workspace = allocate(static_cast<int64_t>(kWorkspaceBytes), &capacity);
   }
-  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc, r.stride_a,
-                                      r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32);
+  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc,
+                                      r.stride_a, r.stride_b, r.stride_c, r.a_transposed, r.b_transposed,
+                                      r.allow_tf32, r.tune_algorithm);
   auto it = prepared.find(key);
   if (it == prepared.end()) it = prepared.emplace(key, prepare(l, r)).first;
   return it->second;
@@ -183,6 +214,69 @@ Prepared prepared_for(Lt& l, const GemmRequest& r) {
 }  // namespace
 
 bool blas_available() { return lt().problem.empty(); }
+
+namespace {
+
+std::string algo_cache_key(Lt& l, const GemmRequest& r) {
+  return content_key(fmt::format("cublaslt algorithm 1\n{}\ncuBLASLt {}\n{} lda {} ldb {} ldc {} sa {} sb {} sc {} ta {} tb {} tf32 {}",
+                                 device_info().name, l.version(), shape_text(r), r.lda, r.ldb, r.ldc, r.stride_a,
+                                 r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32));
+}
+
+Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const HeuristicResult* candidates, int count) {
+  const std::optional<Cache> cache = Cache::open();
+  const std::string key = cache ? algo_cache_key(l, r) : std::string();
+  if (cache) {
+    if (std::optional<std::string> entry = cache->get(CacheKind::autotune, key)) {
+      // Validated before use: eight 64-bit words, and cuBLASLt's check that it applies.
+      nlohmann::json j = nlohmann::json::parse(*entry, nullptr, false);
+      if (j.is_object() && j.contains("algo") && j["algo"].is_array() && j["algo"].size() == 8) {
+        Algo algo{};
+        bool valid = true;
+        for (size_t i = 0; i < 8 && valid; ++i) {
+          valid = j["algo"][i].is_number_unsigned();
+          if (valid) algo.data[i] = j["algo"][i].get<uint64_t>();
+        }
+        HeuristicResult check{};
+        if (valid && l.algo_check(l.handle, p.desc, p.a, p.b, p.c, p.c, &algo, &check) == 0 &&
+            check.workspace_size <= kWorkspaceBytes)
+          return algo;
+      }
+    }
+  }
+  const Driver& d = driver();
+  CUevent start = nullptr, end = nullptr;
+  check(d.cuEventCreate(&start, 0), "cuEventCreate");
+  check(d.cuEventCreate(&end, 0), "cuEventCreate");
+  int best = 0;
+  float best_ms = 1e30f;
+  for (int c = 0; c < count; ++c) {
+    if (run_matmul(l, r, p, candidates[c].algo) != 0) continue;  // a candidate that fails is skipped
+    std::vector<float> times;
+    for (int rep = 0; rep < 5; ++rep) {
+      d.cuEventRecord(start, stream());
+      run_matmul(l, r, p, candidates[c].algo);
+      d.cuEventRecord(end, stream());
+      d.cuEventSynchronize(end);
+      float ms = 0;
+      d.cuEventElapsedTime(&ms, start, end);
+      times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    if (times[2] < best_ms) best_ms = times[2], best = c;
+  }
+  d.cuEventDestroy(start);
+  d.cuEventDestroy(end);
+  if (cache) {
+    nlohmann::json words = nlohmann::json::array();
+    for (uint64_t w : candidates[best].algo.data) words.push_back(w);
+    cache->put(CacheKind::autotune, key,
+               nlohmann::json{{"cublaslt", shape_text(r)}, {"algo", words}, {"seconds", best_ms * 1e-3}}.dump());
+  }
+  return candidates[best].algo;
+}
+
+}  // namespace
 
 bool gemm(const GemmRequest& r) {
   Lt& l = lt();
@@ -195,19 +289,7 @@ bool gemm(const GemmRequest& r) {
     gemm(plain);
     return false;
   }
-  const float one_f = 1, zero_f = 0;
-  const double one_d = 1, zero_d = 0;
-  const bool wide = r.dtype == DType::f64;
-  const void* alpha = wide ? static_cast<const void*>(&one_d) : &one_f;
-  const void* beta = wide ? static_cast<const void*>(&zero_d) : &zero_f;
-  // The bias pointer changes per call; the descriptor is this shape's alone and calls are
-  // queued from one stream, so setting it here is safe.
-  if (r.bias) {
-    if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0)
-      throw Error(fmt::format("matmul {} on cuda: BIAS_POINTER: {}", shape_text(r), l.status_string(s)));
-  }
-  Status s = l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &p.algo, l.workspace,
-                      kWorkspaceBytes, stream());
+  Status s = run_matmul(l, r, p, p.algo);
   if (s != 0) throw Error(fmt::format("matmul {} on cuda: cublasLtMatmul: {}", shape_text(r), l.status_string(s)));
   return true;
 }

@@ -31,6 +31,9 @@ struct GemmRequest {
   const void* bias = nullptr;
   Epilogue epilogue = Epilogue::none;
   bool allow_tf32 = false;  // f32 inputs rounded to tf32 on the tensor cores
+  // Time cuBLASLt's top heuristic candidates on these very buffers and keep the fastest
+  // (max_autotune), remembered in the autotune cache per GPU and cuBLASLt version.
+  bool tune_algorithm = false;
 };
 
 // Whether cuBLASLt can be loaded here.

@@ -70,11 +70,20 @@ TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache
   return setup;
 }
 
-// A fresh plan gets its options recorded and, when asked, its kernels tuned. CUDA plans are
-// not tuned yet: their kernels have no tuning space.
+// A fresh plan gets its options recorded and, when asked, its kernels tuned. CUDA kernels
+// have no tuning space yet; under max_autotune a CUDA plan's matrix products are marked
+// `algorithm="tuned"`, so that cuBLASLt's candidates are timed when they first run.
 void finish_plan(CompiledPlan& plan, TuneSetup* tuning, const NativeCompile& how) {
   plan.options = build_options_text(how);
-  if (!tuning || how.device == Device::cuda) return;
+  if (how.device == Device::cuda) {
+    if (how.max_autotune)
+      for (Node& node : plan.graph.nodes)
+        if (op_info(node.op).rule == OpRule::Matmul || op_info(node.op).rule == OpRule::Linear ||
+            op_info(node.op).rule == OpRule::Bmm)
+          node.attrs.set("algorithm", std::string("tuned"));
+    return;
+  }
+  if (!tuning) return;
   if (how.max_autotune) add_gemm_templates(plan, tuning->toolchain);
   autotune_plan(plan, *tuning);
 }
@@ -294,7 +303,8 @@ std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
 std::string build_options_text(const NativeCompile& how) {
   auto on = [](bool b) { return b ? "on" : "off"; };
   if (how.device == Device::cuda)
-    return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off", how.arch, tier_word(how.tier));
+    return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off max_autotune={}", how.arch,
+                       tier_word(how.tier), on(how.max_autotune));
   return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_word(how.tier),
                      how.compiler, on(how.autotune), on(how.autotune && how.coordinate_descent),
                      on(how.autotune && how.max_autotune));

@@ -51,6 +51,15 @@ Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs);
 Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs);
+// A batched product's operands broadcast to each other: a [batch..., n, k] and b
+// [batch..., k, m] (expanded views; 1-D operands already given their unit dim).
+struct BatchedOperands {
+  Tensor a, b;
+  Shape batch, c_shape;  // c: [batch..., n, m]
+  int64_t n = 0, k = 0, m = 0;
+};
+BatchedOperands broadcast_operands(const Tensor& a, const Tensor& b);
+
 // matmul, bmm, linear; an `epilogue=relu` attribute applies relu to the result.
 Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,

@@ -77,7 +77,8 @@ void set_float32_matmul_precision(std::string_view precision) {
   g_allow_tf32 = precision == "high";
 }
 
-Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, const TensorType& out_type) {
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tune_algorithm,
+                  const TensorType& out_type) {
   Shape out_shape;
   try_const_shape(out_type.shape, &out_shape);
   const DType dtype = in[0].dtype();
@@ -105,26 +106,17 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, const T
     r.bias = bias_c.defined() ? bias_c.impl()->data_ptr() : nullptr;
     r.epilogue = relu_after ? cuda::Epilogue::relu : cuda::Epilogue::none;
     r.allow_tf32 = tf32_allowed();
+    r.tune_algorithm = tune_algorithm;
     if (!cuda::gemm(r)) c = finish_unfused(c, bias_c, relu_after);
     return c.reshape(out_shape);
   }
   // Batched: broadcast the batch dims, one strided-batched product.
-  const int64_t n = a.sizes()[a.dim() - 2];
-  Shape a_batch(a.sizes().begin(), a.sizes().end() - 2), b_batch(b.sizes().begin(), b.sizes().end() - 2);
-  const size_t rank = std::max(a_batch.size(), b_batch.size());
-  Shape batch(rank, 1);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t x = i + a_batch.size() >= rank ? a_batch[i + a_batch.size() - rank] : 1;
-    int64_t y = i + b_batch.size() >= rank ? b_batch[i + b_batch.size() - rank] : 1;
-    batch[i] = x == 1 ? y : x;
-  }
-  Shape a_full = batch, b_full = batch, c_full = batch;
-  a_full.insert(a_full.end(), {n, k});
-  b_full.insert(b_full.end(), {k, m});
-  c_full.insert(c_full.end(), {n, m});
-  Tensor av = a.expand(a_full), bv = b.expand(b_full);
+  BatchedOperands o = broadcast_operands(a, b);
+  const int64_t n = o.n;
+  Tensor av = o.a, bv = o.b;
+  const Shape& c_full = o.c_shape;
   c = make_tensor(c_full, dtype, Device::cuda);
-  const int64_t batches = shape_numel(batch);
+  const int64_t batches = shape_numel(o.batch);
   if (batches == 0 || n == 0 || m == 0) return c.reshape(out_shape);
   if (k == 0) return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), relu_after).reshape(out_shape);
   Operand oa = operand_of(av), ob = operand_of(bv);
@@ -136,6 +128,7 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, const T
   r.c = c.impl()->data_ptr(), r.ldc = m, r.stride_c = n * m;
   r.epilogue = relu_after ? cuda::Epilogue::relu : cuda::Epilogue::none;
   r.allow_tf32 = tf32_allowed();
+  r.tune_algorithm = tune_algorithm;
   if (!cuda::gemm(r)) c = finish_unfused(c, Tensor(), relu_after);
   return c.reshape(out_shape);
 }

@@ -125,24 +125,12 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
 
 Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& out_type) {
   DType compute = gemm_dtype(a_in.dtype());
-  Tensor a = a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in;
-  Tensor b = b_in.dim() == 1 ? b_in.unsqueeze(-1) : b_in;
-  int64_t n = a.sizes()[a.dim() - 2], k = a.sizes().back(), m = b.sizes().back();
-  Shape a_batch(a.sizes().begin(), a.sizes().end() - 2);
-  Shape b_batch(b.sizes().begin(), b.sizes().end() - 2);
-  size_t rank = std::max(a_batch.size(), b_batch.size());
-  Shape batch(rank, 1);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t x = i + a_batch.size() >= rank ? a_batch[i + a_batch.size() - rank] : 1;
-    int64_t y = i + b_batch.size() >= rank ? b_batch[i + b_batch.size() - rank] : 1;
-    batch[i] = x == 1 ? y : x;
-  }
-  Shape a_full = batch, b_full = batch, c_full = batch;
-  a_full.insert(a_full.end(), {n, k});
-  b_full.insert(b_full.end(), {k, m});
-  c_full.insert(c_full.end(), {n, m});
-  Tensor c = make_tensor(c_full, compute);
-  Tensor av = a.expand(a_full), bv = b.expand(b_full);
+  BatchedOperands o = broadcast_operands(a_in.dim() == 1 ? a_in.unsqueeze(0) : a_in,
+                                         b_in.dim() == 1 ? b_in.unsqueeze(-1) : b_in);
+  const Shape& batch = o.batch;
+  const Tensor &av = o.a, &bv = o.b;
+  const int64_t n = o.n, k = o.k, m = o.m;
+  Tensor c = make_tensor(o.c_shape, compute);
   if (!gemm_strided(av, bv, c, n, k, m)) {
     Tensor ac = contiguous_eager(cast(av, compute));
     Tensor bc = contiguous_eager(cast(bv, compute));
@@ -152,6 +140,32 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
   try_const_shape(out_type.shape, &out_shape);
   return cast(c.reshape(out_shape), out_type.dtype);
 }
+
+}  // namespace
+
+BatchedOperands broadcast_operands(const Tensor& a, const Tensor& b) {
+  BatchedOperands o;
+  o.n = a.sizes()[a.dim() - 2], o.k = a.sizes().back(), o.m = b.sizes().back();
+  Shape a_batch(a.sizes().begin(), a.sizes().end() - 2);
+  Shape b_batch(b.sizes().begin(), b.sizes().end() - 2);
+  const size_t rank = std::max(a_batch.size(), b_batch.size());
+  o.batch.assign(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t x = i + a_batch.size() >= rank ? a_batch[i + a_batch.size() - rank] : 1;
+    int64_t y = i + b_batch.size() >= rank ? b_batch[i + b_batch.size() - rank] : 1;
+    o.batch[i] = x == 1 ? y : x;
+  }
+  Shape a_full = o.batch, b_full = o.batch;
+  o.c_shape = o.batch;
+  a_full.insert(a_full.end(), {o.n, o.k});
+  b_full.insert(b_full.end(), {o.k, o.m});
+  o.c_shape.insert(o.c_shape.end(), {o.n, o.m});
+  o.a = a.expand(a_full);
+  o.b = b.expand(b_full);
+  return o;
+}
+
+namespace {
 
 Tensor cpu_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_type) {
   if (op != Op::linear) return batched_matmul(in[0], in[1], out_type);
@@ -174,7 +188,7 @@ Tensor cpu_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_ty
 Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type) {
   const bool relu_after = attrs.has("epilogue");  // "relu", the only one (infer.cc)
   if (on_gpu(in[0])) {
-    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, relu_after, out_type);
+    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, relu_after, attrs.has("algorithm"), out_type);
     // Integer products have no GPU library: they run on host copies.
     std::vector<Tensor> host;
     for (const Tensor& t : in) host.push_back(t.cpu());

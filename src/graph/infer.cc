@@ -44,9 +44,12 @@ bool dims_match(const Dim& a, const Dim& b) { return a == b; }
 
 // matmul and linear may carry `epilogue=relu` (put there by fuse_gemm_epilogues for the
 // GPU's fused epilogues): relu of the product (plus bias), the type unchanged.
+// and `algorithm=tuned` (max_autotune on the GPU: cuBLASLt's candidates are timed).
 void check_epilogue(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
   if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu")
     fail(op, in, fmt::format("unknown epilogue '{}' (accepted: relu)", attrs.get_string("epilogue")));
+  if (attrs.has("algorithm") && attrs.get_string("algorithm") != "tuned")
+    fail(op, in, fmt::format("unknown algorithm '{}' (accepted: tuned)", attrs.get_string("algorithm")));
 }
 
 TensorType infer_matmul(Op op, const std::vector<const TensorType*>& in) {
@@ -313,6 +316,7 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       check_epilogue(op, attrs, in);
       return infer_matmul(op, in);
     case OpRule::Bmm:
+      check_epilogue(op, attrs, in);
       if (x.shape.size() != 3 || in[1]->shape.size() != 3) fail(op, in, "needs two 3-D tensors");
       if (!(x.shape[0] == in[1]->shape[0])) fail(op, in, "batch sizes differ");
       return infer_matmul(op, in);

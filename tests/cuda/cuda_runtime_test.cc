@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
 #include "kiln/kiln.h"
@@ -161,6 +164,31 @@ TEST(CudaGraphs, APlanThatWaitsOnTheHostRunsUncaptured) {
     EXPECT_EQ(compare_tensors(f(idx), embedding(idx, table) * 3.0, 1e-6, 1e-6), "") << "call " << call;
   EXPECT_EQ(stat_delta(before, "cuda.graph_fallbacks"), 1);
   EXPECT_EQ(stat_delta(before, "cuda.graph_replays"), 0);
+}
+
+TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
+  SKIP_WITHOUT_GPU();
+  const std::string dir = ::testing::TempDir() + "/kiln-cublaslt-tune";
+  std::filesystem::remove_all(dir);
+  const char* suite_cache = std::getenv("KILN_CACHE_DIR");
+  const std::string previous = suite_cache ? suite_cache : "";
+  setenv("KILN_CACHE_DIR", dir.c_str(), 1);
+  Tensor a = randn({384, 256}).to(DType::bf16), b = randn({256, 320}).to(DType::bf16);
+  CompileOptions options;
+  options.name = "tuned_mm";
+  options.max_autotune = true;
+  auto f = compile([](Tensor x, Tensor y) { return matmul(x, y).relu(); }, options);
+  Tensor got = f(a.cuda(), b.cuda());
+  EXPECT_EQ(compare_tensors(got.to(DType::f32), matmul(a, b).relu().to(DType::f32), 2e-2, 2e-2), "");
+  int entries = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/autotune")) {
+    std::ifstream in(e.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    entries += text.find("\"cublaslt\"") != std::string::npos;
+  }
+  EXPECT_EQ(entries, 1) << "one tuned algorithm, for the one product shape";
+  if (previous.empty()) unsetenv("KILN_CACHE_DIR");
+  else setenv("KILN_CACHE_DIR", previous.c_str(), 1);
 }
 
 TEST(CudaCompiled, CapturedTensorsMustBeWhereTheInputsAre) {
