@@ -11,7 +11,7 @@
 
 namespace kiln::cuda {
 
-enum class Epilogue { none, relu, gelu };
+enum class Epilogue { none, relu, gelu };  // gelu: the tanh approximation
 
 // C[n, m] = A[n, k] @ B[k, m] (+ bias[m]) (then relu or gelu), `batches` times, all
 // row-major with leading dimensions in elements; a transposed operand is stored as its

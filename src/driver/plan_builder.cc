@@ -117,8 +117,12 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   Graph optimized;
   {
     SpanScope span("compile", "passes " + graph.name);
-    optimized = optimize_graph(graph);
-    if (device == Device::cuda) optimized = fuse_gemm_epilogues(optimized).graph;
+    if (device == Device::cuda) {
+      optimized = optimize_graph(fuse_gemm_activations(graph).graph);
+      optimized = fuse_gemm_epilogues(optimized).graph;
+    } else {
+      optimized = optimize_graph(graph);
+    }
   }
   Program program;
   {

@@ -59,6 +59,8 @@ struct BatchedOperands {
   int64_t n = 0, k = 0, m = 0;
 };
 BatchedOperands broadcast_operands(const Tensor& a, const Tensor& b);
+// A product's epilogue ("relu", "gelu_tanh" or "") applied by the eager op executor.
+Tensor apply_epilogue(const Tensor& product, const std::string& epilogue);
 
 // matmul, bmm, linear; an `epilogue=relu` attribute applies relu to the result.
 Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out);

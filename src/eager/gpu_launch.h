@@ -22,9 +22,9 @@ void launch_map(const cuda::MapArgs& args);
 
 // matmul, bmm and linear of floating tensors on the GPU, in their own dtype (f16/bf16
 // accumulate in f32), through cuBLASLt reading strided operands in place where it can;
-// bias and `relu_after` go into cuBLASLt's epilogue; `tune_algorithm` (max_autotune) times
+// bias and the `epilogue` activation ("relu", "gelu_tanh") go into cuBLASLt's epilogue; `tune_algorithm` (max_autotune) times
 // cuBLASLt's candidates once per shape (gpu_matmul.cc).
-Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tune_algorithm,
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue, bool tune_algorithm,
                   const TensorType& out_type);
 
 // Whether float32 products may use TF32 (set_float32_matmul_precision).

@@ -61,10 +61,14 @@ Operand operand_of(Tensor& t) {
   return *as_operand(t);
 }
 
-// relu (and bias) applied by kernels when cuBLASLt had no fused algorithm for them.
-Tensor finish_unfused(Tensor c, const Tensor& bias, bool relu_after) {
+// Bias and activation applied by kernels when cuBLASLt had no fused algorithm for them.
+Tensor finish_unfused(Tensor c, const Tensor& bias, const std::string& epilogue) {
   if (bias.defined()) c = run_op(Op::add, {c, bias}, {});
-  return relu_after ? run_op(Op::relu, {c}, {}) : c;
+  return apply_epilogue(c, epilogue);
+}
+
+cuda::Epilogue cublas_epilogue(const std::string& epilogue) {
+  return epilogue == "relu" ? cuda::Epilogue::relu : epilogue == "gelu_tanh" ? cuda::Epilogue::gelu : cuda::Epilogue::none;
 }
 
 }  // namespace
@@ -77,7 +81,7 @@ void set_float32_matmul_precision(std::string_view precision) {
   g_allow_tf32 = precision == "high";
 }
 
-Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tune_algorithm,
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue, bool tune_algorithm,
                   const TensorType& out_type) {
   Shape out_shape;
   try_const_shape(out_type.shape, &out_shape);
@@ -94,7 +98,7 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tu
     const int64_t n = a2.sizes()[0];
     c = make_tensor({n, m}, dtype, Device::cuda);
     if (n == 0 || m == 0) return c.reshape(out_shape);
-    if (k == 0) return finish_unfused(zeros({n, m}, dtype).cuda(), bias, relu_after).reshape(out_shape);
+    if (k == 0) return finish_unfused(zeros({n, m}, dtype).cuda(), bias, epilogue).reshape(out_shape);
     Operand oa = operand_of(a2), ob = operand_of(b);
     cuda::GemmRequest r;
     r.dtype = dtype;
@@ -104,10 +108,10 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tu
     r.c = c.impl()->data_ptr(), r.ldc = m;
     Tensor bias_c = bias.defined() ? contiguous_eager(bias) : Tensor();
     r.bias = bias_c.defined() ? bias_c.impl()->data_ptr() : nullptr;
-    r.epilogue = relu_after ? cuda::Epilogue::relu : cuda::Epilogue::none;
+    r.epilogue = cublas_epilogue(epilogue);
     r.allow_tf32 = tf32_allowed();
     r.tune_algorithm = tune_algorithm;
-    if (!cuda::gemm(r)) c = finish_unfused(c, bias_c, relu_after);
+    if (!cuda::gemm(r)) c = finish_unfused(c, bias_c, epilogue);
     return c.reshape(out_shape);
   }
   // Batched: broadcast the batch dims, one strided-batched product.
@@ -118,7 +122,7 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tu
   c = make_tensor(c_full, dtype, Device::cuda);
   const int64_t batches = shape_numel(o.batch);
   if (batches == 0 || n == 0 || m == 0) return c.reshape(out_shape);
-  if (k == 0) return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), relu_after).reshape(out_shape);
+  if (k == 0) return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), epilogue).reshape(out_shape);
   Operand oa = operand_of(av), ob = operand_of(bv);
   cuda::GemmRequest r;
   r.dtype = dtype;
@@ -126,10 +130,10 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, bool relu_after, bool tu
   r.a = oa.data, r.lda = oa.ld, r.a_transposed = oa.transposed, r.stride_a = oa.batch_stride;
   r.b = ob.data, r.ldb = ob.ld, r.b_transposed = ob.transposed, r.stride_b = ob.batch_stride;
   r.c = c.impl()->data_ptr(), r.ldc = m, r.stride_c = n * m;
-  r.epilogue = relu_after ? cuda::Epilogue::relu : cuda::Epilogue::none;
+  r.epilogue = cublas_epilogue(epilogue);
   r.allow_tf32 = tf32_allowed();
   r.tune_algorithm = tune_algorithm;
-  if (!cuda::gemm(r)) c = finish_unfused(c, Tensor(), relu_after);
+  if (!cuda::gemm(r)) c = finish_unfused(c, Tensor(), epilogue);
   return c.reshape(out_shape);
 }
 

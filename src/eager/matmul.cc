@@ -143,6 +143,16 @@ Tensor batched_matmul(const Tensor& a_in, const Tensor& b_in, const TensorType& 
 
 }  // namespace
 
+Tensor apply_epilogue(const Tensor& product, const std::string& epilogue) {
+  if (epilogue == "relu") return run_op(Op::relu, {product}, {});
+  if (epilogue == "gelu_tanh") {
+    Attrs a;
+    a.set("approximate", std::string("tanh"));
+    return run_op(Op::gelu, {product}, a);
+  }
+  return product;
+}
+
 BatchedOperands broadcast_operands(const Tensor& a, const Tensor& b) {
   BatchedOperands o;
   o.n = a.sizes()[a.dim() - 2], o.k = a.sizes().back(), o.m = b.sizes().back();
@@ -186,16 +196,15 @@ Tensor cpu_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_ty
 }  // namespace
 
 Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type) {
-  const bool relu_after = attrs.has("epilogue");  // "relu", the only one (infer.cc)
+  const std::string epilogue = attrs.has("epilogue") ? attrs.get_string("epilogue") : "";
   if (on_gpu(in[0])) {
-    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, relu_after, attrs.has("algorithm"), out_type);
+    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, epilogue, attrs.has("algorithm"), out_type);
     // Integer products have no GPU library: they run on host copies.
     std::vector<Tensor> host;
     for (const Tensor& t : in) host.push_back(t.cpu());
     return eager_matmul(op, host, attrs, out_type).cuda();
   }
-  Tensor result = cpu_matmul(op, in, out_type);
-  return relu_after ? run_op(Op::relu, {result}, {}) : result;
+  return apply_epilogue(cpu_matmul(op, in, out_type), epilogue);
 }
 
 }  // namespace kiln

@@ -42,12 +42,13 @@ SymShape reduce_shape(const SymShape& shape, const std::vector<int64_t>& dims, b
 
 bool dims_match(const Dim& a, const Dim& b) { return a == b; }
 
-// matmul and linear may carry `epilogue=relu` (put there by fuse_gemm_epilogues for the
-// GPU's fused epilogues): relu of the product (plus bias), the type unchanged.
+// matmul and linear may carry `epilogue=relu` or `epilogue=gelu_tanh` (put there by
+// fuse_gemm_epilogues for the GPU's fused epilogues): the activation of the product (plus
+// bias), the type unchanged;
 // and `algorithm=tuned` (max_autotune on the GPU: cuBLASLt's candidates are timed).
 void check_epilogue(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
-  if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu")
-    fail(op, in, fmt::format("unknown epilogue '{}' (accepted: relu)", attrs.get_string("epilogue")));
+  if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu" && attrs.get_string("epilogue") != "gelu_tanh")
+    fail(op, in, fmt::format("unknown epilogue '{}' (accepted: relu, gelu_tanh)", attrs.get_string("epilogue")));
   if (attrs.has("algorithm") && attrs.get_string("algorithm") != "tuned")
     fail(op, in, fmt::format("unknown algorithm '{}' (accepted: tuned)", attrs.get_string("algorithm")));
 }

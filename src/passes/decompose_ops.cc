@@ -132,6 +132,7 @@ ValueId decompose(Emitter& e, const Node& node, const std::vector<ValueId>& in) 
       return e.cast(e.op(Op::mul, {half_x, e.scalar(Op::add, inner, 1.0)}), out);
     }
     case Op::linear: {
+      if (node.attrs.has("epilogue")) return -1;  // a fused GPU product (fuse_gemm_epilogues)
       Attrs t;
       t.set_ints("dims", {1, 0});
       ValueId y = e.op(Op::matmul, {in[0], e.op(Op::permute, {in[1]}, t)});

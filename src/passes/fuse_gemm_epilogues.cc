@@ -1,6 +1,10 @@
 // GPU plans only (plan_builder.cc): a matrix product and the pointwise tail cuBLASLt can
 // apply in its epilogue become one node, so the product's result is written once instead of
-// written, read back by a kernel and written again.
+// written, read back by a kernel and written again. Before decomposition (the activations
+// are still single ops; decompose_ops then keeps an epilogue's linear whole):
+//   linear(x, w[, b]) | matmul(a, b) → relu | gelu(approximate=tanh)  →  the product with
+//                                                             epilogue=relu | gelu_tanh
+// After it (linear layers written out by hand, and decomposed ones):
 //   matmul(x, permute(w, [1, 0])) [+ bias[m]] [→ relu]  →  linear(x, w[, bias], epilogue=relu)
 //   matmul(a, b) → relu                                  →  matmul(a, b, epilogue=relu)
 // A value is absorbed only when its one reader is the next node of the pattern and it is
@@ -16,6 +20,13 @@ namespace {
 
 bool gemm_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == DType::bf16; }
 
+// The epilogue name of activation node `n`, or "" when cuBLASLt has none for it.
+std::string epilogue_of(const Node& n) {
+  if (n.op == Op::relu) return "relu";
+  if (n.op == Op::gelu && n.attrs.has("approximate") && n.attrs.get_string("approximate") == "tanh") return "gelu_tanh";
+  return "";
+}
+
 struct Fusion {
   size_t end = 0;             // the node whose value the fused node replaces
   std::vector<size_t> absorbed;  // pattern nodes before `end`, not copied
@@ -25,6 +36,50 @@ struct Fusion {
 };
 
 }  // namespace
+
+PassResult fuse_gemm_activations(const Graph& graph) {
+  const size_t num_values = static_cast<size_t>(graph.num_values());
+  std::vector<std::vector<size_t>> readers(num_values);
+  for (size_t n = 0; n < graph.nodes.size(); ++n)
+    for (ValueId v : graph.nodes[n].inputs) readers[v].push_back(n);
+  std::vector<bool> is_output(num_values, false);
+  for (ValueId v : graph.outputs) is_output[v] = true;
+  std::vector<std::string> fused(graph.nodes.size());  // per product node: its epilogue
+  std::vector<int64_t> activation_of(graph.nodes.size(), -1);  // per activation: its product
+  for (size_t n = 0; n < graph.nodes.size(); ++n) {
+    const Node& mm = graph.nodes[n];
+    if ((mm.op != Op::linear && mm.op != Op::matmul) || mm.attrs.has("epilogue") || !gemm_dtype(mm.type.dtype)) continue;
+    if (mm.op == Op::matmul && graph.value_type(mm.inputs[0]).shape.size() < 2) continue;
+    const ValueId v = graph.node_value(n);
+    if (is_output[v] || readers[v].size() != 1) continue;
+    const Node& act = graph.nodes[readers[v][0]];
+    const std::string epilogue = epilogue_of(act);
+    if (epilogue.empty() || !(act.type == mm.type)) continue;
+    fused[n] = epilogue;
+    activation_of[readers[v][0]] = static_cast<int64_t>(n);
+  }
+  bool any = false;
+  for (const std::string& e : fused) any |= !e.empty();
+  if (!any) return {graph, false};
+  Rebuilder r(graph);
+  for (size_t n = 0; n < graph.nodes.size(); ++n) {
+    const Node& node = graph.nodes[n];
+    if (activation_of[n] >= 0) {  // the activation's value is the fused product's
+      r.set(graph.node_value(n), r.map(graph.node_value(static_cast<size_t>(activation_of[n]))));
+      continue;
+    }
+    if (fused[n].empty()) {
+      r.set(graph.node_value(n), r.copy_node(node));
+      continue;
+    }
+    std::vector<ValueId> in;
+    for (ValueId v : node.inputs) in.push_back(r.map(v));
+    Attrs attrs = node.attrs;
+    attrs.set("epilogue", fused[n]);
+    r.set(graph.node_value(n), r.add(node.op, in, attrs));
+  }
+  return {r.finish(graph.outputs), true};
+}
 
 PassResult fuse_gemm_epilogues(const Graph& graph) {
   const size_t num_values = static_cast<size_t>(graph.num_values());

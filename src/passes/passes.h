@@ -38,6 +38,10 @@ PassResult eliminate_common_subexpressions(const Graph& graph);
 // a linear layer, relu) become one linear or matmul node carrying `epilogue=relu`. After:
 // no matmul reads permute(w, [1, 0]) of a 2-D w; no such product's only reader is relu.
 PassResult fuse_gemm_epilogues(const Graph& graph);
+// Its first half, for GPU plans before decompose_ops: a linear or matmul whose only reader
+// is relu or gelu(approximate=tanh) carries it as `epilogue=relu|gelu_tanh`. After: no such
+// product's only reader is one of those activations.
+PassResult fuse_gemm_activations(const Graph& graph);
 
 // Removes nodes and constants that no output depends on.
 PassResult eliminate_dead_nodes(const Graph& graph);

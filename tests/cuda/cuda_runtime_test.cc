@@ -166,6 +166,19 @@ TEST(CudaGraphs, APlanThatWaitsOnTheHostRunsUncaptured) {
   EXPECT_EQ(stat_delta(before, "cuda.graph_replays"), 0);
 }
 
+TEST(CudaCompiled, BiasReluAndGeluRunInCublasLtsEpilogue) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({300, 128}), w1 = randn({256, 128}) * 0.1, b1 = randn({256}), w2 = randn({64, 256}) * 0.1;
+  auto layers = [](Tensor in, Tensor a, Tensor ab, Tensor c) { return matmul(gelu(linear(in, a, ab), "tanh"), c.t()).relu(); };
+  CompileOptions options;
+  options.name = "epilogues";
+  auto f = compile([&](Tensor in) { return layers(in, w1.cuda(), b1.cuda(), w2.cuda()); }, options);
+  Tensor got = f(x.cuda());
+  EXPECT_EQ(compare_tensors(got, layers(x, w1, b1, w2), 1e-4, 1e-4), "");
+  // Both products carry their tails: no pointwise kernel is left.
+  EXPECT_EQ(f.kernels().size(), 0u);
+}
+
 TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
   SKIP_WITHOUT_GPU();
   const std::string dir = ::testing::TempDir() + "/kiln-cublaslt-tune";

@@ -26,6 +26,7 @@ const std::map<std::string, PassResult (*)(const Graph&)> kPasses = {
     {"simplify_views", simplify_views},
     {"decompose_ops", decompose_ops},
     {"fuse_gemm_epilogues", fuse_gemm_epilogues},
+    {"fuse_gemm_activations", fuse_gemm_activations},
 };
 
 struct Case {
