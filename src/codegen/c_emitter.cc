@@ -466,6 +466,13 @@ Accumulation accumulation(const ReducePhase& phase) {
   throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
 }
 
+bool reads_accumulator(const ExprPtr& e) {
+  if (e->kind == Expr::Kind::Accumulator) return true;
+  for (const ExprPtr& a : e->args)
+    if (reads_accumulator(a)) return true;
+  return false;
+}
+
 // The GPU's accumulations: as accumulation(), except that float max and min propagate a NaN
 // through the compare itself (no flag and no second block-wide combine; the CPU's flag is
 // there for vectorization, which GPU threads do not need).
@@ -772,6 +779,7 @@ std::string block_row_loop(const LoopKernel& k) {
   w.push(&body, "    ");
   const int64_t held = per_block ? register_elements(k) : 0;
   const int threads = gpu_block_threads(k);
+  const bool split = gpu_split_reduction(k);
   std::vector<const Expr*> row_loads;
   if (held > 0) {
     for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
@@ -799,8 +807,9 @@ std::string block_row_loop(const LoopKernel& k) {
       for (const auto& [e, name] : cached_values) w.bind(e, name + "[j]");
       return;
     }
-    w.line(per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
-                     : "for (int64_t i1 = 0; i1 < R; ++i1) {");
+    w.line(split       ? "for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"
+           : per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
+                       : "for (int64_t i1 = 0; i1 < R; ++i1) {");
     w.push(loop_body, "      ");
   };
   auto close_elements = [&](std::string* loop_body) {
@@ -875,7 +884,38 @@ std::string block_row_loop(const LoopKernel& k) {
       block_combine(a, acc.type, acc.combine, acc.init);
       if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})", "0");
     }
+    if (split)  // this block's partial of phase p: slot (row, part, phase), 8 bytes each
+      w.line(fmt::format("if (kiln_split > 1 && threadIdx.x == 0) *({}*)(kiln_partials + 8 * ((i0 * kiln_split + kiln_part) * {} + {})) = {};",
+                         acc.type, k.phases.size(), p, a));
     if (!acc.after.empty()) w.line(fill(acc.after, ""));
+  }
+  if (split) {
+    // The row's last block to finish (the atomic ticket) folds every phase's partials in
+    // part order, deterministically, and resets the row's counter for the next launch.
+    w.line("if (kiln_split > 1) {");
+    w.line("  __shared__ int kiln_last;");
+    w.line("  if (threadIdx.x == 0) {");
+    w.line("    __threadfence();");
+    w.line("    kiln_last = atomicAdd(&kiln_counters[i0], 1u) == (unsigned)(kiln_split - 1);");
+    w.line("  }");
+    w.line("  __syncthreads();");
+    w.line("  if (!kiln_last) continue;");
+    w.line("  if (threadIdx.x == 0) {");
+    w.line("    __threadfence();");
+    for (size_t p = 0; p < k.phases.size(); ++p) {
+      Accumulation acc = gpu_accumulation(k.phases[p]);
+      const std::string a = fmt::format("a{}", p);
+      // Slots are 8 bytes whatever the accumulator's type: (row, part, phase) in that order.
+      const std::string slot = fmt::format("*(const volatile {}*)(kiln_partials + 8 * ((i0 * kiln_split + q) * {} + {}))",
+                                           acc.type, k.phases.size(), p);
+      w.line(fmt::format("    {} = *(const volatile {}*)(kiln_partials + 8 * (i0 * kiln_split * {} + {}));", a, acc.type,
+                         k.phases.size(), p));
+      w.line(fmt::format("    for (int64_t q = 1; q < kiln_split; ++q) {} = {};", a,
+                         fmt::format(fmt::runtime(acc.combine), fmt::arg("x", a), fmt::arg("y", slot))));
+    }
+    w.line("    kiln_counters[i0] = 0;");
+    w.line("  }");
+    w.line("}");
   }
   auto stores = [&](const std::vector<Store>& list) {
     for (const Store& st : list)
@@ -898,6 +938,15 @@ std::string block_row_loop(const LoopKernel& k) {
     close_elements(&loop_body);
   }
   w.pop();
+  if (split)
+    return fmt::format("  const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / rows : 1;\n"
+                       "  unsigned int* kiln_counters = (unsigned int*)buffers[{0}];\n"
+                       "  char* kiln_partials = buffers[{1}];\n"
+                       "  for (int64_t kiln_b = blockIdx.x; kiln_b < rows * kiln_split; kiln_b += gridDim.x) {{\n"
+                       "    const int64_t i0 = kiln_b / kiln_split, kiln_part = kiln_b % kiln_split;\n"
+                       "    const int64_t kiln_lo = R * kiln_part / kiln_split, kiln_hi = R * (kiln_part + 1) / kiln_split;\n",
+                       k.params.size(), k.params.size() + 1) +
+           body + "  }\n";
   return per_block ? "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
                    : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
                      " i0 += (int64_t)gridDim.x * blockDim.x) {\n" + body + "  }\n";
@@ -1150,6 +1199,13 @@ int gpu_block_threads(const LoopKernel& kernel) {
   int threads = 128;
   while (threads < 1024 && int64_t{threads} * 8 < r) threads *= 2;
   return threads;
+}
+
+bool gpu_split_reduction(const LoopKernel& kernel) {
+  if (!gpu_row_per_block(kernel) || register_elements(kernel) > 0 || !kernel.stores.empty()) return false;
+  for (const ReducePhase& phase : kernel.phases)  // independent phases only: no grid-wide wait
+    if (reads_accumulator(phase.value) || !gpu_accumulation(phase).after.empty()) return false;
+  return true;
 }
 
 }  // namespace kiln

@@ -38,6 +38,11 @@ struct Dialect {
 constexpr int kGpuThreads = 256;
 bool gpu_row_per_block(const LoopKernel& kernel);
 int gpu_block_threads(const LoopKernel& kernel);
+// Row kernels of one reduction and no element stores (sum, amax, mean... of long rows): a
+// row may be split over several blocks (gridDim.x / rows of them, the launch decides),
+// their partials in buffers[params] (counters, zeroed) and buffers[params + 1] (8 bytes
+// a block), folded in order by the row's last block.
+bool gpu_split_reduction(const LoopKernel& kernel);
 
 const Dialect& cpp_dialect();
 // CUDA C++ for NVRTC: extern "C" __global__ kernels taking one KilnArgs by value (the size

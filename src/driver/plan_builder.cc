@@ -40,6 +40,9 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   launch.work = work_of(k);
   launch.row_per_block = device == Device::cuda && gpu_row_per_block(k);
   launch.threads = gpu_block_threads(k);
+  launch.split = device == Device::cuda && gpu_split_reduction(k);
+  launch.phases = static_cast<int>(k.phases.size());
+  for (int64_t d : k.reduced_dims) launch.reduced_work.push_back(k.shape[static_cast<size_t>(d)]);
   if (device == Device::cpu) launch.space = tuning_space(k, target);
   launch.config = launch.space.defaults;
   if (k.kind == LoopKernel::Kind::Foreach) {

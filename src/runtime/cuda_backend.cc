@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 #include "codegen/c_emitter.h"
 #include "cuda/device_memory.h"
@@ -50,9 +51,10 @@ class CudaExecutable final : public PlanExecutable {
       throw CompileError(fmt::format("graph {}: {} size symbols; CUDA kernels take at most {}",
                                      this->plan().graph.name, this->plan().graph.num_symbols, kMaxSymbols));
     for (const KernelLaunch& k : this->plan().kernels) {
-      if (k.params.size() > kMaxBuffers)
-        throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}", k.name,
-                                       k.params.size(), kMaxBuffers));
+      const size_t buffers = k.params.size() + (k.split ? 2 : 0);  // split rows: counters, partials
+      if (buffers > kMaxBuffers)
+        throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}", k.name, buffers,
+                                       kMaxBuffers));
       functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
     }
     multiprocessors_ = cuda::device_info().multiprocessors;
@@ -164,7 +166,20 @@ class CudaExecutable final : public PlanExecutable {
     if (work <= 0) return;
     // Grid-stride kernels: at most four waves of the blocks a multiprocessor holds at once.
     const int64_t blocks = k.row_per_block ? work : (work + k.threads - 1) / k.threads;
-    const unsigned grid = static_cast<unsigned>(std::min(blocks, multiprocessors_ * (2048 / k.threads) * 4));
+    unsigned grid = static_cast<unsigned>(std::min(blocks, multiprocessors_ * (2048 / k.threads) * 4));
+    if (k.split) {
+      // Too few rows to fill the GPU: each row over several blocks, about 16 elements a thread.
+      int64_t r = 1;
+      for (const Dim& d : k.reduced_work) r *= d.eval(bindings);
+      int64_t split = 1;
+      if (work < multiprocessors_ * 2)
+        split = std::clamp<int64_t>((r + k.threads * 16 - 1) / (k.threads * 16), 1,
+                                    std::max<int64_t>(1, multiprocessors_ * 8 / work));
+      grid = static_cast<unsigned>(work * split);
+      const std::pair<char*, char*> scratch = split_scratch(kernel, work, split * std::max<int64_t>(1, k.phases));
+      args.buffers[k.params.size()] = scratch.first;
+      args.buffers[k.params.size() + 1] = scratch.second;
+    }
     void* params[] = {&args};
     const bool timed = launches_observed() && profiler_recording();
     if (timed) begin_timing();
@@ -172,6 +187,22 @@ class CudaExecutable final : public PlanExecutable {
                                               static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr),
                 fmt::format("launching {}", k.name).c_str());
     if (timed) end_timing(k.name, grid, k.threads);
+  }
+
+  // A split reduction's scratch: zeroed counters (one a row; the kernel's last block of each
+  // row resets its own) and 8-byte partials (`slots` a row: one per block and phase), grown
+  // when a launch needs more.
+  std::pair<char*, char*> split_scratch(size_t kernel, int64_t rows, int64_t slots) {
+    const int64_t counters = (rows * 4 + 255) / 256 * 256, bytes = counters + rows * slots * 8;
+    Tensor& scratch = scratch_[kernel];
+    if (!scratch.defined() || scratch.numel() < bytes) {
+      scratch = make_tensor({bytes}, DType::bool_, Device::cuda);
+      cuda::check(cuda::driver().cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
+                                                 static_cast<size_t>(bytes), cuda::stream()),
+                  "zeroing a split reduction's counters");
+    }
+    char* base = scratch.impl()->data_ptr();
+    return {base, base + counters};
   }
 
   // Library steps (cuBLASLt) get device durations too, on the same GPU track.
@@ -232,6 +263,7 @@ class CudaExecutable final : public PlanExecutable {
 
   std::vector<std::shared_ptr<KernelObject>> objects_;  // per unit
   std::vector<void*> functions_;                        // per kernel: its CUfunction
+  std::map<size_t, Tensor> scratch_;                    // per split kernel
   int64_t multiprocessors_ = 1;
   std::vector<cuda::CUevent> events_;  // reused across runs; never destroyed before the context
   size_t used_events_ = 0;

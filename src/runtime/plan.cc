@@ -30,7 +30,8 @@ std::string plan_to_json(const CompiledPlan& plan) {
     j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
                             {"elementwise", k.elementwise}, {"source", k.source}, {"space", space_text(k.space)},
                             {"config", config_text(k.config)}, {"tuning", k.tuning}, {"work", work_json(k.work)},
-                            {"row_per_block", k.row_per_block}, {"threads", k.threads}});
+                            {"row_per_block", k.row_per_block}, {"threads", k.threads}, {"split", k.split}, {"phases", k.phases},
+                            {"reduced_work", work_json(k.reduced_work)}});
   j["steps"] = json::array();
   for (const PlanStep& s : plan.steps)
     j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
@@ -109,12 +110,21 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
       throw fail(fmt::format("kernel {}'s config {} does not fit its tuning space", launch.name, config_text(launch.config)));
     launch.tuning = k.at("tuning").get<std::string>();
     if (!is_tuning_word(launch.tuning)) throw fail(fmt::format("kernel {}: unknown tuning '{}'", launch.name, launch.tuning));
-    for (const json& d : k.at("work")) {
-      Dim dim{d.at(0).get<int64_t>(), d.at(1).get<int32_t>()};
-      if (dim.sym >= plan.graph.num_symbols || dim.sym < -1 || dim.coeff < 0)
-        throw fail(fmt::format("kernel {}: a bad work dim", launch.name));
-      launch.work.push_back(dim);
-    }
+    auto dims = [&](const json& list) {
+      SymShape out;
+      for (const json& d : list) {
+        Dim dim{d.at(0).get<int64_t>(), d.at(1).get<int32_t>()};
+        if (dim.sym >= plan.graph.num_symbols || dim.sym < -1 || dim.coeff < 0)
+          throw fail(fmt::format("kernel {}: a bad work dim", launch.name));
+        out.push_back(dim);
+      }
+      return out;
+    };
+    launch.work = dims(k.at("work"));
+    launch.reduced_work = dims(k.at("reduced_work"));
+    launch.split = k.at("split").get<bool>();
+    launch.phases = k.at("phases").get<int>();
+    if (launch.phases < 0 || launch.phases > 64) throw fail(fmt::format("kernel {}: {} phases", launch.name, launch.phases));
     launch.row_per_block = k.at("row_per_block").get<bool>();
     launch.threads = k.at("threads").get<int>();
     if (launch.threads < 32 || launch.threads > 1024 || launch.threads % 32 != 0)

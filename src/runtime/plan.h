@@ -39,6 +39,9 @@ struct KernelLaunch {
   SymShape work;
   bool row_per_block = false;  // CUDA: one work item (a row) per block, else one per thread
   int threads = 256;           // CUDA: threads per block (the kernel's code assumes it)
+  bool split = false;          // CUDA: rows may be split over blocks (gpu_split_reduction)
+  int phases = 0;              // CUDA, split kernels: the reductions per row (partials per block)
+  SymShape reduced_work;       // CUDA: the reduced dims of a row kernel (their product: R)
 };
 
 struct PlanStep {

@@ -99,6 +99,23 @@ TEST(CudaCodegen, RowsOfDynamicLengthStrideThroughMemory) {
   EXPECT_EQ(src.find("r0["), std::string::npos) << src;
 }
 
+const std::string kLong = cuda_source("long_rows", {randn({1 << 16})}, [](const std::vector<Tensor>& in) {
+  return std::vector<Tensor>{in[0].sum(), in[0].amax()};
+});
+
+TEST(CudaCodegen, LongRowsSplitOverBlocksAndTheLastBlockFolds) {
+  // One row of 65536: the launch may give it many blocks; each leaves a partial, and the
+  // block that takes the last ticket folds them in order.
+  EXPECT_NE(kLong.find("const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / rows : 1;"),
+            std::string::npos)
+      << kLong;
+  EXPECT_NE(kLong.find("for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"), std::string::npos)
+      << kLong;
+  EXPECT_NE(kLong.find("kiln_last = atomicAdd(&kiln_counters[i0], 1u) == (unsigned)(kiln_split - 1);"), std::string::npos)
+      << kLong;
+  EXPECT_NE(kLong.find("kiln_counters[i0] = 0;"), std::string::npos) << kLong;
+}
+
 TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
   // sum over dim 0: the kept dim is the contiguous one, so each thread owns a column and
   // neighbouring threads read neighbouring addresses.
@@ -118,6 +135,7 @@ TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
                                 });
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
   EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
+  EXPECT_GT(compile_in_worker("long_rows", kLong), 1000u);
 }
 
 TEST(Nvrtc, ABadKernelIsACompileErrorWithNvrtcsLog) {

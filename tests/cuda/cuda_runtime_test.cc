@@ -204,6 +204,22 @@ TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
   else setenv("KILN_CACHE_DIR", previous.c_str(), 1);
 }
 
+TEST(CudaCompiled, LongRowsSplitOverBlocksMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({1 << 22}), y = randn({3, 1 << 20});
+  CompileOptions options;
+  options.name = "long_rows";
+  auto f = compile([](Tensor a, Tensor b) {
+    return std::vector<Tensor>{a.sum(), a.amax(), a.mean(), b.sum({-1}), b.amin({-1})};
+  }, options);
+  for (int call = 0; call < 3; ++call) {  // the counters the last blocks reset serve the next call
+    std::vector<Tensor> got = f(x.cuda(), y.cuda());
+    std::vector<Tensor> want{x.sum(), x.amax(), x.mean(), y.sum({-1}), y.amin({-1})};
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(compare_tensors(got[i], want[i], 1e-5, 1e-3), "") << "output " << i << ", call " << call;
+  }
+}
+
 TEST(CudaCompiled, CapturedTensorsMustBeWhereTheInputsAre) {
   SKIP_WITHOUT_GPU();
   Tensor w = randn({4, 4});  // left on the CPU
