@@ -35,28 +35,41 @@ struct Fusion {
   bool relu = false;
 };
 
+// The node after node `n` in a pattern: the one reader of n's value, when that is its only
+// use (a graph output is a use too); else null.
+class SoleReaders {
+ public:
+  explicit SoleReaders(const Graph& graph) : graph_(graph), readers_(static_cast<size_t>(graph.num_values())) {
+    for (size_t n = 0; n < graph.nodes.size(); ++n)
+      for (ValueId v : graph.nodes[n].inputs) readers_[v].push_back(n);
+    for (ValueId v : graph.outputs) readers_[v].push_back(graph.nodes.size());  // outputs: a reader of none
+  }
+  const Node* operator()(size_t n) const {
+    const std::vector<size_t>& r = readers_[graph_.node_value(n)];
+    return r.size() == 1 && r[0] < graph_.nodes.size() ? &graph_.nodes[r[0]] : nullptr;
+  }
+
+ private:
+  const Graph& graph_;
+  std::vector<std::vector<size_t>> readers_;
+};
+
 }  // namespace
 
 PassResult fuse_gemm_activations(const Graph& graph) {
-  const size_t num_values = static_cast<size_t>(graph.num_values());
-  std::vector<std::vector<size_t>> readers(num_values);
-  for (size_t n = 0; n < graph.nodes.size(); ++n)
-    for (ValueId v : graph.nodes[n].inputs) readers[v].push_back(n);
-  std::vector<bool> is_output(num_values, false);
-  for (ValueId v : graph.outputs) is_output[v] = true;
+  const SoleReaders sole_reader(graph);
   std::vector<std::string> fused(graph.nodes.size());  // per product node: its epilogue
   std::vector<int64_t> activation_of(graph.nodes.size(), -1);  // per activation: its product
   for (size_t n = 0; n < graph.nodes.size(); ++n) {
     const Node& mm = graph.nodes[n];
     if ((mm.op != Op::linear && mm.op != Op::matmul) || mm.attrs.has("epilogue") || !gemm_dtype(mm.type.dtype)) continue;
     if (mm.op == Op::matmul && graph.value_type(mm.inputs[0]).shape.size() < 2) continue;
-    const ValueId v = graph.node_value(n);
-    if (is_output[v] || readers[v].size() != 1) continue;
-    const Node& act = graph.nodes[readers[v][0]];
-    const std::string epilogue = epilogue_of(act);
-    if (epilogue.empty() || !(act.type == mm.type)) continue;
+    const Node* act = sole_reader(n);
+    if (!act) continue;
+    const std::string epilogue = epilogue_of(*act);
+    if (epilogue.empty() || !(act->type == mm.type)) continue;
     fused[n] = epilogue;
-    activation_of[readers[v][0]] = static_cast<int64_t>(n);
+    activation_of[static_cast<size_t>(act - graph.nodes.data())] = static_cast<int64_t>(n);
   }
   bool any = false;
   for (const std::string& e : fused) any |= !e.empty();
@@ -82,18 +95,7 @@ PassResult fuse_gemm_activations(const Graph& graph) {
 }
 
 PassResult fuse_gemm_epilogues(const Graph& graph) {
-  const size_t num_values = static_cast<size_t>(graph.num_values());
-  std::vector<std::vector<size_t>> readers(num_values);
-  for (size_t n = 0; n < graph.nodes.size(); ++n)
-    for (ValueId v : graph.nodes[n].inputs) readers[v].push_back(n);
-  std::vector<bool> is_output(num_values, false);
-  for (ValueId v : graph.outputs) is_output[v] = true;
-  // The node after `n` in a pattern: the one reader of n's value, if that is the only use.
-  auto sole_reader = [&](size_t n) -> const Node* {
-    const ValueId v = graph.node_value(n);
-    if (is_output[v] || readers[v].size() != 1) return nullptr;
-    return &graph.nodes[readers[v][0]];
-  };
+  const SoleReaders sole_reader(graph);
   std::vector<Fusion> fusions;
   std::vector<int> fused_at(graph.nodes.size(), -1);  // end node → fusion
   std::vector<bool> skip(graph.nodes.size(), false);
