@@ -1,13 +1,12 @@
 #include "compile/nvrtc.h"
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <mutex>
 #include <vector>
 
 #include "kiln/error.h"
+#include "support/dynamic_library.h"
 #include "runtime/profiling.h"
 
 namespace kiln {
@@ -32,20 +31,14 @@ struct Nvrtc {
 
 template <class Fn>
 void resolve(void* handle, const char* symbol, Fn* fn, std::string* problem) {
-  *fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
-  if (!*fn && problem->empty()) *problem = fmt::format("libnvrtc has no {}", symbol);
+  resolve_symbol(handle, "libnvrtc", symbol, fn, problem);
 }
 
 const Nvrtc& nvrtc() {
   static const Nvrtc& loaded = *[] {  // immortal: compile threads may outlive exit handlers
     auto* n_ptr = new Nvrtc();
     Nvrtc& n = *n_ptr;
-    std::vector<std::string> candidates = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
-    for (const char* home : {static_cast<const char*>(std::getenv("CUDA_HOME")), "/usr/local/cuda"})
-      if (home) candidates.push_back(fmt::format("{}/lib64/libnvrtc.so", home));
-    void* handle = nullptr;
-    for (const std::string& c : candidates)
-      if ((handle = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
+    void* handle = open_toolkit_library("libnvrtc", {13, 12});
     if (!handle) {
       n.problem = "libnvrtc (the CUDA toolkit's runtime compiler) was not found; set CUDA_HOME";
       return n_ptr;

@@ -1,10 +1,8 @@
 #include "cuda/blas.h"
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -15,6 +13,7 @@
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
 #include "kiln/error.h"
+#include "support/dynamic_library.h"
 
 namespace kiln::cuda {
 
@@ -67,19 +66,13 @@ struct Lt {
 
 template <class Fn>
 void resolve(void* h, const char* symbol, Fn* fn, std::string* problem) {
-  *fn = reinterpret_cast<Fn>(dlsym(h, symbol));
-  if (!*fn && problem->empty()) *problem = fmt::format("libcublasLt has no {}", symbol);
+  resolve_symbol(h, "libcublasLt", symbol, fn, problem);
 }
 
 Lt& lt() {
   static Lt& loaded = *[] {
     auto* l = new Lt();  // immortal
-    std::vector<std::string> candidates = {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"};
-    for (const char* home : {static_cast<const char*>(std::getenv("CUDA_HOME")), "/usr/local/cuda"})
-      if (home) candidates.push_back(fmt::format("{}/lib64/libcublasLt.so", home));
-    void* h = nullptr;
-    for (const std::string& c : candidates)
-      if ((h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
+    void* h = open_toolkit_library("libcublasLt", {13, 12});
     if (!h) {
       l->problem = "libcublasLt (the CUDA toolkit's matrix library) was not found; set CUDA_HOME";
       return l;

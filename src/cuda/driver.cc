@@ -1,11 +1,11 @@
 #include "cuda/driver.h"
 
-#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <mutex>
 
 #include "kiln/error.h"
+#include "support/dynamic_library.h"
 
 namespace kiln::cuda {
 
@@ -28,8 +28,7 @@ struct State {
 
 template <class Fn>
 void resolve(void* handle, const char* symbol, Fn* fn, std::string* problem) {
-  *fn = reinterpret_cast<Fn>(dlsym(handle, symbol));
-  if (!*fn && problem->empty()) *problem = fmt::format("the CUDA driver (libcuda.so.1) has no {}", symbol);
+  resolve_symbol(handle, "the CUDA driver (libcuda.so.1)", symbol, fn, problem);
 }
 
 std::string describe(const Driver& d, CUresult result) {
@@ -48,7 +47,6 @@ void resolve_all(void* h, Driver& d, std::string* p) {
   resolve(h, "cuDeviceGetName", &d.cuDeviceGetName, p);
   resolve(h, "cuDevicePrimaryCtxRetain", &d.cuDevicePrimaryCtxRetain, p);
   resolve(h, "cuCtxSetCurrent", &d.cuCtxSetCurrent, p);
-  resolve(h, "cuCtxSynchronize", &d.cuCtxSynchronize, p);
   resolve(h, "cuMemAlloc_v2", &d.cuMemAlloc, p);
   resolve(h, "cuMemFree_v2", &d.cuMemFree, p);
   resolve(h, "cuMemGetInfo_v2", &d.cuMemGetInfo, p);
@@ -67,7 +65,6 @@ void resolve_all(void* h, Driver& d, std::string* p) {
   resolve(h, "cuModuleLoadData", &d.cuModuleLoadData, p);
   resolve(h, "cuModuleGetFunction", &d.cuModuleGetFunction, p);
   resolve(h, "cuModuleUnload", &d.cuModuleUnload, p);
-  resolve(h, "cuFuncSetAttribute", &d.cuFuncSetAttribute, p);
   resolve(h, "cuLaunchKernel", &d.cuLaunchKernel, p);
   resolve(h, "cuEventCreate", &d.cuEventCreate, p);
   resolve(h, "cuEventRecord", &d.cuEventRecord, p);
@@ -80,7 +77,7 @@ void resolve_all(void* h, Driver& d, std::string* p) {
 
 // Opens the driver, initializes it and sets up device 0; records the first problem.
 void probe(State& s) {
-  void* handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  void* handle = open_first_library({"libcuda.so.1"});
   if (!handle) {
     s.problem = "libcuda.so.1 was not found (no NVIDIA driver on this machine)";
     return;

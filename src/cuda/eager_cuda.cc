@@ -60,14 +60,6 @@ void launch(CUfunction fn, unsigned grid, const Args& args, const char* what) {
 
 }  // namespace
 
-bool eager_kernels_built() {
-#ifdef KILN_HAVE_EAGER_FATBIN
-  return true;
-#else
-  return false;
-#endif
-}
-
 void launch_map(const MapArgs& a) {
   if (a.numel == 0) return;
   launch(module().map, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_map");

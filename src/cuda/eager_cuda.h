@@ -8,9 +8,6 @@
 
 namespace kiln::cuda {
 
-// Whether this build has the eager kernels (nvcc was found at configure time).
-bool eager_kernels_built();
-
 void launch_map(const MapArgs& args);
 void launch_reduce(const ReduceArgs& args);
 void launch_rows(const RowsArgs& args);

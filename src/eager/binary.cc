@@ -176,7 +176,7 @@ Tensor binary_on_gpu(Op op, const std::vector<Tensor>& in, const Attrs& attrs, c
       }
     })
   }
-  launch_map(args);
+  cuda::launch_map(args);
   return out;
 }
 
@@ -212,7 +212,7 @@ Tensor eager_where(const std::vector<Tensor>& in, const TensorType& out_type) {
   Tensor out = make_tensor(shape, out_type.dtype, in[0].device());
   StridedLoop loop = make_strided_loop({&out, &in[0], &a, &b});
   if (on_gpu(out)) {
-    launch_map(map_args(Op::where, loop, {out.dtype(), in[0].dtype(), a.dtype(), b.dtype()}));
+    cuda::launch_map(map_args(Op::where, loop, {out.dtype(), in[0].dtype(), a.dtype(), b.dtype()}));
     return out;
   }
   KILN_DISPATCH_ALL(out_type.dtype, T, {

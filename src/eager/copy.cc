@@ -119,7 +119,7 @@ void copy_with_gpu(const Tensor& dst, const Tensor& src) {
     if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous())
       return cuda::copy_on_device(dst.impl()->data_ptr(), src.impl()->data_ptr(), nbytes);
     StridedLoop loop = make_strided_loop({&dst, &src});
-    return launch_map(map_args(Op::to, loop, {dst.dtype(), src.dtype()}));
+    return cuda::launch_map(map_args(Op::to, loop, {dst.dtype(), src.dtype()}));
   }
   const bool direct = dst.dtype() == src.dtype() && dst.is_contiguous();
   if (on_gpu(dst)) {

@@ -25,6 +25,4 @@ cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>&
   return a;
 }
 
-void launch_map(const cuda::MapArgs& args) { cuda::launch_map(args); }
-
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cuda/eager_abi.h"
+#include "cuda/eager_cuda.h"
 #include "eager/strided_loop.h"
 #include "graph/infer.h"
 #include "graph/op.h"
@@ -17,8 +18,8 @@ namespace kiln {
 inline bool on_gpu(const Tensor& t) { return t.device() == Device::cuda; }
 
 // The map kernel's argument block for `loop` (operand dtypes in loop order) running `op`.
+// Launched with cuda::launch_map (cuda/eager_cuda.h).
 cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>& dtypes);
-void launch_map(const cuda::MapArgs& args);
 
 // matmul, bmm and linear of floating tensors on the GPU, in their own dtype (f16/bf16
 // accumulate in f32), through cuBLASLt reading strided operands in place where it can;

@@ -85,7 +85,7 @@ Tensor eager_unary(Op op, const Tensor& x, const Attrs& attrs, const TensorType&
   if (on_gpu(out)) {
     cuda::MapArgs args = map_args(op, loop, {out.dtype(), in.dtype()});
     args.gelu_tanh = op == Op::gelu && attrs.has("approximate") && attrs.get_string("approximate") == "tanh";
-    launch_map(args);
+    cuda::launch_map(args);
     return out;
   }
   KILN_DISPATCH_ALL(in.dtype(), T, unary_kernel<T>(op, attrs, loop))
@@ -103,7 +103,7 @@ Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out_ty
     args.has_max = hi.has_value();
     args.min_value = lo ? (is_floating(out.dtype()) ? lo->to_double() : static_cast<double>(lo->to_int())) : 0;
     args.max_value = hi ? (is_floating(out.dtype()) ? hi->to_double() : static_cast<double>(hi->to_int())) : 0;
-    launch_map(args);
+    cuda::launch_map(args);
     return out;
   }
   KILN_DISPATCH_ALL(out_type.dtype, T, {
