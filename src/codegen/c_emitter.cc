@@ -72,6 +72,19 @@ KILN_HELPER float kiln_bits_f(uint32_t u) { return __uint_as_float(u); }
 KILN_HELPER uint32_t kiln_f_bits(float f) { return __float_as_uint(f); }
 /* `width` consecutive elements loaded or stored as one aligned access. */
 template <class T, int width> struct alignas(sizeof(T) * width) kiln_vec { T v[width]; };
+/* A run of `width` elements at p: one vector access when p is aligned (a uniform branch). */
+template <class T, int width> __device__ static inline kiln_vec<T, width> kiln_ld(const T* p, bool aligned) {
+  if (aligned) return *(const kiln_vec<T, width>*)p;
+  kiln_vec<T, width> r;
+  #pragma unroll
+  for (int e = 0; e < width; ++e) r.v[e] = p[e];
+  return r;
+}
+template <class T, int width> __device__ static inline void kiln_st(T* p, const kiln_vec<T, width>& r, bool aligned) {
+  if (aligned) { *(kiln_vec<T, width>*)p = r; return; }
+  #pragma unroll
+  for (int e = 0; e < width; ++e) p[e] = r.v[e];
+}
 )";
 
 // Helpers every kernel may use, in either dialect (KILN_HELPER: static inline, __device__
@@ -729,21 +742,15 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
          fmt::format("  for (int64_t c0 = 0; c0 < rows; c0 += {}) {{\n", block) + body + "  }\n";
 }
 
-// GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
-// phase's elements over the block's threads, the partial accumulators combined first within
-// each warp (shuffles), then across warps through shared memory, every thread folding the
-// warp partials in the same order (deterministic). Column form (reduced dims lead): one
-// row per thread, its reduction sequential, so neighbouring threads read neighbouring
-// addresses (coalesced).
 // The row loads of a row kernel: loads of streamed params at the row's own element.
 void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
   if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text) out->push_back(e.get());
   for (const ExprPtr& a : e->args) collect_row_load_exprs(a, k, out);
 }
 
-// Elements of a row each thread holds in registers, when the row's length is a constant the
-// block covers in at most kMaxRegisterElements strides: the row is then read from memory
-// once, however many phases pass over it (softmax: max, sum, store).
+// Rows of a constant length the block covers in at most kMaxRegisterElements elements a
+// thread are held in registers: read from memory once, however many phases pass over them
+// (softmax: max, sum, store).
 constexpr int64_t kMaxRegisterElements = 16;
 // The constant length of k's rows, or 0.
 int64_t constant_row_length(const LoopKernel& k) {
@@ -755,18 +762,42 @@ int64_t constant_row_length(const LoopKernel& k) {
   }
   return r;
 }
-int64_t register_elements(const LoopKernel& k) {
-  if (!k.flat || k.columns) return 0;
+
+// The layout of a register-held row: each thread holds `chunks` runs of `width` consecutive
+// elements, run c of thread t starting at element (c * threads + t) * width. A warp's runs
+// are contiguous (coalesced), and each run is one access of up to 16 bytes per buffer.
+// `width` divides the row, so a run lies wholly inside it or wholly past its end.
+struct HeldRow {
+  int64_t chunks = 0;
+  int width = 1;
+  int64_t elements() const { return chunks * width; }
+};
+HeldRow held_row(const LoopKernel& k) {
+  if (!k.flat || k.columns) return {};
   const int64_t r = constant_row_length(k);
-  const int64_t elements = (r + gpu_block_threads(k) - 1) / gpu_block_threads(k);
-  return r > 0 && elements >= 1 && elements <= kMaxRegisterElements ? elements : 0;
+  if (r <= 0) return {};
+  size_t widest = 1;
+  for (DType d : k.param_dtypes) widest = std::max<size_t>(widest, dtype_size(d));
+  int width = static_cast<int>(std::min<size_t>(8, 16 / widest));
+  while (width > 1 && r % width != 0) width /= 2;
+  const int64_t run = int64_t{gpu_block_threads(k)} * width;
+  const HeldRow layout{(r + run - 1) / run, width};
+  return layout.elements() <= kMaxRegisterElements ? layout : HeldRow{};
+}
+int64_t register_elements(const LoopKernel& k) { return held_row(k).elements(); }
+
+void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
+  if (e->kind == Expr::Kind::Load) out->push_back(e.get());
+  for (const ExprPtr& a : e->args) collect_loads(a, out);
 }
 
 // GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
 // phase's elements over the block's threads, the partial accumulators combined first within
 // each warp (shuffles), then across warps through shared memory, every thread folding the
-// warp partials in the same order (deterministic). Rows of a constant length up to
-// kGpuThreads * kMaxRegisterElements are loaded into registers once (r<n>[j]).
+// warp partials in the same order (deterministic). Register-held rows (HeldRow) are loaded
+// once into r<n>[j]; their loops run over the thread's runs, reading and writing each run of
+// a row-contiguous buffer as one vector (kiln_ld/kiln_st, element by element when a base
+// pointer is misaligned).
 // Column form (reduced dims lead): one row per thread, its reduction sequential, so
 // neighbouring threads read neighbouring addresses (coalesced).
 std::string block_row_loop(const LoopKernel& k) {
@@ -777,14 +808,29 @@ std::string block_row_loop(const LoopKernel& k) {
   w.divide_by_reciprocal();
   std::string body;
   w.push(&body, "    ");
-  const int64_t held = per_block ? register_elements(k) : 0;
+  const HeldRow layout = per_block ? held_row(k) : HeldRow{};
+  const int64_t held = layout.elements();
+  const int width = layout.width;
   const int threads = gpu_block_threads(k);
   const bool split = gpu_split_reduction(k);
+  // Every run inside the row: no bounds test at all.
+  const bool whole_runs = held > 0 && constant_row_length(k) % (int64_t{threads} * width) == 0;
   std::vector<const Expr*> row_loads;
   if (held > 0) {
     for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
     for (const Store& st : k.stores) collect_row_load_exprs(st.value, k, &row_loads);
   }
+  // A run's base pointer for an access at `index_text` when it is contiguous along the row
+  // (the row's own element, or a vector indexed by the element alone), else "".
+  std::set<int> vector_params;  // their base pointers' alignment picks kiln_ld's path
+  auto run_pointer = [&](int param, const std::string& index_text) -> std::string {
+    if (index_text != "(i0 * R + i1)" && index_text != "i1") return "";
+    vector_params.insert(param);
+    return fmt::format("{} + {}kiln_o", w.param(param), index_text == "i1" ? "" : "kiln_row + ");
+  };
+  auto vec_type = [&](int param) {
+    return fmt::format("{}, {}", type_names(k.param_dtypes[static_cast<size_t>(param)]).storage, width);
+  };
   // One register array per distinct row load (by its rendered text), filled up front.
   std::map<std::string, std::string> held_names;
   // Phase values a later loop reads again (softmax's exp(x - max)), kept in registers.
@@ -797,27 +843,65 @@ std::string block_row_loop(const LoopKernel& k) {
       if (contains(st.value, v)) return true;
     return false;
   };
-  auto open_elements = [&](std::string* loop_body) {
-    if (held > 0) {
-      w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
-      w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", threads));
-      w.line("  if (i1 < R) {");
-      w.push(loop_body, "        ");
-      for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
-      for (const auto& [e, name] : cached_values) w.bind(e, name + "[j]");
-      return;
+  // Register-held loops: over the thread's runs, and within a run over its elements (j: the
+  // element's register slot, i1: its index in the row). `values` are the expressions the loop
+  // computes: their run-contiguous loads are read as one vector a run.
+  auto open_runs = [&](std::string* loop_body, const std::vector<ExprPtr>& values,
+                       const std::vector<std::string>& declarations) {
+    w.line(fmt::format("#pragma unroll\n    for (int c = 0; c < {}; ++c) {{", layout.chunks));
+    w.line(fmt::format("  const int kiln_o = (c * {} + (int)threadIdx.x) * {};", threads, width));
+    if (!whole_runs) w.line("  if (kiln_o < R) {");
+    const std::string indent(whole_runs ? 6 : 8, ' ');
+    w.push(loop_body, indent);
+    std::vector<const Expr*> loads;
+    for (const ExprPtr& v : values) collect_loads(v, &loads);
+    std::map<std::string, std::string> vectors;  // rendered load -> its run vector
+    for (const Expr* e : loads) {
+      const std::string text = w.rhs_text(*e);
+      if (held_names.count(text) || vectors.count(text)) continue;
+      const std::string base = run_pointer(e->param, w.index(e->index));
+      if (base.empty()) continue;
+      const std::string name = fmt::format("kiln_l{}", vectors.size());
+      vectors.emplace(text, name);
+      w.line(fmt::format("const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);", vec_type(e->param), name, base));
     }
+    for (const std::string& text : declarations) w.line(text);
+    w.line(fmt::format("#pragma unroll\n{}for (int e = 0; e < {}; ++e) {{", indent, width));
+    w.push(loop_body, indent + "  ");
+    w.line(fmt::format("const int j = c * {} + e;", width));
+    w.line("const int64_t i1 = kiln_o + e;");
+    w.line("(void)j; (void)i1;");
+    for (const Expr* e : loads) {
+      auto found = vectors.find(w.rhs_text(*e));
+      if (found != vectors.end()) w.bind(e, load_value(found->second + ".v[e]", e->dtype));
+    }
+    for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
+    for (const auto& [e, name] : cached_values) w.bind(e, name + "[j]");
+  };
+  auto close_runs = [&](std::string* loop_body, const std::vector<std::string>& after_elements) {
+    w.pop();
+    w.line("}");
+    for (const std::string& text : after_elements) w.line(text);
+    w.pop();
+    body += *loop_body;
+    if (!whole_runs) w.line("  }");
+    w.line("}");
+  };
+  auto open_elements = [&](std::string* loop_body, const std::vector<ExprPtr>& values) {
+    if (held > 0) return open_runs(loop_body, values, {});
     w.line(split       ? "for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"
            : per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
                        : "for (int64_t i1 = 0; i1 < R; ++i1) {");
     w.push(loop_body, "      ");
   };
   auto close_elements = [&](std::string* loop_body) {
+    if (held > 0) return close_runs(loop_body, {});
     w.pop();
     body += *loop_body;
-    w.line(held > 0 ? "} }" : "}");
+    w.line("}");
   };
   if (held > 0) {
+    w.line("const int64_t kiln_row = i0 * R;");
     std::string fill;
     for (const Expr* e : row_loads) {
       const std::string text = w.rhs_text(*e);
@@ -825,12 +909,24 @@ std::string block_row_loop(const LoopKernel& k) {
       const std::string name = fmt::format("r{}", held_names.size());
       held_names.emplace(text, name);
       w.line(fmt::format("{} {}[{}];", type_names(e->dtype).compute, name, held));
-      fill += fmt::format("        {}[j] = i1 < R ? {} : 0;\n", name, text);
+      const std::string run = fmt::format("kiln_h{}", held_names.size() - 1);
+      fill += fmt::format("        const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);\n", vec_type(e->param), run,
+                          run_pointer(e->param, "(i0 * R + i1)"));
+      fill += fmt::format("        #pragma unroll\n        for (int e = 0; e < {}; ++e) {}[c * {} + e] = {};\n", width, name,
+                          width, load_value(run + ".v[e]", e->dtype));
     }
-    w.line(fmt::format("#pragma unroll\n    for (int j = 0; j < {}; ++j) {{", held));
-    w.line(fmt::format("  const int64_t i1 = threadIdx.x + (int64_t)j * {};", threads));
+    w.line(fmt::format("#pragma unroll\n    for (int c = 0; c < {}; ++c) {{", layout.chunks));
+    w.line(fmt::format("  const int kiln_o = (c * {} + (int)threadIdx.x) * {};", threads, width));
+    if (whole_runs) {
+      w.line("  {");
+    } else {
+      w.line("  if (kiln_o >= R) {");
+      for (const auto& [text, name] : held_names)
+        w.line(fmt::format("    for (int e = 0; e < {}; ++e) {}[c * {} + e] = 0;", width, name, width));
+      w.line("  } else {");
+    }
     body += fill;
-    w.line("}");
+    w.line("} }");
   }
   // Within each warp by shuffles, then every warp reduces the warps' partials (padded with
   // the identity) the same way: a fixed order, so the result is deterministic.
@@ -873,7 +969,7 @@ std::string block_row_loop(const LoopKernel& k) {
     const std::string cached = fmt::format("c{}", p);
     if (cache_value) w.line(fmt::format("{} {}[{}];", type_names(value->dtype).compute, cached, held));
     std::string loop_body;
-    open_elements(&loop_body);
+    open_elements(&loop_body, {value});
     const std::string v = w.value(value);
     if (cache_value) w.line(fmt::format("{}[j] = {};", cached, v));
     w.line(fill(acc.update, v));
@@ -931,11 +1027,35 @@ std::string block_row_loop(const LoopKernel& k) {
     body += row_body;
     w.line("}");
   }
-  if (!k.stores.empty()) {
+  if (!k.stores.empty() && held == 0) {
     std::string loop_body;
-    open_elements(&loop_body);
+    open_elements(&loop_body, {});
     stores(k.stores);
     close_elements(&loop_body);
+  } else if (!k.stores.empty()) {
+    // Each run of a row-contiguous store is gathered into a vector and written at once.
+    std::vector<ExprPtr> values;
+    std::vector<std::string> declarations, writes, vector_names;
+    for (size_t s = 0; s < k.stores.size(); ++s) {
+      const Store& st = k.stores[s];
+      values.push_back(st.value);
+      const std::string base = run_pointer(st.param, w.index(st.index));
+      vector_names.push_back(base.empty() ? "" : fmt::format("kiln_s{}", s));
+      if (base.empty()) continue;
+      declarations.push_back(fmt::format("kiln_vec<{}> {};", vec_type(st.param), vector_names.back()));
+      writes.push_back(fmt::format("kiln_st<{}>({}, {}, kiln_aligned);", vec_type(st.param), base, vector_names.back()));
+    }
+    std::string loop_body;
+    open_runs(&loop_body, values, declarations);
+    for (size_t s = 0; s < k.stores.size(); ++s) {
+      const Store& st = k.stores[s];
+      const std::string value = store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)]);
+      if (vector_names[s].empty())
+        w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index), value));
+      else
+        w.line(fmt::format("{}.v[e] = {};", vector_names[s], value));
+    }
+    close_runs(&loop_body, writes);
   }
   w.pop();
   if (split)
@@ -947,7 +1067,15 @@ std::string block_row_loop(const LoopKernel& k) {
                        "    const int64_t kiln_lo = R * kiln_part / kiln_split, kiln_hi = R * (kiln_part + 1) / kiln_split;\n",
                        k.params.size(), k.params.size() + 1) +
            body + "  }\n";
-  return per_block ? "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
+  // Vectors need each base pointer aligned to a run's bytes (rows start at multiples of
+  // the run: the width divides the row); views at odd offsets take kiln_ld's scalar path.
+  std::vector<std::string> misaligned;
+  for (int param : vector_params)
+    misaligned.push_back(fmt::format("((unsigned long long){} % {})", w.param(param),
+                                     width * dtype_size(k.param_dtypes[static_cast<size_t>(param)])));
+  const std::string alignment =
+      held > 0 ? fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | ")) : "";
+  return per_block ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
                    : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
                      " i0 += (int64_t)gridDim.x * blockDim.x) {\n" + body + "  }\n";
 }
@@ -960,9 +1088,11 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
     (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
-  // Register-held rows ask for a full multiprocessor of threads, capping registers at 32.
+  // Register-held rows ask for a full multiprocessor of threads, capping registers at 32;
+  // rows of more than 8 elements a thread for half of one (64), which they need not to spill.
+  const int held_threads = gpu_block_threads(k) * (register_elements(k) > 8 ? 2 : 1);
   const std::string bounds = dialect.block_rows && register_elements(k) > 0
-                                 ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / gpu_block_threads(k))
+                                 ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / held_threads)
                                  : "";
   std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect, bounds);
   src += params_and_sizes(k, num_symbols, dialect);
@@ -986,12 +1116,6 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 }  // namespace
 
 namespace {
-
-// The loops of pointwise kernel `k`, whose parameters start at `base`.
-void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
-  if (e->kind == Expr::Kind::Load) out->push_back(e.get());
-  for (const ExprPtr& a : e->args) collect_loads(a, out);
-}
 
 // A GPU flat loop whose threads take `width` consecutive elements each, loaded and stored as
 // one aligned vector per buffer (kiln_vec<T, width>: 16 bytes for f32), when every buffer is

@@ -80,9 +80,19 @@ const std::string kRows = cuda_source("rows", {randn({16, 300}), randn({300})}, 
 TEST(CudaCodegen, RowReductionsRunARowPerBlockCombinedThroughShuffles) {
   EXPECT_NE(kRows.find("cuda_per_fused_"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"), std::string::npos) << kRows;
-  // A constant row of 300: 128 threads, each holding its three elements in registers, read once.
-  EXPECT_NE(kRows.find("float r0[3];"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("const int64_t i1 = threadIdx.x + (int64_t)j * 128;"), std::string::npos) << kRows;
+  // A constant row of 300: 128 threads, each holding a run of four consecutive elements in
+  // registers, read once as one 16-byte vector (element by element when misaligned); the
+  // threads past the row's end hold zeros and skip every loop.
+  EXPECT_NE(kRows.find("float r0[4];"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const int kiln_o = (c * 128 + (int)threadIdx.x) * 4;"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const kiln_vec<float, 4> kiln_h0 = kiln_ld<float, 4>(p3 + kiln_row + kiln_o, kiln_aligned);"),
+            std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("if (kiln_o < R) {"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const bool kiln_aligned = (((unsigned long long)p0 % 16) | "), std::string::npos) << kRows;
+  // The layer_norm weight is read a run at a time too, and each output run stored as one vector.
+  EXPECT_NE(kRows.find("kiln_ld<float, 4>(p4 + kiln_o, kiln_aligned);"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("kiln_st<float, 4>(p1 + kiln_row + kiln_o, kiln_s1, kiln_aligned);"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__shared__ float s_a0[4];"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, a0, o)"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__syncthreads();"), std::string::npos) << kRows;

@@ -121,6 +121,34 @@ TEST(CudaCompiled, LargeRowsAndMatmulsMatchTheCpu) {
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "") << "output " << i;
 }
 
+// Register-held rows read and write runs of consecutive elements as vectors: rows that are
+// whole runs, rows that end inside the last run, odd rows (runs of one), and buffers whose
+// base is off the vector alignment (a view one element in), which take the scalar path.
+TEST(CudaCompiled, RegisterRowsMatchTheCpuAlignedOrNot) {
+  SKIP_WITHOUT_GPU();
+  for (int64_t r : {1024, 1000, 999}) {
+    for (int64_t offset : {0, 1}) {
+      SCOPED_TRACE(fmt::format("rows of {}, base offset {}", r, offset));
+      const int64_t rows = 48;
+      Tensor flat = randn({rows * r + offset}), w_flat = randn({r + offset}), b = randn({r});
+      Tensor x = flat.narrow(0, offset, rows * r).reshape({rows, r}), w = w_flat.narrow(0, offset, r);
+      auto f = compile([&](Tensor in, Tensor weight) {
+        return std::vector<Tensor>{softmax(in, -1), log_softmax(in, -1), layer_norm(in, {r}, weight, b.cuda()),
+                                   softmax(in.to(DType::bf16), -1)};
+      });
+      Tensor xg = flat.cuda().narrow(0, offset, rows * r).reshape({rows, r});
+      Tensor wg = w_flat.cuda().narrow(0, offset, r);
+      std::vector<Tensor> got = f(xg, wg);
+      std::vector<Tensor> want{softmax(x, -1), log_softmax(x, -1), layer_norm(x, {r}, w, b),
+                               softmax(x.to(DType::bf16), -1)};
+      for (size_t i = 0; i < want.size(); ++i) {
+        const double tol = i == 3 ? 1e-2 : 1e-4;
+        EXPECT_EQ(compare_tensors(got[i], want[i], tol, tol), "") << "output " << i;
+      }
+    }
+  }
+}
+
 int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before.at(name); }
 
 TEST(CudaGraphs, ReplayEqualsNormalExecutionForNewInputsEachCall) {
