@@ -30,6 +30,10 @@ struct MapArgs {
   double scalar_value;   // floating scalars and clamp bounds
   int64_t scalar_int;    // integer scalars
   double min_value, max_value;
+  // Below 2^31 elements, division by sizes[d] is a multiply and a shift (set by
+  // launch_map): n / sizes[d] == (umulhi(n, div_magic[d]) + n) >> div_shift[d].
+  uint32_t div_magic[kMapMaxDims];
+  uint32_t div_shift[kMapMaxDims];
 };
 
 // A reduction of each row of a contiguous [count, length] input (op: sum, prod, amax, amin,

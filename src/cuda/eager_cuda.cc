@@ -60,8 +60,18 @@ void launch(CUfunction fn, unsigned grid, const Args& args, const char* what) {
 
 }  // namespace
 
-void launch_map(const MapArgs& a) {
-  if (a.numel == 0) return;
+void launch_map(const MapArgs& args) {
+  if (args.numel == 0) return;
+  MapArgs a = args;
+  for (int d = 0; d < a.ndim; ++d) {
+    // Round-up magic numbers (Hacker's Delight 10-9): shift = ceil(log2(size)), exact for
+    // dividends below 2^31.
+    const uint64_t size = static_cast<uint64_t>(std::max<int64_t>(a.sizes[d], 1));
+    uint32_t shift = 0;
+    while ((uint64_t{1} << shift) < size) ++shift;
+    a.div_shift[d] = shift;
+    a.div_magic[d] = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - size)) / size + 1);
+  }
   launch(module().map, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_map");
 }
 

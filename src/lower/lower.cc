@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "lower/view_strides.h"
+
 namespace kiln {
 
 namespace {
@@ -271,8 +273,11 @@ class Lowering {
       switch (role_of(g_, node)) {
         case Role::Ext: state_[n] = State::ExtStep; break;
         case Role::View:
-          // Kernels always inline views (index arithmetic); ext readers get an eager view.
-          state_[n] = is_output ? State::KernelRoot : ext_user ? State::ExtStep : State::Inline;
+          // Kernels always inline views (index arithmetic); ext readers get an eager view,
+          // unless it would copy: then a generated copy kernel is cheaper.
+          state_[n] = is_output || (ext_user && reshape_copies(g_, node)) ? State::KernelRoot
+                      : ext_user                                         ? State::ExtStep
+                                                                         : State::Inline;
           break;
         case Role::Pointwise: {
           bool single_kernel_user =

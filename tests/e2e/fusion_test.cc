@@ -7,6 +7,7 @@
 #include "driver/pipeline.h"
 #include "kiln/kiln.h"
 #include "lower/lower.h"
+#include "lower/view_strides.h"
 #include "support/compare.h"
 #include "trace/tracer.h"
 
@@ -84,6 +85,39 @@ TEST(Fusion, ViewsAreIndexArithmeticNotCopies) {
   for (const std::string& s : steps)
     for (const char* view : {"reshape", "permute", "slice", "expand"})
       EXPECT_EQ(s.find(view), std::string::npos) << s;
+}
+
+// A library call reads views in place, except a reshape that no strides express (heads
+// transposed back and merged, as attention does): that one is a generated copy kernel, not
+// the eager op's copy.
+TEST(Fusion, AReshapeThatMustCopyBeforeALibraryCallIsAKernel) {
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) {
+        Tensor merged = in[0].transpose(1, 2).reshape({2, 6, 32});  // [b, h, t, dh] -> [b, t, h*dh]
+        Tensor split = in[1].reshape({2, 6, 4, 8}).transpose(1, 2);  // a view: no copy
+        return std::vector<Tensor>{matmul(merged, in[2]), matmul(split, in[3])};
+      },
+      {randn({2, 4, 6, 8}), randn({2, 6, 32}), randn({32, 5}), randn({8, 3})});
+  EXPECT_EQ(count_kernels(steps), 1u) << ::testing::PrintToString(steps);
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "cpp_poi_fused_permute_reshape_0"), steps.end())
+      << ::testing::PrintToString(steps);
+  // The other reshape is a view: the eager op, which copies nothing.
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "ext:reshape"), 1) << ::testing::PrintToString(steps);
+}
+
+TEST(ViewStrides, ReshapesThatStridesExpressAndThoseThatCopy) {
+  using V = std::vector<int64_t>;
+  EXPECT_EQ(reshaped_strides({4, 6}, {6, 1}, {2, 2, 6}), (V{12, 6, 1}));
+  EXPECT_EQ(reshaped_strides({4, 6}, {6, 1}, {24}), (V{1}));
+  // Splitting a transposed dim is a view; merging transposed dims is not.
+  EXPECT_EQ(reshaped_strides({6, 4}, {1, 6}, {2, 3, 4}), (V{3, 1, 6}));
+  EXPECT_EQ(reshaped_strides({6, 4}, {1, 6}, {24}), std::nullopt);
+  // A row slice keeps its rows mergeable within them, not across.
+  EXPECT_EQ(reshaped_strides({3, 8}, {16, 1}, {3, 2, 4}), (V{16, 4, 1}));
+  EXPECT_EQ(reshaped_strides({3, 8}, {16, 1}, {24}), std::nullopt);
+  // Size-1 dims take any stride; broadcast dims stay unmergeable.
+  EXPECT_EQ(reshaped_strides({1, 5}, {99, 1}, {5, 1}), (V{1, 1}));
+  EXPECT_EQ(reshaped_strides({3, 5}, {0, 1}, {15}), std::nullopt);
 }
 
 TEST(Fusion, SameOpOverManyTensorsIsOneForeachKernel) {
