@@ -76,4 +76,28 @@ struct PoolArgs {
   int64_t planes, h, w, oh, ow;
 };
 
+// Fused attention, out = softmax(q @ k^T * scale, -1) @ v (or / scale where `divide`), over
+// `batch` problems: q [T, D], k [S, D], v [S, Dv] with contiguous rows (strides in elements),
+// problem b at the offsets its batch index gives through batch_sizes (innermost first) and
+// each operand's batch strides; out is contiguous [batch, T, Dv]. f32, f16 or bf16 (all
+// four alike), computed in f32; D and Dv at most kAttentionMaxHead.
+constexpr int kAttentionMaxBatchDims = 4;
+constexpr int kAttentionMaxHead = 64;
+struct AttentionArgs {
+  const char* q;
+  const char* k;
+  const char* v;
+  char* out;
+  int32_t dtype;
+  int32_t batch_dims;
+  int64_t batch;
+  int64_t batch_sizes[kAttentionMaxBatchDims];
+  int64_t q_batch_strides[kAttentionMaxBatchDims], k_batch_strides[kAttentionMaxBatchDims],
+      v_batch_strides[kAttentionMaxBatchDims];
+  int64_t q_row_stride, k_row_stride, v_row_stride;
+  int32_t t, s, d, dv;
+  float scale;
+  int32_t divide;
+};
+
 }  // namespace kiln::cuda

@@ -22,6 +22,7 @@ constexpr unsigned kBlock = 256;  // eager_kernels.cu's kBlock
 
 struct EagerModule {
   CUfunction map = nullptr, reduce = nullptr, rows = nullptr, gather = nullptr, pool2d = nullptr;
+  CUfunction attention64 = nullptr, attention32 = nullptr;
 };
 
 const EagerModule& module() {
@@ -36,6 +37,8 @@ const EagerModule& module() {
     check(d.cuModuleGetFunction(&e->rows, m, "kiln_eager_rows"), "cuModuleGetFunction kiln_eager_rows");
     check(d.cuModuleGetFunction(&e->gather, m, "kiln_eager_gather"), "cuModuleGetFunction kiln_eager_gather");
     check(d.cuModuleGetFunction(&e->pool2d, m, "kiln_eager_pool2d"), "cuModuleGetFunction kiln_eager_pool2d");
+    check(d.cuModuleGetFunction(&e->attention64, m, "kiln_eager_attention64"), "cuModuleGetFunction kiln_eager_attention64");
+    check(d.cuModuleGetFunction(&e->attention32, m, "kiln_eager_attention32"), "cuModuleGetFunction kiln_eager_attention32");
     return e;
 #else
     throw Error("eager ops on CUDA tensors: this kiln was built without nvcc, so it has no eager CUDA kernels");
@@ -94,6 +97,23 @@ void launch_pool2d(const PoolArgs& a) {
   const int64_t total = a.planes * a.oh * a.ow;
   if (total == 0) return;
   launch(module().pool2d, grid_for((total + kBlock - 1) / kBlock), a, "kiln_eager_pool2d");
+}
+
+bool attention_supported(const AttentionArgs& a) {
+  return a.d <= kAttentionMaxHead && a.dv <= kAttentionMaxHead && a.batch_dims <= kAttentionMaxBatchDims &&
+         a.batch > 0 && a.batch <= 65535 && a.t > 0 && a.s > 0;
+}
+
+void launch_attention(const AttentionArgs& a) {
+  if (!attention_supported(a)) throw Error("kiln_eager_attention: shapes beyond the fused kernel's limits");
+  // 64-row blocks where there is one a multiprocessor, else 32-row ones (more blocks).
+  const int64_t blocks64 = (a.t + 63) / 64 * a.batch;
+  const bool wide = blocks64 >= int64_t{device_info().multiprocessors};
+  const unsigned rows = wide ? 64 : 32;  // a block: rows / 2 groups of 8 threads
+  void* params[] = {const_cast<AttentionArgs*>(&a)};
+  check(driver().cuLaunchKernel(wide ? module().attention64 : module().attention32, static_cast<unsigned>((a.t + rows - 1) / rows),
+                                static_cast<unsigned>(a.batch), 1, rows * 4, 1, 1, 0, stream(), params, nullptr),
+        "kiln_eager_attention");
 }
 
 }  // namespace kiln::cuda

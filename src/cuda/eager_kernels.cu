@@ -450,3 +450,5 @@ extern "C" __global__ void kiln_eager_pool2d(const PoolArgs a) {
     a.out[o] = s / double((h1 - h0) * (w1 - w0));
   }
 }
+
+#include "cuda/attention_kernel.cuh"

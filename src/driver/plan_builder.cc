@@ -121,7 +121,7 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   {
     SpanScope span("compile", "passes " + graph.name);
     if (device == Device::cuda) {
-      optimized = optimize_graph(fuse_gemm_activations(graph).graph);
+      optimized = optimize_graph(fuse_gemm_activations(fuse_attention(graph).graph).graph);
       optimized = fuse_gemm_epilogues(optimized).graph;
     } else {
       optimized = optimize_graph(graph);

@@ -187,6 +187,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return call_op(Op::linear, {x, weight});
 }
 
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
+  if (q.dim() < 1) throw ShapeError("scaled_dot_product_attention: q must have a last dim");
+  Attrs a;
+  a.set("scale", scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  return call_op(Op::attention, {q, k, v}, a);
+}
+
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   if (tensors.empty()) throw ShapeError("cat: needs at least one tensor");
   return with_dim(Op::cat, tensors, dim);

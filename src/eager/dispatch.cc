@@ -80,6 +80,7 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
     case OpRule::Matmul:
     case OpRule::Bmm:
     case OpRule::Linear: return eager_matmul(op, inputs, attrs, out);
+    case OpRule::Attention: return eager_attention(inputs, attrs);
     case OpRule::Cat:
     case OpRule::Stack:
     case OpRule::IndexSelect:

@@ -334,6 +334,22 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       shape.push_back(w.shape[0]);
       return {x.dtype, shape};
     }
+    case OpRule::Attention: {
+      // q [..., T, D], k [..., S, D], v [..., S, Dv] with the same batch dims -> [..., T, Dv].
+      const TensorType &k = *in[1], &v = *in[2];
+      require_floating("attention of integers");
+      if (rank < 2 || k.shape.size() != x.shape.size() || v.shape.size() != x.shape.size())
+        fail(op, in, "q, k and v must have the same rank, at least 2");
+      if (k.dtype != x.dtype || v.dtype != x.dtype) fail(op, in, "q, k and v must have the same dtype");
+      for (int64_t d = 0; d + 2 < rank; ++d)
+        if (!(k.shape[d] == x.shape[d]) || !(v.shape[d] == x.shape[d])) fail(op, in, "batch dims differ");
+      if (!(k.shape.back() == x.shape.back())) fail(op, in, "q and k must have the same last dim");
+      if (!(v.shape[rank - 2] == k.shape[rank - 2])) fail(op, in, "k and v must have as many rows");
+      attrs.get_double("scale");
+      SymShape shape = x.shape;
+      shape.back() = v.shape.back();
+      return {x.dtype, shape};
+    }
     case OpRule::Cat:
     case OpRule::Stack: return infer_concat(op, attrs, in);
     case OpRule::IndexSelect: {

@@ -11,7 +11,7 @@ enum class OpRule : uint8_t {
   UnarySame, UnaryFloat, UnaryPredicate,
   BinaryArith, BinaryFloat, Compare, Logical, Where, Clamp, Cast,
   ReduceAccumulate, ReduceSame, ReduceFloat, ReduceIndex,
-  Softmax, LayerNorm, Matmul, Bmm, Linear,
+  Softmax, LayerNorm, Matmul, Bmm, Linear, Attention,
   Cat, Stack, IndexSelect, Gather, Embedding, AdaptiveAvgPool2d,
   Reshape, Permute, Slice, Expand,
 };

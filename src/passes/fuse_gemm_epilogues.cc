@@ -35,25 +35,6 @@ struct Fusion {
   bool relu = false;
 };
 
-// The node after node `n` in a pattern: the one reader of n's value, when that is its only
-// use (a graph output is a use too); else null.
-class SoleReaders {
- public:
-  explicit SoleReaders(const Graph& graph) : graph_(graph), readers_(static_cast<size_t>(graph.num_values())) {
-    for (size_t n = 0; n < graph.nodes.size(); ++n)
-      for (ValueId v : graph.nodes[n].inputs) readers_[v].push_back(n);
-    for (ValueId v : graph.outputs) readers_[v].push_back(graph.nodes.size());  // outputs: a reader of none
-  }
-  const Node* operator()(size_t n) const {
-    const std::vector<size_t>& r = readers_[graph_.node_value(n)];
-    return r.size() == 1 && r[0] < graph_.nodes.size() ? &graph_.nodes[r[0]] : nullptr;
-  }
-
- private:
-  const Graph& graph_;
-  std::vector<std::vector<size_t>> readers_;
-};
-
 }  // namespace
 
 PassResult fuse_gemm_activations(const Graph& graph) {

@@ -34,4 +34,18 @@ class Rebuilder {
   ValueId extra_base_ = 0;
 };
 
+// For pattern-matching passes: the node after node `n` in a pattern is the one reader of
+// n's value, when that is its only use (a graph output is a use too); else null.
+class SoleReaders {
+ public:
+  explicit SoleReaders(const Graph& graph);
+  const Node* operator()(size_t n) const;
+  // The same for a value (an input, a constant or a node's).
+  const Node* of_value(ValueId v) const;
+
+ private:
+  const Graph& graph_;
+  std::vector<std::vector<size_t>> readers_;
+};
+
 }  // namespace kiln

@@ -149,6 +149,66 @@ TEST(CudaCompiled, RegisterRowsMatchTheCpuAlignedOrNot) {
   }
 }
 
+// The fused attention kernel against the CPU's unfused ops: query and key counts that are
+// not tile multiples, heads read in place from a packed [b, t, 3 * d] projection (strided
+// batch dims), head dims below the tile, rank 2, and half precisions.
+TEST(CudaEager, FusedAttentionMatchesTheUnfusedOps) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    Tensor q, k, v;
+    double tol;
+  };
+  std::vector<Case> cases;
+  cases.push_back({randn({2, 3, 70, 40}), randn({2, 3, 50, 40}), randn({2, 3, 50, 24}), 1e-4});
+  {
+    Tensor qkv = randn({2, 33, 3 * 64});  // [b, t, 3 heads... of 4 x 16]
+    auto head = [&](int64_t i) { return qkv.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2); };
+    cases.push_back({head(0), head(1), head(2), 1e-4});
+  }
+  cases.push_back({randn({129, 64}), randn({65, 64}), randn({65, 64}), 1e-4});
+  cases.push_back({randn({2, 8, 64, 32}).to(DType::f16), randn({2, 8, 96, 32}).to(DType::f16),
+                   randn({2, 8, 96, 32}).to(DType::f16), 2e-2});
+  cases.push_back({randn({1, 40, 64}).to(DType::bf16), randn({1, 40, 64}).to(DType::bf16),
+                   randn({1, 40, 64}).to(DType::bf16), 5e-2});
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const Case& t = cases[c];
+    Tensor want = scaled_dot_product_attention(t.q, t.k, t.v, 0.3);
+    // The heads keep their strides on the way to the GPU when taken from a GPU projection.
+    Tensor got = scaled_dot_product_attention(t.q.cuda(), t.k.cuda(), t.v.cuda(), 0.3);
+    EXPECT_EQ(compare_tensors(got, want, t.tol, t.tol), "") << "case " << c;
+  }
+  {  // strided heads on the GPU itself
+    Tensor qkv = randn({2, 33, 3 * 64});
+    Tensor g = qkv.cuda();
+    auto head = [](const Tensor& x, int64_t i) { return x.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2); };
+    Tensor want = scaled_dot_product_attention(head(qkv, 0), head(qkv, 1), head(qkv, 2));
+    Tensor got = scaled_dot_product_attention(head(g, 0), head(g, 1), head(g, 2));
+    EXPECT_EQ(compare_tensors(got, want, 1e-4, 1e-4), "");
+  }
+}
+
+// Attention written out as ops compiles to one fused step on the GPU, named in the profile.
+TEST(CudaCompiled, AttentionWrittenAsOpsIsOneFusedStep) {
+  SKIP_WITHOUT_GPU();
+  Tensor qkv = randn({2, 100, 3 * 128});
+  auto attention = [](Tensor x) {
+    auto head = [&](int64_t i) { return x.narrow(-1, i * 128, 128).reshape({2, 100, 4, 32}).transpose(1, 2); };
+    Tensor scores = matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(32.0);
+    return matmul(softmax(scores, -1), head(2)).transpose(1, 2).reshape({2, 100, 128});
+  };
+  Tensor want = attention(qkv);  // eager on the CPU: the unfused oracle
+  auto f = compile(attention);
+  f(qkv.cuda());
+  Profiler p;
+  p.start();
+  Tensor got = f(qkv.cuda());
+  p.stop();
+  EXPECT_EQ(compare_tensors(got, want, 1e-4, 1e-4), "");
+  bool fused = false;
+  for (const ProfileEvent& e : p.events()) fused |= e.name.find("attention") != std::string::npos;
+  EXPECT_TRUE(fused) << "an attention step in the profile";
+}
+
 int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before.at(name); }
 
 TEST(CudaGraphs, ReplayEqualsNormalExecutionForNewInputsEachCall) {

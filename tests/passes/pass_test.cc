@@ -27,6 +27,7 @@ const std::map<std::string, PassResult (*)(const Graph&)> kPasses = {
     {"decompose_ops", decompose_ops},
     {"fuse_gemm_epilogues", fuse_gemm_epilogues},
     {"fuse_gemm_activations", fuse_gemm_activations},
+    {"fuse_attention", fuse_attention},
 };
 
 struct Case {

@@ -157,6 +157,21 @@ TEST(Tensor, LargeEagerOpsMatchScalarLoop) {
   EXPECT_NEAR(s.at({17}), expected, 1e-4);
 }
 
+TEST(Tensor, ScaledDotProductAttentionIsSoftmaxOfScaledScoresTimesValues) {
+  Tensor q = randn({2, 5, 8}), k = randn({2, 7, 8}), v = randn({2, 7, 3});
+  Tensor want = matmul(softmax(matmul(q, k.transpose(1, 2)) * (1 / std::sqrt(8.0)), -1), v);
+  EXPECT_EQ(testing::compare_tensors(scaled_dot_product_attention(q, k, v), want, 1e-6, 1e-6), "");
+  EXPECT_EQ(scaled_dot_product_attention(q, k, v, 2.0).sizes(), (Shape{2, 5, 3}));
+  try {
+    scaled_dot_product_attention(q, randn({3, 7, 8}), v);
+    FAIL() << "batch dims differ";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("attention"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch dims differ"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(scaled_dot_product_attention(q, k, randn({2, 6, 3})), ShapeError);
+}
+
 TEST(Tensor, MatmulReadsStridedOperandsInPlace) {
   // Transposed, column-sliced and batch-broadcast operands against an f64 loop.
   manual_seed(9);

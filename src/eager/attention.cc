@@ -1,0 +1,70 @@
+// Attention, softmax(q @ k^T * scale, -1) @ v. On the GPU, shapes the fused kernel takes run
+// as one launch (cuda/attention_kernel.cuh) reading q, k and v in place; everything else,
+// and every CPU call, runs the ops it stands for in turn, which is what the graph it was
+// fused from computed.
+#include "cuda/eager_cuda.h"
+#include "eager/dispatch.h"
+#include "eager/gpu_launch.h"
+#include "kiln/ops.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+namespace {
+
+Tensor unfused(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool divide) {
+  Tensor scores = matmul(q, k.transpose(-2, -1));
+  scores = divide ? scores / scale : scores * scale;
+  return matmul(softmax(scores, -1), v);
+}
+
+bool fusable_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == DType::bf16; }
+
+}  // namespace
+
+Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
+  const double scale = attrs.get_double("scale");
+  const bool divide = attrs.get_bool("divide", false);
+  const Tensor& q = in[0];
+  const int64_t rank = q.dim();
+  const int64_t batch_dims = rank - 2;
+  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || batch_dims > cuda::kAttentionMaxBatchDims)
+    return unfused(in[0], in[1], in[2], scale, divide);
+  // Rows must be contiguous; a transposed operand is copied first.
+  std::vector<Tensor> operands;
+  for (const Tensor& t : in) operands.push_back(t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t));
+  const Tensor &qc = operands[0], &kc = operands[1], &vc = operands[2];
+  cuda::AttentionArgs a{};
+  a.dtype = static_cast<int32_t>(q.dtype());
+  a.batch_dims = static_cast<int32_t>(batch_dims);
+  a.batch = 1;
+  for (int64_t i = 0; i < batch_dims; ++i) {
+    const size_t d = static_cast<size_t>(batch_dims - 1 - i);  // innermost first
+    a.batch_sizes[i] = q.sizes()[d];
+    a.q_batch_strides[i] = qc.strides()[d];
+    a.k_batch_strides[i] = kc.strides()[d];
+    a.v_batch_strides[i] = vc.strides()[d];
+    a.batch *= q.sizes()[d];
+  }
+  a.t = static_cast<int32_t>(q.size(-2));
+  a.s = static_cast<int32_t>(kc.size(-2));
+  a.d = static_cast<int32_t>(q.size(-1));
+  a.dv = static_cast<int32_t>(vc.size(-1));
+  a.q_row_stride = qc.strides()[static_cast<size_t>(rank - 2)];
+  a.k_row_stride = kc.strides()[static_cast<size_t>(rank - 2)];
+  a.v_row_stride = vc.strides()[static_cast<size_t>(rank - 2)];
+  a.scale = static_cast<float>(scale);
+  a.divide = divide;
+  if (!cuda::attention_supported(a)) return unfused(in[0], in[1], in[2], scale, divide);
+  Shape out_sizes = q.sizes();
+  out_sizes.back() = vc.size(-1);
+  Tensor out = make_tensor(out_sizes, q.dtype(), q.device());
+  a.q = static_cast<const char*>(qc.impl()->data_ptr());
+  a.k = static_cast<const char*>(kc.impl()->data_ptr());
+  a.v = static_cast<const char*>(vc.impl()->data_ptr());
+  a.out = static_cast<char*>(out.impl()->data_ptr());
+  cuda::launch_attention(a);
+  return out;
+}
+
+}  // namespace kiln
