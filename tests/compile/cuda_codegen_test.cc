@@ -55,6 +55,9 @@ TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
       << kSinCos;
   EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s;"), std::string::npos) << kSinCos;
   EXPECT_NE(kSinCos.find("kiln_v += kiln_stride * 4"), std::string::npos) << kSinCos;
+  // The lanes are one unrolled loop, so the expression is written once, not four times.
+  EXPECT_NE(kSinCos.find("for (int kiln_lane = 0; kiln_lane < 4; ++kiln_lane) {"), std::string::npos) << kSinCos;
+  EXPECT_EQ(kSinCos.find("kiln_s.v[1]"), std::string::npos) << kSinCos;
   EXPECT_NE(kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"), std::string::npos)
       << kSinCos;
   EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (float*)buffers[1];"), std::string::npos) << kSinCos;
