@@ -185,6 +185,9 @@ std::string load_value(const std::string& raw, DType dtype) {
   return raw;
 }
 
+// How KernelWriter::index renders a flat row kernel's own element (row i0, element i1).
+constexpr const char* kRowElementIndex = "(i0 * R + i1)";
+
 class KernelWriter {
  public:
   // `base`: where the kernel's parameters start among the function's (foreach parts).
@@ -227,7 +230,7 @@ class KernelWriter {
   std::string index(const IndexPtr& i) const {
     std::string text = render_index(i);
     if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : text;
-    if (k_.flat && text == k_.full_index_text) return "(i0 * R + i1)";
+    if (k_.flat && text == k_.full_index_text) return kRowElementIndex;
     if (k_.flat && text == k_.row_index_text) return "i0";
     return text;
   }
@@ -824,7 +827,7 @@ std::string block_row_loop(const LoopKernel& k) {
   // (the row's own element, or a vector indexed by the element alone), else "".
   std::set<int> vector_params;  // their base pointers' alignment picks kiln_ld's path
   auto run_pointer = [&](int param, const std::string& index_text) -> std::string {
-    if (index_text != "(i0 * R + i1)" && index_text != "i1") return "";
+    if (index_text != kRowElementIndex && index_text != "i1") return "";
     vector_params.insert(param);
     return fmt::format("{} + {}kiln_o", w.param(param), index_text == "i1" ? "" : "kiln_row + ");
   };
@@ -846,10 +849,14 @@ std::string block_row_loop(const LoopKernel& k) {
   // Register-held loops: over the thread's runs, and within a run over its elements (j: the
   // element's register slot, i1: its index in the row). `values` are the expressions the loop
   // computes: their run-contiguous loads are read as one vector a run.
-  auto open_runs = [&](std::string* loop_body, const std::vector<ExprPtr>& values,
-                       const std::vector<std::string>& declarations) {
+  // The loop over the thread's runs, c, and the offset of run c in the row.
+  auto open_run_loop = [&] {
     w.line(fmt::format("#pragma unroll\n    for (int c = 0; c < {}; ++c) {{", layout.chunks));
     w.line(fmt::format("  const int kiln_o = (c * {} + (int)threadIdx.x) * {};", threads, width));
+  };
+  auto open_runs = [&](std::string* loop_body, const std::vector<ExprPtr>& values,
+                       const std::vector<std::string>& declarations) {
+    open_run_loop();
     if (!whole_runs) w.line("  if (kiln_o < R) {");
     const std::string indent(whole_runs ? 6 : 8, ' ');
     w.push(loop_body, indent);
@@ -911,12 +918,11 @@ std::string block_row_loop(const LoopKernel& k) {
       w.line(fmt::format("{} {}[{}];", type_names(e->dtype).compute, name, held));
       const std::string run = fmt::format("kiln_h{}", held_names.size() - 1);
       fill += fmt::format("        const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);\n", vec_type(e->param), run,
-                          run_pointer(e->param, "(i0 * R + i1)"));
+                          run_pointer(e->param, kRowElementIndex));
       fill += fmt::format("        #pragma unroll\n        for (int e = 0; e < {}; ++e) {}[c * {} + e] = {};\n", width, name,
                           width, load_value(run + ".v[e]", e->dtype));
     }
-    w.line(fmt::format("#pragma unroll\n    for (int c = 0; c < {}; ++c) {{", layout.chunks));
-    w.line(fmt::format("  const int kiln_o = (c * {} + (int)threadIdx.x) * {};", threads, width));
+    open_run_loop();
     if (whole_runs) {
       w.line("  {");
     } else {
@@ -1069,12 +1075,13 @@ std::string block_row_loop(const LoopKernel& k) {
            body + "  }\n";
   // Vectors need each base pointer aligned to a run's bytes (rows start at multiples of
   // the run: the width divides the row); views at odd offsets take kiln_ld's scalar path.
+  // Rows read only through broadcasts have no vectors and no test.
   std::vector<std::string> misaligned;
   for (int param : vector_params)
     misaligned.push_back(fmt::format("((unsigned long long){} % {})", w.param(param),
                                      width * dtype_size(k.param_dtypes[static_cast<size_t>(param)])));
   const std::string alignment =
-      held > 0 ? fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | ")) : "";
+      misaligned.empty() ? "" : fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | "));
   return per_block ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
                    : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
                      " i0 += (int64_t)gridDim.x * blockDim.x) {\n" + body + "  }\n";

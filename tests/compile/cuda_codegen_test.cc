@@ -149,6 +149,12 @@ TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
   EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
   EXPECT_GT(compile_in_worker("long_rows", kLong), 1000u);
+  // Register-held rows whose every read is a broadcast (no vector access): no alignment test.
+  std::string broadcast_rows = cuda_source("broadcast_rows", {randn({16, 1})}, [](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{in[0].expand({16, 300}).amax({-1}) + in[0].expand({16, 300}).sum({-1})};
+  });
+  EXPECT_EQ(broadcast_rows.find("kiln_aligned"), std::string::npos) << broadcast_rows;
+  EXPECT_GT(compile_in_worker("broadcast_rows", broadcast_rows), 1000u);
 }
 
 TEST(Nvrtc, ABadKernelIsACompileErrorWithNvrtcsLog) {
