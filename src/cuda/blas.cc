@@ -117,6 +117,12 @@ std::string shape_text(const GemmRequest& r) {
                      r.bias ? " +bias" : "", r.epilogue == Epilogue::relu ? " relu" : r.epilogue == Epilogue::gelu ? " gelu" : "");
 }
 
+// Strides, transposes and precision: with shape_text, what makes two requests one product.
+std::string layout_text(const GemmRequest& r) {
+  return fmt::format("lda {} ldb {} ldc {} sa {} sb {} sc {} ta {} tb {} tf32 {}", r.lda, r.ldb, r.ldc, r.stride_a,
+                     r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32);
+}
+
 // The matmul itself, with prepared descriptors and `algo`.
 Status run_matmul(Lt& l, const GemmRequest& r, const Prepared& p, const Algo& algo) {
   const float one_f = 1, zero_f = 0;
@@ -124,10 +130,14 @@ Status run_matmul(Lt& l, const GemmRequest& r, const Prepared& p, const Algo& al
   const bool wide = r.dtype == DType::f64;
   const void* alpha = wide ? static_cast<const void*>(&one_d) : &one_f;
   const void* beta = wide ? static_cast<const void*>(&zero_d) : &zero_f;
-  // The bias pointer changes per call; the descriptor is this shape's alone and calls are
-  // queued from one stream, so setting it here is safe.
-  if (r.bias)
+  // The bias pointer changes per call and lives in the descriptor this shape's calls share:
+  // set and enqueued under one lock, so calls from several host threads cannot swap biases.
+  static std::mutex bias_mutex;
+  std::unique_lock<std::mutex> lock(bias_mutex, std::defer_lock);
+  if (r.bias) {
+    lock.lock();
     if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0) return s;
+  }
   return l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &algo, l.workspace,
                   kWorkspaceBytes, stream());
 }
@@ -196,9 +206,7 @@ Prepared prepared_for(Lt& l, const GemmRequest& r) {
     int64_t capacity = 0;
     l.workspace = allocate(static_cast<int64_t>(kWorkspaceBytes), &capacity);
   }
-  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {}", shape_text(r), r.lda, r.ldb, r.ldc,
-                                      r.stride_a, r.stride_b, r.stride_c, r.a_transposed, r.b_transposed,
-                                      r.allow_tf32, r.tune_algorithm);
+  const std::string key = fmt::format("{} {} tune {}", shape_text(r), layout_text(r), r.tune_algorithm);
   auto it = prepared.find(key);
   if (it == prepared.end()) it = prepared.emplace(key, prepare(l, r)).first;
   return it->second;
@@ -211,9 +219,8 @@ bool blas_available() { return lt().problem.empty(); }
 namespace {
 
 std::string algo_cache_key(Lt& l, const GemmRequest& r) {
-  return content_key(fmt::format("cublaslt algorithm 1\n{}\ncuBLASLt {}\n{} lda {} ldb {} ldc {} sa {} sb {} sc {} ta {} tb {} tf32 {}",
-                                 device_info().name, l.version(), shape_text(r), r.lda, r.ldb, r.ldc, r.stride_a,
-                                 r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32));
+  return content_key(
+      fmt::format("cublaslt algorithm 1\n{}\ncuBLASLt {}\n{} {}", device_info().name, l.version(), shape_text(r), layout_text(r)));
 }
 
 Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const HeuristicResult* candidates, int count) {
