@@ -65,9 +65,9 @@ typedef unsigned int uint32_t; typedef unsigned long long uint64_t;
 #define INT64_MIN (-9223372036854775807LL - 1)
 #define KILN_PREFETCH(p) ((void)(p))
 #define KILN_VECTOR_WIDTH(w)
-/* A kernel's arguments, passed by value: the size symbols and the buffers (outputs first). */
-struct KilnArgs { int64_t sizes[32]; char* buffers[64]; };
-#define KILN_HELPER __device__ static inline
+)";
+// After kCudaHeader, the argument block (its sizes from c_emitter.h), then these.
+constexpr const char* kCudaHelpers = R"(#define KILN_HELPER __device__ static inline
 KILN_HELPER float kiln_bits_f(uint32_t u) { return __uint_as_float(u); }
 KILN_HELPER uint32_t kiln_f_bits(float f) { return __float_as_uint(f); }
 /* `width` consecutive elements loaded or stored as one aligned access. */
@@ -408,7 +408,12 @@ const Dialect& cpp_dialect() {
 }
 
 const Dialect& cuda_dialect() {
-  static const std::string* preamble = new std::string(std::string(kCudaHeader) + kHelpers);
+  static const std::string* preamble = new std::string(
+      std::string(kCudaHeader) +
+      fmt::format("/* A kernel's arguments, passed by value: the size symbols and the buffers (outputs first). */\n"
+                  "struct KilnArgs {{ int64_t sizes[{}]; char* buffers[{}]; }};\n",
+                  kCudaMaxSymbols, kCudaMaxBuffers) +
+      kCudaHelpers + kHelpers);
   static const Dialect d{"cuda",
                          preamble->c_str(),
                          "extern \"C\" __global__ void {bounds}{name}(const KilnArgs args) {{\n"

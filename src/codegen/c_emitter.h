@@ -36,6 +36,10 @@ struct Dialect {
 // rows of a constant length about one thread per 8 elements (128 to 1024), each thread
 // then holding its elements in registers.
 constexpr int kGpuThreads = 256;
+// The cuda dialect's argument block (KilnArgs, passed by value): at most this many size
+// symbols and buffers (a kernel's parameters plus a split reduction's two scratch buffers).
+constexpr int kCudaMaxSymbols = 32;
+constexpr int kCudaMaxBuffers = 64;
 bool gpu_row_per_block(const LoopKernel& kernel);
 int gpu_block_threads(const LoopKernel& kernel);
 // Row kernels of one reduction and no element stores (sum, amax, mean... of long rows): a

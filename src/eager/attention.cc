@@ -2,6 +2,9 @@
 // as one launch (cuda/attention_kernel.cuh) reading q, k and v in place; everything else,
 // and every CPU call, runs the ops it stands for in turn, which is what the graph it was
 // fused from computed.
+#include <algorithm>
+#include <limits>
+
 #include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
 #include "eager/gpu_launch.h"
@@ -25,39 +28,41 @@ bool fusable_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == 
 Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
   const double scale = attrs.get_double("scale");
   const bool divide = attrs.get_bool("divide", false);
-  const Tensor& q = in[0];
+  const Tensor &q = in[0], &k = in[1], &v = in[2];
   const int64_t rank = q.dim();
   const int64_t batch_dims = rank - 2;
-  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || batch_dims > cuda::kAttentionMaxBatchDims)
-    return unfused(in[0], in[1], in[2], scale, divide);
-  // Rows must be contiguous; a transposed operand is copied first.
-  std::vector<Tensor> operands;
-  for (const Tensor& t : in) operands.push_back(t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t));
-  const Tensor &qc = operands[0], &kc = operands[1], &vc = operands[2];
+  const int64_t int32_limit = std::numeric_limits<int32_t>::max();  // the kernel counts in int32
+  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || batch_dims > cuda::kAttentionMaxBatchDims || q.size(-2) > int32_limit ||
+      k.size(-2) > int32_limit)
+    return unfused(q, k, v, scale, divide);
   cuda::AttentionArgs a{};
   a.dtype = static_cast<int32_t>(q.dtype());
   a.batch_dims = static_cast<int32_t>(batch_dims);
   a.batch = 1;
+  for (int64_t d = 0; d < batch_dims; ++d) a.batch *= q.size(d);
+  a.t = static_cast<int32_t>(q.size(-2));
+  a.s = static_cast<int32_t>(k.size(-2));
+  a.d = static_cast<int32_t>(std::min<int64_t>(q.size(-1), int32_limit));
+  a.dv = static_cast<int32_t>(std::min<int64_t>(v.size(-1), int32_limit));
+  a.scale = static_cast<float>(scale);
+  a.divide = divide;
+  if (!cuda::attention_supported(a)) return unfused(q, k, v, scale, divide);
+  // Rows must be contiguous; an operand whose last dim is strided is copied first.
+  std::vector<Tensor> operands;
+  for (const Tensor& t : in) operands.push_back(t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t));
+  const Tensor &qc = operands[0], &kc = operands[1], &vc = operands[2];
   for (int64_t i = 0; i < batch_dims; ++i) {
     const size_t d = static_cast<size_t>(batch_dims - 1 - i);  // innermost first
     a.batch_sizes[i] = q.sizes()[d];
     a.q_batch_strides[i] = qc.strides()[d];
     a.k_batch_strides[i] = kc.strides()[d];
     a.v_batch_strides[i] = vc.strides()[d];
-    a.batch *= q.sizes()[d];
   }
-  a.t = static_cast<int32_t>(q.size(-2));
-  a.s = static_cast<int32_t>(kc.size(-2));
-  a.d = static_cast<int32_t>(q.size(-1));
-  a.dv = static_cast<int32_t>(vc.size(-1));
   a.q_row_stride = qc.strides()[static_cast<size_t>(rank - 2)];
   a.k_row_stride = kc.strides()[static_cast<size_t>(rank - 2)];
   a.v_row_stride = vc.strides()[static_cast<size_t>(rank - 2)];
-  a.scale = static_cast<float>(scale);
-  a.divide = divide;
-  if (!cuda::attention_supported(a)) return unfused(in[0], in[1], in[2], scale, divide);
   Shape out_sizes = q.sizes();
-  out_sizes.back() = vc.size(-1);
+  out_sizes.back() = v.size(-1);
   Tensor out = make_tensor(out_sizes, q.dtype(), q.device());
   a.q = static_cast<const char*>(qc.impl()->data_ptr());
   a.k = static_cast<const char*>(kc.impl()->data_ptr());

@@ -71,6 +71,22 @@ cuda::Epilogue cublas_epilogue(const std::string& epilogue) {
   return epilogue == "relu" ? cuda::Epilogue::relu : epilogue == "gelu_tanh" ? cuda::Epilogue::gelu : cuda::Epilogue::none;
 }
 
+// The product of [n, k] operand a and [k, m] operand b into c (row stride m), as cuBLASLt
+// reads them; batches and strides are the caller's.
+cuda::GemmRequest request_for(DType dtype, const Operand& a, const Operand& b, const Tensor& c, int64_t n, int64_t k,
+                              int64_t m, const std::string& epilogue, bool tune_algorithm) {
+  cuda::GemmRequest r;
+  r.dtype = dtype;
+  r.n = n, r.k = k, r.m = m;
+  r.a = a.data, r.lda = a.ld, r.a_transposed = a.transposed, r.stride_a = a.batch_stride;
+  r.b = b.data, r.ldb = b.ld, r.b_transposed = b.transposed, r.stride_b = b.batch_stride;
+  r.c = c.impl()->data_ptr(), r.ldc = m;
+  r.epilogue = cublas_epilogue(epilogue);
+  r.allow_tf32 = tf32_allowed();
+  r.tune_algorithm = tune_algorithm;
+  return r;
+}
+
 }  // namespace
 
 bool tf32_allowed() { return g_allow_tf32.load(std::memory_order_relaxed); }
@@ -100,17 +116,9 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilo
     if (n == 0 || m == 0) return c.reshape(out_shape);
     if (k == 0) return finish_unfused(zeros({n, m}, dtype).cuda(), bias, epilogue).reshape(out_shape);
     Operand oa = operand_of(a2), ob = operand_of(b);
-    cuda::GemmRequest r;
-    r.dtype = dtype;
-    r.n = n, r.k = k, r.m = m;
-    r.a = oa.data, r.lda = oa.ld, r.a_transposed = oa.transposed;
-    r.b = ob.data, r.ldb = ob.ld, r.b_transposed = ob.transposed;
-    r.c = c.impl()->data_ptr(), r.ldc = m;
+    cuda::GemmRequest r = request_for(dtype, oa, ob, c, n, k, m, epilogue, tune_algorithm);
     Tensor bias_c = bias.defined() ? contiguous_eager(bias) : Tensor();
     r.bias = bias_c.defined() ? bias_c.impl()->data_ptr() : nullptr;
-    r.epilogue = cublas_epilogue(epilogue);
-    r.allow_tf32 = tf32_allowed();
-    r.tune_algorithm = tune_algorithm;
     if (!cuda::gemm(r)) c = finish_unfused(c, bias_c, epilogue);
     return c.reshape(out_shape);
   }
@@ -123,16 +131,9 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilo
   const int64_t batches = shape_numel(o.batch);
   if (batches == 0 || n == 0 || m == 0) return c.reshape(out_shape);
   if (k == 0) return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), epilogue).reshape(out_shape);
-  Operand oa = operand_of(av), ob = operand_of(bv);
-  cuda::GemmRequest r;
-  r.dtype = dtype;
-  r.n = n, r.k = k, r.m = m, r.batches = batches;
-  r.a = oa.data, r.lda = oa.ld, r.a_transposed = oa.transposed, r.stride_a = oa.batch_stride;
-  r.b = ob.data, r.ldb = ob.ld, r.b_transposed = ob.transposed, r.stride_b = ob.batch_stride;
-  r.c = c.impl()->data_ptr(), r.ldc = m, r.stride_c = n * m;
-  r.epilogue = cublas_epilogue(epilogue);
-  r.allow_tf32 = tf32_allowed();
-  r.tune_algorithm = tune_algorithm;
+  cuda::GemmRequest r = request_for(dtype, operand_of(av), operand_of(bv), c, n, k, m, epilogue, tune_algorithm);
+  r.batches = batches;
+  r.stride_c = n * m;
   if (!cuda::gemm(r)) c = finish_unfused(c, Tensor(), epilogue);
   return c.reshape(out_shape);
 }

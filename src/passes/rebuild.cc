@@ -46,10 +46,8 @@ SoleReaders::SoleReaders(const Graph& graph) : graph_(graph), readers_(static_ca
   for (ValueId v : graph.outputs) readers_[v].push_back(graph.nodes.size());  // outputs: a reader of none
 }
 
-const Node* SoleReaders::operator()(size_t n) const { return of_value(graph_.node_value(n)); }
-
-const Node* SoleReaders::of_value(ValueId v) const {
-  const std::vector<size_t>& r = readers_[static_cast<size_t>(v)];
+const Node* SoleReaders::operator()(size_t n) const {
+  const std::vector<size_t>& r = readers_[static_cast<size_t>(graph_.node_value(n))];
   return r.size() == 1 && r[0] < graph_.nodes.size() ? &graph_.nodes[r[0]] : nullptr;
 }
 

@@ -40,8 +40,6 @@ class SoleReaders {
  public:
   explicit SoleReaders(const Graph& graph);
   const Node* operator()(size_t n) const;
-  // The same for a value (an input, a constant or a node's).
-  const Node* of_value(ValueId v) const;
 
  private:
   const Graph& graph_;

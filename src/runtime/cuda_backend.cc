@@ -26,12 +26,9 @@ namespace kiln {
 
 namespace {
 
-constexpr int kMaxSymbols = 32;  // the cuda dialect's KilnArgs
-constexpr int kMaxBuffers = 64;
-
-struct KilnArgs {
-  int64_t sizes[kMaxSymbols];
-  char* buffers[kMaxBuffers];
+struct KilnArgs {  // the cuda dialect's argument block
+  int64_t sizes[kCudaMaxSymbols];
+  char* buffers[kCudaMaxBuffers];
 };
 
 // Captured tensors move to the GPU once, when the executable is made.
@@ -47,14 +44,14 @@ class CudaExecutable final : public PlanExecutable {
       : PlanExecutable(with_constants_on_gpu(std::move(plan))), objects_(objects) {
     backend_ = "cuda";
     stream_id_ = 1;
-    if (this->plan().graph.num_symbols > kMaxSymbols)
+    if (this->plan().graph.num_symbols > kCudaMaxSymbols)
       throw CompileError(fmt::format("graph {}: {} size symbols; CUDA kernels take at most {}",
-                                     this->plan().graph.name, this->plan().graph.num_symbols, kMaxSymbols));
+                                     this->plan().graph.name, this->plan().graph.num_symbols, kCudaMaxSymbols));
     for (const KernelLaunch& k : this->plan().kernels) {
       const size_t buffers = k.params.size() + (k.split ? 2 : 0);  // split rows: counters, partials
-      if (buffers > kMaxBuffers)
+      if (buffers > kCudaMaxBuffers)
         throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}", k.name, buffers,
-                                       kMaxBuffers));
+                                       kCudaMaxBuffers));
       functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
     }
     multiprocessors_ = cuda::device_info().multiprocessors;
@@ -217,7 +214,7 @@ class CudaExecutable final : public PlanExecutable {
     const bool timed = launches_observed() && profiler_recording();
     if (timed) begin_timing();
     Tensor result = PlanExecutable::run_ext(step, node, args, bindings);
-    if (timed) end_timing(fmt::format("cuda_ext_{}_{}", op_name(node.op), step), 0, 0);
+    if (timed) end_timing(launch_name(step), 0, 0);
     return result;
   }
 

@@ -27,6 +27,10 @@ PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
     for (ValueId v : reads) last_use_[v] = static_cast<int64_t>(s);
   }
   for (ValueId v : g.outputs) last_use_[v] = static_cast<int64_t>(p_.steps.size());
+  dead_after_.resize(p_.steps.size());
+  for (size_t v = g.inputs.size() + g.constants.size(); v < last_use_.size(); ++v)
+    if (last_use_[v] >= 0 && last_use_[v] < static_cast<int64_t>(p_.steps.size()))
+      dead_after_[static_cast<size_t>(last_use_[v])].push_back(static_cast<ValueId>(v));
   // In-place candidates: an elementwise kernel reads every input at the index it writes,
   // so it may write over an intermediate of its dtype that dies at this step.
   inplace_.assign(p_.steps.size(), -1);
@@ -85,8 +89,7 @@ std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
       }
       slots[out] = p_.read_by_kernel[out] ? contiguous_eager(result) : result;
     }
-    for (size_t i = g.inputs.size() + g.constants.size(); i < slots.size(); ++i)
-      if (last_use_[i] == static_cast<int64_t>(s)) slots[i] = Tensor();
+    for (ValueId v : dead_after_[s]) slots[v] = Tensor();
   }
   after_steps();
   std::vector<Tensor> outputs;

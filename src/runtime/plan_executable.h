@@ -36,6 +36,8 @@ class PlanExecutable : public Executable {
   // Must be called by the backend's constructor, once its kernels can be described.
   void describe_launches();
   const CompiledPlan& plan() const { return p_; }
+  // Step `step`'s name in the profiler and the hooks (a kernel's, or "<backend>_ext_<op>_<step>").
+  const std::string& launch_name(size_t step) const { return launches_.at(step).name; }
   // Backend name for profiler slices and ext step names ("cpp", "cuda").
   std::string backend_;
   int stream_id_ = 0;
@@ -51,6 +53,7 @@ class PlanExecutable : public Executable {
 
   CompiledPlan p_;
   std::vector<int64_t> last_use_;
+  std::vector<std::vector<ValueId>> dead_after_;  // per step: the intermediates it reads last
   std::vector<ValueId> inplace_;  // per step: an input its output may overwrite, or -1
   std::vector<LaunchDescription> launches_;  // per step
 };
