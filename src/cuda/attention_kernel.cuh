@@ -1,17 +1,24 @@
 // Fused attention for kiln's eager CUDA kernels (included by eager_kernels.cu, which builds
-// them all as one nvcc translation unit). One block computes BM query rows of one problem,
-// streaming the keys and values through shared memory BN rows at a time with an online
-// softmax (running row max and sum, earlier partial results rescaled), so the T x S score
-// matrix never reaches memory. Threads form BM/RPT row groups of 8: thread (ty, tx) holds
-// scores of rows ty*RPT..+RPT x keys tx*4..+4 and output rows ty*RPT..+RPT x dims tx*8..+8; a row's
-// max and sum combine across its 8 threads by shuffles. Products accumulate in f32 FMAs
-// (no tensor cores: f32 stays f32, as in the unfused ops).
+// them all as one nvcc translation unit). One block computes 16 * WARPS query rows of one
+// problem, 16 a warp, streaming the keys and values through shared memory kAttentionKeys
+// rows at a time with an online softmax (running row max and sum, earlier partial results
+// rescaled), so the T x S score matrix never reaches memory.
+//
+// Both products run on tensor cores as m16n8k8 TF32 mma in three parts each (3xTF32:
+// a*b ~ big(a)*big(b) + big(a)*small(b) + small(a)*big(b), small = a - big(a)), which keeps
+// f32's accuracy to within a few ulps, the scheme PyTorch's own f32 attention uses; f16 and
+// bf16 operands are computed the same way, in f32. Operands are split once, as they are
+// put into shared memory. The scores' accumulator fragments are the probabilities'
+// operand fragments as they stand: the value product sums over keys in the order the
+// fragment holds them (slot t = key 2t, slot t + 4 = key 2t + 1), and the value fragments
+// are read in that order.
 #pragma once
 
 namespace kiln_attention {
 
-constexpr int kBN = 32;                     // keys a tile
-constexpr int kHead = kAttentionMaxHead;    // head dims, zero-padded
+constexpr int kBN = kAttentionKeys;       // keys a tile
+constexpr int kHead = kAttentionMaxHead;  // head dims, zero-padded
+constexpr int kSteps = kHead / 8;         // mma k-steps (query product) and n-tiles (value product)
 
 __device__ __forceinline__ float load_float(const char* base, int64_t element, int dtype) {
   switch (static_cast<DType>(dtype)) {
@@ -29,50 +36,96 @@ __device__ __forceinline__ void store_float(char* base, int64_t element, int dty
   }
 }
 
-// Max and sum over the 8 threads of a row group (consecutive lanes).
-__device__ __forceinline__ float group_max(float x) {
-  for (int o = 1; o < 8; o <<= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
+// x as (big, small): big is x rounded to TF32; small, exact in f32, is what big misses (the
+// mma reads TF32's share of its bits).
+__device__ __forceinline__ float2 split(float x) {
+  uint32_t big;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(big) : "f"(x));
+  return {__uint_as_float(big), x - __uint_as_float(big)};
 }
-__device__ __forceinline__ float group_sum(float x) {
-  for (int o = 1; o < 8; o <<= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
+
+// c += a * b, one m16n8k8 TF32 tensor-core product (row-major A, column-major B).
+__device__ __forceinline__ void mma(float (&c)[4], float a0, float a1, float a2, float a3, float b0, float b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(__float_as_uint(a0)), "r"(__float_as_uint(a1)), "r"(__float_as_uint(a2)), "r"(__float_as_uint(a3)),
+        "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+}
+
+// c += a * b in 3xTF32 from split operands, the small terms first.
+__device__ __forceinline__ void mma3(float (&c)[4], const float2 (&a)[4], float2 b0, float2 b1) {
+  mma(c, a[0].y, a[1].y, a[2].y, a[3].y, b0.x, b1.x);
+  mma(c, a[0].x, a[1].x, a[2].x, a[3].x, b0.y, b1.y);
+  mma(c, a[0].x, a[1].x, a[2].x, a[3].x, b0.x, b1.x);
+}
+
+// Max and sum over the 4 threads that share a fragment row (consecutive lanes).
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
 // A thread's share of rows first..first+ROWS (of `rows`) x dims 0..kHead (of `dims`) of an
-// operand, zero outside it: fetched into registers (the loads stay in flight until the
-// values are put), then put into shared memory, transposed ([dim][row], row pitch `pitch`)
-// or not ([row][dim]).
+// operand, zero outside it, in runs of 4 dims: fetched into registers, all loads in flight
+// at once (they stay in flight until the values are put), as 16-byte loads where the
+// operand is f32 with 16-byte aligned runs; then split and put into shared memory as
+// [row][dim] with row pitch `pitch`.
 template <int ROWS, int THREADS>
 struct TileShare {
-  static constexpr int kEach = ROWS * kHead / THREADS;
-  float values[kEach];
+  static constexpr int kRuns = ROWS * kHead / 4 / THREADS;
+  float4 values[kRuns];
 
   __device__ __forceinline__ void fetch(const char* base, int64_t offset, int64_t row_stride, int first, int rows,
-                                        int dims, int dtype) {
+                                        int dims, int dtype, bool vector) {
 #pragma unroll
-    for (int i = 0; i < kEach; ++i) {
-      const int e = threadIdx.x + i * THREADS, r = e / kHead, d = e % kHead;
-      values[i] = first + r < rows && d < dims ? load_float(base, offset + (first + r) * row_stride + d, dtype) : 0.0f;
+    for (int i = 0; i < kRuns; ++i) {
+      const int e = threadIdx.x + i * THREADS, r = e / (kHead / 4), d = e % (kHead / 4) * 4;
+      const bool row_in = first + r < rows;
+      const int64_t at = offset + (first + r) * row_stride + d;
+      if (vector) {
+        values[i] = row_in && d < dims ? *reinterpret_cast<const float4*>(base + at * 4) : make_float4(0, 0, 0, 0);
+      } else {
+        float x[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) x[j] = row_in && d + j < dims ? load_float(base, at + j, dtype) : 0.0f;
+        values[i] = make_float4(x[0], x[1], x[2], x[3]);
+      }
     }
   }
-  __device__ __forceinline__ void put(float* tile, int pitch, bool transposed) const {
+  __device__ __forceinline__ void put(float2* tile, int pitch) const {
 #pragma unroll
-    for (int i = 0; i < kEach; ++i) {
-      const int e = threadIdx.x + i * THREADS, r = e / kHead, d = e % kHead;
-      tile[transposed ? d * pitch + r : r * pitch + d] = values[i];
+    for (int i = 0; i < kRuns; ++i) {
+      const int e = threadIdx.x + i * THREADS, r = e / (kHead / 4), d = e % (kHead / 4) * 4;
+      const float2 x0 = split(values[i].x), x1 = split(values[i].y), x2 = split(values[i].z), x3 = split(values[i].w);
+      float4* to = reinterpret_cast<float4*>(tile + r * pitch + d);
+      to[0] = make_float4(x0.x, x0.y, x1.x, x1.y);
+      to[1] = make_float4(x2.x, x2.y, x3.x, x3.y);
     }
   }
 };
 
-template <int BM, int RPT>
+// Whether an operand's runs of 4 dims can be read as aligned float4s in every row.
+__device__ __forceinline__ bool float4_runs(const char* base, int64_t offset, int64_t row_stride, int dims, int dtype) {
+  return static_cast<DType>(dtype) == DType::f32 && (reinterpret_cast<uintptr_t>(base) + offset * 4) % 16 == 0 &&
+         row_stride % 4 == 0 && dims % 4 == 0;
+}
+
+// Fragment coordinates (PTX ISA, mma.m16n8k8 .tf32): lane = 4g + t; A holds (g, t),
+// (g + 8, t), (g, t + 4), (g + 8, t + 4); B holds (k t, n g), (k t + 4, n g); C holds
+// (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+template <int WARPS>
 __device__ void attention_block(const AttentionArgs& a) {
-  constexpr int kThreads = BM / RPT * 8;
-  __shared__ __align__(16) float qt[kHead][BM + 4];   // the query tile, transposed
-  __shared__ __align__(16) float kt[kHead][kBN + 4];  // the key tile, transposed
-  __shared__ __align__(16) float vs[kBN][kHead];      // the value tile
-  __shared__ __align__(16) float pt[kBN][BM + 4];     // the tile's probabilities, transposed
-  const int tid = threadIdx.x, ty = tid / 8, tx = tid % 8;
+  constexpr int kRows = 16 * WARPS, kThreads = 32 * WARPS, kKeyTiles = kBN / 8;
+  constexpr int kQP = kAttentionQueryPitch, kKP = kAttentionKeyPitch, kVP = kAttentionValuePitch;
+  extern __shared__ float2 tiles[];  // attention_shared_bytes(kRows)
+  float2* const q_tile = tiles;
+  float2* const k_tile = q_tile + kRows * kQP;
+  float2* const v_tile = k_tile + kBN * kKP;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   int64_t problem = blockIdx.y, q_off = 0, k_off = 0, v_off = 0;
 #pragma unroll
   for (int i = 0; i < kAttentionMaxBatchDims; ++i) {
@@ -83,104 +136,119 @@ __device__ void attention_block(const AttentionArgs& a) {
     k_off += index * a.k_batch_strides[i];
     v_off += index * a.v_batch_strides[i];
   }
-  const int m0 = blockIdx.x * BM;
+  const int m0 = blockIdx.x * kRows;
   {
-    TileShare<BM, kThreads> q;
-    q.fetch(a.q, q_off, a.q_row_stride, m0, a.t, a.d, a.dtype);
-    q.put(&qt[0][0], BM + 4, true);
+    TileShare<kRows, kThreads> q;
+    q.fetch(a.q, q_off, a.q_row_stride, m0, a.t, a.d, a.dtype, float4_runs(a.q, q_off, a.q_row_stride, a.d, a.dtype));
+    q.put(q_tile, kQP);
   }
   // The next tile's keys and values are fetched while the current one is worked on.
+  const bool k_vector = float4_runs(a.k, k_off, a.k_row_stride, a.d, a.dtype);
+  const bool v_vector = float4_runs(a.v, v_off, a.v_row_stride, a.dv, a.dtype);
   TileShare<kBN, kThreads> keys, values;
-  keys.fetch(a.k, k_off, a.k_row_stride, 0, a.s, a.d, a.dtype);
-  values.fetch(a.v, v_off, a.v_row_stride, 0, a.s, a.dv, a.dtype);
-  float o[RPT][8], row_max[RPT], row_sum[RPT];
+  keys.fetch(a.k, k_off, a.k_row_stride, 0, a.s, a.d, a.dtype, k_vector);
+  values.fetch(a.v, v_off, a.v_row_stride, 0, a.s, a.dv, a.dtype, v_vector);
+  __syncthreads();
+  // The warp's 16 query rows as A fragments, held for the whole key loop.
+  float2 q[kSteps][4];
+  {
+    const float2* const rows = q_tile + (warp * 16 + g) * kQP + t;  // this thread's (g, t)
 #pragma unroll
-  for (int i = 0; i < RPT; ++i) {
-    row_max[i] = -INFINITY;
-    row_sum[i] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) o[i][j] = 0.0f;
+    for (int kk = 0; kk < kSteps; ++kk) {
+      q[kk][0] = rows[kk * 8];
+      q[kk][1] = rows[8 * kQP + kk * 8];
+      q[kk][2] = rows[kk * 8 + 4];
+      q[kk][3] = rows[8 * kQP + kk * 8 + 4];
+    }
   }
+  // Output rows g and g + 8 x dims 8n + 2t, +1; each row's max, and this thread's share of
+  // its sum (the quad's shares are added at the end).
+  float o[kSteps][4] = {};
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
   for (int n0 = 0; n0 < a.s; n0 += kBN) {
-    __syncthreads();  // the last tile's keys, values and probabilities are used up
-    keys.put(&kt[0][0], kBN + 4, true);
-    values.put(&vs[0][0], kHead, false);
+    __syncthreads();  // the last tile's keys and values are used up
+    keys.put(k_tile, kKP);
+    values.put(v_tile, kVP);
     __syncthreads();
     if (n0 + kBN < a.s) {
-      keys.fetch(a.k, k_off, a.k_row_stride, n0 + kBN, a.s, a.d, a.dtype);
-      values.fetch(a.v, v_off, a.v_row_stride, n0 + kBN, a.s, a.dv, a.dtype);
+      keys.fetch(a.k, k_off, a.k_row_stride, n0 + kBN, a.s, a.d, a.dtype, k_vector);
+      values.fetch(a.v, v_off, a.v_row_stride, n0 + kBN, a.s, a.dv, a.dtype, v_vector);
     }
-    float s[RPT][4] = {};
-#pragma unroll 8
-    for (int d = 0; d < kHead; ++d) {  // the tiles are zero past the head dim
-      float qv[RPT];
+    float s[kKeyTiles][4] = {};
 #pragma unroll
-      for (int i = 0; i < RPT; ++i) qv[i] = qt[d][ty * RPT + i];
-      const float4 k4 = *reinterpret_cast<const float4*>(&kt[d][tx * 4]);
-      const float kv[4] = {k4.x, k4.y, k4.z, k4.w};
+    for (int kk = 0; kk < kSteps; ++kk) {
+      if (kk * 8 >= a.d) break;  // the tiles are zero past the head dim
 #pragma unroll
-      for (int i = 0; i < RPT; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = fmaf(qv[i], kv[j], s[i][j]);
+      for (int n = 0; n < kKeyTiles; ++n) {
+        const float2* key = k_tile + (n * 8 + g) * kKP + kk * 8 + t;
+        mma3(s[n], q[kk], key[0], key[4]);
+      }
     }
+    float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      float tile_max = -INFINITY;
+    for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        s[i][j] = n0 + tx * 4 + j < a.s ? (a.divide ? s[i][j] / a.scale : s[i][j] * a.scale) : -INFINITY;
-        tile_max = fmaxf(tile_max, s[i][j]);
+        const bool key_in = n0 + n * 8 + 2 * t + (j & 1) < a.s;
+        s[n][j] = key_in ? (a.divide ? s[n][j] / a.scale : s[n][j] * a.scale) : -INFINITY;
+        tile_max[j / 2] = fmaxf(tile_max[j / 2], s[n][j]);
       }
+    float rescale[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
       // Every tile holds a key, so the new max is finite unless the scores are infinite.
-      const float new_max = fmaxf(row_max[i], group_max(tile_max));
-      const float rescale = row_max[i] == new_max ? 1.0f : expf(row_max[i] - new_max);
-      float tile_sum = 0.0f;
+      const float new_max = fmaxf(row_max[r], quad_max(tile_max[r]));
+      rescale[r] = row_max[r] == new_max ? 1.0f : expf(row_max[r] - new_max);
+      row_max[r] = new_max;
+      row_sum[r] *= rescale[r];
+    }
+#pragma unroll
+    for (int n = 0; n < kSteps; ++n)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) o[n][j] *= rescale[j / 2];
+    // Probabilities as A fragments: C's (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1)
+    // are A's slots 0, 2, 1, 3.
+    float2 p[kKeyTiles][4];
+#pragma unroll
+    for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const float p = s[i][j] == -INFINITY ? 0.0f : expf(s[i][j] - new_max);
-        pt[tx * 4 + j][ty * RPT + i] = p;
-        tile_sum += p;
+        const float x = s[n][j] == -INFINITY ? 0.0f : expf(s[n][j] - row_max[j / 2]);
+        row_sum[j / 2] += x;
+        p[n][(j & 1) * 2 + j / 2] = split(x);
       }
-      row_sum[i] = row_sum[i] * rescale + group_sum(tile_sum);
-      row_max[i] = new_max;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) o[i][j] *= rescale;
-    }
-    __syncthreads();
-#pragma unroll 4
-    for (int c = 0; c < kBN; ++c) {
-      float pv[RPT];
+    for (int dn = 0; dn < kSteps; ++dn) {
+      if (dn * 8 >= a.dv) break;
 #pragma unroll
-      for (int i = 0; i < RPT; ++i) pv[i] = pt[c][ty * RPT + i];
-      const float4 v0 = *reinterpret_cast<const float4*>(&vs[c][tx * 8]);
-      const float4 v1 = *reinterpret_cast<const float4*>(&vs[c][tx * 8 + 4]);
-      const float vv[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-#pragma unroll
-      for (int i = 0; i < RPT; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) o[i][j] = fmaf(pv[i], vv[j], o[i][j]);
+      for (int n = 0; n < kKeyTiles; ++n) {
+        const float2* value = v_tile + (n * 8 + 2 * t) * kVP + dn * 8 + g;
+        mma3(o[dn], p[n], value[0], value[kVP]);
+      }
     }
   }
 #pragma unroll
-  for (int i = 0; i < RPT; ++i) {
-    const int row = m0 + ty * RPT + i;
-    if (row >= a.t) continue;
-    const float inverse = 1.0f / row_sum[i];
+  for (int r = 0; r < 2; ++r) {
+    const int out_row = m0 + warp * 16 + g + 8 * r;
+    const float inverse = 1.0f / quad_sum(row_sum[r]);
+    if (out_row >= a.t) continue;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int d = tx * 8 + j;
-      if (d < a.dv) store_float(a.out, (int64_t(blockIdx.y) * a.t + row) * a.dv + d, a.dtype, o[i][j] * inverse);
-    }
+    for (int dn = 0; dn < kSteps; ++dn)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int d = dn * 8 + 2 * t + j;
+        if (d < a.dv) store_float(a.out, (int64_t(blockIdx.y) * a.t + out_row) * a.dv + d, a.dtype, o[dn][2 * r + j] * inverse);
+      }
   }
 }
 
 }  // namespace kiln_attention
 
-// Grid: (ceil(T / BM), batch); block: BM / RPT * 8 threads. Two rows a thread: four held
-// too few warps a multiprocessor to hide shared-memory latency (transformer heads, H100).
-extern "C" __global__ void __launch_bounds__(256, 2) kiln_eager_attention64(const AttentionArgs a) {
-  kiln_attention::attention_block<64, 2>(a);
+// Grid: (ceil(T / rows), batch); block: a warp per 16 rows; dynamic shared memory
+// attention_shared_bytes(rows).
+extern "C" __global__ void __launch_bounds__(128, 2) kiln_eager_attention64(const AttentionArgs a) {
+  kiln_attention::attention_block<4>(a);
 }
-extern "C" __global__ void __launch_bounds__(128, 2) kiln_eager_attention32(const AttentionArgs a) {
-  kiln_attention::attention_block<32, 2>(a);
+extern "C" __global__ void __launch_bounds__(64, 4) kiln_eager_attention32(const AttentionArgs a) {
+  kiln_attention::attention_block<2>(a);
 }

@@ -35,7 +35,8 @@ std::string describe(const Driver& d, CUresult result) {
   const char *name = nullptr, *text = nullptr;
   if (d.cuGetErrorName) d.cuGetErrorName(result, &name);
   if (d.cuGetErrorString) d.cuGetErrorString(result, &text);
-  return fmt::format("{} ({})", name ? name : fmt::format("CUresult {}", result), text ? text : "no description");
+  return fmt::format("{} ({})", name ? name : fmt::format("CUresult {}", result),
+                     text ? text : "no description");
 }
 
 void resolve_all(void* h, Driver& d, std::string* p) {
@@ -65,6 +66,7 @@ void resolve_all(void* h, Driver& d, std::string* p) {
   resolve(h, "cuModuleLoadData", &d.cuModuleLoadData, p);
   resolve(h, "cuModuleGetFunction", &d.cuModuleGetFunction, p);
   resolve(h, "cuModuleUnload", &d.cuModuleUnload, p);
+  resolve(h, "cuFuncSetAttribute", &d.cuFuncSetAttribute, p);
   resolve(h, "cuLaunchKernel", &d.cuLaunchKernel, p);
   resolve(h, "cuEventCreate", &d.cuEventCreate, p);
   resolve(h, "cuEventRecord", &d.cuEventRecord, p);
@@ -153,8 +155,9 @@ void synchronize(const char* what) {
   const Driver& d = driver();
   CUresult r = d.cuStreamSynchronize(state().stream);
   if (r != 0)
-    throw Error(fmt::format("{}: a CUDA kernel failed: {} (the context is unusable after a device fault)", what,
-                            describe(d, r)));
+    throw Error(
+        fmt::format("{}: a CUDA kernel failed: {} (the context is unusable after a device fault)",
+                    what, describe(d, r)));
 }
 
 const DeviceInfo& device_info() {

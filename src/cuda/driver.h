@@ -54,6 +54,7 @@ struct Driver {
   CUresult (*cuModuleLoadData)(CUmodule*, const void*);
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
   CUresult (*cuModuleUnload)(CUmodule);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              unsigned, CUstream, void**, void**);
   CUresult (*cuEventCreate)(CUevent*, unsigned);
@@ -84,8 +85,8 @@ CUstream stream();
 void synchronize(const char* what);
 
 struct DeviceInfo {
-  std::string name;     // "NVIDIA H100 80GB HBM3"
-  std::string arch;     // "sm_90": what NVRTC compiles for
+  std::string name;  // "NVIDIA H100 80GB HBM3"
+  std::string arch;  // "sm_90": what NVRTC compiles for
   int multiprocessors = 0;
   int max_threads_per_block = 0;
   int driver_version = 0;  // 13000

@@ -23,12 +23,12 @@ struct MapArgs {
   int64_t strides[kMapMaxOperands][kMapMaxDims];
   char* base[kMapMaxOperands];
   int32_t dtypes[kMapMaxOperands];
-  int32_t op;            // the Op; Op::to is a converting copy
-  int32_t gelu_tanh;     // gelu: the tanh approximation
+  int32_t op;         // the Op; Op::to is a converting copy
+  int32_t gelu_tanh;  // gelu: the tanh approximation
   int32_t scalar_operand;
   int32_t has_min, has_max;  // clamp
-  double scalar_value;   // floating scalars and clamp bounds
-  int64_t scalar_int;    // integer scalars
+  double scalar_value;       // floating scalars and clamp bounds
+  int64_t scalar_int;        // integer scalars
   double min_value, max_value;
   // Below 2^31 elements, division by sizes[d] is a multiply and a shift (set by
   // launch_map): n / sizes[d] == (umulhi(n, div_magic[d]) + n) >> div_shift[d].
@@ -83,6 +83,18 @@ struct PoolArgs {
 // four alike), computed in f32; D and Dv at most kAttentionMaxHead.
 constexpr int kAttentionMaxBatchDims = 4;
 constexpr int kAttentionMaxHead = 64;
+// The kernel's tiles in shared memory, of (TF32 big, small) pairs: query rows, kAttentionKeys
+// keys and as many values, each row padded to its pitch (which keeps the fragment reads
+// free of bank conflicts). A block of `rows` queries needs attention_shared_bytes(rows).
+constexpr int kAttentionKeys = 32;
+constexpr int kAttentionQueryPitch = kAttentionMaxHead + 4,
+              kAttentionKeyPitch = kAttentionMaxHead + 4,
+              kAttentionValuePitch = kAttentionMaxHead + 2;
+constexpr int attention_shared_bytes(int rows) {
+  return (rows * kAttentionQueryPitch +
+          kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) *
+         8;
+}
 struct AttentionArgs {
   const char* q;
   const char* k;

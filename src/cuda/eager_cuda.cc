@@ -30,18 +30,34 @@ const EagerModule& module() {
 #ifdef KILN_HAVE_EAGER_FATBIN
     const Driver& d = driver();
     CUmodule m = nullptr;
-    check(d.cuModuleLoadData(&m, kEagerFatbin), "loading kiln's eager CUDA kernels (cuModuleLoadData)");
+    check(d.cuModuleLoadData(&m, kEagerFatbin),
+          "loading kiln's eager CUDA kernels (cuModuleLoadData)");
     auto* e = new EagerModule();  // immortal, like the context it lives in
-    check(d.cuModuleGetFunction(&e->map, m, "kiln_eager_map"), "cuModuleGetFunction kiln_eager_map");
-    check(d.cuModuleGetFunction(&e->reduce, m, "kiln_eager_reduce"), "cuModuleGetFunction kiln_eager_reduce");
-    check(d.cuModuleGetFunction(&e->rows, m, "kiln_eager_rows"), "cuModuleGetFunction kiln_eager_rows");
-    check(d.cuModuleGetFunction(&e->gather, m, "kiln_eager_gather"), "cuModuleGetFunction kiln_eager_gather");
-    check(d.cuModuleGetFunction(&e->pool2d, m, "kiln_eager_pool2d"), "cuModuleGetFunction kiln_eager_pool2d");
-    check(d.cuModuleGetFunction(&e->attention64, m, "kiln_eager_attention64"), "cuModuleGetFunction kiln_eager_attention64");
-    check(d.cuModuleGetFunction(&e->attention32, m, "kiln_eager_attention32"), "cuModuleGetFunction kiln_eager_attention32");
+    check(d.cuModuleGetFunction(&e->map, m, "kiln_eager_map"),
+          "cuModuleGetFunction kiln_eager_map");
+    check(d.cuModuleGetFunction(&e->reduce, m, "kiln_eager_reduce"),
+          "cuModuleGetFunction kiln_eager_reduce");
+    check(d.cuModuleGetFunction(&e->rows, m, "kiln_eager_rows"),
+          "cuModuleGetFunction kiln_eager_rows");
+    check(d.cuModuleGetFunction(&e->gather, m, "kiln_eager_gather"),
+          "cuModuleGetFunction kiln_eager_gather");
+    check(d.cuModuleGetFunction(&e->pool2d, m, "kiln_eager_pool2d"),
+          "cuModuleGetFunction kiln_eager_pool2d");
+    check(d.cuModuleGetFunction(&e->attention64, m, "kiln_eager_attention64"),
+          "cuModuleGetFunction kiln_eager_attention64");
+    check(d.cuModuleGetFunction(&e->attention32, m, "kiln_eager_attention32"),
+          "cuModuleGetFunction kiln_eager_attention32");
+    // The attention tiles pass the 48 KB a block gets without asking.
+    constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    check(d.cuFuncSetAttribute(e->attention64, kMaxDynamicSharedBytes, attention_shared_bytes(64)),
+          "cuFuncSetAttribute kiln_eager_attention64");
+    check(d.cuFuncSetAttribute(e->attention32, kMaxDynamicSharedBytes, attention_shared_bytes(32)),
+          "cuFuncSetAttribute kiln_eager_attention32");
     return e;
 #else
-    throw Error("eager ops on CUDA tensors: this kiln was built without nvcc, so it has no eager CUDA kernels");
+    throw Error(
+        "eager ops on CUDA tensors: this kiln was built without nvcc, so it has no eager CUDA "
+        "kernels");
     return static_cast<EagerModule*>(nullptr);
 #endif
   }();
@@ -73,7 +89,8 @@ void launch_map(const MapArgs& args) {
     uint32_t shift = 0;
     while ((uint64_t{1} << shift) < size) ++shift;
     a.div_shift[d] = shift;
-    a.div_magic[d] = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - size)) / size + 1);
+    a.div_magic[d] =
+        static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - size)) / size + 1);
   }
   launch(module().map, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_map");
 }
@@ -100,19 +117,23 @@ void launch_pool2d(const PoolArgs& a) {
 }
 
 bool attention_supported(const AttentionArgs& a) {
-  return a.d <= kAttentionMaxHead && a.dv <= kAttentionMaxHead && a.batch_dims <= kAttentionMaxBatchDims &&
-         a.batch > 0 && a.batch <= 65535 && a.t > 0 && a.s > 0;
+  return a.d <= kAttentionMaxHead && a.dv <= kAttentionMaxHead &&
+         a.batch_dims <= kAttentionMaxBatchDims && a.batch > 0 && a.batch <= 65535 && a.t > 0 &&
+         a.s > 0;
 }
 
 void launch_attention(const AttentionArgs& a) {
-  if (!attention_supported(a)) throw Error("kiln_eager_attention: shapes beyond the fused kernel's limits");
+  if (!attention_supported(a))
+    throw Error("kiln_eager_attention: shapes beyond the fused kernel's limits");
   // 64-row blocks where there is one a multiprocessor, else 32-row ones (more blocks).
   const int64_t blocks64 = (a.t + 63) / 64 * a.batch;
   const bool wide = blocks64 >= int64_t{device_info().multiprocessors};
-  const unsigned rows = wide ? 64 : 32;  // a block: rows / 2 groups of 8 threads
+  const unsigned rows = wide ? 64 : 32;  // a block: a warp per 16 rows
   void* params[] = {const_cast<AttentionArgs*>(&a)};
-  check(driver().cuLaunchKernel(wide ? module().attention64 : module().attention32, static_cast<unsigned>((a.t + rows - 1) / rows),
-                                static_cast<unsigned>(a.batch), 1, rows * 4, 1, 1, 0, stream(), params, nullptr),
+  check(driver().cuLaunchKernel(wide ? module().attention64 : module().attention32,
+                                static_cast<unsigned>((a.t + rows - 1) / rows),
+                                static_cast<unsigned>(a.batch), 1, rows * 2, 1, 1,
+                                attention_shared_bytes(int(rows)), stream(), params, nullptr),
         "kiln_eager_attention");
 }
 

@@ -22,7 +22,8 @@ namespace {
 
 TEST(CudaTensor, CopiesBothWaysInEveryDtypeAndLayout) {
   SKIP_WITHOUT_GPU();
-  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::bool_}) {
+  for (DType d :
+       {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::bool_}) {
     Tensor host = (randn({33, 17}) * 10.0).to(d);
     Tensor device = host.cuda();
     EXPECT_EQ(device.device(), Device::cuda);
@@ -49,7 +50,8 @@ TEST(CudaTensor, HostOnlyAccessSaysWhereTheTensorIs) {
     (void)(t + arange(6, DType::f32).reshape({2, 3}));
     FAIL() << "an op across devices";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("add: inputs are on different devices (cuda and cpu)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("add: inputs are on different devices (cuda and cpu)"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -118,7 +120,8 @@ TEST(CudaCompiled, LargeRowsAndMatmulsMatchTheCpu) {
   std::vector<Tensor> got = f(x.cuda());
   Tensor h = linear(x, w, b).relu();
   std::vector<Tensor> want{softmax(h, -1), layer_norm(x, {3000}), x.sum({0}), h.amax({-1})};
-  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "") << "output " << i;
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "") << "output " << i;
 }
 
 // Register-held rows read and write runs of consecutive elements as vectors: rows that are
@@ -131,9 +134,11 @@ TEST(CudaCompiled, RegisterRowsMatchTheCpuAlignedOrNot) {
       SCOPED_TRACE(fmt::format("rows of {}, base offset {}", r, offset));
       const int64_t rows = 48;
       Tensor flat = randn({rows * r + offset}), w_flat = randn({r + offset}), b = randn({r});
-      Tensor x = flat.narrow(0, offset, rows * r).reshape({rows, r}), w = w_flat.narrow(0, offset, r);
+      Tensor x = flat.narrow(0, offset, rows * r).reshape({rows, r}),
+             w = w_flat.narrow(0, offset, r);
       auto f = compile([&](Tensor in, Tensor weight) {
-        return std::vector<Tensor>{softmax(in, -1), log_softmax(in, -1), layer_norm(in, {r}, weight, b.cuda()),
+        return std::vector<Tensor>{softmax(in, -1), log_softmax(in, -1),
+                                   layer_norm(in, {r}, weight, b.cuda()),
                                    softmax(in.to(DType::bf16), -1)};
       });
       Tensor xg = flat.cuda().narrow(0, offset, rows * r).reshape({rows, r});
@@ -162,10 +167,16 @@ TEST(CudaEager, FusedAttentionMatchesTheUnfusedOps) {
   cases.push_back({randn({2, 3, 70, 40}), randn({2, 3, 50, 40}), randn({2, 3, 50, 24}), 1e-4});
   {
     Tensor qkv = randn({2, 33, 3 * 64});  // [b, t, 3 heads... of 4 x 16]
-    auto head = [&](int64_t i) { return qkv.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2); };
+    auto head = [&](int64_t i) {
+      return qkv.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2);
+    };
     cases.push_back({head(0), head(1), head(2), 1e-4});
   }
   cases.push_back({randn({129, 64}), randn({65, 64}), randn({65, 64}), 1e-4});
+  // Transformer heads, with scores large enough that f32 products carried in TF32 alone
+  // (10-bit mantissas) would miss the tolerance.
+  cases.push_back(
+      {randn({2, 4, 256, 64}) * 2.0, randn({2, 4, 256, 64}) * 2.0, randn({2, 4, 256, 64}), 1e-4});
   cases.push_back({randn({2, 8, 64, 32}).to(DType::f16), randn({2, 8, 96, 32}).to(DType::f16),
                    randn({2, 8, 96, 32}).to(DType::f16), 2e-2});
   cases.push_back({randn({1, 40, 64}).to(DType::bf16), randn({1, 40, 64}).to(DType::bf16),
@@ -180,7 +191,9 @@ TEST(CudaEager, FusedAttentionMatchesTheUnfusedOps) {
   {  // strided heads on the GPU itself
     Tensor qkv = randn({2, 33, 3 * 64});
     Tensor g = qkv.cuda();
-    auto head = [](const Tensor& x, int64_t i) { return x.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2); };
+    auto head = [](const Tensor& x, int64_t i) {
+      return x.narrow(-1, i * 64, 64).reshape({2, 33, 4, 16}).transpose(1, 2);
+    };
     Tensor want = scaled_dot_product_attention(head(qkv, 0), head(qkv, 1), head(qkv, 2));
     Tensor got = scaled_dot_product_attention(head(g, 0), head(g, 1), head(g, 2));
     EXPECT_EQ(compare_tensors(got, want, 1e-4, 1e-4), "");
@@ -192,7 +205,9 @@ TEST(CudaCompiled, AttentionWrittenAsOpsIsOneFusedStep) {
   SKIP_WITHOUT_GPU();
   Tensor qkv = randn({2, 100, 3 * 128});
   auto attention = [](Tensor x) {
-    auto head = [&](int64_t i) { return x.narrow(-1, i * 128, 128).reshape({2, 100, 4, 32}).transpose(1, 2); };
+    auto head = [&](int64_t i) {
+      return x.narrow(-1, i * 128, 128).reshape({2, 100, 4, 32}).transpose(1, 2);
+    };
     Tensor scores = matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(32.0);
     return matmul(softmax(scores, -1), head(2)).transpose(1, 2).reshape({2, 100, 128});
   };
@@ -209,7 +224,9 @@ TEST(CudaCompiled, AttentionWrittenAsOpsIsOneFusedStep) {
   EXPECT_TRUE(fused) << "an attention step in the profile";
 }
 
-int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before.at(name); }
+int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) {
+  return stats()[name] - before.at(name);
+}
 
 TEST(CudaGraphs, ReplayEqualsNormalExecutionForNewInputsEachCall) {
   SKIP_WITHOUT_GPU();
@@ -249,15 +266,19 @@ TEST(CudaGraphs, APlanThatWaitsOnTheHostRunsUncaptured) {
   auto before = stats();
   Tensor idx = (rand({6}) * 9.0).to(DType::i64).cuda();
   for (int call = 0; call < 3; ++call)
-    EXPECT_EQ(compare_tensors(f(idx), embedding(idx, table) * 3.0, 1e-6, 1e-6), "") << "call " << call;
+    EXPECT_EQ(compare_tensors(f(idx), embedding(idx, table) * 3.0, 1e-6, 1e-6), "")
+        << "call " << call;
   EXPECT_EQ(stat_delta(before, "cuda.graph_fallbacks"), 1);
   EXPECT_EQ(stat_delta(before, "cuda.graph_replays"), 0);
 }
 
 TEST(CudaCompiled, BiasReluAndGeluRunInCublasLtsEpilogue) {
   SKIP_WITHOUT_GPU();
-  Tensor x = randn({300, 128}), w1 = randn({256, 128}) * 0.1, b1 = randn({256}), w2 = randn({64, 256}) * 0.1;
-  auto layers = [](Tensor in, Tensor a, Tensor ab, Tensor c) { return matmul(gelu(linear(in, a, ab), "tanh"), c.t()).relu(); };
+  Tensor x = randn({300, 128}), w1 = randn({256, 128}) * 0.1, b1 = randn({256}),
+         w2 = randn({64, 256}) * 0.1;
+  auto layers = [](Tensor in, Tensor a, Tensor ab, Tensor c) {
+    return matmul(gelu(linear(in, a, ab), "tanh"), c.t()).relu();
+  };
   CompileOptions options;
   options.name = "epilogues";
   auto f = compile([&](Tensor in) { return layers(in, w1.cuda(), b1.cuda(), w2.cuda()); }, options);
@@ -280,7 +301,8 @@ TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
   options.max_autotune = true;
   auto f = compile([](Tensor x, Tensor y) { return matmul(x, y).relu(); }, options);
   Tensor got = f(a.cuda(), b.cuda());
-  EXPECT_EQ(compare_tensors(got.to(DType::f32), matmul(a, b).relu().to(DType::f32), 2e-2, 2e-2), "");
+  EXPECT_EQ(compare_tensors(got.to(DType::f32), matmul(a, b).relu().to(DType::f32), 2e-2, 2e-2),
+            "");
   int entries = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/autotune")) {
     std::ifstream in(e.path());
@@ -288,8 +310,10 @@ TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
     entries += text.find("\"cublaslt\"") != std::string::npos;
   }
   EXPECT_EQ(entries, 1) << "one tuned algorithm, for the one product shape";
-  if (previous.empty()) unsetenv("KILN_CACHE_DIR");
-  else setenv("KILN_CACHE_DIR", previous.c_str(), 1);
+  if (previous.empty())
+    unsetenv("KILN_CACHE_DIR");
+  else
+    setenv("KILN_CACHE_DIR", previous.c_str(), 1);
 }
 
 TEST(CudaCompiled, LongRowsSplitOverBlocksMatchTheCpu) {
@@ -297,14 +321,17 @@ TEST(CudaCompiled, LongRowsSplitOverBlocksMatchTheCpu) {
   Tensor x = randn({1 << 22}), y = randn({3, 1 << 20});
   CompileOptions options;
   options.name = "long_rows";
-  auto f = compile([](Tensor a, Tensor b) {
-    return std::vector<Tensor>{a.sum(), a.amax(), a.mean(), b.sum({-1}), b.amin({-1})};
-  }, options);
+  auto f = compile(
+      [](Tensor a, Tensor b) {
+        return std::vector<Tensor>{a.sum(), a.amax(), a.mean(), b.sum({-1}), b.amin({-1})};
+      },
+      options);
   for (int call = 0; call < 3; ++call) {  // the counters the last blocks reset serve the next call
     std::vector<Tensor> got = f(x.cuda(), y.cuda());
     std::vector<Tensor> want{x.sum(), x.amax(), x.mean(), y.sum({-1}), y.amin({-1})};
     for (size_t i = 0; i < want.size(); ++i)
-      EXPECT_EQ(compare_tensors(got[i], want[i], 1e-5, 1e-3), "") << "output " << i << ", call " << call;
+      EXPECT_EQ(compare_tensors(got[i], want[i], 1e-5, 1e-3), "")
+          << "output " << i << ", call " << call;
   }
 }
 
@@ -319,7 +346,8 @@ TEST(CudaCompiled, CapturedTensorsMustBeWhereTheInputsAre) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("captured tensor"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("is on cpu but input 0 is on cuda"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is on cpu but input 0 is on cuda"), std::string::npos)
+        << e.what();
   }
 }
 
