@@ -15,6 +15,7 @@
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "support/log.h"
+#include "runtime/library_warmup.h"
 #include "runtime/profiling.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
@@ -254,6 +255,8 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   }
   if (log_enabled("output_code"))
     for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
+  // Waited for on every way out (a std::async future's destructor waits).
+  std::future<void> warmup = warm_up_libraries(*plan);
   std::vector<std::shared_ptr<KernelObject>> objects(plan->units.size());
   std::vector<size_t> missing;
   {
@@ -281,6 +284,7 @@ std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile
   }
   if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
   plan->cuda_graphs = how.cuda_graphs;
+  warmup.wait();
   SpanScope span("compile", "executable " + graph.name);
   return make_native_executable(std::move(*plan), objects);
 }
