@@ -176,7 +176,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const cuda::DeviceInfo& info = cuda::device_info();
-  const std::string cache_root = fmt::format("/tmp/kiln-cuda-bench-{}", getpid());
+  // A fresh directory of its own: a pid repeats across runs in a container, and background
+  // stages may still write into a removed cache after the run, so a pid-named cache could
+  // be warm at a later run's "cold" compile.
+  char cache_template[] = "/tmp/kiln-cuda-bench-XXXXXX";
+  if (!mkdtemp(cache_template)) {
+    fmt::print("cannot create a cache directory under /tmp\n");
+    return 1;
+  }
+  const std::string cache_root = cache_template;
   const double ceiling = copy_ceiling_gbps();
   fmt::print("{} ({}), {} SMs; device-to-device copy ceiling {:.0f} GB/s\n", info.name, info.arch, info.multiprocessors,
              ceiling);

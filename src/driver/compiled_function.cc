@@ -24,7 +24,8 @@ namespace kiln::detail {
 struct Entry {
   Guards guards;
   std::vector<int64_t> output_structure;
-  std::string graph_text;
+  std::shared_ptr<const Graph> graph;
+  mutable std::string graph_text;  // printed on first request (a call need not wait for it)
   TensorMap constants;
   std::unique_ptr<Executable> executable;
 };
@@ -52,7 +53,7 @@ class CompiledCore {
     std::string tmp = path + ".tmp";
     {
       std::ofstream out(tmp, std::ios::binary);
-      out << e.graph_text;
+      out << text_of(e);
       if (!out) throw Error(fmt::format("{}: cannot write", tmp));
     }
     std::filesystem::rename(tmp, p);
@@ -63,7 +64,7 @@ class CompiledCore {
   std::vector<std::string> graphs() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
-    for (const auto& e : entries_) out.push_back(e->graph_text);
+    for (const auto& e : entries_) out.push_back(text_of(*e));
     return out;
   }
 
@@ -93,6 +94,12 @@ class CompiledCore {
   }
 
  private:
+  // The entry's graph as text; the caller holds mutex_.
+  static const std::string& text_of(const Entry& e) {
+    if (e.graph_text.empty()) e.graph_text = print_graph(*e.graph);
+    return e.graph_text;
+  }
+
   // Under KILN_TRACE: the graph's repro file (graph_runnable), for every graph compiled.
   void write_runnable(const Graph& graph, const Flat& inputs) const {
     std::optional<std::string> dir = trace_directory();
@@ -146,7 +153,6 @@ class CompiledCore {
     bump(Stat::trace_graphs);
     entry->guards = make_guards(graph, inputs);
     entry->output_structure = traced_out.structure;
-    entry->graph_text = print_graph(graph);
     for (const GraphConstant& c : graph.constants) entry->constants[c.name] = c.value;
     if (log_enabled("guards"))
       log_line("guards", fmt::format("{}: new entry for {}", options_.name,
@@ -155,6 +161,7 @@ class CompiledCore {
     options.device = device_of(graph, inputs);
     entry->executable = compile_graph(graph, options);
     write_runnable(graph, inputs);
+    entry->graph = std::make_shared<const Graph>(std::move(graph));
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.push_back(std::move(entry));
     return entries_.back().get();

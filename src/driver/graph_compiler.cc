@@ -118,6 +118,21 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
     hit_ = plan.has_value();
     bump(hit_ ? Stat::cache_graph_hit : Stat::cache_graph_miss);
     if (plan) return with_plan(std::move(*plan));
+    // The caller may be a call answering eagerly meanwhile: serializing the graph and its
+    // constants and handing the job to the pool (which may start a worker) happen on a
+    // thread of their own.
+    auto self = shared_from_this();
+    run_in_background([self] {
+      try {
+        self->submit_plan_job();
+      } catch (...) {
+        self->finish(std::current_exception());
+      }
+    });
+  }
+
+ private:
+  void submit_plan_job() {
     auto self = shared_from_this();
     pool().submit(Job{MessageType::compile_graph,
                       {{"graph", print_graph(graph_)},
@@ -138,7 +153,6 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
                   });
   }
 
- private:
   WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
 
   // A fresh plan from a worker: tuning waits on jobs, so it runs on a thread of its own,

@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 
+#include "cache/cache_dir.h"
 #include "driver/graph_compiler.h"
 #include "graph/text.h"
 #include "kiln/error.h"
@@ -41,14 +42,15 @@ class StagedExecutable final : public Executable {
         graph_(std::make_shared<Graph>(graph)),
         stages_(std::make_shared<std::vector<Stage>>(std::move(stages))),
         board_(std::make_shared<StageBoard>()),
-        eager_(make_interpreter_executable(graph)) {
+        eager_(make_interpreter_executable(std::shared_ptr<const Graph>(graph_))) {
     // The first stage starts here, so that a warm cache serves even the first call compiled.
     // With captured tensors on the GPU, starting it means copying them to the host (the
-    // cache key hashes them, the job carries them): that happens off the caller's thread,
-    // so an Async first call still costs about one eager run.
+    // cache key hashes them, the job carries them), and with the caches off there is no
+    // cache to look in: then it starts off the caller's thread, so that an Async first call
+    // costs about one eager run.
     bool gpu_constants = false;
     for (const GraphConstant& c : graph.constants) gpu_constants |= c.value.device() == Device::cuda;
-    if (gpu_constants) {
+    if (gpu_constants || !cache_root()) {
       run_in_background([graph = graph_, stages = stages_, board = board_] { launch(graph, stages, board, 0); });
     } else {
       launch(graph_, stages_, board_, 0);

@@ -34,6 +34,7 @@ class Executable {
 
 // Runs the graph on the eager interpreter: the backend every graph has until a native one
 // is built for it, and the reference the native ones are checked against.
+std::unique_ptr<Executable> make_interpreter_executable(std::shared_ptr<const Graph> graph);
 std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
 
 // Runs a compiled plan with its units' loaded objects, one per unit: a CPU plan in

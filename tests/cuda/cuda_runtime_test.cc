@@ -224,6 +224,24 @@ TEST(CudaCompiled, AttentionWrittenAsOpsIsOneFusedStep) {
   EXPECT_TRUE(fused) << "an attention step in the profile";
 }
 
+// A compiled plan's matrix products are run once on scratch operands while its kernels
+// compile (loading cuBLASLt and each product's kernel off the first call's path).
+TEST(CudaCompiled, LibraryStepsAreWarmedUpWhileKernelsCompile) {
+  SKIP_WITHOUT_GPU();
+  Tensor w = (randn({48, 40}) * 0.1), b = randn({48});
+  Tensor wg = w.cuda(), bg = b.cuda();
+  auto f = compile([&](Tensor x) { return (linear(x, wg, bg) * 3.0).cos(); });
+  Tensor x = randn({24, 40});
+  Profiler p;
+  p.start();
+  Tensor got = f(x.cuda());
+  p.stop();
+  EXPECT_EQ(compare_tensors(got, (linear(x, w, b) * 3.0).cos(), 1e-4, 1e-4), "");
+  int warmups = 0;
+  for (const ProfileEvent& e : p.events()) warmups += e.category == "compile" && e.name == "library warm-up (1 steps)";
+  EXPECT_EQ(warmups, 1);
+}
+
 int64_t stat_delta(const std::map<std::string, int64_t>& before, const char* name) {
   return stats()[name] - before.at(name);
 }
