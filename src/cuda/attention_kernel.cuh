@@ -1,8 +1,10 @@
 // Fused attention for kiln's eager CUDA kernels (included by eager_kernels.cu, which builds
-// them all as one nvcc translation unit). One block computes 16 * WARPS query rows of one
-// problem, 16 a warp, streaming the keys and values through shared memory kAttentionKeys
-// rows at a time with an online softmax (running row max and sum, earlier partial results
-// rescaled), so the T x S score matrix never reaches memory.
+// them all as one nvcc translation unit). One block computes 16 * ROW_WARPS query rows of
+// one problem, streaming the keys and values through shared memory SPLITS * kAttentionKeys
+// rows at a time; each of the SPLITS warps that share 16 rows takes its part of every key
+// tile with an online softmax of its own (running row max and sum, earlier partial results
+// rescaled), and the parts are merged at the end, so the T x S score matrix never reaches
+// memory.
 //
 // Both products run on tensor cores as m16n8k8 TF32 mma in three parts each (3xTF32:
 // a*b ~ big(a)*big(b) + big(a)*small(b) + small(a)*big(b), small = a - big(a)), which keeps
@@ -117,15 +119,23 @@ __device__ __forceinline__ bool float4_runs(const char* base, int64_t offset, in
 // Fragment coordinates (PTX ISA, mma.m16n8k8 .tf32): lane = 4g + t; A holds (g, t),
 // (g + 8, t), (g, t + 4), (g + 8, t + 4); B holds (k t, n g), (k t + 4, n g); C holds
 // (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
-template <int WARPS>
+//
+// A block has ROW_WARPS x SPLITS warps: warp w computes query rows 16 (w % ROW_WARPS)..+16
+// against part w / ROW_WARPS of each loaded tile of SPLITS x kBN keys, with a softmax
+// state of its own; at the end the parts' states are merged through shared memory. More
+// warps for the same rows hide more of the products' latency (on the H100, transformer
+// heads: 54 us with one part, 46 with two).
+template <int ROW_WARPS, int SPLITS>
 __device__ void attention_block(const AttentionArgs& a) {
-  constexpr int kRows = 16 * WARPS, kThreads = 32 * WARPS, kKeyTiles = kBN / 8;
+  constexpr int kRows = 16 * ROW_WARPS, kThreads = 32 * ROW_WARPS * SPLITS, kKeyTiles = kBN / 8;
+  constexpr int kTileKeys = kBN * SPLITS;
   constexpr int kQP = kAttentionQueryPitch, kKP = kAttentionKeyPitch, kVP = kAttentionValuePitch;
-  extern __shared__ float2 tiles[];  // attention_shared_bytes(kRows)
+  extern __shared__ float2 tiles[];  // attention_shared_bytes(kRows, SPLITS)
   float2* const q_tile = tiles;
   float2* const k_tile = q_tile + kRows * kQP;
-  float2* const v_tile = k_tile + kBN * kKP;
+  float2* const v_tile = k_tile + kTileKeys * kKP;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int row_warp = warp % ROW_WARPS, part = warp / ROW_WARPS;
   int64_t problem = blockIdx.y, q_off = 0, k_off = 0, v_off = 0;
 #pragma unroll
   for (int i = 0; i < kAttentionMaxBatchDims; ++i) {
@@ -145,43 +155,37 @@ __device__ void attention_block(const AttentionArgs& a) {
   // The next tile's keys and values are fetched while the current one is worked on.
   const bool k_vector = float4_runs(a.k, k_off, a.k_row_stride, a.d, a.dtype);
   const bool v_vector = float4_runs(a.v, v_off, a.v_row_stride, a.dv, a.dtype);
-  TileShare<kBN, kThreads> keys, values;
+  TileShare<kTileKeys, kThreads> keys, values;
   keys.fetch(a.k, k_off, a.k_row_stride, 0, a.s, a.d, a.dtype, k_vector);
   values.fetch(a.v, v_off, a.v_row_stride, 0, a.s, a.dv, a.dtype, v_vector);
   __syncthreads();
-  // The warp's 16 query rows as A fragments, held for the whole key loop.
-  float2 q[kSteps][4];
-  {
-    const float2* const rows = q_tile + (warp * 16 + g) * kQP + t;  // this thread's (g, t)
-#pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) {
-      q[kk][0] = rows[kk * 8];
-      q[kk][1] = rows[8 * kQP + kk * 8];
-      q[kk][2] = rows[kk * 8 + 4];
-      q[kk][3] = rows[8 * kQP + kk * 8 + 4];
-    }
-  }
+  const float2* const q_rows = q_tile + (row_warp * 16 + g) * kQP + t;  // this thread's (g, t)
   // Output rows g and g + 8 x dims 8n + 2t, +1; each row's max, and this thread's share of
   // its sum (the quad's shares are added at the end).
   float o[kSteps][4] = {};
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
-  for (int n0 = 0; n0 < a.s; n0 += kBN) {
+  const float2* const part_keys = k_tile + part * kBN * kKP;
+  const float2* const part_values = v_tile + part * kBN * kVP;
+  for (int n0 = 0; n0 < a.s; n0 += kTileKeys) {
     __syncthreads();  // the last tile's keys and values are used up
     keys.put(k_tile, kKP);
     values.put(v_tile, kVP);
     __syncthreads();
-    if (n0 + kBN < a.s) {
-      keys.fetch(a.k, k_off, a.k_row_stride, n0 + kBN, a.s, a.d, a.dtype, k_vector);
-      values.fetch(a.v, v_off, a.v_row_stride, n0 + kBN, a.s, a.dv, a.dtype, v_vector);
+    if (n0 + kTileKeys < a.s) {
+      keys.fetch(a.k, k_off, a.k_row_stride, n0 + kTileKeys, a.s, a.d, a.dtype, k_vector);
+      values.fetch(a.v, v_off, a.v_row_stride, n0 + kTileKeys, a.s, a.dv, a.dtype, v_vector);
     }
+    const int first_key = n0 + part * kBN;
+    if (first_key >= a.s) continue;  // this part of the last tile holds no key
     float s[kKeyTiles][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kSteps; ++kk) {
       if (kk * 8 >= a.d) break;  // the tiles are zero past the head dim
+      const float2 q[4] = {q_rows[kk * 8], q_rows[8 * kQP + kk * 8], q_rows[kk * 8 + 4], q_rows[8 * kQP + kk * 8 + 4]};
 #pragma unroll
       for (int n = 0; n < kKeyTiles; ++n) {
-        const float2* key = k_tile + (n * 8 + g) * kKP + kk * 8 + t;
-        mma3(s[n], q[kk], key[0], key[4]);
+        const float2* key = part_keys + (n * 8 + g) * kKP + kk * 8 + t;
+        mma3(s[n], q, key[0], key[4]);
       }
     }
     float tile_max[2] = {-INFINITY, -INFINITY};
@@ -189,14 +193,14 @@ __device__ void attention_block(const AttentionArgs& a) {
     for (int n = 0; n < kKeyTiles; ++n)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const bool key_in = n0 + n * 8 + 2 * t + (j & 1) < a.s;
+        const bool key_in = first_key + n * 8 + 2 * t + (j & 1) < a.s;
         s[n][j] = key_in ? (a.divide ? s[n][j] / a.scale : s[n][j] * a.scale) : -INFINITY;
         tile_max[j / 2] = fmaxf(tile_max[j / 2], s[n][j]);
       }
     float rescale[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      // Every tile holds a key, so the new max is finite unless the scores are infinite.
+      // The part holds a key, so the new max is finite unless the scores are infinite.
       const float new_max = fmaxf(row_max[r], quad_max(tile_max[r]));
       rescale[r] = row_max[r] == new_max ? 1.0f : expf(row_max[r] - new_max);
       row_max[r] = new_max;
@@ -222,14 +226,52 @@ __device__ void attention_block(const AttentionArgs& a) {
       if (dn * 8 >= a.dv) break;
 #pragma unroll
       for (int n = 0; n < kKeyTiles; ++n) {
-        const float2* value = v_tile + (n * 8 + 2 * t) * kVP + dn * 8 + g;
+        const float2* value = part_values + (n * 8 + 2 * t) * kVP + dn * 8 + g;
         mma3(o[dn], p[n], value[0], value[kVP]);
       }
     }
   }
+  if constexpr (SPLITS > 1) {
+    // Parts 1.. hand their state to part 0's thread of the same rows and columns (the key
+    // tiles are done with, so their memory holds it): max, sum and output of each row.
+    constexpr int kState = 4 + 4 * kSteps;
+    float* const state = reinterpret_cast<float*>(k_tile);
+    __syncthreads();
+    if (part > 0) {
+      float* mine = state + ((part - 1) * ROW_WARPS * 32 + row_warp * 32 + lane) * kState;
+      mine[0] = row_max[0];
+      mine[1] = row_max[1];
+      mine[2] = row_sum[0];
+      mine[3] = row_sum[1];
+#pragma unroll
+      for (int dn = 0; dn < kSteps; ++dn)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mine[4 + dn * 4 + j] = o[dn][j];
+    }
+    __syncthreads();
+    if (part > 0) return;
+#pragma unroll
+    for (int other = 1; other < SPLITS; ++other) {
+      const float* theirs = state + ((other - 1) * ROW_WARPS * 32 + row_warp * 32 + lane) * kState;
+      float mine_scale[2], their_scale[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        // A part that saw no key has max -inf and sum 0: it weighs nothing.
+        const float merged = fmaxf(row_max[r], theirs[r]);
+        mine_scale[r] = row_max[r] == merged ? 1.0f : expf(row_max[r] - merged);
+        their_scale[r] = theirs[r] == merged ? 1.0f : expf(theirs[r] - merged);
+        row_sum[r] = row_sum[r] * mine_scale[r] + theirs[2 + r] * their_scale[r];
+        row_max[r] = merged;
+      }
+#pragma unroll
+      for (int dn = 0; dn < kSteps; ++dn)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) o[dn][j] = o[dn][j] * mine_scale[j / 2] + theirs[4 + dn * 4 + j] * their_scale[j / 2];
+    }
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int out_row = m0 + warp * 16 + g + 8 * r;
+    const int out_row = m0 + row_warp * 16 + g + 8 * r;
     const float inverse = 1.0f / quad_sum(row_sum[r]);
     if (out_row >= a.t) continue;
 #pragma unroll
@@ -244,11 +286,13 @@ __device__ void attention_block(const AttentionArgs& a) {
 
 }  // namespace kiln_attention
 
-// Grid: (ceil(T / rows), batch); block: a warp per 16 rows; dynamic shared memory
-// attention_shared_bytes(rows).
-extern "C" __global__ void __launch_bounds__(128, 2) kiln_eager_attention64(const AttentionArgs a) {
-  kiln_attention::attention_block<4>(a);
+// Grid: (ceil(T / rows), batch); block: 2 x rows x SPLITS threads (a warp per 16 rows and
+// key part); dynamic shared memory attention_shared_bytes(rows, SPLITS).
+extern "C" __global__ void __launch_bounds__(64 * kAttentionKeySplits, 2) kiln_eager_attention32(const AttentionArgs a) {
+  kiln_attention::attention_block<2, kAttentionKeySplits>(a);
 }
-extern "C" __global__ void __launch_bounds__(64, 4) kiln_eager_attention32(const AttentionArgs a) {
-  kiln_attention::attention_block<2>(a);
+// Held to 128 registers (two blocks a multiprocessor): the query fragments are read from
+// shared memory at each use rather than held.
+extern "C" __global__ void __launch_bounds__(128 * kAttentionKeySplits, 2) kiln_eager_attention64(const AttentionArgs a) {
+  kiln_attention::attention_block<4, kAttentionKeySplits>(a);
 }

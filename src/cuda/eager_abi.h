@@ -83,17 +83,15 @@ struct PoolArgs {
 // four alike), computed in f32; D and Dv at most kAttentionMaxHead.
 constexpr int kAttentionMaxBatchDims = 4;
 constexpr int kAttentionMaxHead = 64;
-// The kernel's tiles in shared memory, of (TF32 big, small) pairs: query rows, kAttentionKeys
-// keys and as many values, each row padded to its pitch (which keeps the fragment reads
-// free of bank conflicts). A block of `rows` queries needs attention_shared_bytes(rows).
+// The kernel's tiles in shared memory, of (TF32 big, small) pairs: the block's query rows,
+// and key_splits x kAttentionKeys keys and as many values, each row padded to its pitch
+// (which keeps the fragment reads free of bank conflicts).
 constexpr int kAttentionKeys = 32;
-constexpr int kAttentionQueryPitch = kAttentionMaxHead + 4,
-              kAttentionKeyPitch = kAttentionMaxHead + 4,
+constexpr int kAttentionKeySplits = 2;  // warps that share a block's rows, each a part of every key tile
+constexpr int kAttentionQueryPitch = kAttentionMaxHead + 4, kAttentionKeyPitch = kAttentionMaxHead + 4,
               kAttentionValuePitch = kAttentionMaxHead + 2;
-constexpr int attention_shared_bytes(int rows) {
-  return (rows * kAttentionQueryPitch +
-          kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) *
-         8;
+constexpr int attention_shared_bytes(int rows, int key_splits) {
+  return (rows * kAttentionQueryPitch + key_splits * kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) * 8;
 }
 struct AttentionArgs {
   const char* q;

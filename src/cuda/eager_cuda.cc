@@ -49,9 +49,9 @@ const EagerModule& module() {
           "cuModuleGetFunction kiln_eager_attention32");
     // The attention tiles pass the 48 KB a block gets without asking.
     constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    check(d.cuFuncSetAttribute(e->attention64, kMaxDynamicSharedBytes, attention_shared_bytes(64)),
+    check(d.cuFuncSetAttribute(e->attention64, kMaxDynamicSharedBytes, attention_shared_bytes(64, kAttentionKeySplits)),
           "cuFuncSetAttribute kiln_eager_attention64");
-    check(d.cuFuncSetAttribute(e->attention32, kMaxDynamicSharedBytes, attention_shared_bytes(32)),
+    check(d.cuFuncSetAttribute(e->attention32, kMaxDynamicSharedBytes, attention_shared_bytes(32, kAttentionKeySplits)),
           "cuFuncSetAttribute kiln_eager_attention32");
     return e;
 #else
@@ -128,12 +128,12 @@ void launch_attention(const AttentionArgs& a) {
   // 64-row blocks where there is one a multiprocessor, else 32-row ones (more blocks).
   const int64_t blocks64 = (a.t + 63) / 64 * a.batch;
   const bool wide = blocks64 >= int64_t{device_info().multiprocessors};
-  const unsigned rows = wide ? 64 : 32;  // a block: a warp per 16 rows
+  const unsigned rows = wide ? 64 : 32;  // a block: a warp per 16 rows and key part
   void* params[] = {const_cast<AttentionArgs*>(&a)};
   check(driver().cuLaunchKernel(wide ? module().attention64 : module().attention32,
                                 static_cast<unsigned>((a.t + rows - 1) / rows),
-                                static_cast<unsigned>(a.batch), 1, rows * 2, 1, 1,
-                                attention_shared_bytes(int(rows)), stream(), params, nullptr),
+                                static_cast<unsigned>(a.batch), 1, rows * 2 * kAttentionKeySplits, 1, 1,
+                                attention_shared_bytes(int(rows), kAttentionKeySplits), stream(), params, nullptr),
         "kiln_eager_attention");
 }
 
