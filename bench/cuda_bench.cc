@@ -165,11 +165,13 @@ int main(int argc, char** argv) {
   std::string json_path;
   std::string only;
   bool profile = false;
+  bool max_autotune = false;  // cuBLASLt's top candidates timed (CompileOptions::max_autotune)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--profile") profile = true;
+    else if (a == "--max-autotune") max_autotune = true;
   }
   if (!cuda::available()) {
     fmt::print("no usable GPU: {}\n", cuda::unavailable_reason());
@@ -198,6 +200,7 @@ int main(int argc, char** argv) {
     CompileOptions options;
     options.name = w.name;
     options.mode = CompileMode::InProcess;
+    options.max_autotune = max_autotune;
     forget_loaded_objects();
     std::unique_ptr<Profiler> cold_profile;
     if (profile) {

@@ -48,6 +48,11 @@ ValueId GraphBuilder::add_node(Op op, const std::vector<ValueId>& inputs, Attrs 
   return graph_.node_value(graph_.nodes.size() - 1);
 }
 
+ValueId GraphBuilder::add_inferred_node(Op op, std::vector<ValueId> inputs, Attrs attrs, TensorType type) {
+  graph_.nodes.push_back({op, std::move(inputs), std::move(attrs), std::move(type)});
+  return graph_.node_value(graph_.nodes.size() - 1);
+}
+
 void GraphBuilder::set_outputs(std::vector<ValueId> outputs) {
   for (ValueId v : outputs) graph_.value_type(v);
   graph_.outputs = std::move(outputs);

@@ -66,6 +66,9 @@ class GraphBuilder {
   ValueId add_input(const std::string& name, const TensorType& type);
   ValueId add_constant(const std::string& name, const TensorType& type, Tensor value);
   ValueId add_node(Op op, const std::vector<ValueId>& inputs, Attrs attrs = {});
+  // A node whose type the caller has inferred already (infer_type of these very inputs'
+  // types and attrs: the tracer, which infers as it records).
+  ValueId add_inferred_node(Op op, std::vector<ValueId> inputs, Attrs attrs, TensorType type);
   void set_outputs(std::vector<ValueId> outputs);
   // Declares that the graph uses size symbols s0..s{count-1}.
   void use_symbols(int32_t count);

@@ -64,11 +64,12 @@ int32_t Tracer::value_of(const Tensor& t) {
 }
 
 Tensor Tracer::record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
-  PendingNode node{op, {}, attrs};
+  PendingNode node{op, {}, attrs, -1};
   std::vector<const TensorType*> types;
   for (const Tensor& t : inputs) node.inputs.push_back(value_of(t));
   for (int32_t v : node.inputs) types.push_back(&values_[static_cast<size_t>(v)].type);
   TensorType type = infer_type(op, attrs, types);
+  node.value = static_cast<int32_t>(values_.size());  // after value_of, which may add values
   values_.push_back({Kind::Node, nodes_.size(), std::move(type)});
   nodes_.push_back(std::move(node));
   return traced_tensor(static_cast<int32_t>(values_.size() - 1));
@@ -102,10 +103,10 @@ Graph Tracer::finish(const std::vector<Tensor>& outputs) {
     builder.add_constant(fmt::format("c{}", c),
                          {constants_[c].dtype(), const_shape(constants_[c].sizes())},
                          constants_[c]);
-  for (const PendingNode& node : nodes_) {
+  for (const PendingNode& node : nodes_) {  // typed as recorded: inferred once
     std::vector<ValueId> ins;
     for (int32_t v : node.inputs) ins.push_back(graph_id(v));
-    builder.add_node(node.op, ins, node.attrs);
+    builder.add_inferred_node(node.op, std::move(ins), node.attrs, values_[static_cast<size_t>(node.value)].type);
   }
   std::vector<ValueId> outs;
   for (int32_t v : out_values) outs.push_back(graph_id(v));

@@ -36,6 +36,7 @@ class Tracer : public OpRecorder {
     Op op;
     std::vector<int32_t> inputs;  // trace value ids
     Attrs attrs;
+    int32_t value;  // its output's trace value id
   };
 
   int32_t value_of(const Tensor& t);
