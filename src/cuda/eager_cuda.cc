@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "cuda/driver.h"
 #include "kiln/error.h"
@@ -32,27 +33,24 @@ const EagerModule& module() {
     CUmodule m = nullptr;
     check(d.cuModuleLoadData(&m, kEagerFatbin),
           "loading kiln's eager CUDA kernels (cuModuleLoadData)");
+    auto function = [&](const char* name) {
+      CUfunction f = nullptr;
+      check(d.cuModuleGetFunction(&f, m, name), fmt::format("cuModuleGetFunction {}", name).c_str());
+      return f;
+    };
     auto* e = new EagerModule();  // immortal, like the context it lives in
-    check(d.cuModuleGetFunction(&e->map, m, "kiln_eager_map"),
-          "cuModuleGetFunction kiln_eager_map");
-    check(d.cuModuleGetFunction(&e->reduce, m, "kiln_eager_reduce"),
-          "cuModuleGetFunction kiln_eager_reduce");
-    check(d.cuModuleGetFunction(&e->rows, m, "kiln_eager_rows"),
-          "cuModuleGetFunction kiln_eager_rows");
-    check(d.cuModuleGetFunction(&e->gather, m, "kiln_eager_gather"),
-          "cuModuleGetFunction kiln_eager_gather");
-    check(d.cuModuleGetFunction(&e->pool2d, m, "kiln_eager_pool2d"),
-          "cuModuleGetFunction kiln_eager_pool2d");
-    check(d.cuModuleGetFunction(&e->attention64, m, "kiln_eager_attention64"),
-          "cuModuleGetFunction kiln_eager_attention64");
-    check(d.cuModuleGetFunction(&e->attention32, m, "kiln_eager_attention32"),
-          "cuModuleGetFunction kiln_eager_attention32");
+    e->map = function("kiln_eager_map");
+    e->reduce = function("kiln_eager_reduce");
+    e->rows = function("kiln_eager_rows");
+    e->gather = function("kiln_eager_gather");
+    e->pool2d = function("kiln_eager_pool2d");
+    e->attention64 = function("kiln_eager_attention64");
+    e->attention32 = function("kiln_eager_attention32");
     // The attention tiles pass the 48 KB a block gets without asking.
     constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    check(d.cuFuncSetAttribute(e->attention64, kMaxDynamicSharedBytes, attention_shared_bytes(64, kAttentionKeySplits)),
-          "cuFuncSetAttribute kiln_eager_attention64");
-    check(d.cuFuncSetAttribute(e->attention32, kMaxDynamicSharedBytes, attention_shared_bytes(32, kAttentionKeySplits)),
-          "cuFuncSetAttribute kiln_eager_attention32");
+    for (auto [f, rows] : {std::pair{e->attention64, 64}, std::pair{e->attention32, 32}})
+      check(d.cuFuncSetAttribute(f, kMaxDynamicSharedBytes, attention_shared_bytes(rows, kAttentionKeySplits)),
+            "cuFuncSetAttribute (kiln_eager_attention's shared memory)");
     return e;
 #else
     throw Error(
