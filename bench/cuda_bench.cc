@@ -284,8 +284,8 @@ int main(int argc, char** argv) {
       for (const ProfileEvent& e : gpu) total += e.duration_us;
       fmt::print("  {} on the GPU track: {} steps, {:.1f} us in all\n", w.name, gpu.size(), total);
       for (size_t i = 0; i < gpu.size() && i < 12; ++i)
-        fmt::print("    {:>9.1f} us  {} (grid {}, block {})\n", gpu[i].duration_us, gpu[i].name, gpu[i].args["grid"],
-                   gpu[i].args["block"]);
+        fmt::print("    {:>9.1f} us  {} (grid {}, block {}{})\n", gpu[i].duration_us, gpu[i].name, gpu[i].args["grid"],
+                   gpu[i].args["block"], gpu[i].args.count("kernel") ? ", kernel " + gpu[i].args["kernel"] : "");
     }
     const double gbps = w.bytes > 0 ? w.bytes / compiled / 1e9 : 0;
     fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", w.name, fmt_time(compiled),

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "codegen/c_emitter.h"
+#include "cuda/cupti.h"
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
 #include "eager/dispatch.h"
@@ -218,14 +219,17 @@ class CudaExecutable final : public PlanExecutable {
     return result;
   }
 
-  // Device durations for the profiler: a pair of CUDA events around each launch of a
-  // recorded run, read once the run's work has finished (after_steps). The GPU track's
-  // clock is anchored at the host time the run's first event was queued.
+  // Device durations for the profiler, read once the run's work has finished (after_steps).
+  // With CUPTI, every kernel each launch or library step ran, timed on the device and
+  // attributed to its step by an external correlation id pushed around it; without, a pair
+  // of CUDA events around each, on a GPU track whose clock is anchored at the host time the
+  // run's first event was queued.
   struct Timing {
     std::string name;
     unsigned grid;
     int threads;
-    size_t events;  // index of its start event; its end event follows
+    size_t events;  // CUDA events: index of its start event; its end event follows
+    uint64_t step;  // CUPTI: its correlation id
   };
 
   cuda::CUevent next_event() {
@@ -238,17 +242,31 @@ class CudaExecutable final : public PlanExecutable {
   }
 
   void begin_timing() {
-    if (timings_.empty()) anchor_seconds_ = monotonic_seconds();
+    if (timings_.empty()) {
+      anchor_seconds_ = monotonic_seconds();
+      with_cupti_ = cuda::collect_kernel_activity();
+    }
+    if (with_cupti_) {
+      step_id_ = cuda::new_step_id();
+      cuda::push_step(step_id_);
+      return;
+    }
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
   }
 
   void end_timing(std::string name, unsigned grid, int threads) {
+    if (with_cupti_) {
+      cuda::pop_step();
+      timings_.push_back({std::move(name), grid, threads, 0, step_id_});
+      return;
+    }
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
-    timings_.push_back({std::move(name), grid, threads, used_events_ - 2});
+    timings_.push_back({std::move(name), grid, threads, used_events_ - 2, 0});
   }
 
   void after_steps() override {
     if (timings_.empty()) return;
+    if (with_cupti_) return record_cupti_spans();
     const cuda::Driver& d = cuda::driver();
     cuda::check(d.cuEventSynchronize(events_[used_events_ - 1]), "cuEventSynchronize");
     const cuda::CUevent origin = events_[timings_.front().events];
@@ -264,6 +282,26 @@ class CudaExecutable final : public PlanExecutable {
     used_events_ = 0;
   }
 
+  // Each kernel CUPTI saw in this run's steps, named by its step; a library's or an eager
+  // op's own kernel name goes in the "kernel" argument. A step that ran no kernel (a view)
+  // shows nothing: it did no device work.
+  void record_cupti_spans() {
+    cuda::synchronize("profiled run");
+    std::map<uint64_t, const Timing*> by_step;
+    for (const Timing& t : timings_) by_step[t.step] = &t;
+    for (const cuda::KernelActivity& k : cuda::take_kernel_activity(timings_.front().step, timings_.back().step)) {
+      const Timing& t = *by_step.at(k.step);
+      std::map<std::string, std::string> args{{"kernel_backend", "cuda"},
+                                              {"stream", std::to_string(stream_id_)},
+                                              {"grid", std::to_string(k.grid)},
+                                              {"block", std::to_string(k.block)},
+                                              {"duration_source", "cupti"}};
+      if (k.name != t.name) args["kernel"] = k.name;
+      record_gpu_span(t.name, stream_id_, k.start_seconds, k.end_seconds - k.start_seconds, std::move(args));
+    }
+    timings_.clear();
+  }
+
   std::vector<std::shared_ptr<KernelObject>> objects_;  // per unit
   std::vector<void*> functions_;                        // per kernel: its CUfunction
   std::map<size_t, Tensor> scratch_;                    // per split kernel
@@ -272,6 +310,8 @@ class CudaExecutable final : public PlanExecutable {
   size_t used_events_ = 0;
   std::vector<Timing> timings_;
   double anchor_seconds_ = 0;
+  bool with_cupti_ = false;  // this run's timings come from CUPTI
+  uint64_t step_id_ = 0;
   // CUDA graphs (CompileOptions::cuda_graphs).
   bool warmed_up_ = false, graph_failed_ = false;
   cuda::CUgraphExec graph_exec_ = nullptr;

@@ -1,3 +1,4 @@
+#include "cuda/cupti.h"
 #include "runtime/profiling.h"
 
 #include <fmt/format.h>
@@ -202,11 +203,14 @@ void Profiler::start() {
 }
 
 void Profiler::stop() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_active != state_) return;
-  g_active = nullptr;
-  g_profiler_records = false;
-  update_observed();
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (g_active != state_) return;
+    g_active = nullptr;
+    g_profiler_records = false;
+    update_observed();
+  }
+  cuda::stop_collecting_kernel_activity();  // started by the first profiled CUDA run, if any
 }
 
 void Profiler::step() {

@@ -46,7 +46,7 @@ class SpanScope {
   double start_;
 };
 
-// On the host: a kernel's duration as the GPU measured it (CUDA events), on the GPU track of
+// On the host: a kernel's duration as the GPU measured it (CUPTI, or CUDA events), on the GPU track of
 // `stream` (its Chrome-trace thread id is kGpuTrackBase + stream, named "GPU stream N").
 constexpr int64_t kGpuTrackBase = 1000000000;
 void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cuda/cupti.h"
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
 #include "kiln/kiln.h"
@@ -108,6 +109,37 @@ TEST(CudaCompiled, ProfilerShowsKernelsWithTheirStreamAndDeviceDuration) {
   }
   EXPECT_TRUE(host) << "a host launch slice";
   EXPECT_TRUE(device) << "a device duration slice on the GPU track";
+}
+
+// With CUPTI, the GPU track holds every kernel a step ran, timed on the device: kiln's own
+// under their names, and the kernels inside a library step (cuBLASLt's) under the step's
+// name with their own in the "kernel" argument.
+TEST(CudaCompiled, ProfilerShowsTheKernelsInsideLibraryStepsThroughCupti) {
+  SKIP_WITHOUT_GPU();
+  Tensor w = randn({64, 32}).cuda(), b = randn({64}).cuda(), x = randn({16, 32}).cuda();
+  auto f = compile([&](Tensor in) { return (linear(in, w, b) * 2.0).sin(); });
+  f(x);
+  Profiler p;
+  p.start();
+  f(x);
+  p.stop();
+  const std::string reason = cuda::unavailable_cupti_reason();
+  if (reason.find("was not found") != std::string::npos) GTEST_SKIP() << reason;
+  ASSERT_EQ(reason, "") << "CUPTI is installed but kiln could not use it";
+  bool library = false, own = false;
+  for (const ProfileEvent& e : p.events()) {
+    if (e.category != "gpu_kernel") continue;
+    EXPECT_EQ(e.args.at("duration_source"), "cupti") << e.name;
+    EXPECT_GT(e.duration_us, 0) << e.name;
+    if (e.name.rfind("cuda_ext_linear", 0) == 0) {
+      library = true;
+      ASSERT_TRUE(e.args.count("kernel")) << "the library kernel's own name";
+      EXPECT_NE(e.args.at("kernel"), "") << e.name;
+    }
+    own |= e.name.rfind("cuda_poi_fused", 0) == 0 && !e.args.count("kernel");
+  }
+  EXPECT_TRUE(library) << "the matmul's cuBLASLt kernel on the GPU track";
+  EXPECT_TRUE(own) << "kiln's pointwise kernel on the GPU track";
 }
 
 TEST(CudaCompiled, LargeRowsAndMatmulsMatchTheCpu) {
