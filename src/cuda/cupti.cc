@@ -1,15 +1,13 @@
 #include "cuda/cupti.h"
 
-#include "cuda/cupti_records.h"
-
 #include <fmt/format.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 
+#include "cuda/cupti_records.h"
 #include "support/dynamic_library.h"
 #include "wire/frame.h"
 
@@ -19,17 +17,13 @@ namespace {
 // CUPTI's C ABI, declared here as the driver's is (src/cuda/driver.h), so that building
 // needs no CUDA header; the records' layouts are in cupti_records.h.
 using CuptiResult = int;
-constexpr CuptiResult kSuccess = 0, kMaxLimitReached = 12;
+constexpr CuptiResult kSuccess = 0;  // anything else ends a record walk (the last is MAX_LIMIT_REACHED)
 constexpr int kKindDriver = 4, kKindRuntime = 5, kKindConcurrentKernel = 10, kKindExternalCorrelation = 39;
 constexpr int kExternalCustom0 = 3;
 
 struct ActivityRecord {
   int32_t kind;
 };
-
-}  // namespace
-
-namespace {
 
 using RequestBuffer = void (*)(uint8_t**, size_t*, size_t*);
 using CompleteBuffer = void (*)(void*, uint32_t, uint8_t*, size_t, size_t);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <mutex>
+#include <thread>
 
 #include "kiln/error.h"
 #include "support/dynamic_library.h"
@@ -77,6 +78,19 @@ void resolve_all(void* h, Driver& d, std::string* p) {
   resolve(h, "cuGetErrorString", &d.cuGetErrorString, p);
 }
 
+// The toolkit libraries a process that uses the GPU goes on to need, NVRTC to compile
+// kernels and cuBLASLt for matrix products, are opened on a thread of their own as soon as
+// the GPU is set up: read from disk, they take a few hundred ms (cuBLASLt's alone ~300 ms
+// on the H100 machine), which then overlaps the caller's setup instead of adding to its
+// first compile. The later loads find them open. Nothing is initialized here.
+void preload_toolkit_libraries() {
+  std::thread([] {
+    open_toolkit_library("libnvrtc", {13, 12});
+    open_toolkit_library("libnvrtc-builtins", {});
+    open_toolkit_library("libcublasLt", {13, 12});
+  }).detach();
+}
+
 // Opens the driver, initializes it and sets up device 0; records the first problem.
 void probe(State& s) {
   void* handle = open_first_library({"libcuda.so.1"});
@@ -113,6 +127,7 @@ void probe(State& s) {
   d.cuDriverGetVersion(&s.info.driver_version);
   s.info.name = name;
   s.info.arch = fmt::format("sm_{}{}", major, minor);
+  preload_toolkit_libraries();
 }
 
 State& state() {
