@@ -189,7 +189,10 @@ class CudaExecutable final : public PlanExecutable {
     const cuda::CUresult launched =
         cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1,
                                       static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr);
-    if (launched != 0) cuda::check(launched, fmt::format("launching {}", k.name).c_str());  // named only on failure
+    if (launched != 0) {  // named only on failure
+      if (timed) abandon_timing();
+      cuda::check(launched, fmt::format("launching {}", k.name).c_str());
+    }
     if (timed) end_timing(k.name, grid, k.threads);
   }
 
@@ -213,9 +216,16 @@ class CudaExecutable final : public PlanExecutable {
   Tensor run_ext(size_t step, const Node& node, const std::vector<Tensor>& args,
                  const std::vector<int64_t>& bindings) override {
     const bool timed = launches_observed() && profiler_recording();
-    if (timed) begin_timing();
-    Tensor result = PlanExecutable::run_ext(step, node, args, bindings);
-    if (timed) end_timing(launch_name(step), 0, 0);
+    if (!timed) return PlanExecutable::run_ext(step, node, args, bindings);
+    begin_timing();
+    Tensor result;
+    try {
+      result = PlanExecutable::run_ext(step, node, args, bindings);
+    } catch (...) {
+      abandon_timing();
+      throw;
+    }
+    end_timing(launch_name(step), 0, 0);
     return result;
   }
 
@@ -262,6 +272,14 @@ class CudaExecutable final : public PlanExecutable {
     }
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
     timings_.push_back({std::move(name), grid, threads, used_events_ - 2, 0});
+  }
+
+  // A launch or step failed midway: the run's timings are dropped and CUPTI's region for
+  // the step is closed (the next run starts afresh).
+  void abandon_timing() {
+    if (with_cupti_) cuda::pop_step();
+    timings_.clear();
+    used_events_ = 0;
   }
 
   void after_steps() override {
