@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "cuda/driver.h"
 #include "eager/interpreter.h"
 #include "graph/dim.h"
 #include "runtime/profiling.h"
@@ -34,8 +35,14 @@ std::vector<WarmupStep> library_steps(const CompiledPlan& plan) {
     for (ValueId v : node.inputs) {
       std::vector<int64_t> shape;
       if (!try_const_shape(g.value_type(v).shape, &shape)) break;
-      // Uninitialized: the products' values are thrown away, only their setup counts.
-      step.args.push_back(make_tensor(Shape(shape.begin(), shape.end()), g.value_type(v).dtype, Device::cuda));
+      // Zeroed (on kiln's stream), so that no product reads uninitialized memory; its
+      // values are thrown away, only its setup counts.
+      Tensor scratch = make_tensor(Shape(shape.begin(), shape.end()), g.value_type(v).dtype, Device::cuda);
+      cuda::check(cuda::driver().cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
+                                                 static_cast<size_t>(scratch.numel() * dtype_size(scratch.dtype())),
+                                                 cuda::stream()),
+                  "zeroing a library warm-up operand");
+      step.args.push_back(std::move(scratch));
     }
     if (step.args.size() == node.inputs.size()) steps.push_back(std::move(step));
   }
