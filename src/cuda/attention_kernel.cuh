@@ -235,6 +235,8 @@ __device__ void attention_block(const AttentionArgs& a) {
     // Parts 1.. hand their state to part 0's thread of the same rows and columns (the key
     // tiles are done with, so their memory holds it): max, sum and output of each row.
     constexpr int kState = 4 + 4 * kSteps;
+    static_assert((SPLITS - 1) * ROW_WARPS * 32 * kState * sizeof(float) <= kTileKeys * kKP * sizeof(float2),
+                  "the parts' states fit in the key tile");
     float* const state = reinterpret_cast<float*>(k_tile);
     __syncthreads();
     if (part > 0) {

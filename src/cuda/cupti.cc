@@ -83,7 +83,6 @@ void complete_buffer(void*, uint32_t, uint8_t* buffer, size_t, size_t valid) {
         k.name = r->name ? r->name : "(unnamed kernel)";
         k.start_seconds = r->start * 1e-9 + c.clock_offset;
         k.end_seconds = r->end * 1e-9 + c.clock_offset;
-        k.stream = r->stream_id;
         k.grid = r->grid_x;
         k.block = r->block_x;
         s.kernels.emplace_back(r->correlation_id, std::move(k));
@@ -166,15 +165,14 @@ std::string unavailable_cupti_reason() {
 }
 
 void stop_collecting_kernel_activity() {
-  const Cupti& c = cupti();
-  if (!c.problem.empty()) return;
   Store& s = store();
   {
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (!s.collecting) return;
-    for (int kind : kKinds) c.disable(kind);
+    if (!s.collecting) return;  // never started (CUPTI then need not even be loaded)
+    for (int kind : kKinds) cupti().disable(kind);
     s.collecting = false;
   }
+  const Cupti& c = cupti();
   c.flush_all(0);
   std::lock_guard<std::mutex> lock(s.mutex);
   s.kernels.clear();

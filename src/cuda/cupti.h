@@ -16,7 +16,6 @@ struct KernelActivity {
   std::string name;  // the kernel's symbol
   uint64_t step = 0;  // the id given to push_step around its launch
   double start_seconds = 0, end_seconds = 0;  // on monotonic_seconds()'s clock
-  uint32_t stream = 0;
   int grid = 0, block = 0;  // x sizes
 };
 

@@ -32,8 +32,7 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
   const int64_t rank = q.dim();
   const int64_t batch_dims = rank - 2;
   const int64_t int32_limit = std::numeric_limits<int32_t>::max();  // the kernel counts in int32
-  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || batch_dims > cuda::kAttentionMaxBatchDims || q.size(-2) > int32_limit ||
-      k.size(-2) > int32_limit)
+  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || q.size(-2) > int32_limit || k.size(-2) > int32_limit)
     return unfused(q, k, v, scale, divide);
   cuda::AttentionArgs a{};
   a.dtype = static_cast<int32_t>(q.dtype());

@@ -1,4 +1,3 @@
-#include "cuda/cupti.h"
 #include "runtime/profiling.h"
 
 #include <fmt/format.h>
@@ -14,6 +13,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "cuda/cupti.h"
 #include "kiln/error.h"
 #include "support/text.h"
 #include "wire/frame.h"

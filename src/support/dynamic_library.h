@@ -14,9 +14,10 @@ void* open_first_library(const std::vector<std::string>& names);
 // ".so", then under $CUDA_HOME/lib64 and /usr/local/cuda/lib64.
 void* open_toolkit_library(const std::string& stem, const std::vector<int>& versions);
 
+// The address of `symbol` in `library`, or null.
+void* find_symbol(void* library, const char* symbol);
 // Looks up `symbol` in `library` into `fn`; when missing, the first such problem is kept
 // in `problem` ("<library_name> has no <symbol>").
-void* find_symbol(void* library, const char* symbol);
 template <class Fn>
 void resolve_symbol(void* library, const char* library_name, const char* symbol, Fn* fn, std::string* problem) {
   *fn = reinterpret_cast<Fn>(find_symbol(library, symbol));
