@@ -26,11 +26,13 @@ struct CompileOptions {
   std::optional<CompileMode> mode;
   std::optional<WorkerStart> worker_start;
   std::optional<int> compile_threads;
-  std::string name = "compiled";  // the graph's name, in logs, traces and kernel files
+  // The graph's name, in logs, traces and kernel files; characters other than letters,
+  // digits, '_' and '.' become '_' (a graph name is an identifier of the text format).
+  std::string name = "compiled";
   // Progressive and AsyncProgressive: the stages compiled in the background, in order
   // ("fast": tcc; "optimized": gcc -O3 -march=native). Empty: {"fast", "optimized"}.
   std::vector<std::string> stages;
-  // Autotuning (DESIGN §6) of the optimized build's kernels: candidate configs timed in a
+  // Autotuning (docs/design.md §6) of the optimized build's kernels: candidate configs timed in a
   // benchmark worker, the winner cached. Unset: on for the optimized stage of Progressive
   // and AsyncProgressive; off for Async (compiled code answers sooner) and for InProcess
   // and Subprocess, whose compile the caller waits for.
@@ -56,7 +58,7 @@ struct KernelInfo {
   std::string tuning;  // how the config was chosen: default, benchmarked, lookup_table, cached
 };
 
-// kiln's counters (DESIGN §6), every one present from the start.
+// kiln's counters (docs/design.md §6), every one present from the start.
 std::map<std::string, int64_t> stats();
 void reset_stats();
 

@@ -1,4 +1,4 @@
-// Seeing into compiled code (DESIGN §7): launch hooks around every kernel launch, and a
+// Seeing into compiled code (docs/design.md §7): launch hooks around every kernel launch, and a
 // profiler that records a slice per launch (named after the kernel, with its metadata),
 // record_function scopes, and the compile work of this process and of its workers on
 // their own process tracks, exported as Chrome trace JSON that Perfetto loads.

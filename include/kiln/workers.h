@@ -1,4 +1,4 @@
-// The compile worker pool (DESIGN §5): processes that compile outside the host, so that a
+// The compile worker pool (docs/design.md §5): processes that compile outside the host, so that a
 // compiler crash or hang never takes the host down. Pools start lazily, one per start
 // method, with compile_threads workers; they quit after KILN_COMPILE_IDLE_SECONDS idle.
 #pragma once

@@ -1,4 +1,4 @@
-// Timing kernels for autotuning (DESIGN §5, §6), in a benchmark worker: a process apart
+// Timing kernels for autotuning (docs/design.md §5, §6), in a benchmark worker: a process apart
 // from the hermetic compile workers (it may use a GPU later), running at normal priority.
 // A request carries one shared object holding the variants of a kernel, the symbols to
 // time, the size symbols' values and each buffer's dtype and length; the worker fills the

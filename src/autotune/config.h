@@ -1,4 +1,4 @@
-// Kernel configs and their tuning spaces (DESIGN §6). A config is a set of named integer
+// Kernel configs and their tuning spaces (docs/design.md §6). A config is a set of named integer
 // fields (THREADS, VEC, CHUNK, BLOCK, and the GEMM template's BM, BN, BK) that the emitter
 // turns into macros around a kernel whose body is the same for every config; its text form,
 // "THREADS=2,VEC=512" (fields sorted), is what plans, caches, lookup tables and the profiler

@@ -1,4 +1,4 @@
-// The autotune lookup table (KILN_AUTOTUNE_LOOKUP_TABLE, DESIGN §6): a JSON object mapping
+// The autotune lookup table (KILN_AUTOTUNE_LOOKUP_TABLE, docs/design.md §6): a JSON object mapping
 // a kernel's tuning hash (tuner.h: its body with the name taken out, its tuning space and
 // its size hints) to a config, either as the config's text or as an object with a
 // "config" member (other members are notes and are ignored):

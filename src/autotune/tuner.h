@@ -1,4 +1,4 @@
-// Autotuning a plan's kernels (DESIGN §6). For each kernel with a tuning space:
+// Autotuning a plan's kernels (docs/design.md §6). For each kernel with a tuning space:
 //   1. the autotune cache (autotune/KEY.json, keyed by toolchain identity + tuning hash):
 //      a hit is the config, nothing is timed (autotune.cache_hits);
 //   2. the lookup table (KILN_AUTOTUNE_LOOKUP_TABLE): a hit replaces timing the candidate

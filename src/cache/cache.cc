@@ -74,16 +74,27 @@ bool Cache::contains(CacheKind kind, const std::string& key) const {
   return std::filesystem::exists(path(kind, key), ec);
 }
 
-Cache::Usage Cache::usage(CacheKind kind) const {
-  Usage u;
+namespace {
+
+// The regular files of `dir` named *`extension`: how many, and their bytes.
+Cache::Usage files_usage(const std::string& dir, std::string_view extension) {
+  Cache::Usage u;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec)) {
-    if (!e.is_regular_file() || e.path().extension() != extension(kind)) continue;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file() || e.path().extension() != extension) continue;
     ++u.entries;
     u.bytes += static_cast<int64_t>(e.file_size(ec));
   }
   return u;
 }
+
+}  // namespace
+
+Cache::Usage Cache::usage(CacheKind kind) const {
+  return files_usage(fmt::format("{}/{}", root_, subdirectory(kind)), extension(kind));
+}
+
+Cache::Usage Cache::sources_usage() const { return files_usage(root_ + "/sources", ".c"); }
 
 std::vector<std::string> Cache::keys(CacheKind kind) const {
   std::vector<std::string> out;

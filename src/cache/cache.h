@@ -1,4 +1,4 @@
-// The persistent caches (DESIGN §6) under the private cache root: compiled kernel objects
+// The persistent caches (docs/design.md §6) under the private cache root: compiled kernel objects
 // (kernels/KEY.so), compiled graphs (graphs/KEY.graph: the plan that runs a graph and the
 // keys of its objects) and tuned kernel configs (autotune/KEY.json). Keys are content hashes (32 hex digits) computed by the caller
 // from everything that changes the entry; entries are files of entry_file.h. Every mode
@@ -32,6 +32,9 @@ class Cache {
     int64_t bytes = 0;
   };
   Usage usage(CacheKind kind) const;
+  // The kernel sources kept beside the entries for profiles (sources/HASH.c,
+  // observe/kernel_files.h); clear() removes them too.
+  Usage sources_usage() const;
   std::vector<std::string> keys(CacheKind kind) const;  // of the entries present, sorted
   void clear() const;  // removes every entry (and stray temp files) of every kind
   const std::string& root() const { return root_; }

@@ -1,6 +1,7 @@
-// The persistent cache's directory (DESIGN §6). Loading a cached object runs its code, so
-// the directory must be private: created 0700, and refused when another user owns it or
-// anyone else may write to it.
+// The persistent cache's directory (docs/design.md §6). Loading a cached object runs its
+// code, and entries hold a model's weights (graph constants), so the directory is private:
+// created 0700, and refused when another user owns it or its mode gives the group or others
+// any access (read, write or search).
 #pragma once
 
 #include <optional>
@@ -13,9 +14,15 @@ namespace kiln {
 // tools change the environment). Does not create anything.
 std::optional<std::string> cache_root();
 
+// How private a directory must be: `owner_only` (the cache: nothing for group and
+// others), or `not_writable_by_others` (a trace directory the user names, which holds
+// data that is validated when read, never code that is loaded).
+enum class Privacy { owner_only, not_writable_by_others };
+
 // Creates `path` (and missing parents) with mode 0700 and checks that it is a directory
-// owned by this user that neither group nor others can write. Throws Error naming the
-// path and what is wrong with it.
-void ensure_private_directory(const std::string& path);
+// (not a symlink) owned by this user, private as `privacy` says. Throws Error naming the
+// directory (`what`: "cache directory", "trace directory"), the path and what is wrong.
+void ensure_private_directory(const std::string& path, Privacy privacy = Privacy::owner_only,
+                              const char* what = "cache directory");
 
 }  // namespace kiln

@@ -12,6 +12,7 @@
 
 #include "graph/infer.h"
 #include "kiln/error.h"
+#include "support/fault_injection.h"
 
 namespace kiln {
 
@@ -127,8 +128,8 @@ constexpr const char* kParallelSimdLoop = "#pragma omp parallel for simd if(para
 // KILN_INJECT_FAULT=lowering:OP (tests of the minifier): OP's rendering is off by one, an
 // accuracy bug of the kind the minifier hunts.
 bool broken_by_fault(Op op) {
-  const char* fault = std::getenv("KILN_INJECT_FAULT");
-  return fault && std::string_view(fault) == "lowering:" + std::string(op_name(op));
+  InjectedFault fault = injected_fault();
+  return fault.kind == InjectedFault::Kind::lowering && fault.op == op_name(op);
 }
 
 struct TypeNames {

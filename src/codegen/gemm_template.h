@@ -1,4 +1,4 @@
-// The GEMM template (kernel kind `tem`, DESIGN §7): C[M, N] = A[M, K] @ B for f32, B being
+// The GEMM template (kernel kind `tem`, docs/design.md §7): C[M, N] = A[M, K] @ B for f32, B being
 // [K, N], or [N, K] read transposed (linear's weight). Its config chooses the
 // implementation — IMPL=0 calls the BLAS (OpenBLAS's cblas_sgemm, as the eager matmul
 // does), IMPL=1 runs generated tiled loops (BM × BN output tiles, BK deep, accumulated in

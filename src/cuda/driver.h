@@ -7,7 +7,7 @@
 //
 // kiln uses device 0's primary context and one stream of its own: every eager kernel,
 // compiled launch and copy is ordered on it, so the caching allocator may hand a freed
-// block to the next allocation at once (DESIGN §3, src/cuda/device_memory.h).
+// block to the next allocation at once (docs/design.md §3, src/cuda/device_memory.h).
 #pragma once
 
 #include <cstdint>

@@ -104,8 +104,7 @@ class CompiledCore {
   void write_runnable(const Graph& graph, const Flat& inputs) const {
     std::optional<std::string> dir = trace_directory();
     if (!dir) return;
-    std::optional<std::string> save = env_value("KILN_TRACE_SAVE_INPUTS");
-    std::string path = write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, save && *save == "1"));
+    std::string path = write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, trace_saves_inputs()));
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 

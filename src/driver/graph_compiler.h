@@ -49,7 +49,7 @@ std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompi
 using ExecutableDone = std::function<void(std::exception_ptr error, std::unique_ptr<Executable> executable)>;
 void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done);
 
-// The graph cache key (DESIGN §6): kiln's build identity, the toolchain's fingerprint,
+// The graph cache key (docs/design.md §6): kiln's build identity, the toolchain's fingerprint,
 // the canonical graph text (with its input types), a digest of its constants, and when
 // tuning, the tuning options, the size hints and the lookup table's digest.
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how);

@@ -4,6 +4,7 @@
 #include "driver/pipeline.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 
@@ -11,8 +12,10 @@
 #include "driver/staged_executable.h"
 #include "graph/text.h"
 #include "graph/verify.h"
+#include "kiln/error.h"
 #include "passes/passes.h"
 #include "observe/trace_log.h"
+#include "support/fault_injection.h"
 #include "support/log.h"
 
 namespace kiln {
@@ -51,6 +54,29 @@ Graph run_pass(const char* name, Pass pass, const Graph& graph) {
   return std::move(result.graph);
 }
 
+// KILN_INJECT_FAULT=lowering:OP breaks OP's generated expression, so OP must be a pointwise
+// op that reaches code generation; anything else would silently inject nothing.
+void check_lowering_fault() {
+  InjectedFault fault = injected_fault();
+  if (fault.kind != InjectedFault::Kind::lowering) return;
+  std::optional<Op> op = op_from_name(fault.op);
+  if (op && decompose_ops_rewrites(*op))
+    throw Error(fmt::format("KILN_INJECT_FAULT: lowering:{0} cannot be injected: decompose_ops rewrites {0} into "
+                            "primitive ops before lowering, so {0} has no generated code of its own; break one "
+                            "of its primitives instead",
+                            fault.op));
+  if (!op || !is_pointwise(op_info(*op).rule)) {
+    std::vector<std::string_view> accepted;
+    for (int i = 0; i < kNumOps; ++i)
+      if (is_pointwise(op_info(static_cast<Op>(i)).rule) && !decompose_ops_rewrites(static_cast<Op>(i)))
+        accepted.push_back(op_name(static_cast<Op>(i)));
+    throw Error(fmt::format("KILN_INJECT_FAULT: lowering:{} is not accepted: {} (accepted: lowering:OP for OP "
+                            "one of {})",
+                            fault.op, op ? "not a pointwise op, so not generated as an expression" : "no such op",
+                            fmt::join(accepted, ", ")));
+  }
+}
+
 }  // namespace
 
 Graph optimize_graph(const Graph& input) {
@@ -66,6 +92,7 @@ std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOpti
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
   if (trace_enabled()) trace_artifact("graph", {{"graph", graph.name}, {"text", print_graph(graph)}});
   timed("verify", graph, [&] { verify_graph(graph); });
+  check_lowering_fault();
   // InProcess and Subprocess build native code (here, or in workers) before returning; the
   // background modes return at once and compile their stages in workers.
   if (options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess)

@@ -176,9 +176,9 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const Res
     stage.how.in_workers = true;
     stage.how.start = options.worker_start;
     stage.how.threads = options.compile_threads;
-    // Compiles beside eager answers run at the lowest CPU priority (DESIGN §5).
+    // Compiles beside eager answers run at the lowest CPU priority (docs/design.md §5).
     stage.how.idle_priority = options.mode != CompileMode::Progressive;
-    // Progressive's optimized stage is autotuned (DESIGN §5); Async's single stage is not
+    // Progressive's optimized stage is autotuned (docs/design.md §5); Async's single stage is not
     // by default, so that compiled code answers as soon as possible.
     stage.how.autotune = stage.how.tier == Tier::optimized && options.autotune.value_or(options.mode != CompileMode::Async);
     stage.how.coordinate_descent = options.coordinate_descent;

@@ -1,4 +1,4 @@
-// The background modes (DESIGN §5): Async, Progressive and AsyncProgressive. Their
+// The background modes (docs/design.md §5): Async, Progressive and AsyncProgressive. Their
 // executable launches its stages (compiles in workers, one after another, each through
 // the caches) and serves every call from the newest one that has landed: the eager
 // interpreter before any (Async, AsyncProgressive), or the first stage, waited for

@@ -43,6 +43,12 @@ inline bool is_binary(OpRule rule) {
   return rule == OpRule::BinaryArith || rule == OpRule::BinaryFloat || rule == OpRule::Compare ||
          rule == OpRule::Logical;
 }
+// Elementwise ops: what the loop lowering fuses into kernels as expressions.
+inline bool is_pointwise(OpRule rule) {
+  return is_binary(rule) || rule == OpRule::UnarySame || rule == OpRule::UnaryFloat ||
+         rule == OpRule::UnaryPredicate || rule == OpRule::Where || rule == OpRule::Clamp ||
+         rule == OpRule::Cast;
+}
 inline bool is_view(OpRule rule) {
   return rule == OpRule::Reshape || rule == OpRule::Permute || rule == OpRule::Slice ||
          rule == OpRule::Expand;

@@ -45,27 +45,15 @@ bool is_row_reduction(const Graph& g, const Node& node) {
 Role role_of(const Graph& g, const Node& node) {
   OpRule rule = op_info(node.op).rule;
   if (is_view(rule)) return Role::View;
-  switch (rule) {
-    case OpRule::UnarySame:
-    case OpRule::UnaryFloat:
-    case OpRule::UnaryPredicate:
-    case OpRule::Where:
-    case OpRule::Clamp:
-    case OpRule::Cast: return Role::Pointwise;
-    case OpRule::BinaryArith:
-    case OpRule::BinaryFloat:
-    case OpRule::Compare:
-    case OpRule::Logical: {
-      // Integer fmod/remainder/pow can fail (division by zero, negative exponents): the
-      // eager kernels check and raise; loop kernels cannot.
-      std::vector<DType> dtypes;
-      for (ValueId v : node.inputs) dtypes.push_back(g.value_type(v).dtype);
-      DType compute = binary_compute_dtype(node.op, node.attrs, dtypes);
-      bool may_fail = node.op == Op::fmod || node.op == Op::remainder || node.op == Op::pow;
-      return may_fail && !is_floating(compute) ? Role::Ext : Role::Pointwise;
-    }
-    default: return Role::Ext;
-  }
+  if (!is_pointwise(rule)) return Role::Ext;
+  if (!is_binary(rule)) return Role::Pointwise;
+  // Integer fmod/remainder/pow can fail (division by zero, negative exponents): the eager
+  // kernels check and raise; loop kernels cannot.
+  std::vector<DType> dtypes;
+  for (ValueId v : node.inputs) dtypes.push_back(g.value_type(v).dtype);
+  DType compute = binary_compute_dtype(node.op, node.attrs, dtypes);
+  bool may_fail = node.op == Op::fmod || node.op == Op::remainder || node.op == Op::pow;
+  return may_fail && !is_floating(compute) ? Role::Ext : Role::Pointwise;
 }
 
 IndexPtr contiguous_offset(const std::vector<IndexPtr>& idx, const SymShape& shape) {

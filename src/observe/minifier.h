@@ -1,4 +1,4 @@
-// The minifier (`kiln minify FILE`, DESIGN §7): shrinks a failing repro to the smallest
+// The minifier (`kiln minify FILE`, docs/design.md §7): shrinks a failing repro to the smallest
 // graph that still fails the same way, by delta debugging over its nodes (ddmin). Each
 // candidate keeps a subset of the nodes: values of dropped nodes that kept ones read
 // become inputs (of their recorded types), kept nodes that no kept node reads become the

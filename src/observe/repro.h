@@ -1,4 +1,4 @@
-// Runnable repros (DESIGN §7): every compiled graph can leave a file from which `kiln
+// Runnable repros (docs/design.md §7): every compiled graph can leave a file from which `kiln
 // repro FILE` rebuilds the graph, makes inputs of the recorded shapes, strides, dtypes and
 // dynamic sizes (or loads the real ones, saved with KILN_TRACE_SAVE_INPUTS=1), compiles
 // with the recorded options, runs, and compares with the eager interpreter.

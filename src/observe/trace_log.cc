@@ -14,7 +14,7 @@ namespace kiln {
 std::optional<std::string> trace_directory() {
   std::optional<std::string> dir = env_value("KILN_TRACE");
   if (!dir) return std::nullopt;
-  ensure_private_directory(*dir);
+  ensure_private_directory(*dir, Privacy::not_writable_by_others, "trace directory");
   return dir;
 }
 

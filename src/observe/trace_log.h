@@ -1,4 +1,4 @@
-// The structured trace (KILN_TRACE=DIR, DESIGN §7): one JSON-lines file per process,
+// The structured trace (KILN_TRACE=DIR, docs/design.md §7): one JSON-lines file per process,
 // DIR/kiln_trace_<pid>.jsonl, each line {"artifact": NAME, "ts_us": ..., "pid": ..., ...}.
 // Artifacts: graph (as traced), fused_graph (optimized, with its kernels and steps),
 // kernel_source (each translation unit, with its file and hash), compile_timings (each

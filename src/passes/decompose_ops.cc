@@ -55,8 +55,28 @@ class Emitter {
   Rebuilder& r_;
 };
 
+}  // namespace
+
+bool decompose_ops_rewrites(Op op) {
+  switch (op) {
+    case Op::softmax:
+    case Op::log_softmax:
+    case Op::logsumexp:
+    case Op::mean:
+    case Op::var:
+    case Op::std:
+    case Op::layer_norm:
+    case Op::gelu:
+    case Op::linear: return true;
+    default: return false;
+  }
+}
+
+namespace {
+
 // The replacement of `node` with inputs mapped to `in`, or -1 to keep the node.
 ValueId decompose(Emitter& e, const Node& node, const std::vector<ValueId>& in) {
+  if (!decompose_ops_rewrites(node.op)) return -1;  // the list above is the one list
   const DType out = node.type.dtype;
   const Attrs& attrs = node.attrs;
   switch (node.op) {

@@ -18,6 +18,8 @@ struct PassResult {
 // and cast back once. Reductions over dynamic dims keep mean/var/std (their counts are not
 // constants). After: none of those ops remain, except as said.
 PassResult decompose_ops(const Graph& graph);
+// Whether decompose_ops may rewrite nodes of `op` (those listed above).
+bool decompose_ops_rewrites(Op op);
 
 // Removes identity views and casts (reshape to the same shape, identity permute, full
 // slices, expand to the same shape, `to` the same dtype) and merges chains: reshape of a

@@ -6,9 +6,12 @@
 #include <sched.h>
 
 #include <charconv>
+#include <cctype>
 #include <cstdlib>
 
 #include "kiln/error.h"
+#include "support/fault_injection.h"
+#include "support/log.h"
 
 namespace kiln {
 
@@ -85,9 +88,28 @@ WorkerStart parse_worker_start(const std::string& word, const std::string& sourc
                           source, word));
 }
 
+void check_environment() {
+  check_log_topics();
+  if (auto v = env_value("KILN_TRACE_SAVE_INPUTS"); v && *v != "0" && *v != "1")
+    throw Error(fmt::format("KILN_TRACE_SAVE_INPUTS: '{}' is not accepted (accepted: 0, 1)", *v));
+  injected_fault();
+}
+
+bool trace_saves_inputs() { return env_value("KILN_TRACE_SAVE_INPUTS").value_or("0") == "1"; }
+
+std::string graph_name_of(const std::string& name) {
+  constexpr size_t kMaxName = 128;  // it names kernels and files too
+  std::string out;
+  for (char c : name.substr(0, kMaxName))
+    out += std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ? c : '_';
+  if (out.empty() || !(std::isalpha(static_cast<unsigned char>(out[0])) || out[0] == '_')) out.insert(0, "_");
+  return out;
+}
+
 ResolvedOptions resolve_options(const CompileOptions& options) {
+  check_environment();
   ResolvedOptions r;
-  r.name = options.name;
+  r.name = graph_name_of(options.name);
   r.stages = options.stages;
   r.autotune = options.autotune;
   r.coordinate_descent = options.coordinate_descent;

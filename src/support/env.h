@@ -1,4 +1,4 @@
-// kiln's environment variables (DESIGN §9), parsed in one place. A bad value is an Error
+// kiln's environment variables (docs/design.md §9), parsed in one place. A bad value is an Error
 // naming the variable and the accepted values; options set in code win over these.
 #pragma once
 
@@ -22,6 +22,19 @@ double env_seconds(const char* name, double fallback);
 CompileMode parse_compile_mode(const std::string& word, const std::string& source);
 WorkerStart parse_worker_start(const std::string& word, const std::string& source);
 
+// Checks the variables read later, deep inside a compile or a worker (KILN_LOGS,
+// KILN_TRACE_SAVE_INPUTS, KILN_INJECT_FAULT), so that a bad value fails the call that
+// resolves options, with an Error naming the variable and the accepted values.
+void check_environment();
+// KILN_TRACE_SAVE_INPUTS=1: repro files keep the real inputs.
+bool trace_saves_inputs();
+
+// A compiled function's name as a graph name: an identifier of the graph text format, which
+// names kernels and files too. Characters other than letters, digits, '_' and '.' become
+// '_' ("step 2+" → "step_2_"), a leading digit or an empty name gets a '_' in front, and
+// the name is cut at 128 characters.
+std::string graph_name_of(const std::string& name);
+
 // The effective options: `options`' set fields, the rest from the environment.
 struct ResolvedOptions {
   CompileMode mode = CompileMode::InProcess;
@@ -35,6 +48,7 @@ struct ResolvedOptions {
   bool cuda_graphs = false;
   Device device = Device::cpu;  // per traced entry: where its inputs live, so where it runs
 };
+// Checks the environment first (check_environment); `name` becomes graph_name_of(name).
 ResolvedOptions resolve_options(const CompileOptions& options);
 
 }  // namespace kiln

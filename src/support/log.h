@@ -1,11 +1,19 @@
 // KILN_LOGS=topic,topic (or "all"): diagnostic logging to stderr, one line per event,
-// prefixed "[kiln:topic]". Topics: graph (each traced graph), guards (guard misses), passes (the graph after
-// each pass), pipeline (stage timings), output_code (generated kernel source).
+// prefixed "[kiln:topic]". Topics: graph (each traced graph), guards (guard misses),
+// passes (the graph after each pass), pipeline (stage timings), output_code (generated
+// kernel source), cache (misses, bad entries), workers (starts, exits, failures), autotune
+// (candidates and winners), cuda (library loading).
 #pragma once
 
 #include <string_view>
 
 namespace kiln {
+
+constexpr std::string_view kLogTopics[] = {"graph",       "guards", "passes",  "pipeline", "output_code",
+                                           "cache",       "workers", "autotune", "cuda",     "all"};
+
+// Throws Error naming KILN_LOGS and the accepted topics when it names an unknown one.
+void check_log_topics();
 
 bool log_enabled(std::string_view topic);
 void log_line(std::string_view topic, std::string_view message);

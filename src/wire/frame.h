@@ -1,4 +1,4 @@
-// The wire between kiln and its worker processes (DESIGN §5): length-prefixed frames, each
+// The wire between kiln and its worker processes (docs/design.md §5): length-prefixed frames, each
 // a 16-byte header (magic "KILW", protocol version, message type, payload length) and a
 // payload of named fields. Nothing read from a pipe is trusted: headers and field tables
 // are validated before use, and payloads are only data (graph text, safetensors, object

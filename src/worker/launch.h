@@ -1,4 +1,4 @@
-// Starting compile worker processes, by start method (DESIGN §5):
+// Starting compile worker processes, by start method (docs/design.md §5):
 //   Subprocess  kiln-worker, found relative to libkiln.so (libexec/kiln/ beside lib/)
 //   Spawn       the host's own binary (/proc/self/exe) re-executed in worker mode
 //   Fork        a child of the fork server: a single-threaded kiln-worker started once,

@@ -35,9 +35,14 @@ double idle_quit_seconds() { return env_seconds("KILN_COMPILE_IDLE_SECONDS", 300
 
 double default_job_timeout() { return env_seconds("KILN_COMPILE_TIMEOUT", 300); }
 
+// One worker and the thread that drives it. `process`, `job_started` and `stderr_tail`
+// belong to the slot's thread alone. The fields other threads read (status, wait_ready,
+// the slot loops' wait predicates) are written only under State::mutex: `ready` and `pid`
+// through State::publish, `want_start`, `busy` and `jobs_done` by the code holding it.
 struct Slot {
   WorkerProcess process;
   bool ready = false;       // said hello
+  int pid = 0;              // the ready worker's pid, else 0
   bool want_start = false;  // wait_ready asked for it
   bool busy = false;
   int jobs_done = 0;
@@ -92,7 +97,7 @@ struct WorkerPool::State {
     for (;;) {
       if (stopping_now()) {
         end_worker(slot.process, true);
-        slot.ready = false;
+        publish(slot, false);
         throw PoolShutDown(fmt::format("job '{}' was stopped: the compile workers were shut down", job_name));
       }
       double left = deadline - monotonic_seconds();
@@ -118,6 +123,16 @@ struct WorkerPool::State {
     }
   }
 
+  // Makes the slot's worker state visible to the other threads; called on the slot's
+  // thread without the mutex held.
+  void publish(Slot& slot, bool ready, bool failed = false) {
+    std::lock_guard<std::mutex> lock(mutex);
+    slot.ready = ready;
+    slot.pid = ready ? slot.process.pid : 0;
+    if (failed) ++slot.failures;
+    cv.notify_all();
+  }
+
   [[noreturn]] void fail(Slot& slot, const std::string& what, bool kill_first) {
     double until = monotonic_seconds() + 0.5;  // the rest of its dying words
     while (monotonic_seconds() < until) {
@@ -133,8 +148,7 @@ struct WorkerPool::State {
     std::string status = end_worker(slot.process, kill_first);
     std::string message = describe(slot, pid, fmt::format("{} ({})", what, status));
     trace_artifact("worker_exit", {{"worker_pid", pid}, {"status", status}, {"why", message}});
-    slot.ready = false;
-    ++slot.failures;
+    publish(slot, false, true);
     if (log_enabled("workers")) log_line("workers", message);
     throw WorkerError(message);
   }
@@ -162,12 +176,10 @@ struct WorkerPool::State {
     if (hello.type != MessageType::hello) fail(slot, "sent no hello", true);
     if (hello.at("build_id") != build_id())
       fail(slot, fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"), build_id()), true);
-    slot.ready = true;
+    publish(slot, true);
     trace_artifact("worker_start", {{"worker_pid", slot.process.pid}, {"start", worker_start_name(start)},
                                     {"role", role == WorkerRole::benchmark ? "benchmark" : "compile"}});
     if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, worker_start_name(start)));
-    std::lock_guard<std::mutex> lock(mutex);
-    cv.notify_all();
   }
 
   Fields run(Slot& slot, Pending& pending, uint64_t job_id) {
@@ -258,7 +270,7 @@ struct WorkerPool::State {
     int pid = slot.process.pid;
     std::string status = end_worker(slot.process, false);
     trace_artifact("worker_exit", {{"worker_pid", pid}, {"status", status}, {"why", "asked to quit"}});
-    slot.ready = false;
+    publish(slot, false);
   }
 };
 
@@ -316,7 +328,7 @@ std::vector<WorkerStatus> WorkerPool::status() const {
   std::vector<WorkerStatus> out;
   for (size_t i = 0; i < state_->slots.size(); ++i) {
     const Slot& s = state_->slots[i];
-    out.push_back({static_cast<int>(i), s.ready ? s.process.pid : 0, s.busy, s.jobs_done, s.failures});
+    out.push_back({static_cast<int>(i), s.pid, s.busy, s.jobs_done, s.failures});
   }
   return out;
 }

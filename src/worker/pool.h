@@ -1,4 +1,4 @@
-// The compile worker pool (DESIGN §5): `size` worker processes of one start method, each
+// The compile worker pool (docs/design.md §5): `size` worker processes of one start method, each
 // driven by a thread of this process that sends it one job at a time and waits for the
 // reply under the job's deadline. A worker that dies, hangs past the deadline, or answers
 // nonsense fails its job with WorkerError (naming the job, the pid, the exit status or

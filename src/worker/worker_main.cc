@@ -24,6 +24,7 @@
 #include "runtime/profiling.h"
 #include "kiln/error.h"
 #include "support/build_id.h"
+#include "support/fault_injection.h"
 #include "wire/frame.h"
 #include "worker/launch.h"
 
@@ -56,21 +57,15 @@ Fields compile_graph_job(const Frame& request) {
   return {{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}};
 }
 
-// KILN_INJECT_FAULT (tests of fault handling, read by the worker): compile_error makes
-// every unit's source fail to compile, with real compiler diagnostics; crash aborts the
-// worker in the middle of a unit; benchmark_crash aborts a benchmark worker in its job.
-std::string injected_fault() {
-  const char* fault = std::getenv("KILN_INJECT_FAULT");
-  return fault ? fault : "";
-}
-
 // A unit's object: a shared object from the C toolchains, or (tier "cuda") a cubin from
 // NVRTC for the job's GPU architecture; the kernel cache key names the compiler either way.
 Fields compile_unit_job(const Frame& request) {
   const std::string& name = request.at("name");
   std::string source = request.at("source");
-  if (injected_fault() == "crash") std::abort();
-  if (injected_fault() == "compile_error") source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
+  const InjectedFault::Kind fault = injected_fault().kind;  // support/fault_injection.h
+  if (fault == InjectedFault::Kind::crash) std::abort();
+  if (fault == InjectedFault::Kind::compile_error)
+    source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
   const bool cuda = request.at("tier") == "cuda";
   const Toolchain toolchain = cuda ? cuda_toolchain(request.at("arch"))
                                    : toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
@@ -92,7 +87,7 @@ Fields answer(const Frame& request) {
       case MessageType::compile_graph: reply = compile_graph_job(request); break;
       case MessageType::compile_unit: reply = compile_unit_job(request); break;
       default:
-        if (injected_fault() == "benchmark_crash") std::abort();
+        if (injected_fault().kind == InjectedFault::Kind::benchmark_crash) std::abort();
         reply = answer_benchmark(request);
         break;
     }

@@ -1,4 +1,4 @@
-// The compile worker's side (DESIGN §5). A worker is any process started with
+// The compile worker's side (docs/design.md §5). A worker is any process started with
 // KILN_WORKER_MODE in its environment: kiln-worker, or the host's own binary re-executed
 // (Spawn), caught by libkiln's constructor before the host's main runs, or a child of the
 // fork server. It makes itself hermetic (dies with its parent, closes every inherited

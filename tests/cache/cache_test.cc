@@ -73,6 +73,18 @@ void expect_refused(const std::string& why) {
   }
 }
 
+TEST_F(CacheTest, RefusesDirectoriesOthersCanRead) {
+  fs::create_directories(dir_);
+  chmod(dir_.c_str(), 0755);  // what mkdir makes under a usual umask: not private
+  expect_refused("readable by everyone");
+  chmod(dir_.c_str(), 0750);
+  expect_refused("readable by its group");
+  chmod(dir_.c_str(), 0701);
+  expect_refused("readable by everyone");
+  chmod(dir_.c_str(), 0700);
+  EXPECT_TRUE(Cache::open());
+}
+
 TEST_F(CacheTest, RefusesDirectoriesOthersCanWrite) {
   fs::create_directories(dir_);
   chmod(dir_.c_str(), 0770);
@@ -267,6 +279,24 @@ TEST_F(CacheTest, AFreshProcessLoadsFromTheCache) {
   EXPECT_EQ(warm.output.find("ready"), std::string::npos) << "the warm start started a worker:\n" << warm.output;
   auto checksum = [](const std::string& out) { return out.substr(out.find("output 0:")); };
   EXPECT_EQ(checksum(cold.output), checksum(warm.output));
+}
+
+// `kiln cache stats` counts every kind of file the cache holds, the kernel sources kept for
+// profiles too, and `clear` removes them.
+TEST_F(CacheTest, StatsCountKernelSources) {
+  Cache cache = *Cache::open();
+  cache.put(CacheKind::kernel, content_key("k"), "object");
+  fs::create_directories(dir_ / "sources");
+  for (const char* name : {"a.c", "b.c"}) std::ofstream(dir_ / "sources" / name) << "void k(void) {}\n";
+  ProcessResult stats = run_process({KILN_CLI_PATH, "cache", "stats"}, 60);
+  ASSERT_TRUE(stats.ok()) << stats.output;
+  EXPECT_NE(stats.output.find("kernels       1 entries"), std::string::npos) << stats.output;
+  EXPECT_NE(stats.output.find("sources       2 files"), std::string::npos) << stats.output;
+  ProcessResult cleared = run_process({KILN_CLI_PATH, "cache", "clear"}, 60);
+  ASSERT_TRUE(cleared.ok()) << cleared.output;
+  EXPECT_NE(cleared.output.find("1 kernel entries, 0 autotune entries, 2 kernel sources"), std::string::npos)
+      << cleared.output;
+  EXPECT_EQ(cache.sources_usage().entries, 0);
 }
 
 TEST_F(CacheTest, ManyProcessesWriteTheSameKeysSafely) {

@@ -1,4 +1,4 @@
-// kiln-worker: a compile worker process (DESIGN §5), started by kiln's worker pool with
+// kiln-worker: a compile worker process (docs/design.md §5), started by kiln's worker pool with
 // KILN_WORKER_MODE set. libkiln's constructor serves the jobs before this main runs;
 // reaching main means it was started by hand, which worker_main reports.
 #include "worker/worker_main.h"

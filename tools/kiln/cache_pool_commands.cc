@@ -20,10 +20,11 @@ int cache_command(const std::string& action) {
   }
   if (action == "clear") {
     Cache::Usage before_graphs = cache->usage(CacheKind::graph), before_kernels = cache->usage(CacheKind::kernel),
-                 before_tuned = cache->usage(CacheKind::autotune);
+                 before_tuned = cache->usage(CacheKind::autotune), before_sources = cache->sources_usage();
     cache->clear();
-    fmt::print("cleared {}: {} graph entries, {} kernel entries, {} autotune entries\n", cache->root(),
-               before_graphs.entries, before_kernels.entries, before_tuned.entries);
+    fmt::print("cleared {}: {} graph entries, {} kernel entries, {} autotune entries, {} kernel sources\n",
+               cache->root(), before_graphs.entries, before_kernels.entries, before_tuned.entries,
+               before_sources.entries);
     return 0;
   }
   if (action == "autotune-table") {
@@ -46,6 +47,8 @@ int cache_command(const std::string& action) {
     Cache::Usage u = cache->usage(kind);
     fmt::print("  {:<8} {:>6} entries {:>12} bytes\n", label, u.entries, u.bytes);
   }
+  Cache::Usage sources = cache->sources_usage();
+  fmt::print("  {:<8} {:>6} files   {:>12} bytes\n", "sources", sources.entries, sources.bytes);
   return 0;
 }
 

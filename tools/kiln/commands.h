@@ -1,4 +1,4 @@
-// Subcommands of the kiln CLI (DESIGN §8).
+// Subcommands of the kiln CLI (docs/design.md §8).
 #pragma once
 
 #include <map>

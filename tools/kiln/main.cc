@@ -1,9 +1,10 @@
-// kiln: the command-line tool (DESIGN §8): run, cache, pool; repro, minify and bench
-// arrive with the parts of kiln they drive.
+// kiln: the command-line tool (docs/design.md §8): run, repro, minify, cache, pool.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <charconv>
 #include <iostream>
+#include <limits>
 
 #include "commands.h"
 #include "kiln/error.h"
@@ -12,7 +13,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"kiln: a tensor-graph JIT compiler"};
   app.set_version_flag("--version", fmt::format("kiln {}", kiln::version()));
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
 
   kiln::cli::RunArgs run;
   std::vector<std::string> dims;
@@ -53,14 +54,23 @@ int main(int argc, char** argv) {
   pool_cmd->add_option("--threads", pool_threads, "workers (default: KILN_COMPILE_THREADS, else the CPUs)");
   pool_cmd->add_option("--timeout", pool_timeout, "seconds to wait for the workers");
   CLI11_PARSE(app, argc, argv);
+  if (app.get_subcommands().empty()) {  // plain `kiln`: what it can do, not a parse error
+    std::cout << app.help();
+    return 1;
+  }
 
   try {
     for (const std::string& d : dims) {
       auto eq = d.find('=');
       if (eq == std::string::npos || eq == 0)
         throw kiln::Error(fmt::format("--dim {}: expected SYMBOL=SIZE, e.g. s0=128", d));
-      int64_t size = std::stoll(d.substr(eq + 1));
-      if (size < 0) throw kiln::Error(fmt::format("--dim {}: size must not be negative", d));
+      const std::string digits = d.substr(eq + 1);
+      int64_t size = -1;
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
+      if (ec != std::errc() || end != digits.data() + digits.size() || size < 0)
+        throw kiln::Error(fmt::format("--dim {}: '{}' is not a size (expected SYMBOL=SIZE with SIZE an integer "
+                                      "from 0 to {}, e.g. s0=128)",
+                                      d, digits, std::numeric_limits<int64_t>::max()));
       run.dims[d.substr(0, eq)] = size;
     }
     if (run_cmd->parsed()) return kiln::cli::run_command(run);

@@ -1,0 +1,25 @@
+// KILN_INJECT_FAULT: faults injected on purpose, for the tests of fault handling and of the
+// minifier. One value at a time:
+//   compile_error    every unit's source fails to compile, with the compiler's diagnostics
+//   crash            a compile worker aborts in the middle of a unit
+//   benchmark_crash  a benchmark worker aborts in its job
+//   lowering:OP      OP's generated code is off by one (an accuracy bug); OP must be a
+//                    pointwise op that reaches code generation (checked by the compile
+//                    pipeline, which knows the op set: driver/pipeline.cc)
+#pragma once
+
+#include <string>
+
+namespace kiln {
+
+struct InjectedFault {
+  enum class Kind { none, compile_error, crash, benchmark_crash, lowering };
+  Kind kind = Kind::none;
+  std::string op;  // for lowering: the op's name, as the variable spells it
+};
+
+// The variable, parsed on every call (tests set it per process or per command). An unknown
+// value is an Error naming the variable and the accepted values.
+InjectedFault injected_fault();
+
+}  // namespace kiln
