@@ -44,6 +44,13 @@ std::string content_key(std::string_view text) {
   return fmt::format("{:016x}{:016x}", h.high64, h.low64);
 }
 
+std::string kernel_key(std::string_view toolchain_identity, std::string_view source) {
+  std::string text;
+  text.reserve(toolchain_identity.size() + 1 + source.size());
+  text.append(toolchain_identity).append("\n").append(source);
+  return content_key(text);
+}
+
 std::optional<Cache> Cache::open() {
   std::optional<std::string> root = cache_root();
   if (!root) return std::nullopt;

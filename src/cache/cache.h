@@ -46,5 +46,8 @@ class Cache {
 
 // A cache key: the XXH3-128 digest of `text`, as 32 hex digits.
 std::string content_key(std::string_view text);
+// A translation unit's kernel-cache key: its source under a toolchain's identity
+// (Toolchain::identity()). The host and the compile workers both compute it here.
+std::string kernel_key(std::string_view toolchain_identity, std::string_view source);
 
 }  // namespace kiln

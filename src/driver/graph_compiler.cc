@@ -9,8 +9,10 @@
 #include "autotune/tuner.h"
 #include "cache/cache.h"
 #include "cuda/driver.h"
+#include "driver/compile_executor.h"
 #include "driver/object_store.h"
 #include "driver/plan_builder.h"
+#include "driver/plan_entry.h"
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "support/build_id.h"
@@ -20,45 +22,22 @@
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
 #include "wire/frame.h"
-#include "worker/pool.h"
 
 namespace kiln {
 
 namespace {
-
-const char* tier_word(Tier t) { return t == Tier::fast ? "fast" : "optimized"; }
-
-TensorMap constants_of(const Graph& graph) {
-  TensorMap given;
-  for (const GraphConstant& c : graph.constants) given[c.name] = c.value;
-  return given;
-}
-
-std::string graph_entry(const CompiledPlan& plan, const TensorMap& given) {
-  return encode_fields({{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}});
-}
-
-CompiledPlan plan_from_fields(const std::string& plan_json, const std::string& constants_image,
-                              const TensorMap& given, const std::string& source) {
-  TensorMap made = parse_safetensors(reinterpret_cast<const uint8_t*>(constants_image.data()),
-                                     constants_image.size(), source + " (constants)");
-  return plan_from_json(plan_json, given, made, source);
-}
 
 std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& key, const TensorMap& given) {
   std::optional<std::string> entry = cache.get(CacheKind::graph, key);
   if (!entry) return std::nullopt;
   std::string source = fmt::format("graph cache entry {}", key);
   try {
-    Fields fields = decode_fields(*entry);
-    return plan_from_fields(fields.at("plan"), fields.at("constants"), given, source);
+    return plan_of(decode_plan_reply(decode_fields(*entry)), given, source);
   } catch (const std::exception& e) {  // a bad entry is a miss; the rebuild overwrites it
     if (log_enabled("cache")) log_line("cache", fmt::format("{}: {}; treated as a miss", source, e.what()));
     return std::nullopt;
   }
 }
-
-std::string cache_dir_field(const std::optional<Cache>& cache) { return cache ? cache->root() : std::string(); }
 
 TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache) {
   TuneSetup setup;
@@ -89,74 +68,46 @@ void finish_plan(CompiledPlan& plan, TuneSetup* tuning, const NativeCompile& how
   autotune_plan(plan, *tuning);
 }
 
-// The job's tier word: a CPU tier, or "cuda" (NVRTC for the job's "arch").
-const char* job_tier(const NativeCompile& how) { return how.device == Device::cuda ? "cuda" : tier_word(how.tier); }
-
-Job unit_job(const ObjectUnit& u, const NativeCompile& how, const std::optional<Cache>& cache) {
-  return Job{MessageType::compile_unit,
-             {{"name", u.name},
-              {"source", u.source},
-              {"tier", job_tier(how)},
-              {"arch", how.arch},
-              {"compiler", how.compiler},
-              {"cache_dir", cache_dir_field(cache)}},
-             fmt::format("compile_unit {}", u.name),
-             default_job_timeout()};
-}
-
-// One graph compiled in the workers, step by step in callbacks on the pool's threads:
-// the plan job, then the missing units' jobs in parallel, then loading. Whoever finishes
-// the last step calls `done`, exactly once.
-class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
+// One graph compiled, in every mode, by the same steps:
+//   graph cache lookup → (miss) plan → options and tuning → library warm-up started →
+//   objects found or compiled → graph entry written → warm-up waited for → executable.
+// The plan and the units are built by the executor (compile_executor.h), here or in the
+// workers; its callbacks may run on any thread. Whoever finishes the last step calls
+// `done`, exactly once.
+class GraphCompile : public std::enable_shared_from_this<GraphCompile> {
  public:
-  WorkerCompile(const Graph& graph, const NativeCompile& how, ExecutableDone done)
-      : graph_(graph), how_(how), done_(std::move(done)), given_(constants_of(graph)), cache_(Cache::open()) {}
+  GraphCompile(const Graph& graph, const NativeCompile& how, ExecutableDone done)
+      : graph_(graph),
+        how_(how),
+        done_(std::move(done)),
+        given_(constants_of(graph)),
+        cache_(Cache::open()),
+        executor_(make_compile_executor(how, cache_)) {}
 
   void start() {
-    key_ = cache_ ? graph_cache_key(graph_, how_) : std::string();
-    std::optional<CompiledPlan> plan = cache_ ? cached_plan(*cache_, key_, given_) : std::nullopt;
+    std::optional<CompiledPlan> plan;
+    try {
+      if (cache_) {
+        SpanScope span("compile", "graph cache lookup " + graph_.name);
+        key_ = graph_cache_key(graph_, how_);
+        plan = cached_plan(*cache_, key_, given_);
+      }
+    } catch (...) {
+      return finish(std::current_exception());
+    }
     hit_ = plan.has_value();
     bump(hit_ ? Stat::cache_graph_hit : Stat::cache_graph_miss);
     if (plan) return with_plan(std::move(*plan));
-    // The caller may be a call answering eagerly meanwhile: serializing the graph and its
-    // constants and handing the job to the pool (which may start a worker) happen on a
-    // thread of their own.
     auto self = shared_from_this();
-    run_in_background([self] {
-      try {
-        self->submit_plan_job();
-      } catch (...) {
-        self->finish(std::current_exception());
-      }
+    executor_->build_plan(graph_, [self](std::exception_ptr error, CompiledPlan fresh) {
+      if (error) return self->finish(error);
+      self->tune_then_build(std::move(fresh));
     });
   }
 
  private:
-  void submit_plan_job() {
-    auto self = shared_from_this();
-    pool().submit(Job{MessageType::compile_graph,
-                      {{"graph", print_graph(graph_)},
-                       {"constants", serialize_safetensors(given_)},
-                       {"tier", job_tier(how_)},
-                       {"arch", how_.arch},
-                       {"compiler", how_.compiler}},
-                      fmt::format("compile_graph {}", graph_.name),
-                      default_job_timeout()},
-                  [self](std::exception_ptr error, Fields reply) {
-                    if (error) return self->finish(error);
-                    try {
-                      self->tune_then_build(plan_from_fields(reply.at("plan"), reply.at("constants"), self->given_,
-                                                             fmt::format("compile worker's plan of graph {}", self->graph_.name)));
-                    } catch (...) {
-                      self->finish(std::current_exception());
-                    }
-                  });
-  }
-
-  WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
-
-  // A fresh plan from a worker: tuning waits on jobs, so it runs on a thread of its own,
-  // never on the pool's threads (whose jobs it waits for).
+  // Tuning waits on compile and benchmark jobs, so it runs where the executor allows
+  // blocking (never on a pool thread).
   void tune_then_build(CompiledPlan plan) {
     if (!how_.autotune) {
       finish_plan(plan, nullptr, how_);
@@ -164,47 +115,47 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
     }
     auto self = shared_from_this();
     auto fresh = std::make_shared<CompiledPlan>(std::move(plan));
-    run_in_background([self, fresh] {
+    executor_->run_blocking([self, fresh] {
       try {
         TuneSetup setup = tune_setup(self->how_, self->cache_);
         setup.compile = [self](const std::string& name, const std::string& source) {
-          Job job = unit_job(ObjectUnit{name, "", source, self->how_.device}, self->how_, std::nullopt);
-          return self->pool().submit(std::move(job)).get().at("object");
+          return self->executor_->compile_candidate(name, source);
         };
         finish_plan(*fresh, &setup, self->how_);
-        self->with_plan(std::move(*fresh));
       } catch (...) {
-        self->finish(std::current_exception());
+        return self->finish(std::current_exception());
       }
+      self->with_plan(std::move(*fresh));
     });
   }
 
   void with_plan(CompiledPlan plan) {
-    plan_ = std::move(plan);
-    if (log_enabled("output_code"))
-      for (const ObjectUnit& u : plan_.units) log_line("output_code", u.source);
-    objects_.resize(plan_.units.size());
     std::vector<size_t> missing;
-    for (size_t i = 0; i < plan_.units.size(); ++i) {
-      objects_[i] = find_object(plan_.units[i], cache_);
-      if (!objects_[i]) missing.push_back(i);
+    try {
+      plan_ = std::move(plan);
+      if (log_enabled("output_code"))
+        for (const ObjectUnit& u : plan_.units) log_line("output_code", u.source);
+      warmup_ = warm_up_libraries(plan_);  // waited for in finish_locked, on every way out
+      SpanScope span("compile", "load objects " + graph_.name);
+      objects_.resize(plan_.units.size());
+      for (size_t i = 0; i < plan_.units.size(); ++i) {
+        objects_[i] = find_object(plan_.units[i], cache_);
+        if (!objects_[i]) missing.push_back(i);
+      }
+    } catch (...) {
+      return finish(std::current_exception());
     }
     if (missing.empty()) return finish(nullptr);
     outstanding_ = missing.size();
     auto self = shared_from_this();
-    for (size_t i : missing)
-      pool().submit(unit_job(plan_.units[i], how_, cache_), [self, i](std::exception_ptr error, Fields reply) {
-        if (!error) {
-          try {
-            self->objects_[i] = load_object_from_reply(self->plan_.units[i], reply, self->cache_);
-          } catch (...) {
-            error = std::current_exception();
-          }
-        }
-        std::lock_guard<std::mutex> lock(self->mutex_);
-        if (error && !self->first_error_) self->first_error_ = error;
-        if (--self->outstanding_ == 0) self->finish_locked();
-      });
+    // Every unit is collected before the first error is reported.
+    executor_->compile_units(plan_, missing,
+                             [self](size_t i, std::exception_ptr error, std::shared_ptr<KernelObject> object) {
+                               std::lock_guard<std::mutex> lock(self->mutex_);
+                               if (error && !self->first_error_) self->first_error_ = error;
+                               self->objects_[i] = std::move(object);
+                               if (--self->outstanding_ == 0) self->finish_locked();
+                             });
   }
 
   void finish(std::exception_ptr error) {
@@ -213,14 +164,22 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
     finish_locked();
   }
 
-  // Every unit's job has answered: build the executable, or report the first error.
+  // Every step has answered: build the executable, or report the first error.
   void finish_locked() {
     std::unique_ptr<Executable> executable;
     std::exception_ptr error = first_error_;
     if (!error) {
       try {
-        if (cache_ && !hit_) cache_->put(CacheKind::graph, key_, graph_entry(plan_, given_));
+        if (cache_ && !hit_) cache_->put(CacheKind::graph, key_, encode_fields(encode(plan_reply_of(plan_, given_))));
         plan_.cuda_graphs = how_.cuda_graphs;
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }
+    if (warmup_.valid()) warmup_.wait();  // never running while the executable captures a CUDA graph
+    if (!error) {
+      try {
+        SpanScope span("compile", "executable " + graph_.name);
         executable = make_native_executable(std::move(plan_), objects_);
       } catch (...) {
         error = std::current_exception();
@@ -234,74 +193,16 @@ class WorkerCompile : public std::enable_shared_from_this<WorkerCompile> {
   ExecutableDone done_;
   TensorMap given_;
   std::optional<Cache> cache_;
+  std::unique_ptr<CompileExecutor> executor_;
   std::string key_;
   bool hit_ = false;
   CompiledPlan plan_;
+  std::future<void> warmup_;
   std::vector<std::shared_ptr<KernelObject>> objects_;
   std::mutex mutex_;
   size_t outstanding_ = 0;
   std::exception_ptr first_error_;
 };
-
-// Here: the plan and every missing object are built in this process (units in parallel).
-std::unique_ptr<Executable> compile_here(const Graph& graph, const NativeCompile& how) {
-  const TensorMap given = constants_of(graph);
-  const std::optional<Cache> cache = Cache::open();
-  std::string key;
-  std::optional<CompiledPlan> plan;
-  if (cache) {
-    SpanScope span("compile", "graph cache lookup " + graph.name);
-    key = graph_cache_key(graph, how);
-    plan = cached_plan(*cache, key, given);
-  }
-  const bool hit = plan.has_value();
-  bump(hit ? Stat::cache_graph_hit : Stat::cache_graph_miss);
-  if (!plan) {
-    plan = build_plan(graph, toolchain_of(how), how.device);
-    std::optional<TuneSetup> tuning;
-    if (how.autotune) {
-      tuning = tune_setup(how, cache);
-      tuning->compile = [&](const std::string& name, const std::string& source) {
-        return compile_object(tuning->toolchain, name, source);
-      };
-    }
-    finish_plan(*plan, tuning ? &*tuning : nullptr, how);
-  }
-  if (log_enabled("output_code"))
-    for (const ObjectUnit& u : plan->units) log_line("output_code", u.source);
-  // Waited for on every way out (a std::async future's destructor waits).
-  std::future<void> warmup = warm_up_libraries(*plan);
-  std::vector<std::shared_ptr<KernelObject>> objects(plan->units.size());
-  std::vector<size_t> missing;
-  {
-    SpanScope span("compile", "load objects " + graph.name);
-    for (size_t i = 0; i < plan->units.size(); ++i) {
-      objects[i] = find_object(plan->units[i], cache);
-      if (!objects[i]) missing.push_back(i);
-    }
-  }
-  if (!missing.empty()) {
-    Toolchain toolchain = toolchain_of(how);
-    std::vector<std::future<std::shared_ptr<KernelObject>>> compiles;
-    for (size_t i : missing)
-      compiles.push_back(std::async(missing.size() > 1 ? std::launch::async : std::launch::deferred,
-                                    [&, i] { return compile_object_here(plan->units[i], toolchain, cache); }));
-    std::exception_ptr first_error;  // every compile is collected before the first error is raised
-    for (size_t j = 0; j < missing.size(); ++j) {
-      try {
-        objects[missing[j]] = compiles[j].get();
-      } catch (...) {
-        if (!first_error) first_error = std::current_exception();
-      }
-    }
-    if (first_error) std::rethrow_exception(first_error);
-  }
-  if (cache && !hit) cache->put(CacheKind::graph, key, graph_entry(*plan, given));
-  plan->cuda_graphs = how.cuda_graphs;
-  warmup.wait();
-  SpanScope span("compile", "executable " + graph.name);
-  return make_native_executable(std::move(*plan), objects);
-}
 
 }  // namespace
 
@@ -310,9 +211,9 @@ void set_device(NativeCompile& how, Device device) {
   if (device == Device::cuda) how.arch = cuda::device_info().arch;
 }
 
-Toolchain toolchain_of(const NativeCompile& how) {
-  return how.device == Device::cuda ? cuda_toolchain(how.arch) : toolchain_for(how.tier, how.compiler);
-}
+ToolchainSpec toolchain_spec(const NativeCompile& how) { return {how.device, how.tier, how.compiler, how.arch}; }
+
+Toolchain toolchain_of(const NativeCompile& how) { return toolchain_of(toolchain_spec(how)); }
 
 std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
   return content_key(graph_cache_key_text(graph, how));
@@ -322,8 +223,8 @@ std::string build_options_text(const NativeCompile& how) {
   auto on = [](bool b) { return b ? "on" : "off"; };
   if (how.device == Device::cuda)
     return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off max_autotune={}", how.arch,
-                       tier_word(how.tier), on(how.max_autotune));
-  return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_word(how.tier),
+                       tier_name(how.tier), on(how.max_autotune));
+  return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_name(how.tier),
                      how.compiler, on(how.autotune), on(how.autotune && how.coordinate_descent),
                      on(how.autotune && how.max_autotune));
 }
@@ -347,21 +248,10 @@ std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
 }
 
 void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done) {
-  if (!how.in_workers) {
-    std::unique_ptr<Executable> executable;
-    std::exception_ptr error;
-    try {
-      executable = compile_here(graph, how);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    return done(error, std::move(executable));
-  }
-  std::make_shared<WorkerCompile>(graph, how, std::move(done))->start();
+  std::make_shared<GraphCompile>(graph, how, std::move(done))->start();
 }
 
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how) {
-  if (!how.in_workers) return compile_here(graph, how);
   auto promise = std::make_shared<std::promise<std::unique_ptr<Executable>>>();
   std::future<std::unique_ptr<Executable>> result = promise->get_future();
   compile_native_async(graph, how, [promise](std::exception_ptr error, std::unique_ptr<Executable> executable) {

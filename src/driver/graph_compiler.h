@@ -1,7 +1,7 @@
-// A graph to a native executable, through the caches and — in the worker modes — the
-// compile workers:
+// A graph to a native executable, by one path in every mode (docs/design.md §5), through
+// the caches and an executor (compile_executor.h) that builds here or in the workers:
 //   graph cache hit   → the plan, then each unit's object (process table, kernel cache)
-//   miss              → build_plan here (InProcess) or in a worker (compile_graph job)
+//   miss              → the plan built here (InProcess) or by a worker (compile_graph job)
 //   missing objects   → compiled here, or in parallel across the workers (compile_unit)
 // The graph entry is written once every object exists. In the worker modes this process
 // compiles nothing (compile.in_process stays 0); with everything cached it starts no
@@ -15,6 +15,7 @@
 #include "graph/graph.h"
 #include "kiln/compile.h"
 #include "runtime/executable.h"
+#include "worker/jobs.h"
 
 namespace kiln {
 
@@ -36,7 +37,8 @@ struct NativeCompile {
 
 // Targets `device`: for cuda, the host GPU's architecture (which needs the driver).
 void set_device(NativeCompile& how, Device device);
-// The toolchain `how` compiles units with.
+// The toolchain `how` compiles units with, as a job names it and built.
+ToolchainSpec toolchain_spec(const NativeCompile& how);
 Toolchain toolchain_of(const NativeCompile& how);
 
 // How `how` builds, in words: the plan's options ("tier=optimized compiler=gcc autotune=on ...").
@@ -44,8 +46,8 @@ std::string build_options_text(const NativeCompile& how);
 
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how);
 
-// The same, reporting through `done` (exactly once): at once on this thread when the
-// caches hold everything or the compile runs here, else later on a pool thread.
+// The same, reporting through `done` (exactly once): before returning when the caches hold
+// everything or the compile runs here, else later on a pool thread.
 using ExecutableDone = std::function<void(std::exception_ptr error, std::unique_ptr<Executable> executable)>;
 void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done);
 

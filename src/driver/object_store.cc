@@ -68,11 +68,10 @@ std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit, const 
   return load_object(unit, bytes);
 }
 
-std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
-                                                const std::optional<Cache>& cache) {
-  auto inline_object = reply.find("object");
-  if (inline_object != reply.end()) return load_object(unit, inline_object->second);
-  const std::string& key = reply.at("key");
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const UnitReply& reply,
+                                                     const std::optional<Cache>& cache) {
+  if (reply.object) return load_object(unit, *reply.object);
+  const std::string& key = reply.key;
   std::optional<std::string> bytes = cache ? cache->get(CacheKind::kernel, key) : std::nullopt;
   if (!bytes)
     throw WorkerError(fmt::format("compile worker reported unit {} cached as {}, but the kernel cache has no "

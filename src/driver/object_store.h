@@ -12,7 +12,7 @@
 #include "compile/shared_object.h"
 #include "compile/toolchain.h"
 #include "runtime/plan.h"
-#include "wire/frame.h"
+#include "worker/jobs.h"
 
 namespace kiln {
 
@@ -26,7 +26,7 @@ std::shared_ptr<KernelObject> load_object(const ObjectUnit& unit, std::string_vi
 
 // Loads the object a worker's compile_unit reply names: inline bytes (caches off), else
 // the kernel cache entry under the reply's key (WorkerError if it is missing or corrupt).
-std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const Fields& reply,
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const UnitReply& reply,
                                                      const std::optional<Cache>& cache);
 
 // Empties this process's table (objects stay mapped): the next lookups go to the cache,

@@ -79,12 +79,37 @@ void check_lowering_fault() {
 
 }  // namespace
 
-Graph optimize_graph(const Graph& input) {
-  Graph g = run_pass("decompose_ops", decompose_ops, input);
-  g = run_pass("simplify_views", simplify_views, g);
-  g = run_pass("fold_constants", fold_constants, g);
-  g = run_pass("eliminate_common_subexpressions", eliminate_common_subexpressions, g);
-  g = run_pass("eliminate_dead_nodes", eliminate_dead_nodes, g);
+namespace {
+
+bool every_device(Device) { return true; }
+bool cuda_plans(Device device) { return device == Device::cuda; }
+
+struct PassEntry {
+  const char* name;
+  Pass pass;
+  bool (*applies)(Device);  // which plans run it
+};
+
+// Every graph pass, in order. The CUDA fusions bracket the generic passes: attention and
+// activations are matched before decompose_ops takes softmax and gelu apart; epilogues
+// after simplify_views and CSE have put the products' tails in their final form.
+constexpr PassEntry kPasses[] = {
+    {"fuse_attention", fuse_attention, cuda_plans},
+    {"fuse_gemm_activations", fuse_gemm_activations, cuda_plans},
+    {"decompose_ops", decompose_ops, every_device},
+    {"simplify_views", simplify_views, every_device},
+    {"fold_constants", fold_constants, every_device},
+    {"eliminate_common_subexpressions", eliminate_common_subexpressions, every_device},
+    {"eliminate_dead_nodes", eliminate_dead_nodes, every_device},
+    {"fuse_gemm_epilogues", fuse_gemm_epilogues, cuda_plans},
+};
+
+}  // namespace
+
+Graph optimize_graph(const Graph& input, Device device) {
+  Graph g = input;
+  for (const PassEntry& entry : kPasses)
+    if (entry.applies(device)) g = run_pass(entry.name, entry.pass, g);
   return g;
 }
 

@@ -9,8 +9,11 @@
 
 namespace kiln {
 
-// The graph passes, in order: decompose → simplify views → fold constants → CSE → DCE.
-Graph optimize_graph(const Graph& graph);
+// The graph passes for a plan on `device`, in the order of the one list in pipeline.cc:
+// (cuda: fuse_attention → fuse_gemm_activations →) decompose → simplify views → fold
+// constants → CSE → DCE (→ cuda: fuse_gemm_epilogues). Each runs through run_pass: timed,
+// logged, and the graph verified after every change.
+Graph optimize_graph(const Graph& graph, Device device = Device::cpu);
 
 // Verifies `graph` and builds its executable under `options`: InProcess runs
 // optimize_graph → lower → codegen → toolchain here, Subprocess in compile workers, both

@@ -10,7 +10,6 @@
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
-#include "passes/passes.h"
 #include "runtime/profiling.h"
 
 namespace kiln {
@@ -112,7 +111,7 @@ void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
     unit.name = sources[u].front().name;
     unit.source = emit_translation_unit(plan.graph.name, sources[u], dialect_of(plan.device));
     unit.device = plan.device;
-    unit.key = content_key(toolchain.identity() + "\n" + unit.source);
+    unit.key = kernel_key(toolchain.identity(), unit.source);
   }
 }
 
@@ -120,12 +119,7 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   Graph optimized;
   {
     SpanScope span("compile", "passes " + graph.name);
-    if (device == Device::cuda) {
-      optimized = optimize_graph(fuse_gemm_activations(fuse_attention(graph).graph).graph);
-      optimized = fuse_gemm_epilogues(optimized).graph;
-    } else {
-      optimized = optimize_graph(graph);
-    }
+    optimized = optimize_graph(graph, device);
   }
   Program program;
   {

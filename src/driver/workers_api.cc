@@ -48,20 +48,15 @@ std::future<CompiledKernel> compile_source(const std::string& name, const std::s
   std::future<CompiledKernel> result = promise->get_future();
   // The pool thread that ran the job loads its object, so the future is ready (and
   // wait_for works) as soon as the kernel is.
+  Job job = encode(CompileUnitJob{name, source, ToolchainSpec{}, cache ? cache->root() : std::string()});
+  job.name = fmt::format("compile_source {}", name);  // as the caller named it, in errors
   compile_pool(r.worker_start, r.compile_threads)
-      .submit(Job{MessageType::compile_unit,
-                  {{"name", name},
-                   {"source", source},
-                   {"tier", "optimized"},
-                   {"compiler", "gcc"},
-                   {"cache_dir", cache ? cache->root() : std::string()}},
-                  fmt::format("compile_source {}", name),
-                  default_job_timeout()},
+      .submit(std::move(job),
               [promise, name, cache](std::exception_ptr error, Fields reply) {
                 try {
                   if (error) std::rethrow_exception(error);
                   ObjectUnit unit{name, "", ""};
-                  std::shared_ptr<KernelObject> object = load_object_from_reply(unit, reply, cache);
+                  std::shared_ptr<KernelObject> object = load_object_from_reply(unit, decode_unit_reply(reply), cache);
                   void* address = object->symbol(name);
                   promise->set_value(CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));
                 } catch (...) {

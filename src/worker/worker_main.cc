@@ -19,6 +19,7 @@
 #include "compile/nvrtc.h"
 #include "compile/toolchain.h"
 #include "driver/plan_builder.h"
+#include "driver/plan_entry.h"
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "runtime/profiling.h"
@@ -26,6 +27,7 @@
 #include "support/build_id.h"
 #include "support/fault_injection.h"
 #include "wire/frame.h"
+#include "worker/jobs.h"
 #include "worker/launch.h"
 
 namespace kiln {
@@ -34,49 +36,34 @@ namespace {
 
 constexpr int kChannel = 0;
 
-Tier parse_tier(const std::string& word) {
-  if (word == "fast") return Tier::fast;
-  if (word == "optimized") return Tier::optimized;
-  throw Error(fmt::format("unknown tier '{}'", word));
-}
-
 std::optional<Cache> cache_at(const std::string& dir) {
   if (dir.empty()) return std::nullopt;
   return Cache(dir);
 }
 
-Fields compile_graph_job(const Frame& request) {
-  const std::string& constants_image = request.at("constants");
-  TensorMap given = parse_safetensors(reinterpret_cast<const uint8_t*>(constants_image.data()),
-                                      constants_image.size(), "constants of the compile job");
-  Graph graph = parse_graph(request.at("graph"), "<compile job>", &given);
+PlanReply compile_graph_job(const CompileGraphJob& job) {
+  TensorMap given = parse_safetensors(reinterpret_cast<const uint8_t*>(job.constants.data()), job.constants.size(),
+                                      "constants of the compile job");
+  Graph graph = parse_graph(job.graph_text, "<compile job>", &given);
   verify_graph(graph);
-  const bool cuda = request.at("tier") == "cuda";
-  Toolchain toolchain = cuda ? cuda_toolchain(request.at("arch")) : toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
-  CompiledPlan plan = build_plan(graph, toolchain, cuda ? Device::cuda : Device::cpu);
-  return {{"plan", plan_to_json(plan)}, {"constants", serialize_safetensors(new_constants(plan, given))}};
+  return plan_reply_of(build_plan(graph, toolchain_of(job.toolchain), job.toolchain.device), given);
 }
 
-// A unit's object: a shared object from the C toolchains, or (tier "cuda") a cubin from
-// NVRTC for the job's GPU architecture; the kernel cache key names the compiler either way.
-Fields compile_unit_job(const Frame& request) {
-  const std::string& name = request.at("name");
-  std::string source = request.at("source");
+// A unit's object: a shared object from the C toolchains, or a cubin from NVRTC for the
+// job's GPU architecture; the kernel cache key names the compiler either way.
+UnitReply compile_unit_job(CompileUnitJob job) {
   const InjectedFault::Kind fault = injected_fault().kind;  // support/fault_injection.h
   if (fault == InjectedFault::Kind::crash) std::abort();
   if (fault == InjectedFault::Kind::compile_error)
-    source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
-  const bool cuda = request.at("tier") == "cuda";
-  const Toolchain toolchain = cuda ? cuda_toolchain(request.at("arch"))
-                                   : toolchain_for(parse_tier(request.at("tier")), request.at("compiler"));
-  // The same key the host computed for the unit (plan_builder.cc's assemble_units).
-  std::string key = content_key(toolchain.identity() + "\n" + source);
-  std::optional<Cache> cache = cache_at(request.at("cache_dir"));
-  if (cache && cache->get(CacheKind::kernel, key)) return {{"key", key}};  // another process built it
-  std::string object = compile_object(toolchain, name, source);
-  if (!cache) return {{"key", key}, {"object", std::move(object)}};
+    job.source += "\n#error injected fault (KILN_INJECT_FAULT=compile_error)\n";
+  const Toolchain toolchain = toolchain_of(job.toolchain);
+  std::string key = kernel_key(toolchain.identity(), job.source);
+  std::optional<Cache> cache = cache_at(job.cache_dir);
+  if (cache && cache->get(CacheKind::kernel, key)) return {key, std::nullopt};  // another process built it
+  std::string object = compile_object(toolchain, job.name, job.source);
+  if (!cache) return {key, std::move(object)};
   cache->put(CacheKind::kernel, key, object);
-  return {{"key", key}};
+  return {key, std::nullopt};
 }
 
 Fields answer(const Frame& request) {
@@ -84,8 +71,8 @@ Fields answer(const Frame& request) {
   begin_job_spans();
   try {
     switch (request.type) {
-      case MessageType::compile_graph: reply = compile_graph_job(request); break;
-      case MessageType::compile_unit: reply = compile_unit_job(request); break;
+      case MessageType::compile_graph: reply = encode(compile_graph_job(decode_compile_graph_job(request.fields))); break;
+      case MessageType::compile_unit: reply = encode(compile_unit_job(decode_compile_unit_job(request.fields))); break;
       default:
         if (injected_fault().kind == InjectedFault::Kind::benchmark_crash) std::abort();
         reply = answer_benchmark(request);

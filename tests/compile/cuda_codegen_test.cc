@@ -11,6 +11,7 @@
 #include "kiln/kiln.h"
 #include "lower/lower.h"
 #include "trace/tracer.h"
+#include "worker/jobs.h"
 #include "worker/pool.h"
 
 namespace kiln::testing {
@@ -34,12 +35,11 @@ std::string cuda_source(const std::string& name, const std::vector<Tensor>& exam
 
 // Compiles `source` with NVRTC in a compile worker; returns the cubin's size.
 size_t compile_in_worker(const std::string& name, const std::string& source) {
-  Job job{MessageType::compile_unit,
-          {{"name", name}, {"source", source}, {"tier", "cuda"}, {"compiler", "nvrtc"}, {"arch", "sm_90"}, {"cache_dir", ""}},
-          "compile_unit " + name,
-          default_job_timeout()};
-  Fields reply = compile_pool(WorkerStart::Subprocess, 1).submit(std::move(job)).get();
-  return reply.at("object").size();
+  ToolchainSpec nvrtc;
+  nvrtc.device = Device::cuda;
+  nvrtc.arch = "sm_90";
+  Fields reply = compile_pool(WorkerStart::Subprocess, 1).submit(encode(CompileUnitJob{name, source, nvrtc, ""})).get();
+  return decode_unit_reply(reply).object.value().size();
 }
 
 const std::string kSinCos = cuda_source("sincos", {randn({64, 64}), randn({64, 64})},

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "driver/pipeline.h"
 #include "eager/interpreter.h"
 #include "graph/text.h"
 #include "graph/verify.h"
@@ -81,6 +82,34 @@ TEST(Passes, TextCases) {
     }
   }
   EXPECT_GE(count, 8);
+}
+
+// The pipeline's one pass list: device passes are entries of it, run (and logged, and
+// verified) through run_pass like the others, for the plans they apply to.
+TEST(Passes, ThePipelineRunsTheCudaFusionsForCudaPlansOnly) {
+  const std::string text = R"(graph g(%q: f32[2, 3, 5, 8], %k: f32[2, 3, 7, 8], %v: f32[2, 3, 7, 4]) {
+  %0 = permute(%k, dims=[0, 1, 3, 2])
+  %1 = matmul(%q, %0)
+  %2 = div(%1, 2.0)
+  %3 = softmax(%2, dim=-1)
+  %4 = matmul(%3, %v)
+  return %4
+}
+)";
+  Graph g = parse_graph(text, "attention");
+  setenv("KILN_LOGS", "passes", 1);
+  ::testing::internal::CaptureStderr();
+  std::string cuda = print_graph(optimize_graph(g, Device::cuda));
+  std::string cuda_log = ::testing::internal::GetCapturedStderr();
+  ::testing::internal::CaptureStderr();
+  std::string cpu = print_graph(optimize_graph(g, Device::cpu));
+  std::string cpu_log = ::testing::internal::GetCapturedStderr();
+  unsetenv("KILN_LOGS");
+  EXPECT_NE(cuda.find("attention(%q, %k, %v, divide=true, scale=2.0)"), std::string::npos) << cuda;
+  EXPECT_NE(cuda_log.find("after fuse_attention:"), std::string::npos) << cuda_log;
+  EXPECT_EQ(cpu.find("attention("), std::string::npos) << cpu;
+  EXPECT_EQ(cpu_log.find("fuse_attention"), std::string::npos) << cpu_log;
+  EXPECT_NE(cpu_log.find("after decompose_ops:"), std::string::npos) << cpu_log;
 }
 
 }  // namespace

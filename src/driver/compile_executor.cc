@@ -1,0 +1,133 @@
+#include "driver/compile_executor.h"
+
+#include <fmt/format.h>
+
+#include <future>
+
+#include "driver/object_store.h"
+#include "driver/plan_builder.h"
+#include "driver/plan_entry.h"
+#include "worker/pool.h"
+
+namespace kiln {
+
+namespace {
+
+class HereExecutor final : public CompileExecutor {
+ public:
+  HereExecutor(const NativeCompile& how, std::optional<Cache> cache)
+      : toolchain_(toolchain_of(how)), device_(how.device), cache_(std::move(cache)) {}
+
+  void build_plan(const Graph& graph, PlanDone done) override {
+    CompiledPlan plan;
+    try {
+      plan = kiln::build_plan(graph, toolchain_, device_);
+    } catch (...) {
+      return done(std::current_exception(), {});
+    }
+    done(nullptr, std::move(plan));
+  }
+
+  // Units compile in parallel; each is reported in order once all have been started.
+  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units, ObjectDone done) override {
+    std::vector<std::future<std::shared_ptr<KernelObject>>> compiles;
+    for (size_t i : units)
+      compiles.push_back(std::async(units.size() > 1 ? std::launch::async : std::launch::deferred,
+                                    [&, i] { return compile_object_here(plan.units[i], toolchain_, cache_); }));
+    for (size_t j = 0; j < units.size(); ++j) {
+      std::shared_ptr<KernelObject> object;
+      std::exception_ptr error;
+      try {
+        object = compiles[j].get();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      done(units[j], error, std::move(object));
+    }
+  }
+
+  std::string compile_candidate(const std::string& name, const std::string& source) override {
+    return compile_object(toolchain_, name, source);
+  }
+
+  void run_blocking(std::function<void()> task) override { task(); }
+
+ private:
+  Toolchain toolchain_;
+  Device device_;
+  std::optional<Cache> cache_;
+};
+
+class WorkerExecutor final : public CompileExecutor {
+ public:
+  WorkerExecutor(const NativeCompile& how, std::optional<Cache> cache) : how_(how), cache_(std::move(cache)) {}
+
+  // The caller may be a call answering eagerly meanwhile: serializing the graph and its
+  // constants and handing the job to the pool (which may start a worker) happen on a
+  // thread of their own.
+  void build_plan(const Graph& graph, PlanDone done) override {
+    run_in_background([this, graph, done] {
+      try {
+        std::string source = fmt::format("compile worker's plan of graph {}", graph.name);
+        pool().submit(encode(plan_job(graph, toolchain_spec(how_))),
+                      [given = constants_of(graph), source, done](std::exception_ptr error, Fields reply) {
+                        if (error) return done(error, {});
+                        CompiledPlan plan;
+                        try {
+                          plan = plan_of(decode_plan_reply(reply), given, source);
+                        } catch (...) {
+                          return done(std::current_exception(), {});
+                        }
+                        done(nullptr, std::move(plan));
+                      });
+      } catch (...) {
+        done(std::current_exception(), {});
+      }
+    });
+  }
+
+  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units, ObjectDone done) override {
+    for (size_t i : units) {
+      const ObjectUnit& unit = plan.units[i];
+      pool().submit(encode(unit_job(unit.name, unit.source, cache_)),
+                    [this, &unit, i, done](std::exception_ptr error, Fields reply) {
+                      std::shared_ptr<KernelObject> object;
+                      if (!error) {
+                        try {
+                          object = load_object_from_reply(unit, decode_unit_reply(reply), cache_);
+                        } catch (...) {
+                          error = std::current_exception();
+                        }
+                      }
+                      done(i, error, std::move(object));
+                    });
+    }
+  }
+
+  std::string compile_candidate(const std::string& name, const std::string& source) override {
+    UnitReply reply = decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt))).get());
+    if (!reply.object) throw WireError(fmt::format("compile worker's reply for {} carries no object", name));
+    return std::move(*reply.object);
+  }
+
+  void run_blocking(std::function<void()> task) override { run_in_background(std::move(task)); }
+
+ private:
+  WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
+
+  CompileUnitJob unit_job(const std::string& name, const std::string& source, const std::optional<Cache>& cache) {
+    return {name, source, toolchain_spec(how_), cache ? cache->root() : std::string()};
+  }
+
+  NativeCompile how_;
+  std::optional<Cache> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<CompileExecutor> make_compile_executor(const NativeCompile& how, const std::optional<Cache>& cache) {
+  if (how.in_workers) return std::make_unique<WorkerExecutor>(how, cache);
+  return std::make_unique<HereExecutor>(how, cache);
+}
+
+}  // namespace kiln
