@@ -9,7 +9,7 @@
 
 #include "compile/shared_object.h"
 #include "kiln/tensor.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "support/text.h"
 #include "tensor/tensor_impl.h"
 
@@ -75,6 +75,11 @@ std::vector<double> benchmark_times(const Fields& reply, size_t kernels) {
   if (times.size() != kernels)
     throw WireError(fmt::format("benchmark reply: {} times for {} kernels", times.size(), kernels));
   return times;
+}
+
+std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request, std::string what) {
+  return benchmark_times(benchmark_pool(start).submit(benchmark_job(request, std::move(what))).get(),
+                         request.kernels.size());
 }
 
 Fields answer_benchmark(const Frame& request) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "autotune/config.h"
+#include "codegen/kernel_config.h"
 
 namespace kiln {
 

@@ -8,12 +8,10 @@
 
 #include "autotune/benchmark.h"
 #include "codegen/c_emitter.h"
-#include "driver/plan_builder.h"
 #include "kiln/error.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "support/log.h"
 #include "support/stats.h"
-#include "worker/pool.h"
 
 namespace kiln {
 
@@ -67,10 +65,8 @@ class KernelTuner {
     request.sizes = hints_;
     request.buffers = buffers_of(plan_, kernel_, hints_);
     request.seconds_per_kernel = setup_.seconds_per_config;
-    Fields reply = benchmark_pool(setup_.benchmark_start)
-                       .submit(benchmark_job(request, fmt::format("benchmark {} ({} configs)", kernel_.name, configs.size())))
-                       .get();
-    std::vector<double> times = benchmark_times(reply, configs.size());
+    std::vector<double> times =
+        setup_.benchmark(request, fmt::format("benchmark {} ({} configs)", kernel_.name, configs.size()));
     for (size_t i = 0; i < configs.size(); ++i) {
       report_.timed.emplace_back(configs[i], times[i]);
       if (log_enabled("autotune"))
@@ -225,7 +221,6 @@ std::vector<TuneReport> autotune_plan(CompiledPlan& plan, const TuneSetup& setup
     tuned_here[hash] = k.config;
     reports.push_back(std::move(report));
   }
-  assemble_units(plan, setup.toolchain);
   return reports;
 }
 

@@ -8,7 +8,8 @@
 //      graph's size hints (autotune.runs);
 //   4. coordinate descent: the neighbours of the best config (one field changed) are timed
 //      beside it, round after round, while one is faster by more than the noise margin;
-//   5. the winner is cached, and the plan's units are rebuilt with the chosen configs.
+//   5. the winner is cached and set on the plan's kernel; the caller rebuilds the units
+//      (plan_builder.h's assemble_units) with the chosen configs.
 // A kernel whose variants fail to compile or to run keeps its default config (logged under
 // KILN_LOGS=autotune, counted in autotune.failures): tuning never fails a compile.
 #pragma once
@@ -19,10 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "autotune/benchmark.h"
 #include "autotune/lookup_table.h"
 #include "cache/cache.h"
 #include "compile/toolchain.h"
-#include "kiln/compile.h"
 #include "runtime/plan.h"
 
 namespace kiln {
@@ -31,7 +32,9 @@ struct TuneSetup {
   Toolchain toolchain;  // the one the plan's units are built with
   // Compiles a translation unit to object bytes: here, or in a compile worker.
   std::function<std::string(const std::string& name, const std::string& source)> compile;
-  WorkerStart benchmark_start = WorkerStart::Subprocess;
+  // Times a request's kernels (median seconds each, in order): the caller's benchmark
+  // worker (benchmark_in_worker), so tuning itself starts no process.
+  std::function<std::vector<double>(const BenchmarkRequest& request, const std::string& what)> benchmark;
   std::optional<Cache> cache;
   std::shared_ptr<const LookupTable> table;
   bool coordinate_descent = true;
@@ -52,6 +55,7 @@ struct TuneReport {
   std::string error;
 };
 
+// Sets each tunable kernel's config; the units' source is not rebuilt here.
 std::vector<TuneReport> autotune_plan(CompiledPlan& plan, const TuneSetup& setup);
 
 // The name-agnostic hash that keys tuned configs: the kernel's body with its name replaced,

@@ -1247,10 +1247,6 @@ std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dia
 
 namespace {
 
-// Elements a kernel must have to run on several threads (a parallel region costs a few
-// microseconds); autotuning may lower or raise it (GRAIN).
-constexpr int64_t kDefaultGrain = 32768;
-
 // The plain KILN_<FIELD> macros of a config: every field but THREADS and VEC (which become
 // clauses and attributes), with CHUNK, BLOCK and GRAIN always defined.
 KernelConfig config_macros(const KernelConfig& config) {
@@ -1291,32 +1287,8 @@ std::string emit_translation_unit(const std::string& graph_name, const std::vect
   return src;
 }
 
-TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
-  TuneSpace space;
-  if (target.threads > 1) {
-    space.fields.push_back({"THREADS", thread_choices(target)});
-    space.defaults["THREADS"] = 0;  // every thread OpenMP has
-    space.candidates.push_back({{"THREADS", 1}});
-    space.fields.push_back({"GRAIN", {2048, 8192, kDefaultGrain, 131072}});
-    space.defaults["GRAIN"] = kDefaultGrain;
-    space.candidates.push_back({{"GRAIN", 2048}});
-  }
-  space.fields.push_back({"VEC", target.vector_widths});
-  space.defaults["VEC"] = 0;  // the compiler's choice for the target
-  for (int64_t w : target.vector_widths)
-    if (w != target.vector_widths.front()) space.candidates.push_back({{"VEC", w}});
-  if (k.kind == LoopKernel::Kind::Row && k.columns) {
-    space.fields.push_back({"BLOCK", {32, 64, 128, 256, 512, 1024}});
-    space.defaults["BLOCK"] = 256;
-    space.candidates.push_back({{"BLOCK", 64}});
-    space.candidates.push_back({{"BLOCK", 1024}});
-  } else if (k.kind == LoopKernel::Kind::Row && !streamed_inputs(k).empty()) {
-    space.fields.push_back({"CHUNK", {64, 128, 256, 512, 1024, 2048}});
-    space.defaults["CHUNK"] = 256;
-    space.candidates.push_back({{"CHUNK", 64}});
-    space.candidates.push_back({{"CHUNK", 1024}});
-  }
-  return space;
+bool row_streams_inputs(const LoopKernel& kernel) {
+  return kernel.kind == LoopKernel::Kind::Row && !kernel.columns && !streamed_inputs(kernel).empty();
 }
 
 }  // namespace kiln

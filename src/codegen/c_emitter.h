@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "autotune/config.h"
+#include "codegen/kernel_config.h"
 #include "loop/kernel.h"
 
 namespace kiln {
@@ -77,9 +77,10 @@ struct KernelSource {
 std::string emit_translation_unit(const std::string& graph_name, const std::vector<KernelSource>& kernels,
                                   const Dialect& dialect);
 
-// What autotuning may change in `kernel`'s config on `target`: threads and vector width for
-// every kernel; the rows per block of a column reduction; the prefetch chunk of a row
-// reduction that streams its inputs.
-TuneSpace tuning_space(const LoopKernel& kernel, const TuneTarget& target);
+// Whether a row kernel prefetches its streamed inputs in chunks (its CHUNK config field).
+bool row_streams_inputs(const LoopKernel& kernel);
+// The default of a parallel loop's GRAIN config field: elements a kernel must have to run
+// on several threads (a parallel region costs a few microseconds); tuning may move it.
+constexpr int64_t kDefaultGrain = 32768;
 
 }  // namespace kiln

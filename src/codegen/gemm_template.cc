@@ -73,23 +73,4 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
   return src;
 }
 
-TuneSpace gemm_tuning_space(const TuneTarget& target) {
-  TuneSpace space;
-  space.fields.push_back({"IMPL", {0, 1}});
-  space.fields.push_back({"BM", {8, 16, 32, 64}});
-  space.fields.push_back({"BN", {32, 64, 128, 256}});
-  space.fields.push_back({"BK", {64, 128, 256, 512}});
-  space.defaults = {{"IMPL", 0}, {"BM", 16}, {"BN", 128}, {"BK", 256}};
-  if (target.threads > 1) {
-    space.fields.push_back({"THREADS", thread_choices(target)});
-    space.defaults["THREADS"] = 0;
-  }
-  space.fields.push_back({"VEC", target.vector_widths});
-  space.defaults["VEC"] = 0;
-  space.candidates = {{{"IMPL", 1}},
-                      {{"IMPL", 1}, {"BM", 32}, {"BN", 64}},
-                      {{"IMPL", 1}, {"BM", 8}, {"BN", 256}, {"BK", 512}}};
-  return space;
-}
-
 }  // namespace kiln

@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "autotune/config.h"
+#include "codegen/kernel_config.h"
 #include "codegen/c_emitter.h"
 
 namespace kiln {
@@ -23,6 +23,5 @@ struct GemmShape {
 // Params: 0 = C (written), 1 = A, 2 = B; contiguous.
 std::string emit_gemm_template(const std::string& name, const GemmShape& shape, int num_symbols,
                                const Dialect& dialect);
-TuneSpace gemm_tuning_space(const TuneTarget& target);
 
 }  // namespace kiln

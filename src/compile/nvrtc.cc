@@ -7,7 +7,7 @@
 
 #include "kiln/error.h"
 #include "support/dynamic_library.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 
 namespace kiln {
 

@@ -12,7 +12,7 @@
 
 #include "compile/nvrtc.h"
 #include "kiln/error.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "support/process.h"
 
 namespace kiln {

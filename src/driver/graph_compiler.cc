@@ -18,7 +18,7 @@
 #include "support/build_id.h"
 #include "support/log.h"
 #include "runtime/library_warmup.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
 #include "wire/frame.h"
@@ -42,7 +42,9 @@ std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& k
 TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache) {
   TuneSetup setup;
   setup.toolchain = toolchain_of(how);
-  setup.benchmark_start = how.start;
+  setup.benchmark = [start = how.start](const BenchmarkRequest& request, const std::string& what) {
+    return benchmark_in_worker(start, request, what);
+  };
   setup.cache = cache;
   setup.table = LookupTable::from_environment();
   setup.coordinate_descent = how.coordinate_descent;
@@ -66,6 +68,7 @@ void finish_plan(CompiledPlan& plan, TuneSetup* tuning, const NativeCompile& how
   if (!tuning) return;
   if (how.max_autotune) add_gemm_templates(plan, tuning->toolchain);
   autotune_plan(plan, *tuning);
+  assemble_units(plan, tuning->toolchain);
 }
 
 // One graph compiled, in every mode, by the same steps:

@@ -7,10 +7,11 @@
 #include "cache/cache.h"
 #include "codegen/c_emitter.h"
 #include "codegen/gemm_template.h"
+#include "autotune/spaces.h"
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 
 namespace kiln {
 

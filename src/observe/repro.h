@@ -1,7 +1,8 @@
 // Runnable repros (docs/design.md §7): every compiled graph can leave a file from which `kiln
 // repro FILE` rebuilds the graph, makes inputs of the recorded shapes, strides, dtypes and
 // dynamic sizes (or loads the real ones, saved with KILN_TRACE_SAVE_INPUTS=1), compiles
-// with the recorded options, runs, and compares with the eager interpreter.
+// with the recorded options, runs, and compares with the eager interpreter
+// (driver/replay_repro.h: replaying compiles, so it sits above this file format).
 //
 // Files, written atomically (temp + rename, the JSON last): BASE.json, with the graph's
 // text, size bindings, input strides, options and seed; BASE.constants.safetensors and
@@ -42,12 +43,6 @@ Repro read_repro(const std::string& path);  // FormatError naming the file and t
 // The inputs the replay runs on: the saved ones, else seeded random tensors of the
 // recorded layout.
 std::vector<Tensor> repro_inputs(const Repro& repro);
-
-struct ReproOutcome {
-  int exit_code = 0;   // 0: compiled equals eager; 1: mismatch; 2: an error (compile, run)
-  std::string report;  // what ran and what differed, for people
-};
-ReproOutcome run_repro(const Repro& repro);
 
 // Random values of `dtype` like real data: normal floats, small integers, booleans.
 Tensor random_tensor(DType dtype, const Shape& shape);

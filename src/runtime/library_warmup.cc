@@ -7,7 +7,7 @@
 #include "cuda/driver.h"
 #include "eager/interpreter.h"
 #include "graph/dim.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "support/log.h"
 #include "tensor/tensor_impl.h"
 

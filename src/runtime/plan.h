@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autotune/config.h"
+#include "codegen/kernel_config.h"
 #include "graph/graph.h"
 #include "kiln/safetensors.h"
 

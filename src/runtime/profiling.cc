@@ -42,7 +42,16 @@ std::shared_ptr<Profiler::State> g_active;  // the started profiler
 bool g_profiler_records = false;            // its schedule keeps the current step
 std::atomic<bool> g_observed{false};
 
-void update_observed() { g_observed.store(g_hooks != nullptr || g_profiler_records, std::memory_order_relaxed); }
+void record_compile_span(std::string_view category, std::string_view name, double start_seconds,
+                         double end_seconds) {
+  record_span(category, name, start_seconds, end_seconds);
+}
+
+void update_observed() {
+  const bool observed = g_hooks != nullptr || g_profiler_records;
+  g_observed.store(observed, std::memory_order_relaxed);
+  set_span_sink(observed ? record_compile_span : nullptr);
+}
 
 int64_t this_thread_id() { return static_cast<int64_t>(syscall(SYS_gettid)); }
 
@@ -65,15 +74,6 @@ void add_event(ProfileEvent event, bool started_recording = false) {
   if (!g_active || !(g_profiler_records || started_recording)) return;
   std::lock_guard<std::mutex> events_lock(g_active->mutex);
   g_active->events.push_back(std::move(event));
-}
-
-thread_local std::vector<Span>* t_job_spans = nullptr;
-
-std::string clean(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c == '|' || c == ';' || static_cast<unsigned char>(c) < 32) c = '_';
-  return out;
 }
 
 }  // namespace
@@ -133,31 +133,6 @@ void record_span(std::string_view category, std::string_view name, double start_
   ProfileEvent e{std::string(name), std::string(category), getpid(), this_thread_id(), start_seconds * 1e6,
                  (end_seconds - start_seconds) * 1e6, std::move(args), {}};
   add_event(std::move(e), started_recording);
-}
-
-SpanScope::SpanScope(std::string_view category, std::string name)
-    : category_(category), name_(std::move(name)), start_(monotonic_seconds()) {}
-
-SpanScope::~SpanScope() {
-  const double end = monotonic_seconds();
-  if (t_job_spans) t_job_spans->push_back({name_, category_, start_, end - start_});
-  if (g_observed.load(std::memory_order_relaxed)) record_span(category_, name_, start_, end);
-}
-
-void begin_job_spans() {
-  delete t_job_spans;
-  t_job_spans = new std::vector<Span>();
-}
-
-std::string end_job_spans() {
-  std::string out;
-  if (!t_job_spans) return out;
-  for (const Span& s : *t_job_spans)
-    out += fmt::format("{}{}|{}|{:.6f}|{:.6f}", out.empty() ? "" : ";", clean(s.name), clean(s.category),
-                       s.start_seconds, s.duration_seconds);
-  delete t_job_spans;
-  t_job_spans = nullptr;
-  return out;
 }
 
 void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,

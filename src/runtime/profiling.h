@@ -2,9 +2,9 @@
 // executor, the compile pipeline and the workers call.
 //  - launches_observed() is the executor's one check per launch: true while hooks are set
 //    or a profiler records.
-//  - SpanScope times a piece of compile work: into the recording profiler (this process's
-//    track), and inside a worker into the running job's span list, which travels back in
-//    the reply ("timings") and lands on the worker's own track of the host's profiler.
+//  - compile work timed by SpanScope (support/spans.h) reaches the profiler through the
+//    span sink it sets while it observes; a worker's spans arrive in its replies
+//    (record_worker_spans).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kiln/profiler.h"
+#include "support/spans.h"
 
 namespace kiln {
 
@@ -27,34 +28,12 @@ bool profiler_recording();
 void record_span(std::string_view category, std::string_view name, double start_seconds, double end_seconds,
                  std::map<std::string, std::string> args = {}, bool started_recording = false);
 
-struct Span {
-  std::string name;
-  std::string category;
-  double start_seconds = 0;  // CLOCK_MONOTONIC
-  double duration_seconds = 0;
-};
-
-class SpanScope {
- public:
-  SpanScope(std::string_view category, std::string name);
-  ~SpanScope();
-  SpanScope(const SpanScope&) = delete;
-  SpanScope& operator=(const SpanScope&) = delete;
-
- private:
-  std::string category_, name_;
-  double start_;
-};
-
 // On the host: a kernel's duration as the GPU measured it (CUPTI, or CUDA events), on the GPU track of
 // `stream` (its Chrome-trace thread id is kGpuTrackBase + stream, named "GPU stream N").
 constexpr int64_t kGpuTrackBase = 1000000000;
 void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,
                      std::map<std::string, std::string> args);
 
-// In a worker: collect the spans of one job (on this thread) and encode them for the reply.
-void begin_job_spans();
-std::string end_job_spans();
 // On the host: a reply's spans, put on the track of worker `pid` (named by `role`).
 void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded);
 

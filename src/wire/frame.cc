@@ -61,12 +61,6 @@ const std::string& Frame::at(std::string_view name) const {
   return it->second;
 }
 
-double monotonic_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 // Payload: u32 field count, then per field u32 name length, name, u64 value length, value.
 std::string encode_fields(const Fields& fields) {
   std::string payload;

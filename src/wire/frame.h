@@ -13,6 +13,8 @@
 
 #include "kiln/error.h"
 
+#include "support/spans.h"  // monotonic_seconds: deadlines are on its clock
+
 namespace kiln {
 
 enum class MessageType : uint16_t {
@@ -68,6 +70,5 @@ Frame decode_frame(std::string_view bytes);
 void write_frame(int fd, MessageType type, const Fields& fields, double deadline = 0);
 std::optional<Frame> read_frame(int fd, double deadline = 0);
 
-double monotonic_seconds();
 
 }  // namespace kiln

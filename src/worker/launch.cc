@@ -23,7 +23,6 @@
 #include "support/log.h"
 #include "support/process.h"
 #include "wire/frame.h"
-#include "worker/worker_main.h"
 
 extern char** environ;
 

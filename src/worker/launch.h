@@ -16,6 +16,10 @@
 
 namespace kiln {
 
+// A worker process is any process started with this variable set: "<parent pid>", with
+// ":idle", ":bench" or ":forkserver" after it for the other roles (serve/worker_main.h).
+constexpr const char* kWorkerModeVariable = "KILN_WORKER_MODE";
+
 struct WorkerProcess {
   pid_t pid = 0;
   int channel = -1;      // the host's end of the socket

@@ -47,10 +47,20 @@ TuneSetup setup_here(const Graph& graph) {
   setup.compile = [toolchain = setup.toolchain](const std::string& name, const std::string& source) {
     return compile_object(toolchain, name, source);
   };
+  setup.benchmark = [](const BenchmarkRequest& request, const std::string& what) {
+    return benchmark_in_worker(WorkerStart::Subprocess, request, what);
+  };
   setup.cache = Cache::open();
   setup.size_hints = graph.size_hints;
   setup.seconds_per_config = 0.002;
   return setup;
+}
+
+// Tunes the plan's kernels and rebuilds its units, as the compile driver does.
+std::vector<TuneReport> tune(CompiledPlan& plan, const TuneSetup& setup) {
+  std::vector<TuneReport> reports = autotune_plan(plan, setup);
+  assemble_units(plan, setup.toolchain);
+  return reports;
 }
 
 // A fresh cache per test: tuned configs of one test must not be another's cache hits.
@@ -125,7 +135,7 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
   const std::string default_source = plan.units[0].source;
   auto before = stats();
-  std::vector<TuneReport> reports = autotune_plan(plan, setup_here(g));
+  std::vector<TuneReport> reports = tune(plan, setup_here(g));
   ASSERT_EQ(reports.size(), 1u);
   const TuneReport& r = reports[0];
   EXPECT_EQ(r.error, "");
@@ -151,7 +161,7 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   // Another plan with the same kernel (another graph name): the cached winner, nothing timed.
   CompiledPlan again = build_plan(sin_cos_graph("other"), toolchain_for(Tier::optimized, "gcc"));
   before = stats();
-  std::vector<TuneReport> second = autotune_plan(again, setup_here(g));
+  std::vector<TuneReport> second = tune(again, setup_here(g));
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].tuning, "cached");
   EXPECT_EQ(again.kernels[0].config, r.chosen);
@@ -183,7 +193,7 @@ TEST_F(Autotune, LookupTableEntryReplacesTimingTheCandidates) {
   setup.table = LookupTable::from_environment();
   setup.coordinate_descent = false;
   auto before = stats();
-  std::vector<TuneReport> reports = autotune_plan(plan, setup);
+  std::vector<TuneReport> reports = tune(plan, setup);
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].tuning, "lookup_table");
   EXPECT_EQ(plan.kernels[0].config, plan.kernels[0].space.complete({{"VEC", 128}}));
@@ -200,7 +210,7 @@ TEST_F(Autotune, CoordinateDescentStartsFromTheLookupTableEntry) {
   TuneSetup setup = setup_here(g);
   setup.table = LookupTable::from_environment();
   auto before = stats();
-  std::vector<TuneReport> reports = autotune_plan(plan, setup);
+  std::vector<TuneReport> reports = tune(plan, setup);
   ASSERT_EQ(reports.size(), 1u);
   const TuneReport& r = reports[0];
   KernelConfig start = plan.kernels[0].space.complete({{"VEC", 128}});
@@ -217,7 +227,7 @@ TEST_F(Autotune, CoordinateDescentStartsFromTheLookupTableEntry) {
 TEST_F(Autotune, TheExportedTableSeedsAnotherCache) {
   Graph g = sin_cos_graph();
   CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
-  std::vector<TuneReport> reports = autotune_plan(plan, setup_here(g));
+  std::vector<TuneReport> reports = tune(plan, setup_here(g));
   ASSERT_EQ(reports.size(), 1u);
   std::string path = dir_ + "-exported.json";
   ASSERT_EQ(std::system(fmt::format("{} cache autotune-table > {}", KILN_CLI_PATH, path).c_str()), 0);
@@ -234,7 +244,7 @@ TEST_F(Autotune, TheExportedTableSeedsAnotherCache) {
   setup.table = LookupTable::from_environment();
   setup.coordinate_descent = false;
   auto before = stats();
-  reports = autotune_plan(again, setup);
+  reports = tune(again, setup);
   std::filesystem::remove_all(dir_ + "-second");
   std::filesystem::remove(path);
   EXPECT_EQ(delta(before, "autotune.lookup_hits"), 1);
@@ -261,7 +271,7 @@ TEST_F(Autotune, ACrashingBenchmarkKeepsTheDefaultConfig) {
   Graph g = sin_cos_graph();
   CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
   auto before = stats();
-  std::vector<TuneReport> reports = autotune_plan(plan, setup_here(g));
+  std::vector<TuneReport> reports = tune(plan, setup_here(g));
   unsetenv("KILN_INJECT_FAULT");
   shutdown_compile_workers();
   ASSERT_EQ(reports.size(), 1u);

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "kiln/error.h"
 #include "observe/minifier.h"
+#include "driver/replay_repro.h"
 #include "observe/repro.h"
 
 extern char** environ;

@@ -1,4 +1,5 @@
-// Kernel configs and their tuning spaces (docs/design.md §6). A config is a set of named integer
+// Kernel configs and the shape of their tuning spaces (docs/design.md §6); which space each
+// kernel gets is autotune/spaces.h's. A config is a set of named integer
 // fields (THREADS, VEC, CHUNK, BLOCK, and the GEMM template's BM, BN, BK) that the emitter
 // turns into macros around a kernel whose body is the same for every config; its text form,
 // "THREADS=2,VEC=512" (fields sorted), is what plans, caches, lookup tables and the profiler
@@ -46,14 +47,5 @@ struct TuneSpace {
 // Text form, in plans: "THREADS=1|2;VEC=256|512 default THREADS=0,VEC=0 try VEC=256;THREADS=1".
 std::string space_text(const TuneSpace& space);
 TuneSpace parse_space(std::string_view text, const std::string& source);
-
-// What the tuning spaces are built for: this machine's threads and vector widths.
-struct TuneTarget {
-  int threads = 1;                 // hardware threads this process may use
-  std::vector<int64_t> vector_widths;  // in bits, e.g. 128, 256, 512
-};
-TuneTarget host_tune_target();
-// The THREADS values worth timing: powers of two below the target's threads, and all of them.
-std::vector<int64_t> thread_choices(const TuneTarget& target);
 
 }  // namespace kiln

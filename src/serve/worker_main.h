@@ -5,12 +5,13 @@
 // descriptor but its channel and diagnostics, leaves the terminal's session so the host's
 // signals do not reach it, SCHED_IDLE when asked), says hello, and answers jobs read from
 // its channel (fd 0, a socket) until told to shut down or the channel closes.
+// This folder is the worker's side of the pool (src/worker is the host's): it answers
+// compile_graph jobs with the compile pipeline itself, so it sits above the driver.
 #pragma once
 
-namespace kiln {
+#include "worker/launch.h"  // kWorkerModeVariable
 
-// The environment variable and its value: "<parent pid>" or "<parent pid>:idle".
-constexpr const char* kWorkerModeVariable = "KILN_WORKER_MODE";
+namespace kiln {
 
 // Runs the worker loop; returns the process exit code.
 int worker_main();

@@ -1,4 +1,4 @@
-#include "autotune/config.h"
+#include "codegen/kernel_config.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,6 @@
 
 #include "kiln/error.h"
 #include "support/text.h"
-#include "support/env.h"
 
 namespace kiln {
 
@@ -128,21 +127,6 @@ TuneSpace parse_space(std::string_view text, const std::string& source) {
     space.candidates.push_back(std::move(candidate));
   }
   return space;
-}
-
-std::vector<int64_t> thread_choices(const TuneTarget& target) {
-  std::vector<int64_t> counts;
-  for (int64_t t = 1; t < target.threads; t *= 2) counts.push_back(t);
-  counts.push_back(target.threads);
-  return counts;
-}
-
-TuneTarget host_tune_target() {
-  TuneTarget t;
-  t.threads = usable_cpus();
-  t.vector_widths = {128, 256};
-  if (__builtin_cpu_supports("avx512f")) t.vector_widths.push_back(512);
-  return t;
 }
 
 }  // namespace kiln

@@ -1,4 +1,4 @@
-#include "worker/worker_main.h"
+#include "serve/worker_main.h"
 
 #include <fmt/format.h>
 #include <sched.h>
@@ -22,7 +22,7 @@
 #include "driver/plan_entry.h"
 #include "graph/text.h"
 #include "graph/verify.h"
-#include "runtime/profiling.h"
+#include "support/spans.h"
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "support/fault_injection.h"

@@ -1,0 +1,70 @@
+#include "autotune/spaces.h"
+
+#include "codegen/c_emitter.h"
+#include "support/env.h"
+
+namespace kiln {
+
+std::vector<int64_t> thread_choices(const TuneTarget& target) {
+  std::vector<int64_t> counts;
+  for (int64_t t = 1; t < target.threads; t *= 2) counts.push_back(t);
+  counts.push_back(target.threads);
+  return counts;
+}
+
+TuneTarget host_tune_target() {
+  TuneTarget t;
+  t.threads = usable_cpus();
+  t.vector_widths = {128, 256};
+  if (__builtin_cpu_supports("avx512f")) t.vector_widths.push_back(512);
+  return t;
+}
+
+TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
+  TuneSpace space;
+  if (target.threads > 1) {
+    space.fields.push_back({"THREADS", thread_choices(target)});
+    space.defaults["THREADS"] = 0;  // every thread OpenMP has
+    space.candidates.push_back({{"THREADS", 1}});
+    space.fields.push_back({"GRAIN", {2048, 8192, kDefaultGrain, 131072}});
+    space.defaults["GRAIN"] = kDefaultGrain;
+    space.candidates.push_back({{"GRAIN", 2048}});
+  }
+  space.fields.push_back({"VEC", target.vector_widths});
+  space.defaults["VEC"] = 0;  // the compiler's choice for the target
+  for (int64_t w : target.vector_widths)
+    if (w != target.vector_widths.front()) space.candidates.push_back({{"VEC", w}});
+  if (k.kind == LoopKernel::Kind::Row && k.columns) {
+    space.fields.push_back({"BLOCK", {32, 64, 128, 256, 512, 1024}});
+    space.defaults["BLOCK"] = 256;
+    space.candidates.push_back({{"BLOCK", 64}});
+    space.candidates.push_back({{"BLOCK", 1024}});
+  } else if (k.kind == LoopKernel::Kind::Row && row_streams_inputs(k)) {
+    space.fields.push_back({"CHUNK", {64, 128, 256, 512, 1024, 2048}});
+    space.defaults["CHUNK"] = 256;
+    space.candidates.push_back({{"CHUNK", 64}});
+    space.candidates.push_back({{"CHUNK", 1024}});
+  }
+  return space;
+}
+
+TuneSpace gemm_tuning_space(const TuneTarget& target) {
+  TuneSpace space;
+  space.fields.push_back({"IMPL", {0, 1}});
+  space.fields.push_back({"BM", {8, 16, 32, 64}});
+  space.fields.push_back({"BN", {32, 64, 128, 256}});
+  space.fields.push_back({"BK", {64, 128, 256, 512}});
+  space.defaults = {{"IMPL", 0}, {"BM", 16}, {"BN", 128}, {"BK", 256}};
+  if (target.threads > 1) {
+    space.fields.push_back({"THREADS", thread_choices(target)});
+    space.defaults["THREADS"] = 0;
+  }
+  space.fields.push_back({"VEC", target.vector_widths});
+  space.defaults["VEC"] = 0;
+  space.candidates = {{{"IMPL", 1}},
+                      {{"IMPL", 1}, {"BM", 32}, {"BN", 64}},
+                      {{"IMPL", 1}, {"BM", 8}, {"BN", 256}, {"BK", 512}}};
+  return space;
+}
+
+}  // namespace kiln

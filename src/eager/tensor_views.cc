@@ -1,0 +1,195 @@
+// Tensor's methods that are ops: views (reshape, permute, narrow, expand, ...) and
+// conversions (to a dtype, to a device). Each dispatches through call_op, so it records into
+// an active trace or runs eagerly.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "eager/dispatch.h"
+#include "graph/infer.h"
+#include "kiln/error.h"
+#include "kiln/ops.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+// ---- views -----------------------------------------------------------------------------
+
+namespace {
+
+// Resolves a user's target shape: -1 takes the remaining elements; a dim equal to a
+// dynamic input dim at the same position keeps that symbol.
+SymShape resolve_target(const Tensor& x, const Shape& target, const char* op) {
+  SymShape in = symbolic_shape(x);
+  SymShape out;
+  int infer_at = -1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1) {
+      if (infer_at >= 0) throw ShapeError(fmt::format("{}: only one dim may be -1", op));
+      infer_at = static_cast<int>(i);
+      out.push_back(Dim::constant(1));
+    } else if (target[i] < 0) {
+      throw ShapeError(fmt::format("{}: bad size {} in {}", op, target[i], shape_string(target)));
+    } else if (i < in.size() && !in[i].is_const() && x.sizes()[i] == target[i]) {
+      out.push_back(in[i]);
+    } else {
+      out.push_back(Dim::constant(target[i]));
+    }
+  }
+  if (infer_at >= 0) {
+    Dim total = shape_numel(in, op);
+    Dim known = shape_numel(out, op);
+    bool divisible = known.coeff != 0 && total.coeff % known.coeff == 0 &&
+                     (known.is_const() || known.sym == total.sym);
+    if (!divisible)
+      throw ShapeError(fmt::format("{}: cannot reshape {} into {}", op, shape_string(x.sizes()),
+                                   shape_string(target)));
+    out[infer_at] = Dim{total.coeff / known.coeff, known.is_const() ? total.sym : -1};
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  Attrs a;
+  a.set("shape", resolve_target(*this, shape, "reshape"));
+  return call_op(Op::reshape, {*this}, a);
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  Tensor out = reshape(shape);
+  if (!out.impl()->is_traced() && out.impl()->storage != impl_->storage && numel() > 0)
+    throw ShapeError(fmt::format("view({}): the strides of a {} tensor do not allow a view; "
+                                 "use reshape()",
+                                 shape_string(shape), shape_string(sizes())));
+  return out;
+}
+
+Tensor Tensor::permute(const Shape& dims) const {
+  Attrs a;
+  a.set_ints("dims", dims);
+  return call_op(Op::permute, {*this}, a);
+}
+
+Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
+  int64_t r = dim();
+  Shape dims(r);
+  for (int64_t i = 0; i < r; ++i) dims[i] = i;
+  if (r == 0) return *this;
+  std::swap(dims[normalize_dim(dim0, r, "transpose")], dims[normalize_dim(dim1, r, "transpose")]);
+  return permute(dims);
+}
+
+Tensor Tensor::slice(int64_t d, std::optional<int64_t> start, std::optional<int64_t> end,
+                     int64_t step) const {
+  int64_t nd = normalize_dim(d, dim(), "slice");
+  int64_t size = sizes()[nd];
+  auto clamp_index = [&](int64_t i) {
+    if (i < 0) i += size;
+    return std::clamp<int64_t>(i, 0, size);
+  };
+  int64_t s = clamp_index(start.value_or(0));
+  int64_t e = std::max(s, clamp_index(end.value_or(size)));
+  if (step <= 0) throw ShapeError(fmt::format("slice: step must be positive, got {}", step));
+  Attrs a;
+  a.set("dim", nd).set("start", s).set("end", e).set("step", step);
+  return call_op(Op::slice, {*this}, a);
+}
+
+Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+  int64_t nd = normalize_dim(d, dim(), "narrow");
+  if (start < 0) start += sizes()[nd];
+  if (start < 0 || length < 0 || start + length > sizes()[nd])
+    throw ShapeError(fmt::format("narrow: start {} + length {} exceed dim {} of size {}", start,
+                                 length, nd, sizes()[nd]));
+  return slice(nd, start, start + length, 1);
+}
+
+Tensor Tensor::expand(const Shape& shape) const {
+  SymShape in = symbolic_shape(*this);
+  if (shape.size() < in.size())
+    throw ShapeError(fmt::format("expand: target {} has fewer dims than {}", shape_string(shape),
+                                 shape_string(sizes())));
+  SymShape target;
+  size_t shift = shape.size() - in.size();
+  for (size_t i = 0; i < shape.size(); ++i) {
+    bool keep = i >= shift && (shape[i] == -1 || shape[i] == sizes()[i - shift]);
+    target.push_back(keep ? in[i - shift] : Dim::constant(shape[i]));
+  }
+  Attrs a;
+  a.set("shape", target);
+  return call_op(Op::expand, {*this}, a);
+}
+
+Tensor Tensor::squeeze() const {
+  Shape target;
+  for (int64_t s : sizes())
+    if (s != 1) target.push_back(s);
+  return reshape(target);
+}
+
+Tensor Tensor::squeeze(int64_t d) const {
+  int64_t nd = normalize_dim(d, dim(), "squeeze");
+  if (dim() == 0 || sizes()[nd] != 1) return *this;
+  Shape target = sizes();
+  target.erase(target.begin() + nd);
+  return reshape(target);
+}
+
+Tensor Tensor::unsqueeze(int64_t d) const {
+  int64_t nd = normalize_dim(d, dim() + 1, "unsqueeze");
+  Shape target = sizes();
+  target.insert(target.begin() + nd, 1);
+  return reshape(target);
+}
+
+Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
+  if (dim() == 0) return reshape({1});
+  int64_t s = normalize_dim(start_dim, dim(), "flatten");
+  int64_t e = normalize_dim(end_dim, dim(), "flatten");
+  if (s > e) throw ShapeError("flatten: start_dim must not come after end_dim");
+  Shape target(sizes().begin(), sizes().begin() + s);
+  target.push_back(-1);
+  target.insert(target.end(), sizes().begin() + e + 1, sizes().end());
+  return reshape(target);
+}
+
+Tensor Tensor::contiguous() const {
+  if (!defined() || impl_->is_traced()) return *this;  // a graph value has no layout
+  return contiguous_eager(*this);
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (this->dtype() == dtype) return *this;
+  Attrs a;
+  a.set("dtype", dtype);
+  return call_op(Op::to, {*this}, a);
+}
+
+Tensor Tensor::clone() const {
+  if (impl_ && impl_->is_traced()) return *this;  // values in a graph are immutable
+  require_data(*this, "clone()");
+  Tensor out = make_tensor(sizes(), dtype(), device());
+  copy_into(out, *this);
+  return out;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (impl_ && impl_->is_traced())
+    throw Error(fmt::format("to({}): moving a traced value between devices is not supported; move the "
+                            "inputs before calling the compiled function",
+                            device_name(device)));
+  require_data(*this, "to(device)");
+  if (this->device() == device) return *this;
+  Tensor moved = copy_to_device(*this, device);
+  moved.impl()->dynamic_dims = impl_->dynamic_dims;  // mark_dynamic travels with the values
+  return moved;
+}
+
+void mark_dynamic(const Tensor& tensor, int64_t dim) {
+  int64_t d = normalize_dim(dim, tensor.dim(), "mark_dynamic");
+  tensor.impl()->dynamic_dims |= uint64_t{1} << d;
+}
+
+}  // namespace kiln
