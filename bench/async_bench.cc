@@ -18,7 +18,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 struct Workload {
   std::string name;
@@ -35,8 +37,9 @@ int main(int argc, char** argv) {
   const std::string cache = fmt::format("/tmp/kiln-async-bench-{}", getpid());
   setenv("KILN_CACHE_DIR", cache.c_str(), 1);
   std::vector<Workload> workloads = {
-      {"(x+y).sin().cos(), 2^20 f32", [](const Tensor& x, const Tensor& y) { return cos(sin(x + y)); },
-       randn({1 << 20}), randn({1 << 20})},
+      {"(x+y).sin().cos(), 2^20 f32",
+       [](const Tensor& x, const Tensor& y) { return cos(sin(x + y)); }, randn({1 << 20}),
+       randn({1 << 20})},
       {"500 chained adds, 100x100",
        [](const Tensor& x, const Tensor&) {
          Tensor t = x;
@@ -44,12 +47,14 @@ int main(int argc, char** argv) {
          return t;
        },
        randn({100, 100}), randn({1})},
-      {"softmax rows, 1024 x 1024 f32", [](const Tensor& x, const Tensor&) { return softmax(x, -1); },
-       randn({1024, 1024}), randn({1})},
+      {"softmax rows, 1024 x 1024 f32",
+       [](const Tensor& x, const Tensor&) { return softmax(x, -1); }, randn({1024, 1024}),
+       randn({1})},
   };
   nlohmann::json rows = nlohmann::json::array();
-  fmt::print("{:<32} {:>10} {:>12} {:>14} | {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9}\n", "workload", "eager run",
-             "first call", "compiled by", "fast at", "opt. at", "", "eager/call", "fast/call", "opt./call");
+  fmt::print("{:<32} {:>10} {:>12} {:>14} | {:>10} {:>10} {:>10} | {:>9} {:>9} {:>9}\n", "workload",
+             "eager run", "first call", "compiled by", "fast at", "opt. at", "", "eager/call",
+             "fast/call", "opt./call");
   for (const Workload& w : workloads) {
     auto eager_start = Clock::now();
     w.fn(w.x, w.y);
@@ -90,17 +95,25 @@ int main(int argc, char** argv) {
       ++calls[stage];
     }
     auto per_call = [&](const std::string& s) { return calls[s] ? total[s] / calls[s] : 0.0; };
-    fmt::print("{:<32} {:>8.2f}ms {:>10.2f}ms {:>12.1f}ms | {:>8.1f}ms {:>8.1f}ms {:>10} | {:>7.3f}ms {:>7.3f}ms {:>7.3f}ms\n",
-               w.name, eager_ms, first_ms, compiled_at, took_over["fast"], took_over["optimized"], "",
-               per_call("eager"), per_call("fast"), per_call("optimized"));
-    rows.push_back({{"workload", w.name}, {"eager_ms", eager_ms}, {"async_first_call_ms", first_ms},
-                    {"async_compiled_at_ms", compiled_at}, {"fast_took_over_ms", took_over["fast"]},
-                    {"optimized_took_over_ms", took_over["optimized"]}, {"eager_per_call_ms", per_call("eager")},
-                    {"fast_per_call_ms", per_call("fast")}, {"optimized_per_call_ms", per_call("optimized")}});
+    fmt::print(
+        "{:<32} {:>8.2f}ms {:>10.2f}ms {:>12.1f}ms | {:>8.1f}ms {:>8.1f}ms {:>10} | {:>7.3f}ms "
+        "{:>7.3f}ms {:>7.3f}ms\n",
+        w.name, eager_ms, first_ms, compiled_at, took_over["fast"], took_over["optimized"], "",
+        per_call("eager"), per_call("fast"), per_call("optimized"));
+    rows.push_back({{"workload", w.name},
+                    {"eager_ms", eager_ms},
+                    {"async_first_call_ms", first_ms},
+                    {"async_compiled_at_ms", compiled_at},
+                    {"fast_took_over_ms", took_over["fast"]},
+                    {"optimized_took_over_ms", took_over["optimized"]},
+                    {"eager_per_call_ms", per_call("eager")},
+                    {"fast_per_call_ms", per_call("fast")},
+                    {"optimized_per_call_ms", per_call("optimized")}});
   }
   std::filesystem::remove_all(cache);
   if (!json_path.empty()) {
-    std::ofstream(json_path) << nlohmann::json{{"benchmark", "async"}, {"rows", rows}}.dump(2) << "\n";
+    std::ofstream(json_path) << nlohmann::json{{"benchmark", "async"}, {"rows", rows}}.dump(2)
+                             << "\n";
     fmt::print("wrote {}\n", json_path);
   }
   return 0;

@@ -42,19 +42,23 @@ double best_seconds(const std::function<void()>& run, int reps) {
   return best;
 }
 
-std::string fmt_time(double s) { return s < 1e-3 ? fmt::format("{:.1f}us", s * 1e6) : fmt::format("{:.2f}ms", s * 1e3); }
+std::string fmt_time(double s) {
+  return s < 1e-3 ? fmt::format("{:.1f}us", s * 1e6) : fmt::format("{:.2f}ms", s * 1e3);
+}
 
 double copy_ceiling(size_t bytes) {
   std::vector<char> src(bytes, 1), dst(bytes, 0);
-  double s = best_seconds([&] {
+  double s = best_seconds(
+      [&] {
 #pragma omp parallel
-    {
-      size_t threads = static_cast<size_t>(omp_get_num_threads());
-      size_t chunk = (bytes + threads - 1) / threads;
-      size_t begin = std::min(bytes, chunk * static_cast<size_t>(omp_get_thread_num()));
-      std::memcpy(dst.data() + begin, src.data() + begin, std::min(chunk, bytes - begin));
-    }
-  }, 15);
+        {
+          size_t threads = static_cast<size_t>(omp_get_num_threads());
+          size_t chunk = (bytes + threads - 1) / threads;
+          size_t begin = std::min(bytes, chunk * static_cast<size_t>(omp_get_thread_num()));
+          std::memcpy(dst.data() + begin, src.data() + begin, std::min(chunk, bytes - begin));
+        }
+      },
+      15);
   return 2.0 * static_cast<double>(bytes) / s;
 }
 
@@ -99,49 +103,83 @@ int main(int argc, char** argv) {
          b2 = randn({1024}) * 0.1, w3 = randn({10, 1024}) * 0.03, b3 = randn({10}) * 0.1;
   const int64_t d = 512, heads = 8, ff = 2048;
   Tensor in_w = randn({3 * d, d}) * 0.04, in_b = zeros({3 * d}), out_w = randn({d, d}) * 0.04,
-         out_b = zeros({d}), l1 = randn({ff, d}) * 0.04, lb1 = zeros({ff}), l2 = randn({d, ff}) * 0.02,
-         lb2 = zeros({d}), n1w = ones({d}), n1b = zeros({d}), n2w = ones({d}), n2b = zeros({d});
+         out_b = zeros({d}), l1 = randn({ff, d}) * 0.04, lb1 = zeros({ff}),
+         l2 = randn({d, ff}) * 0.02, lb2 = zeros({d}), n1w = ones({d}), n1b = zeros({d}),
+         n2w = ones({d}), n2b = zeros({d});
   auto transformer = [&](const Tensor& x) {
     const int64_t b = x.size(0), t = x.size(1), dh = d / heads;
     Tensor qkv = linear(x, in_w, in_b);
-    auto head = [&](int64_t i) { return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2); };
-    Tensor att = matmul(softmax(matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(double(dh)), -1), head(2));
-    Tensor h = layer_norm(x + linear(att.transpose(1, 2).reshape({b, t, d}), out_w, out_b), {d}, n1w, n1b, 1e-5);
+    auto head = [&](int64_t i) {
+      return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2);
+    };
+    Tensor att = matmul(
+        softmax(matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(double(dh)), -1), head(2));
+    Tensor h = layer_norm(x + linear(att.transpose(1, 2).reshape({b, t, d}), out_w, out_b), {d},
+                          n1w, n1b, 1e-5);
     return layer_norm(h + linear(relu(linear(h, l1, lb1)), l2, lb2), {d}, n2w, n2b, 1e-5);
   };
 
   std::vector<Workload> workloads = {
-      {"(x+y).sin().cos(), 2^24 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
-       {randn({n}), randn({n})}, 3 * fb},
-      {"(x+y).sin().cos(), 2^14 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
-       {randn({n >> 10}), randn({n >> 10})}, 3 * fb / 1024},
-      {"x * 0.5 + y (memory-bound), 2^24 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * 0.5f + in[1]}; },
-       {randn({n}), randn({n})}, 3 * fb},
-      {"softmax rows, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
-       {randn({4096, 4096})}, 2 * fb},
-      {"layer_norm, 4096 x 4096 f32", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{layer_norm(in[0], {4096}, in[1], in[2])}; },
-       {randn({4096, 4096}), randn({4096}), randn({4096})}, 2 * fb},
-      {"500 chained adds, 100x100", [](const std::vector<Tensor>& in) {
+      {"(x+y).sin().cos(), 2^24 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
+       {randn({n}), randn({n})},
+       3 * fb},
+      {"(x+y).sin().cos(), 2^14 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; },
+       {randn({n >> 10}), randn({n >> 10})},
+       3 * fb / 1024},
+      {"x * 0.5 + y (memory-bound), 2^24 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * 0.5f + in[1]}; },
+       {randn({n}), randn({n})},
+       3 * fb},
+      {"softmax rows, 4096 x 4096 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+       {randn({4096, 4096})},
+       2 * fb},
+      {"layer_norm, 4096 x 4096 f32",
+       [](const std::vector<Tensor>& in) {
+         return std::vector<Tensor>{layer_norm(in[0], {4096}, in[1], in[2])};
+       },
+       {randn({4096, 4096}), randn({4096}), randn({4096})},
+       2 * fb},
+      {"500 chained adds, 100x100",
+       [](const std::vector<Tensor>& in) {
          Tensor t = in[0];
          for (int i = 0; i < 500; ++i) t = t + in[1];
          return std::vector<Tensor>{t};
-       }, {randn({100, 100}), randn({100, 100})}, 0},
-      {"(x@y).relu(), f32 1024^3", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{relu(matmul(in[0], in[1]))}; },
-       {randn({1024, 1024}), randn({1024, 1024})}, 0},
-      {"MLP 784-1024-1024-10, batch 256", [&](const std::vector<Tensor>& in) {
-         return std::vector<Tensor>{mlp_layer(mlp_layer(mlp_layer(in[0], w1, b1, true), w2, b2, true), w3, b3, false)};
-       }, {randn({256, 784})}, 0},
-      {"TransformerEncoderLayer d512 h8, 8x256", [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{transformer(in[0])}; },
-       {randn({8, 256, 512})}, 0},
-      {"x + 1, 4 elements (host overhead)", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] + 1.0f}; },
-       {randn({4})}, 0},
+       },
+       {randn({100, 100}), randn({100, 100})},
+       0},
+      {"(x@y).relu(), f32 1024^3",
+       [](const std::vector<Tensor>& in) {
+         return std::vector<Tensor>{relu(matmul(in[0], in[1]))};
+       },
+       {randn({1024, 1024}), randn({1024, 1024})},
+       0},
+      {"MLP 784-1024-1024-10, batch 256",
+       [&](const std::vector<Tensor>& in) {
+         return std::vector<Tensor>{
+             mlp_layer(mlp_layer(mlp_layer(in[0], w1, b1, true), w2, b2, true), w3, b3, false)};
+       },
+       {randn({256, 784})},
+       0},
+      {"TransformerEncoderLayer d512 h8, 8x256",
+       [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{transformer(in[0])}; },
+       {randn({8, 256, 512})},
+       0},
+      {"x + 1, 4 elements (host overhead)",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] + 1.0f}; },
+       {randn({4})},
+       0},
   };
 
   CompileOptions inprocess;
   inprocess.mode = CompileMode::InProcess;
   ResolvedOptions options = resolve_options(inprocess);
-  fmt::print("kiln compiled vs eager, {} threads; memory-copy ceiling {:.1f} GB/s\n\n", omp_get_max_threads(), ceiling / 1e9);
-  fmt::print("{:<40} {:>11} {:>11} {:>8} {:>10} {:>10}\n", "workload", "eager", "compiled", "speedup", "GB/s", "ceiling");
+  fmt::print("kiln compiled vs eager, {} threads; memory-copy ceiling {:.1f} GB/s\n\n",
+             omp_get_max_threads(), ceiling / 1e9);
+  fmt::print("{:<40} {:>11} {:>11} {:>8} {:>10} {:>10}\n", "workload", "eager", "compiled",
+             "speedup", "GB/s", "ceiling");
   nlohmann::json rows = nlohmann::json::array();
   for (const Workload& w : workloads) {
     auto start = Clock::now();
@@ -155,11 +193,16 @@ int main(int argc, char** argv) {
       rate = fmt::format("{:.1f}", w.bytes / compiled / 1e9);
       share = fmt::format("{:.0f}%", 100 * w.bytes / compiled / ceiling);
     }
-    fmt::print("{:<40} {:>11} {:>11} {:>7.2f}x {:>10} {:>10}\n", w.name, fmt_time(eager), fmt_time(compiled), eager / compiled, rate, share);
-    rows.push_back({{"workload", w.name}, {"eager_s", eager}, {"compiled_s", compiled}, {"speedup", eager / compiled},
+    fmt::print("{:<40} {:>11} {:>11} {:>7.2f}x {:>10} {:>10}\n", w.name, fmt_time(eager),
+               fmt_time(compiled), eager / compiled, rate, share);
+    rows.push_back({{"workload", w.name},
+                    {"eager_s", eager},
+                    {"compiled_s", compiled},
+                    {"speedup", eager / compiled},
                     {"gbps", w.bytes > 0 ? w.bytes / compiled / 1e9 : 0.0},
                     {"fraction_of_ceiling", w.bytes > 0 ? w.bytes / compiled / ceiling : 0.0},
-                    {"first_compile_s", compile_s}, {"kernels", exe->kernel_names()}});
+                    {"first_compile_s", compile_s},
+                    {"kernels", exe->kernel_names()}});
   }
 
   // What observing launches costs a call: the host-overhead workload with no hooks (the
@@ -169,9 +212,12 @@ int main(int argc, char** argv) {
     const Workload& tiny = workloads.back();
     auto exe = compile_graph(trace(tiny), options);
     auto per_call = [&] {
-      return best_seconds([&] {
-        for (int i = 0; i < 1000; ++i) exe->run(tiny.inputs);
-      }, 20) / 1000;
+      return best_seconds(
+                 [&] {
+                   for (int i = 0; i < 1000; ++i) exe->run(tiny.inputs);
+                 },
+                 20) /
+             1000;
     };
     double plain = per_call();
     set_launch_hooks([](const LaunchInfo&) {}, [](const LaunchInfo&) {});
@@ -182,16 +228,22 @@ int main(int argc, char** argv) {
     double profiled = per_call();
     profiler.stop();
     double unset_again = per_call();
-    fmt::print("\nlaunch observation, x + 1 on 4 elements per call: no hooks {:.2f}us (again {:.2f}us), no-op hooks "
-               "{:.2f}us, profiler recording {:.2f}us\n",
-               plain * 1e6, unset_again * 1e6, hooked * 1e6, profiled * 1e6);
-    observe = {{"no_hooks_s", plain}, {"no_hooks_again_s", unset_again}, {"noop_hooks_s", hooked}, {"profiler_s", profiled}};
+    fmt::print(
+        "\nlaunch observation, x + 1 on 4 elements per call: no hooks {:.2f}us (again {:.2f}us), "
+        "no-op hooks "
+        "{:.2f}us, profiler recording {:.2f}us\n",
+        plain * 1e6, unset_again * 1e6, hooked * 1e6, profiled * 1e6);
+    observe = {{"no_hooks_s", plain},
+               {"no_hooks_again_s", unset_again},
+               {"noop_hooks_s", hooked},
+               {"profiler_s", profiled}};
   }
 
   // Autotuning's gain: each workload built untuned and tuned (max_autotune: GEMM templates
   // compete with the BLAS call), timed side by side; what tuning cost and what it chose.
   fmt::print("\nautotune (max_autotune, coordinate descent) vs the untuned optimized build:\n");
-  fmt::print("{:<40} {:>11} {:>11} {:>8} {:>9}  {}\n", "workload", "untuned", "tuned", "gain", "tuning", "chosen configs");
+  fmt::print("{:<40} {:>11} {:>11} {:>8} {:>9}  {}\n", "workload", "untuned", "tuned", "gain",
+             "tuning", "chosen configs");
   nlohmann::json tuned_rows = nlohmann::json::array();
   CompileOptions tuned_options = inprocess;
   tuned_options.autotune = true;
@@ -209,11 +261,16 @@ int main(int argc, char** argv) {
     double tuned = best_seconds([&] { tuned_exe->run(w.inputs); }, reps);
     std::string chosen;
     for (const KernelInfo& k : tuned_exe->kernels())
-      if (k.tuning != "default") chosen += fmt::format("{}{}: {}", chosen.empty() ? "" : "; ", k.name, k.config);
-    fmt::print("{:<40} {:>11} {:>11} {:>7.0f}% {:>8.2f}s  {}\n", w.name, fmt_time(untuned), fmt_time(tuned),
-               100 * (untuned / tuned - 1), tuning_s, chosen);
-    tuned_rows.push_back({{"workload", w.name}, {"untuned_s", untuned}, {"tuned_s", tuned},
-                          {"gain", untuned / tuned - 1}, {"tuning_s", tuning_s}, {"chosen", chosen}});
+      if (k.tuning != "default")
+        chosen += fmt::format("{}{}: {}", chosen.empty() ? "" : "; ", k.name, k.config);
+    fmt::print("{:<40} {:>11} {:>11} {:>7.0f}% {:>8.2f}s  {}\n", w.name, fmt_time(untuned),
+               fmt_time(tuned), 100 * (untuned / tuned - 1), tuning_s, chosen);
+    tuned_rows.push_back({{"workload", w.name},
+                          {"untuned_s", untuned},
+                          {"tuned_s", tuned},
+                          {"gain", untuned / tuned - 1},
+                          {"tuning_s", tuning_s},
+                          {"chosen", chosen}});
   }
 
   // Cold compile per tier: the pointwise graph through passes, lowering, codegen and the
@@ -234,7 +291,8 @@ int main(int argc, char** argv) {
   fast.tier = Tier::fast;
   in_worker.in_workers = true;
   const std::string cache_dir = fmt::format("/tmp/kiln-bench-cache-{}", getpid());
-  for (const Cold& c : {Cold{"fast (tcc)", fast, false}, Cold{"optimized (gcc -O3 -march=native)", optimized, false},
+  for (const Cold& c : {Cold{"fast (tcc)", fast, false},
+                        Cold{"optimized (gcc -O3 -march=native)", optimized, false},
                         Cold{"optimized, in a compile worker", in_worker, false},
                         Cold{"warm start: graph + object from the cache", optimized, true}}) {
     Workload cold = workloads[0];
@@ -250,8 +308,8 @@ int main(int argc, char** argv) {
     double s = seconds_since(start);
     setenv("KILN_FORCE_DISABLE_CACHES", "1", 1);
     double run = best_seconds([&] { exe->run(workloads[0].inputs); }, 10);
-    fmt::print("  {:<44} {:>8.1f} ms   kernel run {:.2f} ms ({:.0f}% of ceiling)\n", c.label, s * 1e3, run * 1e3,
-               100 * workloads[0].bytes / run / ceiling);
+    fmt::print("  {:<44} {:>8.1f} ms   kernel run {:.2f} ms ({:.0f}% of ceiling)\n", c.label,
+               s * 1e3, run * 1e3, 100 * workloads[0].bytes / run / ceiling);
     tiers[c.label] = {{"compile_s", s}, {"run_s", run}};
   }
   std::filesystem::remove_all(cache_dir);
@@ -269,7 +327,8 @@ int main(int argc, char** argv) {
                 0};
   nlohmann::json parallel = nlohmann::json::object();
   double one_worker = 0;
-  for (auto [start, threads] : {std::pair{WorkerStart::Fork, 1}, std::pair{WorkerStart::Spawn, 2}}) {
+  for (auto [start, threads] :
+       {std::pair{WorkerStart::Fork, 1}, std::pair{WorkerStart::Spawn, 2}}) {
     CompileOptions o;
     o.worker_start = start;
     o.compile_threads = threads;
@@ -285,12 +344,19 @@ int main(int argc, char** argv) {
     if (threads == 1) one_worker = s;
     fmt::print("  {} worker{}: {:>8.1f} ms{}\n", threads, threads > 1 ? "s" : " ", s * 1e3,
                threads > 1 ? fmt::format("   speed-up {:.2f}x", one_worker / s) : std::string());
-    parallel[fmt::format("workers_{}", threads)] = {{"compile_s", s}, {"units", 4}, {"kernels", exe->kernel_names().size()}};
+    parallel[fmt::format("workers_{}", threads)] = {
+        {"compile_s", s}, {"units", 4}, {"kernels", exe->kernel_names().size()}};
   }
   shutdown_compile_workers();
   if (!json_path.empty()) {
-    nlohmann::json doc = {{"benchmark", "compiled"}, {"threads", omp_get_max_threads()},
-                          {"copy_ceiling_gbps", ceiling / 1e9}, {"rows", rows}, {"launch_observation", observe}, {"autotune", tuned_rows}, {"cold_compile", tiers}, {"parallel_compile", parallel}};
+    nlohmann::json doc = {{"benchmark", "compiled"},
+                          {"threads", omp_get_max_threads()},
+                          {"copy_ceiling_gbps", ceiling / 1e9},
+                          {"rows", rows},
+                          {"launch_observation", observe},
+                          {"autotune", tuned_rows},
+                          {"cold_compile", tiers},
+                          {"parallel_compile", parallel}};
     std::ofstream(json_path) << doc.dump(2) << "\n";
     fmt::print("\nwrote {}\n", json_path);
   }

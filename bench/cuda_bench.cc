@@ -29,7 +29,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Median device time of `run` (CUDA events around each call), each call after a 256 MiB
 // L2 flush, for about `budget` seconds after a warm-up.
@@ -47,7 +49,8 @@ double gpu_seconds(const std::function<void()>& run, double budget = 0.3) {
   std::vector<double> times;
   const auto deadline = Clock::now() + std::chrono::duration<double>(budget);
   while (Clock::now() < deadline || times.size() < 10) {
-    d.cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(flush), 0, size_t{256} << 20, cuda::stream());
+    d.cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(flush), 0, size_t{256} << 20,
+                      cuda::stream());
     d.cuEventRecord(start, cuda::stream());
     run();
     d.cuEventRecord(end, cuda::stream());
@@ -66,7 +69,8 @@ double gpu_seconds(const std::function<void()>& run, double budget = 0.3) {
 double copy_ceiling_gbps() {
   const int64_t bytes = int64_t{1} << 30;
   Tensor a = empty({bytes / 4}).cuda(), b = empty({bytes / 4}).cuda();
-  double s = gpu_seconds([&] { cuda::copy_on_device(b.impl()->data_ptr(), a.impl()->data_ptr(), bytes); });
+  double s =
+      gpu_seconds([&] { cuda::copy_on_device(b.impl()->data_ptr(), a.impl()->data_ptr(), bytes); });
   return 2.0 * static_cast<double>(bytes) / s / 1e9;
 }
 
@@ -78,30 +82,43 @@ struct Workload {
   double flops = 0;
 };
 
-Tensor gpu_randn(const Shape& shape, DType dtype = DType::f32) { return randn(shape).to(dtype).cuda(); }
+Tensor gpu_randn(const Shape& shape, DType dtype = DType::f32) {
+  return randn(shape).to(dtype).cuda();
+}
 
 // nn.Linear's default init scale, so activations stay O(1) through the layers.
-Tensor weight(int64_t out, int64_t in) { return (rand({out, in}) * 2.0 - 1.0) * (1.0 / std::sqrt(double(in))); }
+Tensor weight(int64_t out, int64_t in) {
+  return (rand({out, in}) * 2.0 - 1.0) * (1.0 / std::sqrt(double(in)));
+}
 
 std::vector<Workload> workloads() {
   std::vector<Workload> out;
   const int64_t n = int64_t{1} << 26;
-  out.push_back({"pointwise", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{(in[0] + in[1]).sin().cos()}; },
-                 {gpu_randn({n}), gpu_randn({n})}, 3.0 * 4 * n});
+  out.push_back({"pointwise",
+                 [](const std::vector<Tensor>& in) {
+                   return std::vector<Tensor>{(in[0] + in[1]).sin().cos()};
+                 },
+                 {gpu_randn({n}), gpu_randn({n})},
+                 3.0 * 4 * n});
   out.push_back({"addchain500",
                  [](const std::vector<Tensor>& in) {
                    Tensor x = in[0];
                    for (int i = 0; i < 500; ++i) x = x + in[1];
                    return std::vector<Tensor>{x};
                  },
-                 {gpu_randn({100, 100}), gpu_randn({100, 100})}, 3.0 * 4 * 100 * 100});
-  out.push_back({"mm_relu", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{matmul(in[0], in[1]).relu()}; },
-                 {gpu_randn({1152, 1024}, DType::bf16), gpu_randn({1024, 1024}, DType::bf16)}, 0,
+                 {gpu_randn({100, 100}), gpu_randn({100, 100})},
+                 3.0 * 4 * 100 * 100});
+  out.push_back({"mm_relu",
+                 [](const std::vector<Tensor>& in) {
+                   return std::vector<Tensor>{matmul(in[0], in[1]).relu()};
+                 },
+                 {gpu_randn({1152, 1024}, DType::bf16), gpu_randn({1024, 1024}, DType::bf16)},
+                 0,
                  2.0 * 1152 * 1024 * 1024});
   {
     auto w = std::make_shared<std::vector<Tensor>>(std::vector<Tensor>{
-        weight(1024, 784).cuda(), (randn({1024}) * 0.01).cuda(), weight(1024, 1024).cuda(), (randn({1024}) * 0.01).cuda(),
-        weight(10, 1024).cuda(), (randn({10}) * 0.01).cuda()});
+        weight(1024, 784).cuda(), (randn({1024}) * 0.01).cuda(), weight(1024, 1024).cuda(),
+        (randn({1024}) * 0.01).cuda(), weight(10, 1024).cuda(), (randn({10}) * 0.01).cuda()});
     out.push_back({"mlp",
                    [w](const std::vector<Tensor>& in) {
                      const std::vector<Tensor>& p = *w;
@@ -109,45 +126,59 @@ std::vector<Workload> workloads() {
                      h = linear(h, p[2], p[3]).relu();
                      return std::vector<Tensor>{linear(h, p[4], p[5])};
                    },
-                   {gpu_randn({256, 784})}, 0, 2.0 * 256 * (784 * 1024 + 1024 * 1024 + 1024 * 10)});
+                   {gpu_randn({256, 784})},
+                   0,
+                   2.0 * 256 * (784 * 1024 + 1024 * 1024 + 1024 * 10)});
   }
-  out.push_back({"softmax", [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
-                 {gpu_randn({8192, 8192})}, 2.0 * 4 * 8192 * 8192});
+  out.push_back(
+      {"softmax",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+       {gpu_randn({8192, 8192})},
+       2.0 * 4 * 8192 * 8192});
   {
-    auto wb = std::make_shared<std::vector<Tensor>>(std::vector<Tensor>{gpu_randn({8192}), gpu_randn({8192})});
+    auto wb = std::make_shared<std::vector<Tensor>>(
+        std::vector<Tensor>{gpu_randn({8192}), gpu_randn({8192})});
     out.push_back({"layernorm",
                    [wb](const std::vector<Tensor>& in) {
-                     return std::vector<Tensor>{layer_norm(in[0], {8192}, (*wb)[0], (*wb)[1], 1e-5)};
+                     return std::vector<Tensor>{
+                         layer_norm(in[0], {8192}, (*wb)[0], (*wb)[1], 1e-5)};
                    },
-                   {gpu_randn({8192, 8192})}, 2.0 * 4 * 8192 * 8192});
+                   {gpu_randn({8192, 8192})},
+                   2.0 * 4 * 8192 * 8192});
   }
   {
     // nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True), post-norm, relu, eval.
     const int64_t d = 512, ff = 2048;
     auto p = std::make_shared<std::vector<Tensor>>(std::vector<Tensor>{
-        weight(3 * d, d).cuda(), (randn({3 * d}) * 0.01).cuda(), weight(d, d).cuda(), (randn({d}) * 0.01).cuda(),
-        weight(ff, d).cuda(), (randn({ff}) * 0.01).cuda(), weight(d, ff).cuda(), (randn({d}) * 0.01).cuda(),
-        ones({d}).cuda(), zeros({d}).cuda(), ones({d}).cuda(), zeros({d}).cuda()});
-    out.push_back({"transformer",
-                   [p](const std::vector<Tensor>& in) {
-                     const std::vector<Tensor>& w = *p;
-                     const Tensor& x = in[0];
-                     const int64_t heads = 8, d = x.size(-1), dh = d / heads, b = x.size(0), t = x.size(1);
-                     Tensor qkv = linear(x, w[0], w[1]);
-                     auto head = [&](int64_t i) { return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2); };
-                     Tensor scores = matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(double(dh));
-                     Tensor attn = matmul(softmax(scores, -1), head(2)).transpose(1, 2).reshape({b, t, d});
-                     Tensor h = layer_norm(x + linear(attn, w[2], w[3]), {d}, w[8], w[9], 1e-5);
-                     Tensor f = linear(linear(h, w[4], w[5]).relu(), w[6], w[7]);
-                     return std::vector<Tensor>{layer_norm(h + f, {d}, w[10], w[11], 1e-5)};
-                   },
-                   {gpu_randn({8, 256, 512})}});
+        weight(3 * d, d).cuda(), (randn({3 * d}) * 0.01).cuda(), weight(d, d).cuda(),
+        (randn({d}) * 0.01).cuda(), weight(ff, d).cuda(), (randn({ff}) * 0.01).cuda(),
+        weight(d, ff).cuda(), (randn({d}) * 0.01).cuda(), ones({d}).cuda(), zeros({d}).cuda(),
+        ones({d}).cuda(), zeros({d}).cuda()});
+    out.push_back(
+        {"transformer",
+         [p](const std::vector<Tensor>& in) {
+           const std::vector<Tensor>& w = *p;
+           const Tensor& x = in[0];
+           const int64_t heads = 8, d = x.size(-1), dh = d / heads, b = x.size(0), t = x.size(1);
+           Tensor qkv = linear(x, w[0], w[1]);
+           auto head = [&](int64_t i) {
+             return qkv.narrow(-1, i * d, d).reshape({b, t, heads, dh}).transpose(1, 2);
+           };
+           Tensor scores = matmul(head(0), head(1).transpose(-2, -1)) / std::sqrt(double(dh));
+           Tensor attn = matmul(softmax(scores, -1), head(2)).transpose(1, 2).reshape({b, t, d});
+           Tensor h = layer_norm(x + linear(attn, w[2], w[3]), {d}, w[8], w[9], 1e-5);
+           Tensor f = linear(linear(h, w[4], w[5]).relu(), w[6], w[7]);
+           return std::vector<Tensor>{layer_norm(h + f, {d}, w[10], w[11], 1e-5)};
+         },
+         {gpu_randn({8, 256, 512})}});
   }
   return out;
 }
 
 std::string fmt_time(double s) {
-  return s < 1e-3 ? fmt::format("{:.1f}us", s * 1e6) : s < 1 ? fmt::format("{:.2f}ms", s * 1e3) : fmt::format("{:.2f}s", s);
+  return s < 1e-3 ? fmt::format("{:.1f}us", s * 1e6)
+         : s < 1  ? fmt::format("{:.2f}ms", s * 1e3)
+                  : fmt::format("{:.2f}s", s);
 }
 
 // The first call of a fresh compiled function, synchronized: the compile's wall time.
@@ -168,10 +199,14 @@ int main(int argc, char** argv) {
   bool max_autotune = false;  // cuBLASLt's top candidates timed (CompileOptions::max_autotune)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json" && i + 1 < argc) json_path = argv[++i];
-    else if (a == "--only" && i + 1 < argc) only = argv[++i];
-    else if (a == "--profile") profile = true;
-    else if (a == "--max-autotune") max_autotune = true;
+    if (a == "--json" && i + 1 < argc)
+      json_path = argv[++i];
+    else if (a == "--only" && i + 1 < argc)
+      only = argv[++i];
+    else if (a == "--profile")
+      profile = true;
+    else if (a == "--max-autotune")
+      max_autotune = true;
   }
   if (!cuda::available()) {
     fmt::print("no usable GPU: {}\n", cuda::unavailable_reason());
@@ -188,10 +223,10 @@ int main(int argc, char** argv) {
   }
   const std::string cache_root = cache_template;
   const double ceiling = copy_ceiling_gbps();
-  fmt::print("{} ({}), {} SMs; device-to-device copy ceiling {:.0f} GB/s\n", info.name, info.arch, info.multiprocessors,
-             ceiling);
-  fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", "workload", "compiled", "+graphs",
-             "eager", "GB/s", "cold", "warm", "async 1st", "async swap");
+  fmt::print("{} ({}), {} SMs; device-to-device copy ceiling {:.0f} GB/s\n", info.name, info.arch,
+             info.multiprocessors, ceiling);
+  fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", "workload",
+             "compiled", "+graphs", "eager", "GB/s", "cold", "warm", "async 1st", "async swap");
   nlohmann::json rows = nlohmann::json::array();
   for (const Workload& w : workloads()) {
     if (!only.empty() && only.find(w.name) == std::string::npos) continue;
@@ -254,7 +289,8 @@ int main(int argc, char** argv) {
     const double first_result = seconds_since(t0);
     if (first_profile) {
       first_profile->stop();
-      fmt::print("  {} async first result ({:.2f} ms), host spans over 0.1 ms:", w.name, first_result * 1e3);
+      fmt::print("  {} async first result ({:.2f} ms), host spans over 0.1 ms:", w.name,
+                 first_result * 1e3);
       for (const ProfileEvent& e : first_profile->events())
         if (e.category != "gpu_kernel" && e.duration_us > 100)
           fmt::print(" [{}: {} {:.2f} ms]", e.category, e.name, e.duration_us * 1e-3);
@@ -279,32 +315,44 @@ int main(int argc, char** argv) {
       std::vector<ProfileEvent> gpu;
       for (const ProfileEvent& e : p.events())
         if (e.category == "gpu_kernel") gpu.push_back(e);
-      std::sort(gpu.begin(), gpu.end(), [](const ProfileEvent& a, const ProfileEvent& b) { return a.duration_us > b.duration_us; });
+      std::sort(gpu.begin(), gpu.end(), [](const ProfileEvent& a, const ProfileEvent& b) {
+        return a.duration_us > b.duration_us;
+      });
       double total = 0;
       for (const ProfileEvent& e : gpu) total += e.duration_us;
       fmt::print("  {} on the GPU track: {} steps, {:.1f} us in all\n", w.name, gpu.size(), total);
       for (size_t i = 0; i < gpu.size() && i < 12; ++i)
-        fmt::print("    {:>9.1f} us  {} (grid {}, block {}{})\n", gpu[i].duration_us, gpu[i].name, gpu[i].args["grid"],
-                   gpu[i].args["block"], gpu[i].args.count("kernel") ? ", kernel " + gpu[i].args["kernel"] : "");
+        fmt::print("    {:>9.1f} us  {} (grid {}, block {}{})\n", gpu[i].duration_us, gpu[i].name,
+                   gpu[i].args["grid"], gpu[i].args["block"],
+                   gpu[i].args.count("kernel") ? ", kernel " + gpu[i].args["kernel"] : "");
     }
     const double gbps = w.bytes > 0 ? w.bytes / compiled / 1e9 : 0;
-    fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", w.name, fmt_time(compiled),
-               fmt_time(graphed), fmt_time(eager),
-               gbps > 0 ? fmt::format("{:.0f}", gbps) : "-", fmt_time(cold), fmt_time(warm), fmt_time(first_result),
-               swap < 0 ? "never" : fmt_time(swap));
+    fmt::print("{:<12} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>12} {:>12}\n", w.name,
+               fmt_time(compiled), fmt_time(graphed), fmt_time(eager),
+               gbps > 0 ? fmt::format("{:.0f}", gbps) : "-", fmt_time(cold), fmt_time(warm),
+               fmt_time(first_result), swap < 0 ? "never" : fmt_time(swap));
     std::fflush(stdout);
-    nlohmann::json row = {{"workload", w.name},        {"system", "kiln"},          {"run_s", compiled},
-                          {"cold_compile_s", cold},    {"warm_start_s", warm},      {"copy_ceiling_gbps", ceiling},
-                          {"async_first_result_s", first_result}, {"async_compiled_after_s", swap},
+    nlohmann::json row = {{"workload", w.name},
+                          {"system", "kiln"},
+                          {"run_s", compiled},
+                          {"cold_compile_s", cold},
+                          {"warm_start_s", warm},
+                          {"copy_ceiling_gbps", ceiling},
+                          {"async_first_result_s", first_result},
+                          {"async_compiled_after_s", swap},
                           {"kernels", f.kernels().size()}};
     if (w.bytes > 0) row["gbps"] = gbps;
     if (w.flops > 0) row["tflops"] = w.flops / compiled / 1e12;
     rows.push_back(row);
-    nlohmann::json graph_row = {{"workload", w.name}, {"system", "kiln_cuda_graphs"}, {"run_s", graphed},
+    nlohmann::json graph_row = {{"workload", w.name},
+                                {"system", "kiln_cuda_graphs"},
+                                {"run_s", graphed},
                                 {"copy_ceiling_gbps", ceiling}};
     if (w.bytes > 0) graph_row["gbps"] = w.bytes / graphed / 1e9;
     rows.push_back(graph_row);
-    nlohmann::json eager_row = {{"workload", w.name}, {"system", "kiln_eager"}, {"run_s", eager},
+    nlohmann::json eager_row = {{"workload", w.name},
+                                {"system", "kiln_eager"},
+                                {"run_s", eager},
                                 {"copy_ceiling_gbps", ceiling}};
     if (w.bytes > 0) eager_row["gbps"] = w.bytes / eager / 1e9;
     rows.push_back(eager_row);

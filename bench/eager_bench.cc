@@ -54,16 +54,18 @@ int main(int argc, char** argv) {
 
   // The ceiling: a parallel memcpy of one tensor's bytes (read + written), threads as OpenMP.
   std::vector<char> src(static_cast<size_t>(fb), 1), dst(static_cast<size_t>(fb), 0);
-  double copy_s = best_seconds([&] {
+  double copy_s = best_seconds(
+      [&] {
 #pragma omp parallel
-    {
-      size_t threads = static_cast<size_t>(omp_get_num_threads());
-      size_t chunk = (src.size() + threads - 1) / threads;
-      size_t begin = std::min(src.size(), chunk * static_cast<size_t>(omp_get_thread_num()));
-      size_t len = std::min(chunk, src.size() - begin);
-      std::memcpy(dst.data() + begin, src.data() + begin, len);
-    }
-  }, reps);
+        {
+          size_t threads = static_cast<size_t>(omp_get_num_threads());
+          size_t chunk = (src.size() + threads - 1) / threads;
+          size_t begin = std::min(src.size(), chunk * static_cast<size_t>(omp_get_thread_num()));
+          size_t len = std::min(chunk, src.size() - begin);
+          std::memcpy(dst.data() + begin, src.data() + begin, len);
+        }
+      },
+      reps);
   double ceiling = 2 * fb / copy_s;
 
   manual_seed(1);
@@ -107,12 +109,13 @@ int main(int argc, char** argv) {
       rate = fmt::format("{:.2f} G/s", r.flops / r.seconds / 1e9);
     }
     fmt::print("{:<42} {:>8.3f}ms {:>10} {:>10}\n", r.name, r.seconds * 1e3, rate, share);
-    rows_json.push_back({{"op", r.name},
-                         {"seconds", r.seconds},
-                         {"bytes", r.bytes},
-                         {"flops", r.flops},
-                         {"gbps", r.bytes > 0 ? r.bytes / r.seconds / 1e9 : 0.0},
-                         {"fraction_of_ceiling", r.bytes > 0 ? r.bytes / r.seconds / ceiling : 0.0}});
+    rows_json.push_back(
+        {{"op", r.name},
+         {"seconds", r.seconds},
+         {"bytes", r.bytes},
+         {"flops", r.flops},
+         {"gbps", r.bytes > 0 ? r.bytes / r.seconds / 1e9 : 0.0},
+         {"fraction_of_ceiling", r.bytes > 0 ? r.bytes / r.seconds / ceiling : 0.0}});
   }
   if (!json_path.empty()) {
     nlohmann::json doc = {{"benchmark", "eager"},

@@ -44,7 +44,8 @@ struct Layer {
 };
 
 double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 }  // namespace
@@ -78,7 +79,8 @@ int main(int argc, char** argv) {
   int stage_calls = 0, optimized_calls = 0;
   auto report_stage = [&] {
     if (stage_calls > 0)
-      fmt::print("    {} calls on '{}', {:.2f} ms per call\n", stage_calls, last_stage, stage_ms / stage_calls);
+      fmt::print("    {} calls on '{}', {:.2f} ms per call\n", stage_calls, last_stage,
+                 stage_ms / stage_calls);
   };
   for (int call = 0; optimized_calls < 5 && ms_since(start_all) < 60000; ++call) {
     auto start = std::chrono::steady_clock::now();
@@ -87,8 +89,8 @@ int main(int argc, char** argv) {
     std::string stage = compiled.stages().at(0);
     if (stage != last_stage) {
       report_stage();
-      fmt::print("{:8.1f} ms  call {:3}: stage '{}' took over; max |result - eager| = {:.2e}\n", ms_since(start_all),
-                 call, stage, amax(abs(y - reference)).item<double>());
+      fmt::print("{:8.1f} ms  call {:3}: stage '{}' took over; max |result - eager| = {:.2e}\n",
+                 ms_since(start_all), call, stage, amax(abs(y - reference)).item<double>());
       last_stage = stage;
       stage_ms = 0;
       stage_calls = 0;
@@ -111,18 +113,21 @@ int main(int argc, char** argv) {
   profiler.stop();
   const std::string chrome_trace = out_dir + "/transformer_layer.trace.json";
   profiler.export_chrome_trace(chrome_trace);
-  fmt::print("Chrome trace of 3 calls ({} events): {} (open in https://ui.perfetto.dev)\n", profiler.events().size(),
-             chrome_trace);
+  fmt::print("Chrome trace of 3 calls ({} events): {} (open in https://ui.perfetto.dev)\n",
+             profiler.events().size(), chrome_trace);
   for (const auto& entry : std::filesystem::directory_iterator(trace_dir))
-    if (entry.path().filename().string().rfind("graph_runnable_", 0) == 0 && entry.path().extension() == ".json")
+    if (entry.path().filename().string().rfind("graph_runnable_", 0) == 0 &&
+        entry.path().extension() == ".json")
       fmt::print("repro: {} (replay: kiln repro FILE)\n", entry.path().string());
   fmt::print("structured trace: {}/kiln_trace_*.jsonl\n", trace_dir);
-  for (const std::string& error : compiled.compile_errors()) fmt::print("compile error: {}\n", error);
+  for (const std::string& error : compiled.compile_errors())
+    fmt::print("compile error: {}\n", error);
   auto s = stats();
-  fmt::print("stats: async.eager_runs {}, progressive.fast_runs {}, progressive.optimized_runs {}, "
-             "cache.graph.hit {}, compile.in_process {}, compile.subprocess {}, autotune.runs {}\n",
-             s["async.eager_runs"], s["progressive.fast_runs"], s["progressive.optimized_runs"], s["cache.graph.hit"],
-             s["compile.in_process"], s["compile.subprocess"], s["autotune.runs"]);
+  fmt::print(
+      "stats: async.eager_runs {}, progressive.fast_runs {}, progressive.optimized_runs {}, "
+      "cache.graph.hit {}, compile.in_process {}, compile.subprocess {}, autotune.runs {}\n",
+      s["async.eager_runs"], s["progressive.fast_runs"], s["progressive.optimized_runs"],
+      s["cache.graph.hit"], s["compile.in_process"], s["compile.subprocess"], s["autotune.runs"]);
 
   std::filesystem::create_directories(out_dir);
   std::string graph_path = out_dir + "/transformer_layer.kiln";

@@ -62,8 +62,8 @@ struct KernelInfo {
 std::map<std::string, int64_t> stats();
 void reset_stats();
 
-std::string_view compile_mode_name(CompileMode mode);     // inprocess, subprocess, ...
-std::string_view worker_start_name(WorkerStart start);   // subprocess, fork, spawn
+std::string_view compile_mode_name(CompileMode mode);   // inprocess, subprocess, ...
+std::string_view worker_start_name(WorkerStart start);  // subprocess, fork, spawn
 
 namespace detail {
 
@@ -145,7 +145,8 @@ class CompiledFunction {
     (detail::flatten(args, in), ...);
     detail::TraceFn trace = [this](const detail::Flat& traced) {
       detail::Cursor cursor{traced};
-      std::tuple<std::decay_t<Args>...> rebuilt{detail::Unflatten<std::decay_t<Args>>::take(cursor)...};
+      std::tuple<std::decay_t<Args>...> rebuilt{
+          detail::Unflatten<std::decay_t<Args>>::take(cursor)...};
       detail::Flat out;
       detail::flatten(std::apply(fn_, rebuilt), out);
       return out;
@@ -165,10 +166,14 @@ class CompiledFunction {
   std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }
   // The kernels graph `index` runs now (its current stage's), with their configs; empty
   // while it runs eagerly.
-  std::vector<KernelInfo> kernels(size_t index = 0) const { return detail::compiled_kernels(*core_, index); }
+  std::vector<KernelInfo> kernels(size_t index = 0) const {
+    return detail::compiled_kernels(*core_, index);
+  }
   // How graph `index`'s current stage was built, e.g. "tier=optimized compiler=gcc
   // autotune=on coordinate_descent=on max_autotune=off"; empty while it runs eagerly.
-  std::string build_options(size_t index = 0) const { return detail::compiled_build_options(*core_, index); }
+  std::string build_options(size_t index = 0) const {
+    return detail::compiled_build_options(*core_, index);
+  }
   // Writes graph `index` as text to `path` (GRAPH.kiln) and its constants beside it
   // (GRAPH.safetensors): `kiln run GRAPH.kiln` runs it.
   void save_graph(const std::string& path, size_t index = 0) const {

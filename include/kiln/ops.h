@@ -37,9 +37,9 @@ Tensor isnan(const Tensor& x);
 Tensor logical_not(const Tensor& x);
 
 // Binary, broadcasting, with PyTorch's type promotion; each also takes a Scalar either side.
-#define KILN_DECLARE_BINARY(name)                   \
-  Tensor name(const Tensor& a, const Tensor& b);    \
-  Tensor name(const Tensor& a, Scalar b);           \
+#define KILN_DECLARE_BINARY(name)                \
+  Tensor name(const Tensor& a, const Tensor& b); \
+  Tensor name(const Tensor& a, Scalar b);        \
   Tensor name(Scalar a, const Tensor& b);
 KILN_DECLARE_BINARY(add)
 KILN_DECLARE_BINARY(sub)

@@ -98,6 +98,8 @@ class RecordFunction {
   double start_ = 0;
   bool recording_ = false;
 };
-[[nodiscard]] inline RecordFunction record_function(std::string name) { return RecordFunction(std::move(name)); }
+[[nodiscard]] inline RecordFunction record_function(std::string name) {
+  return RecordFunction(std::move(name));
+}
 
 }  // namespace kiln

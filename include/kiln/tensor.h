@@ -20,15 +20,25 @@ using Shape = std::vector<int64_t>;
 template <class T>
 struct DTypeOf;
 template <>
-struct DTypeOf<float> { static constexpr DType value = DType::f32; };
+struct DTypeOf<float> {
+  static constexpr DType value = DType::f32;
+};
 template <>
-struct DTypeOf<double> { static constexpr DType value = DType::f64; };
+struct DTypeOf<double> {
+  static constexpr DType value = DType::f64;
+};
 template <>
-struct DTypeOf<int32_t> { static constexpr DType value = DType::i32; };
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::i32;
+};
 template <>
-struct DTypeOf<int64_t> { static constexpr DType value = DType::i64; };
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::i64;
+};
 template <>
-struct DTypeOf<bool> { static constexpr DType value = DType::bool_; };
+struct DTypeOf<bool> {
+  static constexpr DType value = DType::bool_;
+};
 
 class Tensor {
  public:
@@ -47,7 +57,8 @@ class Tensor {
   Device device() const;
   bool is_contiguous() const;
 
-  // The first element of a contiguous CPU tensor (Error for a GPU tensor: copy it with cpu()) of element type T (uint16_t for f16/bf16).
+  // The first element of a contiguous CPU tensor (Error for a GPU tensor: copy it with cpu()) of
+  // element type T (uint16_t for f16/bf16).
   template <class T>
   T* data() const {
     return static_cast<T*>(checked_data(sizeof(T), dtype_tag<T>()));
@@ -156,8 +167,7 @@ Tensor rand(const Shape& shape, DType dtype = DType::f32);   // uniform [0, 1)
 Tensor randn(const Shape& shape, DType dtype = DType::f32);  // standard normal
 void manual_seed(uint64_t seed);
 // A tensor holding a copy of `values` (converted to `dtype`), of shape `shape`.
-Tensor from_vector(const std::vector<double>& values, const Shape& shape,
-                   DType dtype = DType::f32);
+Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
 
 // Makes dimension `dim` of `tensor` symbolic for compile(): kernels take its size at run
 // time, and a call with another size of that dimension reuses the compiled entry.

@@ -23,10 +23,10 @@ void shutdown_compile_workers();
 struct PoolWorker {
   std::string start;  // subprocess, fork, spawn
   int slot = 0;
-  int pid = 0;        // 0: not running
+  int pid = 0;  // 0: not running
   bool busy = false;
   int jobs_done = 0;
-  int failures = 0;   // workers of this slot that died, hung or misbehaved
+  int failures = 0;  // workers of this slot that died, hung or misbehaved
 };
 // Every worker of every pool this process started.
 std::vector<PoolWorker> pool_status();
@@ -40,7 +40,9 @@ class CompiledKernel {
   const std::string& name() const { return name_; }
   void* address() const { return address_; }
   template <class Fn>
-  Fn function() const { return reinterpret_cast<Fn>(address_); }
+  Fn function() const {
+    return reinterpret_cast<Fn>(address_);
+  }
 
  private:
   std::string name_;
@@ -54,6 +56,7 @@ class CompiledKernel {
 // compiler's diagnostics when the source does not compile, WorkerError when the worker
 // dies or hangs (KILN_COMPILE_TIMEOUT), Error for an unknown language or name.
 std::future<CompiledKernel> compile_source(const std::string& name, const std::string& language,
-                                           const std::string& source, const CompileOptions& options = {});
+                                           const std::string& source,
+                                           const CompileOptions& options = {});
 
 }  // namespace kiln

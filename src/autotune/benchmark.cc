@@ -31,7 +31,9 @@ int64_t parse_count(std::string_view text, const char* what) {
 
 bool is_symbol(std::string_view s) {
   return !s.empty() && s.size() <= 200 && !std::isdigit(static_cast<unsigned char>(s[0])) &&
-         std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+         });
 }
 
 // Inputs get values like real data (uniform in [0, 1) for floats, so logs and roots stay
@@ -50,7 +52,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 Job benchmark_job(const BenchmarkRequest& request, std::string what) {
   std::vector<std::string> sizes, buffers;
   for (int64_t s : request.sizes) sizes.push_back(std::to_string(s));
-  for (const BenchmarkBuffer& b : request.buffers) buffers.push_back(fmt::format("{}:{}", dtype_name(b.dtype), b.elements));
+  for (const BenchmarkBuffer& b : request.buffers)
+    buffers.push_back(fmt::format("{}:{}", dtype_name(b.dtype), b.elements));
   return Job{MessageType::benchmark,
              {{"object", request.object},
               {"kernels", fmt::format("{}", fmt::join(request.kernels, ","))},
@@ -77,19 +80,23 @@ std::vector<double> benchmark_times(const Fields& reply, size_t kernels) {
   return times;
 }
 
-std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request, std::string what) {
-  return benchmark_times(benchmark_pool(start).submit(benchmark_job(request, std::move(what))).get(),
-                         request.kernels.size());
+std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request,
+                                        std::string what) {
+  return benchmark_times(
+      benchmark_pool(start).submit(benchmark_job(request, std::move(what))).get(),
+      request.kernels.size());
 }
 
 Fields answer_benchmark(const Frame& request) {
   using Kernel = void (*)(const int64_t*, char* const*);
   std::vector<std::string_view> names = split_text(request.at("kernels"), ',');
-  if (names.empty() || names.size() > kMaxKernels) throw WireError("benchmark request: 1 to 64 kernels");
+  if (names.empty() || names.size() > kMaxKernels)
+    throw WireError("benchmark request: 1 to 64 kernels");
   for (std::string_view n : names)
     if (!is_symbol(n)) throw WireError(fmt::format("benchmark request: bad kernel name '{}'", n));
   std::vector<int64_t> sizes;
-  for (std::string_view s : split_text(request.at("sizes"), ',')) sizes.push_back(parse_count(s, "size"));
+  for (std::string_view s : split_text(request.at("sizes"), ','))
+    sizes.push_back(parse_count(s, "size"));
   if (sizes.size() > kMaxSizes) throw WireError("benchmark request: too many sizes");
   std::vector<BenchmarkBuffer> specs;
   int64_t bytes = 0;
@@ -102,20 +109,26 @@ Fields answer_benchmark(const Frame& request) {
     bytes += b.elements * static_cast<int64_t>(dtype_size(b.dtype));
     specs.push_back(b);
   }
-  if (specs.empty() || specs.size() > kMaxBuffers) throw WireError("benchmark request: 1 to 1024 buffers");
+  if (specs.empty() || specs.size() > kMaxBuffers)
+    throw WireError("benchmark request: 1 to 1024 buffers");
   const int64_t memory = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE);
   if (bytes > memory / 2)
-    throw Error(fmt::format("benchmark request: {} bytes of buffers, more than half of this machine's memory", bytes));
+    throw Error(fmt::format(
+        "benchmark request: {} bytes of buffers, more than half of this machine's memory", bytes));
   double budget = 0;
   const std::string& budget_text = request.at("budget");
-  auto [end, error] = std::from_chars(budget_text.data(), budget_text.data() + budget_text.size(), budget);
-  if (error != std::errc() || end != budget_text.data() + budget_text.size() || !(budget > 0) || budget > 10)
+  auto [end, error] =
+      std::from_chars(budget_text.data(), budget_text.data() + budget_text.size(), budget);
+  if (error != std::errc() || end != budget_text.data() + budget_text.size() || !(budget > 0) ||
+      budget > 10)
     throw WireError(fmt::format("benchmark request: bad budget '{}'", budget_text));
 
   SpanScope span("autotune", fmt::format("benchmark {} configs", names.size()));
-  std::shared_ptr<SharedObject> object = SharedObject::load_bytes(request.at("object"), "benchmarked kernels");
+  std::shared_ptr<SharedObject> object =
+      SharedObject::load_bytes(request.at("object"), "benchmarked kernels");
   std::vector<Kernel> kernels;
-  for (std::string_view n : names) kernels.push_back(reinterpret_cast<Kernel>(object->symbol(std::string(n))));
+  for (std::string_view n : names)
+    kernels.push_back(reinterpret_cast<Kernel>(object->symbol(std::string(n))));
   std::vector<Tensor> tensors;
   std::vector<char*> buffers;
   for (const BenchmarkBuffer& b : specs) {
@@ -125,7 +138,9 @@ Fields answer_benchmark(const Frame& request) {
   for (Kernel k : kernels) k(sizes.data(), buffers.data());  // warm: caches, pages, threads
   std::vector<std::vector<double>> samples(kernels.size());
   const auto start = std::chrono::steady_clock::now();
-  for (int round = 0; round < 3 || (seconds_since(start) < budget * static_cast<double>(kernels.size()) && round < 500);
+  for (int round = 0;
+       round < 3 ||
+       (seconds_since(start) < budget * static_cast<double>(kernels.size()) && round < 500);
        ++round) {
     for (size_t i = 0; i < kernels.size(); ++i) {
       const auto t0 = std::chrono::steady_clock::now();

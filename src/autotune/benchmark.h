@@ -21,11 +21,11 @@ struct BenchmarkBuffer {
 };
 
 struct BenchmarkRequest {
-  std::string object;                 // shared object bytes
-  std::vector<std::string> kernels;   // symbols to time, each with the kernel ABI
-  std::vector<int64_t> sizes;         // the graph's size symbols
+  std::string object;                    // shared object bytes
+  std::vector<std::string> kernels;      // symbols to time, each with the kernel ABI
+  std::vector<int64_t> sizes;            // the graph's size symbols
   std::vector<BenchmarkBuffer> buffers;  // the kernels' params, outputs first
-  double seconds_per_kernel = 0.05;   // measuring budget per variant (at least 3 runs)
+  double seconds_per_kernel = 0.05;      // measuring budget per variant (at least 3 runs)
 };
 
 Job benchmark_job(const BenchmarkRequest& request, std::string what);
@@ -33,7 +33,8 @@ Job benchmark_job(const BenchmarkRequest& request, std::string what);
 std::vector<double> benchmark_times(const Fields& reply, size_t kernels);
 
 // Runs the request in `start`'s benchmark worker: the median seconds per kernel, in order.
-std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request, std::string what);
+std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request,
+                                        std::string what);
 
 // Worker side: validates the request, runs it, answers {"times": ...}.
 Fields answer_benchmark(const Frame& request);

@@ -30,17 +30,22 @@ LookupTable LookupTable::parse(std::string_view text, const std::string& source)
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("{}: not JSON: {}", source, e.what()));
   }
-  if (!j.is_object()) throw FormatError(fmt::format("{}: the lookup table must be a JSON object", source));
+  if (!j.is_object())
+    throw FormatError(fmt::format("{}: the lookup table must be a JSON object", source));
   for (const auto& [hash, value] : j.items()) {
     if (!is_hash(hash))
-      throw FormatError(fmt::format("{}: '{}' is not a kernel tuning hash (32 hex digits)", source, hash));
+      throw FormatError(
+          fmt::format("{}: '{}' is not a kernel tuning hash (32 hex digits)", source, hash));
     const nlohmann::json* config = &value;
     if (value.is_object()) {
-      if (!value.contains("config")) throw FormatError(fmt::format("{}: entry {} has no \"config\"", source, hash));
+      if (!value.contains("config"))
+        throw FormatError(fmt::format("{}: entry {} has no \"config\"", source, hash));
       config = &value.at("config");
     }
-    if (!config->is_string()) throw FormatError(fmt::format("{}: entry {}'s config is not a string", source, hash));
-    table.entries_[hash] = parse_config(config->get<std::string>(), fmt::format("{} (entry {})", source, hash));
+    if (!config->is_string())
+      throw FormatError(fmt::format("{}: entry {}'s config is not a string", source, hash));
+    table.entries_[hash] =
+        parse_config(config->get<std::string>(), fmt::format("{} (entry {})", source, hash));
   }
   table.digest_ = content_key(text);
   return table;
@@ -54,7 +59,8 @@ std::shared_ptr<const LookupTable> LookupTable::from_environment() {
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) throw Error(fmt::format("{}={}: cannot read the file", kVariable, *path));
-  return std::make_shared<const LookupTable>(parse(text.str(), fmt::format("{}={}", kVariable, *path)));
+  return std::make_shared<const LookupTable>(
+      parse(text.str(), fmt::format("{}={}", kVariable, *path)));
 }
 
 const KernelConfig* LookupTable::find(const std::string& hash) const {

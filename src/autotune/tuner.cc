@@ -9,8 +9,8 @@
 #include "autotune/benchmark.h"
 #include "codegen/c_emitter.h"
 #include "kiln/error.h"
-#include "support/spans.h"
 #include "support/log.h"
+#include "support/spans.h"
 #include "support/stats.h"
 
 namespace kiln {
@@ -57,7 +57,9 @@ class KernelTuner {
     BenchmarkRequest request;
     for (size_t i = 0; i < configs.size(); ++i) {
       std::string name = fmt::format("{}__v{}", kernel_.name, i);
-      variants.push_back({name, replace_all(kernel_.source, " " + kernel_.name + "(", " " + name + "("), configs[i]});
+      variants.push_back({name,
+                          replace_all(kernel_.source, " " + kernel_.name + "(", " " + name + "("),
+                          configs[i]});
       request.kernels.push_back(name);
     }
     std::string source = emit_translation_unit(plan_.graph.name, variants, cpp_dialect());
@@ -65,12 +67,13 @@ class KernelTuner {
     request.sizes = hints_;
     request.buffers = buffers_of(plan_, kernel_, hints_);
     request.seconds_per_kernel = setup_.seconds_per_config;
-    std::vector<double> times =
-        setup_.benchmark(request, fmt::format("benchmark {} ({} configs)", kernel_.name, configs.size()));
+    std::vector<double> times = setup_.benchmark(
+        request, fmt::format("benchmark {} ({} configs)", kernel_.name, configs.size()));
     for (size_t i = 0; i < configs.size(); ++i) {
       report_.timed.emplace_back(configs[i], times[i]);
       if (log_enabled("autotune"))
-        log_line("autotune", fmt::format("{}: {} took {:.1f} us", kernel_.name, config_text(configs[i]), times[i] * 1e6));
+        log_line("autotune", fmt::format("{}: {} took {:.1f} us", kernel_.name,
+                                         config_text(configs[i]), times[i] * 1e6));
     }
     bump(Stat::autotune_configs_timed, static_cast<int64_t>(configs.size()));
     return times;
@@ -135,30 +138,39 @@ class KernelTuner {
   TuneReport report_;
 };
 
-std::string cache_key(const TuneSetup& setup, const std::string& hash, const KernelConfig* from_table) {
-  return content_key(fmt::format("kiln autotune entry 1\n{}\n{}\nstart {}", setup.toolchain.identity(), hash,
+std::string cache_key(const TuneSetup& setup, const std::string& hash,
+                      const KernelConfig* from_table) {
+  return content_key(fmt::format("kiln autotune entry 1\n{}\n{}\nstart {}",
+                                 setup.toolchain.identity(), hash,
                                  from_table ? config_text(*from_table) : "candidates"));
 }
 
-std::optional<KernelConfig> cached_config(const TuneSetup& setup, const KernelLaunch& k, const std::string& key) {
+std::optional<KernelConfig> cached_config(const TuneSetup& setup, const KernelLaunch& k,
+                                          const std::string& key) {
   if (!setup.cache) return std::nullopt;
   std::optional<std::string> entry = setup.cache->get(CacheKind::autotune, key);
   if (!entry) return std::nullopt;
   try {
     KernelConfig config =
-        parse_config(nlohmann::json::parse(*entry).at("config").get<std::string>(), "autotune cache entry " + key);
+        parse_config(nlohmann::json::parse(*entry).at("config").get<std::string>(),
+                     "autotune cache entry " + key);
     if (k.space.admits(config)) return k.space.complete(config);
   } catch (const std::exception& e) {
-    if (log_enabled("cache")) log_line("cache", fmt::format("autotune cache entry {}: {}; treated as a miss", key, e.what()));
+    if (log_enabled("cache"))
+      log_line("cache",
+               fmt::format("autotune cache entry {}: {}; treated as a miss", key, e.what()));
   }
   return std::nullopt;
 }
 
 void cache_config(const TuneSetup& setup, const std::string& key, const TuneReport& r) {
   if (!setup.cache) return;
-  nlohmann::json entry{{"kernel", r.kernel},   {"hash", r.hash},
-                       {"config", config_text(r.chosen)}, {"seconds", r.chosen_seconds},
-                       {"default_seconds", r.default_seconds}, {"tuning", r.tuning}};
+  nlohmann::json entry{{"kernel", r.kernel},
+                       {"hash", r.hash},
+                       {"config", config_text(r.chosen)},
+                       {"seconds", r.chosen_seconds},
+                       {"default_seconds", r.default_seconds},
+                       {"tuning", r.tuning}};
   setup.cache->put(CacheKind::autotune, key, entry.dump());
 }
 
@@ -187,8 +199,9 @@ std::vector<TuneReport> autotune_plan(CompiledPlan& plan, const TuneSetup& setup
     const KernelConfig* from_table = setup.table ? setup.table->find(hash) : nullptr;
     if (from_table && !k.space.admits(*from_table)) {
       if (log_enabled("autotune"))
-        log_line("autotune", fmt::format("{}: lookup table config {} is outside its space {}; ignored", k.name,
-                                         config_text(*from_table), space_text(k.space)));
+        log_line("autotune",
+                 fmt::format("{}: lookup table config {} is outside its space {}; ignored", k.name,
+                             config_text(*from_table), space_text(k.space)));
       from_table = nullptr;
     }
     const std::string key = cache_key(setup, hash, from_table);
@@ -214,10 +227,12 @@ std::vector<TuneReport> autotune_plan(CompiledPlan& plan, const TuneSetup& setup
       report = {k.name, hash, "default", k.space.defaults, k.space.defaults, {}, 0, 0, e.what()};
       k.config = k.space.defaults;
       k.tuning = "default";
-      if (log_enabled("autotune")) log_line("autotune", fmt::format("{}: tuning failed, default kept: {}", k.name, e.what()));
+      if (log_enabled("autotune"))
+        log_line("autotune", fmt::format("{}: tuning failed, default kept: {}", k.name, e.what()));
     }
     if (log_enabled("autotune"))
-      log_line("autotune", fmt::format("{}: {} ({}), hash {}", k.name, config_text(k.config), k.tuning, hash));
+      log_line("autotune",
+               fmt::format("{}: {} ({}), hash {}", k.name, config_text(k.config), k.tuning, hash));
     tuned_here[hash] = k.config;
     reports.push_back(std::move(report));
   }

@@ -34,7 +34,8 @@ struct TuneSetup {
   std::function<std::string(const std::string& name, const std::string& source)> compile;
   // Times a request's kernels (median seconds each, in order): the caller's benchmark
   // worker (benchmark_in_worker), so tuning itself starts no process.
-  std::function<std::vector<double>(const BenchmarkRequest& request, const std::string& what)> benchmark;
+  std::function<std::vector<double>(const BenchmarkRequest& request, const std::string& what)>
+      benchmark;
   std::optional<Cache> cache;
   std::shared_ptr<const LookupTable> table;
   bool coordinate_descent = true;
@@ -50,7 +51,7 @@ struct TuneReport {
   KernelConfig start;  // where coordinate descent started
   KernelConfig chosen;
   std::vector<std::pair<KernelConfig, double>> timed;  // every timing, in order
-  double default_seconds = 0;  // 0 when the default was not timed
+  double default_seconds = 0;                          // 0 when the default was not timed
   double chosen_seconds = 0;
   std::string error;
 };

@@ -17,18 +17,24 @@ namespace {
 
 const char* subdirectory(CacheKind kind) {
   switch (kind) {
-    case CacheKind::kernel: return "kernels";
-    case CacheKind::graph: return "graphs";
-    case CacheKind::autotune: return "autotune";
+    case CacheKind::kernel:
+      return "kernels";
+    case CacheKind::graph:
+      return "graphs";
+    case CacheKind::autotune:
+      return "autotune";
   }
   return "?";
 }
 
 const char* extension(CacheKind kind) {
   switch (kind) {
-    case CacheKind::kernel: return ".so";
-    case CacheKind::graph: return ".graph";
-    case CacheKind::autotune: return ".json";
+    case CacheKind::kernel:
+      return ".so";
+    case CacheKind::graph:
+      return ".graph";
+    case CacheKind::autotune:
+      return ".json";
   }
   return "?";
 }
@@ -106,17 +112,21 @@ Cache::Usage Cache::sources_usage() const { return files_usage(root_ + "/sources
 std::vector<std::string> Cache::keys(CacheKind kind) const {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec)) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(fmt::format("{}/{}", root_, subdirectory(kind)), ec)) {
     std::string key = e.path().stem().string();
-    if (e.is_regular_file() && e.path().extension() == extension(kind) && is_key(key)) out.push_back(key);
+    if (e.is_regular_file() && e.path().extension() == extension(kind) && is_key(key))
+      out.push_back(key);
   }
   std::sort(out.begin(), out.end());
   return out;
 }
 
 void Cache::clear() const {
-  std::vector<std::string> dirs = {root_ + "/sources"};  // kernel sources kept for profiles (observe/kernel_files.h)
-  for (CacheKind kind : kAllCacheKinds) dirs.push_back(fmt::format("{}/{}", root_, subdirectory(kind)));
+  std::vector<std::string> dirs = {
+      root_ + "/sources"};  // kernel sources kept for profiles (observe/kernel_files.h)
+  for (CacheKind kind : kAllCacheKinds)
+    dirs.push_back(fmt::format("{}/{}", root_, subdirectory(kind)));
   for (const std::string& dir : dirs) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec))

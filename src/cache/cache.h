@@ -1,8 +1,8 @@
 // The persistent caches (docs/design.md §6) under the private cache root: compiled kernel objects
 // (kernels/KEY.so), compiled graphs (graphs/KEY.graph: the plan that runs a graph and the
-// keys of its objects) and tuned kernel configs (autotune/KEY.json). Keys are content hashes (32 hex digits) computed by the caller
-// from everything that changes the entry; entries are files of entry_file.h. Every mode
-// and worker start method shares the same entries.
+// keys of its objects) and tuned kernel configs (autotune/KEY.json). Keys are content hashes (32
+// hex digits) computed by the caller from everything that changes the entry; entries are files of
+// entry_file.h. Every mode and worker start method shares the same entries.
 #pragma once
 
 #include <cstdint>

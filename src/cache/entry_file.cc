@@ -81,7 +81,8 @@ std::optional<std::string> read_entry_file(const std::string& path) {
   }
   ::close(fd);
   auto corrupt = [&](const char* why) -> std::optional<std::string> {
-    if (log_enabled("cache")) log_line("cache", fmt::format("{}: {}; treated as a miss", path, why));
+    if (log_enabled("cache"))
+      log_line("cache", fmt::format("{}: {}; treated as a miss", path, why));
     return std::nullopt;
   };
   Header h{};
@@ -90,7 +91,8 @@ std::optional<std::string> read_entry_file(const std::string& path) {
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return corrupt("not a kiln cache entry");
   if (h.version != kFormatVersion) return corrupt("another entry format version");
   if (h.size != data.size() - sizeof h) return corrupt("truncated or padded");
-  if (XXH3_64bits(data.data() + sizeof h, h.size) != h.checksum) return corrupt("checksum mismatch");
+  if (XXH3_64bits(data.data() + sizeof h, h.size) != h.checksum)
+    return corrupt("checksum mismatch");
   return data.substr(sizeof h);
 }
 

@@ -9,10 +9,10 @@
 #include <set>
 #include <string_view>
 
-#include "graph/infer.h"
-#include "kiln/error.h"
 #include "codegen/kernel_writer.h"
 #include "codegen/row_kernels.h"
+#include "graph/infer.h"
+#include "kiln/error.h"
 
 namespace kiln {
 
@@ -24,19 +24,22 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
   std::vector<std::string> kept, reduced;
   SymShape kept_shape, reduced_shape;
   for (size_t d = 0; d < k.shape.size(); ++d) {
-    bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) != k.reduced_dims.end();
+    bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) !=
+             k.reduced_dims.end();
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
     (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
   // Register-held rows ask for a full multiprocessor of threads, capping registers at 32;
   // rows of more than 8 elements a thread for half of one (64), which they need not to spill.
   const int held_threads = gpu_block_threads(k) * (register_elements(k) > 8 ? 2 : 1);
-  const std::string bounds = dialect.block_rows && register_elements(k) > 0
-                                 ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / held_threads)
-                                 : "";
+  const std::string bounds =
+      dialect.block_rows && register_elements(k) > 0
+          ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / held_threads)
+          : "";
   std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect, bounds);
   src += params_and_sizes(k, num_symbols, dialect);
-  src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept), product(reduced));
+  src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept),
+                     product(reduced));
   if (dialect.block_rows) return src + block_row_loop(k) + "}\n";
   if (k.columns) return src + column_loop(k, dialect) + "}\n";
   // With static sizes only one form is needed.
@@ -62,45 +65,56 @@ namespace {
 // aligned to 16 bytes; the remainder, and every element of unaligned buffers (views at odd
 // offsets), take the plain grid-stride loop. Buffers of 8-byte elements (f64, i64) take the
 // plain loop only (""): their vectors would need 32-byte alignment.
-std::string vector_flat_loop(const LoopKernel& k, int base, int width, const std::string& plain_body) {
+std::string vector_flat_loop(const LoopKernel& k, int base, int width,
+                             const std::string& plain_body) {
   for (DType d : k.param_dtypes)
     if (dtype_size(d) > 4) return "";
   KernelWriter w(k, base);
   std::vector<const Expr*> loads;
   collect_loads(k.stores.at(0).value, &loads);
   std::vector<std::string> pointers;
-  for (size_t p = 0; p < k.params.size(); ++p) pointers.push_back(fmt::format("(unsigned long long){}", w.param(static_cast<int>(p))));
+  for (size_t p = 0; p < k.params.size(); ++p)
+    pointers.push_back(fmt::format("(unsigned long long){}", w.param(static_cast<int>(p))));
   std::string body;
   w.push(&body, "      ");
   std::set<int> loaded;
   for (const Expr* e : loads) {
     if (!loaded.insert(e->param).second) continue;
     const char* t = type_names(k.param_dtypes[static_cast<size_t>(e->param)]).storage;
-    w.line(fmt::format("const kiln_vec<{0}, {1}> kiln_l{2} = *(const kiln_vec<{0}, {1}>*)({3} + kiln_v);", t, width, e->param,
-                       w.param(e->param)));
+    w.line(fmt::format(
+        "const kiln_vec<{0}, {1}> kiln_l{2} = *(const kiln_vec<{0}, {1}>*)({3} + kiln_v);", t,
+        width, e->param, w.param(e->param)));
   }
   const char* out_type = type_names(k.param_dtypes[0]).storage;
   w.line(fmt::format("kiln_vec<{}, {}> kiln_s;", out_type, width));
   // The lanes as an unrolled loop, not written out: the source stays small (NVRTC's front
   // end took 0.67 s for a 500-op chain written out four times, most of a cold compile).
-  w.line(fmt::format("#pragma unroll\n      for (int kiln_lane = 0; kiln_lane < {}; ++kiln_lane) {{", width));
+  w.line(fmt::format(
+      "#pragma unroll\n      for (int kiln_lane = 0; kiln_lane < {}; ++kiln_lane) {{", width));
   std::string lane_body;
   w.push(&lane_body, "        ");
-  for (const Expr* e : loads) w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->param), e->dtype));
-  w.line(fmt::format("kiln_s.v[kiln_lane] = {};", store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
+  for (const Expr* e : loads)
+    w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->param), e->dtype));
+  w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
+                     store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
   w.pop();
   body += lane_body;
   w.line("}");
-  w.line(fmt::format("*(kiln_vec<{}, {}>*){} = kiln_s;", out_type, width, "(" + w.param(0) + " + kiln_v)"));
+  w.line(fmt::format("*(kiln_vec<{}, {}>*){} = kiln_s;", out_type, width,
+                     "(" + w.param(0) + " + kiln_v)"));
   w.pop();
   std::string src =
       "  const int64_t kiln_tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n"
       "  const int64_t kiln_stride = (int64_t)gridDim.x * blockDim.x;\n";
-  src += fmt::format("  const int64_t kiln_vector_end = (({}) & 15) == 0 ? n / {} * {} : 0;\n", fmt::join(pointers, " | "),
-                     width, width);
-  src += fmt::format("  for (int64_t kiln_v = kiln_tid * {0}; kiln_v < kiln_vector_end; kiln_v += kiln_stride * {0}) {{\n", width);
+  src += fmt::format("  const int64_t kiln_vector_end = (({}) & 15) == 0 ? n / {} * {} : 0;\n",
+                     fmt::join(pointers, " | "), width, width);
+  src += fmt::format(
+      "  for (int64_t kiln_v = kiln_tid * {0}; kiln_v < kiln_vector_end; kiln_v += kiln_stride * "
+      "{0}) {{\n",
+      width);
   src += body + "  }\n";
-  src += "  for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {\n" + plain_body + "  }\n";
+  src += "  for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {\n" +
+         plain_body + "  }\n";
   return src;
 }
 
@@ -112,28 +126,34 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   std::string body;
   std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
   w.push(&body, indent);
-  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index), store(w.value(st.value), k.param_dtypes[0])));
+  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index),
+                     store(w.value(st.value), k.param_dtypes[0])));
   w.pop();
   std::string src;
   if ((k.flat || k.shape.empty()) && dialect.vector_width > 0) {
     std::string vector_form = vector_flat_loop(k, base, dialect.vector_width, body);
-    if (!vector_form.empty()) return src + fmt::format("  const int64_t n = {};\n", product(extents)) + vector_form;
+    if (!vector_form.empty())
+      return src + fmt::format("  const int64_t n = {};\n", product(extents)) + vector_form;
   }
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
-    return src + "  " + fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "i0")) + "\n" +
-           body + "  }\n";
+    return src + "  " +
+           fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "i0")) +
+           "\n" + body + "  }\n";
   }
   if (!dialect.nested_loops) {
     // One flat loop over every element; each loop variable taken from the flat index.
     src += fmt::format("  const int64_t n = {};\n", product(extents));
-    src += "  " + fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "flat")) + "\n";
+    src += "  " +
+           fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "flat")) +
+           "\n";
     src += "    int64_t rest = flat;\n";
     for (size_t d = k.shape.size(); d-- > 0;) {
       if (d == 0) {
         src += "    const int64_t i0 = rest;\n";
       } else {
-        src += fmt::format("    const int64_t i{0} = rest % ({1});\n    rest /= ({1});\n", d, extents[d]);
+        src += fmt::format("    const int64_t i{0} = rest % ({1});\n    rest /= ({1});\n", d,
+                           extents[d]);
       }
     }
     return src + body + "  }\n";
@@ -192,19 +212,24 @@ std::string config_prologue(const std::string& kernel_name, const KernelConfig& 
   };
   std::string src = fmt::format("/* config of {}: {} */\n", kernel_name, config_text(config));
   int64_t threads = value("THREADS", 0), vec = value("VEC", 0);
-  src += threads > 0 ? fmt::format("#define KILN_NUM_THREADS num_threads({})\n", threads) : "#define KILN_NUM_THREADS\n";
-  src += vec > 0 ? fmt::format("#define KILN_VECTOR_ATTR KILN_VECTOR_WIDTH({})\n", vec) : "#define KILN_VECTOR_ATTR\n";
-  for (const auto& [field, v] : config_macros(config)) src += fmt::format("#define KILN_{} {}\n", field, v);
+  src += threads > 0 ? fmt::format("#define KILN_NUM_THREADS num_threads({})\n", threads)
+                     : "#define KILN_NUM_THREADS\n";
+  src += vec > 0 ? fmt::format("#define KILN_VECTOR_ATTR KILN_VECTOR_WIDTH({})\n", vec)
+                 : "#define KILN_VECTOR_ATTR\n";
+  for (const auto& [field, v] : config_macros(config))
+    src += fmt::format("#define KILN_{} {}\n", field, v);
   return src;
 }
 
 std::string config_epilogue(const KernelConfig& config) {
   std::string src = "#undef KILN_NUM_THREADS\n#undef KILN_VECTOR_ATTR\n";
-  for (const auto& [field, v] : config_macros(config)) src += fmt::format("#undef KILN_{}\n", field);
+  for (const auto& [field, v] : config_macros(config))
+    src += fmt::format("#undef KILN_{}\n", field);
   return src;
 }
 
-std::string emit_translation_unit(const std::string& graph_name, const std::vector<KernelSource>& kernels,
+std::string emit_translation_unit(const std::string& graph_name,
+                                  const std::vector<KernelSource>& kernels,
                                   const Dialect& dialect) {
   std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
   for (const KernelSource& k : kernels) src += " " + k.name;
@@ -215,14 +240,17 @@ std::string emit_translation_unit(const std::string& graph_name, const std::vect
 }
 
 bool row_streams_inputs(const LoopKernel& kernel) {
-  return kernel.kind == LoopKernel::Kind::Row && !kernel.columns && !streamed_inputs(kernel).empty();
+  return kernel.kind == LoopKernel::Kind::Row && !kernel.columns &&
+         !streamed_inputs(kernel).empty();
 }
 
 }  // namespace kiln
 
 namespace kiln {
 
-bool gpu_row_per_block(const LoopKernel& kernel) { return kernel.kind == LoopKernel::Kind::Row && !kernel.columns; }
+bool gpu_row_per_block(const LoopKernel& kernel) {
+  return kernel.kind == LoopKernel::Kind::Row && !kernel.columns;
+}
 
 int gpu_block_threads(const LoopKernel& kernel) {
   if (!gpu_row_per_block(kernel) || !kernel.flat) return kGpuThreads;
@@ -237,7 +265,8 @@ int gpu_block_threads(const LoopKernel& kernel) {
 }
 
 bool gpu_split_reduction(const LoopKernel& kernel) {
-  if (!gpu_row_per_block(kernel) || register_elements(kernel) > 0 || !kernel.stores.empty()) return false;
+  if (!gpu_row_per_block(kernel) || register_elements(kernel) > 0 || !kernel.stores.empty())
+    return false;
   for (const ReducePhase& phase : kernel.phases)  // independent phases only: no grid-wide wait
     if (reads_accumulator(phase.value) || !gpu_accumulation(phase).after.empty()) return false;
   return true;

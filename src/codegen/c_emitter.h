@@ -12,17 +12,17 @@
 namespace kiln {
 
 struct Dialect {
-  const char* name;            // cpp, cuda: also the kernels' name prefix
-  const char* preamble;        // the shared helpers, once per translation unit
+  const char* name;      // cpp, cuda: also the kernels' name prefix
+  const char* preamble;  // the shared helpers, once per translation unit
   // The kernel's signature and the lines that give its body `sizes` and `buffers`; {name}.
   const char* signature;
-  const char* restrict_word;   // restrict, __restrict__
-  const char* parallel_loop;   // pragma on the outermost loop; {n} is the element count
-  const char* simd_loop;       // pragma on the innermost loop ("": none)
+  const char* restrict_word;  // restrict, __restrict__
+  const char* parallel_loop;  // pragma on the outermost loop; {n} is the element count
+  const char* simd_loop;      // pragma on the innermost loop ("": none)
   // The loop over a flat index i0 below {n}: OpenMP's parallel simd loop, or a CUDA
   // grid-stride loop (each thread from its global index, striding by the grid's size).
   const char* flat_loop;
-  bool nested_loops;           // pointwise kernels over several dims: nested loops, or one flat loop
+  bool nested_loops;  // pointwise kernels over several dims: nested loops, or one flat loop
   // Reductions: false, a loop over rows split across threads (cpp); true, one row per
   // block, its elements across the block's threads and combined through warp shuffles and
   // shared memory, or for column reductions one row per thread (cuda).
@@ -56,7 +56,8 @@ const Dialect& cuda_dialect();
 std::string dialect_kernel_name(const std::string& name, const Dialect& dialect);
 // The signature line(s) of kernel `name`, through the opening brace; `bounds` (cuda): its
 // __launch_bounds__.
-std::string kernel_signature(const std::string& name, const Dialect& dialect, const std::string& bounds = "");
+std::string kernel_signature(const std::string& name, const Dialect& dialect,
+                             const std::string& bounds = "");
 
 // The kernel's ABI: void NAME(const int64_t* sizes, char* const* buffers), sizes being the
 // graph's size symbols and buffers the kernel's params (output first). The body reads its
@@ -74,8 +75,8 @@ struct KernelSource {
   KernelConfig config;
 };
 // Kernels in one source file, after the shared helpers.
-std::string emit_translation_unit(const std::string& graph_name, const std::vector<KernelSource>& kernels,
-                                  const Dialect& dialect);
+std::string emit_translation_unit(const std::string& graph_name,
+                                  const std::vector<KernelSource>& kernels, const Dialect& dialect);
 
 // Whether a row kernel prefetches its streamed inputs in chunks (its CHUNK config field).
 bool row_streams_inputs(const LoopKernel& kernel);

@@ -9,15 +9,16 @@
 #include <set>
 #include <string_view>
 
+#include "codegen/kernel_writer.h"
 #include "graph/infer.h"
 #include "kiln/error.h"
-#include "codegen/kernel_writer.h"
 
 namespace kiln::emit {
 
 // The row loads of a row kernel: loads of streamed params at the row's own element.
 void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
-  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text) out->push_back(e.get());
+  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text)
+    out->push_back(e.get());
   for (const ExprPtr& a : e->args) collect_row_load_exprs(a, k, out);
 }
 
@@ -92,7 +93,8 @@ std::string block_row_loop(const LoopKernel& k) {
     return fmt::format("{} + {}kiln_o", w.param(param), index_text == "i1" ? "" : "kiln_row + ");
   };
   auto vec_type = [&](int param) {
-    return fmt::format("{}, {}", type_names(k.param_dtypes[static_cast<size_t>(param)]).storage, width);
+    return fmt::format("{}, {}", type_names(k.param_dtypes[static_cast<size_t>(param)]).storage,
+                       width);
   };
   // One register array per distinct row load (by its rendered text), filled up front.
   std::map<std::string, std::string> held_names;
@@ -130,7 +132,8 @@ std::string block_row_loop(const LoopKernel& k) {
       if (base.empty()) continue;
       const std::string name = fmt::format("kiln_l{}", vectors.size());
       vectors.emplace(text, name);
-      w.line(fmt::format("const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);", vec_type(e->param), name, base));
+      w.line(fmt::format("const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);",
+                         vec_type(e->param), name, base));
     }
     for (const std::string& text : declarations) w.line(text);
     w.line(fmt::format("#pragma unroll\n{}for (int e = 0; e < {}; ++e) {{", indent, width));
@@ -156,7 +159,7 @@ std::string block_row_loop(const LoopKernel& k) {
   };
   auto open_elements = [&](std::string* loop_body, const std::vector<ExprPtr>& values) {
     if (held > 0) return open_runs(loop_body, values, {});
-    w.line(split       ? "for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"
+    w.line(split ? "for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"
            : per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
                        : "for (int64_t i1 = 0; i1 < R; ++i1) {");
     w.push(loop_body, "      ");
@@ -177,10 +180,11 @@ std::string block_row_loop(const LoopKernel& k) {
       held_names.emplace(text, name);
       w.line(fmt::format("{} {}[{}];", type_names(e->dtype).compute, name, held));
       const std::string run = fmt::format("kiln_h{}", held_names.size() - 1);
-      fill += fmt::format("        const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);\n", vec_type(e->param), run,
-                          run_pointer(e->param, kRowElementIndex));
-      fill += fmt::format("        #pragma unroll\n        for (int e = 0; e < {}; ++e) {}[c * {} + e] = {};\n", width, name,
-                          width, load_value(run + ".v[e]", e->dtype));
+      fill += fmt::format("        const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);\n",
+                          vec_type(e->param), run, run_pointer(e->param, kRowElementIndex));
+      fill += fmt::format(
+          "        #pragma unroll\n        for (int e = 0; e < {}; ++e) {}[c * {} + e] = {};\n",
+          width, name, width, load_value(run + ".v[e]", e->dtype));
     }
     open_run_loop();
     if (whole_runs) {
@@ -188,7 +192,8 @@ std::string block_row_loop(const LoopKernel& k) {
     } else {
       w.line("  if (kiln_o >= R) {");
       for (const auto& [text, name] : held_names)
-        w.line(fmt::format("    for (int e = 0; e < {}; ++e) {}[c * {} + e] = 0;", width, name, width));
+        w.line(fmt::format("    for (int e = 0; e < {}; ++e) {}[c * {} + e] = 0;", width, name,
+                           width));
       w.line("  } else {");
     }
     body += fill;
@@ -196,20 +201,22 @@ std::string block_row_loop(const LoopKernel& k) {
   }
   // Within each warp by shuffles, then every warp reduces the warps' partials (padded with
   // the identity) the same way: a fixed order, so the result is deterministic.
-  auto block_combine = [&](const std::string& var, const std::string& type, const std::string& combine,
-                           const std::string& identity) {
+  auto block_combine = [&](const std::string& var, const std::string& type,
+                           const std::string& combine, const std::string& identity) {
     auto fold = [&](const std::string& x, const std::string& y) {
       return fmt::format(fmt::runtime(combine), fmt::arg("x", x), fmt::arg("y", y));
     };
     const std::string shuffle = fmt::format(
-        "for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} = {}; }}", type, var,
-        var, fold(var, "y"));
+        "for (int o = 16; o > 0; o >>= 1) {{ const {} y = __shfl_xor_sync(0xffffffffu, {}, o); {} "
+        "= {}; }}",
+        type, var, var, fold(var, "y"));
     w.line(shuffle);
     w.line(fmt::format("{{ __shared__ {} s_{}[{}];", type, var, threads / 32));
     w.line(fmt::format("  if ((threadIdx.x & 31) == 0) s_{}[threadIdx.x >> 5] = {};", var, var));
     w.line("  __syncthreads();");
-    w.line(fmt::format("  {0} = (threadIdx.x & 31) < (blockDim.x >> 5) ? s_{0}[threadIdx.x & 31] : ({1})({2});", var, type,
-                       identity));
+    w.line(fmt::format(
+        "  {0} = (threadIdx.x & 31) < (blockDim.x >> 5) ? s_{0}[threadIdx.x & 31] : ({1})({2});",
+        var, type, identity));
     w.line("  " + shuffle);
     w.line("  __syncthreads(); }");
   };
@@ -223,7 +230,8 @@ std::string block_row_loop(const LoopKernel& k) {
     // A thread's few register-held elements are summed in f32 (f32 values), the block's
     // partials in f64: the f64 conversion and add per element were a fifth of the work.
     const bool thread_sum_in_float = held > 0 && k.phases[p].op == Op::sum &&
-                                     std::string(type_names(value->dtype).compute) == "float" && acc.type == "double";
+                                     std::string(type_names(value->dtype).compute) == "float" &&
+                                     acc.type == "double";
     if (thread_sum_in_float) {
       w.line(fmt::format("float {}_t = 0.0f;", a));
       acc.update = "{a}_t += {v};";
@@ -233,7 +241,8 @@ std::string block_row_loop(const LoopKernel& k) {
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
     const bool cache_value = held > 0 && has_transcendental(value) && read_later(p);
     const std::string cached = fmt::format("c{}", p);
-    if (cache_value) w.line(fmt::format("{} {}[{}];", type_names(value->dtype).compute, cached, held));
+    if (cache_value)
+      w.line(fmt::format("{} {}[{}];", type_names(value->dtype).compute, cached, held));
     std::string loop_body;
     open_elements(&loop_body, {value});
     const std::string v = w.value(value);
@@ -247,8 +256,10 @@ std::string block_row_loop(const LoopKernel& k) {
       if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})", "0");
     }
     if (split)  // this block's partial of phase p: slot (row, part, phase), 8 bytes each
-      w.line(fmt::format("if (kiln_split > 1 && threadIdx.x == 0) *({}*)(kiln_partials + 8 * ((i0 * kiln_split + kiln_part) * {} + {})) = {};",
-                         acc.type, k.phases.size(), p, a));
+      w.line(
+          fmt::format("if (kiln_split > 1 && threadIdx.x == 0) *({}*)(kiln_partials + 8 * ((i0 * "
+                      "kiln_split + kiln_part) * {} + {})) = {};",
+                      acc.type, k.phases.size(), p, a));
     if (!acc.after.empty()) w.line(fill(acc.after, ""));
   }
   if (split) {
@@ -268,12 +279,15 @@ std::string block_row_loop(const LoopKernel& k) {
       Accumulation acc = gpu_accumulation(k.phases[p]);
       const std::string a = fmt::format("a{}", p);
       // Slots are 8 bytes whatever the accumulator's type: (row, part, phase) in that order.
-      const std::string slot = fmt::format("*(const volatile {}*)(kiln_partials + 8 * ((i0 * kiln_split + q) * {} + {}))",
-                                           acc.type, k.phases.size(), p);
-      w.line(fmt::format("    {} = *(const volatile {}*)(kiln_partials + 8 * (i0 * kiln_split * {} + {}));", a, acc.type,
-                         k.phases.size(), p));
-      w.line(fmt::format("    for (int64_t q = 1; q < kiln_split; ++q) {} = {};", a,
-                         fmt::format(fmt::runtime(acc.combine), fmt::arg("x", a), fmt::arg("y", slot))));
+      const std::string slot = fmt::format(
+          "*(const volatile {}*)(kiln_partials + 8 * ((i0 * kiln_split + q) * {} + {}))", acc.type,
+          k.phases.size(), p);
+      w.line(fmt::format(
+          "    {} = *(const volatile {}*)(kiln_partials + 8 * (i0 * kiln_split * {} + {}));", a,
+          acc.type, k.phases.size(), p));
+      w.line(fmt::format(
+          "    for (int64_t q = 1; q < kiln_split; ++q) {} = {};", a,
+          fmt::format(fmt::runtime(acc.combine), fmt::arg("x", a), fmt::arg("y", slot))));
     }
     w.line("    kiln_counters[i0] = 0;");
     w.line("  }");
@@ -308,14 +322,17 @@ std::string block_row_loop(const LoopKernel& k) {
       const std::string base = run_pointer(st.param, w.index(st.index));
       vector_names.push_back(base.empty() ? "" : fmt::format("kiln_s{}", s));
       if (base.empty()) continue;
-      declarations.push_back(fmt::format("kiln_vec<{}> {};", vec_type(st.param), vector_names.back()));
-      writes.push_back(fmt::format("kiln_st<{}>({}, {}, kiln_aligned);", vec_type(st.param), base, vector_names.back()));
+      declarations.push_back(
+          fmt::format("kiln_vec<{}> {};", vec_type(st.param), vector_names.back()));
+      writes.push_back(fmt::format("kiln_st<{}>({}, {}, kiln_aligned);", vec_type(st.param), base,
+                                   vector_names.back()));
     }
     std::string loop_body;
     open_runs(&loop_body, values, declarations);
     for (size_t s = 0; s < k.stores.size(); ++s) {
       const Store& st = k.stores[s];
-      const std::string value = store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)]);
+      const std::string value =
+          store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)]);
       if (vector_names[s].empty())
         w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index), value));
       else
@@ -325,26 +342,36 @@ std::string block_row_loop(const LoopKernel& k) {
   }
   w.pop();
   if (split)
-    return fmt::format("  const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / rows : 1;\n"
-                       "  unsigned int* kiln_counters = (unsigned int*)buffers[{0}];\n"
-                       "  char* kiln_partials = buffers[{1}];\n"
-                       "  for (int64_t kiln_b = blockIdx.x; kiln_b < rows * kiln_split; kiln_b += gridDim.x) {{\n"
-                       "    const int64_t i0 = kiln_b / kiln_split, kiln_part = kiln_b % kiln_split;\n"
-                       "    const int64_t kiln_lo = R * kiln_part / kiln_split, kiln_hi = R * (kiln_part + 1) / kiln_split;\n",
-                       k.params.size(), k.params.size() + 1) +
+    return fmt::format(
+               "  const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / "
+               "rows : 1;\n"
+               "  unsigned int* kiln_counters = (unsigned int*)buffers[{0}];\n"
+               "  char* kiln_partials = buffers[{1}];\n"
+               "  for (int64_t kiln_b = blockIdx.x; kiln_b < rows * kiln_split; kiln_b += "
+               "gridDim.x) {{\n"
+               "    const int64_t i0 = kiln_b / kiln_split, kiln_part = kiln_b % kiln_split;\n"
+               "    const int64_t kiln_lo = R * kiln_part / kiln_split, kiln_hi = R * (kiln_part + "
+               "1) / kiln_split;\n",
+               k.params.size(), k.params.size() + 1) +
            body + "  }\n";
   // Vectors need each base pointer aligned to a run's bytes (rows start at multiples of
   // the run: the width divides the row); views at odd offsets take kiln_ld's scalar path.
   // Rows read only through broadcasts have no vectors and no test.
   std::vector<std::string> misaligned;
   for (int param : vector_params)
-    misaligned.push_back(fmt::format("((unsigned long long){} % {})", w.param(param),
-                                     width * dtype_size(k.param_dtypes[static_cast<size_t>(param)])));
+    misaligned.push_back(
+        fmt::format("((unsigned long long){} % {})", w.param(param),
+                    width * dtype_size(k.param_dtypes[static_cast<size_t>(param)])));
   const std::string alignment =
-      misaligned.empty() ? "" : fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | "));
-  return per_block ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" + body + "  }\n"
-                   : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
-                     " i0 += (int64_t)gridDim.x * blockDim.x) {\n" + body + "  }\n";
+      misaligned.empty()
+          ? ""
+          : fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | "));
+  return per_block
+             ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" +
+                   body + "  }\n"
+             : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
+               " i0 += (int64_t)gridDim.x * blockDim.x) {\n" +
+                   body + "  }\n";
 }
 
 }  // namespace kiln::emit

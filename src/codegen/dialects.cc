@@ -48,7 +48,8 @@ static inline uint32_t kiln_f_bits(float f) { uint32_t u; memcpy(&u, &f, 4); ret
 )";
 
 // The cuda dialect's header: NVRTC has no libc headers; bit casts are intrinsics.
-constexpr const char* kCudaHeader = R"(typedef signed char int8_t; typedef short int16_t; typedef int int32_t;
+constexpr const char* kCudaHeader =
+    R"(typedef signed char int8_t; typedef short int16_t; typedef int int32_t;
 typedef long long int64_t; typedef unsigned char uint8_t; typedef unsigned short uint16_t;
 typedef unsigned int uint32_t; typedef unsigned long long uint64_t;
 #define INT64_C(x) x##LL
@@ -80,7 +81,8 @@ template <class T, int width> __device__ static inline void kiln_st(T* p, const 
 
 // Helpers every kernel may use, in either dialect (KILN_HELPER: static inline, __device__
 // for CUDA), so unused ones cost nothing.
-constexpr const char* kHelpers = R"(KILN_HELPER float kiln_bf2f(uint16_t h) { return kiln_bits_f((uint32_t)h << 16); }
+constexpr const char* kHelpers =
+    R"(KILN_HELPER float kiln_bf2f(uint16_t h) { return kiln_bits_f((uint32_t)h << 16); }
 KILN_HELPER uint16_t kiln_f2bf(float f) {
   uint32_t u = kiln_f_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
@@ -120,39 +122,42 @@ const Dialect& cpp_dialect() {
   // The KILN_ macros come from the kernel's config (config_prologue).
   // Immortal: background tuning threads may still emit while the process exits.
   static const std::string* preamble = new std::string(std::string(kCppHeader) + kHelpers);
-  static const Dialect d{"cpp",
-                         preamble->c_str(),
-                         "KILN_VECTOR_ATTR void {name}(const int64_t* sizes, char* const* buffers) {{\n",
-                         "restrict",
-                         "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
-                         "#pragma omp simd",
-                         "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
-                         "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
-                         true,
-                         false,
-                         0};
+  static const Dialect d{
+      "cpp",
+      preamble->c_str(),
+      "KILN_VECTOR_ATTR void {name}(const int64_t* sizes, char* const* buffers) {{\n",
+      "restrict",
+      "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
+      "#pragma omp simd",
+      "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
+      "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
+      true,
+      false,
+      0};
   return d;
 }
 
 const Dialect& cuda_dialect() {
-  static const std::string* preamble = new std::string(
-      std::string(kCudaHeader) +
-      fmt::format("/* A kernel's arguments, passed by value: the size symbols and the buffers (outputs first). */\n"
-                  "struct KilnArgs {{ int64_t sizes[{}]; char* buffers[{}]; }};\n",
-                  kCudaMaxSymbols, kCudaMaxBuffers) +
-      kCudaHelpers + kHelpers);
-  static const Dialect d{"cuda",
-                         preamble->c_str(),
-                         "extern \"C\" __global__ void {bounds}{name}(const KilnArgs args) {{\n"
-                         "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
-                         "__restrict__",
-                         "",
-                         "",
-                         "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
-                         " {i} += (int64_t)gridDim.x * blockDim.x) {{",
-                         false,
-                         true,
-                         4};
+  static const std::string* preamble =
+      new std::string(std::string(kCudaHeader) +
+                      fmt::format("/* A kernel's arguments, passed by value: the size symbols and "
+                                  "the buffers (outputs first). */\n"
+                                  "struct KilnArgs {{ int64_t sizes[{}]; char* buffers[{}]; }};\n",
+                                  kCudaMaxSymbols, kCudaMaxBuffers) +
+                      kCudaHelpers + kHelpers);
+  static const Dialect d{
+      "cuda",
+      preamble->c_str(),
+      "extern \"C\" __global__ void {bounds}{name}(const KilnArgs args) {{\n"
+      "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
+      "__restrict__",
+      "",
+      "",
+      "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
+      " {i} += (int64_t)gridDim.x * blockDim.x) {{",
+      false,
+      true,
+      4};
   return d;
 }
 
@@ -160,8 +165,10 @@ std::string dialect_kernel_name(const std::string& name, const Dialect& dialect)
   return std::string(dialect.name) + name.substr(name.find('_'));
 }
 
-std::string kernel_signature(const std::string& name, const Dialect& dialect, const std::string& bounds) {
-  return fmt::format(fmt::runtime(dialect.signature), fmt::arg("name", name), fmt::arg("bounds", bounds));
+std::string kernel_signature(const std::string& name, const Dialect& dialect,
+                             const std::string& bounds) {
+  return fmt::format(fmt::runtime(dialect.signature), fmt::arg("name", name),
+                     fmt::arg("bounds", bounds));
 }
 
 }  // namespace kiln

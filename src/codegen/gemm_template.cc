@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-
 namespace kiln {
 
 namespace {
@@ -11,7 +10,8 @@ namespace {
 // BM x BN array (at most 64 x 256 floats: 64 KiB of stack) while K is walked BK at a time.
 // B [K, N]: the innermost loop runs along a row of B and of the tile (vectorized);
 // B [N, K]: each output element is a dot product along K (a vectorized reduction).
-constexpr const char* kTiledLoops = R"(  #pragma omp parallel for collapse(2) if(M * N * K >= 262144) KILN_NUM_THREADS
+constexpr const char* kTiledLoops =
+    R"(  #pragma omp parallel for collapse(2) if(M * N * K >= 262144) KILN_NUM_THREADS
   for (int64_t i0 = 0; i0 < M; i0 += KILN_BM) {
     for (int64_t j0 = 0; j0 < N; j0 += KILN_BN) {
       const int64_t i1 = i0 + KILN_BM < M ? i0 + KILN_BM : M;
@@ -51,7 +51,8 @@ constexpr const char* kColumnsOfB = R"(          for (int64_t j = j0; j < j1; ++
 std::string emit_gemm_template(const std::string& name, const GemmShape& shape, int num_symbols,
                                const Dialect& dialect) {
   std::string src = kernel_signature(name, dialect);
-  for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
+  for (int s = 0; s < num_symbols; ++s)
+    src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
   src += "  float* restrict p0 = (float*)buffers[0];\n";
   src += "  const float* restrict p1 = (const float*)buffers[1];\n";
@@ -60,11 +61,16 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
   src += "  if (M == 0 || N == 0) return;\n";
   src += "  if (K == 0) {\n    memset(p0, 0, (size_t)(M * N) * sizeof(float));\n    return;\n  }\n";
   src += "#if KILN_IMPL == 0\n";
-  src += "  extern void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const float*, int, float,\n"
-         "                          float*, int);\n";
-  src += fmt::format("  cblas_sgemm(101 /* row major */, 111 /* A as is */, {}, (int)M, (int)N, (int)K, 1.0f, p1, (int)K,"
-                     " p2, (int){}, 0.0f, p0, (int)N);\n",
-                     shape.b_transposed ? "112 /* B transposed */" : "111 /* B as is */", shape.b_transposed ? "K" : "N");
+  src +=
+      "  extern void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const "
+      "float*, int, float,\n"
+      "                          float*, int);\n";
+  src += fmt::format(
+      "  cblas_sgemm(101 /* row major */, 111 /* A as is */, {}, (int)M, (int)N, (int)K, 1.0f, p1, "
+      "(int)K,"
+      " p2, (int){}, 0.0f, p0, (int)N);\n",
+      shape.b_transposed ? "112 /* B transposed */" : "111 /* B as is */",
+      shape.b_transposed ? "K" : "N");
   src += "#else\n";
   std::string loops = kTiledLoops;
   loops.replace(loops.find("{inner}"), 7, shape.b_transposed ? kColumnsOfB : kRowsOfB);

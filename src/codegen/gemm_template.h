@@ -8,8 +8,8 @@
 
 #include <string>
 
-#include "codegen/kernel_config.h"
 #include "codegen/c_emitter.h"
+#include "codegen/kernel_config.h"
 
 namespace kiln {
 

@@ -29,8 +29,8 @@ struct TuneField {
 
 struct TuneSpace {
   std::vector<TuneField> fields;
-  KernelConfig defaults;                  // a value for every field
-  std::vector<KernelConfig> candidates;   // changes to the defaults, benchmarked first
+  KernelConfig defaults;                 // a value for every field
+  std::vector<KernelConfig> candidates;  // changes to the defaults, benchmarked first
 
   bool empty() const { return fields.empty(); }
   const TuneField* field(const std::string& name) const;

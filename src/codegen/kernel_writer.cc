@@ -30,13 +30,20 @@ bool broken_by_fault(Op op) {
 
 TypeNames type_names(DType d) {
   switch (d) {
-    case DType::f32: return {"float", "float"};
-    case DType::f64: return {"double", "double"};
-    case DType::f16: return {"uint16_t", "float"};
-    case DType::bf16: return {"uint16_t", "float"};
-    case DType::i32: return {"int32_t", "int32_t"};
-    case DType::i64: return {"int64_t", "int64_t"};
-    case DType::bool_: return {"uint8_t", "int"};
+    case DType::f32:
+      return {"float", "float"};
+    case DType::f64:
+      return {"double", "double"};
+    case DType::f16:
+      return {"uint16_t", "float"};
+    case DType::bf16:
+      return {"uint16_t", "float"};
+    case DType::i32:
+      return {"int32_t", "int32_t"};
+    case DType::i64:
+      return {"int64_t", "int64_t"};
+    case DType::bool_:
+      return {"uint8_t", "int"};
   }
   return {"?", "?"};
 }
@@ -54,7 +61,8 @@ std::string convert(const std::string& v, DType from, DType to) {
 }
 
 std::string literal(double value, bool integer, DType dtype) {
-  if (integer && !is_floating(dtype)) return fmt::format("INT64_C({})", static_cast<int64_t>(value));
+  if (integer && !is_floating(dtype))
+    return fmt::format("INT64_C({})", static_cast<int64_t>(value));
   if (std::isnan(value)) return is_double(dtype) ? "((double)kiln_nanf())" : "kiln_nanf()";
   if (std::isinf(value)) {
     std::string inf = is_double(dtype) ? "((double)kiln_inff())" : "kiln_inff()";
@@ -86,9 +94,12 @@ std::string store(const std::string& v, DType d) {
 
 std::string KernelWriter::rhs_of(const Expr& e) {
   switch (e.kind) {
-    case Expr::Kind::Load: return load_value(fmt::format("{}[{}]", param(e.param), index(e.index)), e.dtype);
-    case Expr::Kind::Apply: return broken_by_fault(e.op) ? "(" + apply(e) + " + 1)" : apply(e);
-    case Expr::Kind::Accumulator: break;
+    case Expr::Kind::Load:
+      return load_value(fmt::format("{}[{}]", param(e.param), index(e.index)), e.dtype);
+    case Expr::Kind::Apply:
+      return broken_by_fault(e.op) ? "(" + apply(e) + " + 1)" : apply(e);
+    case Expr::Kind::Accumulator:
+      break;
   }
   return "?";
 }
@@ -100,7 +111,8 @@ std::string KernelWriter::apply(const Expr& e) {
   DType out = e.dtype;
   if (rule == OpRule::Cast) return convert(value(e.args[0]), e.args[0]->dtype, out);
   if (rule == OpRule::Where) {
-    return fmt::format("({} ? {} : {})", value(e.args[0]), convert(value(e.args[1]), in_dtypes[1], out),
+    return fmt::format("({} ? {} : {})", value(e.args[0]),
+                       convert(value(e.args[1]), in_dtypes[1], out),
                        convert(value(e.args[2]), in_dtypes[2], out));
   }
   if (rule == OpRule::Clamp) {
@@ -140,9 +152,6 @@ std::string KernelWriter::apply(const Expr& e) {
   return binary(e.op, a, b, compute);
 }
 
-
-
-
 std::string KernelWriter::unary(Op op, const std::string& x, DType d) {
   bool fp = is_floating(d);
   const char* c = type_names(d).compute;
@@ -152,26 +161,46 @@ std::string KernelWriter::unary(Op op, const std::string& x, DType d) {
     case Op::abs:
       return fp ? fmt::format("({0} < 0 ? -{0} : {0})", x)
                 : fmt::format("({0} < 0 ? ({1})(0u - (uint64_t){0}) : {0})", x, c);
-    case Op::relu: return fmt::format("({0} < 0 ? ({1})0 : {0})", x, c);
-    case Op::sign: return fmt::format("(({})((0 < {}) - ({} < 0)))", c, x, x);
-    case Op::floor: return fp ? fmt::format("{}({})", fn("floor", d), x) : x;
-    case Op::ceil: return fp ? fmt::format("{}({})", fn("ceil", d), x) : x;
-    case Op::round: return fp ? fmt::format("{}({})", fn("nearbyint", d), x) : x;
-    case Op::exp: return fmt::format("{}({})", fn("exp", d), x);
-    case Op::log: return fmt::format("{}({})", fn("log", d), x);
-    case Op::log1p: return fmt::format("{}({})", fn("log1p", d), x);
-    case Op::sqrt: return fmt::format("{}({})", fn("sqrt", d), x);
-    case Op::rsqrt: return fmt::format("(({})1 / {}({}))", c, fn("sqrt", d), x);
-    case Op::sin: return fmt::format("{}({})", fn("sin", d), x);
-    case Op::cos: return fmt::format("{}({})", fn("cos", d), x);
-    case Op::tan: return fmt::format("{}({})", fn("tan", d), x);
-    case Op::tanh: return fmt::format("{}({})", fn("tanh", d), x);
-    case Op::erf: return fmt::format("{}({})", fn("erf", d), x);
-    case Op::reciprocal: return fmt::format("(({})1 / {})", c, x);
-    case Op::sigmoid: return fmt::format("(({0})1 / (({0})1 + {1}(-{2})))", c, fn("exp", d), x);
-    case Op::isnan: return fp ? fmt::format("({0} != {0})", x) : "0";
-    case Op::logical_not: return fmt::format("({} == 0)", x);
-    default: break;
+    case Op::relu:
+      return fmt::format("({0} < 0 ? ({1})0 : {0})", x, c);
+    case Op::sign:
+      return fmt::format("(({})((0 < {}) - ({} < 0)))", c, x, x);
+    case Op::floor:
+      return fp ? fmt::format("{}({})", fn("floor", d), x) : x;
+    case Op::ceil:
+      return fp ? fmt::format("{}({})", fn("ceil", d), x) : x;
+    case Op::round:
+      return fp ? fmt::format("{}({})", fn("nearbyint", d), x) : x;
+    case Op::exp:
+      return fmt::format("{}({})", fn("exp", d), x);
+    case Op::log:
+      return fmt::format("{}({})", fn("log", d), x);
+    case Op::log1p:
+      return fmt::format("{}({})", fn("log1p", d), x);
+    case Op::sqrt:
+      return fmt::format("{}({})", fn("sqrt", d), x);
+    case Op::rsqrt:
+      return fmt::format("(({})1 / {}({}))", c, fn("sqrt", d), x);
+    case Op::sin:
+      return fmt::format("{}({})", fn("sin", d), x);
+    case Op::cos:
+      return fmt::format("{}({})", fn("cos", d), x);
+    case Op::tan:
+      return fmt::format("{}({})", fn("tan", d), x);
+    case Op::tanh:
+      return fmt::format("{}({})", fn("tanh", d), x);
+    case Op::erf:
+      return fmt::format("{}({})", fn("erf", d), x);
+    case Op::reciprocal:
+      return fmt::format("(({})1 / {})", c, x);
+    case Op::sigmoid:
+      return fmt::format("(({0})1 / (({0})1 + {1}(-{2})))", c, fn("exp", d), x);
+    case Op::isnan:
+      return fp ? fmt::format("({0} != {0})", x) : "0";
+    case Op::logical_not:
+      return fmt::format("({} == 0)", x);
+    default:
+      break;
   }
   throw CompileError(fmt::format("cpp codegen: no rendering of unary op {}", op_name(op)));
 }
@@ -184,28 +213,46 @@ std::string KernelWriter::binary(Op op, const std::string& a, const std::string&
     return fmt::format("(({})((uint64_t){} {} (uint64_t){}))", c, a, sym, b);
   };
   switch (op) {
-    case Op::add: return wrap('+');
-    case Op::sub: return wrap('-');
-    case Op::mul: return wrap('*');
-    case Op::div: return fmt::format("({} / {})", a, b);
+    case Op::add:
+      return wrap('+');
+    case Op::sub:
+      return wrap('-');
+    case Op::mul:
+      return wrap('*');
+    case Op::div:
+      return fmt::format("({} / {})", a, b);
     case Op::maximum:
       return fmt::format("({0} != {0} ? {0} : ({1} != {1} ? {1} : ({0} > {1} ? {0} : {1})))", a, b);
     case Op::minimum:
       return fmt::format("({0} != {0} ? {0} : ({1} != {1} ? {1} : ({0} < {1} ? {0} : {1})))", a, b);
-    case Op::pow: return fmt::format("{}({}, {})", fn("pow", d), a, b);
-    case Op::atan2: return fmt::format("{}({}, {})", fn("atan2", d), a, b);
-    case Op::fmod: return fmt::format("{}({}, {})", fn("fmod", d), a, b);
-    case Op::remainder: return fmt::format("{}({}, {})", is_double(d) ? "kiln_rem" : "kiln_remf", a, b);
-    case Op::eq: return fmt::format("({} == {})", a, b);
-    case Op::ne: return fmt::format("({} != {})", a, b);
-    case Op::lt: return fmt::format("({} < {})", a, b);
-    case Op::le: return fmt::format("({} <= {})", a, b);
-    case Op::gt: return fmt::format("({} > {})", a, b);
-    case Op::ge: return fmt::format("({} >= {})", a, b);
-    case Op::logical_and: return fmt::format("(({} != 0) && ({} != 0))", a, b);
-    case Op::logical_or: return fmt::format("(({} != 0) || ({} != 0))", a, b);
-    case Op::logical_xor: return fmt::format("(({} != 0) != ({} != 0))", a, b);
-    default: break;
+    case Op::pow:
+      return fmt::format("{}({}, {})", fn("pow", d), a, b);
+    case Op::atan2:
+      return fmt::format("{}({}, {})", fn("atan2", d), a, b);
+    case Op::fmod:
+      return fmt::format("{}({}, {})", fn("fmod", d), a, b);
+    case Op::remainder:
+      return fmt::format("{}({}, {})", is_double(d) ? "kiln_rem" : "kiln_remf", a, b);
+    case Op::eq:
+      return fmt::format("({} == {})", a, b);
+    case Op::ne:
+      return fmt::format("({} != {})", a, b);
+    case Op::lt:
+      return fmt::format("({} < {})", a, b);
+    case Op::le:
+      return fmt::format("({} <= {})", a, b);
+    case Op::gt:
+      return fmt::format("({} > {})", a, b);
+    case Op::ge:
+      return fmt::format("({} >= {})", a, b);
+    case Op::logical_and:
+      return fmt::format("(({} != 0) && ({} != 0))", a, b);
+    case Op::logical_or:
+      return fmt::format("(({} != 0) || ({} != 0))", a, b);
+    case Op::logical_xor:
+      return fmt::format("(({} != 0) != ({} != 0))", a, b);
+    default:
+      break;
   }
   throw CompileError(fmt::format("cpp codegen: no rendering of binary op {}", op_name(op)));
 }

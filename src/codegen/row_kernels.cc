@@ -9,9 +9,9 @@
 #include <set>
 #include <string_view>
 
+#include "codegen/kernel_writer.h"
 #include "graph/infer.h"
 #include "kiln/error.h"
-#include "codegen/kernel_writer.h"
 
 namespace kiln::emit {
 
@@ -20,33 +20,51 @@ Accumulation accumulation(const ReducePhase& phase) {
   bool fp = is_floating(d);
   switch (phase.op) {
     case Op::sum:
-      return fp ? Accumulation{"double", "0.0", "{a} += (double){v};", "reduction(+:{a})", "", "", "{x} + {y}"}
-                : Accumulation{"int64_t", "0", "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});",
-                               "reduction(+:{a})", "", "", "(int64_t)((uint64_t){x} + (uint64_t){y})"};
+      return fp ? Accumulation{"double", "0.0",      "{a} += (double){v};", "reduction(+:{a})", "",
+                               "",       "{x} + {y}"}
+                : Accumulation{"int64_t",
+                               "0",
+                               "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});",
+                               "reduction(+:{a})",
+                               "",
+                               "",
+                               "(int64_t)((uint64_t){x} + (uint64_t){y})"};
     case Op::prod:
-      return fp ? Accumulation{"double", "1.0", "{a} *= (double){v};", "reduction(*:{a})", "", "", "{x} * {y}"}
-                : Accumulation{"int64_t", "1", "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});",
-                               "reduction(*:{a})", "", "", "(int64_t)((uint64_t){x} * (uint64_t){y})"};
+      return fp ? Accumulation{"double", "1.0",      "{a} *= (double){v};", "reduction(*:{a})", "",
+                               "",       "{x} * {y}"}
+                : Accumulation{"int64_t",
+                               "1",
+                               "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});",
+                               "reduction(*:{a})",
+                               "",
+                               "",
+                               "(int64_t)((uint64_t){x} * (uint64_t){y})"};
     case Op::amax:
     case Op::amin: {
       std::string type = type_names(d).compute;
       std::string init = fp ? (phase.op == Op::amax ? "(-kiln_inff())" : "kiln_inff()")
-                            : d == DType::i32   ? (phase.op == Op::amax ? "INT32_MIN" : "INT32_MAX")
-                            : d == DType::i64   ? (phase.op == Op::amax ? "INT64_MIN" : "INT64_MAX")
-                                                : (phase.op == Op::amax ? "0" : "1");
+                         : d == DType::i32 ? (phase.op == Op::amax ? "INT32_MIN" : "INT32_MAX")
+                         : d == DType::i64 ? (phase.op == Op::amax ? "INT64_MIN" : "INT64_MAX")
+                                           : (phase.op == Op::amax ? "0" : "1");
       // Any order gives the same max; a NaN anywhere makes the result NaN, through a flag
       // reduced beside it (a NaN-propagating compare would not vectorize).
       const char* cmp = phase.op == Op::amax ? ">" : "<";
       const char* omp = phase.op == Op::amax ? "max" : "min";
       std::string update = fmt::format("{{a}} = {{v}} {} {{a}} ? {{v}} : {{a}};", cmp);
       std::string combine = fmt::format("({{y}} {} {{x}} ? {{y}} : {{x}})", cmp);
-      if (!fp) return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", "", combine};
+      if (!fp)
+        return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", "", combine};
       std::string nan = d == DType::f64 ? "((double)kiln_nanf())" : "kiln_nanf()";
-      return {type, init, update + " {n} |= ({v} != {v});",
-              fmt::format("reduction({}:{{a}}) reduction(|:{{n}})", omp), "int {n} = 0;",
-              fmt::format("if ({{n}}) {{a}} = {};", nan), combine};
+      return {type,
+              init,
+              update + " {n} |= ({v} != {v});",
+              fmt::format("reduction({}:{{a}}) reduction(|:{{n}})", omp),
+              "int {n} = 0;",
+              fmt::format("if ({{n}}) {{a}} = {};", nan),
+              combine};
     }
-    default: break;
+    default:
+      break;
   }
   throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
 }
@@ -85,12 +103,13 @@ bool is_output_param(const LoopKernel& k, size_t p) {
 
 std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::string src;
-  for (int s = 0; s < num_symbols; ++s) src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
+  for (int s = 0; s < num_symbols; ++s)
+    src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
-    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n", is_output_param(k, p) ? "" : "const ", t,
-                       dialect.restrict_word, p, t, p);
+    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n",
+                       is_output_param(k, p) ? "" : "const ", t, dialect.restrict_word, p, t, p);
   }
   return src;
 }
@@ -115,7 +134,6 @@ bool has_transcendental(const ExprPtr& tree) {
   return false;
 }
 
-
 CachedRowValue find_cached_row_value(const LoopKernel& k) {
   if (!k.flat || k.columns) return {};
   for (size_t p = k.phases.size(); p-- > 0;) {
@@ -132,7 +150,8 @@ CachedRowValue find_cached_row_value(const LoopKernel& k) {
 }
 
 void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* params) {
-  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text) params->insert(e->param);
+  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text)
+    params->insert(e->param);
   for (const ExprPtr& a : e->args) collect_row_loads(a, k, params);
 }
 
@@ -150,8 +169,8 @@ std::set<int> streamed_inputs(const LoopKernel& k) {
 // The loop over the row's elements (variable i1), in chunks that first prefetch the same
 // chunk of the next row of `streamed` when it is not empty. Returns the opening lines; the
 // loop closes with as many "}" as `*depth`.
-std::string element_loop(const LoopKernel& k, const std::set<int>& streamed, const std::string& pragma,
-                         const std::string& indent, int* depth) {
+std::string element_loop(const LoopKernel& k, const std::set<int>& streamed,
+                         const std::string& pragma, const std::string& indent, int* depth) {
   if (streamed.empty()) {
     *depth = 1;
     return indent + pragma + "\n" + indent + "for (int64_t i1 = 0; i1 < R; ++i1) {\n";
@@ -161,9 +180,11 @@ std::string element_loop(const LoopKernel& k, const std::set<int>& streamed, con
   src += indent + "  const int64_t e1 = c1 + KILN_CHUNK < R ? c1 + KILN_CHUNK : R;\n";
   src += indent + "  if (i0 + 1 < rows) {\n";
   for (int p : streamed) {
-    int elements_per_line = 64 / static_cast<int>(dtype_size(k.param_dtypes[static_cast<size_t>(p)]));
-    src += fmt::format("{}    for (int64_t q = c1; q < e1; q += {}) KILN_PREFETCH(&p{}[(i0 + 1) * R + q]);\n",
-                       indent, elements_per_line, p);
+    int elements_per_line =
+        64 / static_cast<int>(dtype_size(k.param_dtypes[static_cast<size_t>(p)]));
+    src += fmt::format(
+        "{}    for (int64_t q = c1; q < e1; q += {}) KILN_PREFETCH(&p{}[(i0 + 1) * R + q]);\n",
+        indent, elements_per_line, p);
   }
   src += indent + "  }\n" + indent + "  " + pragma + "\n";
   src += indent + "  for (int64_t i1 = c1; i1 < e1; ++i1) {\n";
@@ -193,13 +214,14 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
     // Sums and products may be reassociated (f64 accumulators keep them exact enough).
     body += element_loop(k, p == prefetch_loop ? streamed : std::set<int>{},
-                         fmt::format("#pragma omp {}simd {}{}", split ? "parallel for " : "", fill(acc.clauses, ""),
-                                     split ? " KILN_NUM_THREADS" : ""),
+                         fmt::format("#pragma omp {}simd {}{}", split ? "parallel for " : "",
+                                     fill(acc.clauses, ""), split ? " KILN_NUM_THREADS" : ""),
                          "    ", &depth);
     std::string loop_body;
     w.push(&loop_body, depth == 2 ? "        " : "      ");
     std::string v = w.value(k.phases[p].value);
-    if (cached.phase == static_cast<int>(p)) w.line(fmt::format("p{}[(i0 * R + i1)] = {};", cached.param, v));
+    if (cached.phase == static_cast<int>(p))
+      w.line(fmt::format("p{}[(i0 * R + i1)] = {};", cached.param, v));
     w.pop();
     body += loop_body;
     w.line((depth == 2 ? "    " : "  ") + fill(acc.update, v));
@@ -227,7 +249,10 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     w.line("}");
   }
   w.pop();
-  std::string head = split ? "" : "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) + "\n";
+  std::string head =
+      split ? ""
+            : "  " + fmt::format(fmt::runtime(dialect.parallel_loop), fmt::arg("n", "rows * R")) +
+                  "\n";
   return head + "  for (int64_t i0 = 0; i0 < rows; ++i0) {\n" + body + "  }\n";
 }
 
@@ -258,10 +283,12 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
     };
     w.line(fmt::format("{} a{}[{}];", acc.type, p, block));
     if (!acc.nan_flag.empty()) w.line(fmt::format("int n{}[{}];", p, block));
-    simd_rows([&] {
-      w.line(fmt::format("{} = {};", a, acc.init));
-      if (!acc.nan_flag.empty()) w.line(n + " = 0;");
-    }, "      ");
+    simd_rows(
+        [&] {
+          w.line(fmt::format("{} = {};", a, acc.init));
+          if (!acc.nan_flag.empty()) w.line(n + " = 0;");
+        },
+        "      ");
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string reduce_body;
     w.push(&reduce_body, "      ");
@@ -280,21 +307,27 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
     if (!acc.after.empty()) simd_rows([&] { w.line(fill(acc.after, "")); }, "      ");
   }
   if (!k.row_stores.empty()) {
-    simd_rows([&] {
-      for (const Store& st : k.row_stores)
-        w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
-                           store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
-    }, "      ");
+    simd_rows(
+        [&] {
+          for (const Store& st : k.row_stores)
+            w.line(fmt::format(
+                "p{}[{}] = {};", st.param, w.index(st.index),
+                store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+        },
+        "      ");
   }
   if (!k.stores.empty()) {
     w.line("for (int64_t i1 = 0; i1 < R; ++i1) {");
     std::string outer;
     w.push(&outer, "      ");
-    simd_rows([&] {
-      for (const Store& st : k.stores)
-        w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
-                           store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
-    }, "        ");
+    simd_rows(
+        [&] {
+          for (const Store& st : k.stores)
+            w.line(fmt::format(
+                "p{}[{}] = {};", st.param, w.index(st.index),
+                store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+        },
+        "        ");
     w.pop();
     body += outer;
     w.line("}");

@@ -15,14 +15,15 @@
 namespace kiln::emit {
 
 // The cpp dialect's split loop over one long row (a pragma; {n} is the element count).
-constexpr const char* kParallelSimdLoop = "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS";
+constexpr const char* kParallelSimdLoop =
+    "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS";
 
 // The accumulator of a reduction phase: f64 for floating sums and products (the oracle's
 // precision), i64 for integer ones, the value's own type for max and min.
 // Format strings use {a} (the accumulator), {v} (the element's value) and {n} (a NaN flag).
 struct Accumulation {
   std::string type, init, update;
-  std::string clauses;  // OpenMP reduction clauses: the loop may run in any order
+  std::string clauses;   // OpenMP reduction clauses: the loop may run in any order
   std::string nan_flag;  // max/min of floats: declared before, set when a NaN was seen
   std::string after;     // applied to the accumulator after the loop
   std::string combine;   // two partial accumulators {x} and {y} into one (GPU block reductions)

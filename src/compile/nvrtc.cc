@@ -19,7 +19,8 @@ struct Nvrtc {
   using Program = void*;
   const char* (*error_string)(int) = nullptr;
   int (*version)(int*, int*) = nullptr;
-  int (*create)(Program*, const char*, const char*, int, const char* const*, const char* const*) = nullptr;
+  int (*create)(Program*, const char*, const char*, int, const char* const*,
+                const char* const*) = nullptr;
   int (*compile)(Program, int, const char* const*) = nullptr;
   int (*log_size)(Program, size_t*) = nullptr;
   int (*log)(Program, char*) = nullptr;
@@ -79,8 +80,10 @@ std::string nvrtc_version() {
   return fmt::format("{}.{}", major, minor);
 }
 
-std::string compile_cuda(const std::string& name, const std::string& source, const std::string& arch) {
-  if (!is_arch(arch)) throw Error(fmt::format("kernel {}: '{}' is not a GPU architecture like sm_90", name, arch));
+std::string compile_cuda(const std::string& name, const std::string& source,
+                         const std::string& arch) {
+  if (!is_arch(arch))
+    throw Error(fmt::format("kernel {}: '{}' is not a GPU architecture like sm_90", name, arch));
   const Nvrtc& n = loaded_nvrtc();
   SpanScope span("compile", "nvrtc " + name);
   Nvrtc::Program program = nullptr;
@@ -97,15 +100,16 @@ std::string compile_cuda(const std::string& name, const std::string& source, con
   while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
   if (rc != 0) {
     n.destroy(&program);
-    throw CompileError(fmt::format("kernel {} failed to compile for {} (NVRTC {}: {}):\n{}", name, arch,
-                                   nvrtc_version(), n.error_string(rc), log));
+    throw CompileError(fmt::format("kernel {} failed to compile for {} (NVRTC {}: {}):\n{}", name,
+                                   arch, nvrtc_version(), n.error_string(rc), log));
   }
   size_t size = 0;
   n.cubin_size(program, &size);
   std::string cubin(size, '\0');
   n.cubin(program, cubin.data());
   n.destroy(&program);
-  if (cubin.empty()) throw CompileError(fmt::format("kernel {}: NVRTC produced no cubin for {}", name, arch));
+  if (cubin.empty())
+    throw CompileError(fmt::format("kernel {}: NVRTC produced no cubin for {}", name, arch));
   return cubin;
 }
 

@@ -17,6 +17,7 @@ std::string nvrtc_version();
 // Compiles `source` (which defines the extern "C" kernel `name`) for `arch` ("sm_90") to a
 // cubin. CompileError naming the kernel, with NVRTC's log, when it does not compile; Error
 // when NVRTC cannot be loaded.
-std::string compile_cuda(const std::string& name, const std::string& source, const std::string& arch);
+std::string compile_cuda(const std::string& name, const std::string& source,
+                         const std::string& arch);
 
 }  // namespace kiln

@@ -23,20 +23,23 @@ namespace {
 std::string private_link_directory(const std::string& name) {
   const char* base = std::getenv("TMPDIR");
   std::string templ = fmt::format("{}/kiln-load-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(templ.data())) throw Error(fmt::format("cannot load {}: mkdtemp {}: {}", name, templ, std::strerror(errno)));
+  if (!mkdtemp(templ.data()))
+    throw Error(fmt::format("cannot load {}: mkdtemp {}: {}", name, templ, std::strerror(errno)));
   return templ;
 }
 
 }  // namespace
 
 // The bytes go to an anonymous memory file; dlopen reaches it through a symlink of a name
-// never used before (pid and a counter): glibc returns an already loaded object whose name matches, and with
-// RTLD_NODELETE every object stays loaded, so a reused /proc/self/fd/N name would return
+// never used before (pid and a counter): glibc returns an already loaded object whose name matches,
+// and with RTLD_NODELETE every object stays loaded, so a reused /proc/self/fd/N name would return
 // an old object. The mapping keeps the memory file alive after its descriptor closes.
-std::shared_ptr<SharedObject> SharedObject::load_bytes(std::string_view bytes, const std::string& name) {
+std::shared_ptr<SharedObject> SharedObject::load_bytes(std::string_view bytes,
+                                                       const std::string& name) {
   static std::atomic<uint64_t> counter{0};
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
-  if (fd < 0) throw Error(fmt::format("cannot load {}: memfd_create: {}", name, std::strerror(errno)));
+  if (fd < 0)
+    throw Error(fmt::format("cannot load {}: memfd_create: {}", name, std::strerror(errno)));
   for (size_t done = 0; done < bytes.size();) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;

@@ -6,14 +6,14 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "compile/nvrtc.h"
 #include "kiln/error.h"
-#include "support/spans.h"
 #include "support/process.h"
+#include "support/spans.h"
 
 namespace kiln {
 
@@ -43,7 +43,9 @@ std::string native_target(const std::string& binary) {
 }
 
 Toolchain make_gcc_like(const std::string& binary, const std::vector<std::string>& flags) {
-  Toolchain t{binary, binary, flags, first_output_line({binary, "--version"}), "", };
+  Toolchain t{
+      binary, binary, flags, first_output_line({binary, "--version"}), "",
+  };
   t.target = native_target("gcc");
   return t;
 }
@@ -87,8 +89,8 @@ Toolchain probe_toolchain(Tier tier, const std::string& compiler) {
   if (compiler != "gcc" && compiler != "clang")
     throw CompileError(fmt::format("unknown compiler '{}' (accepted: gcc, clang)", compiler));
   if (!runs(compiler)) throw CompileError(fmt::format("{} is not installed", compiler));
-  return make_gcc_like(compiler, {"-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC",
-                                  "-shared"});
+  return make_gcc_like(compiler,
+                       {"-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-fPIC", "-shared"});
 }
 
 }  // namespace
@@ -119,14 +121,17 @@ std::string cpu_fingerprint() {
 
 std::string toolchain_fingerprint(Tier tier, const std::string& compiler) {
   if (tier == Tier::fast)
-    return fmt::format("fast\n{}\n{}\n{}", binary_fingerprint("tcc"), binary_fingerprint("gcc"), cpu_fingerprint());
-  return fmt::format("optimized {}\n{}\n{}", compiler, binary_fingerprint(compiler), cpu_fingerprint());
+    return fmt::format("fast\n{}\n{}\n{}", binary_fingerprint("tcc"), binary_fingerprint("gcc"),
+                       cpu_fingerprint());
+  return fmt::format("optimized {}\n{}\n{}", compiler, binary_fingerprint(compiler),
+                     cpu_fingerprint());
 }
 
 Toolchain toolchain_for(Tier tier, const std::string& compiler) {
   // Probing runs the compilers (--version, the -march=native target): once per process.
   static std::mutex mutex;
-  static auto& probed = *new std::map<std::pair<Tier, std::string>, Toolchain>();  // never destroyed
+  static auto& probed =
+      *new std::map<std::pair<Tier, std::string>, Toolchain>();  // never destroyed
   std::lock_guard<std::mutex> lock(mutex);
   auto key = std::make_pair(tier, tier == Tier::fast ? std::string() : compiler);
   auto it = probed.find(key);
@@ -146,19 +151,24 @@ std::string read_file_bytes(const std::string& path) {
 std::string private_temp_dir() {
   const char* base = std::getenv("TMPDIR");
   std::string templ = fmt::format("{}/kiln-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(templ.data())) throw CompileError(fmt::format("cannot create a temporary directory {}", templ));
+  if (!mkdtemp(templ.data()))
+    throw CompileError(fmt::format("cannot create a temporary directory {}", templ));
   return templ;
 }
 
 }  // namespace
 
 Toolchain cuda_toolchain(const std::string& arch) {
-  return Toolchain{"nvrtc", "", {"--std=c++17", "-default-device"}, "NVRTC " + nvrtc_version(), arch};
+  return Toolchain{
+      "nvrtc", "", {"--std=c++17", "-default-device"}, "NVRTC " + nvrtc_version(), arch};
 }
 
-std::string cuda_fingerprint(const std::string& arch) { return fmt::format("cuda NVRTC {} {}", nvrtc_version(), arch); }
+std::string cuda_fingerprint(const std::string& arch) {
+  return fmt::format("cuda NVRTC {} {}", nvrtc_version(), arch);
+}
 
-std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source) {
+std::string compile_object(const Toolchain& toolchain, const std::string& name,
+                           const std::string& source) {
   if (toolchain.name == "nvrtc") return compile_cuda(name, source, toolchain.target);
   SpanScope span("compile", "toolchain " + name);
   const std::string dir = private_temp_dir();
@@ -178,14 +188,18 @@ std::string compile_object(const Toolchain& toolchain, const std::string& name, 
   };
   ProcessResult r = compile(toolchain);
   if (!r.ok() && toolchain.name == "tcc") {
-    static const Toolchain& fallback = *new Toolchain(make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"}));
+    static const Toolchain& fallback =
+        *new Toolchain(make_gcc_like("gcc", {"-O1", "-fPIC", "-shared"}));
     ProcessResult retry = compile(fallback);
-    if (retry.ok()) r = retry;
-    else r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
+    if (retry.ok())
+      r = retry;
+    else
+      r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
   }
   if (!r.ok())
-    throw CompileError(fmt::format("kernel {} failed to compile with {} ({}); source kept at {}:\n{}",
-                                   name, toolchain.name, r.describe(), c_path, r.output));
+    throw CompileError(
+        fmt::format("kernel {} failed to compile with {} ({}); source kept at {}:\n{}", name,
+                    toolchain.name, r.describe(), c_path, r.output));
   std::string bytes = read_file_bytes(so_path);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

@@ -13,7 +13,7 @@ namespace kiln {
 enum class Tier { fast, optimized };
 
 struct Toolchain {
-  std::string name;    // tcc, gcc, clang
+  std::string name;  // tcc, gcc, clang
   std::string binary;
   std::vector<std::string> flags;
   std::string version;  // the compiler's own --version line
@@ -40,6 +40,7 @@ std::string toolchain_fingerprint(Tier tier, const std::string& compiler = "gcc"
 // the compile fails (then the error names the source file kept there). A source the
 // compiler rejects raises CompileError naming the kernel, the compiler and its
 // diagnostics; the fast tier retries with gcc -O1 first.
-std::string compile_object(const Toolchain& toolchain, const std::string& name, const std::string& source);
+std::string compile_object(const Toolchain& toolchain, const std::string& name,
+                           const std::string& source);
 
 }  // namespace kiln

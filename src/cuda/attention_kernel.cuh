@@ -24,17 +24,26 @@ constexpr int kSteps = kHead / 8;         // mma k-steps (query product) and n-t
 
 __device__ __forceinline__ float load_float(const char* base, int64_t element, int dtype) {
   switch (static_cast<DType>(dtype)) {
-    case DType::f16: return __half2float(reinterpret_cast<const __half*>(base)[element]);
-    case DType::bf16: return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(base)[element]);
-    default: return reinterpret_cast<const float*>(base)[element];
+    case DType::f16:
+      return __half2float(reinterpret_cast<const __half*>(base)[element]);
+    case DType::bf16:
+      return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(base)[element]);
+    default:
+      return reinterpret_cast<const float*>(base)[element];
   }
 }
 
 __device__ __forceinline__ void store_float(char* base, int64_t element, int dtype, float v) {
   switch (static_cast<DType>(dtype)) {
-    case DType::f16: reinterpret_cast<__half*>(base)[element] = __float2half_rn(v); break;
-    case DType::bf16: reinterpret_cast<__nv_bfloat16*>(base)[element] = __float2bfloat16_rn(v); break;
-    default: reinterpret_cast<float*>(base)[element] = v; break;
+    case DType::f16:
+      reinterpret_cast<__half*>(base)[element] = __float2half_rn(v);
+      break;
+    case DType::bf16:
+      reinterpret_cast<__nv_bfloat16*>(base)[element] = __float2bfloat16_rn(v);
+      break;
+    default:
+      reinterpret_cast<float*>(base)[element] = v;
+      break;
   }
 }
 
@@ -47,11 +56,13 @@ __device__ __forceinline__ float2 split(float x) {
 }
 
 // c += a * b, one m16n8k8 TF32 tensor-core product (row-major A, column-major B).
-__device__ __forceinline__ void mma(float (&c)[4], float a0, float a1, float a2, float a3, float b0, float b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+__device__ __forceinline__ void mma(float (&c)[4], float a0, float a1, float a2, float a3, float b0,
+                                    float b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(__float_as_uint(a0)), "r"(__float_as_uint(a1)), "r"(__float_as_uint(a2)), "r"(__float_as_uint(a3)),
-        "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+      : "r"(__float_as_uint(a0)), "r"(__float_as_uint(a1)), "r"(__float_as_uint(a2)),
+        "r"(__float_as_uint(a3)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
 }
 
 // c += a * b in 3xTF32 from split operands, the small terms first.
@@ -81,19 +92,21 @@ struct TileShare {
   static constexpr int kRuns = ROWS * kHead / 4 / THREADS;
   float4 values[kRuns];
 
-  __device__ __forceinline__ void fetch(const char* base, int64_t offset, int64_t row_stride, int first, int rows,
-                                        int dims, int dtype, bool vector) {
+  __device__ __forceinline__ void fetch(const char* base, int64_t offset, int64_t row_stride,
+                                        int first, int rows, int dims, int dtype, bool vector) {
 #pragma unroll
     for (int i = 0; i < kRuns; ++i) {
       const int e = threadIdx.x + i * THREADS, r = e / (kHead / 4), d = e % (kHead / 4) * 4;
       const bool row_in = first + r < rows;
       const int64_t at = offset + (first + r) * row_stride + d;
       if (vector) {
-        values[i] = row_in && d < dims ? *reinterpret_cast<const float4*>(base + at * 4) : make_float4(0, 0, 0, 0);
+        values[i] = row_in && d < dims ? *reinterpret_cast<const float4*>(base + at * 4)
+                                       : make_float4(0, 0, 0, 0);
       } else {
         float x[4];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) x[j] = row_in && d + j < dims ? load_float(base, at + j, dtype) : 0.0f;
+        for (int j = 0; j < 4; ++j)
+          x[j] = row_in && d + j < dims ? load_float(base, at + j, dtype) : 0.0f;
         values[i] = make_float4(x[0], x[1], x[2], x[3]);
       }
     }
@@ -102,7 +115,8 @@ struct TileShare {
 #pragma unroll
     for (int i = 0; i < kRuns; ++i) {
       const int e = threadIdx.x + i * THREADS, r = e / (kHead / 4), d = e % (kHead / 4) * 4;
-      const float2 x0 = split(values[i].x), x1 = split(values[i].y), x2 = split(values[i].z), x3 = split(values[i].w);
+      const float2 x0 = split(values[i].x), x1 = split(values[i].y), x2 = split(values[i].z),
+                   x3 = split(values[i].w);
       float4* to = reinterpret_cast<float4*>(tile + r * pitch + d);
       to[0] = make_float4(x0.x, x0.y, x1.x, x1.y);
       to[1] = make_float4(x2.x, x2.y, x3.x, x3.y);
@@ -111,9 +125,11 @@ struct TileShare {
 };
 
 // Whether an operand's runs of 4 dims can be read as aligned float4s in every row.
-__device__ __forceinline__ bool float4_runs(const char* base, int64_t offset, int64_t row_stride, int dims, int dtype) {
-  return static_cast<DType>(dtype) == DType::f32 && (reinterpret_cast<uintptr_t>(base) + offset * 4) % 16 == 0 &&
-         row_stride % 4 == 0 && dims % 4 == 0;
+__device__ __forceinline__ bool float4_runs(const char* base, int64_t offset, int64_t row_stride,
+                                            int dims, int dtype) {
+  return static_cast<DType>(dtype) == DType::f32 &&
+         (reinterpret_cast<uintptr_t>(base) + offset * 4) % 16 == 0 && row_stride % 4 == 0 &&
+         dims % 4 == 0;
 }
 
 // Fragment coordinates (PTX ISA, mma.m16n8k8 .tf32): lane = 4g + t; A holds (g, t),
@@ -149,7 +165,8 @@ __device__ void attention_block(const AttentionArgs& a) {
   const int m0 = blockIdx.x * kRows;
   {
     TileShare<kRows, kThreads> q;
-    q.fetch(a.q, q_off, a.q_row_stride, m0, a.t, a.d, a.dtype, float4_runs(a.q, q_off, a.q_row_stride, a.d, a.dtype));
+    q.fetch(a.q, q_off, a.q_row_stride, m0, a.t, a.d, a.dtype,
+            float4_runs(a.q, q_off, a.q_row_stride, a.d, a.dtype));
     q.put(q_tile, kQP);
   }
   // The next tile's keys and values are fetched while the current one is worked on.
@@ -181,7 +198,8 @@ __device__ void attention_block(const AttentionArgs& a) {
 #pragma unroll
     for (int kk = 0; kk < kSteps; ++kk) {
       if (kk * 8 >= a.d) break;  // the tiles are zero past the head dim
-      const float2 q[4] = {q_rows[kk * 8], q_rows[8 * kQP + kk * 8], q_rows[kk * 8 + 4], q_rows[8 * kQP + kk * 8 + 4]};
+      const float2 q[4] = {q_rows[kk * 8], q_rows[8 * kQP + kk * 8], q_rows[kk * 8 + 4],
+                           q_rows[8 * kQP + kk * 8 + 4]};
 #pragma unroll
       for (int n = 0; n < kKeyTiles; ++n) {
         const float2* key = part_keys + (n * 8 + g) * kKP + kk * 8 + t;
@@ -235,8 +253,9 @@ __device__ void attention_block(const AttentionArgs& a) {
     // Parts 1.. hand their state to part 0's thread of the same rows and columns (the key
     // tiles are done with, so their memory holds it): max, sum and output of each row.
     constexpr int kState = 4 + 4 * kSteps;
-    static_assert((SPLITS - 1) * ROW_WARPS * 32 * kState * sizeof(float) <= kTileKeys * kKP * sizeof(float2),
-                  "the parts' states fit in the key tile");
+    static_assert(
+        (SPLITS - 1) * ROW_WARPS * 32 * kState * sizeof(float) <= kTileKeys * kKP * sizeof(float2),
+        "the parts' states fit in the key tile");
     float* const state = reinterpret_cast<float*>(k_tile);
     __syncthreads();
     if (part > 0) {
@@ -268,7 +287,8 @@ __device__ void attention_block(const AttentionArgs& a) {
 #pragma unroll
       for (int dn = 0; dn < kSteps; ++dn)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) o[dn][j] = o[dn][j] * mine_scale[j / 2] + theirs[4 + dn * 4 + j] * their_scale[j / 2];
+        for (int j = 0; j < 4; ++j)
+          o[dn][j] = o[dn][j] * mine_scale[j / 2] + theirs[4 + dn * 4 + j] * their_scale[j / 2];
     }
   }
 #pragma unroll
@@ -281,7 +301,9 @@ __device__ void attention_block(const AttentionArgs& a) {
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int d = dn * 8 + 2 * t + j;
-        if (d < a.dv) store_float(a.out, (int64_t(blockIdx.y) * a.t + out_row) * a.dv + d, a.dtype, o[dn][2 * r + j] * inverse);
+        if (d < a.dv)
+          store_float(a.out, (int64_t(blockIdx.y) * a.t + out_row) * a.dv + d, a.dtype,
+                      o[dn][2 * r + j] * inverse);
       }
   }
 }
@@ -290,11 +312,13 @@ __device__ void attention_block(const AttentionArgs& a) {
 
 // Grid: (ceil(T / rows), batch); block: 2 x rows x SPLITS threads (a warp per 16 rows and
 // key part); dynamic shared memory attention_shared_bytes(rows, SPLITS).
-extern "C" __global__ void __launch_bounds__(64 * kAttentionKeySplits, 2) kiln_eager_attention32(const AttentionArgs a) {
+extern "C" __global__ void __launch_bounds__(64 * kAttentionKeySplits, 2)
+    kiln_eager_attention32(const AttentionArgs a) {
   kiln_attention::attention_block<2, kAttentionKeySplits>(a);
 }
 // Held to 128 registers (two blocks a multiprocessor): the query fragments are read from
 // shared memory at each use rather than held.
-extern "C" __global__ void __launch_bounds__(128 * kAttentionKeySplits, 2) kiln_eager_attention64(const AttentionArgs a) {
+extern "C" __global__ void __launch_bounds__(128 * kAttentionKeySplits, 2)
+    kiln_eager_attention64(const AttentionArgs a) {
   kiln_attention::attention_block<4, kAttentionKeySplits>(a);
 }

@@ -39,7 +39,8 @@ struct HeuristicResult {
 constexpr int kR32F = 0, kR64F = 1, kR16F = 2, kR16BF = 14;
 constexpr int kCompute32F = 68, kCompute32FFastTf32 = 77, kCompute64F = 70;
 constexpr int kOpN = 0, kOpT = 1;
-constexpr int kDescTransA = 3, kDescTransB = 4, kDescEpilogue = 7, kDescBiasPointer = 8, kDescBiasDataType = 26;
+constexpr int kDescTransA = 3, kDescTransB = 4, kDescEpilogue = 7, kDescBiasPointer = 8,
+              kDescBiasDataType = 26;
 constexpr int kLayoutBatchCount = 5, kLayoutStridedBatchOffset = 6;
 constexpr int kPrefMaxWorkspace = 1;
 constexpr int kEpilogueDefault = 1, kEpilogueRelu = 2, kEpilogueBias = 4, kEpilogueGelu = 32;
@@ -53,11 +54,14 @@ struct Lt {
   Status (*layout_set)(Layout, int, const void*, size_t);
   Status (*pref_create)(Preference*);
   Status (*pref_set)(Preference, int, const void*, size_t);
-  Status (*heuristic)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, Preference, int, HeuristicResult*, int*);
-  Status (*matmul)(Handle, MatmulDesc, const void*, const void*, Layout, const void*, Layout, const void*, const void*,
-                   Layout, void*, Layout, const Algo*, void*, size_t, CUstream);
+  Status (*heuristic)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, Preference, int,
+                      HeuristicResult*, int*);
+  Status (*matmul)(Handle, MatmulDesc, const void*, const void*, Layout, const void*, Layout,
+                   const void*, const void*, Layout, void*, Layout, const Algo*, void*, size_t,
+                   CUstream);
   const char* (*status_string)(Status);
-  Status (*algo_check)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, const Algo*, HeuristicResult*);
+  Status (*algo_check)(Handle, MatmulDesc, Layout, Layout, Layout, Layout, const Algo*,
+                       HeuristicResult*);
   size_t (*version)();
   Handle handle = nullptr;
   void* workspace = nullptr;
@@ -104,23 +108,32 @@ struct Prepared {
 
 int data_type(DType d) {
   switch (d) {
-    case DType::f32: return kR32F;
-    case DType::f64: return kR64F;
-    case DType::f16: return kR16F;
-    case DType::bf16: return kR16BF;
-    default: throw Error(fmt::format("matmul on cuda: no cuBLASLt type for dtype {}", dtype_name(d)));
+    case DType::f32:
+      return kR32F;
+    case DType::f64:
+      return kR64F;
+    case DType::f16:
+      return kR16F;
+    case DType::bf16:
+      return kR16BF;
+    default:
+      throw Error(fmt::format("matmul on cuda: no cuBLASLt type for dtype {}", dtype_name(d)));
   }
 }
 
 std::string shape_text(const GemmRequest& r) {
-  return fmt::format("[{}x{}] @ [{}x{}] x{} {}{}{}", r.n, r.k, r.k, r.m, r.batches, dtype_name(r.dtype),
-                     r.bias ? " +bias" : "", r.epilogue == Epilogue::relu ? " relu" : r.epilogue == Epilogue::gelu ? " gelu" : "");
+  return fmt::format("[{}x{}] @ [{}x{}] x{} {}{}{}", r.n, r.k, r.k, r.m, r.batches,
+                     dtype_name(r.dtype), r.bias ? " +bias" : "",
+                     r.epilogue == Epilogue::relu   ? " relu"
+                     : r.epilogue == Epilogue::gelu ? " gelu"
+                                                    : "");
 }
 
 // Strides, transposes and precision: with shape_text, what makes two requests one product.
 std::string layout_text(const GemmRequest& r) {
-  return fmt::format("lda {} ldb {} ldc {} sa {} sb {} sc {} ta {} tb {} tf32 {}", r.lda, r.ldb, r.ldc, r.stride_a,
-                     r.stride_b, r.stride_c, r.a_transposed, r.b_transposed, r.allow_tf32);
+  return fmt::format("lda {} ldb {} ldc {} sa {} sb {} sc {} ta {} tb {} tf32 {}", r.lda, r.ldb,
+                     r.ldc, r.stride_a, r.stride_b, r.stride_c, r.a_transposed, r.b_transposed,
+                     r.allow_tf32);
 }
 
 // The matmul itself, with prepared descriptors and `algo`.
@@ -138,21 +151,26 @@ Status run_matmul(Lt& l, const GemmRequest& r, const Prepared& p, const Algo& al
     lock.lock();
     if (Status s = l.desc_set(p.desc, kDescBiasPointer, &r.bias, sizeof r.bias); s != 0) return s;
   }
-  return l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &algo, l.workspace,
-                  kWorkspaceBytes, stream());
+  return l.matmul(l.handle, p.desc, alpha, r.b, p.a, r.a, p.b, beta, r.c, p.c, r.c, p.c, &algo,
+                  l.workspace, kWorkspaceBytes, stream());
 }
 
 // max_autotune: the fastest of cuBLASLt's candidates for `r`, timed on r's own buffers
 // (median of five runs each, CUDA events), or the one the autotune cache recorded for this
 // GPU and cuBLASLt version, after cuBLASLt's own check says it still applies.
-Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const HeuristicResult* candidates, int count);
+Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p,
+                     const HeuristicResult* candidates, int count);
 
 Prepared prepare(Lt& l, const GemmRequest& r) {
   auto ok = [&](Status s, const char* what) {
-    if (s != 0) throw Error(fmt::format("matmul {} on cuda: {}: {}", shape_text(r), what, l.status_string(s)));
+    if (s != 0)
+      throw Error(
+          fmt::format("matmul {} on cuda: {}: {}", shape_text(r), what, l.status_string(s)));
   };
   const int type = data_type(r.dtype);
-  const int compute = r.dtype == DType::f64 ? kCompute64F : r.dtype == DType::f32 && r.allow_tf32 ? kCompute32FFastTf32 : kCompute32F;
+  const int compute = r.dtype == DType::f64                   ? kCompute64F
+                      : r.dtype == DType::f32 && r.allow_tf32 ? kCompute32FFastTf32
+                                                              : kCompute32F;
   const int scale = r.dtype == DType::f64 ? kR64F : kR32F;
   Prepared p;
   ok(l.desc_create(&p.desc, compute, scale), "cublasLtMatmulDescCreate");
@@ -160,7 +178,9 @@ Prepared prepare(Lt& l, const GemmRequest& r) {
   const int op_first = r.b_transposed ? kOpT : kOpN, op_second = r.a_transposed ? kOpT : kOpN;
   ok(l.desc_set(p.desc, kDescTransA, &op_first, sizeof op_first), "TRANSA");
   ok(l.desc_set(p.desc, kDescTransB, &op_second, sizeof op_second), "TRANSB");
-  int epilogue = r.epilogue == Epilogue::relu ? kEpilogueRelu : r.epilogue == Epilogue::gelu ? kEpilogueGelu : kEpilogueDefault;
+  int epilogue = r.epilogue == Epilogue::relu   ? kEpilogueRelu
+                 : r.epilogue == Epilogue::gelu ? kEpilogueGelu
+                                                : kEpilogueDefault;
   if (r.bias) epilogue = (epilogue == kEpilogueDefault ? 0 : epilogue) | kEpilogueBias;
   ok(l.desc_set(p.desc, kDescEpilogue, &epilogue, sizeof epilogue), "EPILOGUE");
   if (r.bias) ok(l.desc_set(p.desc, kDescBiasDataType, &type, sizeof type), "BIAS_DATA_TYPE");
@@ -172,9 +192,11 @@ Prepared prepare(Lt& l, const GemmRequest& r) {
   ok(l.layout_create(&p.c, type, r.m, r.n, r.ldc), "layout of C");
   if (r.batches > 1) {
     const int32_t count = static_cast<int32_t>(r.batches);
-    for (auto [layout, stride] : {std::pair{p.a, r.stride_b}, std::pair{p.b, r.stride_a}, std::pair{p.c, r.stride_c}}) {
+    for (auto [layout, stride] :
+         {std::pair{p.a, r.stride_b}, std::pair{p.b, r.stride_a}, std::pair{p.c, r.stride_c}}) {
       ok(l.layout_set(layout, kLayoutBatchCount, &count, sizeof count), "BATCH_COUNT");
-      ok(l.layout_set(layout, kLayoutStridedBatchOffset, &stride, sizeof stride), "STRIDED_BATCH_OFFSET");
+      ok(l.layout_set(layout, kLayoutStridedBatchOffset, &stride, sizeof stride),
+         "STRIDED_BATCH_OFFSET");
     }
   }
   Preference pref = nullptr;
@@ -184,9 +206,11 @@ Prepared prepare(Lt& l, const GemmRequest& r) {
   constexpr int kCandidates = 8;
   HeuristicResult results[kCandidates]{};
   int found = 0;
-  Status s = l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref, r.tune_algorithm ? kCandidates : 1, results, &found);
+  Status s = l.heuristic(l.handle, p.desc, p.a, p.b, p.c, p.c, pref,
+                         r.tune_algorithm ? kCandidates : 1, results, &found);
   if (s != 0 || found == 0) {
-    if (r.bias || r.epilogue != Epilogue::none) return Prepared{};  // the caller applies the epilogue
+    if (r.bias || r.epilogue != Epilogue::none)
+      return Prepared{};  // the caller applies the epilogue
     ok(s, "cublasLtMatmulAlgoGetHeuristic");
     throw Error(fmt::format("matmul {} on cuda: cuBLASLt has no algorithm for it", shape_text(r)));
   }
@@ -202,11 +226,13 @@ Prepared prepared_for(Lt& l, const GemmRequest& r) {
   static auto& prepared = *new std::map<std::string, Prepared>();  // immortal, like the handle
   std::lock_guard<std::mutex> lock(mutex);
   if (!l.handle) {
-    if (Status s = l.create(&l.handle); s != 0) throw Error(fmt::format("cublasLtCreate: {}", l.status_string(s)));
+    if (Status s = l.create(&l.handle); s != 0)
+      throw Error(fmt::format("cublasLtCreate: {}", l.status_string(s)));
     int64_t capacity = 0;
     l.workspace = allocate(static_cast<int64_t>(kWorkspaceBytes), &capacity);
   }
-  const std::string key = fmt::format("{} {} tune {}", shape_text(r), layout_text(r), r.tune_algorithm);
+  const std::string key =
+      fmt::format("{} {} tune {}", shape_text(r), layout_text(r), r.tune_algorithm);
   auto it = prepared.find(key);
   if (it == prepared.end()) it = prepared.emplace(key, prepare(l, r)).first;
   return it->second;
@@ -219,11 +245,12 @@ bool blas_available() { return lt().problem.empty(); }
 namespace {
 
 std::string algo_cache_key(Lt& l, const GemmRequest& r) {
-  return content_key(
-      fmt::format("cublaslt algorithm 1\n{}\ncuBLASLt {}\n{} {}", device_info().name, l.version(), shape_text(r), layout_text(r)));
+  return content_key(fmt::format("cublaslt algorithm 1\n{}\ncuBLASLt {}\n{} {}", device_info().name,
+                                 l.version(), shape_text(r), layout_text(r)));
 }
 
-Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const HeuristicResult* candidates, int count) {
+Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p,
+                     const HeuristicResult* candidates, int count) {
   const std::optional<Cache> cache = Cache::open();
   const std::string key = cache ? algo_cache_key(l, r) : std::string();
   if (cache) {
@@ -251,7 +278,8 @@ Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const Heuri
   int best = 0;
   float best_ms = 1e30f;
   for (int c = 0; c < count; ++c) {
-    if (run_matmul(l, r, p, candidates[c].algo) != 0) continue;  // a candidate that fails is skipped
+    if (run_matmul(l, r, p, candidates[c].algo) != 0)
+      continue;  // a candidate that fails is skipped
     std::vector<float> times;
     for (int rep = 0; rep < 5; ++rep) {
       d.cuEventRecord(start, stream());
@@ -270,8 +298,10 @@ Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p, const Heuri
   if (cache) {
     nlohmann::json words = nlohmann::json::array();
     for (uint64_t w : candidates[best].algo.data) words.push_back(w);
-    cache->put(CacheKind::autotune, key,
-               nlohmann::json{{"cublaslt", shape_text(r)}, {"algo", words}, {"seconds", best_ms * 1e-3}}.dump());
+    cache->put(
+        CacheKind::autotune, key,
+        nlohmann::json{{"cublaslt", shape_text(r)}, {"algo", words}, {"seconds", best_ms * 1e-3}}
+            .dump());
   }
   return candidates[best].algo;
 }
@@ -290,7 +320,9 @@ bool gemm(const GemmRequest& r) {
     return false;
   }
   Status s = run_matmul(l, r, p, p.algo);
-  if (s != 0) throw Error(fmt::format("matmul {} on cuda: cublasLtMatmul: {}", shape_text(r), l.status_string(s)));
+  if (s != 0)
+    throw Error(
+        fmt::format("matmul {} on cuda: cublasLtMatmul: {}", shape_text(r), l.status_string(s)));
   return true;
 }
 

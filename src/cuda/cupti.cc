@@ -17,8 +17,10 @@ namespace {
 // CUPTI's C ABI, declared here as the driver's is (src/cuda/driver.h), so that building
 // needs no CUDA header; the records' layouts are in cupti_records.h.
 using CuptiResult = int;
-constexpr CuptiResult kSuccess = 0;  // anything else ends a record walk (the last is MAX_LIMIT_REACHED)
-constexpr int kKindDriver = 4, kKindRuntime = 5, kKindConcurrentKernel = 10, kKindExternalCorrelation = 39;
+constexpr CuptiResult kSuccess =
+    0;  // anything else ends a record walk (the last is MAX_LIMIT_REACHED)
+constexpr int kKindDriver = 4, kKindRuntime = 5, kKindConcurrentKernel = 10,
+              kKindExternalCorrelation = 39;
 constexpr int kExternalCustom0 = 3;
 
 struct ActivityRecord {
@@ -75,7 +77,8 @@ void complete_buffer(void*, uint32_t, uint8_t* buffer, size_t, size_t valid) {
     while (c.next_record(buffer, valid, &record) == kSuccess) {
       if (record->kind == kKindExternalCorrelation) {
         const auto* r = reinterpret_cast<const CuptiExternalCorrelationRecord*>(record);
-        if (r->external_kind == kExternalCustom0) s.step_of_correlation[r->correlation_id] = r->external_id;
+        if (r->external_kind == kExternalCustom0)
+          s.step_of_correlation[r->correlation_id] = r->external_id;
       } else if (record->kind == kKindConcurrentKernel) {
         const auto* r = reinterpret_cast<const CuptiKernelRecord*>(record);
         if (r->end < r->start) continue;  // incomplete: nothing to show
@@ -213,7 +216,8 @@ std::vector<KernelActivity> take_kernel_activity(uint64_t first, uint64_t last) 
   constexpr size_t kMaxKept = 1 << 16;
   s.kernels = kept.size() > kMaxKept ? decltype(kept){} : std::move(kept);
   for (auto it = s.step_of_correlation.begin(); it != s.step_of_correlation.end();)
-    it = it->second >= first && it->second <= last ? s.step_of_correlation.erase(it) : std::next(it);
+    it =
+        it->second >= first && it->second <= last ? s.step_of_correlation.erase(it) : std::next(it);
   if (s.step_of_correlation.size() > kMaxKept) s.step_of_correlation.clear();
   return out;
 }

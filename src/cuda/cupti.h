@@ -13,10 +13,10 @@
 namespace kiln::cuda {
 
 struct KernelActivity {
-  std::string name;  // the kernel's symbol
-  uint64_t step = 0;  // the id given to push_step around its launch
+  std::string name;                           // the kernel's symbol
+  uint64_t step = 0;                          // the id given to push_step around its launch
   double start_seconds = 0, end_seconds = 0;  // on monotonic_seconds()'s clock
-  int grid = 0, block = 0;  // x sizes
+  int grid = 0, block = 0;                    // x sizes
 };
 
 // Whether CUPTI is loaded and collects kernel activity. The first call loads it and enables

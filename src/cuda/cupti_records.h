@@ -24,8 +24,10 @@ struct CuptiKernelRecord {
   int64_t grid_id;
   const char* name;
 };
-static_assert(offsetof(CuptiKernelRecord, start) == 16 && offsetof(CuptiKernelRecord, stream_id) == 48 &&
-              offsetof(CuptiKernelRecord, correlation_id) == 92 && offsetof(CuptiKernelRecord, name) == 104);
+static_assert(offsetof(CuptiKernelRecord, start) == 16 &&
+              offsetof(CuptiKernelRecord, stream_id) == 48 &&
+              offsetof(CuptiKernelRecord, correlation_id) == 92 &&
+              offsetof(CuptiKernelRecord, name) == 104);
 
 struct CuptiExternalCorrelationRecord {
   int32_t kind, external_kind;

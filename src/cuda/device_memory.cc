@@ -73,7 +73,9 @@ void* allocate(int64_t nbytes, int64_t* capacity) {
   if (r != 0) {
     size_t free_bytes = 0, total = 0;
     d.cuMemGetInfo(&free_bytes, &total);
-    check(r, fmt::format("allocating {} bytes on the GPU ({} of {} bytes free)", nbytes, free_bytes, total).c_str());
+    check(r, fmt::format("allocating {} bytes on the GPU ({} of {} bytes free)", nbytes, free_bytes,
+                         total)
+                 .c_str());
   }
   return reinterpret_cast<void*>(p);
 }
@@ -123,7 +125,8 @@ void empty_cache() {
 
 void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes) {
   if (nbytes == 0) return;
-  check(driver().cuMemcpyHtoDAsync(address(device_dst), host_src, static_cast<size_t>(nbytes), stream()),
+  check(driver().cuMemcpyHtoDAsync(address(device_dst), host_src, static_cast<size_t>(nbytes),
+                                   stream()),
         "copy to the GPU");
   // The host buffer may be freed as soon as this returns: wait for the copy.
   synchronize("copy to the GPU");
@@ -131,14 +134,16 @@ void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes) {
 
 void copy_to_host(void* host_dst, const void* device_src, int64_t nbytes) {
   if (nbytes == 0) return;
-  check(driver().cuMemcpyDtoHAsync(host_dst, address(device_src), static_cast<size_t>(nbytes), stream()),
+  check(driver().cuMemcpyDtoHAsync(host_dst, address(device_src), static_cast<size_t>(nbytes),
+                                   stream()),
         "copy from the GPU");
   synchronize("copy from the GPU");
 }
 
 void copy_on_device(void* device_dst, const void* device_src, int64_t nbytes) {
   if (nbytes == 0) return;
-  check(driver().cuMemcpyDtoDAsync(address(device_dst), address(device_src), static_cast<size_t>(nbytes), stream()),
+  check(driver().cuMemcpyDtoDAsync(address(device_dst), address(device_src),
+                                   static_cast<size_t>(nbytes), stream()),
         "copy on the GPU");
 }
 

@@ -87,11 +87,15 @@ constexpr int kAttentionMaxHead = 64;
 // and key_splits x kAttentionKeys keys and as many values, each row padded to its pitch
 // (which keeps the fragment reads free of bank conflicts).
 constexpr int kAttentionKeys = 32;
-constexpr int kAttentionKeySplits = 2;  // warps that share a block's rows, each a part of every key tile
-constexpr int kAttentionQueryPitch = kAttentionMaxHead + 4, kAttentionKeyPitch = kAttentionMaxHead + 4,
+constexpr int kAttentionKeySplits =
+    2;  // warps that share a block's rows, each a part of every key tile
+constexpr int kAttentionQueryPitch = kAttentionMaxHead + 4,
+              kAttentionKeyPitch = kAttentionMaxHead + 4,
               kAttentionValuePitch = kAttentionMaxHead + 2;
 constexpr int attention_shared_bytes(int rows, int key_splits) {
-  return (rows * kAttentionQueryPitch + key_splits * kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) * 8;
+  return (rows * kAttentionQueryPitch +
+          key_splits * kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) *
+         8;
 }
 struct AttentionArgs {
   const char* q;

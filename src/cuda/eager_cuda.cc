@@ -35,7 +35,8 @@ const EagerModule& module() {
           "loading kiln's eager CUDA kernels (cuModuleLoadData)");
     auto function = [&](const char* name) {
       CUfunction f = nullptr;
-      check(d.cuModuleGetFunction(&f, m, name), fmt::format("cuModuleGetFunction {}", name).c_str());
+      check(d.cuModuleGetFunction(&f, m, name),
+            fmt::format("cuModuleGetFunction {}", name).c_str());
       return f;
     };
     auto* e = new EagerModule();  // immortal, like the context it lives in
@@ -49,7 +50,8 @@ const EagerModule& module() {
     // The attention tiles pass the 48 KB a block gets without asking.
     constexpr int kMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
     for (auto [f, rows] : {std::pair{e->attention64, 64}, std::pair{e->attention32, 32}})
-      check(d.cuFuncSetAttribute(f, kMaxDynamicSharedBytes, attention_shared_bytes(rows, kAttentionKeySplits)),
+      check(d.cuFuncSetAttribute(f, kMaxDynamicSharedBytes,
+                                 attention_shared_bytes(rows, kAttentionKeySplits)),
             "cuFuncSetAttribute (kiln_eager_attention's shared memory)");
     return e;
 #else
@@ -130,8 +132,9 @@ void launch_attention(const AttentionArgs& a) {
   void* params[] = {const_cast<AttentionArgs*>(&a)};
   check(driver().cuLaunchKernel(wide ? module().attention64 : module().attention32,
                                 static_cast<unsigned>((a.t + rows - 1) / rows),
-                                static_cast<unsigned>(a.batch), 1, rows * 2 * kAttentionKeySplits, 1, 1,
-                                attention_shared_bytes(int(rows), kAttentionKeySplits), stream(), params, nullptr),
+                                static_cast<unsigned>(a.batch), 1, rows * 2 * kAttentionKeySplits,
+                                1, 1, attention_shared_bytes(int(rows), kAttentionKeySplits),
+                                stream(), params, nullptr),
         "kiln_eager_attention");
 }
 

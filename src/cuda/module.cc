@@ -11,7 +11,8 @@ std::shared_ptr<Module> Module::load_bytes(std::string_view cubin, const std::st
   // The driver reads an ELF image from an aligned buffer; the string's own storage may not be.
   std::string copy(cubin);
   CUmodule module = nullptr;
-  check(driver().cuModuleLoadData(&module, copy.data()), fmt::format("loading CUDA module {}", name).c_str());
+  check(driver().cuModuleLoadData(&module, copy.data()),
+        fmt::format("loading CUDA module {}", name).c_str());
   return std::shared_ptr<Module>(new Module(module, name));
 }
 

@@ -29,11 +29,13 @@ class HereExecutor final : public CompileExecutor {
   }
 
   // Units compile in parallel; each is reported in order once all have been started.
-  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units, ObjectDone done) override {
+  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units,
+                     ObjectDone done) override {
     std::vector<std::future<std::shared_ptr<KernelObject>>> compiles;
     for (size_t i : units)
-      compiles.push_back(std::async(units.size() > 1 ? std::launch::async : std::launch::deferred,
-                                    [&, i] { return compile_object_here(plan.units[i], toolchain_, cache_); }));
+      compiles.push_back(
+          std::async(units.size() > 1 ? std::launch::async : std::launch::deferred,
+                     [&, i] { return compile_object_here(plan.units[i], toolchain_, cache_); }));
     for (size_t j = 0; j < units.size(); ++j) {
       std::shared_ptr<KernelObject> object;
       std::exception_ptr error;
@@ -60,7 +62,8 @@ class HereExecutor final : public CompileExecutor {
 
 class WorkerExecutor final : public CompileExecutor {
  public:
-  WorkerExecutor(const NativeCompile& how, std::optional<Cache> cache) : how_(how), cache_(std::move(cache)) {}
+  WorkerExecutor(const NativeCompile& how, std::optional<Cache> cache)
+      : how_(how), cache_(std::move(cache)) {}
 
   // The caller may be a call answering eagerly meanwhile: serializing the graph and its
   // constants and handing the job to the pool (which may start a worker) happen on a
@@ -69,24 +72,26 @@ class WorkerExecutor final : public CompileExecutor {
     run_in_background([this, graph, done] {
       try {
         std::string source = fmt::format("compile worker's plan of graph {}", graph.name);
-        pool().submit(encode(plan_job(graph, toolchain_spec(how_))),
-                      [given = constants_of(graph), source, done](std::exception_ptr error, Fields reply) {
-                        if (error) return done(error, {});
-                        CompiledPlan plan;
-                        try {
-                          plan = plan_of(decode_plan_reply(reply), given, source);
-                        } catch (...) {
-                          return done(std::current_exception(), {});
-                        }
-                        done(nullptr, std::move(plan));
-                      });
+        pool().submit(
+            encode(plan_job(graph, toolchain_spec(how_))),
+            [given = constants_of(graph), source, done](std::exception_ptr error, Fields reply) {
+              if (error) return done(error, {});
+              CompiledPlan plan;
+              try {
+                plan = plan_of(decode_plan_reply(reply), given, source);
+              } catch (...) {
+                return done(std::current_exception(), {});
+              }
+              done(nullptr, std::move(plan));
+            });
       } catch (...) {
         done(std::current_exception(), {});
       }
     });
   }
 
-  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units, ObjectDone done) override {
+  void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units,
+                     ObjectDone done) override {
     for (size_t i : units) {
       const ObjectUnit& unit = plan.units[i];
       pool().submit(encode(unit_job(unit.name, unit.source, cache_)),
@@ -105,8 +110,10 @@ class WorkerExecutor final : public CompileExecutor {
   }
 
   std::string compile_candidate(const std::string& name, const std::string& source) override {
-    UnitReply reply = decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt))).get());
-    if (!reply.object) throw WireError(fmt::format("compile worker's reply for {} carries no object", name));
+    UnitReply reply =
+        decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt))).get());
+    if (!reply.object)
+      throw WireError(fmt::format("compile worker's reply for {} carries no object", name));
     return std::move(*reply.object);
   }
 
@@ -115,7 +122,8 @@ class WorkerExecutor final : public CompileExecutor {
  private:
   WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
 
-  CompileUnitJob unit_job(const std::string& name, const std::string& source, const std::optional<Cache>& cache) {
+  CompileUnitJob unit_job(const std::string& name, const std::string& source,
+                          const std::optional<Cache>& cache) {
     return {name, source, toolchain_spec(how_), cache ? cache->root() : std::string()};
   }
 
@@ -125,7 +133,8 @@ class WorkerExecutor final : public CompileExecutor {
 
 }  // namespace
 
-std::unique_ptr<CompileExecutor> make_compile_executor(const NativeCompile& how, const std::optional<Cache>& cache) {
+std::unique_ptr<CompileExecutor> make_compile_executor(const NativeCompile& how,
+                                                       const std::optional<Cache>& cache) {
   if (how.in_workers) return std::make_unique<WorkerExecutor>(how, cache);
   return std::make_unique<HereExecutor>(how, cache);
 }

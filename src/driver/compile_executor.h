@@ -21,7 +21,8 @@ namespace kiln {
 class CompileExecutor {
  public:
   using PlanDone = std::function<void(std::exception_ptr error, CompiledPlan plan)>;
-  using ObjectDone = std::function<void(size_t unit, std::exception_ptr error, std::shared_ptr<KernelObject> object)>;
+  using ObjectDone = std::function<void(size_t unit, std::exception_ptr error,
+                                        std::shared_ptr<KernelObject> object)>;
 
   virtual ~CompileExecutor() = default;
 
@@ -30,7 +31,8 @@ class CompileExecutor {
   virtual void build_plan(const Graph& graph, PlanDone done) = 0;
   // Compiles and loads `plan.units[i]` for each i of `units` (stored in the cache when
   // there is one). `plan` outlives every callback.
-  virtual void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units, ObjectDone done) = 0;
+  virtual void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units,
+                             ObjectDone done) = 0;
   // A tuning candidate's object bytes (never cached), blocking.
   virtual std::string compile_candidate(const std::string& name, const std::string& source) = 0;
   // Runs `task` (which must not throw), which may block on this executor's work: here at
@@ -39,6 +41,7 @@ class CompileExecutor {
 };
 
 // The executor `how` asks for: the workers' when how.in_workers, else here.
-std::unique_ptr<CompileExecutor> make_compile_executor(const NativeCompile& how, const std::optional<Cache>& cache);
+std::unique_ptr<CompileExecutor> make_compile_executor(const NativeCompile& how,
+                                                       const std::optional<Cache>& cache);
 
 }  // namespace kiln

@@ -77,7 +77,8 @@ class CompiledCore {
 
   std::vector<KernelInfo> kernels(size_t index) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return index < entries_.size() ? entries_[index]->executable->kernels() : std::vector<KernelInfo>{};
+    return index < entries_.size() ? entries_[index]->executable->kernels()
+                                   : std::vector<KernelInfo>{};
   }
 
   std::string build_options(size_t index) const {
@@ -104,7 +105,8 @@ class CompiledCore {
   void write_runnable(const Graph& graph, const Flat& inputs) const {
     std::optional<std::string> dir = trace_directory();
     if (!dir) return;
-    std::string path = write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, trace_saves_inputs()));
+    std::string path =
+        write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, trace_saves_inputs()));
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 
@@ -117,13 +119,16 @@ class CompiledCore {
         device = d;
         first = what;
       } else if (*device != d) {
-        throw Error(fmt::format("{}: {} is on {} but {} is on {}; a compiled function runs on one device "
-                                "(move tensors with .cuda() or .cpu())",
-                                options_.name, what, device_name(d), first, device_name(*device)));
+        throw Error(
+            fmt::format("{}: {} is on {} but {} is on {}; a compiled function runs on one device "
+                        "(move tensors with .cuda() or .cpu())",
+                        options_.name, what, device_name(d), first, device_name(*device)));
       }
     };
-    for (size_t i = 0; i < inputs.tensors.size(); ++i) see(inputs.tensors[i].device(), fmt::format("input {}", i));
-    for (const GraphConstant& c : graph.constants) see(c.value.device(), fmt::format("captured tensor {}", c.name));
+    for (size_t i = 0; i < inputs.tensors.size(); ++i)
+      see(inputs.tensors[i].device(), fmt::format("input {}", i));
+    for (const GraphConstant& c : graph.constants)
+      see(c.value.device(), fmt::format("captured tensor {}", c.name));
     return device.value_or(Device::cpu);
   }
 
@@ -154,8 +159,8 @@ class CompiledCore {
     entry->output_structure = traced_out.structure;
     for (const GraphConstant& c : graph.constants) entry->constants[c.name] = c.value;
     if (log_enabled("guards"))
-      log_line("guards", fmt::format("{}: new entry for {}", options_.name,
-                                     entry->guards.describe()));
+      log_line("guards",
+               fmt::format("{}: new entry for {}", options_.name, entry->guards.describe()));
     ResolvedOptions options = options_;
     options.device = device_of(graph, inputs);
     entry->executable = compile_graph(graph, options);
@@ -182,8 +187,12 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
 std::vector<std::string> compiled_stages(const CompiledCore& core) { return core.stages(); }
 std::vector<std::string> compile_errors(const CompiledCore& core) { return core.errors(); }
-std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index) { return core.kernels(index); }
-std::string compiled_build_options(const CompiledCore& core, size_t index) { return core.build_options(index); }
+std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index) {
+  return core.kernels(index);
+}
+std::string compiled_build_options(const CompiledCore& core, size_t index) {
+  return core.build_options(index);
+}
 
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path) {
   core.save(index, path);

@@ -15,9 +15,9 @@
 #include "driver/plan_entry.h"
 #include "graph/text.h"
 #include "kiln/error.h"
+#include "runtime/library_warmup.h"
 #include "support/build_id.h"
 #include "support/log.h"
-#include "runtime/library_warmup.h"
 #include "support/spans.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
@@ -27,14 +27,16 @@ namespace kiln {
 
 namespace {
 
-std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& key, const TensorMap& given) {
+std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& key,
+                                        const TensorMap& given) {
   std::optional<std::string> entry = cache.get(CacheKind::graph, key);
   if (!entry) return std::nullopt;
   std::string source = fmt::format("graph cache entry {}", key);
   try {
     return plan_of(decode_plan_reply(decode_fields(*entry)), given, source);
   } catch (const std::exception& e) {  // a bad entry is a miss; the rebuild overwrites it
-    if (log_enabled("cache")) log_line("cache", fmt::format("{}: {}; treated as a miss", source, e.what()));
+    if (log_enabled("cache"))
+      log_line("cache", fmt::format("{}: {}; treated as a miss", source, e.what()));
     return std::nullopt;
   }
 }
@@ -152,13 +154,14 @@ class GraphCompile : public std::enable_shared_from_this<GraphCompile> {
     outstanding_ = missing.size();
     auto self = shared_from_this();
     // Every unit is collected before the first error is reported.
-    executor_->compile_units(plan_, missing,
-                             [self](size_t i, std::exception_ptr error, std::shared_ptr<KernelObject> object) {
-                               std::lock_guard<std::mutex> lock(self->mutex_);
-                               if (error && !self->first_error_) self->first_error_ = error;
-                               self->objects_[i] = std::move(object);
-                               if (--self->outstanding_ == 0) self->finish_locked();
-                             });
+    executor_->compile_units(
+        plan_, missing,
+        [self](size_t i, std::exception_ptr error, std::shared_ptr<KernelObject> object) {
+          std::lock_guard<std::mutex> lock(self->mutex_);
+          if (error && !self->first_error_) self->first_error_ = error;
+          self->objects_[i] = std::move(object);
+          if (--self->outstanding_ == 0) self->finish_locked();
+        });
   }
 
   void finish(std::exception_ptr error) {
@@ -173,13 +176,15 @@ class GraphCompile : public std::enable_shared_from_this<GraphCompile> {
     std::exception_ptr error = first_error_;
     if (!error) {
       try {
-        if (cache_ && !hit_) cache_->put(CacheKind::graph, key_, encode_fields(encode(plan_reply_of(plan_, given_))));
+        if (cache_ && !hit_)
+          cache_->put(CacheKind::graph, key_, encode_fields(encode(plan_reply_of(plan_, given_))));
         plan_.cuda_graphs = how_.cuda_graphs;
       } catch (...) {
         error = std::current_exception();
       }
     }
-    if (warmup_.valid()) warmup_.wait();  // never running while the executable captures a CUDA graph
+    if (warmup_.valid())
+      warmup_.wait();  // never running while the executable captures a CUDA graph
     if (!error) {
       try {
         SpanScope span("compile", "executable " + graph_.name);
@@ -214,7 +219,9 @@ void set_device(NativeCompile& how, Device device) {
   if (device == Device::cuda) how.arch = cuda::device_info().arch;
 }
 
-ToolchainSpec toolchain_spec(const NativeCompile& how) { return {how.device, how.tier, how.compiler, how.arch}; }
+ToolchainSpec toolchain_spec(const NativeCompile& how) {
+  return {how.device, how.tier, how.compiler, how.arch};
+}
 
 Toolchain toolchain_of(const NativeCompile& how) { return toolchain_of(toolchain_spec(how)); }
 
@@ -225,26 +232,30 @@ std::string graph_cache_key(const Graph& graph, const NativeCompile& how) {
 std::string build_options_text(const NativeCompile& how) {
   auto on = [](bool b) { return b ? "on" : "off"; };
   if (how.device == Device::cuda)
-    return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off max_autotune={}", how.arch,
-                       tier_name(how.tier), on(how.max_autotune));
-  return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}", tier_name(how.tier),
-                     how.compiler, on(how.autotune), on(how.autotune && how.coordinate_descent),
+    return fmt::format("device=cuda arch={} tier={} compiler=nvrtc autotune=off max_autotune={}",
+                       how.arch, tier_name(how.tier), on(how.max_autotune));
+  return fmt::format("tier={} compiler={} autotune={} coordinate_descent={} max_autotune={}",
+                     tier_name(how.tier), how.compiler, on(how.autotune),
+                     on(how.autotune && how.coordinate_descent),
                      on(how.autotune && how.max_autotune));
 }
 
 std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
-  std::string text = fmt::format("kiln graph entry 1\nbuild {}\n{}\n{}\n{}", build_id(), build_options_text(how),
-                                 how.device == Device::cuda ? cuda_fingerprint(how.arch)
-                                                            : toolchain_fingerprint(how.tier, how.compiler),
-                                 print_graph(graph));
+  std::string text =
+      fmt::format("kiln graph entry 1\nbuild {}\n{}\n{}\n{}", build_id(), build_options_text(how),
+                  how.device == Device::cuda ? cuda_fingerprint(how.arch)
+                                             : toolchain_fingerprint(how.tier, how.compiler),
+                  print_graph(graph));
   if (how.autotune) {
     std::shared_ptr<const LookupTable> table = LookupTable::from_environment();
-    text += fmt::format("\nsize hints {}\nlookup table {}", fmt::join(how.size_hints, ","), table ? table->digest() : "none");
+    text += fmt::format("\nsize hints {}\nlookup table {}", fmt::join(how.size_hints, ","),
+                        table ? table->digest() : "none");
   }
   for (const GraphConstant& c : graph.constants) {
     Tensor t = c.value.contiguous().cpu();
     const TensorImpl& impl = *t.impl();
-    uint64_t digest = XXH3_64bits(impl.data_ptr(), static_cast<size_t>(t.numel() * dtype_size(t.dtype())));
+    uint64_t digest =
+        XXH3_64bits(impl.data_ptr(), static_cast<size_t>(t.numel() * dtype_size(t.dtype())));
     text += fmt::format("\nconstant {} {:016x}", c.name, digest);
   }
   return text;
@@ -257,10 +268,13 @@ void compile_native_async(const Graph& graph, const NativeCompile& how, Executab
 std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompile& how) {
   auto promise = std::make_shared<std::promise<std::unique_ptr<Executable>>>();
   std::future<std::unique_ptr<Executable>> result = promise->get_future();
-  compile_native_async(graph, how, [promise](std::exception_ptr error, std::unique_ptr<Executable> executable) {
-    if (error) promise->set_exception(error);
-    else promise->set_value(std::move(executable));
-  });
+  compile_native_async(graph, how,
+                       [promise](std::exception_ptr error, std::unique_ptr<Executable> executable) {
+                         if (error)
+                           promise->set_exception(error);
+                         else
+                           promise->set_value(std::move(executable));
+                       });
   return result.get();
 }
 

@@ -48,7 +48,8 @@ std::unique_ptr<Executable> compile_native(const Graph& graph, const NativeCompi
 
 // The same, reporting through `done` (exactly once): before returning when the caches hold
 // everything or the compile runs here, else later on a pool thread.
-using ExecutableDone = std::function<void(std::exception_ptr error, std::unique_ptr<Executable> executable)>;
+using ExecutableDone =
+    std::function<void(std::exception_ptr error, std::unique_ptr<Executable> executable)>;
 void compile_native_async(const Graph& graph, const NativeCompile& how, ExecutableDone done);
 
 // The graph cache key (docs/design.md §6): kiln's build identity, the toolchain's fingerprint,

@@ -29,8 +29,10 @@ std::map<std::string, Loaded>& table() {
 
 std::shared_ptr<KernelObject> load_object(const ObjectUnit& unit, std::string_view bytes) {
   std::shared_ptr<KernelObject> object;
-  if (unit.device == Device::cuda) object = cuda::Module::load_bytes(bytes, unit.name + "_" + unit.key + ".cubin");
-  else object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
+  if (unit.device == Device::cuda)
+    object = cuda::Module::load_bytes(bytes, unit.name + "_" + unit.key + ".cubin");
+  else
+    object = SharedObject::load_bytes(bytes, unit.name + "_" + unit.key + ".so");
   std::lock_guard<std::mutex> lock(table_mutex);
   return table().emplace(unit.key, Loaded{object, std::string(bytes)}).first->second.object;
 }
@@ -40,13 +42,15 @@ void forget_loaded_objects() {
   table().clear();
 }
 
-std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache) {
+std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit,
+                                          const std::optional<Cache>& cache) {
   {
     std::lock_guard<std::mutex> lock(table_mutex);
     auto it = table().find(unit.key);
     if (it != table().end()) {
       bump(Stat::cache_kernel_hit);
-      if (cache && !cache->contains(CacheKind::kernel, unit.key)) cache->put(CacheKind::kernel, unit.key, it->second.bytes);
+      if (cache && !cache->contains(CacheKind::kernel, unit.key))
+        cache->put(CacheKind::kernel, unit.key, it->second.bytes);
       return it->second.object;
     }
   }
@@ -60,7 +64,8 @@ std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit, const std::opt
   return nullptr;
 }
 
-std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit,
+                                                  const Toolchain& toolchain,
                                                   const std::optional<Cache>& cache) {
   bump(Stat::compile_in_process);
   std::string bytes = compile_object(toolchain, unit.name, unit.source);
@@ -74,9 +79,10 @@ std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, con
   const std::string& key = reply.key;
   std::optional<std::string> bytes = cache ? cache->get(CacheKind::kernel, key) : std::nullopt;
   if (!bytes)
-    throw WorkerError(fmt::format("compile worker reported unit {} cached as {}, but the kernel cache has no "
-                                  "valid entry for it",
-                                  unit.name, key));
+    throw WorkerError(
+        fmt::format("compile worker reported unit {} cached as {}, but the kernel cache has no "
+                    "valid entry for it",
+                    unit.name, key));
   ObjectUnit loaded = unit;
   loaded.key = key;
   return load_object(loaded, *bytes);

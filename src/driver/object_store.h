@@ -18,7 +18,8 @@ namespace kiln {
 
 // The unit's object if this process or the cache has it (cache.kernel.hit), else nullptr
 // (cache.kernel.miss).
-std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit, const std::optional<Cache>& cache);
+std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit,
+                                          const std::optional<Cache>& cache);
 
 // Loads an object's bytes (validated by the caller) and remembers it under the unit's key.
 // A unit of a CUDA plan loads as a CUDA module, any other as a shared object.
@@ -34,7 +35,8 @@ std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, con
 void forget_loaded_objects();
 
 // Compiles the unit in this process, stores it in the cache when there is one, loads it.
-std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit, const Toolchain& toolchain,
+std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit,
+                                                  const Toolchain& toolchain,
                                                   const std::optional<Cache>& cache);
 
 }  // namespace kiln

@@ -13,8 +13,8 @@
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "kiln/error.h"
-#include "passes/passes.h"
 #include "observe/trace_log.h"
+#include "passes/passes.h"
 #include "support/fault_injection.h"
 #include "support/log.h"
 
@@ -28,10 +28,10 @@ auto timed(const char* stage, const Graph& graph, Stage&& run) {
   auto start = std::chrono::steady_clock::now();
   auto finish_log = [&] {
     if (!log_enabled("pipeline") && !trace_enabled()) return;
-    double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
-                                                          start)
-                    .count();
-    if (log_enabled("pipeline")) log_line("pipeline", fmt::format("{}: {} took {:.1f} us", graph.name, stage, us));
+    double us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+    if (log_enabled("pipeline"))
+      log_line("pipeline", fmt::format("{}: {} took {:.1f} us", graph.name, stage, us));
     trace_artifact("compile_timings", {{"graph", graph.name}, {"stage", stage}, {"us", us}});
   };
   if constexpr (std::is_void_v<decltype(run())>) {
@@ -50,7 +50,8 @@ Graph run_pass(const char* name, Pass pass, const Graph& graph) {
   PassResult result = timed(name, graph, [&] { return pass(graph); });
   if (!result.changed) return result.graph;
   verify_graph(result.graph);
-  if (log_enabled("passes")) log_line("passes", fmt::format("after {}:\n{}", name, print_graph(result.graph)));
+  if (log_enabled("passes"))
+    log_line("passes", fmt::format("after {}:\n{}", name, print_graph(result.graph)));
   return std::move(result.graph);
 }
 
@@ -61,19 +62,22 @@ void check_lowering_fault() {
   if (fault.kind != InjectedFault::Kind::lowering) return;
   std::optional<Op> op = op_from_name(fault.op);
   if (op && decompose_ops_rewrites(*op))
-    throw Error(fmt::format("KILN_INJECT_FAULT: lowering:{0} cannot be injected: decompose_ops rewrites {0} into "
-                            "primitive ops before lowering, so {0} has no generated code of its own; break one "
-                            "of its primitives instead",
-                            fault.op));
+    throw Error(fmt::format(
+        "KILN_INJECT_FAULT: lowering:{0} cannot be injected: decompose_ops rewrites {0} into "
+        "primitive ops before lowering, so {0} has no generated code of its own; break one "
+        "of its primitives instead",
+        fault.op));
   if (!op || !is_pointwise(op_info(*op).rule)) {
     std::vector<std::string_view> accepted;
     for (int i = 0; i < kNumOps; ++i)
-      if (is_pointwise(op_info(static_cast<Op>(i)).rule) && !decompose_ops_rewrites(static_cast<Op>(i)))
+      if (is_pointwise(op_info(static_cast<Op>(i)).rule) &&
+          !decompose_ops_rewrites(static_cast<Op>(i)))
         accepted.push_back(op_name(static_cast<Op>(i)));
-    throw Error(fmt::format("KILN_INJECT_FAULT: lowering:{} is not accepted: {} (accepted: lowering:OP for OP "
-                            "one of {})",
-                            fault.op, op ? "not a pointwise op, so not generated as an expression" : "no such op",
-                            fmt::join(accepted, ", ")));
+    throw Error(fmt::format(
+        "KILN_INJECT_FAULT: lowering:{} is not accepted: {} (accepted: lowering:OP for OP "
+        "one of {})",
+        fault.op, op ? "not a pointwise op, so not generated as an expression" : "no such op",
+        fmt::join(accepted, ", ")));
   }
 }
 
@@ -115,7 +119,8 @@ Graph optimize_graph(const Graph& input, Device device) {
 
 std::unique_ptr<Executable> compile_graph(const Graph& graph, const ResolvedOptions& options) {
   if (log_enabled("graph")) log_line("graph", print_graph(graph));
-  if (trace_enabled()) trace_artifact("graph", {{"graph", graph.name}, {"text", print_graph(graph)}});
+  if (trace_enabled())
+    trace_artifact("graph", {{"graph", graph.name}, {"text", print_graph(graph)}});
   timed("verify", graph, [&] { verify_graph(graph); });
   check_lowering_fault();
   // InProcess and Subprocess build native code (here, or in workers) before returning; the

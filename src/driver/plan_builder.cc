@@ -4,10 +4,10 @@
 
 #include <algorithm>
 
+#include "autotune/spaces.h"
 #include "cache/cache.h"
 #include "codegen/c_emitter.h"
 #include "codegen/gemm_template.h"
-#include "autotune/spaces.h"
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
@@ -17,7 +17,9 @@ namespace kiln {
 
 namespace {
 
-const Dialect& dialect_of(Device device) { return device == Device::cuda ? cuda_dialect() : cpp_dialect(); }
+const Dialect& dialect_of(Device device) {
+  return device == Device::cuda ? cuda_dialect() : cpp_dialect();
+}
 
 // What one launch of `k` works on in parallel: its elements, or its rows.
 SymShape work_of(const LoopKernel& k) {
@@ -25,12 +27,14 @@ SymShape work_of(const LoopKernel& k) {
   if (k.kind == LoopKernel::Kind::Pointwise) return k.shape;
   SymShape rows;
   for (size_t d = 0; d < k.shape.size(); ++d)
-    if (std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) == k.reduced_dims.end())
+    if (std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) ==
+        k.reduced_dims.end())
       rows.push_back(k.shape[d]);
   return rows;
 }
 
-KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target, Device device) {
+KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target,
+                       Device device) {
   KernelLaunch launch;
   launch.name = dialect_kernel_name(k.name, dialect_of(device));
   launch.unit = unit;
@@ -65,8 +69,8 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     const Node& node = g.nodes[static_cast<size_t>(step.node)];
     if (node.op != Op::matmul) continue;
     const TensorType &a = g.value_type(node.inputs[0]), &b = g.value_type(node.inputs[1]);
-    if (a.shape.size() < 2 || b.shape.size() != 2 || a.dtype != DType::f32 || b.dtype != DType::f32 ||
-        node.type.dtype != DType::f32)
+    if (a.shape.size() < 2 || b.shape.size() != 2 || a.dtype != DType::f32 ||
+        b.dtype != DType::f32 || node.type.dtype != DType::f32)
       continue;
     // B as the transpose of a 2-D value (linear's weight): the template reads that value.
     ValueId b_value = node.inputs[1];
@@ -89,8 +93,10 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     k.params = {out, node.inputs[0], b_value};
     k.outputs = {out};
     std::vector<std::string> rows;
-    for (size_t d = 0; d + 1 < a.shape.size(); ++d) rows.push_back(render_index(index_dim(a.shape[d])));
-    GemmShape shape{fmt::format("{}", fmt::join(rows, " * ")), render_index(index_dim(node.type.shape.back())),
+    for (size_t d = 0; d + 1 < a.shape.size(); ++d)
+      rows.push_back(render_index(index_dim(a.shape[d])));
+    GemmShape shape{fmt::format("{}", fmt::join(rows, " * ")),
+                    render_index(index_dim(node.type.shape.back())),
                     render_index(index_dim(a.shape.back())), transposed};
     k.source = emit_gemm_template(k.name, shape, g.num_symbols, cpp_dialect());
     k.space = gemm_tuning_space(target);
@@ -134,12 +140,13 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   const TuneTarget target = host_tune_target();
   for (size_t i = 0; i < program.kernels.size(); ++i) {
     if (i % kKernelsPerUnit == 0) plan.units.emplace_back();
-    plan.kernels.push_back(
-        launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1), g.num_symbols, target, device));
+    plan.kernels.push_back(launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1),
+                                     g.num_symbols, target, device));
   }
   for (const Step& s : program.steps)
-    plan.steps.push_back(s.kind == Step::Kind::Kernel ? PlanStep{PlanStep::Kind::Kernel, s.kernel, -1}
-                                                      : PlanStep{PlanStep::Kind::Ext, -1, s.node});
+    plan.steps.push_back(s.kind == Step::Kind::Kernel
+                             ? PlanStep{PlanStep::Kind::Kernel, s.kernel, -1}
+                             : PlanStep{PlanStep::Kind::Ext, -1, s.node});
   plan.read_by_kernel = program.read_by_kernel;
   plan.graph = std::move(program.graph);
   assemble_units(plan, toolchain);

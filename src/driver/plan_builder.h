@@ -17,7 +17,8 @@ constexpr size_t kKernelsPerUnit = 8;
 // Kernels get their default configs (autotuning, tuner.h, changes them later). On
 // Device::cuda the units hold the cuda dialect's kernels (cuda_poi_fused_..._N), compiled
 // by NVRTC.
-CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device device = Device::cpu);
+CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain,
+                        Device device = Device::cpu);
 
 // max_autotune: each f32 matmul step of A (rank >= 2: its leading dims are the rows) and a
 // matrix B becomes a GEMM template kernel (gemm_template.h),

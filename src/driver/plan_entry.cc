@@ -16,8 +16,8 @@ PlanReply plan_reply_of(const CompiledPlan& plan, const TensorMap& given) {
 }
 
 CompiledPlan plan_of(const PlanReply& reply, const TensorMap& given, const std::string& source) {
-  TensorMap made = parse_safetensors(reinterpret_cast<const uint8_t*>(reply.constants.data()), reply.constants.size(),
-                                     source + " (constants)");
+  TensorMap made = parse_safetensors(reinterpret_cast<const uint8_t*>(reply.constants.data()),
+                                     reply.constants.size(), source + " (constants)");
   return plan_from_json(reply.plan, given, made, source);
 }
 

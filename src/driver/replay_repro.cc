@@ -17,11 +17,16 @@ namespace {
 // The tolerance outputs of `dtype` are compared with (compiled vs eager).
 std::pair<double, double> tolerance(DType dtype) {
   switch (dtype) {
-    case DType::f64: return {1e-9, 1e-9};
-    case DType::f32: return {1e-4, 1e-4};
-    case DType::f16: return {1e-2, 1e-2};
-    case DType::bf16: return {2e-2, 2e-2};
-    default: return {0, 0};
+    case DType::f64:
+      return {1e-9, 1e-9};
+    case DType::f32:
+      return {1e-4, 1e-4};
+    case DType::f16:
+      return {1e-2, 1e-2};
+    case DType::bf16:
+      return {2e-2, 2e-2};
+    default:
+      return {0, 0};
   }
 }
 
@@ -30,7 +35,8 @@ std::string compare(const Tensor& got, const Tensor& want) {
   if (got.dtype() != want.dtype())
     return fmt::format("dtype {} instead of {}", dtype_name(got.dtype()), dtype_name(want.dtype()));
   if (got.sizes() != want.sizes())
-    return fmt::format("shape {} instead of {}", shape_string(got.sizes()), shape_string(want.sizes()));
+    return fmt::format("shape {} instead of {}", shape_string(got.sizes()),
+                       shape_string(want.sizes()));
   auto [atol, rtol] = tolerance(want.dtype());
   Tensor a = got.to(DType::f64).contiguous(), b = want.to(DType::f64).contiguous();
   const double* pa = reinterpret_cast<const double*>(a.impl()->data_ptr());
@@ -46,18 +52,21 @@ std::string compare(const Tensor& got, const Tensor& want) {
     if (!std::isnan(pa[i] - pb[i])) worst = std::max(worst, std::abs(pa[i] - pb[i]));
   }
   if (bad == 0) return "";
-  return fmt::format("{} of {} elements differ (atol {}, rtol {}); first at flat index {}: compiled {} vs eager {}; "
-                     "largest difference {}",
-                     bad, a.numel(), atol, rtol, first, pa[first], pb[first], worst);
+  return fmt::format(
+      "{} of {} elements differ (atol {}, rtol {}); first at flat index {}: compiled {} vs eager "
+      "{}; "
+      "largest difference {}",
+      bad, a.numel(), atol, rtol, first, pa[first], pb[first], worst);
 }
 
 }  // namespace
 
 ReproOutcome run_repro(const Repro& r) {
   ReproOutcome outcome;
-  std::string what = fmt::format("graph {} ({} nodes), replayed in {} mode{}{} (recorded in {})", r.graph.name,
-                                 r.graph.nodes.size(), compile_mode_name(r.mode), r.autotune ? ", autotuned" : "",
-                                 r.max_autotune ? ", max_autotune" : "", r.recorded_mode);
+  std::string what =
+      fmt::format("graph {} ({} nodes), replayed in {} mode{}{} (recorded in {})", r.graph.name,
+                  r.graph.nodes.size(), compile_mode_name(r.mode), r.autotune ? ", autotuned" : "",
+                  r.max_autotune ? ", max_autotune" : "", r.recorded_mode);
   std::vector<Tensor> expected, got;
   try {
     std::vector<Tensor> inputs = repro_inputs(r);
@@ -80,8 +89,9 @@ ReproOutcome run_repro(const Repro& r) {
     if (!d.empty()) differences += fmt::format("\n  output {}: {}", i, d);
   }
   outcome.exit_code = differences.empty() ? 0 : 1;
-  outcome.report = differences.empty() ? fmt::format("{}: {} outputs match eager", what, expected.size())
-                                       : fmt::format("{}: MISMATCH{}", what, differences);
+  outcome.report = differences.empty()
+                       ? fmt::format("{}: {} outputs match eager", what, expected.size())
+                       : fmt::format("{}: MISMATCH{}", what, differences);
   return outcome;
 }
 

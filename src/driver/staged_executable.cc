@@ -12,7 +12,6 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "support/log.h"
-#include "worker/pool.h"
 #include "support/stats.h"
 #include "worker/pool.h"
 
@@ -49,9 +48,11 @@ class StagedExecutable final : public Executable {
     // cache to look in: then it starts off the caller's thread, so that an Async first call
     // costs about one eager run.
     bool gpu_constants = false;
-    for (const GraphConstant& c : graph.constants) gpu_constants |= c.value.device() == Device::cuda;
+    for (const GraphConstant& c : graph.constants)
+      gpu_constants |= c.value.device() == Device::cuda;
     if (gpu_constants || !cache_root()) {
-      run_in_background([graph = graph_, stages = stages_, board = board_] { launch(graph, stages, board, 0); });
+      run_in_background(
+          [graph = graph_, stages = stages_, board = board_] { launch(graph, stages, board, 0); });
     } else {
       launch(graph_, stages_, board_, 0);
     }
@@ -84,7 +85,8 @@ class StagedExecutable final : public Executable {
 
   std::string stage() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
-    return board_->newest_stage < 0 ? "eager" : (*stages_)[static_cast<size_t>(board_->newest_stage)].name;
+    return board_->newest_stage < 0 ? "eager"
+                                    : (*stages_)[static_cast<size_t>(board_->newest_stage)].name;
   }
 
   std::vector<std::string> kernel_names() const override {
@@ -115,25 +117,27 @@ class StagedExecutable final : public Executable {
     if (index >= stages->size()) return;
     bump(Stat::async_bg_started);
     const Stage& stage = (*stages)[index];
-    compile_native_async(*graph, stage.how,
-                         [graph, stages, board, index](std::exception_ptr error, std::unique_ptr<Executable> exe) {
-                           bump(Stat::async_bg_finished);
-                           {
-                             std::lock_guard<std::mutex> lock(board->mutex);
-                             if (exe) {
-                               board->newest = std::move(exe);
-                               board->newest_stage = static_cast<int>(index);
-                             } else {
-                               report(*graph, (*stages)[index].name, error, *board);
-                             }
-                             ++board->settled;
-                           }
-                           board->landed.notify_all();
-                           launch(graph, stages, board, index + 1);
-                         });
+    compile_native_async(
+        *graph, stage.how,
+        [graph, stages, board, index](std::exception_ptr error, std::unique_ptr<Executable> exe) {
+          bump(Stat::async_bg_finished);
+          {
+            std::lock_guard<std::mutex> lock(board->mutex);
+            if (exe) {
+              board->newest = std::move(exe);
+              board->newest_stage = static_cast<int>(index);
+            } else {
+              report(*graph, (*stages)[index].name, error, *board);
+            }
+            ++board->settled;
+          }
+          board->landed.notify_all();
+          launch(graph, stages, board, index + 1);
+        });
   }
 
-  static void report(const Graph& graph, const std::string& stage, std::exception_ptr error, StageBoard& board) {
+  static void report(const Graph& graph, const std::string& stage, std::exception_ptr error,
+                     StageBoard& board) {
     std::string what = "unknown error";
     try {
       std::rethrow_exception(error);
@@ -143,8 +147,9 @@ class StagedExecutable final : public Executable {
       what = e.what();
     } catch (...) {
     }
-    std::string message = fmt::format("background compile of graph {} (stage {}) failed; calls go on with {}: {}",
-                                      graph.name, stage, board.newest ? "the previous stage" : "the eager interpreter", what);
+    std::string message = fmt::format(
+        "background compile of graph {} (stage {}) failed; calls go on with {}: {}", graph.name,
+        stage, board.newest ? "the previous stage" : "the eager interpreter", what);
     board.errors.push_back(message);
     bump(Stat::async_bg_failed);
     std::fprintf(stderr, "kiln: %s\n", message.c_str());
@@ -164,14 +169,16 @@ std::vector<std::string> stage_names(const ResolvedOptions& options) {
   return options.stages.empty() ? std::vector<std::string>{"fast", "optimized"} : options.stages;
 }
 
-std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const ResolvedOptions& options) {
+std::unique_ptr<Executable> make_staged_executable(const Graph& graph,
+                                                   const ResolvedOptions& options) {
   std::vector<Stage> stages;
   for (const std::string& name : stage_names(options)) {
     Stage stage{name, {}};
     if (name == "fast") {
       stage.how.tier = Tier::fast;
     } else if (name != "optimized") {
-      throw Error(fmt::format("CompileOptions::stages: unknown stage '{}' (accepted: fast, optimized)", name));
+      throw Error(fmt::format(
+          "CompileOptions::stages: unknown stage '{}' (accepted: fast, optimized)", name));
     }
     stage.how.in_workers = true;
     stage.how.start = options.worker_start;
@@ -180,7 +187,8 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const Res
     stage.how.idle_priority = options.mode != CompileMode::Progressive;
     // Progressive's optimized stage is autotuned (docs/design.md §5); Async's single stage is not
     // by default, so that compiled code answers as soon as possible.
-    stage.how.autotune = stage.how.tier == Tier::optimized && options.autotune.value_or(options.mode != CompileMode::Async);
+    stage.how.autotune = stage.how.tier == Tier::optimized &&
+                         options.autotune.value_or(options.mode != CompileMode::Async);
     stage.how.coordinate_descent = options.coordinate_descent;
     stage.how.max_autotune = options.max_autotune;
     stage.how.cuda_graphs = options.cuda_graphs;

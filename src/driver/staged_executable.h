@@ -20,6 +20,7 @@ namespace kiln {
 // options.stages, default fast then optimized.
 std::vector<std::string> stage_names(const ResolvedOptions& options);
 
-std::unique_ptr<Executable> make_staged_executable(const Graph& graph, const ResolvedOptions& options);
+std::unique_ptr<Executable> make_staged_executable(const Graph& graph,
+                                                   const ResolvedOptions& options);
 
 }  // namespace kiln

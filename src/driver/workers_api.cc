@@ -32,14 +32,17 @@ std::vector<PoolWorker> pool_status() {
   for (WorkerStart start : {WorkerStart::Subprocess, WorkerStart::Fork, WorkerStart::Spawn})
     for (bool idle : {false, true})
       for (const auto& [pool_start, status] : pool_statuses(start, idle))
-        out.push_back({std::string(worker_start_name(pool_start)), status.slot, status.pid, status.busy, status.jobs_done, status.failures});
+        out.push_back({std::string(worker_start_name(pool_start)), status.slot, status.pid,
+                       status.busy, status.jobs_done, status.failures});
   return out;
 }
 
 std::future<CompiledKernel> compile_source(const std::string& name, const std::string& language,
-                                           const std::string& source, const CompileOptions& options) {
+                                           const std::string& source,
+                                           const CompileOptions& options) {
   if (language != "c")
-    throw Error(fmt::format("compile_source({}): unknown language '{}' (accepted: c)", name, language));
+    throw Error(
+        fmt::format("compile_source({}): unknown language '{}' (accepted: c)", name, language));
   if (!is_c_identifier(name))
     throw Error(fmt::format("compile_source: '{}' is not a C function name", name));
   ResolvedOptions r = resolve_options(options);
@@ -48,21 +51,23 @@ std::future<CompiledKernel> compile_source(const std::string& name, const std::s
   std::future<CompiledKernel> result = promise->get_future();
   // The pool thread that ran the job loads its object, so the future is ready (and
   // wait_for works) as soon as the kernel is.
-  Job job = encode(CompileUnitJob{name, source, ToolchainSpec{}, cache ? cache->root() : std::string()});
+  Job job =
+      encode(CompileUnitJob{name, source, ToolchainSpec{}, cache ? cache->root() : std::string()});
   job.name = fmt::format("compile_source {}", name);  // as the caller named it, in errors
   compile_pool(r.worker_start, r.compile_threads)
-      .submit(std::move(job),
-              [promise, name, cache](std::exception_ptr error, Fields reply) {
-                try {
-                  if (error) std::rethrow_exception(error);
-                  ObjectUnit unit{name, "", ""};
-                  std::shared_ptr<KernelObject> object = load_object_from_reply(unit, decode_unit_reply(reply), cache);
-                  void* address = object->symbol(name);
-                  promise->set_value(CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));
-                } catch (...) {
-                  promise->set_exception(std::current_exception());
-                }
-              });
+      .submit(std::move(job), [promise, name, cache](std::exception_ptr error, Fields reply) {
+        try {
+          if (error) std::rethrow_exception(error);
+          ObjectUnit unit{name, "", ""};
+          std::shared_ptr<KernelObject> object =
+              load_object_from_reply(unit, decode_unit_reply(reply), cache);
+          void* address = object->symbol(name);
+          promise->set_value(
+              CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));
+        } catch (...) {
+          promise->set_exception(std::current_exception());
+        }
+      });
   return result;
 }
 

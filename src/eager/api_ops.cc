@@ -46,8 +46,8 @@ Tensor with_dim(Op op, const std::vector<Tensor>& in, int64_t dim) {
 
 }  // namespace
 
-#define KILN_DEFINE_UNARY(name)                                   \
-  Tensor name(const Tensor& x) { return unary(Op::name, x); }     \
+#define KILN_DEFINE_UNARY(name)                               \
+  Tensor name(const Tensor& x) { return unary(Op::name, x); } \
   Tensor Tensor::name() const { return unary(Op::name, *this); }
 KILN_DEFINE_UNARY(neg)
 KILN_DEFINE_UNARY(abs)
@@ -121,12 +121,12 @@ Tensor Tensor::clamp(std::optional<Scalar> min, std::optional<Scalar> max) const
   return kiln::clamp(*this, min, max);
 }
 
-#define KILN_DEFINE_REDUCTION(name)                                                        \
-  Tensor name(const Tensor& x, const Shape& dims, bool keepdim) {                          \
-    return reduce(Op::name, x, dims, keepdim);                                             \
-  }                                                                                        \
-  Tensor Tensor::name(const Shape& dims, bool keepdim) const {                             \
-    return reduce(Op::name, *this, dims, keepdim);                                         \
+#define KILN_DEFINE_REDUCTION(name)                               \
+  Tensor name(const Tensor& x, const Shape& dims, bool keepdim) { \
+    return reduce(Op::name, x, dims, keepdim);                    \
+  }                                                               \
+  Tensor Tensor::name(const Shape& dims, bool keepdim) const {    \
+    return reduce(Op::name, *this, dims, keepdim);                \
   }
 KILN_DEFINE_REDUCTION(sum)
 KILN_DEFINE_REDUCTION(mean)
@@ -187,7 +187,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return call_op(Op::linear, {x, weight});
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, std::optional<double> scale) {
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    std::optional<double> scale) {
   if (q.dim() < 1) throw ShapeError("scaled_dot_product_attention: q must have a last dim");
   Attrs a;
   a.set("scale", scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1))));

@@ -32,7 +32,8 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
   const int64_t rank = q.dim();
   const int64_t batch_dims = rank - 2;
   const int64_t int32_limit = std::numeric_limits<int32_t>::max();  // the kernel counts in int32
-  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || q.size(-2) > int32_limit || k.size(-2) > int32_limit)
+  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || q.size(-2) > int32_limit ||
+      k.size(-2) > int32_limit)
     return unfused(q, k, v, scale, divide);
   cuda::AttentionArgs a{};
   a.dtype = static_cast<int32_t>(q.dtype());
@@ -48,7 +49,8 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
   if (!cuda::attention_supported(a)) return unfused(q, k, v, scale, divide);
   // Rows must be contiguous; an operand whose last dim is strided is copied first.
   std::vector<Tensor> operands;
-  for (const Tensor& t : in) operands.push_back(t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t));
+  for (const Tensor& t : in)
+    operands.push_back(t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t));
   const Tensor &qc = operands[0], &kc = operands[1], &vc = operands[2];
   for (int64_t i = 0; i < batch_dims; ++i) {
     const size_t d = static_cast<size_t>(batch_dims - 1 - i);  // innermost first

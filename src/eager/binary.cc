@@ -61,8 +61,7 @@ void check_integer_exponent(const Tensor& e) {
   Tensor c = contiguous_eager(e).cpu();
   const T* data = reinterpret_cast<const T*>(c.impl()->data_ptr());
   for (int64_t i = 0; i < c.numel(); ++i)
-    if (data[i] < T(0))
-      throw Error("pow: integers to negative integer powers are not allowed");
+    if (data[i] < T(0)) throw Error("pow: integers to negative integer powers are not allowed");
 }
 
 template <class T>
@@ -70,37 +69,59 @@ void binary_kernel(Op op, const StridedLoop& loop, const Tensor& b) {
   using C = compute_t<T>;
   switch (op) {
     case Op::add:
-      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '+'); });
-      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x + y); });
+      if constexpr (kWrapping<C>)
+        return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '+'); });
+      else
+        return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x + y); });
     case Op::sub:
-      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '-'); });
-      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x - y); });
+      if constexpr (kWrapping<C>)
+        return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '-'); });
+      else
+        return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x - y); });
     case Op::mul:
-      if constexpr (kWrapping<C>) return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '*'); });
-      else return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x * y); });
+      if constexpr (kWrapping<C>)
+        return map2<T, T>(loop, [](C x, C y) { return wrap(x, y, '*'); });
+      else
+        return map2<T, T>(loop, [](C x, C y) { return static_cast<C>(x * y); });
     case Op::maximum:
       return map2<T, T>(loop, [](C x, C y) { return x != x ? x : (y != y ? y : (x > y ? x : y)); });
     case Op::minimum:
       return map2<T, T>(loop, [](C x, C y) { return x != x ? x : (y != y ? y : (x < y ? x : y)); });
-    case Op::eq: return map2<bool, T>(loop, [](C x, C y) { return x == y; });
-    case Op::ne: return map2<bool, T>(loop, [](C x, C y) { return x != y; });
-    case Op::lt: return map2<bool, T>(loop, [](C x, C y) { return x < y; });
-    case Op::le: return map2<bool, T>(loop, [](C x, C y) { return x <= y; });
-    case Op::gt: return map2<bool, T>(loop, [](C x, C y) { return x > y; });
-    case Op::ge: return map2<bool, T>(loop, [](C x, C y) { return x >= y; });
-    case Op::logical_and: return map2<bool, T>(loop, [](C x, C y) { return x && y; });
-    case Op::logical_or: return map2<bool, T>(loop, [](C x, C y) { return x || y; });
-    case Op::logical_xor: return map2<bool, T>(loop, [](C x, C y) { return bool(x) != bool(y); });
-    default: break;
+    case Op::eq:
+      return map2<bool, T>(loop, [](C x, C y) { return x == y; });
+    case Op::ne:
+      return map2<bool, T>(loop, [](C x, C y) { return x != y; });
+    case Op::lt:
+      return map2<bool, T>(loop, [](C x, C y) { return x < y; });
+    case Op::le:
+      return map2<bool, T>(loop, [](C x, C y) { return x <= y; });
+    case Op::gt:
+      return map2<bool, T>(loop, [](C x, C y) { return x > y; });
+    case Op::ge:
+      return map2<bool, T>(loop, [](C x, C y) { return x >= y; });
+    case Op::logical_and:
+      return map2<bool, T>(loop, [](C x, C y) { return x && y; });
+    case Op::logical_or:
+      return map2<bool, T>(loop, [](C x, C y) { return x || y; });
+    case Op::logical_xor:
+      return map2<bool, T>(loop, [](C x, C y) { return bool(x) != bool(y); });
+    default:
+      break;
   }
   if constexpr (std::is_floating_point_v<C>) {
     switch (op) {
-      case Op::div: return map2<T, T>(loop, [](C x, C y) { return x / y; });
-      case Op::pow: return map2<T, T>(loop, [](C x, C y) { return std::pow(x, y); });
-      case Op::atan2: return map2<T, T>(loop, [](C x, C y) { return std::atan2(x, y); });
-      case Op::fmod: return map2<T, T>(loop, [](C x, C y) { return std::fmod(x, y); });
-      case Op::remainder: return map2<T, T>(loop, [](C x, C y) { return float_remainder(x, y); });
-      default: break;
+      case Op::div:
+        return map2<T, T>(loop, [](C x, C y) { return x / y; });
+      case Op::pow:
+        return map2<T, T>(loop, [](C x, C y) { return std::pow(x, y); });
+      case Op::atan2:
+        return map2<T, T>(loop, [](C x, C y) { return std::atan2(x, y); });
+      case Op::fmod:
+        return map2<T, T>(loop, [](C x, C y) { return std::fmod(x, y); });
+      case Op::remainder:
+        return map2<T, T>(loop, [](C x, C y) { return float_remainder(x, y); });
+      default:
+        break;
     }
   } else if constexpr (kWrapping<C>) {
     switch (op) {
@@ -117,20 +138,21 @@ void binary_kernel(Op op, const StridedLoop& loop, const Tensor& b) {
           C m = static_cast<C>(x % y);
           return (m != 0 && ((y < 0) != (m < 0))) ? static_cast<C>(m + y) : m;
         });
-      default: break;
+      default:
+        break;
     }
   }
-  throw Error(fmt::format("{}: no eager kernel for dtype {}", op_name(op),
-                          dtype_name(b.dtype())));
+  throw Error(fmt::format("{}: no eager kernel for dtype {}", op_name(op), dtype_name(b.dtype())));
 }
 
 // c ? a : b through a bit mask: random conditions make a branch mispredict every other
 // element (6x slower here), and the mask form vectorizes.
 template <class T>
 T select_bits(bool c, T a, T b) {
-  using U = std::conditional_t<sizeof(T) == 1, uint8_t,
-            std::conditional_t<sizeof(T) == 2, uint16_t,
-            std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
+  using U = std::conditional_t<
+      sizeof(T) == 1, uint8_t,
+      std::conditional_t<sizeof(T) == 2, uint16_t,
+                         std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
   U ua, ub;
   std::memcpy(&ua, &a, sizeof(T));
   std::memcpy(&ub, &b, sizeof(T));
@@ -143,16 +165,19 @@ T select_bits(bool c, T a, T b) {
 
 Tensor scalar_tensor(Scalar s, DType dtype) {
   Tensor t = make_tensor({}, dtype);
-  if (s.is_floating()) store_double(t.impl()->data_ptr(), dtype, s.to_double());
-  else KILN_DISPATCH_ALL(dtype, T, *reinterpret_cast<T*>(t.impl()->data_ptr()) = to_storage<T>(s.to_int()))
+  if (s.is_floating())
+    store_double(t.impl()->data_ptr(), dtype, s.to_double());
+  else
+    KILN_DISPATCH_ALL(dtype, T,
+                      *reinterpret_cast<T*>(t.impl()->data_ptr()) = to_storage<T>(s.to_int()))
   return t;
 }
 
 // The GPU form: a scalar operand travels by value in the kernel's arguments (a 0-d tensor
 // would cost a host-to-device copy per op); integer divisors and exponents are still
 // checked, on a host copy.
-Tensor binary_on_gpu(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type,
-                     DType compute) {
+Tensor binary_on_gpu(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                     const TensorType& out_type, DType compute) {
   Shape shape;
   try_const_shape(out_type.shape, &shape);
   Tensor out = make_tensor(shape, out_type.dtype, Device::cuda);
@@ -171,8 +196,10 @@ Tensor binary_on_gpu(Op op, const std::vector<Tensor>& in, const Attrs& attrs, c
     Tensor divisor = !scalar ? b : args.scalar_operand == 2 ? scalar_tensor(*scalar, compute) : a;
     KILN_DISPATCH_ALL(compute, T, {
       if constexpr (kWrapping<compute_t<T>>) {
-        if (op == Op::pow) check_integer_exponent<T>(divisor);
-        else check_integer_divisor<T>(op, divisor);
+        if (op == Op::pow)
+          check_integer_exponent<T>(divisor);
+        else
+          check_integer_divisor<T>(op, divisor);
       }
     })
   }

@@ -23,7 +23,8 @@ __attribute__((target("avx,f16c"))) void f32_to_f16_f16c(Half* out, const float*
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_loadu_ps(in + i);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
   for (; i < n; ++i) out[i] = to_half(in[i]);
 }
@@ -111,8 +112,8 @@ void copy_same_dtype(const StridedLoop& loop) {
 namespace {
 
 // A copy with at least one side on the GPU: between devices straight into a contiguous
-// destination of the same dtype, else through a contiguous staging buffer on the far side; within the GPU by cuMemcpy when the layouts allow, else by the
-// converting map kernel.
+// destination of the same dtype, else through a contiguous staging buffer on the far side; within
+// the GPU by cuMemcpy when the layouts allow, else by the converting map kernel.
 void copy_with_gpu(const Tensor& dst, const Tensor& src) {
   const int64_t nbytes = src.numel() * dtype_size(src.dtype());
   if (on_gpu(dst) && on_gpu(src)) {
@@ -124,13 +125,15 @@ void copy_with_gpu(const Tensor& dst, const Tensor& src) {
   const bool direct = dst.dtype() == src.dtype() && dst.is_contiguous();
   if (on_gpu(dst)) {
     Tensor host = contiguous_eager(src);
-    if (direct) return cuda::copy_to_device(dst.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
+    if (direct)
+      return cuda::copy_to_device(dst.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
     Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cuda);
     cuda::copy_to_device(staged.impl()->data_ptr(), host.impl()->data_ptr(), nbytes);
     return copy_into(dst, staged);
   }
   Tensor device_side = contiguous_eager(src);
-  if (direct) return cuda::copy_to_host(dst.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
+  if (direct)
+    return cuda::copy_to_host(dst.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
   Tensor staged = make_tensor(src.sizes(), src.dtype(), Device::cpu);
   cuda::copy_to_host(staged.impl()->data_ptr(), device_side.impl()->data_ptr(), nbytes);
   copy_into(dst, staged);
@@ -153,28 +156,30 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   StridedLoop loop = make_strided_loop({&dst, &src});
   if (dst.dtype() == src.dtype()) {
     switch (dtype_size(dst.dtype())) {
-      case 1: return copy_same_dtype<uint8_t>(loop);
-      case 2: return copy_same_dtype<uint16_t>(loop);
-      case 4: return copy_same_dtype<uint32_t>(loop);
-      default: return copy_same_dtype<uint64_t>(loop);
+      case 1:
+        return copy_same_dtype<uint8_t>(loop);
+      case 2:
+        return copy_same_dtype<uint16_t>(loop);
+      case 4:
+        return copy_same_dtype<uint32_t>(loop);
+      default:
+        return copy_same_dtype<uint64_t>(loop);
     }
   }
-  KILN_DISPATCH_ALL(dst.dtype(), To, {
-    KILN_DISPATCH_ALL(src.dtype(), From, {
-      parallel_for_each_run(loop, [](char** p, const int64_t* s, int64_t n) {
-        if (s[0] == sizeof(To) && s[1] == sizeof(From)) {
-          auto* out = reinterpret_cast<To*>(p[0]);
-          const auto* in = reinterpret_cast<const From*>(p[1]);
-          if (convert_run_fast(out, in, n)) return;
-          for (int64_t i = 0; i < n; ++i) out[i] = convert<To>(in[i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i)
-            *reinterpret_cast<To*>(p[0] + i * s[0]) =
-                convert<To>(*reinterpret_cast<const From*>(p[1] + i * s[1]));
-        }
-      });
-    })
-  })
+  KILN_DISPATCH_ALL(dst.dtype(), To, {KILN_DISPATCH_ALL(src.dtype(), From, {
+                      parallel_for_each_run(loop, [](char** p, const int64_t* s, int64_t n) {
+                        if (s[0] == sizeof(To) && s[1] == sizeof(From)) {
+                          auto* out = reinterpret_cast<To*>(p[0]);
+                          const auto* in = reinterpret_cast<const From*>(p[1]);
+                          if (convert_run_fast(out, in, n)) return;
+                          for (int64_t i = 0; i < n; ++i) out[i] = convert<To>(in[i]);
+                        } else {
+                          for (int64_t i = 0; i < n; ++i)
+                            *reinterpret_cast<To*>(p[0] + i * s[0]) =
+                                convert<To>(*reinterpret_cast<const From*>(p[1] + i * s[1]));
+                        }
+                      });
+                    })})
 }
 
 Tensor cast(const Tensor& x, DType dtype) {

@@ -15,8 +15,8 @@ TensorType type_of(const Tensor& t) { return {t.dtype(), const_shape(t.sizes())}
 Shape concrete(const SymShape& shape, Op op) {
   Shape out;
   if (!try_const_shape(shape, &out))
-    throw ShapeError(fmt::format("{}: eager result has a symbolic shape {}", op_name(op),
-                                 shape_string(shape)));
+    throw ShapeError(
+        fmt::format("{}: eager result has a symbolic shape {}", op_name(op), shape_string(shape)));
   return out;
 }
 }  // namespace
@@ -32,13 +32,14 @@ Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   bool traced = false;
   for (const Tensor& t : inputs) {
     if (!t.defined())
-      throw Error(fmt::format("{}: an input tensor is undefined (default-constructed)",
-                              op_name(op)));
+      throw Error(
+          fmt::format("{}: an input tensor is undefined (default-constructed)", op_name(op)));
     if (t.impl()->is_traced()) {
       if (!t_recorder || t.impl()->trace_session != t_recorder->session())
-        throw Error(fmt::format("{}: a tensor traced by compile() was used outside its trace "
-                                "(a traced function must not leak its intermediate tensors)",
-                                op_name(op)));
+        throw Error(
+            fmt::format("{}: a tensor traced by compile() was used outside its trace "
+                        "(a traced function must not leak its intermediate tensors)",
+                        op_name(op)));
       traced = true;
     }
   }
@@ -51,9 +52,10 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   types.reserve(inputs.size());
   for (const Tensor& t : inputs) {
     if (t.device() != inputs[0].device())
-      throw Error(fmt::format("{}: inputs are on different devices ({} and {}); move them with .cuda() or "
-                              ".cpu() first",
-                              op_name(op), device_name(inputs[0].device()), device_name(t.device())));
+      throw Error(
+          fmt::format("{}: inputs are on different devices ({} and {}); move them with .cuda() or "
+                      ".cpu() first",
+                      op_name(op), device_name(inputs[0].device()), device_name(t.device())));
     types.push_back(type_of(t));
   }
   std::vector<const TensorType*> type_ptrs;
@@ -63,34 +65,46 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
   switch (op_info(op).rule) {
     case OpRule::UnarySame:
     case OpRule::UnaryFloat:
-    case OpRule::UnaryPredicate: return eager_unary(op, inputs[0], attrs, out);
+    case OpRule::UnaryPredicate:
+      return eager_unary(op, inputs[0], attrs, out);
     case OpRule::BinaryArith:
     case OpRule::BinaryFloat:
     case OpRule::Compare:
-    case OpRule::Logical: return eager_binary(op, inputs, attrs, out);
-    case OpRule::Where: return eager_where(inputs, out);
-    case OpRule::Clamp: return eager_clamp(inputs[0], attrs, out);
-    case OpRule::Cast: return cast(inputs[0], out.dtype);
+    case OpRule::Logical:
+      return eager_binary(op, inputs, attrs, out);
+    case OpRule::Where:
+      return eager_where(inputs, out);
+    case OpRule::Clamp:
+      return eager_clamp(inputs[0], attrs, out);
+    case OpRule::Cast:
+      return cast(inputs[0], out.dtype);
     case OpRule::ReduceAccumulate:
     case OpRule::ReduceSame:
     case OpRule::ReduceFloat:
-    case OpRule::ReduceIndex: return eager_reduce(op, inputs[0], attrs, out);
-    case OpRule::Softmax: return eager_softmax(op, inputs[0], attrs);
-    case OpRule::LayerNorm: return eager_layer_norm(inputs, attrs);
+    case OpRule::ReduceIndex:
+      return eager_reduce(op, inputs[0], attrs, out);
+    case OpRule::Softmax:
+      return eager_softmax(op, inputs[0], attrs);
+    case OpRule::LayerNorm:
+      return eager_layer_norm(inputs, attrs);
     case OpRule::Matmul:
     case OpRule::Bmm:
-    case OpRule::Linear: return eager_matmul(op, inputs, attrs, out);
-    case OpRule::Attention: return eager_attention(inputs, attrs);
+    case OpRule::Linear:
+      return eager_matmul(op, inputs, attrs, out);
+    case OpRule::Attention:
+      return eager_attention(inputs, attrs);
     case OpRule::Cat:
     case OpRule::Stack:
     case OpRule::IndexSelect:
     case OpRule::Gather:
     case OpRule::Embedding:
-    case OpRule::AdaptiveAvgPool2d: return eager_movement(op, inputs, attrs, out);
+    case OpRule::AdaptiveAvgPool2d:
+      return eager_movement(op, inputs, attrs, out);
     case OpRule::Reshape:
     case OpRule::Permute:
     case OpRule::Slice:
-    case OpRule::Expand: return eager_view(op, inputs[0], attrs, out);
+    case OpRule::Expand:
+      return eager_view(op, inputs[0], attrs, out);
   }
   throw Error(fmt::format("{}: no eager kernel", op_name(op)));
 }

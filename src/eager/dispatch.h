@@ -63,7 +63,8 @@ BatchedOperands broadcast_operands(const Tensor& a, const Tensor& b);
 Tensor apply_epilogue(const Tensor& product, const std::string& epilogue);
 
 // matmul, bmm, linear; an `epilogue=relu` attribute applies relu to the result.
-Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out);
+Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                    const TensorType& out);
 // softmax(q @ k^T * scale, -1) @ v (or / scale where attrs say divide): on the GPU one fused
 // kernel where it supports the shapes, else (and on the CPU) those ops in turn.
 Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs);

@@ -96,8 +96,8 @@ Tensor randn(const Shape& shape, DType dtype) {
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {
   if (static_cast<int64_t>(values.size()) != shape_numel(shape))
-    throw ShapeError(fmt::format("from_vector: {} values for shape {} ({} elements)",
-                                 values.size(), shape_string(shape), shape_numel(shape)));
+    throw ShapeError(fmt::format("from_vector: {} values for shape {} ({} elements)", values.size(),
+                                 shape_string(shape), shape_numel(shape)));
   return generate(shape, dtype, [&](int64_t i) { return values[static_cast<size_t>(i)]; });
 }
 

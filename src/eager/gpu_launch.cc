@@ -8,9 +8,11 @@
 namespace kiln {
 
 cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>& dtypes) {
-  static_assert(cuda::kMapMaxDims == StridedLoop::kMaxDims && cuda::kMapMaxOperands == StridedLoop::kMaxOperands);
+  static_assert(cuda::kMapMaxDims == StridedLoop::kMaxDims &&
+                cuda::kMapMaxOperands == StridedLoop::kMaxOperands);
   if (dtypes.size() != static_cast<size_t>(loop.noperands))
-    throw Error(fmt::format("{}: {} dtypes for {} operands", op_name(op), dtypes.size(), loop.noperands));
+    throw Error(
+        fmt::format("{}: {} dtypes for {} operands", op_name(op), dtypes.size(), loop.noperands));
   cuda::MapArgs a{};
   a.ndim = loop.ndim;
   a.noperands = loop.noperands;

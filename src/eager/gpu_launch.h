@@ -23,10 +23,10 @@ cuda::MapArgs map_args(Op op, const StridedLoop& loop, const std::vector<DType>&
 
 // matmul, bmm and linear of floating tensors on the GPU, in their own dtype (f16/bf16
 // accumulate in f32), through cuBLASLt reading strided operands in place where it can;
-// bias and the `epilogue` activation ("relu", "gelu_tanh") go into cuBLASLt's epilogue; `tune_algorithm` (max_autotune) times
-// cuBLASLt's candidates once per shape (gpu_matmul.cc).
-Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue, bool tune_algorithm,
-                  const TensorType& out_type);
+// bias and the `epilogue` activation ("relu", "gelu_tanh") go into cuBLASLt's epilogue;
+// `tune_algorithm` (max_autotune) times cuBLASLt's candidates once per shape (gpu_matmul.cc).
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue,
+                  bool tune_algorithm, const TensorType& out_type);
 
 // Whether float32 products may use TF32 (set_float32_matmul_precision).
 bool tf32_allowed();

@@ -50,7 +50,8 @@ std::optional<Operand> as_operand(const Tensor& t) {
   for (int64_t d = 0; d + 2 < r; ++d) broadcast &= t.strides()[d] == 0 || t.sizes()[d] == 1;
   if (broadcast) return o;
   for (int64_t d = 0; d + 3 < r; ++d)
-    if (t.sizes()[d] != 1 && t.strides()[d] != t.strides()[d + 1] * t.sizes()[d + 1]) return std::nullopt;
+    if (t.sizes()[d] != 1 && t.strides()[d] != t.strides()[d + 1] * t.sizes()[d + 1])
+      return std::nullopt;
   o.batch_stride = r > 2 ? t.strides()[r - 3] : 0;
   return o;
 }
@@ -68,13 +69,16 @@ Tensor finish_unfused(Tensor c, const Tensor& bias, const std::string& epilogue)
 }
 
 cuda::Epilogue cublas_epilogue(const std::string& epilogue) {
-  return epilogue == "relu" ? cuda::Epilogue::relu : epilogue == "gelu_tanh" ? cuda::Epilogue::gelu : cuda::Epilogue::none;
+  return epilogue == "relu"        ? cuda::Epilogue::relu
+         : epilogue == "gelu_tanh" ? cuda::Epilogue::gelu
+                                   : cuda::Epilogue::none;
 }
 
 // The product of [n, k] operand a and [k, m] operand b into c (row stride m), as cuBLASLt
 // reads them; batches and strides are the caller's.
-cuda::GemmRequest request_for(DType dtype, const Operand& a, const Operand& b, const Tensor& c, int64_t n, int64_t k,
-                              int64_t m, const std::string& epilogue, bool tune_algorithm) {
+cuda::GemmRequest request_for(DType dtype, const Operand& a, const Operand& b, const Tensor& c,
+                              int64_t n, int64_t k, int64_t m, const std::string& epilogue,
+                              bool tune_algorithm) {
   cuda::GemmRequest r;
   r.dtype = dtype;
   r.n = n, r.k = k, r.m = m;
@@ -93,12 +97,13 @@ bool tf32_allowed() { return g_allow_tf32.load(std::memory_order_relaxed); }
 
 void set_float32_matmul_precision(std::string_view precision) {
   if (precision != "highest" && precision != "high")
-    throw Error(fmt::format("set_float32_matmul_precision: '{}' (accepted: highest, high)", precision));
+    throw Error(
+        fmt::format("set_float32_matmul_precision: '{}' (accepted: highest, high)", precision));
   g_allow_tf32 = precision == "high";
 }
 
-Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue, bool tune_algorithm,
-                  const TensorType& out_type) {
+Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilogue,
+                  bool tune_algorithm, const TensorType& out_type) {
   Shape out_shape;
   try_const_shape(out_type.shape, &out_shape);
   const DType dtype = in[0].dtype();
@@ -114,7 +119,8 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilo
     const int64_t n = a2.sizes()[0];
     c = make_tensor({n, m}, dtype, Device::cuda);
     if (n == 0 || m == 0) return c.reshape(out_shape);
-    if (k == 0) return finish_unfused(zeros({n, m}, dtype).cuda(), bias, epilogue).reshape(out_shape);
+    if (k == 0)
+      return finish_unfused(zeros({n, m}, dtype).cuda(), bias, epilogue).reshape(out_shape);
     Operand oa = operand_of(a2), ob = operand_of(b);
     cuda::GemmRequest r = request_for(dtype, oa, ob, c, n, k, m, epilogue, tune_algorithm);
     Tensor bias_c = bias.defined() ? contiguous_eager(bias) : Tensor();
@@ -130,8 +136,10 @@ Tensor gpu_matmul(Op op, const std::vector<Tensor>& in, const std::string& epilo
   c = make_tensor(c_full, dtype, Device::cuda);
   const int64_t batches = shape_numel(o.batch);
   if (batches == 0 || n == 0 || m == 0) return c.reshape(out_shape);
-  if (k == 0) return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), epilogue).reshape(out_shape);
-  cuda::GemmRequest r = request_for(dtype, operand_of(av), operand_of(bv), c, n, k, m, epilogue, tune_algorithm);
+  if (k == 0)
+    return finish_unfused(zeros(c_full, dtype).cuda(), Tensor(), epilogue).reshape(out_shape);
+  cuda::GemmRequest r =
+      request_for(dtype, operand_of(av), operand_of(bv), c, n, k, m, epilogue, tune_algorithm);
   r.batches = batches;
   r.stride_c = n * m;
   if (!cuda::gemm(r)) c = finish_unfused(c, Tensor(), epilogue);

@@ -10,18 +10,19 @@ namespace kiln {
 
 std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inputs) {
   if (inputs.size() != g.inputs.size())
-    throw Error(fmt::format("graph {} takes {} inputs, got {}", g.name, g.inputs.size(),
-                            inputs.size()));
+    throw Error(
+        fmt::format("graph {} takes {} inputs, got {}", g.name, g.inputs.size(), inputs.size()));
   std::vector<int64_t> bindings(static_cast<size_t>(g.num_symbols), -1);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const GraphInput& decl = g.inputs[i];
     const Tensor& t = inputs[i];
     auto mismatch = [&](const std::string& what) {
-      return Error(fmt::format("graph {}: input %{} must be {}, got {}{} ({})", g.name,
-                               decl.name, type_string(decl.type), dtype_name(t.dtype()),
+      return Error(fmt::format("graph {}: input %{} must be {}, got {}{} ({})", g.name, decl.name,
+                               type_string(decl.type), dtype_name(t.dtype()),
                                shape_string(t.sizes()), what));
     };
-    if (!t.defined()) throw Error(fmt::format("graph {}: input %{} is undefined", g.name, decl.name));
+    if (!t.defined())
+      throw Error(fmt::format("graph {}: input %{} is undefined", g.name, decl.name));
     require_data(t, "graph input");
     if (t.dtype() != decl.type.dtype) throw mismatch("wrong dtype");
     if (t.dim() != static_cast<int64_t>(decl.type.shape.size())) throw mismatch("wrong rank");
@@ -75,7 +76,8 @@ Tensor run_node(const Node& node, const std::vector<Tensor>& args,
 Tensor owned_output(const Graph& g, const Tensor& value, const std::vector<Tensor>& inputs) {
   bool aliases = !value.is_contiguous();
   for (const Tensor& in : inputs) aliases |= in.impl()->storage == value.impl()->storage;
-  for (const GraphConstant& c : g.constants) aliases |= c.value.impl()->storage == value.impl()->storage;
+  for (const GraphConstant& c : g.constants)
+    aliases |= c.value.impl()->storage == value.impl()->storage;
   return aliases ? value.clone() : value;
 }
 

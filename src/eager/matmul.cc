@@ -42,9 +42,8 @@ void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t bat
                   ldb, 0.0f, reinterpret_cast<float*>(ci), int(m));
     } else if (dtype == DType::f64) {
       cblas_dgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0,
-                  reinterpret_cast<const double*>(ai), int(k),
-                  reinterpret_cast<const double*>(bi), ldb, 0.0, reinterpret_cast<double*>(ci),
-                  int(m));
+                  reinterpret_cast<const double*>(ai), int(k), reinterpret_cast<const double*>(bi),
+                  ldb, 0.0, reinterpret_cast<double*>(ci), int(m));
     } else {
       const auto* A = reinterpret_cast<const int64_t*>(ai);
       const auto* B = reinterpret_cast<const int64_t*>(bi);
@@ -75,7 +74,8 @@ struct BlasLayout {
   int ld;
 };
 
-std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t row_stride,
+                                      int64_t col_stride) {
   if (rows == 1) row_stride = std::max<int64_t>(cols, 1) * std::max<int64_t>(col_stride, 1);
   if (cols == 1) col_stride = 1;
   if (col_stride == 1 && row_stride >= std::max<int64_t>(1, cols))
@@ -87,9 +87,11 @@ std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t row_st
 
 // Batched f32/f64 products straight from strided views (transposes and broadcast batch
 // dims included), no copies; false when a layout needs one.
-bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, int64_t k, int64_t m) {
+bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, int64_t k,
+                  int64_t m) {
   DType d = c.dtype();
-  if ((d != DType::f32 && d != DType::f64) || a.dtype() != d || b.dtype() != d || n == 0 || m == 0 || k == 0)
+  if ((d != DType::f32 && d != DType::f64) || a.dtype() != d || b.dtype() != d || n == 0 ||
+      m == 0 || k == 0)
     return false;
   const int64_t r = a.dim();
   auto la = blas_layout(n, k, a.strides()[r - 2], a.strides()[r - 1]);
@@ -111,12 +113,13 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
       char* pc = c.impl()->data_ptr() + i * n * m * es;
       if (d == DType::f32) {
         cblas_sgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0f,
-                    reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb), lb->ld,
-                    0.0f, reinterpret_cast<float*>(pc), int(m));
+                    reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
+                    lb->ld, 0.0f, reinterpret_cast<float*>(pc), int(m));
       } else {
         cblas_dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
-                    reinterpret_cast<const double*>(pa), la->ld, reinterpret_cast<const double*>(pb), lb->ld,
-                    0.0, reinterpret_cast<double*>(pc), int(m));
+                    reinterpret_cast<const double*>(pa), la->ld,
+                    reinterpret_cast<const double*>(pb), lb->ld, 0.0, reinterpret_cast<double*>(pc),
+                    int(m));
       }
     }
   });
@@ -195,10 +198,12 @@ Tensor cpu_matmul(Op op, const std::vector<Tensor>& in, const TensorType& out_ty
 
 }  // namespace
 
-Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs, const TensorType& out_type) {
+Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
+                    const TensorType& out_type) {
   const std::string epilogue = attrs.has("epilogue") ? attrs.get_string("epilogue") : "";
   if (on_gpu(in[0])) {
-    if (is_floating(in[0].dtype())) return gpu_matmul(op, in, epilogue, attrs.has("algorithm"), out_type);
+    if (is_floating(in[0].dtype()))
+      return gpu_matmul(op, in, epilogue, attrs.has("algorithm"), out_type);
     // Integer products have no GPU library: they run on host copies.
     std::vector<Tensor> host;
     for (const Tensor& t : in) host.push_back(t.cpu());

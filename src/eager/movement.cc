@@ -27,8 +27,8 @@ std::vector<int64_t> load_indices(const Tensor& index, int64_t bound, Op op) {
   std::vector<int64_t> out(idx.data<int64_t>(), idx.data<int64_t>() + idx.numel());
   for (int64_t& i : out) {
     if (i < -bound || i >= bound)
-      throw ShapeError(fmt::format("{}: index {} is out of bounds for a dim of size {}",
-                                   op_name(op), i, bound));
+      throw ShapeError(
+          fmt::format("{}: index {} is out of bounds for a dim of size {}", op_name(op), i, bound));
     if (i < 0) i += bound;
   }
   return out;
@@ -134,15 +134,19 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
       const char* src = x.impl()->data_ptr();
       if (on_gpu(x)) {
         Tensor device_offsets = offsets.cuda();
-        cuda::launch_gather({dst, src, reinterpret_cast<const int64_t*>(device_offsets.impl()->data_ptr()),
+        cuda::launch_gather({dst, src,
+                             reinterpret_cast<const int64_t*>(device_offsets.impl()->data_ptr()),
                              out.numel(), static_cast<int32_t>(es)});
         return out;
       }
-      for (int64_t linear = 0; linear < out.numel(); ++linear) std::memcpy(dst + linear * es, src + off[linear], es);
+      for (int64_t linear = 0; linear < out.numel(); ++linear)
+        std::memcpy(dst + linear * es, src + off[linear], es);
       return out;
     }
-    case Op::adaptive_avg_pool2d: return pool2d(in[0], attrs.get_ints("output_size"), type);
-    default: break;
+    case Op::adaptive_avg_pool2d:
+      return pool2d(in[0], attrs.get_ints("output_size"), type);
+    default:
+      break;
   }
   throw Error(fmt::format("{}: not a data movement op", op_name(op)));
 }

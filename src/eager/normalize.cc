@@ -87,8 +87,9 @@ Tensor eager_softmax(Op op, const Tensor& x, const Attrs& attrs) {
   Rows rows = to_rows(x, {dim});
   Tensor result = make_tensor(rows.data.sizes(), x.dtype(), x.device());
   if (on_gpu(x) && is_floating(x.dtype())) {
-    cuda::launch_rows({rows.data.impl()->data_ptr(), result.impl()->data_ptr(), nullptr, nullptr, rows.count,
-                       rows.length, static_cast<int32_t>(x.dtype()), op == Op::log_softmax ? 1 : 0, 0.0});
+    cuda::launch_rows({rows.data.impl()->data_ptr(), result.impl()->data_ptr(), nullptr, nullptr,
+                       rows.count, rows.length, static_cast<int32_t>(x.dtype()),
+                       op == Op::log_softmax ? 1 : 0, 0.0});
     return from_rows(result, x.sizes(), rows.permutation);
   }
   KILN_DISPATCH_ALL(x.dtype(), T, softmax_rows<T>(rows, result, op == Op::log_softmax))
@@ -106,10 +107,11 @@ Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs) {
   Tensor result = make_tensor(x.sizes(), x.dtype(), x.device());
   if (on_gpu(x)) {
     if (is_floating(x.dtype()))
-      cuda::launch_rows({rows.data.impl()->data_ptr(), result.impl()->data_ptr(),
-                         weight.defined() ? reinterpret_cast<const double*>(weight.impl()->data_ptr()) : nullptr,
-                         bias.defined() ? reinterpret_cast<const double*>(bias.impl()->data_ptr()) : nullptr,
-                         rows.count, rows.length, static_cast<int32_t>(x.dtype()), 2, attrs.get_double("eps")});
+      cuda::launch_rows(
+          {rows.data.impl()->data_ptr(), result.impl()->data_ptr(),
+           weight.defined() ? reinterpret_cast<const double*>(weight.impl()->data_ptr()) : nullptr,
+           bias.defined() ? reinterpret_cast<const double*>(bias.impl()->data_ptr()) : nullptr,
+           rows.count, rows.length, static_cast<int32_t>(x.dtype()), 2, attrs.get_double("eps")});
     return result;
   }
   const double* w = weight.defined() ? weight.data<double>() : nullptr;

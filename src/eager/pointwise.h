@@ -32,7 +32,8 @@ void map2(const StridedLoop& loop, F f) {
     const auto* b = reinterpret_cast<const In*>(p[2]);
     constexpr int64_t so = sizeof(Out), si = sizeof(In);
     if (s[0] == so && s[1] == si && s[2] == si) {
-      for (int64_t i = 0; i < n; ++i) out[i] = to_storage<Out>(f(to_compute(a[i]), to_compute(b[i])));
+      for (int64_t i = 0; i < n; ++i)
+        out[i] = to_storage<Out>(f(to_compute(a[i]), to_compute(b[i])));
     } else if (s[0] == so && s[1] == si && s[2] == 0) {
       const auto bv = to_compute(b[0]);
       for (int64_t i = 0; i < n; ++i) out[i] = to_storage<Out>(f(to_compute(a[i]), bv));

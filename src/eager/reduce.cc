@@ -37,7 +37,8 @@ Acc<T> sum_range(const T* x, int64_t n) {
     for (; i + 8 <= n; i += 8)
       for (int k = 0; k < 8; ++k) part[k] += static_cast<double>(to_compute(x[i + k]));
     for (; i < n; ++i) acc += static_cast<double>(to_compute(x[i]));
-    acc += ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    acc +=
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
   } else {
     uint64_t u = 0;  // wraps like PyTorch's integer sum
     for (int64_t i = 0; i < n; ++i) u += static_cast<uint64_t>(static_cast<int64_t>(x[i]));
@@ -73,11 +74,11 @@ void store(const Tensor& out, int64_t m, Acc<T> value) {
 }
 
 template <class T>
-void reduce_row(Op op, const Attrs& attrs, const T* row, int64_t n, const Tensor& out,
-                int64_t m) {
+void reduce_row(Op op, const Attrs& attrs, const T* row, int64_t n, const Tensor& out, int64_t m) {
   using C = compute_t<T>;
   switch (op) {
-    case Op::sum: return store<T>(out, m, chunked_sum(row, n));
+    case Op::sum:
+      return store<T>(out, m, chunked_sum(row, n));
     case Op::mean:
       return store<T>(out, m, static_cast<double>(chunked_sum(row, n)) / static_cast<double>(n));
     case Op::prod: {
@@ -143,7 +144,8 @@ void reduce_row(Op op, const Attrs& attrs, const T* row, int64_t n, const Tensor
       for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(to_compute(row[i])) - mx);
       return store<T>(out, m, mx + std::log(s));
     }
-    default: break;
+    default:
+      break;
   }
   throw Error(fmt::format("{}: not a reduction", op_name(op)));
 }
@@ -153,8 +155,10 @@ void reduce_row(Op op, const Attrs& attrs, const T* row, int64_t n, const Tensor
 Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out_type) {
   std::vector<int64_t> dims;
   if (op_info(op).rule == OpRule::ReduceIndex) {
-    if (attrs.has("dim")) dims = {normalize_dim(attrs.get_int("dim"), x.dim(), op_name(op))};
-    else dims = reduction_dims({}, x.dim(), op_name(op));
+    if (attrs.has("dim"))
+      dims = {normalize_dim(attrs.get_int("dim"), x.dim(), op_name(op))};
+    else
+      dims = reduction_dims({}, x.dim(), op_name(op));
   } else {
     dims = reduction_dims(attrs.get_ints("dims"), x.dim(), op_name(op));
   }
@@ -170,10 +174,15 @@ Tensor eager_reduce(Op op, const Tensor& x, const Attrs& attrs, const TensorType
     throw ShapeError(fmt::format("{}: cannot reduce over an empty dim of shape {}", op_name(op),
                                  shape_string(x.sizes())));
   if (on_gpu(out)) {
-    cuda::ReduceArgs args{rows.data.impl()->data_ptr(), out.impl()->data_ptr(), rows.count, rows.length,
-                          static_cast<int32_t>(rows.data.dtype()), static_cast<int32_t>(out.dtype()),
-                          static_cast<int32_t>(op),
-                          attrs.has("correction") ? static_cast<int32_t>(attrs.get_int("correction")) : 0};
+    cuda::ReduceArgs args{
+        rows.data.impl()->data_ptr(),
+        out.impl()->data_ptr(),
+        rows.count,
+        rows.length,
+        static_cast<int32_t>(rows.data.dtype()),
+        static_cast<int32_t>(out.dtype()),
+        static_cast<int32_t>(op),
+        attrs.has("correction") ? static_cast<int32_t>(attrs.get_int("correction")) : 0};
     if (rows.length == 0) {  // empty rows: sum 0, prod 1, mean and var NaN, as on the CPU
       Tensor host = make_tensor(shape, out_type.dtype);
       KILN_DISPATCH_ALL(rows.data.dtype(), T, {

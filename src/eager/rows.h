@@ -9,7 +9,7 @@
 namespace kiln {
 
 struct Rows {
-  Tensor data;  // contiguous, kept dims (in order) then the row dims
+  Tensor data;         // contiguous, kept dims (in order) then the row dims
   int64_t count = 0;   // M
   int64_t length = 0;  // R
   Shape permutation;   // dims of the source in data's order

@@ -60,9 +60,10 @@ Tensor Tensor::reshape(const Shape& shape) const {
 Tensor Tensor::view(const Shape& shape) const {
   Tensor out = reshape(shape);
   if (!out.impl()->is_traced() && out.impl()->storage != impl_->storage && numel() > 0)
-    throw ShapeError(fmt::format("view({}): the strides of a {} tensor do not allow a view; "
-                                 "use reshape()",
-                                 shape_string(shape), shape_string(sizes())));
+    throw ShapeError(
+        fmt::format("view({}): the strides of a {} tensor do not allow a view; "
+                    "use reshape()",
+                    shape_string(shape), shape_string(sizes())));
   return out;
 }
 
@@ -177,9 +178,10 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(Device device) const {
   if (impl_ && impl_->is_traced())
-    throw Error(fmt::format("to({}): moving a traced value between devices is not supported; move the "
-                            "inputs before calling the compiled function",
-                            device_name(device)));
+    throw Error(
+        fmt::format("to({}): moving a traced value between devices is not supported; move the "
+                    "inputs before calling the compiled function",
+                    device_name(device)));
   require_data(*this, "to(device)");
   if (this->device() == device) return *this;
   Tensor moved = copy_to_device(*this, device);

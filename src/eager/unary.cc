@@ -25,36 +25,58 @@ template <class T>
 void unary_kernel(Op op, const Attrs& attrs, const StridedLoop& loop) {
   using C = compute_t<T>;
   switch (op) {
-    case Op::neg: return map1<T, T>(loop, [](C x) { return wrap_neg(x); });
-    case Op::abs: return map1<T, T>(loop, [](C x) { return x < C(0) ? wrap_neg(x) : x; });
-    case Op::relu: return map1<T, T>(loop, [](C x) { return x < C(0) ? C(0) : x; });
+    case Op::neg:
+      return map1<T, T>(loop, [](C x) { return wrap_neg(x); });
+    case Op::abs:
+      return map1<T, T>(loop, [](C x) { return x < C(0) ? wrap_neg(x) : x; });
+    case Op::relu:
+      return map1<T, T>(loop, [](C x) { return x < C(0) ? C(0) : x; });
     case Op::sign:
       return map1<T, T>(loop, [](C x) { return static_cast<C>((C(0) < x) - (x < C(0))); });
     case Op::isnan:
       return map1<bool, T>(loop, [](C x) {
-        if constexpr (std::is_floating_point_v<C>) return x != x;
-        else return false;
+        if constexpr (std::is_floating_point_v<C>)
+          return x != x;
+        else
+          return false;
       });
-    case Op::logical_not: return map1<bool, T>(loop, [](C x) { return !(x != C(0)); });
-    default: break;
+    case Op::logical_not:
+      return map1<bool, T>(loop, [](C x) { return !(x != C(0)); });
+    default:
+      break;
   }
   if constexpr (std::is_floating_point_v<C>) {
     switch (op) {
-      case Op::floor: return map1<T, T>(loop, [](C x) { return std::floor(x); });
-      case Op::ceil: return map1<T, T>(loop, [](C x) { return std::ceil(x); });
-      case Op::round: return map1<T, T>(loop, [](C x) { return std::nearbyint(x); });
-      case Op::exp: return map1<T, T>(loop, [](C x) { return std::exp(x); });
-      case Op::log: return map1<T, T>(loop, [](C x) { return std::log(x); });
-      case Op::log1p: return map1<T, T>(loop, [](C x) { return std::log1p(x); });
-      case Op::sqrt: return map1<T, T>(loop, [](C x) { return std::sqrt(x); });
-      case Op::rsqrt: return map1<T, T>(loop, [](C x) { return C(1) / std::sqrt(x); });
-      case Op::sin: return map1<T, T>(loop, [](C x) { return std::sin(x); });
-      case Op::cos: return map1<T, T>(loop, [](C x) { return std::cos(x); });
-      case Op::tan: return map1<T, T>(loop, [](C x) { return std::tan(x); });
-      case Op::tanh: return map1<T, T>(loop, [](C x) { return std::tanh(x); });
-      case Op::erf: return map1<T, T>(loop, [](C x) { return std::erf(x); });
-      case Op::reciprocal: return map1<T, T>(loop, [](C x) { return C(1) / x; });
-      case Op::sigmoid: return map1<T, T>(loop, [](C x) { return C(1) / (C(1) + std::exp(-x)); });
+      case Op::floor:
+        return map1<T, T>(loop, [](C x) { return std::floor(x); });
+      case Op::ceil:
+        return map1<T, T>(loop, [](C x) { return std::ceil(x); });
+      case Op::round:
+        return map1<T, T>(loop, [](C x) { return std::nearbyint(x); });
+      case Op::exp:
+        return map1<T, T>(loop, [](C x) { return std::exp(x); });
+      case Op::log:
+        return map1<T, T>(loop, [](C x) { return std::log(x); });
+      case Op::log1p:
+        return map1<T, T>(loop, [](C x) { return std::log1p(x); });
+      case Op::sqrt:
+        return map1<T, T>(loop, [](C x) { return std::sqrt(x); });
+      case Op::rsqrt:
+        return map1<T, T>(loop, [](C x) { return C(1) / std::sqrt(x); });
+      case Op::sin:
+        return map1<T, T>(loop, [](C x) { return std::sin(x); });
+      case Op::cos:
+        return map1<T, T>(loop, [](C x) { return std::cos(x); });
+      case Op::tan:
+        return map1<T, T>(loop, [](C x) { return std::tan(x); });
+      case Op::tanh:
+        return map1<T, T>(loop, [](C x) { return std::tanh(x); });
+      case Op::erf:
+        return map1<T, T>(loop, [](C x) { return std::erf(x); });
+      case Op::reciprocal:
+        return map1<T, T>(loop, [](C x) { return C(1) / x; });
+      case Op::sigmoid:
+        return map1<T, T>(loop, [](C x) { return C(1) / (C(1) + std::exp(-x)); });
       case Op::gelu:
         if (attrs.has("approximate") && attrs.get_string("approximate") == "tanh") {
           return map1<T, T>(loop, [](C x) {
@@ -65,7 +87,8 @@ void unary_kernel(Op op, const Attrs& attrs, const StridedLoop& loop) {
         return map1<T, T>(loop, [](C x) {
           return C(0.5) * x * (C(1) + std::erf(x * static_cast<C>(0.7071067811865476)));
         });
-      default: break;
+      default:
+        break;
     }
   } else {
     // floor, ceil and round are the identity on integers.
@@ -84,7 +107,8 @@ Tensor eager_unary(Op op, const Tensor& x, const Attrs& attrs, const TensorType&
   StridedLoop loop = make_strided_loop({&out, &in});
   if (on_gpu(out)) {
     cuda::MapArgs args = map_args(op, loop, {out.dtype(), in.dtype()});
-    args.gelu_tanh = op == Op::gelu && attrs.has("approximate") && attrs.get_string("approximate") == "tanh";
+    args.gelu_tanh =
+        op == Op::gelu && attrs.has("approximate") && attrs.get_string("approximate") == "tanh";
     cuda::launch_map(args);
     return out;
   }
@@ -101,8 +125,10 @@ Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out_ty
     cuda::MapArgs args = map_args(Op::clamp, loop, {out.dtype(), in.dtype()});
     args.has_min = lo.has_value();
     args.has_max = hi.has_value();
-    args.min_value = lo ? (is_floating(out.dtype()) ? lo->to_double() : static_cast<double>(lo->to_int())) : 0;
-    args.max_value = hi ? (is_floating(out.dtype()) ? hi->to_double() : static_cast<double>(hi->to_int())) : 0;
+    args.min_value =
+        lo ? (is_floating(out.dtype()) ? lo->to_double() : static_cast<double>(lo->to_int())) : 0;
+    args.max_value =
+        hi ? (is_floating(out.dtype()) ? hi->to_double() : static_cast<double>(hi->to_int())) : 0;
     cuda::launch_map(args);
     return out;
   }
@@ -110,8 +136,10 @@ Tensor eager_clamp(const Tensor& x, const Attrs& attrs, const TensorType& out_ty
     using C = compute_t<T>;
     auto bound = [](const std::optional<Scalar>& s, C fallback) {
       if (!s) return fallback;
-      if constexpr (std::is_floating_point_v<C>) return static_cast<C>(s->to_double());
-      else return static_cast<C>(s->to_int());
+      if constexpr (std::is_floating_point_v<C>)
+        return static_cast<C>(s->to_double());
+      else
+        return static_cast<C>(s->to_int());
     };
     C lo_v = bound(lo, std::numeric_limits<C>::lowest());
     C hi_v = bound(hi, std::numeric_limits<C>::max());

@@ -21,8 +21,8 @@ std::optional<Shape> view_strides(const Tensor& x, const Shape& target) {
   int64_t tensor_numel = 1, view_numel = 1;
   for (int64_t d = static_cast<int64_t>(old_sizes.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_sizes[d];
-    if (d == 0 || (old_sizes[d - 1] != 1 &&
-                   old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    if (d == 0 ||
+        (old_sizes[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || target[view_d] == 1)) {
         out[view_d] = view_numel * chunk_base_stride;
         view_numel *= target[view_d];
@@ -56,7 +56,8 @@ Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& 
     }
     case Op::permute: {
       Shape strides;
-      for (int64_t d : attrs.get_ints("dims")) strides.push_back(st[normalize_dim(d, x.dim(), "permute")]);
+      for (int64_t d : attrs.get_ints("dims"))
+        strides.push_back(st[normalize_dim(d, x.dim(), "permute")]);
       return make_view(x, out_shape, strides, x.offset());
     }
     case Op::slice: {
@@ -73,7 +74,8 @@ Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& 
         strides[shift + i] = x.sizes()[i] == out_shape[shift + i] ? st[i] : 0;
       return make_view(x, out_shape, strides, x.offset());
     }
-    default: break;
+    default:
+      break;
   }
   throw Error(fmt::format("{}: not a view op", op_name(op)));
 }

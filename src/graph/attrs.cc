@@ -26,9 +26,12 @@ Attrs& Attrs::set_ints(const std::string& name, const std::vector<int64_t>& valu
 
 Attrs& Attrs::set_scalar(const std::string& name, Scalar value) {
   switch (value.kind()) {
-    case Scalar::Kind::boolean: return set(name, value.to_int() != 0);
-    case Scalar::Kind::integer: return set(name, value.to_int());
-    case Scalar::Kind::floating: return set(name, value.to_double());
+    case Scalar::Kind::boolean:
+      return set(name, value.to_int() != 0);
+    case Scalar::Kind::integer:
+      return set(name, value.to_int());
+    case Scalar::Kind::floating:
+      return set(name, value.to_double());
   }
   return *this;
 }
@@ -49,8 +52,8 @@ const T& get_typed(const Attrs& attrs, const std::string& name, const char* type
   const AttrValue* v = attrs.find(name);
   if (!v) throw ShapeError(fmt::format("missing attribute '{}'", name));
   if (const T* t = std::get_if<T>(v)) return *t;
-  throw ShapeError(fmt::format("attribute '{}' must be {}, got {}", name, type,
-                               attr_value_string(*v)));
+  throw ShapeError(
+      fmt::format("attribute '{}' must be {}, got {}", name, type, attr_value_string(*v)));
 }
 }  // namespace
 
@@ -81,8 +84,7 @@ std::vector<int64_t> Attrs::get_ints(const std::string& name) const {
   std::vector<int64_t> out;
   for (const Dim& d : get_dims(name)) {
     if (!d.is_const())
-      throw ShapeError(fmt::format("attribute '{}' must be constant, got {}", name,
-                                   d.to_string()));
+      throw ShapeError(fmt::format("attribute '{}' must be constant, got {}", name, d.to_string()));
     out.push_back(d.coeff);
   }
   return out;
@@ -94,8 +96,8 @@ std::optional<Scalar> Attrs::find_scalar(const std::string& name) const {
   if (auto* b = std::get_if<bool>(v)) return Scalar(*b);
   if (auto* i = std::get_if<int64_t>(v)) return Scalar(*i);
   if (auto* d = std::get_if<double>(v)) return Scalar(*d);
-  throw ShapeError(fmt::format("attribute '{}' must be a number, got {}", name,
-                               attr_value_string(*v)));
+  throw ShapeError(
+      fmt::format("attribute '{}' must be a number, got {}", name, attr_value_string(*v)));
 }
 Scalar Attrs::get_scalar(const std::string& name) const {
   auto s = find_scalar(name);

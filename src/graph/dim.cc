@@ -50,13 +50,14 @@ Dim shape_numel(const SymShape& shape, const char* what) {
   Dim n = Dim::constant(1);
   for (const Dim& d : shape) {
     if (!d.is_const() && !n.is_const() && n.coeff != 0)
-      throw ShapeError(fmt::format("{}: shape {} multiplies two dynamic dims, which kiln "
-                                   "cannot express",
-                                   what, shape_string(shape)));
+      throw ShapeError(
+          fmt::format("{}: shape {} multiplies two dynamic dims, which kiln "
+                      "cannot express",
+                      what, shape_string(shape)));
     int64_t product = 0;
     if (__builtin_mul_overflow(n.coeff, d.coeff, &product))
-      throw ShapeError(fmt::format("{}: the element count of shape {} overflows", what,
-                                   shape_string(shape)));
+      throw ShapeError(
+          fmt::format("{}: the element count of shape {} overflows", what, shape_string(shape)));
     n = Dim{product, d.is_const() ? n.sym : d.sym};
   }
   return n;

@@ -33,8 +33,7 @@ ValueId GraphBuilder::add_input(const std::string& name, const TensorType& type)
   return static_cast<ValueId>(graph_.inputs.size() - 1);
 }
 
-ValueId GraphBuilder::add_constant(const std::string& name, const TensorType& type,
-                                   Tensor value) {
+ValueId GraphBuilder::add_constant(const std::string& name, const TensorType& type, Tensor value) {
   if (!graph_.nodes.empty()) throw Error("graph builder: constants must come before nodes");
   graph_.constants.push_back({name, type, std::move(value)});
   return static_cast<ValueId>(graph_.inputs.size() + graph_.constants.size() - 1);
@@ -48,7 +47,8 @@ ValueId GraphBuilder::add_node(Op op, const std::vector<ValueId>& inputs, Attrs 
   return graph_.node_value(graph_.nodes.size() - 1);
 }
 
-ValueId GraphBuilder::add_inferred_node(Op op, std::vector<ValueId> inputs, Attrs attrs, TensorType type) {
+ValueId GraphBuilder::add_inferred_node(Op op, std::vector<ValueId> inputs, Attrs attrs,
+                                        TensorType type) {
   graph_.nodes.push_back({op, std::move(inputs), std::move(attrs), std::move(type)});
   return graph_.node_value(graph_.nodes.size() - 1);
 }

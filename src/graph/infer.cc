@@ -47,17 +47,20 @@ bool dims_match(const Dim& a, const Dim& b) { return a == b; }
 // bias), the type unchanged;
 // and `algorithm=tuned` (max_autotune on the GPU: cuBLASLt's candidates are timed).
 void check_epilogue(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
-  if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu" && attrs.get_string("epilogue") != "gelu_tanh")
-    fail(op, in, fmt::format("unknown epilogue '{}' (accepted: relu, gelu_tanh)", attrs.get_string("epilogue")));
+  if (attrs.has("epilogue") && attrs.get_string("epilogue") != "relu" &&
+      attrs.get_string("epilogue") != "gelu_tanh")
+    fail(op, in,
+         fmt::format("unknown epilogue '{}' (accepted: relu, gelu_tanh)",
+                     attrs.get_string("epilogue")));
   if (attrs.has("algorithm") && attrs.get_string("algorithm") != "tuned")
-    fail(op, in, fmt::format("unknown algorithm '{}' (accepted: tuned)", attrs.get_string("algorithm")));
+    fail(op, in,
+         fmt::format("unknown algorithm '{}' (accepted: tuned)", attrs.get_string("algorithm")));
 }
 
 TensorType infer_matmul(Op op, const std::vector<const TensorType*>& in) {
   const TensorType& a = *in[0];
   const TensorType& b = *in[1];
-  if (a.dtype != b.dtype)
-    fail(op, in, "operands must have the same dtype (cast one with .to())");
+  if (a.dtype != b.dtype) fail(op, in, "operands must have the same dtype (cast one with .to())");
   if (a.shape.empty() || b.shape.empty()) fail(op, in, "operands must have at least 1 dim");
   SymShape as = a.shape, bs = b.shape;
   bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
@@ -66,8 +69,8 @@ TensorType infer_matmul(Op op, const std::vector<const TensorType*>& in) {
   const Dim& ka = as[as.size() - 1];
   const Dim& kb = bs[bs.size() - 2];
   if (!dims_match(ka, kb))
-    fail(op, in, fmt::format("contraction sizes differ ({} vs {})", ka.to_string(),
-                             kb.to_string()));
+    fail(op, in,
+         fmt::format("contraction sizes differ ({} vs {})", ka.to_string(), kb.to_string()));
   SymShape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
   SymShape out = broadcast_shapes({&a_batch, &b_batch}, op_name(op));
   if (!a_vec) out.push_back(as[as.size() - 2]);
@@ -145,9 +148,10 @@ DType binary_compute_dtype(Op op, const Attrs& attrs, const std::vector<DType>& 
 int64_t normalize_dim(int64_t dim, int64_t rank, std::string_view op) {
   int64_t lo = rank == 0 ? -1 : -rank, hi = rank == 0 ? 0 : rank - 1;
   if (dim < lo || dim > hi)
-    throw ShapeError(fmt::format("{}: dim {} is out of range for a tensor of {} dims "
-                                 "(expected {}..{})",
-                                 op, dim, rank, lo, hi));
+    throw ShapeError(
+        fmt::format("{}: dim {} is out of range for a tensor of {} dims "
+                    "(expected {}..{})",
+                    op, dim, rank, lo, hi));
   return dim < 0 ? dim + std::max<int64_t>(rank, 1) : dim;
 }
 
@@ -187,8 +191,7 @@ SymShape broadcast_shapes(const std::vector<const SymShape*>& shapes, std::strin
       for (size_t k = 0; k < shapes.size(); ++k)
         all += (k ? " and " : "") + shape_string(*shapes[k]);
       throw ShapeError(fmt::format("{}: cannot broadcast shapes {} (dim {}: {} vs {})", op, all,
-                                   shift + i, o.to_string(),
-                                   d.to_string()));
+                                   shift + i, o.to_string(), d.to_string()));
     }
   }
   return out;
@@ -212,11 +215,11 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
   int want_min = scalar_operand ? 1 : (is_binary(info.rule) ? 2 : info.min_inputs);
   int want_max = scalar_operand ? 1 : info.max_inputs;
   if (n < want_min || (want_max >= 0 && n > want_max)) {
-    fail(op, in, want_min == want_max
-                     ? fmt::format("takes {} tensor inputs, got {}", want_min, n)
-                     : fmt::format("takes {} to {} tensor inputs, got {}", want_min,
-                                   want_max < 0 ? std::string("any") : std::to_string(want_max),
-                                   n));
+    fail(op, in,
+         want_min == want_max
+             ? fmt::format("takes {} tensor inputs, got {}", want_min, n)
+             : fmt::format("takes {} to {} tensor inputs, got {}", want_min,
+                           want_max < 0 ? std::string("any") : std::to_string(want_max), n));
   }
   const TensorType& x = *in[0];
   int64_t rank = static_cast<int64_t>(x.shape.size());
@@ -231,13 +234,14 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       return x;
     case OpRule::UnaryFloat:
       if (op == Op::gelu) {
-        const std::string& a = attrs.has("approximate") ? attrs.get_string("approximate")
-                                                        : std::string("none");
+        const std::string& a =
+            attrs.has("approximate") ? attrs.get_string("approximate") : std::string("none");
         if (a != "none" && a != "tanh")
           fail(op, in, fmt::format("approximate must be \"none\" or \"tanh\", got \"{}\"", a));
       }
       return {is_floating(x.dtype) ? x.dtype : DType::f32, x.shape};
-    case OpRule::UnaryPredicate: return {DType::bool_, x.shape};
+    case OpRule::UnaryPredicate:
+      return {DType::bool_, x.shape};
     case OpRule::BinaryArith:
     case OpRule::BinaryFloat:
     case OpRule::Compare:
@@ -265,7 +269,8 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       if (hi) dtype = promote_with_scalar(dtype, hi->kind());
       return {dtype, x.shape};
     }
-    case OpRule::Cast: return {attrs.get_dtype("dtype"), x.shape};
+    case OpRule::Cast:
+      return {attrs.get_dtype("dtype"), x.shape};
     case OpRule::ReduceAccumulate:
     case OpRule::ReduceSame:
     case OpRule::ReduceFloat: {
@@ -288,8 +293,10 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
     }
     case OpRule::ReduceIndex: {
       std::vector<int64_t> dims;
-      if (attrs.has("dim")) dims = {normalize_dim(attrs.get_int("dim"), rank, op_name(op))};
-      else dims = reduction_dims({}, rank, op_name(op));
+      if (attrs.has("dim"))
+        dims = {normalize_dim(attrs.get_int("dim"), rank, op_name(op))};
+      else
+        dims = reduction_dims({}, rank, op_name(op));
       if (rank == 0) dims.clear();
       return {DType::i64, reduce_shape(x.shape, dims, attrs.get_bool("keepdim", false))};
     }
@@ -304,12 +311,12 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       if (k == 0 || k > rank) fail(op, in, "normalized_shape must name 1..rank trailing dims");
       for (int64_t i = 0; i < k; ++i)
         if (!(x.shape[rank - k + i] == Dim::constant(ns[i])))
-          fail(op, in, fmt::format("trailing dims must equal normalized_shape {}",
-                                   shape_string(ns)));
+          fail(op, in,
+               fmt::format("trailing dims must equal normalized_shape {}", shape_string(ns)));
       for (int i = 1; i < n; ++i)
         if (!(in[i]->shape == const_shape(ns)))
-          fail(op, in, fmt::format("{} must have shape {}", i == 1 ? "weight" : "bias",
-                                   shape_string(ns)));
+          fail(op, in,
+               fmt::format("{} must have shape {}", i == 1 ? "weight" : "bias", shape_string(ns)));
       attrs.get_double("eps");
       return x;
     }
@@ -340,9 +347,11 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       require_floating("attention of integers");
       if (rank < 2 || k.shape.size() != x.shape.size() || v.shape.size() != x.shape.size())
         fail(op, in, "q, k and v must have the same rank, at least 2");
-      if (k.dtype != x.dtype || v.dtype != x.dtype) fail(op, in, "q, k and v must have the same dtype");
+      if (k.dtype != x.dtype || v.dtype != x.dtype)
+        fail(op, in, "q, k and v must have the same dtype");
       for (int64_t d = 0; d + 2 < rank; ++d)
-        if (!(k.shape[d] == x.shape[d]) || !(v.shape[d] == x.shape[d])) fail(op, in, "batch dims differ");
+        if (!(k.shape[d] == x.shape[d]) || !(v.shape[d] == x.shape[d]))
+          fail(op, in, "batch dims differ");
       if (!(k.shape.back() == x.shape.back())) fail(op, in, "q and k must have the same last dim");
       if (!(v.shape[rank - 2] == k.shape[rank - 2])) fail(op, in, "k and v must have as many rows");
       attrs.get_double("scale");
@@ -351,7 +360,8 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       return {x.dtype, shape};
     }
     case OpRule::Cat:
-    case OpRule::Stack: return infer_concat(op, attrs, in);
+    case OpRule::Stack:
+      return infer_concat(op, attrs, in);
     case OpRule::IndexSelect: {
       const TensorType& idx = *in[1];
       if (!is_integral(idx.dtype)) fail(op, in, "index must be i32 or i64");
@@ -392,8 +402,8 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       for (const Dim& d : target)
         if (d.coeff < 0) fail(op, in, fmt::format("bad target shape {}", shape_string(target)));
       if (!(shape_numel(target, "reshape") == shape_numel(x.shape, "reshape")))
-        fail(op, in, fmt::format("cannot reshape to {}: element counts differ",
-                                 shape_string(target)));
+        fail(op, in,
+             fmt::format("cannot reshape to {}: element counts differ", shape_string(target)));
       return {x.dtype, target};
     }
     case OpRule::Permute: {
@@ -418,8 +428,9 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       if (step <= 0) fail(op, in, "step must be positive");
       if (!size.is_const()) fail(op, in, "cannot slice a dynamic dim");
       if (start < 0 || end < start || end > size.coeff)
-        fail(op, in, fmt::format("range [{}, {}) is outside dim {} of size {}", start, end, dim,
-                                 size.coeff));
+        fail(op, in,
+             fmt::format("range [{}, {}) is outside dim {} of size {}", start, end, dim,
+                         size.coeff));
       SymShape shape = x.shape;
       shape[dim] = Dim::constant((end - start) / step + ((end - start) % step != 0));
       return {x.dtype, shape};
@@ -431,8 +442,9 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       size_t shift = target.size() - x.shape.size();
       for (size_t i = 0; i < x.shape.size(); ++i)
         if (!(x.shape[i] == target[shift + i]) && !x.shape[i].is_one())
-          fail(op, in, fmt::format("cannot expand dim {} of size {} to {}", i,
-                                   x.shape[i].to_string(), target[shift + i].to_string()));
+          fail(op, in,
+               fmt::format("cannot expand dim {} of size {} to {}", i, x.shape[i].to_string(),
+                           target[shift + i].to_string()));
       return {x.dtype, target};
     }
   }

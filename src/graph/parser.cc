@@ -26,9 +26,12 @@ struct Token {
 
 std::string describe(const Token& t) {
   switch (t.kind) {
-    case Tok::End: return "end of input";
-    case Tok::String: return "string \"" + t.text + "\"";
-    default: return "'" + t.text + "'";
+    case Tok::End:
+      return "end of input";
+    case Tok::String:
+      return "string \"" + t.text + "\"";
+    default:
+      return "'" + t.text + "'";
   }
 }
 
@@ -297,9 +300,12 @@ class Parser {
     Token t = token_;
     next();
     switch (t.kind) {
-      case Tok::Int: return parse_int(t);
-      case Tok::Float: return parse_float(t);
-      case Tok::String: return t.text;
+      case Tok::Int:
+        return parse_int(t);
+      case Tok::Float:
+        return parse_float(t);
+      case Tok::String:
+        return t.text;
       case Tok::Ident: {
         if (t.text == "true") return true;
         if (t.text == "false") return false;
@@ -307,11 +313,13 @@ class Parser {
         if (parse_dtype(t.text, &d)) return d;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     lexer_.error_at(t.line, t.column,
                     "expected an attribute value (number, true/false, string, dtype or list), "
-                    "found " + describe(t));
+                    "found " +
+                        describe(t));
   }
 
   void parse_constant() {
@@ -328,10 +336,10 @@ class Parser {
                         fmt::format("constant %{} has no tensor in the constants file", v.text));
       value = it->second;
       if (value.dtype() != type.dtype || !(const_shape(value.sizes()) == type.shape))
-        lexer_.error_at(v.line, v.column,
-                        fmt::format("constant %{} is declared {} but its tensor is {}{}", v.text,
-                                    type_string(type), dtype_name(value.dtype()),
-                                    shape_string(value.sizes())));
+        lexer_.error_at(
+            v.line, v.column,
+            fmt::format("constant %{} is declared {} but its tensor is {}{}", v.text,
+                        type_string(type), dtype_name(value.dtype()), shape_string(value.sizes())));
     }
     values_[v.text] = builder_.add_constant(v.text, type, value);
   }
@@ -342,8 +350,9 @@ class Parser {
     expect_punct("=");
     Token op_token = expect(Tok::Ident, "an op name");
     auto op = op_from_name(op_token.text);
-    if (!op) lexer_.error_at(op_token.line, op_token.column,
-                             fmt::format("unknown op '{}'", op_token.text));
+    if (!op)
+      lexer_.error_at(op_token.line, op_token.column,
+                      fmt::format("unknown op '{}'", op_token.text));
     expect_punct("(");
     std::vector<ValueId> inputs;
     Attrs attrs;

@@ -14,9 +14,10 @@ void check_name(const std::string& name, std::set<std::string>& seen, const Grap
   bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
   for (char c : name) ok &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
   if (!ok)
-    throw Error(fmt::format("graph {}: bad value name '%{}' (letters, digits, '_' and '.', not "
-                            "starting with a digit)",
-                            g.name, name));
+    throw Error(
+        fmt::format("graph {}: bad value name '%{}' (letters, digits, '_' and '.', not "
+                    "starting with a digit)",
+                    g.name, name));
   if (!seen.insert(name).second)
     throw Error(fmt::format("graph {}: value name '%{}' is used twice", g.name, name));
 }
@@ -39,16 +40,16 @@ void verify_graph(const Graph& g) {
     std::vector<const TensorType*> types;
     for (ValueId v : node.inputs) {
       if (v < 0 || v >= self)
-        throw Error(fmt::format("graph {}: node %{} ({}) reads value {} that is not defined "
-                                "before it",
-                                g.name, n, op_name(node.op), v));
+        throw Error(
+            fmt::format("graph {}: node %{} ({}) reads value {} that is not defined "
+                        "before it",
+                        g.name, n, op_name(node.op), v));
       types.push_back(&g.value_type(v));
     }
     TensorType inferred = infer_type(node.op, node.attrs, types);
     if (!(inferred == node.type))
-      throw Error(fmt::format("graph {}: node %{} ({}) is typed {} but its inputs give {}",
-                              g.name, n, op_name(node.op), type_string(node.type),
-                              type_string(inferred)));
+      throw Error(fmt::format("graph {}: node %{} ({}) is typed {} but its inputs give {}", g.name,
+                              n, op_name(node.op), type_string(node.type), type_string(inferred)));
   }
   if (g.outputs.empty()) throw Error(fmt::format("graph {}: has no outputs", g.name));
   for (ValueId v : g.outputs) g.value_type(v);

@@ -52,13 +52,20 @@ IndexPtr index_mod(IndexPtr a, IndexPtr b) {
 
 std::string render_index(const IndexPtr& e) {
   switch (e->kind) {
-    case IndexExpr::Kind::Const: return fmt::format("{}", e->value);
-    case IndexExpr::Kind::Var: return fmt::format("i{}", e->value);
-    case IndexExpr::Kind::Sym: return fmt::format("s{}", e->value);
-    case IndexExpr::Kind::Add: return fmt::format("({} + {})", render_index(e->a), render_index(e->b));
-    case IndexExpr::Kind::Mul: return fmt::format("({} * {})", render_index(e->a), render_index(e->b));
-    case IndexExpr::Kind::Div: return fmt::format("({} / {})", render_index(e->a), render_index(e->b));
-    case IndexExpr::Kind::Mod: return fmt::format("({} % {})", render_index(e->a), render_index(e->b));
+    case IndexExpr::Kind::Const:
+      return fmt::format("{}", e->value);
+    case IndexExpr::Kind::Var:
+      return fmt::format("i{}", e->value);
+    case IndexExpr::Kind::Sym:
+      return fmt::format("s{}", e->value);
+    case IndexExpr::Kind::Add:
+      return fmt::format("({} + {})", render_index(e->a), render_index(e->b));
+    case IndexExpr::Kind::Mul:
+      return fmt::format("({} * {})", render_index(e->a), render_index(e->b));
+    case IndexExpr::Kind::Div:
+      return fmt::format("({} / {})", render_index(e->a), render_index(e->b));
+    case IndexExpr::Kind::Mod:
+      return fmt::format("({} % {})", render_index(e->a), render_index(e->b));
   }
   return "?";
 }

@@ -20,11 +20,11 @@ using ExprPtr = std::shared_ptr<const Expr>;
 struct Expr {
   enum class Kind { Load, Apply, Accumulator };
   Kind kind;
-  DType dtype;          // the dtype of the value (compute happens in its compute type)
-  int param = -1;       // Load: kernel parameter (outputs come first)
-  IndexPtr index;       // Load: element offset
-  Op op = Op::add;      // Apply: the op (pointwise ops only)
-  Attrs attrs;          // Apply: clamp bounds, cast dtype
+  DType dtype;      // the dtype of the value (compute happens in its compute type)
+  int param = -1;   // Load: kernel parameter (outputs come first)
+  IndexPtr index;   // Load: element offset
+  Op op = Op::add;  // Apply: the op (pointwise ops only)
+  Attrs attrs;      // Apply: clamp bounds, cast dtype
   std::vector<ExprPtr> args;
   int accumulator = -1;  // Accumulator: the reduction phase whose result this is
 };
@@ -54,23 +54,23 @@ struct ReducePhase {
 struct LoopKernel {
   enum class Kind { Pointwise, Row, Foreach };
   Kind kind = Kind::Pointwise;
-  std::string name;                 // cpp_poi_fused_add_cos_sin_0, cpp_per_fused_..._1
-  SymShape shape;                   // pointwise: the output's shape; row: the domain
+  std::string name;                   // cpp_poi_fused_add_cos_sin_0, cpp_per_fused_..._1
+  SymShape shape;                     // pointwise: the output's shape; row: the domain
   std::vector<int64_t> reduced_dims;  // row kernels: the dims each phase reduces (sorted)
-  bool flat = false;                // loads/stores use the linear index
+  bool flat = false;                  // loads/stores use the linear index
   // Row kernels whose reduced dims lead (sum over dim 0): rows are the contiguous index, so
   // the reduction loop runs outside a vectorized loop over a block of rows.
   bool columns = false;
   // Row kernels with trailing reduced dims: the rendered linear index of a domain element
   // and of a row; accesses that render to these become i0 * R + i1 and i0.
   std::string full_index_text, row_index_text;
-  std::vector<ValueId> params;      // graph values behind the parameters
+  std::vector<ValueId> params;  // graph values behind the parameters
   std::vector<DType> param_dtypes;
-  int num_outputs = 1;              // params [0, num_outputs) are written
+  int num_outputs = 1;  // params [0, num_outputs) are written
   std::vector<ReducePhase> phases;
   std::vector<Store> row_stores;
-  std::vector<Store> stores;        // element stores
-  std::vector<LoopKernel> parts;    // foreach kernels
+  std::vector<Store> stores;      // element stores
+  std::vector<LoopKernel> parts;  // foreach kernels
 };
 
 // One step of a program: launch kernel `kernel`, or run graph node `node` through the eager

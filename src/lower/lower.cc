@@ -31,7 +31,8 @@ struct Group {
   SymShape flat_shape() const {
     SymShape s;
     for (size_t d = 0; d < domain.size(); ++d)
-      if (std::find(dims.begin(), dims.end(), static_cast<int64_t>(d)) == dims.end()) s.push_back(domain[d]);
+      if (std::find(dims.begin(), dims.end(), static_cast<int64_t>(d)) == dims.end())
+        s.push_back(domain[d]);
     return s;
   }
 };
@@ -76,17 +77,22 @@ class Lowering {
     p.graph = g_;
     p.read_by_kernel.assign(static_cast<size_t>(g_.num_values()), false);
     for (size_t n = 0; n < g_.nodes.size(); ++n) {
-      if (state_[n] == State::ExtStep) p.steps.push_back({Step::Kind::Ext, -1, static_cast<int>(n)});
+      if (state_[n] == State::ExtStep)
+        p.steps.push_back({Step::Kind::Ext, -1, static_cast<int>(n)});
       if (state_[n] == State::InGroup && group_last_[static_cast<size_t>(group_of_[n])] == n) {
-        LoopKernel k = build_row_kernel(static_cast<size_t>(group_of_[n]), static_cast<int>(p.kernels.size()));
-        for (size_t i = static_cast<size_t>(k.num_outputs); i < k.params.size(); ++i) p.read_by_kernel[k.params[i]] = true;
-        p.steps.push_back({Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
+        LoopKernel k =
+            build_row_kernel(static_cast<size_t>(group_of_[n]), static_cast<int>(p.kernels.size()));
+        for (size_t i = static_cast<size_t>(k.num_outputs); i < k.params.size(); ++i)
+          p.read_by_kernel[k.params[i]] = true;
+        p.steps.push_back(
+            {Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
         p.kernels.push_back(std::move(k));
       }
       if (state_[n] != State::KernelRoot) continue;
       LoopKernel k = build_kernel(n, static_cast<int>(p.kernels.size()));
       for (size_t i = 1; i < k.params.size(); ++i) p.read_by_kernel[k.params[i]] = true;
-      p.steps.push_back({Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
+      p.steps.push_back(
+          {Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
       p.kernels.push_back(std::move(k));
     }
     merge_foreach(p);
@@ -120,7 +126,8 @@ class Lowering {
         if (next.kind != Step::Kind::Kernel) break;
         LoopKernel& k = p.kernels[static_cast<size_t>(next.kernel)];
         if (k.kind != LoopKernel::Kind::Pointwise || stem(k.name) != stem(run[0].name)) break;
-        bool reads_run = std::any_of(k.params.begin() + 1, k.params.end(), [&](ValueId v) { return written.count(v) > 0; });
+        bool reads_run = std::any_of(k.params.begin() + 1, k.params.end(),
+                                     [&](ValueId v) { return written.count(v) > 0; });
         if (reads_run) break;
         written.insert(k.params[0]);
         run.push_back(std::move(k));
@@ -134,12 +141,14 @@ class Lowering {
         f.num_outputs = static_cast<int>(run.size());
         for (const LoopKernel& part : run) {
           f.params.insert(f.params.end(), part.params.begin(), part.params.end());
-          f.param_dtypes.insert(f.param_dtypes.end(), part.param_dtypes.begin(), part.param_dtypes.end());
+          f.param_dtypes.insert(f.param_dtypes.end(), part.param_dtypes.begin(),
+                                part.param_dtypes.end());
         }
         f.parts = std::move(run);
         kernels.push_back(std::move(f));
       }
-      steps.push_back({Step::Kind::Kernel, static_cast<int>(kernels.size() - 1), p.steps[e - 1].node});
+      steps.push_back(
+          {Step::Kind::Kernel, static_cast<int>(kernels.size() - 1), p.steps[e - 1].node});
       s = e;
     }
     for (size_t k = 0; k < kernels.size(); ++k) {
@@ -174,7 +183,8 @@ class Lowering {
       int joined = -1;
       if (is_row_reduction(g_, node)) {
         const SymShape& domain = g_.value_type(node.inputs[0]).shape;
-        auto dims = reduction_dims(node.attrs.get_ints("dims"), static_cast<int64_t>(domain.size()), "lower");
+        auto dims = reduction_dims(node.attrs.get_ints("dims"), static_cast<int64_t>(domain.size()),
+                                   "lower");
         int input_group = member_group(node.inputs[0]);
         if (input_group >= 0) {
           const Group& ig = groups_[static_cast<size_t>(input_group)];
@@ -197,15 +207,19 @@ class Lowering {
       }
       // A group read from outside must run before that reader: it takes no more members.
       for (ValueId v : node.inputs)
-        if (int h = member_group(v); h >= 0 && h != joined) groups_[static_cast<size_t>(h)].open = false;
+        if (int h = member_group(v); h >= 0 && h != joined)
+          groups_[static_cast<size_t>(h)].open = false;
     }
     for (size_t n = n_nodes; n-- > 0;) {
       const Node& node = g_.nodes[n];
       ValueId v = g_.node_value(n);
       const auto& u = users_[v];
-      if (group_of_[n] >= 0 || role_of(g_, node) != Role::Pointwise || u.empty() || outputs_.count(v)) continue;
+      if (group_of_[n] >= 0 || role_of(g_, node) != Role::Pointwise || u.empty() ||
+          outputs_.count(v))
+        continue;
       int g = group_of_[u[0]];
-      bool all_in = g >= 0 && std::all_of(u.begin(), u.end(), [&](size_t c) { return group_of_[c] == g; });
+      bool all_in =
+          g >= 0 && std::all_of(u.begin(), u.end(), [&](size_t c) { return group_of_[c] == g; });
       if (!all_in) continue;
       const Group& grp = groups_[static_cast<size_t>(g)];
       if (node.type.shape != grp.domain && node.type.shape != grp.keep_shape()) continue;
@@ -232,7 +246,8 @@ class Lowering {
     if (g < 0 || !groups_[static_cast<size_t>(g)].open) return -1;
     const Group& grp = groups_[static_cast<size_t>(g)];
     const SymShape& shape = node.type.shape;
-    bool full = shape == grp.domain, keep = shape == grp.keep_shape(), flat = shape == grp.flat_shape();
+    bool full = shape == grp.domain, keep = shape == grp.keep_shape(),
+         flat = shape == grp.flat_shape();
     for (ValueId v : node.inputs) {
       if (member_group(v) != g) continue;
       const SymShape& in = g_.value_type(v).shape;
@@ -257,15 +272,18 @@ class Lowering {
         state_[n] = State::InGroup;
         continue;
       }
-      bool ext_user = std::any_of(u.begin(), u.end(), [&](size_t c) { return state_[c] == State::ExtStep; });
+      bool ext_user =
+          std::any_of(u.begin(), u.end(), [&](size_t c) { return state_[c] == State::ExtStep; });
       switch (role_of(g_, node)) {
-        case Role::Ext: state_[n] = State::ExtStep; break;
+        case Role::Ext:
+          state_[n] = State::ExtStep;
+          break;
         case Role::View:
           // Kernels always inline views (index arithmetic); ext readers get an eager view,
           // unless it would copy: then a generated copy kernel is cheaper.
           state_[n] = is_output || (ext_user && reshape_copies(g_, node)) ? State::KernelRoot
-                      : ext_user                                         ? State::ExtStep
-                                                                         : State::Inline;
+                      : ext_user                                          ? State::ExtStep
+                                                                          : State::Inline;
           break;
         case Role::Pointwise: {
           bool single_kernel_user =
@@ -335,7 +353,8 @@ class Lowering {
     const size_t node_index = static_cast<size_t>(g_.node_index(v));
     const Node& node = g_.nodes[node_index];
     if (role_of(g_, node) == Role::View) return build_view(node, idx);
-    if (current_group_ >= 0 && group_of_[node_index] == current_group_ && is_row_reduction(g_, node)) {
+    if (current_group_ >= 0 && group_of_[node_index] == current_group_ &&
+        is_row_reduction(g_, node)) {
       auto acc = std::make_shared<Expr>();
       acc->kind = Expr::Kind::Accumulator;
       acc->dtype = node.type.dtype;
@@ -363,19 +382,22 @@ class Lowering {
       case Op::permute: {
         auto dims = node.attrs.get_ints("dims");
         for (size_t k = 0; k < dims.size(); ++k)
-          in_idx[static_cast<size_t>(dims[k] < 0 ? dims[k] + static_cast<int64_t>(dims.size()) : dims[k])] = idx[k];
+          in_idx[static_cast<size_t>(dims[k] < 0 ? dims[k] + static_cast<int64_t>(dims.size())
+                                                 : dims[k])] = idx[k];
         break;
       }
       case Op::slice: {
         int64_t dim = node.attrs.get_int("dim");
         if (dim < 0) dim += static_cast<int64_t>(in.size());
         in_idx = idx;
-        in_idx[static_cast<size_t>(dim)] =
-            index_add(index_const(node.attrs.get_int("start")),
-                      index_mul(index_const(node.attrs.get_int("step", 1)), idx[static_cast<size_t>(dim)]));
+        in_idx[static_cast<size_t>(dim)] = index_add(
+            index_const(node.attrs.get_int("start")),
+            index_mul(index_const(node.attrs.get_int("step", 1)), idx[static_cast<size_t>(dim)]));
         break;
       }
-      case Op::expand: in_idx = broadcast(idx, out, in); break;
+      case Op::expand:
+        in_idx = broadcast(idx, out, in);
+        break;
       case Op::reshape: {
         IndexPtr linear = contiguous_offset(idx, out);
         if (realized(src)) return load(src, linear);
@@ -387,7 +409,8 @@ class Lowering {
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
     return build(src, in_idx);
   }
@@ -400,7 +423,8 @@ class Lowering {
     ops_.clear();
     view_ops_.clear();
     std::vector<IndexPtr> idx;
-    for (size_t d = 0; d < node.type.shape.size(); ++d) idx.push_back(index_var(static_cast<int64_t>(d)));
+    for (size_t d = 0; d < node.type.shape.size(); ++d)
+      idx.push_back(index_var(static_cast<int64_t>(d)));
     LoopKernel k;
     k.shape = node.type.shape;
     Store st{0, contiguous_offset(idx, node.type.shape), build(root_, idx)};
@@ -421,7 +445,10 @@ class Lowering {
     IndexPtr row_stride = index_const(1), red_stride = index_const(1);
     std::vector<size_t> kept, reduced;
     for (size_t d = 0; d < grp.domain.size(); ++d)
-      (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) != grp.dims.end() ? reduced : kept).push_back(d);
+      (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) != grp.dims.end()
+           ? reduced
+           : kept)
+          .push_back(d);
     auto decompose = [&](const std::vector<size_t>& dims, IndexPtr var) {
       IndexPtr stride = index_const(1);
       for (size_t k = dims.size(); k-- > 0;) {
@@ -432,8 +459,10 @@ class Lowering {
       }
     };
     decompose(kept, index_var(0));
-    if (with_reduction) decompose(reduced, index_var(1));
-    else for (size_t d : reduced) idx[d] = index_const(0);
+    if (with_reduction)
+      decompose(reduced, index_var(1));
+    else
+      for (size_t d : reduced) idx[d] = index_const(0);
     return idx;
   }
 
@@ -471,7 +500,9 @@ class Lowering {
       if (node.type.shape == grp.flat_shape() && node.type.shape != grp.keep_shape()) {
         at.clear();
         for (size_t d = 0; d < grp.domain.size(); ++d)
-          if (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) == grp.dims.end()) at.push_back(row[d]);
+          if (std::find(grp.dims.begin(), grp.dims.end(), static_cast<int64_t>(d)) ==
+              grp.dims.end())
+            at.push_back(row[d]);
       }
       Store st{param, contiguous_offset(at, node.type.shape), build(v, at)};
       (element ? k.stores : k.row_stores).push_back(std::move(st));
@@ -479,9 +510,11 @@ class Lowering {
     k.params = params_;
     for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
     bool single = k.phases.size() == 1 && k.stores.empty();
-    k.name = fmt::format("cpp_{}_fused_{}_{}", single ? "red" : "per", fmt::join(ops_, "_"), counter);
+    k.name =
+        fmt::format("cpp_{}_fused_{}_{}", single ? "red" : "per", fmt::join(ops_, "_"), counter);
     // Trailing reduced dims: every full-domain access at the domain's linear index.
-    bool trailing = !grp.dims.empty() && grp.dims.back() == static_cast<int64_t>(grp.domain.size()) - 1 &&
+    bool trailing = !grp.dims.empty() &&
+                    grp.dims.back() == static_cast<int64_t>(grp.domain.size()) - 1 &&
                     grp.dims.front() == static_cast<int64_t>(grp.domain.size() - grp.dims.size());
     k.flat = trailing;
     // Leading reduced dims (a column reduction): rows are the contiguous inner index.

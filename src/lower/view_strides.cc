@@ -29,10 +29,12 @@ std::optional<std::vector<int64_t>> reshaped_strides(const std::vector<int64_t>&
   int64_t chunk_base_stride = strides.back(), tensor_numel = 1, view_numel = 1;
   for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
     tensor_numel *= sizes[static_cast<size_t>(d)];
-    const bool chunk_ends = d == 0 || (sizes[static_cast<size_t>(d - 1)] != 1 &&
-                                       strides[static_cast<size_t>(d - 1)] != tensor_numel * chunk_base_stride);
+    const bool chunk_ends =
+        d == 0 || (sizes[static_cast<size_t>(d - 1)] != 1 &&
+                   strides[static_cast<size_t>(d - 1)] != tensor_numel * chunk_base_stride);
     if (!chunk_ends) continue;
-    while (view_d >= 0 && (view_numel < tensor_numel || to_sizes[static_cast<size_t>(view_d)] == 1)) {
+    while (view_d >= 0 &&
+           (view_numel < tensor_numel || to_sizes[static_cast<size_t>(view_d)] == 1)) {
       out[static_cast<size_t>(view_d)] = view_numel * chunk_base_stride;
       view_numel *= to_sizes[static_cast<size_t>(view_d)];
       --view_d;
@@ -63,7 +65,8 @@ std::optional<std::vector<int64_t>> view_strides(const Graph& g, ValueId v) {
   switch (node.op) {
     case Op::permute: {
       const std::vector<int64_t> dims = node.attrs.get_ints("dims");
-      for (size_t k = 0; k < dims.size(); ++k) out[k] = (*in)[static_cast<size_t>(dims[k] < 0 ? dims[k] + rank : dims[k])];
+      for (size_t k = 0; k < dims.size(); ++k)
+        out[k] = (*in)[static_cast<size_t>(dims[k] < 0 ? dims[k] + rank : dims[k])];
       return out;
     }
     case Op::slice: {
@@ -79,15 +82,18 @@ std::optional<std::vector<int64_t>> view_strides(const Graph& g, ValueId v) {
         out[d] = in_sizes[d - lead] == 1 && sizes[d] != 1 ? 0 : (*in)[d - lead];
       return out;
     }
-    case Op::reshape: return reshaped_strides(in_sizes, *in, sizes);
-    default: return std::nullopt;
+    case Op::reshape:
+      return reshaped_strides(in_sizes, *in, sizes);
+    default:
+      return std::nullopt;
   }
 }
 
 bool reshape_copies(const Graph& g, const Node& reshape) {
   if (reshape.op != Op::reshape) return false;
   std::vector<int64_t> in_sizes, sizes;
-  if (!try_const_shape(g.value_type(reshape.inputs[0]).shape, &in_sizes) || !try_const_shape(reshape.type.shape, &sizes))
+  if (!try_const_shape(g.value_type(reshape.inputs[0]).shape, &in_sizes) ||
+      !try_const_shape(reshape.type.shape, &sizes))
     return false;
   std::optional<std::vector<int64_t>> in = view_strides(g, reshape.inputs[0]);
   return in && !reshaped_strides(in_sizes, *in, sizes);

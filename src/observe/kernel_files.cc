@@ -16,7 +16,9 @@ namespace {
 
 std::string sources_directory() {
   std::optional<std::string> root = cache_root();
-  std::string base = root ? *root : fmt::format("{}/kiln-{}", std::filesystem::temp_directory_path().string(), getuid());
+  std::string base =
+      root ? *root
+           : fmt::format("{}/kiln-{}", std::filesystem::temp_directory_path().string(), getuid());
   ensure_private_directory(base);
   std::string dir = base + "/sources";
   ensure_private_directory(dir);
@@ -31,7 +33,8 @@ KernelFile kernel_source_file(const std::string& source) {
     const std::string dir = sources_directory();  // per call: KILN_CACHE_DIR may change
     std::string path = fmt::format("{}/{}.c", dir, file.hash);
     if (!std::filesystem::exists(path)) {
-      std::string tmp = fmt::format("{}.tmp.{}.{}", path, getpid(), static_cast<const void*>(&file));
+      std::string tmp =
+          fmt::format("{}.tmp.{}.{}", path, getpid(), static_cast<const void*>(&file));
       {
         std::ofstream out(tmp, std::ios::binary);
         out << source;
@@ -41,7 +44,8 @@ KernelFile kernel_source_file(const std::string& source) {
     }
     file.path = std::move(path);
   } catch (const std::exception& e) {
-    if (log_enabled("cache")) log_line("cache", fmt::format("kernel source file not written: {}", e.what()));
+    if (log_enabled("cache"))
+      log_line("cache", fmt::format("kernel source file not written: {}", e.what()));
   }
   return file;
 }

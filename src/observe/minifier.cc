@@ -11,10 +11,14 @@ namespace kiln {
 
 const char* repro_failure_name(ReproFailure failure) {
   switch (failure) {
-    case ReproFailure::none: return "passes";
-    case ReproFailure::mismatch: return "accuracy mismatch";
-    case ReproFailure::error: return "error";
-    case ReproFailure::crash: return "crash";
+    case ReproFailure::none:
+      return "passes";
+    case ReproFailure::mismatch:
+      return "accuracy mismatch";
+    case ReproFailure::error:
+      return "error";
+    case ReproFailure::crash:
+      return "crash";
   }
   return "?";
 }
@@ -36,7 +40,8 @@ Repro sub_repro(const Repro& r, const std::vector<size_t>& keep) {
       const GraphInput& in = g.inputs[static_cast<size_t>(v)];
       id = b.add_input(in.name, in.type);
       if (auto s = r.strides.find(in.name); s != r.strides.end()) out.strides.insert(*s);
-      if (auto t = r.saved_inputs.find(in.name); t != r.saved_inputs.end()) out.saved_inputs.insert(*t);
+      if (auto t = r.saved_inputs.find(in.name); t != r.saved_inputs.end())
+        out.saved_inputs.insert(*t);
     } else if (g.node_index(v) < 0) {
       const GraphConstant& c = g.constants[static_cast<size_t>(v) - g.inputs.size()];
       id = b.add_constant(c.name, c.type, c.value);
@@ -59,7 +64,8 @@ Repro sub_repro(const Repro& r, const std::vector<size_t>& keep) {
   std::vector<ValueId> outputs;
   for (size_t n : keep) {
     ValueId v = g.node_value(n);
-    if (!read[static_cast<size_t>(v)] || std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end())
+    if (!read[static_cast<size_t>(v)] ||
+        std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end())
       outputs.push_back(mapped[v]);
   }
   b.set_outputs(outputs);
@@ -72,8 +78,10 @@ MinifyResult minify(const Repro& failing, const std::function<ReproFailure(const
   MinifyResult result;
   result.failure = run(failing);
   result.tried = 1;
-  if (result.failure == ReproFailure::none) throw Error("minify: the repro does not fail; nothing to minimize");
-  progress(fmt::format("{} nodes fail with: {}", failing.graph.nodes.size(), repro_failure_name(result.failure)));
+  if (result.failure == ReproFailure::none)
+    throw Error("minify: the repro does not fail; nothing to minimize");
+  progress(fmt::format("{} nodes fail with: {}", failing.graph.nodes.size(),
+                       repro_failure_name(result.failure)));
   std::vector<size_t> current(failing.graph.nodes.size());
   for (size_t i = 0; i < current.size(); ++i) current[i] = i;
   result.minimal = failing;
@@ -98,8 +106,9 @@ MinifyResult minify(const Repro& failing, const std::function<ReproFailure(const
     const size_t chunk = (current.size() + granularity - 1) / granularity;
     std::vector<std::vector<size_t>> parts;
     for (size_t at = 0; at < current.size(); at += chunk)
-      parts.emplace_back(current.begin() + static_cast<std::ptrdiff_t>(at),
-                         current.begin() + static_cast<std::ptrdiff_t>(std::min(current.size(), at + chunk)));
+      parts.emplace_back(
+          current.begin() + static_cast<std::ptrdiff_t>(at),
+          current.begin() + static_cast<std::ptrdiff_t>(std::min(current.size(), at + chunk)));
     bool reduced = false;
     for (const std::vector<size_t>& part : parts) {
       if (still_fails(part)) {

@@ -24,7 +24,8 @@ constexpr int64_t kMaxElements = int64_t{1} << 34;
 
 std::string safe_name(const std::string& name) {
   std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
+  for (char c : name)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
   return out.empty() ? "graph" : out.substr(0, 64);
 }
 
@@ -54,15 +55,18 @@ const GraphInput* find_input(const Graph& graph, const std::string& name) {
 
 Tensor random_tensor(DType dtype, const Shape& shape) {
   switch (dtype) {
-    case DType::bool_: return rand(shape) > 0.5;
+    case DType::bool_:
+      return rand(shape) > 0.5;
     case DType::i32:
-    case DType::i64: return floor(rand(shape) * 100.0 - 50.0).to(dtype);
-    default: return randn(shape, dtype);
+    case DType::i64:
+      return floor(rand(shape) * 100.0 - 50.0).to(dtype);
+    default:
+      return randn(shape, dtype);
   }
 }
 
-Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs, const ResolvedOptions& options,
-                    bool save_inputs) {
+Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs,
+                    const ResolvedOptions& options, bool save_inputs) {
   Repro r;
   r.graph = graph;
   r.bindings = graph.size_hints;
@@ -72,7 +76,8 @@ Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs, const
     if (save_inputs) r.saved_inputs[graph.inputs[i].name] = inputs[i].contiguous();
   }
   r.recorded_mode = std::string(compile_mode_name(options.mode));
-  const bool background = options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess;
+  const bool background =
+      options.mode != CompileMode::InProcess && options.mode != CompileMode::Subprocess;
   r.mode = background ? CompileMode::Subprocess : options.mode;
   r.autotune = options.autotune.value_or(background && options.mode != CompileMode::Async);
   r.max_autotune = options.max_autotune;
@@ -82,7 +87,8 @@ Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs, const
 
 std::string write_repro(const std::string& dir, const Repro& r) {
   static std::atomic<int> counter{0};
-  const std::string base = fmt::format("graph_runnable_{}_{}_{}", safe_name(r.graph.name), getpid(), counter++);
+  const std::string base =
+      fmt::format("graph_runnable_{}_{}_{}", safe_name(r.graph.name), getpid(), counter++);
   const std::string prefix = dir + "/" + base;
   nlohmann::json j;
   j["format"] = kFormat;
@@ -90,14 +96,18 @@ std::string write_repro(const std::string& dir, const Repro& r) {
   TensorMap constants;
   for (const GraphConstant& c : r.graph.constants) constants[c.name] = c.value;
   j["constants"] = constants.empty() ? "" : base + ".constants.safetensors";
-  if (!constants.empty()) write_atomically(prefix + ".constants.safetensors", serialize_safetensors(constants));
+  if (!constants.empty())
+    write_atomically(prefix + ".constants.safetensors", serialize_safetensors(constants));
   j["saved_inputs"] = r.saved_inputs.empty() ? "" : base + ".inputs.safetensors";
-  if (!r.saved_inputs.empty()) write_atomically(prefix + ".inputs.safetensors", serialize_safetensors(r.saved_inputs));
+  if (!r.saved_inputs.empty())
+    write_atomically(prefix + ".inputs.safetensors", serialize_safetensors(r.saved_inputs));
   j["bindings"] = r.bindings;
   j["strides"] = nlohmann::json::object();
   for (const auto& [name, strides] : r.strides) j["strides"][name] = strides;
   j["recorded_mode"] = r.recorded_mode;
-  j["replay"] = {{"mode", compile_mode_name(r.mode)}, {"autotune", r.autotune}, {"max_autotune", r.max_autotune},
+  j["replay"] = {{"mode", compile_mode_name(r.mode)},
+                 {"autotune", r.autotune},
+                 {"max_autotune", r.max_autotune},
                  {"coordinate_descent", r.coordinate_descent}};
   j["seed"] = r.seed;
   write_atomically(prefix + ".json", j.dump(2) + "\n");
@@ -105,7 +115,9 @@ std::string write_repro(const std::string& dir, const Repro& r) {
 }
 
 Repro read_repro(const std::string& path) {
-  auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: not a kiln repro: {}", path, why)); };
+  auto fail = [&](const std::string& why) {
+    return FormatError(fmt::format("{}: not a kiln repro: {}", path, why));
+  };
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_text_file(path));
@@ -114,28 +126,34 @@ Repro read_repro(const std::string& path) {
   }
   const std::string dir = std::filesystem::path(path).parent_path().string();
   auto beside = [&](const std::string& name) {
-    if (name.find('/') != std::string::npos) throw fail(fmt::format("'{}' is not a file name beside it", name));
+    if (name.find('/') != std::string::npos)
+      throw fail(fmt::format("'{}' is not a file name beside it", name));
     return (dir.empty() ? std::string(".") : dir) + "/" + name;
   };
   Repro r;
   try {
-    if (!j.is_object() || j.value("format", "") != kFormat) throw fail(fmt::format("no \"format\": \"{}\"", kFormat));
+    if (!j.is_object() || j.value("format", "") != kFormat)
+      throw fail(fmt::format("no \"format\": \"{}\"", kFormat));
     TensorMap constants;
     const std::string constants_file = j.at("constants").get<std::string>();
     if (!constants_file.empty()) constants = load_safetensors(beside(constants_file));
-    r.graph = parse_graph(j.at("graph").get<std::string>(), path + " (graph)", constants_file.empty() ? nullptr : &constants);
+    r.graph = parse_graph(j.at("graph").get<std::string>(), path + " (graph)",
+                          constants_file.empty() ? nullptr : &constants);
     r.bindings = j.at("bindings").get<std::vector<int64_t>>();
     if (r.bindings.size() != static_cast<size_t>(r.graph.num_symbols))
-      throw fail(fmt::format("{} bindings for {} size symbols", r.bindings.size(), r.graph.num_symbols));
+      throw fail(
+          fmt::format("{} bindings for {} size symbols", r.bindings.size(), r.graph.num_symbols));
     for (int64_t b : r.bindings)
       if (b < 0 || b > kMaxElements) throw fail(fmt::format("size binding {} out of range", b));
     for (const auto& [name, strides] : j.at("strides").items()) {
       const GraphInput* input = find_input(r.graph, name);
       if (!input) throw fail(fmt::format("strides for %{}, which is no input", name));
       Shape s = strides.get<Shape>();
-      if (s.size() != input->type.shape.size()) throw fail(fmt::format("strides of %{} have the wrong rank", name));
+      if (s.size() != input->type.shape.size())
+        throw fail(fmt::format("strides of %{} have the wrong rank", name));
       for (int64_t v : s)
-        if (v < 0 || v > kMaxElements) throw fail(fmt::format("a stride of %{} is out of range", name));
+        if (v < 0 || v > kMaxElements)
+          throw fail(fmt::format("a stride of %{} is out of range", name));
       r.strides[name] = s;
     }
     r.recorded_mode = j.at("recorded_mode").get<std::string>();
@@ -179,7 +197,8 @@ std::vector<Tensor> repro_inputs(const Repro& r) {
       if (shape[d] == 0) extent = 0;
       if (extent > 0) extent += (shape[d] - 1) * strided->second[d];
     }
-    if (extent > kMaxElements) throw Error(fmt::format("input %{}'s strides span too much memory", in.name));
+    if (extent > kMaxElements)
+      throw Error(fmt::format("input %{}'s strides span too much memory", in.name));
     inputs.push_back(make_view(random_tensor(in.type.dtype, {extent}), shape, strided->second, 0));
   }
   return inputs;

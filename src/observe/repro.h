@@ -21,22 +21,22 @@
 namespace kiln {
 
 struct Repro {
-  Graph graph;                          // constants attached
-  std::vector<int64_t> bindings;        // a value per size symbol
-  std::map<std::string, Shape> strides; // inputs that were not contiguous, by name
-  std::string recorded_mode;            // the mode the program compiled in
+  Graph graph;                                // constants attached
+  std::vector<int64_t> bindings;              // a value per size symbol
+  std::map<std::string, Shape> strides;       // inputs that were not contiguous, by name
+  std::string recorded_mode;                  // the mode the program compiled in
   CompileMode mode = CompileMode::InProcess;  // how the replay compiles: InProcess or Subprocess
   bool autotune = false;
   bool max_autotune = false;
   bool coordinate_descent = true;
-  TensorMap saved_inputs;               // by input name; empty: random inputs
+  TensorMap saved_inputs;  // by input name; empty: random inputs
   uint64_t seed = 1;
 };
 
 // The repro of a call of `graph` (as traced) under `options`: the background modes replay
 // their final stage's build in Subprocess mode.
-Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs, const ResolvedOptions& options,
-                    bool save_inputs);
+Repro repro_of_call(const Graph& graph, const std::vector<Tensor>& inputs,
+                    const ResolvedOptions& options, bool save_inputs);
 std::string write_repro(const std::string& dir, const Repro& repro);  // the JSON file's path
 Repro read_repro(const std::string& path);  // FormatError naming the file and the problem
 

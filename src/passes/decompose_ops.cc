@@ -67,8 +67,10 @@ bool decompose_ops_rewrites(Op op) {
     case Op::std:
     case Op::layer_norm:
     case Op::gelu:
-    case Op::linear: return true;
-    default: return false;
+    case Op::linear:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -133,7 +135,8 @@ ValueId decompose(Emitter& e, const Node& node, const std::vector<ValueId>& in) 
       for (int64_t d = e.rank(x) - k; d < e.rank(x); ++d) dims.push_back(d);
       ValueId d = e.op(Op::sub, {x, e.mean(x, dims, true)});
       ValueId var = e.mean(e.op(Op::mul, {d, d}), dims, true);
-      ValueId y = e.op(Op::mul, {d, e.op(Op::rsqrt, {e.scalar(Op::add, var, attrs.get_double("eps"))})});
+      ValueId y =
+          e.op(Op::mul, {d, e.op(Op::rsqrt, {e.scalar(Op::add, var, attrs.get_double("eps"))})});
       if (in.size() > 1) y = e.op(Op::mul, {y, e.upcast(in[1])});
       if (in.size() > 2) y = e.op(Op::add, {y, e.upcast(in[2])});
       return e.cast(y, out);
@@ -158,7 +161,8 @@ ValueId decompose(Emitter& e, const Node& node, const std::vector<ValueId>& in) 
       ValueId y = e.op(Op::matmul, {in[0], e.op(Op::permute, {in[1]}, t)});
       return in.size() > 2 ? e.op(Op::add, {y, in[2]}) : y;
     }
-    default: return -1;
+    default:
+      return -1;
   }
 }
 

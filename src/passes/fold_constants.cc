@@ -12,7 +12,8 @@ namespace kiln {
 PassResult fold_constants(const Graph& graph) {
   const size_t first_constant = graph.inputs.size();
   std::vector<Tensor> value(static_cast<size_t>(graph.num_values()));
-  for (size_t c = 0; c < graph.constants.size(); ++c) value[first_constant + c] = graph.constants[c].value;
+  for (size_t c = 0; c < graph.constants.size(); ++c)
+    value[first_constant + c] = graph.constants[c].value;
   // Fold in order, so folded results feed later folds.
   std::vector<GraphConstant> folded;
   std::vector<int64_t> folded_index(graph.nodes.size(), -1);
@@ -45,7 +46,8 @@ PassResult fold_constants(const Graph& graph) {
     if (folded_index[n] < 0)
       for (ValueId v : graph.nodes[n].inputs) read[v] = true;
   std::vector<bool> keep_constant;
-  for (size_t c = 0; c < graph.constants.size(); ++c) keep_constant.push_back(read[first_constant + c]);
+  for (size_t c = 0; c < graph.constants.size(); ++c)
+    keep_constant.push_back(read[first_constant + c]);
   std::set<std::string> taken;
   for (const GraphInput& in : graph.inputs) taken.insert(in.name);
   for (size_t c = 0; c < graph.constants.size(); ++c)
@@ -66,7 +68,8 @@ PassResult fold_constants(const Graph& graph) {
     int64_t f = folded_index[n];
     if (f >= 0) {
       if (extra_index[static_cast<size_t>(f)] >= 0)
-        r.set(graph.node_value(n), r.extra_constant(static_cast<size_t>(extra_index[static_cast<size_t>(f)])));
+        r.set(graph.node_value(n),
+              r.extra_constant(static_cast<size_t>(extra_index[static_cast<size_t>(f)])));
       continue;
     }
     r.set(graph.node_value(n), r.copy_node(graph.nodes[n]));

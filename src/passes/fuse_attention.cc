@@ -47,7 +47,8 @@ std::optional<Attention> match(const Graph& g, const SoleReaders& sole_reader, s
   if (sm < 0) return std::nullopt;
   const Node& softmax = g.nodes[static_cast<size_t>(sm)];
   const auto rank = static_cast<int64_t>(softmax.type.shape.size());
-  if (softmax.op != Op::softmax || rank < 2 || sole_reader(static_cast<size_t>(sm)) != &pv) return std::nullopt;
+  if (softmax.op != Op::softmax || rank < 2 || sole_reader(static_cast<size_t>(sm)) != &pv)
+    return std::nullopt;
   if ((softmax.attrs.get_int("dim") + rank) % rank != rank - 1) return std::nullopt;
   Attention a;
   a.absorbed.push_back(static_cast<size_t>(sm));
@@ -74,7 +75,8 @@ std::optional<Attention> match(const Graph& g, const SoleReaders& sole_reader, s
   a.v = pv.inputs[1];
   if (a.k < 0) return std::nullopt;
   const TensorType &q = g.value_type(a.q), &k = g.value_type(a.k), &v = g.value_type(a.v);
-  if (q.shape.size() != static_cast<size_t>(rank) || k.shape.size() != q.shape.size() || v.shape.size() != q.shape.size())
+  if (q.shape.size() != static_cast<size_t>(rank) || k.shape.size() != q.shape.size() ||
+      v.shape.size() != q.shape.size())
     return std::nullopt;
   if (q.dtype != pv.type.dtype || k.dtype != q.dtype || v.dtype != q.dtype) return std::nullopt;
   for (int64_t d = 0; d + 2 < rank; ++d)

@@ -23,15 +23,16 @@ bool gemm_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == DTy
 // The epilogue name of activation node `n`, or "" when cuBLASLt has none for it.
 std::string epilogue_of(const Node& n) {
   if (n.op == Op::relu) return "relu";
-  if (n.op == Op::gelu && n.attrs.has("approximate") && n.attrs.get_string("approximate") == "tanh") return "gelu_tanh";
+  if (n.op == Op::gelu && n.attrs.has("approximate") && n.attrs.get_string("approximate") == "tanh")
+    return "gelu_tanh";
   return "";
 }
 
 struct Fusion {
-  size_t end = 0;             // the node whose value the fused node replaces
+  size_t end = 0;                // the node whose value the fused node replaces
   std::vector<size_t> absorbed;  // pattern nodes before `end`, not copied
   Op op = Op::matmul;
-  std::vector<ValueId> inputs;   // old value ids
+  std::vector<ValueId> inputs;  // old value ids
   bool relu = false;
 };
 
@@ -39,11 +40,13 @@ struct Fusion {
 
 PassResult fuse_gemm_activations(const Graph& graph) {
   const SoleReaders sole_reader(graph);
-  std::vector<std::string> fused(graph.nodes.size());  // per product node: its epilogue
+  std::vector<std::string> fused(graph.nodes.size());          // per product node: its epilogue
   std::vector<int64_t> activation_of(graph.nodes.size(), -1);  // per activation: its product
   for (size_t n = 0; n < graph.nodes.size(); ++n) {
     const Node& mm = graph.nodes[n];
-    if ((mm.op != Op::linear && mm.op != Op::matmul) || mm.attrs.has("epilogue") || !gemm_dtype(mm.type.dtype)) continue;
+    if ((mm.op != Op::linear && mm.op != Op::matmul) || mm.attrs.has("epilogue") ||
+        !gemm_dtype(mm.type.dtype))
+      continue;
     if (mm.op == Op::matmul && graph.value_type(mm.inputs[0]).shape.size() < 2) continue;
     const Node* act = sole_reader(n);
     if (!act) continue;
@@ -98,7 +101,8 @@ PassResult fuse_gemm_epilogues(const Graph& graph) {
       }
     }
     const Node* next = sole_reader(f.end);
-    if (f.op == Op::linear && next && next->op == Op::add && next->inputs.size() == 2 && next->inputs[0] == graph.node_value(f.end) &&
+    if (f.op == Op::linear && next && next->op == Op::add && next->inputs.size() == 2 &&
+        next->inputs[0] == graph.node_value(f.end) &&
         graph.value_type(next->inputs[1]).shape == SymShape{mm.type.shape.back()} &&
         graph.value_type(next->inputs[1]).dtype == mm.type.dtype && next->type == mm.type) {
       f.inputs.push_back(next->inputs[1]);

@@ -40,10 +40,12 @@ Graph Rebuilder::finish(const std::vector<ValueId>& old_outputs) {
   return builder_.finish();
 }
 
-SoleReaders::SoleReaders(const Graph& graph) : graph_(graph), readers_(static_cast<size_t>(graph.num_values())) {
+SoleReaders::SoleReaders(const Graph& graph)
+    : graph_(graph), readers_(static_cast<size_t>(graph.num_values())) {
   for (size_t n = 0; n < graph.nodes.size(); ++n)
     for (ValueId v : graph.nodes[n].inputs) readers_[v].push_back(n);
-  for (ValueId v : graph.outputs) readers_[v].push_back(graph.nodes.size());  // outputs: a reader of none
+  for (ValueId v : graph.outputs)
+    readers_[v].push_back(graph.nodes.size());  // outputs: a reader of none
 }
 
 const Node* SoleReaders::operator()(size_t n) const {

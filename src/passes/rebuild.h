@@ -17,7 +17,9 @@ class Rebuilder {
             const std::vector<GraphConstant>& extra_constants = {});
 
   ValueId map(ValueId old_value) const { return mapping_.at(static_cast<size_t>(old_value)); }
-  void set(ValueId old_value, ValueId new_value) { mapping_.at(static_cast<size_t>(old_value)) = new_value; }
+  void set(ValueId old_value, ValueId new_value) {
+    mapping_.at(static_cast<size_t>(old_value)) = new_value;
+  }
   // The new id of extra constant i.
   ValueId extra_constant(size_t i) const { return extra_base_ + static_cast<ValueId>(i); }
   // Re-adds old node `n` with its inputs mapped.

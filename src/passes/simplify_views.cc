@@ -46,9 +46,12 @@ ValueId simplify(Rebuilder& r, const Node& node, ValueId in) {
                   size.is_const() && node.attrs.get_int("end") == size.coeff;
       return full ? in : -1;
     }
-    case Op::expand: return in_type.shape == node.attrs.get_dims("shape") ? in : -1;
-    case Op::to: return in_type.dtype == node.attrs.get_dtype("dtype") ? in : -1;
-    default: return -1;
+    case Op::expand:
+      return in_type.shape == node.attrs.get_dims("shape") ? in : -1;
+    case Op::to:
+      return in_type.dtype == node.attrs.get_dtype("dtype") ? in : -1;
+    default:
+      return -1;
   }
 }
 

@@ -14,13 +14,13 @@
 #include "cuda/driver.h"
 #include "eager/dispatch.h"
 #include "eager/interpreter.h"
-#include "support/log.h"
-#include "support/stats.h"
-#include "tensor/tensor_impl.h"
 #include "kiln/error.h"
 #include "runtime/executable.h"
 #include "runtime/plan_executable.h"
 #include "runtime/profiling.h"
+#include "support/log.h"
+#include "support/stats.h"
+#include "tensor/tensor_impl.h"
 #include "wire/frame.h"
 
 namespace kiln {
@@ -47,12 +47,13 @@ class CudaExecutable final : public PlanExecutable {
     stream_id_ = 1;
     if (this->plan().graph.num_symbols > kCudaMaxSymbols)
       throw CompileError(fmt::format("graph {}: {} size symbols; CUDA kernels take at most {}",
-                                     this->plan().graph.name, this->plan().graph.num_symbols, kCudaMaxSymbols));
+                                     this->plan().graph.name, this->plan().graph.num_symbols,
+                                     kCudaMaxSymbols));
     for (const KernelLaunch& k : this->plan().kernels) {
       const size_t buffers = k.params.size() + (k.split ? 2 : 0);  // split rows: counters, partials
       if (buffers > kCudaMaxBuffers)
-        throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}", k.name, buffers,
-                                       kCudaMaxBuffers));
+        throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}",
+                                       k.name, buffers, kCudaMaxBuffers));
       functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
     }
     multiprocessors_ = cuda::device_info().multiprocessors;
@@ -73,7 +74,8 @@ class CudaExecutable final : public PlanExecutable {
   }
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
-    if (!plan().cuda_graphs || graph_failed_ || io_bytes(inputs) > kGraphIoLimit) return PlanExecutable::run(inputs);
+    if (!plan().cuda_graphs || graph_failed_ || io_bytes(inputs) > kGraphIoLimit)
+      return PlanExecutable::run(inputs);
     const std::vector<int64_t> bindings = bind_inputs(plan().graph, inputs);
     if (!graph_exec_) {
       // The first call runs as usual: it loads what the plan uses (cuBLASLt's algorithms,
@@ -122,10 +124,12 @@ class CudaExecutable final : public PlanExecutable {
         failure = e.what();
       }
       cuda::CUresult end = d.cuStreamEndCapture(cuda::stream(), &graph);
-      if (failure.empty() && end != 0) failure = "the capture was invalidated (a step synchronized with the host)";
+      if (failure.empty() && end != 0)
+        failure = "the capture was invalidated (a step synchronized with the host)";
     }
     std::vector<std::pair<void*, int64_t>> reserved = cuda::end_capture_reservation();
-    if (failure.empty() && d.cuGraphInstantiate(&graph_exec_, graph, 0) != 0) failure = "cuGraphInstantiate failed";
+    if (failure.empty() && d.cuGraphInstantiate(&graph_exec_, graph, 0) != 0)
+      failure = "cuGraphInstantiate failed";
     if (graph) d.cuGraphDestroy(graph);
     if (!failure.empty()) {
       graph_exec_ = nullptr;
@@ -133,7 +137,8 @@ class CudaExecutable final : public PlanExecutable {
       bump(Stat::cuda_graph_fallbacks);
       for (auto [block, capacity] : reserved) cuda::release(block, capacity);
       if (log_enabled("cuda"))
-        log_line("cuda", fmt::format("graph {}: not captured as a CUDA graph: {}", plan().graph.name, failure));
+        log_line("cuda", fmt::format("graph {}: not captured as a CUDA graph: {}",
+                                     plan().graph.name, failure));
       return false;
     }
     bump(Stat::cuda_graph_captures);
@@ -146,7 +151,8 @@ class CudaExecutable final : public PlanExecutable {
 
   std::vector<Tensor> replay(const std::vector<Tensor>& inputs) {
     for (size_t i = 0; i < inputs.size(); ++i)
-      if (inputs[i].impl()->data_ptr() != static_inputs_[i].impl()->data_ptr()) copy_into(static_inputs_[i], inputs[i]);
+      if (inputs[i].impl()->data_ptr() != static_inputs_[i].impl()->data_ptr())
+        copy_into(static_inputs_[i], inputs[i]);
     cuda::check(cuda::driver().cuGraphLaunch(graph_exec_, cuda::stream()), "cuGraphLaunch");
     bump(Stat::cuda_graph_replays);
     std::vector<Tensor> outputs;
@@ -154,7 +160,8 @@ class CudaExecutable final : public PlanExecutable {
     return outputs;
   }
 
-  void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) override {
+  void launch(size_t kernel, const std::vector<int64_t>& bindings,
+              const std::vector<char*>& buffers) override {
     const KernelLaunch& k = plan().kernels[kernel];
     KilnArgs args{};
     std::copy(bindings.begin(), bindings.end(), args.sizes);
@@ -169,7 +176,8 @@ class CudaExecutable final : public PlanExecutable {
     // 8192x8192: 190 -> 182 us).
     const int64_t blocks = k.row_per_block ? work : (work + k.threads - 1) / k.threads;
     unsigned grid = static_cast<unsigned>(
-        std::min(blocks, k.row_per_block ? int64_t{0x7fffffff} : multiprocessors_ * (2048 / k.threads) * 32));
+        std::min(blocks, k.row_per_block ? int64_t{0x7fffffff}
+                                         : multiprocessors_ * (2048 / k.threads) * 32));
     if (k.split) {
       // Too few rows to fill the GPU: each row over several blocks, about 16 elements a thread.
       int64_t r = 1;
@@ -179,16 +187,17 @@ class CudaExecutable final : public PlanExecutable {
         split = std::clamp<int64_t>((r + k.threads * 16 - 1) / (k.threads * 16), 1,
                                     std::max<int64_t>(1, multiprocessors_ * 8 / work));
       grid = static_cast<unsigned>(work * split);
-      const std::pair<char*, char*> scratch = split_scratch(kernel, work, split * std::max<int64_t>(1, k.phases));
+      const std::pair<char*, char*> scratch =
+          split_scratch(kernel, work, split * std::max<int64_t>(1, k.phases));
       args.buffers[k.params.size()] = scratch.first;
       args.buffers[k.params.size() + 1] = scratch.second;
     }
     void* params[] = {&args};
     const bool timed = launches_observed() && profiler_recording();
     if (timed) begin_timing();
-    const cuda::CUresult launched =
-        cuda::driver().cuLaunchKernel(static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1,
-                                      static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr);
+    const cuda::CUresult launched = cuda::driver().cuLaunchKernel(
+        static_cast<cuda::CUfunction>(functions_[kernel]), grid, 1, 1,
+        static_cast<unsigned>(k.threads), 1, 1, 0, cuda::stream(), params, nullptr);
     if (launched != 0) {  // named only on failure
       if (timed) abandon_timing();
       cuda::check(launched, fmt::format("launching {}", k.name).c_str());
@@ -204,8 +213,9 @@ class CudaExecutable final : public PlanExecutable {
     Tensor& scratch = scratch_[kernel];
     if (!scratch.defined() || scratch.numel() < bytes) {
       scratch = make_tensor({bytes}, DType::bool_, Device::cuda);
-      cuda::check(cuda::driver().cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
-                                                 static_cast<size_t>(bytes), cuda::stream()),
+      cuda::check(cuda::driver().cuMemsetD8Async(
+                      reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
+                      static_cast<size_t>(bytes), cuda::stream()),
                   "zeroing a split reduction's counters");
     }
     char* base = scratch.impl()->data_ptr();
@@ -290,11 +300,15 @@ class CudaExecutable final : public PlanExecutable {
     const cuda::CUevent origin = events_[timings_.front().events];
     for (const Timing& t : timings_) {
       float offset_ms = 0, duration_ms = 0;
-      cuda::check(d.cuEventElapsedTime(&offset_ms, origin, events_[t.events]), "cuEventElapsedTime");
-      cuda::check(d.cuEventElapsedTime(&duration_ms, events_[t.events], events_[t.events + 1]), "cuEventElapsedTime");
+      cuda::check(d.cuEventElapsedTime(&offset_ms, origin, events_[t.events]),
+                  "cuEventElapsedTime");
+      cuda::check(d.cuEventElapsedTime(&duration_ms, events_[t.events], events_[t.events + 1]),
+                  "cuEventElapsedTime");
       record_gpu_span(t.name, stream_id_, anchor_seconds_ + offset_ms * 1e-3, duration_ms * 1e-3,
-                      {{"kernel_backend", "cuda"}, {"stream", std::to_string(stream_id_)},
-                       {"grid", std::to_string(t.grid)}, {"block", std::to_string(t.threads)}});
+                      {{"kernel_backend", "cuda"},
+                       {"stream", std::to_string(stream_id_)},
+                       {"grid", std::to_string(t.grid)},
+                       {"block", std::to_string(t.threads)}});
     }
     timings_.clear();
     used_events_ = 0;
@@ -307,7 +321,8 @@ class CudaExecutable final : public PlanExecutable {
     cuda::synchronize("profiled run");
     std::map<uint64_t, const Timing*> by_step;
     for (const Timing& t : timings_) by_step[t.step] = &t;
-    for (const cuda::KernelActivity& k : cuda::take_kernel_activity(timings_.front().step, timings_.back().step)) {
+    for (const cuda::KernelActivity& k :
+         cuda::take_kernel_activity(timings_.front().step, timings_.back().step)) {
       const Timing& t = *by_step.at(k.step);
       std::map<std::string, std::string> args{{"kernel_backend", "cuda"},
                                               {"stream", std::to_string(stream_id_)},
@@ -315,7 +330,8 @@ class CudaExecutable final : public PlanExecutable {
                                               {"block", std::to_string(k.block)},
                                               {"duration_source", "cupti"}};
       if (k.name != t.name) args["kernel"] = k.name;
-      record_gpu_span(t.name, stream_id_, k.start_seconds, k.end_seconds - k.start_seconds, std::move(args));
+      record_gpu_span(t.name, stream_id_, k.start_seconds, k.end_seconds - k.start_seconds,
+                      std::move(args));
     }
     timings_.clear();
   }
@@ -340,8 +356,8 @@ class CudaExecutable final : public PlanExecutable {
 
 }  // namespace
 
-std::unique_ptr<Executable> make_cuda_executable(CompiledPlan plan,
-                                                 const std::vector<std::shared_ptr<KernelObject>>& objects) {
+std::unique_ptr<Executable> make_cuda_executable(
+    CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects) {
   return std::make_unique<CudaExecutable>(std::move(plan), objects);
 }
 

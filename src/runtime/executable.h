@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "compile/shared_object.h"
-#include "runtime/plan.h"
 #include "graph/graph.h"
 #include "kiln/compile.h"
+#include "runtime/plan.h"
 
 namespace kiln {
 
@@ -39,9 +39,9 @@ std::unique_ptr<Executable> make_interpreter_executable(Graph graph);
 
 // Runs a compiled plan with its units' loaded objects, one per unit: a CPU plan in
 // native_backend.cc, a CUDA plan in cuda_backend.cc.
-std::unique_ptr<Executable> make_native_executable(CompiledPlan plan,
-                                                   const std::vector<std::shared_ptr<KernelObject>>& objects);
-std::unique_ptr<Executable> make_cuda_executable(CompiledPlan plan,
-                                                 const std::vector<std::shared_ptr<KernelObject>>& objects);
+std::unique_ptr<Executable> make_native_executable(
+    CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects);
+std::unique_ptr<Executable> make_cuda_executable(
+    CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects);
 
 }  // namespace kiln

@@ -7,8 +7,8 @@
 #include "cuda/driver.h"
 #include "eager/interpreter.h"
 #include "graph/dim.h"
-#include "support/spans.h"
 #include "support/log.h"
+#include "support/spans.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -37,11 +37,13 @@ std::vector<WarmupStep> library_steps(const CompiledPlan& plan) {
       if (!try_const_shape(g.value_type(v).shape, &shape)) break;
       // Zeroed (on kiln's stream), so that no product reads uninitialized memory; its
       // values are thrown away, only its setup counts.
-      Tensor scratch = make_tensor(Shape(shape.begin(), shape.end()), g.value_type(v).dtype, Device::cuda);
-      cuda::check(cuda::driver().cuMemsetD8Async(reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
-                                                 static_cast<size_t>(scratch.numel() * dtype_size(scratch.dtype())),
-                                                 cuda::stream()),
-                  "zeroing a library warm-up operand");
+      Tensor scratch =
+          make_tensor(Shape(shape.begin(), shape.end()), g.value_type(v).dtype, Device::cuda);
+      cuda::check(
+          cuda::driver().cuMemsetD8Async(
+              reinterpret_cast<cuda::CUdeviceptr>(scratch.impl()->data_ptr()), 0,
+              static_cast<size_t>(scratch.numel() * dtype_size(scratch.dtype())), cuda::stream()),
+          "zeroing a library warm-up operand");
       step.args.push_back(std::move(scratch));
     }
     if (step.args.size() == node.inputs.size()) steps.push_back(std::move(step));
@@ -56,7 +58,8 @@ std::future<void> warm_up_libraries(const CompiledPlan& plan) {
   try {
     steps = library_steps(plan);
   } catch (const std::exception& e) {
-    if (log_enabled("pipeline")) log_line("pipeline", fmt::format("library warm-up skipped: {}", e.what()));
+    if (log_enabled("pipeline"))
+      log_line("pipeline", fmt::format("library warm-up skipped: {}", e.what()));
   }
   if (steps.empty()) {
     std::promise<void> none;
@@ -69,7 +72,8 @@ std::future<void> warm_up_libraries(const CompiledPlan& plan) {
       try {
         run_node(s.node, s.args, {});
       } catch (const std::exception& e) {
-        if (log_enabled("pipeline")) log_line("pipeline", fmt::format("library warm-up: {}", e.what()));
+        if (log_enabled("pipeline"))
+          log_line("pipeline", fmt::format("library warm-up: {}", e.what()));
       }
     }
   });

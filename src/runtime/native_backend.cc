@@ -16,13 +16,15 @@ class NativeExecutable final : public PlanExecutable {
       : PlanExecutable(std::move(plan)), objects_(objects) {
     backend_ = "cpp";
     for (const KernelLaunch& k : this->plan().kernels)
-      fns_.push_back(reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name)));
+      fns_.push_back(
+          reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name)));
     describe_launches();
   }
   std::string_view backend_name() const override { return "cpp"; }
 
  private:
-  void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) override {
+  void launch(size_t kernel, const std::vector<int64_t>& bindings,
+              const std::vector<char*>& buffers) override {
     fns_[kernel](bindings.data(), buffers.data());
   }
 
@@ -32,8 +34,8 @@ class NativeExecutable final : public PlanExecutable {
 
 }  // namespace
 
-std::unique_ptr<Executable> make_native_executable(CompiledPlan plan,
-                                                   const std::vector<std::shared_ptr<KernelObject>>& objects) {
+std::unique_ptr<Executable> make_native_executable(
+    CompiledPlan plan, const std::vector<std::shared_ptr<KernelObject>>& objects) {
   if (plan.device == Device::cuda) return make_cuda_executable(std::move(plan), objects);
   return std::make_unique<NativeExecutable>(std::move(plan), objects);
 }

@@ -19,7 +19,8 @@ std::string plan_to_json(const CompiledPlan& plan) {
   j["options"] = plan.options;
   j["device"] = device_name(plan.device);
   j["units"] = json::array();
-  for (const ObjectUnit& u : plan.units) j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
+  for (const ObjectUnit& u : plan.units)
+    j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
   auto work_json = [](const SymShape& work) {
     json dims = json::array();
     for (const Dim& d : work) dims.push_back({d.coeff, d.sym});
@@ -27,14 +28,25 @@ std::string plan_to_json(const CompiledPlan& plan) {
   };
   j["kernels"] = json::array();
   for (const KernelLaunch& k : plan.kernels)
-    j["kernels"].push_back({{"name", k.name}, {"unit", k.unit}, {"params", k.params}, {"outputs", k.outputs},
-                            {"elementwise", k.elementwise}, {"source", k.source}, {"space", space_text(k.space)},
-                            {"config", config_text(k.config)}, {"tuning", k.tuning}, {"work", work_json(k.work)},
-                            {"row_per_block", k.row_per_block}, {"threads", k.threads}, {"split", k.split}, {"phases", k.phases},
+    j["kernels"].push_back({{"name", k.name},
+                            {"unit", k.unit},
+                            {"params", k.params},
+                            {"outputs", k.outputs},
+                            {"elementwise", k.elementwise},
+                            {"source", k.source},
+                            {"space", space_text(k.space)},
+                            {"config", config_text(k.config)},
+                            {"tuning", k.tuning},
+                            {"work", work_json(k.work)},
+                            {"row_per_block", k.row_per_block},
+                            {"threads", k.threads},
+                            {"split", k.split},
+                            {"phases", k.phases},
                             {"reduced_work", work_json(k.reduced_work)}});
   j["steps"] = json::array();
   for (const PlanStep& s : plan.steps)
-    j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}} : json{{"ext", s.node}});
+    j["steps"].push_back(s.kind == PlanStep::Kind::Kernel ? json{{"kernel", s.kernel}}
+                                                          : json{{"ext", s.node}});
   std::vector<int> read(plan.read_by_kernel.begin(), plan.read_by_kernel.end());
   j["read_by_kernel"] = read;
   return j.dump();
@@ -60,12 +72,16 @@ bool is_symbol(const std::string& s) {
   return true;
 }
 
-CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& made, const std::string& source) {
-  auto fail = [&](const std::string& why) { return FormatError(fmt::format("{}: invalid plan: {}", source, why)); };
+CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& made,
+                        const std::string& source) {
+  auto fail = [&](const std::string& why) {
+    return FormatError(fmt::format("{}: invalid plan: {}", source, why));
+  };
   if (!j.is_object() || j.value("format", 0) != 1) throw fail("not a kiln plan of format 1");
   TensorMap constants = given;
   for (const auto& [name, t] : made)
-    if (!constants.emplace(name, t).second) throw fail(fmt::format("constant {} given twice", name));
+    if (!constants.emplace(name, t).second)
+      throw fail(fmt::format("constant {} given twice", name));
   CompiledPlan plan;
   plan.graph = parse_graph(j.at("graph").get<std::string>(), source + " (graph)", &constants);
   verify_graph(plan.graph);
@@ -77,8 +93,8 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     if (!c.value.defined()) throw fail(fmt::format("no value for constant {}", c.name));
   const int32_t num_values = plan.graph.num_values();
   for (const json& u : j.at("units")) {
-    ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(), u.at("source").get<std::string>(),
-                    plan.device};
+    ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(),
+                    u.at("source").get<std::string>(), plan.device};
     if (!is_symbol(unit.name)) throw fail("a unit with a bad name");
     plan.units.push_back(std::move(unit));
   }
@@ -92,11 +108,13 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     launch.name = k.at("name").get<std::string>();
     if (!is_symbol(launch.name)) throw fail("a kernel with a bad name");
     launch.unit = k.at("unit").get<int>();
-    if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size())) throw fail("a kernel in no unit");
+    if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size()))
+      throw fail("a kernel in no unit");
     for (const json& v : k.at("params")) launch.params.push_back(value_id(v));
     for (const json& v : k.at("outputs")) {
       ValueId out = value_id(v);
-      if (plan.graph.node_index(out) < 0) throw fail(fmt::format("kernel {} writes an input or constant", launch.name));
+      if (plan.graph.node_index(out) < 0)
+        throw fail(fmt::format("kernel {} writes an input or constant", launch.name));
       if (std::find(launch.params.begin(), launch.params.end(), out) == launch.params.end())
         throw fail(fmt::format("kernel {} writes a value that is not its param", launch.name));
       launch.outputs.push_back(out);
@@ -106,10 +124,13 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     std::string where = fmt::format("{} (kernel {})", source, launch.name);
     launch.space = parse_space(k.at("space").get<std::string>(), where);
     launch.config = parse_config(k.at("config").get<std::string>(), where);
-    if (launch.space.complete(launch.config) != launch.config || !launch.space.admits(launch.config))
-      throw fail(fmt::format("kernel {}'s config {} does not fit its tuning space", launch.name, config_text(launch.config)));
+    if (launch.space.complete(launch.config) != launch.config ||
+        !launch.space.admits(launch.config))
+      throw fail(fmt::format("kernel {}'s config {} does not fit its tuning space", launch.name,
+                             config_text(launch.config)));
     launch.tuning = k.at("tuning").get<std::string>();
-    if (!is_tuning_word(launch.tuning)) throw fail(fmt::format("kernel {}: unknown tuning '{}'", launch.name, launch.tuning));
+    if (!is_tuning_word(launch.tuning))
+      throw fail(fmt::format("kernel {}: unknown tuning '{}'", launch.name, launch.tuning));
     auto dims = [&](const json& list) {
       SymShape out;
       for (const json& d : list) {
@@ -124,7 +145,8 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     launch.reduced_work = dims(k.at("reduced_work"));
     launch.split = k.at("split").get<bool>();
     launch.phases = k.at("phases").get<int>();
-    if (launch.phases < 0 || launch.phases > 64) throw fail(fmt::format("kernel {}: {} phases", launch.name, launch.phases));
+    if (launch.phases < 0 || launch.phases > 64)
+      throw fail(fmt::format("kernel {}: {} phases", launch.name, launch.phases));
     launch.row_per_block = k.at("row_per_block").get<bool>();
     launch.threads = k.at("threads").get<int>();
     if (launch.threads < 32 || launch.threads > 1024 || launch.threads % 32 != 0)
@@ -133,14 +155,16 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   }
   // Steps in order: nothing is read before it was written.
   std::vector<bool> defined(static_cast<size_t>(num_values), false);
-  for (size_t i = 0; i < plan.graph.inputs.size() + plan.graph.constants.size(); ++i) defined[i] = true;
+  for (size_t i = 0; i < plan.graph.inputs.size() + plan.graph.constants.size(); ++i)
+    defined[i] = true;
   for (const json& s : j.at("steps")) {
     PlanStep step;
     std::vector<ValueId> reads, writes;
     if (s.contains("kernel")) {
       step.kind = PlanStep::Kind::Kernel;
       step.kernel = s.at("kernel").get<int>();
-      if (step.kernel < 0 || step.kernel >= static_cast<int>(plan.kernels.size())) throw fail("a step of no kernel");
+      if (step.kernel < 0 || step.kernel >= static_cast<int>(plan.kernels.size()))
+        throw fail("a step of no kernel");
       const KernelLaunch& k = plan.kernels[static_cast<size_t>(step.kernel)];
       writes = k.outputs;
       for (ValueId p : k.params)
@@ -148,7 +172,8 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     } else {
       step.kind = PlanStep::Kind::Ext;
       step.node = s.at("ext").get<int>();
-      if (step.node < 0 || step.node >= static_cast<int>(plan.graph.nodes.size())) throw fail("a step of no node");
+      if (step.node < 0 || step.node >= static_cast<int>(plan.graph.nodes.size()))
+        throw fail("a step of no node");
       reads = plan.graph.nodes[static_cast<size_t>(step.node)].inputs;
       writes = {plan.graph.node_value(static_cast<size_t>(step.node))};
     }
@@ -160,7 +185,8 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   for (ValueId v : plan.graph.outputs)
     if (!defined[v]) throw fail(fmt::format("output %{} is never written", v));
   for (const json& r : j.at("read_by_kernel")) plan.read_by_kernel.push_back(r.get<int>() != 0);
-  if (plan.read_by_kernel.size() != static_cast<size_t>(num_values)) throw fail("read_by_kernel has the wrong length");
+  if (plan.read_by_kernel.size() != static_cast<size_t>(num_values))
+    throw fail("read_by_kernel has the wrong length");
   return plan;
 }
 

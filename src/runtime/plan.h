@@ -24,15 +24,16 @@ struct ObjectUnit {
 };
 
 struct KernelLaunch {
-  std::string name;             // the kernel's symbol, in its unit's object
+  std::string name;  // the kernel's symbol, in its unit's object
   int unit = 0;
-  std::vector<ValueId> params;  // its buffers (ABI order: outputs first)
-  std::vector<ValueId> outputs; // the params it writes
-  bool elementwise = false;     // reads every input at the index it writes (may run in place)
-  std::string source;           // its body, the same text under every config (c_emitter.h)
-  TuneSpace space;              // what autotuning may change
-  KernelConfig config;          // the config it is built with (complete over the space)
-  std::string tuning = "default";  // how config was chosen: default, benchmarked, lookup_table, cached
+  std::vector<ValueId> params;   // its buffers (ABI order: outputs first)
+  std::vector<ValueId> outputs;  // the params it writes
+  bool elementwise = false;      // reads every input at the index it writes (may run in place)
+  std::string source;            // its body, the same text under every config (c_emitter.h)
+  TuneSpace space;               // what autotuning may change
+  KernelConfig config;           // the config it is built with (complete over the space)
+  std::string tuning =
+      "default";  // how config was chosen: default, benchmarked, lookup_table, cached
   // The independent work items of one launch (their count is the product): elements of a
   // pointwise kernel, rows of a reduction. A CUDA launch sizes its grid by it; the kernels
   // grid-stride, so any grid is correct and this only decides how full the GPU is.
@@ -51,10 +52,10 @@ struct PlanStep {
 };
 
 struct CompiledPlan {
-  Graph graph;  // optimized; constants attached
+  Graph graph;                  // optimized; constants attached
   Device device = Device::cpu;  // where its kernels run: the dialect of its units
   bool cuda_graphs = false;     // run by replaying a captured CUDA graph (set per use, not stored)
-  std::string options;  // how it was built: "tier=optimized compiler=gcc autotune=on"
+  std::string options;          // how it was built: "tier=optimized compiler=gcc autotune=on"
   std::vector<ObjectUnit> units;
   std::vector<KernelLaunch> kernels;
   std::vector<PlanStep> steps;

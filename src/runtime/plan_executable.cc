@@ -22,8 +22,9 @@ PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
   last_use_.assign(static_cast<size_t>(g.num_values()), -1);
   for (size_t s = 0; s < p_.steps.size(); ++s) {
     const PlanStep& step = p_.steps[s];
-    auto reads = step.kind == PlanStep::Kind::Kernel ? p_.kernels[static_cast<size_t>(step.kernel)].params
-                                                     : g.nodes[static_cast<size_t>(step.node)].inputs;
+    auto reads = step.kind == PlanStep::Kind::Kernel
+                     ? p_.kernels[static_cast<size_t>(step.kernel)].params
+                     : g.nodes[static_cast<size_t>(step.node)].inputs;
     for (ValueId v : reads) last_use_[v] = static_cast<int64_t>(s);
   }
   for (ValueId v : g.outputs) last_use_[v] = static_cast<int64_t>(p_.steps.size());
@@ -54,7 +55,8 @@ std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
   const Graph& g = p_.graph;
   std::vector<int64_t> bindings = bind_inputs(g, inputs);
   std::vector<Tensor> slots(static_cast<size_t>(g.num_values()));
-  for (size_t i = 0; i < inputs.size(); ++i) slots[i] = p_.read_by_kernel[i] ? contiguous_eager(inputs[i]) : inputs[i];
+  for (size_t i = 0; i < inputs.size(); ++i)
+    slots[i] = p_.read_by_kernel[i] ? contiguous_eager(inputs[i]) : inputs[i];
   for (size_t c = 0; c < g.constants.size(); ++c) slots[g.inputs.size() + c] = g.constants[c].value;
   before_steps();
   std::vector<char*> buffers;
@@ -118,7 +120,8 @@ void PlanExecutable::describe_launches() {
       d.hash = f.hash;
       d.kwargs = config_text(k.config);
     } else {
-      d.name = fmt::format("{}_ext_{}_{}", backend_, op_name(p_.graph.nodes[static_cast<size_t>(step.node)].op), s);
+      d.name = fmt::format("{}_ext_{}_{}", backend_,
+                           op_name(p_.graph.nodes[static_cast<size_t>(step.node)].op), s);
       d.kind = "ext";
     }
     launches_.push_back(std::move(d));
@@ -126,19 +129,28 @@ void PlanExecutable::describe_launches() {
   if (!trace_enabled()) return;
   nlohmann::json kernels = nlohmann::json::array(), steps = nlohmann::json::array();
   for (const KernelLaunch& k : p_.kernels)
-    kernels.push_back({{"name", k.name}, {"unit", k.unit}, {"config", config_text(k.config)}, {"tuning", k.tuning}});
+    kernels.push_back({{"name", k.name},
+                       {"unit", k.unit},
+                       {"config", config_text(k.config)},
+                       {"tuning", k.tuning}});
   for (const LaunchDescription& d : launches_) steps.push_back(d.name);
-  trace_artifact("fused_graph", {{"graph", p_.graph.name}, {"text", print_graph(p_.graph)}, {"options", p_.options},
-                                 {"kernels", kernels}, {"steps", steps}});
+  trace_artifact("fused_graph", {{"graph", p_.graph.name},
+                                 {"text", print_graph(p_.graph)},
+                                 {"options", p_.options},
+                                 {"kernels", kernels},
+                                 {"steps", steps}});
   for (size_t u = 0; u < p_.units.size(); ++u)
-    trace_artifact("kernel_source", {{"graph", p_.graph.name}, {"unit", p_.units[u].name}, {"path", files[u].path},
-                                     {"hash", files[u].hash}, {"source", p_.units[u].source}});
+    trace_artifact("kernel_source", {{"graph", p_.graph.name},
+                                     {"unit", p_.units[u].name},
+                                     {"path", files[u].path},
+                                     {"hash", files[u].hash},
+                                     {"source", p_.units[u].source}});
 }
 
 // Runs step `s`'s launch between the hooks (and the profiler's clock).
 template <class Launch>
-void PlanExecutable::observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots,
-                              Launch&& launch) const {
+void PlanExecutable::observed(size_t s, const std::vector<ValueId>& reads,
+                              const std::vector<Tensor>& slots, Launch&& launch) const {
   const LaunchDescription& d = launches_[s];
   std::vector<Shape> shapes;
   for (ValueId v : reads)
@@ -163,8 +175,8 @@ Tensor PlanExecutable::reuse(size_t s, const std::vector<Tensor>& slots, const S
   ValueId v = inplace_[s];
   if (v < 0) return Tensor();
   const Tensor& t = slots[v];
-  if (!t.defined() || t.impl_ptr().use_count() != 1 || t.impl()->storage.use_count() != 1 || t.offset() != 0 ||
-      !t.is_contiguous() || t.numel() != shape_numel(shape))
+  if (!t.defined() || t.impl_ptr().use_count() != 1 || t.impl()->storage.use_count() != 1 ||
+      t.offset() != 0 || !t.is_contiguous() || t.numel() != shape_numel(shape))
     return Tensor();
   bump(Stat::executor_inplace);
   return make_view(t, shape, contiguous_strides(shape), 0);
@@ -173,9 +185,10 @@ Tensor PlanExecutable::reuse(size_t s, const std::vector<Tensor>& slots, const S
 std::vector<std::string> PlanExecutable::kernel_names() const {
   std::vector<std::string> names;
   for (const PlanStep& s : p_.steps)
-    names.push_back(s.kind == PlanStep::Kind::Kernel
-                        ? p_.kernels[static_cast<size_t>(s.kernel)].name
-                        : fmt::format("ext:{}", op_name(p_.graph.nodes[static_cast<size_t>(s.node)].op)));
+    names.push_back(
+        s.kind == PlanStep::Kind::Kernel
+            ? p_.kernels[static_cast<size_t>(s.kernel)].name
+            : fmt::format("ext:{}", op_name(p_.graph.nodes[static_cast<size_t>(s.node)].op)));
   return names;
 }
 

@@ -25,7 +25,8 @@ class PlanExecutable : public Executable {
  protected:
   // Launches kernel `kernel` on `buffers` (its params' data, outputs first) with the size
   // symbols bound to `bindings`.
-  virtual void launch(size_t kernel, const std::vector<int64_t>& bindings, const std::vector<char*>& buffers) = 0;
+  virtual void launch(size_t kernel, const std::vector<int64_t>& bindings,
+                      const std::vector<char*>& buffers) = 0;
   // Runs step `step`'s graph node through the eager op executor (library calls: matmuls).
   virtual Tensor run_ext(size_t step, const Node& node, const std::vector<Tensor>& args,
                          const std::vector<int64_t>& bindings);
@@ -47,14 +48,15 @@ class PlanExecutable : public Executable {
     std::string name, kind, file, hash, kwargs;
   };
   template <class Launch>
-  void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots, Launch&& launch) const;
+  void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots,
+                Launch&& launch) const;
   bool is_written_by(size_t s, ValueId v) const;
   Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const;
 
   CompiledPlan p_;
   std::vector<int64_t> last_use_;
   std::vector<std::vector<ValueId>> dead_after_;  // per step: the intermediates it reads last
-  std::vector<ValueId> inplace_;  // per step: an input its output may overwrite, or -1
+  std::vector<ValueId> inplace_;             // per step: an input its output may overwrite, or -1
   std::vector<LaunchDescription> launches_;  // per step
 };
 

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "cuda/cupti.h"
 #include "kiln/error.h"
@@ -80,7 +80,9 @@ void add_event(ProfileEvent event, bool started_recording = false) {
 
 void set_launch_hooks(LaunchHook enter, LaunchHook exit) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  g_hooks = (enter || exit) ? std::make_shared<const Hooks>(Hooks{std::move(enter), std::move(exit)}) : nullptr;
+  g_hooks = (enter || exit)
+                ? std::make_shared<const Hooks>(Hooks{std::move(enter), std::move(exit)})
+                : nullptr;
   update_observed();
 }
 
@@ -120,26 +122,42 @@ void notify_launch_exit(const LaunchInfo& info, double start_seconds) {
   e.tid = this_thread_id();
   e.start_us = start_seconds * 1e6;
   e.duration_us = (end - start_seconds) * 1e6;
-  e.args = {{"kernel_backend", std::string(info.backend)}, {"kernel_kind", std::string(info.kind)},
-            {"stream", std::to_string(info.stream)},      {"kernel_file", std::string(info.kernel_file)},
-            {"kernel_hash", std::string(info.kernel_hash)}, {"kernel_kwargs", std::string(info.kernel_kwargs)}};
+  e.args = {{"kernel_backend", std::string(info.backend)},
+            {"kernel_kind", std::string(info.kind)},
+            {"stream", std::to_string(info.stream)},
+            {"kernel_file", std::string(info.kernel_file)},
+            {"kernel_hash", std::string(info.kernel_hash)},
+            {"kernel_kwargs", std::string(info.kernel_kwargs)}};
   if (shapes && info.input_shapes) e.input_shapes = *info.input_shapes;
   add_event(std::move(e));
 }
 
-void record_span(std::string_view category, std::string_view name, double start_seconds, double end_seconds,
-                 std::map<std::string, std::string> args, bool started_recording) {
+void record_span(std::string_view category, std::string_view name, double start_seconds,
+                 double end_seconds, std::map<std::string, std::string> args,
+                 bool started_recording) {
   if (!started_recording && !launches_observed()) return;
-  ProfileEvent e{std::string(name), std::string(category), getpid(), this_thread_id(), start_seconds * 1e6,
-                 (end_seconds - start_seconds) * 1e6, std::move(args), {}};
+  ProfileEvent e{std::string(name),
+                 std::string(category),
+                 getpid(),
+                 this_thread_id(),
+                 start_seconds * 1e6,
+                 (end_seconds - start_seconds) * 1e6,
+                 std::move(args),
+                 {}};
   add_event(std::move(e), started_recording);
 }
 
-void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,
-                     std::map<std::string, std::string> args) {
+void record_gpu_span(std::string_view name, int stream, double start_seconds,
+                     double duration_seconds, std::map<std::string, std::string> args) {
   if (!profiler_recording()) return;
-  add_event({std::string(name), "gpu_kernel", getpid(), kGpuTrackBase + stream, start_seconds * 1e6,
-             duration_seconds * 1e6, std::move(args), {}});
+  add_event({std::string(name),
+             "gpu_kernel",
+             getpid(),
+             kGpuTrackBase + stream,
+             start_seconds * 1e6,
+             duration_seconds * 1e6,
+             std::move(args),
+             {}});
 }
 
 void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded) {
@@ -150,10 +168,19 @@ void record_worker_spans(int64_t pid, std::string_view role, std::string_view en
     double begin = 0, duration = -1;
     // A malformed span is dropped: a worker's timings are only ever shown, never acted on.
     if (parts.size() == 4 &&
-        std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), begin).ec == std::errc() &&
-        std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), duration).ec == std::errc() &&
+        std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), begin).ec ==
+            std::errc() &&
+        std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), duration).ec ==
+            std::errc() &&
         duration >= 0 && duration < 1e6)
-      events.push_back({std::string(parts[0]), std::string(parts[1]), pid, pid, begin * 1e6, duration * 1e6, {}, {}});
+      events.push_back({std::string(parts[0]),
+                        std::string(parts[1]),
+                        pid,
+                        pid,
+                        begin * 1e6,
+                        duration * 1e6,
+                        {},
+                        {}});
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   if (!g_active || !g_profiler_records) return;
@@ -162,7 +189,9 @@ void record_worker_spans(int64_t pid, std::string_view role, std::string_view en
   for (ProfileEvent& e : events) g_active->events.push_back(std::move(e));
 }
 
-Profiler::Profiler(ProfilerOptions options) : state_(std::make_shared<State>()) { state_->options = options; }
+Profiler::Profiler(ProfilerOptions options) : state_(std::make_shared<State>()) {
+  state_->options = options;
+}
 
 Profiler::~Profiler() { stop(); }
 
@@ -222,21 +251,36 @@ void Profiler::export_chrome_trace(const std::string& path) const {
     nlohmann::json args = nlohmann::json::object();
     for (const auto& [k, v] : e.args) args[k] = v;
     if (!e.input_shapes.empty()) args["Input Dims"] = e.input_shapes;
-    trace.push_back({{"name", e.name}, {"cat", e.category}, {"ph", "X"}, {"ts", e.start_us}, {"dur", e.duration_us},
-                     {"pid", e.pid}, {"tid", e.tid}, {"args", args}});
+    trace.push_back({{"name", e.name},
+                     {"cat", e.category},
+                     {"ph", "X"},
+                     {"ts", e.start_us},
+                     {"dur", e.duration_us},
+                     {"pid", e.pid},
+                     {"tid", e.tid},
+                     {"args", args}});
     threads[e.pid].insert(e.tid);
   }
   const int64_t self = getpid();
   for (const auto& [pid, tids] : threads) {
-    std::string process = pid == self ? fmt::format("kiln host {}", pid)
+    std::string process = pid == self        ? fmt::format("kiln host {}", pid)
                           : names.count(pid) ? names[pid]
                                              : fmt::format("kiln worker {}", pid);
-    trace.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"tid", 0}, {"args", {{"name", process}}}});
+    trace.push_back({{"name", "process_name"},
+                     {"ph", "M"},
+                     {"pid", pid},
+                     {"tid", 0},
+                     {"args", {{"name", process}}}});
     for (int64_t tid : tids)
-      trace.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
-                       {"args", {{"name", tid == pid               ? std::string("main")
-                                          : tid >= kGpuTrackBase ? fmt::format("GPU stream {}", tid - kGpuTrackBase)
-                                                                 : fmt::format("thread {}", tid)}}}});
+      trace.push_back(
+          {{"name", "thread_name"},
+           {"ph", "M"},
+           {"pid", pid},
+           {"tid", tid},
+           {"args",
+            {{"name", tid == pid             ? std::string("main")
+                      : tid >= kGpuTrackBase ? fmt::format("GPU stream {}", tid - kGpuTrackBase)
+                                             : fmt::format("thread {}", tid)}}}});
   }
   nlohmann::json doc = {{"traceEvents", trace}, {"displayTimeUnit", "ms"}};
   const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());

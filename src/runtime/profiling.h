@@ -25,14 +25,15 @@ bool profiler_recording();
 
 // Records a slice on this process's current thread, if a profiler records (or, with
 // `started_recording`, still runs: the slice began in a recorded step).
-void record_span(std::string_view category, std::string_view name, double start_seconds, double end_seconds,
-                 std::map<std::string, std::string> args = {}, bool started_recording = false);
+void record_span(std::string_view category, std::string_view name, double start_seconds,
+                 double end_seconds, std::map<std::string, std::string> args = {},
+                 bool started_recording = false);
 
-// On the host: a kernel's duration as the GPU measured it (CUPTI, or CUDA events), on the GPU track of
-// `stream` (its Chrome-trace thread id is kGpuTrackBase + stream, named "GPU stream N").
+// On the host: a kernel's duration as the GPU measured it (CUPTI, or CUDA events), on the GPU track
+// of `stream` (its Chrome-trace thread id is kGpuTrackBase + stream, named "GPU stream N").
 constexpr int64_t kGpuTrackBase = 1000000000;
-void record_gpu_span(std::string_view name, int stream, double start_seconds, double duration_seconds,
-                     std::map<std::string, std::string> args);
+void record_gpu_span(std::string_view name, int stream, double start_seconds,
+                     double duration_seconds, std::map<std::string, std::string> args);
 
 // On the host: a reply's spans, put on the track of worker `pid` (named by `role`).
 void record_worker_spans(int64_t pid, std::string_view role, std::string_view encoded);

@@ -1,9 +1,9 @@
 #include "serve/worker_main.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -14,18 +14,18 @@
 #include <cstring>
 #include <string>
 
-#include "cache/cache.h"
 #include "autotune/benchmark.h"
+#include "cache/cache.h"
 #include "compile/nvrtc.h"
 #include "compile/toolchain.h"
 #include "driver/plan_builder.h"
 #include "driver/plan_entry.h"
 #include "graph/text.h"
 #include "graph/verify.h"
-#include "support/spans.h"
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "support/fault_injection.h"
+#include "support/spans.h"
 #include "wire/frame.h"
 #include "worker/jobs.h"
 #include "worker/launch.h"
@@ -42,8 +42,8 @@ std::optional<Cache> cache_at(const std::string& dir) {
 }
 
 PlanReply compile_graph_job(const CompileGraphJob& job) {
-  TensorMap given = parse_safetensors(reinterpret_cast<const uint8_t*>(job.constants.data()), job.constants.size(),
-                                      "constants of the compile job");
+  TensorMap given = parse_safetensors(reinterpret_cast<const uint8_t*>(job.constants.data()),
+                                      job.constants.size(), "constants of the compile job");
   Graph graph = parse_graph(job.graph_text, "<compile job>", &given);
   verify_graph(graph);
   return plan_reply_of(build_plan(graph, toolchain_of(job.toolchain), job.toolchain.device), given);
@@ -59,7 +59,8 @@ UnitReply compile_unit_job(CompileUnitJob job) {
   const Toolchain toolchain = toolchain_of(job.toolchain);
   std::string key = kernel_key(toolchain.identity(), job.source);
   std::optional<Cache> cache = cache_at(job.cache_dir);
-  if (cache && cache->get(CacheKind::kernel, key)) return {key, std::nullopt};  // another process built it
+  if (cache && cache->get(CacheKind::kernel, key))
+    return {key, std::nullopt};  // another process built it
   std::string object = compile_object(toolchain, job.name, job.source);
   if (!cache) return {key, std::move(object)};
   cache->put(CacheKind::kernel, key, object);
@@ -71,8 +72,12 @@ Fields answer(const Frame& request) {
   begin_job_spans();
   try {
     switch (request.type) {
-      case MessageType::compile_graph: reply = encode(compile_graph_job(decode_compile_graph_job(request.fields))); break;
-      case MessageType::compile_unit: reply = encode(compile_unit_job(decode_compile_unit_job(request.fields))); break;
+      case MessageType::compile_graph:
+        reply = encode(compile_graph_job(decode_compile_graph_job(request.fields)));
+        break;
+      case MessageType::compile_unit:
+        reply = encode(compile_unit_job(decode_compile_unit_job(request.fields)));
+        break;
       default:
         if (injected_fault().kind == InjectedFault::Kind::benchmark_crash) std::abort();
         reply = answer_benchmark(request);
@@ -117,7 +122,8 @@ int serve_jobs(WorkerRole role) {
     while (std::optional<Frame> request = read_frame(kChannel)) {
       if (request->type == MessageType::shutdown) break;
       if (!serves(role, request->type))
-        throw WireError(fmt::format("unexpected {} message for a {}worker", message_type_name(request->type),
+        throw WireError(fmt::format("unexpected {} message for a {}worker",
+                                    message_type_name(request->type),
                                     role == WorkerRole::benchmark ? "benchmark " : "compile "));
       write_frame(kChannel, MessageType::reply, answer(*request));
     }
@@ -145,16 +151,18 @@ bool receive_fork_request(std::string* role, int* channel, int* diagnostics) {
   }
   if (n <= 0) return false;
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds) ||
-      (msg.msg_flags & MSG_CTRUNC))
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+      c->cmsg_len != CMSG_LEN(sizeof fds) || (msg.msg_flags & MSG_CTRUNC))
     throw WireError("fork request without its two descriptors");
   std::memcpy(fds, CMSG_DATA(c), sizeof fds);
   *channel = fds[0];
   *diagnostics = fds[1];
   Frame f = decode_frame(std::string_view(data, static_cast<size_t>(n)));
-  if (f.type != MessageType::fork_worker) throw WireError(fmt::format("unexpected {} message", message_type_name(f.type)));
+  if (f.type != MessageType::fork_worker)
+    throw WireError(fmt::format("unexpected {} message", message_type_name(f.type)));
   *role = f.at("role");
-  if (*role != "" && *role != ":idle" && *role != ":bench") throw WireError(fmt::format("unknown worker role '{}'", *role));
+  if (*role != "" && *role != ":idle" && *role != ":bench")
+    throw WireError(fmt::format("unknown worker role '{}'", *role));
   return true;
 }
 
@@ -162,7 +170,8 @@ void report_exited_children() {
   int status = 0;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-    write_frame(kChannel, MessageType::worker_exit, {{"pid", std::to_string(pid)}, {"status", std::to_string(status)}});
+    write_frame(kChannel, MessageType::worker_exit,
+                {{"pid", std::to_string(pid)}, {"status", std::to_string(status)}});
 }
 
 // The fork server: single-threaded, so that fork() is safe; forks a worker per request

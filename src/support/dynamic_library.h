@@ -19,7 +19,8 @@ void* find_symbol(void* library, const char* symbol);
 // Looks up `symbol` in `library` into `fn`; when missing, the first such problem is kept
 // in `problem` ("<library_name> has no <symbol>").
 template <class Fn>
-void resolve_symbol(void* library, const char* library_name, const char* symbol, Fn* fn, std::string* problem) {
+void resolve_symbol(void* library, const char* library_name, const char* symbol, Fn* fn,
+                    std::string* problem) {
   *fn = reinterpret_cast<Fn>(find_symbol(library, symbol));
   if (!*fn && problem->empty()) *problem = std::string(library_name) + " has no " + symbol;
 }

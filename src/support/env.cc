@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <sched.h>
+#include <fstream>
 
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 
 #include "kiln/error.h"
@@ -40,7 +40,9 @@ int usable_cpus() {
   long long period = 0;
   if (max_file >> quota >> period && quota != "max" && period > 0) {
     long long q = std::atoll(quota.c_str());
-    if (q > 0) cpus = std::min<int>(cpus, static_cast<int>(std::max<long long>(1, (q + period - 1) / period)));
+    if (q > 0)
+      cpus =
+          std::min<int>(cpus, static_cast<int>(std::max<long long>(1, (q + period - 1) / period)));
   }
   return cpus;
 }
@@ -57,7 +59,8 @@ double env_seconds(const char* name, double fallback) {
   double seconds = 0;
   auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), seconds);
   if (ec != std::errc() || end != v->data() + v->size() || !(seconds > 0))
-    throw Error(fmt::format("{}: '{}' is not accepted (accepted: a number of seconds > 0)", name, *v));
+    throw Error(
+        fmt::format("{}: '{}' is not accepted (accepted: a number of seconds > 0)", name, *v));
   return seconds;
 }
 
@@ -76,9 +79,10 @@ std::string_view worker_start_name(WorkerStart start) {
 CompileMode parse_compile_mode(const std::string& word, const std::string& source) {
   for (const auto& [w, m] : kModes)
     if (word == w) return m;
-  throw Error(fmt::format("{}: unknown compile mode '{}' (accepted: inprocess, subprocess, "
-                          "async, progressive, async+progressive)",
-                          source, word));
+  throw Error(
+      fmt::format("{}: unknown compile mode '{}' (accepted: inprocess, subprocess, "
+                  "async, progressive, async+progressive)",
+                  source, word));
 }
 
 WorkerStart parse_worker_start(const std::string& word, const std::string& source) {
@@ -102,7 +106,8 @@ std::string graph_name_of(const std::string& name) {
   std::string out;
   for (char c : name.substr(0, kMaxName))
     out += std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ? c : '_';
-  if (out.empty() || !(std::isalpha(static_cast<unsigned char>(out[0])) || out[0] == '_')) out.insert(0, "_");
+  if (out.empty() || !(std::isalpha(static_cast<unsigned char>(out[0])) || out[0] == '_'))
+    out.insert(0, "_");
   return out;
 }
 
@@ -131,9 +136,10 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
     int n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || end != v->data() + v->size() || n < 1 || n > 1024)
-      throw Error(fmt::format("KILN_COMPILE_THREADS: '{}' is not a thread count (accepted: an "
-                              "integer from 1 to 1024)",
-                              *v));
+      throw Error(
+          fmt::format("KILN_COMPILE_THREADS: '{}' is not a thread count (accepted: an "
+                      "integer from 1 to 1024)",
+                      *v));
     r.compile_threads = n;
   } else {
     r.compile_threads = usable_cpus();

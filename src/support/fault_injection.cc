@@ -17,9 +17,10 @@ InjectedFault injected_fault() {
   constexpr std::string_view kLowering = "lowering:";
   if (value->compare(0, kLowering.size(), kLowering) == 0 && value->size() > kLowering.size())
     return {Kind::lowering, value->substr(kLowering.size())};
-  throw Error(fmt::format("KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
-                          "benchmark_crash, lowering:OP)",
-                          *value));
+  throw Error(
+      fmt::format("KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
+                  "benchmark_crash, lowering:OP)",
+                  *value));
 }
 
 }  // namespace kiln

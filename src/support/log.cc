@@ -29,8 +29,9 @@ void check_log_topics() {
     bool known = topic.empty();  // "a,,b" and a trailing comma are harmless
     for (std::string_view t : kLogTopics) known |= topic == t;
     if (!known)
-      throw Error(fmt::format("KILN_LOGS: unknown topic '{}' in '{}' (accepted: a comma-separated list of {})",
-                              topic, *value, fmt::join(kLogTopics, ", ")));
+      throw Error(fmt::format(
+          "KILN_LOGS: unknown topic '{}' in '{}' (accepted: a comma-separated list of {})", topic,
+          *value, fmt::join(kLogTopics, ", ")));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
   }
 }

@@ -9,8 +9,9 @@
 
 namespace kiln {
 
-constexpr std::string_view kLogTopics[] = {"graph",       "guards", "passes",  "pipeline", "output_code",
-                                           "cache",       "workers", "autotune", "cuda",     "all"};
+constexpr std::string_view kLogTopics[] = {"graph",       "guards", "passes",  "pipeline",
+                                           "output_code", "cache",  "workers", "autotune",
+                                           "cuda",        "all"};
 
 // Throws Error naming KILN_LOGS and the accepted topics when it names an unknown one.
 void check_log_topics();

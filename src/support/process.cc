@@ -19,14 +19,17 @@ namespace kiln {
 
 std::string ProcessResult::describe() const {
   if (timed_out) return "timed out and was killed";
-  if (signal) return fmt::format("killed by signal {} ({})", signal, sigabbrev_np(signal) ? fmt::format("SIG{}", sigabbrev_np(signal)) : "?");
+  if (signal)
+    return fmt::format("killed by signal {} ({})", signal,
+                       sigabbrev_np(signal) ? fmt::format("SIG{}", sigabbrev_np(signal)) : "?");
   return fmt::format("exit status {}", exit_code);
 }
 
 std::string describe_wait_status(int status) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
-    return fmt::format("killed by signal {} ({})", sig, sigabbrev_np(sig) ? fmt::format("SIG{}", sigabbrev_np(sig)) : "?");
+    return fmt::format("killed by signal {} ({})", sig,
+                       sigabbrev_np(sig) ? fmt::format("SIG{}", sigabbrev_np(sig)) : "?");
   }
   if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
   return fmt::format("wait status {:#x}", status);
@@ -56,7 +59,9 @@ ProcessResult run_process(const std::vector<std::string>& argv, double timeout_s
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
   char buffer[4096];
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       result.timed_out = true;
       kill(pid, SIGKILL);

@@ -8,11 +8,11 @@
 namespace kiln {
 
 struct ProcessResult {
-  int exit_code = -1;   // when it exited
-  int signal = 0;       // when a signal ended it
+  int exit_code = -1;  // when it exited
+  int signal = 0;      // when a signal ended it
   bool timed_out = false;
   int pid = 0;
-  std::string output;   // stdout and stderr, interleaved
+  std::string output;  // stdout and stderr, interleaved
   bool ok() const { return exit_code == 0 && signal == 0 && !timed_out; }
   std::string describe() const;  // "exit status 1", "killed by signal 11 (SIGSEGV)", ...
 };

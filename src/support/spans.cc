@@ -49,8 +49,8 @@ std::string end_job_spans() {
   std::string out;
   if (!t_job_spans) return out;
   for (const Span& s : *t_job_spans)
-    out += fmt::format("{}{}|{}|{:.6f}|{:.6f}", out.empty() ? "" : ";", clean(s.name), clean(s.category),
-                       s.start_seconds, s.duration_seconds);
+    out += fmt::format("{}{}|{}|{:.6f}|{:.6f}", out.empty() ? "" : ";", clean(s.name),
+                       clean(s.category), s.start_seconds, s.duration_seconds);
   delete t_job_spans;
   t_job_spans = nullptr;
   return out;

@@ -71,8 +71,7 @@ std::shared_ptr<Storage> allocate_cpu(int64_t nbytes) {
     }
   }
   void* data = std::aligned_alloc(kAlignment, static_cast<size_t>(capacity));
-  if (!data)
-    throw Error(fmt::format("out of memory allocating {} bytes for a tensor", nbytes));
+  if (!data) throw Error(fmt::format("out of memory allocating {} bytes for a tensor", nbytes));
   return std::make_shared<Storage>(data, nbytes, capacity);
 }
 

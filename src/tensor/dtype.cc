@@ -34,9 +34,12 @@ std::string_view device_name(Device device) { return device == Device::cpu ? "cp
 
 std::string Scalar::to_string() const {
   switch (kind_) {
-    case Kind::boolean: return i_ ? "true" : "false";
-    case Kind::integer: return std::to_string(i_);
-    case Kind::floating: return double_string(d_);
+    case Kind::boolean:
+      return i_ ? "true" : "false";
+    case Kind::integer:
+      return std::to_string(i_);
+    case Kind::floating:
+      return double_string(d_);
   }
   return "?";
 }

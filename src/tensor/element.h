@@ -80,15 +80,15 @@ inline To convert(From value) {
   } break;
 
 // Runs the statements with T bound to the storage type of `dtype`.
-#define KILN_DISPATCH_ALL(dtype, T, ...)                   \
-  switch (dtype) {                                         \
-    KILN_DTYPE_CASE(f32, float, T, __VA_ARGS__)            \
-    KILN_DTYPE_CASE(f64, double, T, __VA_ARGS__)           \
-    KILN_DTYPE_CASE(f16, ::kiln::Half, T, __VA_ARGS__)     \
+#define KILN_DISPATCH_ALL(dtype, T, ...)                    \
+  switch (dtype) {                                          \
+    KILN_DTYPE_CASE(f32, float, T, __VA_ARGS__)             \
+    KILN_DTYPE_CASE(f64, double, T, __VA_ARGS__)            \
+    KILN_DTYPE_CASE(f16, ::kiln::Half, T, __VA_ARGS__)      \
     KILN_DTYPE_CASE(bf16, ::kiln::BFloat16, T, __VA_ARGS__) \
-    KILN_DTYPE_CASE(i32, int32_t, T, __VA_ARGS__)          \
-    KILN_DTYPE_CASE(i64, int64_t, T, __VA_ARGS__)          \
-    KILN_DTYPE_CASE(bool_, bool, T, __VA_ARGS__)           \
+    KILN_DTYPE_CASE(i32, int32_t, T, __VA_ARGS__)           \
+    KILN_DTYPE_CASE(i64, int64_t, T, __VA_ARGS__)           \
+    KILN_DTYPE_CASE(bool_, bool, T, __VA_ARGS__)            \
   }
 
 inline double load_double(const char* p, DType dtype) {

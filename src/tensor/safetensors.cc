@@ -28,7 +28,7 @@ constexpr int kMaxJsonDepth = 4;
 constexpr int64_t kMaxRank = 16;
 
 constexpr std::pair<const char*, DType> kDTypes[] = {
-    {"F32", DType::f32}, {"F64", DType::f64}, {"F16", DType::f16},  {"BF16", DType::bf16},
+    {"F32", DType::f32}, {"F64", DType::f64}, {"F16", DType::f16},    {"BF16", DType::bf16},
     {"I32", DType::i32}, {"I64", DType::i64}, {"BOOL", DType::bool_},
 };
 
@@ -55,8 +55,8 @@ struct Entry {
   uint64_t begin, end;
 };
 
-Entry parse_entry(const std::string& source, const std::string& name,
-                  const nlohmann::json& info, uint64_t data_size) {
+Entry parse_entry(const std::string& source, const std::string& name, const nlohmann::json& info,
+                  uint64_t data_size) {
   auto where = [&](const std::string& what) { return fmt::format("tensor '{}': {}", name, what); };
   if (!info.is_object()) bad(source, where("entry is not an object"));
   for (const auto& [key, value] : info.items())
@@ -113,21 +113,20 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
   if (size < 8) bad(source, fmt::format("{} bytes is shorter than the 8-byte header length", size));
   uint64_t header_len = read_u64_le(data);
   if (header_len > kMaxHeaderBytes)
-    bad(source, fmt::format("header length {} exceeds the {}-byte limit", header_len,
-                            kMaxHeaderBytes));
+    bad(source,
+        fmt::format("header length {} exceeds the {}-byte limit", header_len, kMaxHeaderBytes));
   if (header_len > size - 8)
-    bad(source, fmt::format("header length {} runs past the end of the {}-byte file",
-                            header_len, size));
+    bad(source,
+        fmt::format("header length {} runs past the end of the {}-byte file", header_len, size));
   const char* header = reinterpret_cast<const char*>(data + 8);
   if (header_len < 2 || header[0] != '{') bad(source, "header is not a JSON object");
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(
-        header, header + header_len,
-        [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-          if (depth > kMaxJsonDepth) throw FormatError("nesting");
-          return true;
-        });
+    json = nlohmann::json::parse(header, header + header_len,
+                                 [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+                                   if (depth > kMaxJsonDepth) throw FormatError("nesting");
+                                   return true;
+                                 });
   } catch (const FormatError&) {
     bad(source, fmt::format("header JSON nests deeper than {} levels", kMaxJsonDepth));
   } catch (const nlohmann::json::exception& e) {
@@ -148,8 +147,9 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
   }
   std::vector<const Entry*> by_offset;
   for (const Entry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const Entry* a, const Entry* b) { return a->begin < b->begin || (a->begin == b->begin && a->end < b->end); });
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin < b->begin || (a->begin == b->begin && a->end < b->end);
+  });
   uint64_t covered = 0;
   for (const Entry* e : by_offset) {
     if (e->begin != covered)
@@ -158,8 +158,7 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
     covered = e->end;
   }
   if (covered != data_size)
-    bad(source, fmt::format("tensors cover {} bytes of a {}-byte data region", covered,
-                            data_size));
+    bad(source, fmt::format("tensors cover {} bytes of a {}-byte data region", covered, data_size));
   TensorMap out;
   for (const Entry& e : entries) {
     Tensor t = make_tensor(e.shape, e.dtype);
@@ -177,7 +176,8 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
 TensorMap load_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   return parse_safetensors(bytes.data(), bytes.size(), path);
 }
 

@@ -62,9 +62,10 @@ void require_host(const Tensor& t, const char* what) {
 void require_data(const Tensor& t, const char* what) {
   if (!t.defined()) throw Error(fmt::format("{}: the tensor is undefined", what));
   if (t.impl()->is_traced())
-    throw Error(fmt::format("{}: the tensor is being traced by compile(); its values do not "
-                            "exist until the compiled function runs",
-                            what));
+    throw Error(
+        fmt::format("{}: the tensor is being traced by compile(); its values do not "
+                    "exist until the compiled function runs",
+                    what));
 }
 
 namespace {
@@ -100,8 +101,8 @@ void* Tensor::checked_data(size_t element_size, int tag) const {
   bool ok = tag == -2 ? (dtype() == DType::f16 || dtype() == DType::bf16)
                       : tag == static_cast<int>(dtype());
   if (!ok || static_cast<int64_t>(element_size) != dtype_size(dtype()))
-    throw Error(fmt::format("data<T>(): T does not match the tensor's dtype {}",
-                            dtype_name(dtype())));
+    throw Error(
+        fmt::format("data<T>(): T does not match the tensor's dtype {}", dtype_name(dtype())));
   if (!is_contiguous())
     throw Error("data<T>(): the tensor is not contiguous; call .contiguous() first");
   return impl_->data_ptr();
@@ -110,8 +111,7 @@ void* Tensor::checked_data(size_t element_size, int tag) const {
 double Tensor::item_double() const {
   require_data(*this, "item()");
   if (device() != Device::cpu) return cpu().item_double();
-  if (numel() != 1)
-    throw Error(fmt::format("item(): the tensor has {} elements, not 1", numel()));
+  if (numel() != 1) throw Error(fmt::format("item(): the tensor has {} elements, not 1", numel()));
   return load_double(impl_->data_ptr(), dtype());
 }
 
@@ -124,8 +124,8 @@ double Tensor::at(const Shape& index) const {
   int64_t offset = 0;
   for (size_t i = 0; i < index.size(); ++i) {
     if (index[i] < 0 || index[i] >= sizes()[i])
-      throw Error(fmt::format("at(): index {} is out of bounds for shape {}",
-                              shape_string(index), shape_string(sizes())));
+      throw Error(fmt::format("at(): index {} is out of bounds for shape {}", shape_string(index),
+                              shape_string(sizes())));
     offset += index[i] * strides()[i];
   }
   return load_double(impl_->data_ptr() + offset * dtype_size(dtype()), dtype());

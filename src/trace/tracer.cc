@@ -56,7 +56,8 @@ int32_t Tracer::value_of(const Tensor& t) {
   if (it != constant_values_.end()) return it->second;
   // A captured real tensor: a constant of the graph (kept by reference when contiguous).
   Tensor value = t.contiguous();
-  values_.push_back({Kind::Constant, constants_.size(), {value.dtype(), const_shape(value.sizes())}});
+  values_.push_back(
+      {Kind::Constant, constants_.size(), {value.dtype(), const_shape(value.sizes())}});
   constants_.push_back(value);
   int32_t id = static_cast<int32_t>(values_.size() - 1);
   constant_values_.emplace(t.impl(), id);
@@ -106,7 +107,8 @@ Graph Tracer::finish(const std::vector<Tensor>& outputs) {
   for (const PendingNode& node : nodes_) {  // typed as recorded: inferred once
     std::vector<ValueId> ins;
     for (int32_t v : node.inputs) ins.push_back(graph_id(v));
-    builder.add_inferred_node(node.op, std::move(ins), node.attrs, values_[static_cast<size_t>(node.value)].type);
+    builder.add_inferred_node(node.op, std::move(ins), node.attrs,
+                              values_[static_cast<size_t>(node.value)].type);
   }
   std::vector<ValueId> outs;
   for (int32_t v : out_values) outs.push_back(graph_id(v));

@@ -31,7 +31,8 @@ void put_u64(std::string& out, uint64_t v) {
 }
 uint64_t get_le(std::string_view bytes, size_t at, int width) {
   uint64_t v = 0;
-  for (int i = 0; i < width; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[at + i])) << (8 * i);
+  for (int i = 0; i < width; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[at + i])) << (8 * i);
   return v;
 }
 
@@ -41,15 +42,24 @@ bool known_type(uint16_t t) { return t >= 1 && t <= 9; }
 
 const char* message_type_name(MessageType type) {
   switch (type) {
-    case MessageType::hello: return "hello";
-    case MessageType::compile_graph: return "compile_graph";
-    case MessageType::compile_unit: return "compile_unit";
-    case MessageType::reply: return "reply";
-    case MessageType::shutdown: return "shutdown";
-    case MessageType::fork_worker: return "fork_worker";
-    case MessageType::forked: return "forked";
-    case MessageType::worker_exit: return "worker_exit";
-    case MessageType::benchmark: return "benchmark";
+    case MessageType::hello:
+      return "hello";
+    case MessageType::compile_graph:
+      return "compile_graph";
+    case MessageType::compile_unit:
+      return "compile_unit";
+    case MessageType::reply:
+      return "reply";
+    case MessageType::shutdown:
+      return "shutdown";
+    case MessageType::fork_worker:
+      return "fork_worker";
+    case MessageType::forked:
+      return "forked";
+    case MessageType::worker_exit:
+      return "worker_exit";
+    case MessageType::benchmark:
+      return "benchmark";
   }
   return "unknown";
 }
@@ -57,7 +67,8 @@ const char* message_type_name(MessageType type) {
 const std::string& Frame::at(std::string_view name) const {
   auto it = fields.find(name);
   if (it == fields.end())
-    throw WireError(fmt::format("{} message without its '{}' field", message_type_name(type), name));
+    throw WireError(
+        fmt::format("{} message without its '{}' field", message_type_name(type), name));
   return it->second;
 }
 
@@ -89,14 +100,17 @@ std::string encode_frame(MessageType type, const Fields& fields) {
 
 uint32_t decode_frame_header(std::string_view header, MessageType* type) {
   if (header.size() != kFrameHeaderSize) throw WireError("short frame header");
-  if (std::memcmp(header.data(), kMagic, sizeof kMagic) != 0) throw WireError("bad frame magic (not a kiln worker stream)");
+  if (std::memcmp(header.data(), kMagic, sizeof kMagic) != 0)
+    throw WireError("bad frame magic (not a kiln worker stream)");
   auto version = static_cast<uint16_t>(get_le(header, 4, 2));
   if (version != kWireVersion)
-    throw WireError(fmt::format("wire protocol version {} (this kiln speaks {})", version, kWireVersion));
+    throw WireError(
+        fmt::format("wire protocol version {} (this kiln speaks {})", version, kWireVersion));
   auto t = static_cast<uint16_t>(get_le(header, 6, 2));
   if (!known_type(t)) throw WireError(fmt::format("unknown message type {}", t));
   auto length = static_cast<uint32_t>(get_le(header, 8, 4));
-  if (length > kMaxFramePayload) throw WireError(fmt::format("frame of {} bytes is over the limit", length));
+  if (length > kMaxFramePayload)
+    throw WireError(fmt::format("frame of {} bytes is over the limit", length));
   if (get_le(header, 12, 4) != 0) throw WireError("reserved header bytes are not zero");
   *type = static_cast<MessageType>(t);
   return length;
@@ -105,30 +119,36 @@ uint32_t decode_frame_header(std::string_view header, MessageType* type) {
 Fields decode_fields(std::string_view payload) {
   size_t at = 0;
   auto need = [&](uint64_t n, const char* what) {
-    if (n > payload.size() - at) throw WireError(fmt::format("frame payload truncated in {}", what));
+    if (n > payload.size() - at)
+      throw WireError(fmt::format("frame payload truncated in {}", what));
   };
   need(4, "the field count");
   uint64_t count = get_le(payload, at, 4);
   at += 4;
-  if (count > kMaxFields) throw WireError(fmt::format("{} fields in one frame (at most {})", count, kMaxFields));
+  if (count > kMaxFields)
+    throw WireError(fmt::format("{} fields in one frame (at most {})", count, kMaxFields));
   Fields fields;
   for (uint64_t f = 0; f < count; ++f) {
     need(4, "a field name length");
     uint64_t name_length = get_le(payload, at, 4);
     at += 4;
-    if (name_length == 0 || name_length > kMaxFieldName) throw WireError("field name length out of range");
+    if (name_length == 0 || name_length > kMaxFieldName)
+      throw WireError("field name length out of range");
     need(name_length, "a field name");
     std::string name(payload.substr(at, name_length));
     at += name_length;
     for (char c : name)
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) throw WireError("field name with a bad character");
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_'))
+        throw WireError("field name with a bad character");
     need(8, "a field length");
     uint64_t value_length = get_le(payload, at, 8);
     at += 8;
     need(value_length, "a field value");
     // Canonical order (as encode_fields writes them): sorted, each name once.
-    if (!fields.empty() && !(fields.rbegin()->first < name)) throw WireError("fields out of order, or a field appears twice");
-    fields.emplace_hint(fields.end(), std::move(name), std::string(payload.substr(at, value_length)));
+    if (!fields.empty() && !(fields.rbegin()->first < name))
+      throw WireError("fields out of order, or a field appears twice");
+    fields.emplace_hint(fields.end(), std::move(name),
+                        std::string(payload.substr(at, value_length)));
     at += value_length;
   }
   if (at != payload.size()) throw WireError("bytes after the last field");
@@ -139,7 +159,8 @@ Frame decode_frame(std::string_view bytes) {
   if (bytes.size() < kFrameHeaderSize) throw WireError("short frame header");
   MessageType type;
   uint32_t length = decode_frame_header(bytes.substr(0, kFrameHeaderSize), &type);
-  if (bytes.size() - kFrameHeaderSize != length) throw WireError("frame length does not match its payload");
+  if (bytes.size() - kFrameHeaderSize != length)
+    throw WireError("frame length does not match its payload");
   return Frame{type, decode_fields(bytes.substr(kFrameHeaderSize))};
 }
 
@@ -180,7 +201,8 @@ void write_frame(int fd, MessageType type, const Fields& fields, double deadline
     if (!ready_by(fd, POLLOUT, deadline, "timed out writing to the worker")) continue;
     // MSG_NOSIGNAL: a worker that died is an error here, not a SIGPIPE that kills the
     // host. MSG_DONTWAIT under a deadline: a stopped reader must not block us forever.
-    ssize_t n = ::send(fd, frame.data() + done, frame.size() - done, MSG_NOSIGNAL | (deadline > 0 ? MSG_DONTWAIT : 0));
+    ssize_t n = ::send(fd, frame.data() + done, frame.size() - done,
+                       MSG_NOSIGNAL | (deadline > 0 ? MSG_DONTWAIT : 0));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) throw WireError(fmt::format("write failed: {}", std::strerror(errno)));
     done += static_cast<size_t>(n);

@@ -66,9 +66,9 @@ Frame decode_frame(std::string_view bytes);
 // Blocking I/O on a stream socket (channels are socketpairs, so that a write to a dead
 // peer is an error instead of a SIGPIPE). read_frame returns nullopt at a clean end of stream
 // (EOF before any header byte); a deadline (CLOCK_MONOTONIC seconds, 0 = none) that passes
-// raises WireTimeout, for writes too (a reader that stopped reading). Both raise WireError for malformed or truncated frames.
+// raises WireTimeout, for writes too (a reader that stopped reading). Both raise WireError for
+// malformed or truncated frames.
 void write_frame(int fd, MessageType type, const Fields& fields, double deadline = 0);
 std::optional<Frame> read_frame(int fd, double deadline = 0);
-
 
 }  // namespace kiln

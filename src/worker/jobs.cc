@@ -22,11 +22,15 @@ void put_toolchain(Fields& fields, const ToolchainSpec& spec) {
 ToolchainSpec take_toolchain(const Fields& fields, std::string_view message) {
   ToolchainSpec spec;
   const std::string& device = field(fields, "device", message);
-  if (device == "cuda") spec.device = Device::cuda;
-  else if (device != "cpu") throw WireError(fmt::format("{}: unknown device '{}'", message, device));
+  if (device == "cuda")
+    spec.device = Device::cuda;
+  else if (device != "cpu")
+    throw WireError(fmt::format("{}: unknown device '{}'", message, device));
   const std::string& tier = field(fields, "tier", message);
-  if (tier == "fast") spec.tier = Tier::fast;
-  else if (tier != "optimized") throw WireError(fmt::format("{}: unknown tier '{}'", message, tier));
+  if (tier == "fast")
+    spec.tier = Tier::fast;
+  else if (tier != "optimized")
+    throw WireError(fmt::format("{}: unknown tier '{}'", message, tier));
   spec.compiler = field(fields, "compiler", message);
   if (spec.compiler != "gcc" && spec.compiler != "clang")
     throw WireError(fmt::format("{}: unknown compiler '{}'", message, spec.compiler));
@@ -41,17 +45,20 @@ ToolchainSpec take_toolchain(const Fields& fields, std::string_view message) {
 const char* tier_name(Tier tier) { return tier == Tier::fast ? "fast" : "optimized"; }
 
 Toolchain toolchain_of(const ToolchainSpec& spec) {
-  return spec.device == Device::cuda ? cuda_toolchain(spec.arch) : toolchain_for(spec.tier, spec.compiler);
+  return spec.device == Device::cuda ? cuda_toolchain(spec.arch)
+                                     : toolchain_for(spec.tier, spec.compiler);
 }
 
 Job encode(const CompileGraphJob& job) {
   Fields fields{{"graph", job.graph_text}, {"constants", job.constants}};
   put_toolchain(fields, job.toolchain);
-  return Job{MessageType::compile_graph, std::move(fields), fmt::format("compile_graph {}", job.graph_name),
-             default_job_timeout()};
+  return Job{MessageType::compile_graph, std::move(fields),
+             fmt::format("compile_graph {}", job.graph_name), default_job_timeout()};
 }
 
-Fields encode(const PlanReply& reply) { return {{"plan", reply.plan}, {"constants", reply.constants}}; }
+Fields encode(const PlanReply& reply) {
+  return {{"plan", reply.plan}, {"constants", reply.constants}};
+}
 
 Job encode(const CompileUnitJob& job) {
   Fields fields{{"name", job.name}, {"source", job.source}, {"cache_dir", job.cache_dir}};
@@ -68,7 +75,8 @@ Fields encode(const UnitReply& reply) {
 
 CompileGraphJob decode_compile_graph_job(const Fields& fields) {
   constexpr std::string_view kWhat = "compile_graph job";
-  return {"", field(fields, "graph", kWhat), field(fields, "constants", kWhat), take_toolchain(fields, kWhat)};
+  return {"", field(fields, "graph", kWhat), field(fields, "constants", kWhat),
+          take_toolchain(fields, kWhat)};
 }
 
 PlanReply decode_plan_reply(const Fields& fields) {
@@ -78,8 +86,8 @@ PlanReply decode_plan_reply(const Fields& fields) {
 
 CompileUnitJob decode_compile_unit_job(const Fields& fields) {
   constexpr std::string_view kWhat = "compile_unit job";
-  return {field(fields, "name", kWhat), field(fields, "source", kWhat), take_toolchain(fields, kWhat),
-          field(fields, "cache_dir", kWhat)};
+  return {field(fields, "name", kWhat), field(fields, "source", kWhat),
+          take_toolchain(fields, kWhat), field(fields, "cache_dir", kWhat)};
 }
 
 UnitReply decode_unit_reply(const Fields& fields) {

@@ -72,7 +72,8 @@ std::string mode_value(pid_t parent, WorkerRole role, const char* extra = "") {
   return fmt::format("{}{}{}", parent, role_flag(role), extra);
 }
 
-pid_t spawn_process(const std::string& program, const std::string& argv0, const std::string& mode, Pipes& pipes) {
+pid_t spawn_process(const std::string& program, const std::string& argv0, const std::string& mode,
+                    Pipes& pipes) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipes.worker_channel, 0);
@@ -93,7 +94,8 @@ pid_t spawn_process(const std::string& program, const std::string& argv0, const 
   pipes.close_worker_ends();
   if (rc != 0) {
     pipes.close_all();
-    throw WorkerError(fmt::format("cannot start compile worker {}: {}", program, std::strerror(rc)));
+    throw WorkerError(
+        fmt::format("cannot start compile worker {}: {}", program, std::strerror(rc)));
   }
   return pid;
 }
@@ -127,22 +129,27 @@ class ForkServer {
     std::memcpy(CMSG_DATA(c), fds, sizeof fds);
     // The frame is small: one sendmsg carries it whole with the descriptors.
     if (sendmsg(socket_, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size()))
-      throw WorkerError(fmt::format("fork server pid {}: cannot send a fork request: {}", pid_, errno_text()));
+      throw WorkerError(
+          fmt::format("fork server pid {}: cannot send a fork request: {}", pid_, errno_text()));
     // Answers come in request order: the n-th forked message answers the n-th request.
     const uint64_t ticket = ++requests_;
-    if (!cv_.wait_for(lock, std::chrono::seconds(30), [&] { return forked_.count(ticket) || dead_; }) ||
+    if (!cv_.wait_for(lock, std::chrono::seconds(30),
+                      [&] { return forked_.count(ticket) || dead_; }) ||
         !forked_.count(ticket))
-      throw WorkerError(fmt::format("fork server pid {} did not fork a worker{}", pid_, dead_ ? ": it died" : ""));
+      throw WorkerError(fmt::format("fork server pid {} did not fork a worker{}", pid_,
+                                    dead_ ? ": it died" : ""));
     pid_t pid = forked_[ticket];
     forked_.erase(ticket);
-    if (pid <= 0) throw WorkerError(fmt::format("fork server pid {} could not fork a worker", pid_));
+    if (pid <= 0)
+      throw WorkerError(fmt::format("fork server pid {} could not fork a worker", pid_));
     return pid;
   }
 
   // The worker's exit status in words, once the server reported it (up to `seconds`).
   std::string exit_status(pid_t pid, double seconds) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return exits_.count(pid) || dead_; }))
+    if (!cv_.wait_for(lock, std::chrono::duration<double>(seconds),
+                      [&] { return exits_.count(pid) || dead_; }))
       return "exit status unknown";
     auto it = exits_.find(pid);
     if (it == exits_.end()) return "exit status unknown (the fork server died)";
@@ -164,7 +171,8 @@ class ForkServer {
       try {
         Pipes pipes;
         pipes.open();
-        pid_t pid = spawn_process(worker_executable(), "kiln-fork-server", mode_value(getpid(), WorkerRole::compile, ":forkserver"), pipes);
+        pid_t pid = spawn_process(worker_executable(), "kiln-fork-server",
+                                  mode_value(getpid(), WorkerRole::compile, ":forkserver"), pipes);
         pid_ = pid;
         socket = socket_ = pipes.host_channel;
         diagnostics_ = pipes.diag_read;
@@ -193,7 +201,8 @@ class ForkServer {
         cv_.notify_all();
       }
     } catch (const std::exception& e) {
-      if (log_enabled("workers")) log_line("workers", fmt::format("fork server pid {}: {}", pid_, e.what()));
+      if (log_enabled("workers"))
+        log_line("workers", fmt::format("fork server pid {}: {}", pid_, e.what()));
     }
     if (log_enabled("workers")) log_line("workers", fmt::format("fork server pid {} ended", pid_));
     std::lock_guard<std::mutex> lock(mutex_);
@@ -218,7 +227,8 @@ std::string worker_executable() {
     std::string dir = library_directory();
     for (const char* relative : {KILN_WORKER_RELATIVE_PATH, "../libexec/kiln/kiln-worker"}) {
       std::string candidate = dir + "/" + relative;
-      if (access(candidate.c_str(), X_OK) == 0) return std::filesystem::weakly_canonical(candidate).string();
+      if (access(candidate.c_str(), X_OK) == 0)
+        return std::filesystem::weakly_canonical(candidate).string();
     }
     throw WorkerError(fmt::format("kiln-worker not found beside {} (looked for {}/{})", dir, dir,
                                   KILN_WORKER_RELATIVE_PATH));
@@ -228,9 +238,12 @@ std::string worker_executable() {
 
 const char* role_flag(WorkerRole role) {
   switch (role) {
-    case WorkerRole::compile: return "";
-    case WorkerRole::background_compile: return ":idle";
-    case WorkerRole::benchmark: return ":bench";
+    case WorkerRole::compile:
+      return "";
+    case WorkerRole::background_compile:
+      return ":idle";
+    case WorkerRole::benchmark:
+      return ":bench";
   }
   return "";
 }
@@ -255,7 +268,8 @@ WorkerProcess launch_worker(WorkerStart start, WorkerRole role) {
     pipes.close_worker_ends();
     w.forked = true;
   } else if (start == WorkerStart::Spawn) {
-    w.pid = spawn_process("/proc/self/exe", "kiln-worker (spawn)", mode_value(getpid(), role), pipes);
+    w.pid =
+        spawn_process("/proc/self/exe", "kiln-worker (spawn)", mode_value(getpid(), role), pipes);
   } else {
     w.pid = spawn_process(worker_executable(), "kiln-worker", mode_value(getpid(), role), pipes);
   }

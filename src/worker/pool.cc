@@ -12,11 +12,11 @@
 #include <thread>
 
 #include "kiln/error.h"
+#include "observe/trace_log.h"
+#include "runtime/profiling.h"
 #include "support/build_id.h"
 #include "support/env.h"
 #include "support/log.h"
-#include "observe/trace_log.h"
-#include "runtime/profiling.h"
 #include "support/stats.h"
 #include "worker/launch.h"
 
@@ -73,8 +73,9 @@ struct WorkerPool::State {
   std::string describe(const Slot& slot, int pid, const std::string& what) const {
     std::string tail = slot.stderr_tail.empty() ? "(nothing)" : slot.stderr_tail;
     return fmt::format("compile worker pid {} ({} start, {}): {}; its stderr ended with: {}", pid,
-                       worker_start_name(start), start == WorkerStart::Spawn ? "this program" : worker_executable(),
-                       what, tail);
+                       worker_start_name(start),
+                       start == WorkerStart::Spawn ? "this program" : worker_executable(), what,
+                       tail);
   }
 
   // Appends what the worker wrote to stderr (non-blocking) to its tail.
@@ -86,7 +87,8 @@ struct WorkerPool::State {
       ssize_t n = ::read(slot.process.diagnostics, buffer, sizeof buffer);
       if (n <= 0) return;
       slot.stderr_tail.append(buffer, static_cast<size_t>(n));
-      if (slot.stderr_tail.size() > kStderrTail) slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
+      if (slot.stderr_tail.size() > kStderrTail)
+        slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
     }
   }
 
@@ -98,12 +100,14 @@ struct WorkerPool::State {
       if (stopping_now()) {
         end_worker(slot.process, true);
         publish(slot, false);
-        throw PoolShutDown(fmt::format("job '{}' was stopped: the compile workers were shut down", job_name));
+        throw PoolShutDown(
+            fmt::format("job '{}' was stopped: the compile workers were shut down", job_name));
       }
       double left = deadline - monotonic_seconds();
       if (left <= 0)
-        fail(slot, fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", job_name,
-                               deadline - started_at(slot)),
+        fail(slot,
+             fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", job_name,
+                         deadline - started_at(slot)),
              true);
       pollfd p[2] = {{slot.process.channel, POLLIN, 0}, {slot.process.diagnostics, POLLIN, 0}};
       int r = ::poll(p, 2, static_cast<int>(std::min(left, 0.1) * 1000) + 1);
@@ -143,7 +147,8 @@ struct WorkerPool::State {
       if (n <= 0) break;
       slot.stderr_tail.append(buffer, static_cast<size_t>(n));
     }
-    if (slot.stderr_tail.size() > kStderrTail) slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
+    if (slot.stderr_tail.size() > kStderrTail)
+      slot.stderr_tail.erase(0, slot.stderr_tail.size() - kStderrTail);
     int pid = slot.process.pid;
     std::string status = end_worker(slot.process, kill_first);
     std::string message = describe(slot, pid, fmt::format("{} ({})", what, status));
@@ -175,11 +180,18 @@ struct WorkerPool::State {
     Frame hello = receive(slot, monotonic_seconds() + kHelloTimeoutSeconds, "hello");
     if (hello.type != MessageType::hello) fail(slot, "sent no hello", true);
     if (hello.at("build_id") != build_id())
-      fail(slot, fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"), build_id()), true);
+      fail(slot,
+           fmt::format("is from another kiln build ({}; this library is {})", hello.at("build_id"),
+                       build_id()),
+           true);
     publish(slot, true);
-    trace_artifact("worker_start", {{"worker_pid", slot.process.pid}, {"start", worker_start_name(start)},
-                                    {"role", role == WorkerRole::benchmark ? "benchmark" : "compile"}});
-    if (log_enabled("workers")) log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid, worker_start_name(start)));
+    trace_artifact("worker_start",
+                   {{"worker_pid", slot.process.pid},
+                    {"start", worker_start_name(start)},
+                    {"role", role == WorkerRole::benchmark ? "benchmark" : "compile"}});
+    if (log_enabled("workers"))
+      log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid,
+                                      worker_start_name(start)));
   }
 
   Fields run(Slot& slot, Pending& pending, uint64_t job_id) {
@@ -190,24 +202,30 @@ struct WorkerPool::State {
     try {
       write_frame(slot.process.channel, pending.job.type, request, deadline);
     } catch (const WireTimeout&) {
-      fail(slot, fmt::format("job '{}' timed out after {:.0f} s and the worker was killed", pending.job.name,
-                             pending.job.timeout_seconds),
+      fail(slot,
+           fmt::format("job '{}' timed out after {:.0f} s and the worker was killed",
+                       pending.job.name, pending.job.timeout_seconds),
            true);
     } catch (const WireError& e) {
       fail(slot, fmt::format("could not take job '{}' ({})", pending.job.name, e.what()), true);
     }
     Frame reply = receive(slot, deadline, pending.job.name);
     if (reply.type != MessageType::reply || reply.fields["job"] != request["job"])
-      fail(slot, fmt::format("answered job '{}' with a {} message for job '{}'", pending.job.name,
-                             message_type_name(reply.type), reply.fields["job"]),
+      fail(slot,
+           fmt::format("answered job '{}' with a {} message for job '{}'", pending.job.name,
+                       message_type_name(reply.type), reply.fields["job"]),
            true);
     bump(Stat::compile_subprocess);
     if (auto t = reply.fields.find("timings"); t != reply.fields.end())
-      record_worker_spans(slot.process.pid, role == WorkerRole::benchmark ? "benchmark" : "compile", t->second);
+      record_worker_spans(slot.process.pid, role == WorkerRole::benchmark ? "benchmark" : "compile",
+                          t->second);
     const std::string& status = reply.at("status");
     if (status == "compile_error") throw CompileError(reply.at("message"));
-    if (status == "error") throw Error(fmt::format("{} (in compile worker pid {})", reply.at("message"), slot.process.pid));
-    if (status != "ok") fail(slot, fmt::format("answered job '{}' with status '{}'", pending.job.name, status), true);
+    if (status == "error")
+      throw Error(
+          fmt::format("{} (in compile worker pid {})", reply.at("message"), slot.process.pid));
+    if (status != "ok")
+      fail(slot, fmt::format("answered job '{}' with status '{}'", pending.job.name, status), true);
     return std::move(reply.fields);
   }
 
@@ -233,7 +251,8 @@ struct WorkerPool::State {
         try {
           start_worker(slot);
         } catch (const Error& e) {  // the next job retries; wait_ready reports not ready
-          if (log_enabled("workers")) log_line("workers", fmt::format("a worker did not start: {}", e.what()));
+          if (log_enabled("workers"))
+            log_line("workers", fmt::format("a worker did not start: {}", e.what()));
         }
         lock.lock();
         cv.notify_all();
@@ -269,12 +288,14 @@ struct WorkerPool::State {
     }
     int pid = slot.process.pid;
     std::string status = end_worker(slot.process, false);
-    trace_artifact("worker_exit", {{"worker_pid", pid}, {"status", status}, {"why", "asked to quit"}});
+    trace_artifact("worker_exit",
+                   {{"worker_pid", pid}, {"status", status}, {"why", "asked to quit"}});
     publish(slot, false);
   }
 };
 
-WorkerPool::WorkerPool(WorkerStart start, int size, WorkerRole role) : state_(std::make_shared<State>()) {
+WorkerPool::WorkerPool(WorkerStart start, int size, WorkerRole role)
+    : state_(std::make_shared<State>()) {
   state_->start = start;
   state_->size = std::max(1, size);
   state_->role = role;
@@ -287,10 +308,11 @@ WorkerStart WorkerPool::start_method() const { return state_->start; }
 
 void WorkerPool::submit(Job job, JobDone done) {
   std::unique_lock<std::mutex> lock(state_->mutex);
-  if (state_->stopping || exiting) {  // submitted by another job's callback, or a background task, at shutdown
+  if (state_->stopping ||
+      exiting) {  // submitted by another job's callback, or a background task, at shutdown
     lock.unlock();
-    done(std::make_exception_ptr(
-             PoolShutDown(fmt::format("job '{}' was not run: the compile workers are shutting down", job.name))),
+    done(std::make_exception_ptr(PoolShutDown(
+             fmt::format("job '{}' was not run: the compile workers are shutting down", job.name))),
          {});
     return;
   }
@@ -303,8 +325,10 @@ std::future<Fields> WorkerPool::submit(Job job) {
   auto promise = std::make_shared<std::promise<Fields>>();
   std::future<Fields> result = promise->get_future();
   submit(std::move(job), [promise](std::exception_ptr error, Fields reply) {
-    if (error) promise->set_exception(error);
-    else promise->set_value(std::move(reply));
+    if (error)
+      promise->set_exception(error);
+    else
+      promise->set_value(std::move(reply));
   });
   return result;
 }
@@ -347,8 +371,8 @@ void WorkerPool::shutdown() {
   }
   // Outside the lock: a callback may submit (and be refused) or look up a pool.
   for (Pending& p : dropped)
-    p.done(std::make_exception_ptr(
-               PoolShutDown(fmt::format("job '{}' was not run: the compile workers were shut down", p.job.name))),
+    p.done(std::make_exception_ptr(PoolShutDown(fmt::format(
+               "job '{}' was not run: the compile workers were shut down", p.job.name))),
            {});
   for (std::thread& t : threads) t.join();
   std::lock_guard<std::mutex> lock(state_->mutex);
@@ -389,7 +413,8 @@ void shut_down_at_exit() {
   tasks.cv.wait_for(lock, std::chrono::seconds(10), [&] { return tasks.running == 0; });
 }
 std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>& pools() {
-  static auto* map = new std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>();
+  static auto* map =
+      new std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>();
   return *map;
 }
 
@@ -408,7 +433,8 @@ WorkerPool& pool_for(WorkerStart start, int size, WorkerRole role) {
 }  // namespace
 
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
-  return pool_for(start, size, idle_priority ? WorkerRole::background_compile : WorkerRole::compile);
+  return pool_for(start, size,
+                  idle_priority ? WorkerRole::background_compile : WorkerRole::compile);
 }
 
 WorkerPool& benchmark_pool(WorkerStart start) { return pool_for(start, 1, WorkerRole::benchmark); }
@@ -442,10 +468,12 @@ void shutdown_all_pools() {
   for (WorkerPool* pool : all) pool->shutdown();
 }
 
-std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority) {
+std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start,
+                                                                bool idle_priority) {
   std::lock_guard<std::mutex> lock(pools_mutex);
   std::vector<std::pair<WorkerStart, WorkerStatus>> out;
-  auto it = pools().find({start, idle_priority ? WorkerRole::background_compile : WorkerRole::compile});
+  auto it =
+      pools().find({start, idle_priority ? WorkerRole::background_compile : WorkerRole::compile});
   if (it != pools().end())
     for (const WorkerStatus& s : it->second->status()) out.emplace_back(start, s);
   return out;

@@ -14,15 +14,15 @@
 
 #include "kiln/compile.h"
 #include "kiln/error.h"
-#include "worker/launch.h"
 #include "wire/frame.h"
+#include "worker/launch.h"
 
 namespace kiln {
 
 struct Job {
-  MessageType type;     // compile_graph, compile_unit or benchmark
-  Fields fields;        // the request (the pool adds "job")
-  std::string name;     // e.g. "compile_unit cpp_poi_fused_add_0", in errors
+  MessageType type;  // compile_graph, compile_unit or benchmark
+  Fields fields;     // the request (the pool adds "job")
+  std::string name;  // e.g. "compile_unit cpp_poi_fused_add_0", in errors
   double timeout_seconds = 300;
 };
 
@@ -37,7 +37,7 @@ using JobDone = std::function<void(std::exception_ptr error, Fields reply)>;
 
 struct WorkerStatus {
   int slot = 0;
-  int pid = 0;          // 0 when not running
+  int pid = 0;  // 0 when not running
   bool busy = false;
   int jobs_done = 0;
   int failures = 0;
@@ -80,7 +80,8 @@ WorkerPool& benchmark_pool(WorkerStart start);
 void run_in_background(std::function<void()> task);
 void shutdown_all_pools();
 // The workers of the pool of (start, idle priority), if this process created it.
-std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool idle_priority);
+std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start,
+                                                                bool idle_priority);
 bool any_pool_started();
 
 // Default job deadline: KILN_COMPILE_TIMEOUT seconds, else 300.

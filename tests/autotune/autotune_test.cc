@@ -22,7 +22,9 @@
 namespace kiln::testing {
 namespace {
 
-int64_t delta(std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before[name]; }
+int64_t delta(std::map<std::string, int64_t>& before, const char* name) {
+  return stats()[name] - before[name];
+}
 
 Graph traced(const std::string& name, const std::vector<Tensor>& examples,
              const std::function<Tensor(const std::vector<Tensor>&)>& fn) {
@@ -44,7 +46,8 @@ Graph sin_cos_graph(const std::string& name = "sincos") {
 TuneSetup setup_here(const Graph& graph) {
   TuneSetup setup;
   setup.toolchain = toolchain_for(Tier::optimized, "gcc");
-  setup.compile = [toolchain = setup.toolchain](const std::string& name, const std::string& source) {
+  setup.compile = [toolchain = setup.toolchain](const std::string& name,
+                                                const std::string& source) {
     return compile_object(toolchain, name, source);
   };
   setup.benchmark = [](const BenchmarkRequest& request, const std::string& what) {
@@ -67,8 +70,8 @@ std::vector<TuneReport> tune(CompiledPlan& plan, const TuneSetup& setup) {
 class Autotune : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fmt::format("{}/autotune-{}-{}", std::filesystem::temp_directory_path().string(), getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fmt::format("{}/autotune-{}-{}", std::filesystem::temp_directory_path().string(),
+                       getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     setenv("KILN_CACHE_DIR", dir_.c_str(), 1);
   }
@@ -104,8 +107,10 @@ TEST(Config, SpaceTextRoundTripsAndNeighboursChangeOneField) {
   EXPECT_EQ(back.candidates, space.candidates);
   // From the defaults: CHUNK to its adjacent values, THREADS (0, outside its list) to each value.
   std::vector<KernelConfig> n = space.neighbours(space.defaults);
-  std::vector<KernelConfig> want = {{{"CHUNK", 128}, {"THREADS", 0}}, {{"CHUNK", 512}, {"THREADS", 0}},
-                                    {{"CHUNK", 256}, {"THREADS", 1}}, {{"CHUNK", 256}, {"THREADS", 2}}};
+  std::vector<KernelConfig> want = {{{"CHUNK", 128}, {"THREADS", 0}},
+                                    {{"CHUNK", 512}, {"THREADS", 0}},
+                                    {{"CHUNK", 256}, {"THREADS", 1}},
+                                    {{"CHUNK", 256}, {"THREADS", 2}}};
   EXPECT_EQ(n, want);
   EXPECT_FALSE(space.admits({{"CHUNK", 100}}));
   EXPECT_FALSE(space.admits({{"BLOCK", 64}}));
@@ -145,14 +150,16 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   // The default and every candidate were timed first, then the descent's neighbours.
   ASSERT_GT(r.timed.size(), space.candidates.size() + 1);
   EXPECT_EQ(r.timed[0].first, space.defaults);
-  for (size_t i = 0; i < space.candidates.size(); ++i) EXPECT_EQ(r.timed[i + 1].first, space.complete(space.candidates[i]));
+  for (size_t i = 0; i < space.candidates.size(); ++i)
+    EXPECT_EQ(r.timed[i + 1].first, space.complete(space.candidates[i]));
   EXPECT_EQ(delta(before, "autotune.configs_timed"), static_cast<int64_t>(r.timed.size()));
   EXPECT_GT(r.default_seconds, 0);
   EXPECT_GT(r.chosen_seconds, 0);
   EXPECT_TRUE(space.admits(r.chosen));
   EXPECT_EQ(plan.kernels[0].config, r.chosen);
   EXPECT_EQ(plan.kernels[0].tuning, "benchmarked");
-  EXPECT_NE(plan.units[0].source.find("/* config of " + plan.kernels[0].name + ": " + config_text(r.chosen)),
+  EXPECT_NE(plan.units[0].source.find("/* config of " + plan.kernels[0].name + ": " +
+                                      config_text(r.chosen)),
             std::string::npos);
   if (r.chosen != space.defaults) {
     EXPECT_NE(plan.units[0].source, default_source);
@@ -175,12 +182,15 @@ TEST_F(Autotune, TunedCompiledCodeMatchesEagerInEveryMode) {
     o.mode = mode;
     o.autotune = true;
     o.name = fmt::format("tuned_{}", compile_mode_name(mode));
-    auto fn = [](const Tensor& x, const Tensor& y) { return softmax(x * y, -1) + layer_norm(x, {x.size(-1)}); };
+    auto fn = [](const Tensor& x, const Tensor& y) {
+      return softmax(x * y, -1) + layer_norm(x, {x.size(-1)});
+    };
     auto f = compile(fn, o);
     Tensor x = randn({64, 300}), y = randn({64, 300});
     EXPECT_EQ(compare_tensors(f(x, y), fn(x, y), 1e-4, 1e-4), "") << compile_mode_name(mode);
     EXPECT_NE(f.build_options().find("autotune=on"), std::string::npos);
-    for (const KernelInfo& k : f.kernels()) EXPECT_NE(k.tuning, "default") << k.name << " in " << compile_mode_name(mode);
+    for (const KernelInfo& k : f.kernels())
+      EXPECT_NE(k.tuning, "default") << k.name << " in " << compile_mode_name(mode);
   }
 }
 
@@ -188,7 +198,8 @@ TEST_F(Autotune, LookupTableEntryReplacesTimingTheCandidates) {
   Graph g = sin_cos_graph();
   CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
   const std::string hash = tuning_hash(plan.kernels[0], g.size_hints);
-  write_table(fmt::format(R"({{"{}": {{"config": "VEC=128", "kernel": "{}"}}}})", hash, plan.kernels[0].name));
+  write_table(fmt::format(R"({{"{}": {{"config": "VEC=128", "kernel": "{}"}}}})", hash,
+                          plan.kernels[0].name));
   TuneSetup setup = setup_here(g);
   setup.table = LookupTable::from_environment();
   setup.coordinate_descent = false;
@@ -199,7 +210,8 @@ TEST_F(Autotune, LookupTableEntryReplacesTimingTheCandidates) {
   EXPECT_EQ(plan.kernels[0].config, plan.kernels[0].space.complete({{"VEC", 128}}));
   EXPECT_EQ(delta(before, "autotune.lookup_hits"), 1);
   EXPECT_EQ(delta(before, "autotune.runs"), 0);
-  EXPECT_EQ(delta(before, "autotune.configs_timed"), 0) << "a lookup hit times nothing without descent";
+  EXPECT_EQ(delta(before, "autotune.configs_timed"), 0)
+      << "a lookup hit times nothing without descent";
 }
 
 TEST_F(Autotune, CoordinateDescentStartsFromTheLookupTableEntry) {
@@ -217,7 +229,8 @@ TEST_F(Autotune, CoordinateDescentStartsFromTheLookupTableEntry) {
   EXPECT_EQ(r.tuning, "lookup_table");
   EXPECT_EQ(r.start, start);
   ASSERT_FALSE(r.timed.empty());
-  EXPECT_EQ(r.timed.front().first, start) << "the first round times the table's config beside its neighbours";
+  EXPECT_EQ(r.timed.front().first, start)
+      << "the first round times the table's config beside its neighbours";
   EXPECT_EQ(delta(before, "autotune.runs"), 0) << "the candidate list was not timed";
   EXPECT_EQ(delta(before, "autotune.lookup_hits"), 1);
 }
@@ -230,7 +243,8 @@ TEST_F(Autotune, TheExportedTableSeedsAnotherCache) {
   std::vector<TuneReport> reports = tune(plan, setup_here(g));
   ASSERT_EQ(reports.size(), 1u);
   std::string path = dir_ + "-exported.json";
-  ASSERT_EQ(std::system(fmt::format("{} cache autotune-table > {}", KILN_CLI_PATH, path).c_str()), 0);
+  ASSERT_EQ(std::system(fmt::format("{} cache autotune-table > {}", KILN_CLI_PATH, path).c_str()),
+            0);
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
@@ -258,8 +272,10 @@ TEST_F(Autotune, ABadLookupTableIsAnErrorNamingTheVariable) {
     LookupTable::from_environment();
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("KILN_AUTOTUNE_LOOKUP_TABLE=" + path), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("not a kernel tuning hash"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("KILN_AUTOTUNE_LOOKUP_TABLE=" + path), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a kernel tuning hash"), std::string::npos)
+        << e.what();
   }
   setenv("KILN_AUTOTUNE_LOOKUP_TABLE", "/nonexistent/table.json", 1);
   EXPECT_THROW(LookupTable::from_environment(), Error);
@@ -294,14 +310,17 @@ TEST_F(Autotune, MaxAutotuneGemmTemplatesMatchEager) {
       Tensor x = transposed ? randn({3, 23, 130}) : randn({67, 130});
       Tensor y = transposed ? randn({45, 130}) : randn({130, 45});
       auto fn = transposed ? linear_gelu : mm_relu;
-      Graph g = traced("gemm", {x, y}, [&](const std::vector<Tensor>& in) { return fn(in[0], in[1]); });
+      Graph g =
+          traced("gemm", {x, y}, [&](const std::vector<Tensor>& in) { return fn(in[0], in[1]); });
       CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
       add_gemm_templates(plan, toolchain_for(Tier::optimized, "gcc"));
-      auto tem = std::find_if(plan.kernels.begin(), plan.kernels.end(),
-                              [](const KernelLaunch& k) { return k.name.rfind("cpp_tem_fused_mm_", 0) == 0; });
+      auto tem = std::find_if(plan.kernels.begin(), plan.kernels.end(), [](const KernelLaunch& k) {
+        return k.name.rfind("cpp_tem_fused_mm_", 0) == 0;
+      });
       ASSERT_NE(tem, plan.kernels.end());
       if (forced >= 0) {
-        write_table(fmt::format(R"({{"{}": "IMPL={},BM=8,BN=32,BK=64"}})", tuning_hash(*tem, g.size_hints), forced));
+        write_table(fmt::format(R"({{"{}": "IMPL={},BM=8,BN=32,BK=64"}})",
+                                tuning_hash(*tem, g.size_hints), forced));
       } else {
         unsetenv("KILN_AUTOTUNE_LOOKUP_TABLE");
       }
@@ -314,8 +333,9 @@ TEST_F(Autotune, MaxAutotuneGemmTemplatesMatchEager) {
       auto f = compile(fn, o);
       EXPECT_EQ(compare_tensors(f(x, y), fn(x, y), 1e-4, 1e-4), "") << o.name;
       std::vector<KernelInfo> kernels = f.kernels();
-      auto info = std::find_if(kernels.begin(), kernels.end(),
-                               [](const KernelInfo& k) { return k.name.rfind("cpp_tem_fused_mm_", 0) == 0; });
+      auto info = std::find_if(kernels.begin(), kernels.end(), [](const KernelInfo& k) {
+        return k.name.rfind("cpp_tem_fused_mm_", 0) == 0;
+      });
       ASSERT_NE(info, kernels.end()) << o.name;
       if (forced >= 0) {
         EXPECT_EQ(info->tuning, "lookup_table");
@@ -333,12 +353,14 @@ TEST(BenchmarkWorker, CompileWorkersRefuseBenchmarkJobs) {
   request.object = "not an object";
   request.kernels = {"k"};
   request.buffers = {{DType::f32, 4}};
-  std::future<Fields> reply = compile_pool(WorkerStart::Subprocess, 1).submit(benchmark_job(request, "misrouted"));
+  std::future<Fields> reply =
+      compile_pool(WorkerStart::Subprocess, 1).submit(benchmark_job(request, "misrouted"));
   try {
     reply.get();
     FAIL() << "a compile worker ran a benchmark";
   } catch (const WorkerError& e) {
-    EXPECT_NE(std::string(e.what()).find("unexpected benchmark message"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unexpected benchmark message"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -15,11 +15,11 @@
 #include "cache/entry_file.h"
 #include "driver/graph_compiler.h"
 #include "driver/object_store.h"
-#include "support/build_id.h"
-#include "trace/tracer.h"
 #include "kiln/kiln.h"
+#include "support/build_id.h"
 #include "support/compare.h"
 #include "support/process.h"
+#include "trace/tracer.h"
 #include "worker/pool.h"
 
 namespace kiln {
@@ -133,7 +133,9 @@ TEST_F(CacheTest, CorruptOrTruncatedEntriesAreMisses) {
     std::ifstream in(file, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
-  auto rewrite = [&](const std::string& b) { std::ofstream(file, std::ios::binary | std::ios::trunc) << b; };
+  auto rewrite = [&](const std::string& b) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << b;
+  };
   std::string flipped = bytes;
   flipped.back() ^= 1;
   rewrite(flipped);
@@ -225,7 +227,8 @@ TEST_F(CacheTest, KeysCoverWhatChangesTheCode) {
   EXPECT_NE(key, graph_cache_key(g, with_clang)) << "compiler";
   EXPECT_NE(key, graph_cache_key(traced_pointwise("other_name", 2.0f), optimized)) << "graph text";
   EXPECT_NE(key, graph_cache_key(traced_pointwise("g", 3.0f), optimized)) << "a constant's value";
-  EXPECT_NE(graph_cache_key_text(g, optimized).find(std::string(build_id())), std::string::npos) << "kiln build";
+  EXPECT_NE(graph_cache_key_text(g, optimized).find(std::string(build_id())), std::string::npos)
+      << "kiln build";
   EXPECT_NE(graph_cache_key_text(g, optimized).find("flags"), std::string::npos) << "CPU features";
   // What does not change code does not change the key: logging, the mode, the start.
   setenv("KILN_LOGS", "all", 1);
@@ -270,13 +273,16 @@ TEST_F(CacheTest, WarmStartCompilesNothingAndStartsNoWorker) {
 TEST_F(CacheTest, AFreshProcessLoadsFromTheCache) {
   setenv("KILN_LOGS", "workers,pipeline", 1);
   std::string graph = std::string(KILN_SOURCE_DIR) + "/examples/graphs/pointwise.kiln";
-  ProcessResult cold = run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
-  ProcessResult warm = run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
+  ProcessResult cold =
+      run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
+  ProcessResult warm =
+      run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", "subprocess"}, 120);
   unsetenv("KILN_LOGS");
   ASSERT_TRUE(cold.ok()) << cold.output;
   ASSERT_TRUE(warm.ok()) << warm.output;
   EXPECT_NE(cold.output.find("ready (subprocess start)"), std::string::npos) << cold.output;
-  EXPECT_EQ(warm.output.find("ready"), std::string::npos) << "the warm start started a worker:\n" << warm.output;
+  EXPECT_EQ(warm.output.find("ready"), std::string::npos) << "the warm start started a worker:\n"
+                                                          << warm.output;
   auto checksum = [](const std::string& out) { return out.substr(out.find("output 0:")); };
   EXPECT_EQ(checksum(cold.output), checksum(warm.output));
 }
@@ -287,14 +293,16 @@ TEST_F(CacheTest, StatsCountKernelSources) {
   Cache cache = *Cache::open();
   cache.put(CacheKind::kernel, content_key("k"), "object");
   fs::create_directories(dir_ / "sources");
-  for (const char* name : {"a.c", "b.c"}) std::ofstream(dir_ / "sources" / name) << "void k(void) {}\n";
+  for (const char* name : {"a.c", "b.c"})
+    std::ofstream(dir_ / "sources" / name) << "void k(void) {}\n";
   ProcessResult stats = run_process({KILN_CLI_PATH, "cache", "stats"}, 60);
   ASSERT_TRUE(stats.ok()) << stats.output;
   EXPECT_NE(stats.output.find("kernels       1 entries"), std::string::npos) << stats.output;
   EXPECT_NE(stats.output.find("sources       2 files"), std::string::npos) << stats.output;
   ProcessResult cleared = run_process({KILN_CLI_PATH, "cache", "clear"}, 60);
   ASSERT_TRUE(cleared.ok()) << cleared.output;
-  EXPECT_NE(cleared.output.find("1 kernel entries, 0 autotune entries, 2 kernel sources"), std::string::npos)
+  EXPECT_NE(cleared.output.find("1 kernel entries, 0 autotune entries, 2 kernel sources"),
+            std::string::npos)
       << cleared.output;
   EXPECT_EQ(cache.sources_usage().entries, 0);
 }
@@ -304,7 +312,8 @@ TEST_F(CacheTest, ManyProcessesWriteTheSameKeysSafely) {
   std::vector<std::future<ProcessResult>> runs;
   for (int i = 0; i < 8; ++i)
     runs.push_back(std::async(std::launch::async, [&, i] {
-      return run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode", i % 2 ? "subprocess" : "inprocess"},
+      return run_process({KILN_CLI_PATH, "run", graph, "--dim", "s0=8", "--mode",
+                          i % 2 ? "subprocess" : "inprocess"},
                          180);
     }));
   std::string first;

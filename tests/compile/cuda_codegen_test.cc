@@ -29,7 +29,9 @@ std::string cuda_source(const std::string& name, const std::vector<Tensor>& exam
   Graph g = optimize_graph(tracer.finish(out));
   std::vector<KernelSource> kernels;
   for (const LoopKernel& k : lower_graph(g).kernels)
-    kernels.push_back({dialect_kernel_name(k.name, cuda_dialect()), emit_kernel(k, g.num_symbols, cuda_dialect()), {}});
+    kernels.push_back({dialect_kernel_name(k.name, cuda_dialect()),
+                       emit_kernel(k, g.num_symbols, cuda_dialect()),
+                       {}});
   return emit_translation_unit(g.name, kernels, cuda_dialect());
 }
 
@@ -38,29 +40,41 @@ size_t compile_in_worker(const std::string& name, const std::string& source) {
   ToolchainSpec nvrtc;
   nvrtc.device = Device::cuda;
   nvrtc.arch = "sm_90";
-  Fields reply = compile_pool(WorkerStart::Subprocess, 1).submit(encode(CompileUnitJob{name, source, nvrtc, ""})).get();
+  Fields reply = compile_pool(WorkerStart::Subprocess, 1)
+                     .submit(encode(CompileUnitJob{name, source, nvrtc, ""}))
+                     .get();
   return decode_unit_reply(reply).object.value().size();
 }
 
-const std::string kSinCos = cuda_source("sincos", {randn({64, 64}), randn({64, 64})},
-                                        [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; });
+const std::string kSinCos = cuda_source(
+    "sincos", {randn({64, 64}), randn({64, 64})},
+    [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; });
 
 TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
-  EXPECT_NE(kSinCos.find("extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"), std::string::npos)
+  EXPECT_NE(kSinCos.find(
+                "extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"),
+            std::string::npos)
       << kSinCos;
   // Aligned buffers: four consecutive elements per thread, loaded and stored as one 16-byte
   // vector per buffer; the rest, and unaligned buffers, in the plain grid-stride loop.
-  EXPECT_NE(kSinCos.find("const kiln_vec<float, 4> kiln_l1 = *(const kiln_vec<float, 4>*)(p1 + kiln_v);"),
-            std::string::npos)
+  EXPECT_NE(
+      kSinCos.find("const kiln_vec<float, 4> kiln_l1 = *(const kiln_vec<float, 4>*)(p1 + kiln_v);"),
+      std::string::npos)
       << kSinCos;
-  EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s;"), std::string::npos) << kSinCos;
+  EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s;"), std::string::npos)
+      << kSinCos;
   EXPECT_NE(kSinCos.find("kiln_v += kiln_stride * 4"), std::string::npos) << kSinCos;
   // The lanes are one unrolled loop, so the expression is written once, not four times.
-  EXPECT_NE(kSinCos.find("for (int kiln_lane = 0; kiln_lane < 4; ++kiln_lane) {"), std::string::npos) << kSinCos;
-  EXPECT_EQ(kSinCos.find("kiln_s.v[1]"), std::string::npos) << kSinCos;
-  EXPECT_NE(kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"), std::string::npos)
+  EXPECT_NE(kSinCos.find("for (int kiln_lane = 0; kiln_lane < 4; ++kiln_lane) {"),
+            std::string::npos)
       << kSinCos;
-  EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (float*)buffers[1];"), std::string::npos) << kSinCos;
+  EXPECT_EQ(kSinCos.find("kiln_s.v[1]"), std::string::npos) << kSinCos;
+  EXPECT_NE(
+      kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"),
+      std::string::npos)
+      << kSinCos;
+  EXPECT_NE(kSinCos.find("const float* __restrict__ p1 = (float*)buffers[1];"), std::string::npos)
+      << kSinCos;
   EXPECT_NE(kSinCos.find("sinf("), std::string::npos);
   EXPECT_EQ(kSinCos.find("#pragma omp"), std::string::npos) << "no OpenMP in CUDA source";
   EXPECT_EQ(kSinCos.find("cpp_"), std::string::npos) << "kernel names carry the cuda prefix";
@@ -69,62 +83,87 @@ TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
 TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {
   Tensor x = randn({6, 5});
   mark_dynamic(x, 0);
-  std::string src = cuda_source("bcast", {x, randn({5})},
-                                [](const std::vector<Tensor>& in) { return std::vector<Tensor>{in[0] * in[1] + 1.0f}; });
+  std::string src = cuda_source("bcast", {x, randn({5})}, [](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{in[0] * in[1] + 1.0f};
+  });
   EXPECT_NE(src.find("const int64_t s0 = sizes[0];"), std::string::npos) << src;
   EXPECT_NE(src.find("flat < n;"), std::string::npos) << src;
   EXPECT_NE(src.find("rest % (5)"), std::string::npos) << src;
 }
 
-const std::string kRows = cuda_source("rows", {randn({16, 300}), randn({300})}, [](const std::vector<Tensor>& in) {
-  return std::vector<Tensor>{softmax(in[0], -1), layer_norm(in[0], {300}, in[1]), in[0].sum({0}), in[0].amax({-1})};
-});
+const std::string kRows =
+    cuda_source("rows", {randn({16, 300}), randn({300})}, [](const std::vector<Tensor>& in) {
+      return std::vector<Tensor>{softmax(in[0], -1), layer_norm(in[0], {300}, in[1]),
+                                 in[0].sum({0}), in[0].amax({-1})};
+    });
 
 TEST(CudaCodegen, RowReductionsRunARowPerBlockCombinedThroughShuffles) {
   EXPECT_NE(kRows.find("cuda_per_fused_"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {"),
+            std::string::npos)
+      << kRows;
   // A constant row of 300: 128 threads, each holding a run of four consecutive elements in
   // registers, read once as one 16-byte vector (element by element when misaligned); the
   // threads past the row's end hold zeros and skip every loop.
   EXPECT_NE(kRows.find("float r0[4];"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("const int kiln_o = (c * 128 + (int)threadIdx.x) * 4;"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("const kiln_vec<float, 4> kiln_h0 = kiln_ld<float, 4>(p3 + kiln_row + kiln_o, kiln_aligned);"),
+  EXPECT_NE(kRows.find("const int kiln_o = (c * 128 + (int)threadIdx.x) * 4;"), std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("const kiln_vec<float, 4> kiln_h0 = kiln_ld<float, 4>(p3 + kiln_row + "
+                       "kiln_o, kiln_aligned);"),
             std::string::npos)
       << kRows;
   EXPECT_NE(kRows.find("if (kiln_o < R) {"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("const bool kiln_aligned = (((unsigned long long)p0 % 16) | "), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("const bool kiln_aligned = (((unsigned long long)p0 % 16) | "),
+            std::string::npos)
+      << kRows;
   // The layer_norm weight is read a run at a time too, and each output run stored as one vector.
-  EXPECT_NE(kRows.find("kiln_ld<float, 4>(p4 + kiln_o, kiln_aligned);"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("kiln_st<float, 4>(p1 + kiln_row + kiln_o, kiln_s1, kiln_aligned);"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("kiln_ld<float, 4>(p4 + kiln_o, kiln_aligned);"), std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("kiln_st<float, 4>(p1 + kiln_row + kiln_o, kiln_s1, kiln_aligned);"),
+            std::string::npos)
+      << kRows;
   EXPECT_NE(kRows.find("__shared__ float s_a0[4];"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__shfl_xor_sync(0xffffffffu, a0, o)"), std::string::npos) << kRows;
   EXPECT_NE(kRows.find("__syncthreads();"), std::string::npos) << kRows;
   // amax of floats propagates a NaN through its compare, across the block too.
   EXPECT_NE(kRows.find("|| (y) != (y)) ? (y) :"), std::string::npos) << kRows;
-  EXPECT_NE(kRows.find("if (threadIdx.x == 0) {"), std::string::npos) << "row stores by one thread\n" << kRows;
+  EXPECT_NE(kRows.find("if (threadIdx.x == 0) {"), std::string::npos)
+      << "row stores by one thread\n"
+      << kRows;
 }
 
 TEST(CudaCodegen, RowsOfDynamicLengthStrideThroughMemory) {
   Tensor x = randn({4, 9});
   mark_dynamic(x, 1);
-  std::string src = cuda_source("dyn_rows", {x}, [](const std::vector<Tensor>& in) { return std::vector<Tensor>{softmax(in[0], -1)}; });
-  EXPECT_NE(src.find("for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"), std::string::npos) << src;
+  std::string src = cuda_source("dyn_rows", {x}, [](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{softmax(in[0], -1)};
+  });
+  EXPECT_NE(src.find("for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"),
+            std::string::npos)
+      << src;
   EXPECT_EQ(src.find("r0["), std::string::npos) << src;
 }
 
-const std::string kLong = cuda_source("long_rows", {randn({1 << 16})}, [](const std::vector<Tensor>& in) {
-  return std::vector<Tensor>{in[0].sum(), in[0].amax()};
-});
+const std::string kLong =
+    cuda_source("long_rows", {randn({1 << 16})}, [](const std::vector<Tensor>& in) {
+      return std::vector<Tensor>{in[0].sum(), in[0].amax()};
+    });
 
 TEST(CudaCodegen, LongRowsSplitOverBlocksAndTheLastBlockFolds) {
   // One row of 65536: the launch may give it many blocks; each leaves a partial, and the
   // block that takes the last ticket folds them in order.
-  EXPECT_NE(kLong.find("const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / rows : 1;"),
-            std::string::npos)
+  EXPECT_NE(
+      kLong.find(
+          "const int64_t kiln_split = (int64_t)gridDim.x >= rows ? (int64_t)gridDim.x / rows : 1;"),
+      std::string::npos)
       << kLong;
-  EXPECT_NE(kLong.find("for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"), std::string::npos)
+  EXPECT_NE(
+      kLong.find("for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"),
+      std::string::npos)
       << kLong;
-  EXPECT_NE(kLong.find("kiln_last = atomicAdd(&kiln_counters[i0], 1u) == (unsigned)(kiln_split - 1);"), std::string::npos)
+  EXPECT_NE(
+      kLong.find("kiln_last = atomicAdd(&kiln_counters[i0], 1u) == (unsigned)(kiln_split - 1);"),
+      std::string::npos)
       << kLong;
   EXPECT_NE(kLong.find("kiln_counters[i0] = 0;"), std::string::npos) << kLong;
 }
@@ -132,9 +171,10 @@ TEST(CudaCodegen, LongRowsSplitOverBlocksAndTheLastBlockFolds) {
 TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
   // sum over dim 0: the kept dim is the contiguous one, so each thread owns a column and
   // neighbouring threads read neighbouring addresses.
-  EXPECT_NE(kRows.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows; "
-                       "i0 += (int64_t)gridDim.x * blockDim.x) {"),
-            std::string::npos)
+  EXPECT_NE(
+      kRows.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows; "
+                 "i0 += (int64_t)gridDim.x * blockDim.x) {"),
+      std::string::npos)
       << kRows;
   EXPECT_NE(kRows.find("for (int64_t i1 = 0; i1 < R; ++i1) {"), std::string::npos) << kRows;
 }
@@ -142,17 +182,20 @@ TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
 TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
   if (!nvrtc_available()) GTEST_SKIP() << "no NVRTC here";
   EXPECT_GT(compile_in_worker("sincos", kSinCos), 1000u);
-  std::string f16 = cuda_source("half", {randn({8, 8}, DType::f16), randn({8, 8}, DType::bf16)},
-                                [](const std::vector<Tensor>& in) {
-                                  return std::vector<Tensor>{exp(in[0]) * 2.0f, in[1].to(DType::f32) + 1.0f};
-                                });
+  std::string f16 =
+      cuda_source("half", {randn({8, 8}, DType::f16), randn({8, 8}, DType::bf16)},
+                  [](const std::vector<Tensor>& in) {
+                    return std::vector<Tensor>{exp(in[0]) * 2.0f, in[1].to(DType::f32) + 1.0f};
+                  });
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
   EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
   EXPECT_GT(compile_in_worker("long_rows", kLong), 1000u);
   // Register-held rows whose every read is a broadcast (no vector access): no alignment test.
-  std::string broadcast_rows = cuda_source("broadcast_rows", {randn({16, 1})}, [](const std::vector<Tensor>& in) {
-    return std::vector<Tensor>{in[0].expand({16, 300}).amax({-1}) + in[0].expand({16, 300}).sum({-1})};
-  });
+  std::string broadcast_rows =
+      cuda_source("broadcast_rows", {randn({16, 1})}, [](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{in[0].expand({16, 300}).amax({-1}) +
+                                   in[0].expand({16, 300}).sum({-1})};
+      });
   EXPECT_EQ(broadcast_rows.find("kiln_aligned"), std::string::npos) << broadcast_rows;
   EXPECT_GT(compile_in_worker("broadcast_rows", broadcast_rows), 1000u);
 }

@@ -9,7 +9,9 @@
 namespace kiln {
 namespace {
 
-const char* kGood = "#include <stdint.h>\nvoid twice(int64_t n, float* x) { for (int64_t i = 0; i < n; ++i) x[i] *= 2; }\n";
+const char* kGood =
+    "#include <stdint.h>\nvoid twice(int64_t n, float* x) { for (int64_t i = 0; i < n; ++i) x[i] "
+    "*= 2; }\n";
 
 TEST(Toolchain, EachTierBuildsLoadableCode) {
   for (Tier tier : {Tier::fast, Tier::optimized}) {
@@ -30,7 +32,8 @@ TEST(Toolchain, EachTierBuildsLoadableCode) {
 TEST(Toolchain, BadSourceIsACompileErrorWithDiagnostics) {
   for (Tier tier : {Tier::fast, Tier::optimized}) {
     try {
-      compile_object(toolchain_for(tier), "cpp_poi_fused_broken_0", "void f(void) { undeclared_thing = 1; }\n");
+      compile_object(toolchain_for(tier), "cpp_poi_fused_broken_0",
+                     "void f(void) { undeclared_thing = 1; }\n");
       ADD_FAILURE() << "no error";
     } catch (const CompileError& e) {
       std::string m = e.what();

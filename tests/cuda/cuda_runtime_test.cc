@@ -270,7 +270,8 @@ TEST(CudaCompiled, LibraryStepsAreWarmedUpWhileKernelsCompile) {
   p.stop();
   EXPECT_EQ(compare_tensors(got, (linear(x, w, b) * 3.0).cos(), 1e-4, 1e-4), "");
   int warmups = 0;
-  for (const ProfileEvent& e : p.events()) warmups += e.category == "compile" && e.name == "library warm-up (1 steps)";
+  for (const ProfileEvent& e : p.events())
+    warmups += e.category == "compile" && e.name == "library warm-up (1 steps)";
   EXPECT_EQ(warmups, 1);
 }
 

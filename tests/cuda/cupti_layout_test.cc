@@ -19,9 +19,12 @@ KILN_SAME_OFFSET(CuptiKernelRecord, grid_x, CUpti_ActivityKernel10, gridX);
 KILN_SAME_OFFSET(CuptiKernelRecord, block_x, CUpti_ActivityKernel10, blockX);
 KILN_SAME_OFFSET(CuptiKernelRecord, correlation_id, CUpti_ActivityKernel10, correlationId);
 KILN_SAME_OFFSET(CuptiKernelRecord, name, CUpti_ActivityKernel10, name);
-KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, external_kind, CUpti_ActivityExternalCorrelation, externalKind);
-KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, external_id, CUpti_ActivityExternalCorrelation, externalId);
-KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, correlation_id, CUpti_ActivityExternalCorrelation, correlationId);
+KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, external_kind, CUpti_ActivityExternalCorrelation,
+                 externalKind);
+KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, external_id, CUpti_ActivityExternalCorrelation,
+                 externalId);
+KILN_SAME_OFFSET(CuptiExternalCorrelationRecord, correlation_id, CUpti_ActivityExternalCorrelation,
+                 correlationId);
 
 TEST(CuptiLayout, KernelAndCorrelationRecordsMatchTheToolkitHeader) {
   EXPECT_EQ(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, 10);

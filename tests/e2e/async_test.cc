@@ -21,18 +21,22 @@ Tensor chained_adds(const Tensor& x) {
   return t;
 }
 
-int64_t delta(std::map<std::string, int64_t>& before, const char* name) { return stats()[name] - before[name]; }
+int64_t delta(std::map<std::string, int64_t>& before, const char* name) {
+  return stats()[name] - before[name];
+}
 
 // Calls `f` until `done` says so (or a generous deadline passes), checking every result.
 template <class F, class Want, class Done>
-void call_until(F& f, const std::vector<Tensor>& inputs, Want want, Done done, std::vector<std::string>* stages = nullptr) {
+void call_until(F& f, const std::vector<Tensor>& inputs, Want want, Done done,
+                std::vector<std::string>* stages = nullptr) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   Tensor expected = want(inputs);
   while (!done()) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the background compile never landed";
     Tensor got = f(inputs[0], inputs.size() > 1 ? inputs[1] : inputs[0]);
     ASSERT_EQ(compare_tensors(got, expected, 1e-4, 1e-4), "");
-    if (stages && (stages->empty() || stages->back() != f.stages().at(0))) stages->push_back(f.stages().at(0));
+    if (stages && (stages->empty() || stages->back() != f.stages().at(0)))
+      stages->push_back(f.stages().at(0));
   }
 }
 
@@ -42,10 +46,12 @@ TEST_P(AsyncMode, AnswersEagerlyThenSwitchesToCompiledCode) {
   ModeConfig config{CompileMode::Async, GetParam(), "async"};
   ModeRun run(config);
   auto before = stats();
-  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); }, config.options("adds"));
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds"));
   Tensor x = randn({100, 100});
-  call_until(f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
-             [&] { return delta(before, "async.compiled_runs") >= 2; });
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return delta(before, "async.compiled_runs") >= 2; });
   EXPECT_GT(delta(before, "async.eager_runs"), 0);
   EXPECT_EQ(delta(before, "async.bg_started"), 1);
   EXPECT_EQ(delta(before, "async.bg_finished"), 1);
@@ -54,7 +60,8 @@ TEST_P(AsyncMode, AnswersEagerlyThenSwitchesToCompiledCode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Starts, AsyncMode,
-                         ::testing::Values(WorkerStart::Subprocess, WorkerStart::Fork, WorkerStart::Spawn),
+                         ::testing::Values(WorkerStart::Subprocess, WorkerStart::Fork,
+                                           WorkerStart::Spawn),
                          [](const ::testing::TestParamInfo<WorkerStart>& info) {
                            return std::string(worker_start_name(info.param));
                          });
@@ -64,22 +71,28 @@ TEST(AsyncFailure, KeepsAnsweringEagerlyAndReportsOnce) {
   ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};
   ModeRun run(config);
   auto before = stats();
-  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); }, config.options("adds"));
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds"));
   Tensor x = randn({100, 100});
   ::testing::internal::CaptureStderr();
-  call_until(f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
-             [&] { return delta(before, "async.bg_finished") >= 1; });
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return delta(before, "async.bg_finished") >= 1; });
   for (int i = 0; i < 5; ++i) EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
   std::string err = ::testing::internal::GetCapturedStderr();
   unsetenv("KILN_INJECT_FAULT");
   EXPECT_EQ(delta(before, "async.compiled_runs"), 0);
   EXPECT_EQ(delta(before, "async.bg_failed"), 1);
   ASSERT_EQ(f.compile_errors().size(), 1u);
-  EXPECT_NE(f.compile_errors()[0].find("injected fault"), std::string::npos) << f.compile_errors()[0];
-  EXPECT_NE(f.compile_errors()[0].find("failed to compile"), std::string::npos) << f.compile_errors()[0];
+  EXPECT_NE(f.compile_errors()[0].find("injected fault"), std::string::npos)
+      << f.compile_errors()[0];
+  EXPECT_NE(f.compile_errors()[0].find("failed to compile"), std::string::npos)
+      << f.compile_errors()[0];
   size_t first = err.find("background compile of graph adds");
   EXPECT_NE(first, std::string::npos) << err;
-  EXPECT_EQ(err.find("background compile of graph adds", first + 1), std::string::npos) << "reported twice:\n" << err;
+  EXPECT_EQ(err.find("background compile of graph adds", first + 1), std::string::npos)
+      << "reported twice:\n"
+      << err;
   EXPECT_EQ(f.stages(), std::vector<std::string>{"eager"});
 }
 
@@ -92,8 +105,9 @@ TEST(Progressive, WaitsForFastThenRunsOptimized) {
   auto f = compile(mm_relu, config.options("mm_relu"));
   Tensor x = randn({64, 48}), y = randn({48, 32});
   std::vector<std::string> stages;
-  call_until(f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
-             [&] { return delta(before, "progressive.optimized_runs") >= 4; }, &stages);
+  call_until(
+      f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
+      [&] { return delta(before, "progressive.optimized_runs") >= 4; }, &stages);
   EXPECT_GT(delta(before, "progressive.fast_runs"), 0);
   EXPECT_EQ(delta(before, "async.eager_runs"), 0) << "Progressive waits for its first stage";
   EXPECT_EQ(stages, (std::vector<std::string>{"fast", "optimized"}));
@@ -114,8 +128,9 @@ TEST(AsyncProgressive, PassesThroughEagerFastOptimizedInOrder) {
   auto f = compile(mm_relu, config.options("mm_relu"));
   Tensor x = randn({64, 48}), y = randn({48, 32});
   std::vector<std::string> stages;
-  call_until(f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
-             [&] { return delta(before, "progressive.optimized_runs") >= 2; }, &stages);
+  call_until(
+      f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
+      [&] { return delta(before, "progressive.optimized_runs") >= 2; }, &stages);
   ASSERT_FALSE(stages.empty());
   EXPECT_EQ(stages.front(), "eager");
   EXPECT_EQ(stages.back(), "optimized");

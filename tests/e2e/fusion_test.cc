@@ -42,25 +42,30 @@ size_t count_kernels(const std::vector<std::string>& steps) {
 }
 
 TEST(Fusion, PointwiseChainIsOneKernel) {
-  auto steps = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{((in[0] + in[1]).sin()).cos()}; },
-                        {randn({4, 4}), randn({4, 4})});
+  auto steps = steps_of(
+      [](std::vector<Tensor> in) { return std::vector<Tensor>{((in[0] + in[1]).sin()).cos()}; },
+      {randn({4, 4}), randn({4, 4})});
   EXPECT_EQ(steps, std::vector<std::string>{"cpp_poi_fused_add_cos_sin_0"});
 }
 
 TEST(Fusion, SoftmaxAndLayerNormAreOneKernelEach) {
-  auto softmax_steps = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
-                                {randn({32, 100})});
+  auto softmax_steps =
+      steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+               {randn({32, 100})});
   EXPECT_EQ(softmax_steps.size(), 1u);
   EXPECT_LE(count_kernels(softmax_steps), 2u);
   EXPECT_EQ(softmax_steps[0].rfind("cpp_per_fused_", 0), 0u) << softmax_steps[0];
   auto ln_steps = steps_of(
-      [](std::vector<Tensor> in) { return std::vector<Tensor>{layer_norm(in[0], {64}, in[1], in[2])}; },
+      [](std::vector<Tensor> in) {
+        return std::vector<Tensor>{layer_norm(in[0], {64}, in[1], in[2])};
+      },
       {randn({2, 16, 64}), randn({64}), randn({64})});
   EXPECT_EQ(ln_steps.size(), 1u);
   EXPECT_LE(count_kernels(ln_steps), 2u);
   // Over a leading dim too (the reduced dims are not the innermost ones).
-  auto column = steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], 0)}; },
-                         {randn({7, 5})});
+  auto column =
+      steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], 0)}; },
+               {randn({7, 5})});
   EXPECT_EQ(count_kernels(column), 1u);
 }
 
@@ -102,7 +107,8 @@ TEST(Fusion, AReshapeThatMustCopyBeforeALibraryCallIsAKernel) {
   EXPECT_NE(std::find(steps.begin(), steps.end(), "cpp_poi_fused_permute_reshape_0"), steps.end())
       << ::testing::PrintToString(steps);
   // The other reshape is a view: the eager op, which copies nothing.
-  EXPECT_EQ(std::count(steps.begin(), steps.end(), "ext:reshape"), 1) << ::testing::PrintToString(steps);
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "ext:reshape"), 1)
+      << ::testing::PrintToString(steps);
 }
 
 TEST(ViewStrides, ReshapesThatStridesExpressAndThoseThatCopy) {
@@ -127,7 +133,8 @@ TEST(Fusion, SameOpOverManyTensorsIsOneForeachKernel) {
         for (size_t i = 0; i < in.size(); i += 2) out.push_back(in[i] + in[i + 1]);
         return out;
       },
-      {randn({3}), randn({3}), randn({4, 5}), randn({5}), randn({1 << 16}), randn({1 << 16}), randn({}), randn({})});
+      {randn({3}), randn({3}), randn({4, 5}), randn({5}), randn({1 << 16}), randn({1 << 16}),
+       randn({}), randn({})});
   EXPECT_EQ(steps, std::vector<std::string>{"cpp_for_fused_add_0"});
   // A chain (each reads the previous) cannot be one foreach launch.
   auto chain = steps_of(
@@ -149,7 +156,8 @@ TEST(Executor, WritesInPlaceOverADeadIntermediate) {
         return std::vector<Tensor>{m, a.exp()};
       },
       {randn({4, 8})});
-  EXPECT_EQ(steps, (std::vector<std::string>{"cpp_poi_fused_mul_0", "ext:matmul", "cpp_poi_fused_exp_1"}));
+  EXPECT_EQ(steps,
+            (std::vector<std::string>{"cpp_poi_fused_mul_0", "ext:matmul", "cpp_poi_fused_exp_1"}));
   EXPECT_EQ(stats()["executor.inplace"] - before, 1);
 }
 
@@ -171,7 +179,8 @@ TEST(Fusion, VectorizedMaxAndMinStillPropagateNaN) {
 // The bodies of `g`'s kernels, as emitted.
 std::string kernel_sources(const Graph& g) {
   std::string src;
-  for (const LoopKernel& k : lower_graph(g).kernels) src += emit_kernel(k, g.num_symbols, cpp_dialect());
+  for (const LoopKernel& k : lower_graph(g).kernels)
+    src += emit_kernel(k, g.num_symbols, cpp_dialect());
   return src;
 }
 
@@ -199,7 +208,8 @@ size_t occurrences(const std::string& text, const std::string& word) {
 TEST(Fusion, SoftmaxComputesEachExpOnce) {
   // exp(x - max) feeds the row sum and the stores: the sum's loop keeps it in the output,
   // the store loop divides it in place (the values are checked in steps_of).
-  steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; }, {randn({64, 300})});
+  steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
+           {randn({64, 300})});
   Tracer tracer("sm");
   auto in = tracer.add_inputs({randn({64, 300})});
   std::vector<Tensor> out;

@@ -33,11 +33,16 @@ Tensor make_input(const Shape& shape, DType dtype) {
 double tolerance(DType d) {
   // Fused code rounds f16/bf16 once where eager rounds after every op.
   switch (d) {
-    case DType::f16: return 2e-2;
-    case DType::bf16: return 6e-2;
-    case DType::f64: return 1e-10;
-    case DType::f32: return 2e-5;
-    default: return 0;
+    case DType::f16:
+      return 2e-2;
+    case DType::bf16:
+      return 6e-2;
+    case DType::f64:
+      return 1e-10;
+    case DType::f32:
+      return 2e-5;
+    default:
+      return 0;
   }
 }
 
@@ -45,61 +50,82 @@ std::vector<Case> cases() {
   std::vector<Case> out;
   const std::vector<DType> floats{DType::f32, DType::f64, DType::f16, DType::bf16};
   const std::vector<std::pair<Shape, Shape>> broadcasts{
-      {{4, 1, 5}, {3, 1}}, {{1}, {6, 2}}, {{2, 3, 4}, {4}}, {{7, 13}, {7, 13}}, {{0, 3}, {1, 3}},
-      {{}, {5}}, {{1, 1}, {1, 1}}};
+      {{4, 1, 5}, {3, 1}}, {{1}, {6, 2}}, {{2, 3, 4}, {4}}, {{7, 13}, {7, 13}},
+      {{0, 3}, {1, 3}},    {{}, {5}},     {{1, 1}, {1, 1}}};
   for (DType d : floats) {
     for (const auto& [a, b] : broadcasts) {
       out.push_back({fmt::format("mix_{}_{}_{}", dtype_name(d), a.size(), b.size()),
                      [](const std::vector<Tensor>& in) {
                        Tensor x = in[0], y = in[1];
-                       return std::vector<Tensor>{(where(x > y, sin(x) * y, x - y) + 1.0).exp() / 4.0,
-                                                  maximum(x, y).sigmoid()};
+                       return std::vector<Tensor>{
+                           (where(x > y, sin(x) * y, x - y) + 1.0).exp() / 4.0,
+                           maximum(x, y).sigmoid()};
                      },
-                     {a, b}, {d, d}});
+                     {a, b},
+                     {d, d}});
     }
     out.push_back({fmt::format("strided_{}", dtype_name(d)),
-                   [](const std::vector<Tensor>& in) { return std::vector<Tensor>{tanh(in[0]) * in[1] - 0.5}; },
-                   {{7, 5}, {7, 5}}, {d, d}, true});
+                   [](const std::vector<Tensor>& in) {
+                     return std::vector<Tensor>{tanh(in[0]) * in[1] - 0.5};
+                   },
+                   {{7, 5}, {7, 5}},
+                   {d, d},
+                   true});
     out.push_back({fmt::format("reductions_{}", dtype_name(d)),
                    [](const std::vector<Tensor>& in) {
                      Tensor x = in[0];
-                     return std::vector<Tensor>{x.sum({-1}), x.amax({0}, true), x.mean(), softmax(x, 0),
-                                                log_softmax(x, -1), x.sum({0, 2}, true), x.amin({1})};
+                     return std::vector<Tensor>{
+                         x.sum({-1}),        x.amax({0}, true),   x.mean(),   softmax(x, 0),
+                         log_softmax(x, -1), x.sum({0, 2}, true), x.amin({1})};
                    },
-                   {{3, 11, 6}}, {d}});
-    out.push_back({fmt::format("layer_norm_{}", dtype_name(d)),
-                   [](const std::vector<Tensor>& in) {
-                     return std::vector<Tensor>{layer_norm(in[0], {24}, in[1], in[2]), gelu(in[0], "tanh")};
-                   },
-                   {{5, 24}, {24}, {24}}, {d, d, d}});
-    out.push_back({fmt::format("dynamic_{}", dtype_name(d)),
-                   [](const std::vector<Tensor>& in) {
-                     return std::vector<Tensor>{(in[0] * in[1]).sum({1}), softmax(in[0] + in[1], -1)};
-                   },
-                   {{6, 9}, {6, 9}}, {d, d}, false, true});
+                   {{3, 11, 6}},
+                   {d}});
+    out.push_back(
+        {fmt::format("layer_norm_{}", dtype_name(d)),
+         [](const std::vector<Tensor>& in) {
+           return std::vector<Tensor>{layer_norm(in[0], {24}, in[1], in[2]), gelu(in[0], "tanh")};
+         },
+         {{5, 24}, {24}, {24}},
+         {d, d, d}});
+    out.push_back(
+        {fmt::format("dynamic_{}", dtype_name(d)),
+         [](const std::vector<Tensor>& in) {
+           return std::vector<Tensor>{(in[0] * in[1]).sum({1}), softmax(in[0] + in[1], -1)};
+         },
+         {{6, 9}, {6, 9}},
+         {d, d},
+         false,
+         true});
   }
   for (DType d : {DType::i32, DType::i64}) {
     out.push_back({fmt::format("int_arith_{}", dtype_name(d)),
                    [](const std::vector<Tensor>& in) {
                      Tensor x = in[0], y = in[1];
-                     return std::vector<Tensor>{x * 3 + y - abs(x), maximum(x, y), x / y, (x > y).logical_not(),
-                                                x.sum({1}), x.amax({-1}), (x * 0.5f).to(DType::f16)};
+                     return std::vector<Tensor>{
+                         x * 3 + y - abs(x),       maximum(x, y), x / y,
+                         (x > y).logical_not(),    x.sum({1}),    x.amax({-1}),
+                         (x * 0.5f).to(DType::f16)};
                    },
-                   {{9, 4}, {9, 4}}, {d, d}});
+                   {{9, 4}, {9, 4}},
+                   {d, d}});
   }
   out.push_back({"long_rows_split_across_threads",
                  [](const std::vector<Tensor>& in) {
                    Tensor x = in[0];
-                   return std::vector<Tensor>{x.sum(), x.amax(), softmax(x, 0), x.prod(0) * 0 + (x * x).mean()};
+                   return std::vector<Tensor>{x.sum(), x.amax(), softmax(x, 0),
+                                              x.prod(0) * 0 + (x * x).mean()};
                  },
-                 {{1 << 17}}, {DType::f32}});
+                 {{1 << 17}},
+                 {DType::f32}});
   out.push_back({"casts",
                  [](const std::vector<Tensor>& in) {
                    Tensor x = in[0] * 100.0f;
-                   return std::vector<Tensor>{x.to(DType::i32), x.to(DType::bf16), x.to(DType::f16), x.to(DType::bool_),
+                   return std::vector<Tensor>{x.to(DType::i32),    x.to(DType::bf16),
+                                              x.to(DType::f16),    x.to(DType::bool_),
                                               clamp(x, -5.0, 5.5), in[1].to(DType::f32) + 1};
                  },
-                 {{4, 5}, {4, 5}}, {DType::f32, DType::bool_}});
+                 {{4, 5}, {4, 5}},
+                 {DType::f32, DType::bool_}});
   return out;
 }
 

@@ -16,8 +16,14 @@ std::vector<GoldenCase> load_golden_cases() {
   TensorMap tensors = load_safetensors(data_path("golden_ops.safetensors"));
   std::vector<GoldenCase> cases;
   for (const auto& c : doc["cases"]) {
-    GoldenCase g{c["id"].get<int>(), c["op"].get<std::string>(), c["attrs"], {}, {},
-                 c["rtol"].get<double>(), c["atol"].get<double>(), c["note"].get<std::string>()};
+    GoldenCase g{c["id"].get<int>(),
+                 c["op"].get<std::string>(),
+                 c["attrs"],
+                 {},
+                 {},
+                 c["rtol"].get<double>(),
+                 c["atol"].get<double>(),
+                 c["note"].get<std::string>()};
     for (const auto& name : c["inputs"]) g.inputs.push_back(tensors.at(name.get<std::string>()));
     for (const auto& name : c["outputs"]) g.expected.push_back(tensors.at(name.get<std::string>()));
     cases.push_back(std::move(g));
@@ -32,23 +38,50 @@ using Binary = Tensor (*)(const Tensor&, const Tensor&);
 using BinaryScalar = Tensor (*)(const Tensor&, Scalar);
 
 const std::map<std::string, Unary>& unary_ops() {
-  static const std::map<std::string, Unary> ops = {
-      {"neg", neg},   {"abs", abs},         {"exp", exp},          {"log", log},
-      {"log1p", log1p}, {"sqrt", sqrt},     {"rsqrt", rsqrt},      {"sin", sin},
-      {"cos", cos},   {"tan", tan},         {"tanh", tanh},        {"sigmoid", sigmoid},
-      {"relu", relu}, {"erf", erf},         {"floor", floor},      {"ceil", ceil},
-      {"round", round}, {"sign", sign},     {"reciprocal", reciprocal}, {"isnan", isnan},
-      {"logical_not", logical_not}};
+  static const std::map<std::string, Unary> ops = {{"neg", neg},
+                                                   {"abs", abs},
+                                                   {"exp", exp},
+                                                   {"log", log},
+                                                   {"log1p", log1p},
+                                                   {"sqrt", sqrt},
+                                                   {"rsqrt", rsqrt},
+                                                   {"sin", sin},
+                                                   {"cos", cos},
+                                                   {"tan", tan},
+                                                   {"tanh", tanh},
+                                                   {"sigmoid", sigmoid},
+                                                   {"relu", relu},
+                                                   {"erf", erf},
+                                                   {"floor", floor},
+                                                   {"ceil", ceil},
+                                                   {"round", round},
+                                                   {"sign", sign},
+                                                   {"reciprocal", reciprocal},
+                                                   {"isnan", isnan},
+                                                   {"logical_not", logical_not}};
   return ops;
 }
 
 const std::map<std::string, Binary>& binary_ops() {
-  static const std::map<std::string, Binary> ops = {
-      {"add", add},       {"sub", sub},         {"mul", mul},       {"div", div},
-      {"maximum", maximum}, {"minimum", minimum}, {"atan2", atan2}, {"fmod", fmod},
-      {"remainder", remainder}, {"pow", pow},   {"eq", eq},         {"ne", ne},
-      {"lt", lt},         {"le", le},           {"gt", gt},         {"ge", ge},
-      {"logical_and", logical_and}, {"logical_or", logical_or}, {"logical_xor", logical_xor}};
+  static const std::map<std::string, Binary> ops = {{"add", add},
+                                                    {"sub", sub},
+                                                    {"mul", mul},
+                                                    {"div", div},
+                                                    {"maximum", maximum},
+                                                    {"minimum", minimum},
+                                                    {"atan2", atan2},
+                                                    {"fmod", fmod},
+                                                    {"remainder", remainder},
+                                                    {"pow", pow},
+                                                    {"eq", eq},
+                                                    {"ne", ne},
+                                                    {"lt", lt},
+                                                    {"le", le},
+                                                    {"gt", gt},
+                                                    {"ge", ge},
+                                                    {"logical_and", logical_and},
+                                                    {"logical_or", logical_or},
+                                                    {"logical_xor", logical_xor}};
   return ops;
 }
 

@@ -5,9 +5,9 @@
 
 #include "e2e/golden_ops.h"
 #include "graph/text.h"
-#include "trace/tracer.h"
 #include "support/compare.h"
 #include "support/modes.h"
+#include "trace/tracer.h"
 
 namespace kiln::testing {
 namespace {
@@ -33,8 +33,8 @@ void expect_matches(const GoldenCase& c, const std::vector<Tensor>& got, const c
   ASSERT_EQ(got.size(), c.expected.size()) << how << " case " << c.id << " (" << c.op << ")";
   for (size_t i = 0; i < got.size(); ++i) {
     std::string diff = compare_tensors(got[i], c.expected[i], c.rtol, product_atol(c));
-    EXPECT_EQ(diff, "") << how << " case " << c.id << " (" << c.op << ", attrs "
-                        << c.attrs.dump() << ", " << c.note << ") output " << i;
+    EXPECT_EQ(diff, "") << how << " case " << c.id << " (" << c.op << ", attrs " << c.attrs.dump()
+                        << ", " << c.note << ") output " << i;
   }
 }
 
@@ -42,7 +42,8 @@ TEST(Golden, AllCasesPresent) { EXPECT_EQ(cases().size(), 426u); }
 
 TEST(Golden, Eager) {
   KILN_SKIP_WITHOUT_TEST_DEVICE();
-  for (const GoldenCase& c : cases()) expect_matches(c, apply_golden_op(c, on_test_device(c.inputs)), "eager");
+  for (const GoldenCase& c : cases())
+    expect_matches(c, apply_golden_op(c, on_test_device(c.inputs)), "eager");
 }
 
 // Compiled, in each native configuration: InProcess, and Subprocess under each worker
@@ -73,7 +74,8 @@ std::vector<ModeConfig> native_configs() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Native, GoldenCompiled, ::testing::ValuesIn(native_configs()), mode_config_name);
+INSTANTIATE_TEST_SUITE_P(Native, GoldenCompiled, ::testing::ValuesIn(native_configs()),
+                         mode_config_name);
 
 TEST(Golden, PrinterParserRoundTripOnEveryGraph) {
   for (const GoldenCase& c : cases()) {

@@ -37,9 +37,12 @@ Tensor add_one(Tensor x) { return (x + 1.0f).sin(); }
 TEST(Environment, UnknownLogTopicIsRejectedWithTheAcceptedOnes) {
   ScopedEnv env("KILN_LOGS", "passes,bogus");
   std::string error = error_of([] { compile(add_one); });
-  EXPECT_NE(error.find("KILN_LOGS: unknown topic 'bogus' in 'passes,bogus'"), std::string::npos) << error;
-  EXPECT_NE(error.find("graph, guards, passes, pipeline, output_code, cache, workers, autotune, cuda, all"),
-            std::string::npos)
+  EXPECT_NE(error.find("KILN_LOGS: unknown topic 'bogus' in 'passes,bogus'"), std::string::npos)
+      << error;
+  EXPECT_NE(
+      error.find(
+          "graph, guards, passes, pipeline, output_code, cache, workers, autotune, cuda, all"),
+      std::string::npos)
       << error;
 }
 
@@ -50,13 +53,15 @@ TEST(Environment, KnownLogTopicsAreAccepted) {
 
 TEST(Environment, TraceSaveInputsTakesZeroOrOne) {
   ScopedEnv env("KILN_TRACE_SAVE_INPUTS", "2");
-  EXPECT_EQ(error_of([] { compile(add_one); }), "KILN_TRACE_SAVE_INPUTS: '2' is not accepted (accepted: 0, 1)");
+  EXPECT_EQ(error_of([] { compile(add_one); }),
+            "KILN_TRACE_SAVE_INPUTS: '2' is not accepted (accepted: 0, 1)");
 }
 
 TEST(Environment, UnknownFaultIsRejected) {
   ScopedEnv env("KILN_INJECT_FAULT", "explode");
   EXPECT_EQ(error_of([] { compile(add_one); }),
-            "KILN_INJECT_FAULT: 'explode' is not accepted (accepted: compile_error, crash, benchmark_crash, "
+            "KILN_INJECT_FAULT: 'explode' is not accepted (accepted: compile_error, crash, "
+            "benchmark_crash, "
             "lowering:OP)");
 }
 
@@ -67,7 +72,8 @@ TEST(Environment, LoweringFaultOnADecomposedOpSaysItCannot) {
   o.mode = CompileMode::InProcess;
   auto f = compile([](Tensor x) { return softmax(x, -1); }, o);
   std::string error = error_of([&] { f(randn({4, 8})); });
-  EXPECT_NE(error.find("lowering:softmax cannot be injected: decompose_ops rewrites softmax"), std::string::npos)
+  EXPECT_NE(error.find("lowering:softmax cannot be injected: decompose_ops rewrites softmax"),
+            std::string::npos)
       << error;
 }
 
@@ -78,10 +84,13 @@ TEST(Environment, LoweringFaultNamesTheAcceptedOps) {
     o.mode = CompileMode::InProcess;
     auto f = compile(add_one, o);
     std::string error = error_of([&] { f(randn({4})); });
-    EXPECT_NE(error.find(std::string("KILN_INJECT_FAULT: ") + value + " is not accepted"), std::string::npos)
+    EXPECT_NE(error.find(std::string("KILN_INJECT_FAULT: ") + value + " is not accepted"),
+              std::string::npos)
         << error;
-    EXPECT_NE(error.find("accepted: lowering:OP for OP one of neg, abs, relu"), std::string::npos) << error;
-    EXPECT_EQ(error.find("gelu,"), std::string::npos) << "gelu is decomposed, so not accepted: " << error;
+    EXPECT_NE(error.find("accepted: lowering:OP for OP one of neg, abs, relu"), std::string::npos)
+        << error;
+    EXPECT_EQ(error.find("gelu,"), std::string::npos)
+        << "gelu is decomposed, so not accepted: " << error;
   }
 }
 

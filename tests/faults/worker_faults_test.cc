@@ -3,9 +3,9 @@
 // WorkerError naming its pid and fate and is replaced (siblings finish), shutdown ends a
 // worker that does not answer, busy host threads do not deadlock a start, workers are
 // hermetic, start lazily, quit when idle and die with their parent.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,12 +23,15 @@
 namespace kiln {
 namespace {
 
-const char* kTwice = "#include <stdint.h>\nvoid twice(int64_t n, float* x) { for (int64_t i = 0; i < n; ++i) x[i] *= 2; }\n";
+const char* kTwice =
+    "#include <stdint.h>\nvoid twice(int64_t n, float* x) { for (int64_t i = 0; i < n; ++i) x[i] "
+    "*= 2; }\n";
 
 // C source that takes gcc -O3 a few seconds: time to kill or stop its worker mid-job.
 std::string slow_source(const std::string& name) {
   std::string src = fmt::format("double {}(double x) {{\n  double a = x;\n", name);
-  for (int i = 0; i < 6000; ++i) src += fmt::format("  a = a * {}.5 + (a > {} ? a / 3.0 : a * 1.25);\n", i % 7, i);
+  for (int i = 0; i < 6000; ++i)
+    src += fmt::format("  a = a * {}.5 + (a > {} ? a / 3.0 : a * 1.25);\n", i % 7, i);
   return src + "  return a;\n}\n";
 }
 
@@ -64,8 +67,9 @@ TEST_P(Pool, CompilesSourceInAWorker) {
 }
 
 TEST_P(Pool, BadSourceIsACompileErrorWithDiagnostics) {
-  auto f = compile_source("cpp_poi_fused_broken_0", "c", "void cpp_poi_fused_broken_0(void) { undeclared_thing = 1; }\n",
-                          options());
+  auto f =
+      compile_source("cpp_poi_fused_broken_0", "c",
+                     "void cpp_poi_fused_broken_0(void) { undeclared_thing = 1; }\n", options());
   try {
     f.get();
     ADD_FAILURE() << "no error";
@@ -145,7 +149,8 @@ TEST_P(Pool, WorkersAreHermetic) {
   ASSERT_EQ(workers.size(), 2u);
   for (const PoolWorker& w : workers) {
     ASSERT_GT(w.pid, 0);
-    EXPECT_EQ(open_descriptors(w.pid), (std::set<std::string>{"0", "1", "2"})) << "worker " << w.pid;
+    EXPECT_EQ(open_descriptors(w.pid), (std::set<std::string>{"0", "1", "2"}))
+        << "worker " << w.pid;
     EXPECT_EQ(getsid(w.pid), w.pid) << "a worker leads its own session (no terminal signals)";
     std::ifstream status(fmt::format("/proc/{}/status", w.pid));
     std::string line;
@@ -176,7 +181,8 @@ TEST_P(Pool, ShutdownEndsAWorkerThatDoesNotAnswerWithinItsGrace) {
   shutdown_compile_workers();
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(took, 5.0) << "shutdown waited " << took << " s";
-  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
 TEST_P(Pool, StartsWhileTheHostHasBusyThreads) {
@@ -202,7 +208,8 @@ TEST_P(Pool, StartsWhileTheHostHasBusyThreads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Starts, Pool,
-                         ::testing::Values(WorkerStart::Subprocess, WorkerStart::Fork, WorkerStart::Spawn),
+                         ::testing::Values(WorkerStart::Subprocess, WorkerStart::Fork,
+                                           WorkerStart::Spawn),
                          [](const ::testing::TestParamInfo<WorkerStart>& info) {
                            return std::string(info.param == WorkerStart::Subprocess ? "subprocess"
                                               : info.param == WorkerStart::Fork     ? "fork"
@@ -214,7 +221,8 @@ bool gone(int pid) {
   std::string text;
   if (!std::getline(stat, text)) return true;
   auto close_paren = text.rfind(')');
-  return close_paren != std::string::npos && close_paren + 2 < text.size() && text[close_paren + 2] == 'Z';
+  return close_paren != std::string::npos && close_paren + 2 < text.size() &&
+         text[close_paren + 2] == 'Z';
 }
 
 TEST(PoolLifetime, IdleWorkersQuit) {
@@ -244,7 +252,8 @@ TEST(PoolLifetime, WorkersDieWithTheirParent) {
     if (word.rfind("pid=", 0) == 0) pids.push_back(std::stoi(word.substr(4)));
   ASSERT_EQ(pids.size(), 6u) << r.output;
   for (int pid : pids) {
-    for (int i = 0; i < 100 && !gone(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (int i = 0; i < 100 && !gone(pid); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_TRUE(gone(pid)) << "worker " << pid << " outlived its parent";
   }
 }

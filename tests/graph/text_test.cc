@@ -76,7 +76,8 @@ TEST(GraphText, InterpreterRunsParsedGraphWithDynamicDims) {
     Tensor x = randn({rows, 1024}), y = randn({rows, 1024});
     std::vector<Tensor> out = interpret(g, {x, y});
     ASSERT_EQ(out[0].sizes(), (Shape{rows, 1024}));
-    EXPECT_NEAR(out[0].at({rows - 1, 5}), std::cos(std::sin(float(x.at({rows - 1, 5}) + y.at({rows - 1, 5})))), 1e-6);
+    EXPECT_NEAR(out[0].at({rows - 1, 5}),
+                std::cos(std::sin(float(x.at({rows - 1, 5}) + y.at({rows - 1, 5})))), 1e-6);
   }
   EXPECT_THROW(interpret(g, {randn({2, 1024}), randn({3, 1024})}), Error);  // s0 disagrees
   EXPECT_THROW(interpret(g, {randn({2, 1024})}), Error);                    // arity
@@ -106,14 +107,16 @@ TEST(GraphText, ErrorsNameFileLineColumnAndExpectation) {
             "bad.kiln:3:1: expected a return statement before '}', found '}'");
   EXPECT_EQ(parse_error("graph g(%x: f32[2], %x: f32[2]) {\n  return %x\n}"),
             "bad.kiln:1:21: value %x is defined twice");
-  EXPECT_EQ(parse_error("graph g(%x: f32[2]) {\n  %0 = sum(%x, dims=[0], dims=[0])\n  return %0\n}"),
-            "bad.kiln:2:26: attribute 'dims' is given twice");
+  EXPECT_EQ(
+      parse_error("graph g(%x: f32[2]) {\n  %0 = sum(%x, dims=[0], dims=[0])\n  return %0\n}"),
+      "bad.kiln:2:26: attribute 'dims' is given twice");
   EXPECT_EQ(parse_error("graph g(%x: f32[2]) {\n  %0 = neg(%x, 1)\n  return %0\n}"),
             "bad.kiln:2:16: expected a value or name=attribute in neg(), found '1'");
   EXPECT_EQ(parse_error("graph g(%x: f32[2], %y: f32[3]) {\n  %0 = add(%x, %y)\n  return %0\n}"),
             "bad.kiln:2:8: add: cannot broadcast shapes [2] and [3] (dim 0: 2 vs 3)");
-  EXPECT_EQ(parse_error("graph g(%x: f32[2]) {\n  %0 = gelu(%x, approximate=\"fast\")\n  return %0\n}"),
-            "bad.kiln:2:8: gelu(f32[2]): approximate must be \"none\" or \"tanh\", got \"fast\"");
+  EXPECT_EQ(
+      parse_error("graph g(%x: f32[2]) {\n  %0 = gelu(%x, approximate=\"fast\")\n  return %0\n}"),
+      "bad.kiln:2:8: gelu(f32[2]): approximate must be \"none\" or \"tanh\", got \"fast\"");
   EXPECT_EQ(parse_error("graph g(%x: f32[2]) {\n  return %x\n} extra"),
             "bad.kiln:3:3: expected end of input after the graph, found 'extra'");
   EXPECT_EQ(parse_error("graph g(%x: f32[q1]) {\n  return %x\n}"),

@@ -30,8 +30,8 @@ std::string read_text(const std::string& path) {
 class Observe : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fmt::format("{}/observe-{}-{}", std::filesystem::temp_directory_path().string(), getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fmt::format("{}/observe-{}-{}", std::filesystem::temp_directory_path().string(),
+                       getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ + "/trace");
     setenv("KILN_CACHE_DIR", (dir_ + "/cache").c_str(), 1);
@@ -46,7 +46,8 @@ class Observe : public ::testing::Test {
     std::vector<std::string> out;
     for (const auto& e : std::filesystem::directory_iterator(dir_ + "/trace")) {
       std::string name = e.path().filename().string();
-      if (name.rfind("graph_runnable_", 0) == 0 && e.path().extension() == ".json") out.push_back(e.path().string());
+      if (name.rfind("graph_runnable_", 0) == 0 && e.path().extension() == ".json")
+        out.push_back(e.path().string());
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -54,8 +55,8 @@ class Observe : public ::testing::Test {
   // `kiln repro FILE` in a fresh process with a clean environment: its exit code and output.
   std::pair<int, std::string> replay(const std::string& file, const std::string& env = "") const {
     std::string out = dir_ + "/replay.txt";
-    std::string cmd = fmt::format("env -i HOME={} PATH=/usr/bin:/bin {} {} repro {} > {} 2>&1", dir_, env, KILN_CLI_PATH,
-                                  file, out);
+    std::string cmd = fmt::format("env -i HOME={} PATH=/usr/bin:/bin {} {} repro {} > {} 2>&1",
+                                  dir_, env, KILN_CLI_PATH, file, out);
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_text(out)};
   }
@@ -82,7 +83,8 @@ TEST_F(Observe, ProfilerNamesEachLaunchWithItsMetadata) {
   EXPECT_EQ(k.args.at("kernel_backend"), "cpp");
   EXPECT_EQ(k.args.at("stream"), "0");
   EXPECT_EQ(k.args.at("kernel_kind"), "poi");
-  EXPECT_NE(k.args.at("kernel_kwargs").find("THREADS="), std::string::npos) << k.args.at("kernel_kwargs");
+  EXPECT_NE(k.args.at("kernel_kwargs").find("THREADS="), std::string::npos)
+      << k.args.at("kernel_kwargs");
   const std::string file = k.args.at("kernel_file");
   ASSERT_TRUE(std::filesystem::exists(file)) << file;
   EXPECT_EQ(k.args.at("kernel_hash"), content_key(read_text(file)));
@@ -94,9 +96,11 @@ TEST_F(Observe, ForeachTemplateAndLibraryLaunchesShowTheirKinds) {
   CompileOptions o;
   o.autotune = true;
   o.max_autotune = true;
-  auto f = compile([](const Tensor& a, const Tensor& b) {
-    return std::vector<Tensor>{a + 1.0f, b + 1.0f, relu(matmul(a, b))};
-  }, o);
+  auto f = compile(
+      [](const Tensor& a, const Tensor& b) {
+        return std::vector<Tensor>{a + 1.0f, b + 1.0f, relu(matmul(a, b))};
+      },
+      o);
   auto g = compile([](const Tensor& a, const Tensor& b) { return matmul(a, b); });
   Tensor a = randn({16, 16}), b = randn({16, 16});
   f(a, b);
@@ -194,8 +198,9 @@ TEST_F(Observe, LaunchHooksFireOncePerLaunchWithTheKernelName) {
   f(x, y);
   set_launch_hooks(nullptr, nullptr);
   f(x, y);
-  EXPECT_EQ(calls, (std::vector<std::string>{"enter cpp_poi_fused_add_cos_sin_0", "exit cpp_poi_fused_add_cos_sin_0",
-                                             "enter cpp_poi_fused_add_cos_sin_0", "exit cpp_poi_fused_add_cos_sin_0"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{
+                       "enter cpp_poi_fused_add_cos_sin_0", "exit cpp_poi_fused_add_cos_sin_0",
+                       "enter cpp_poi_fused_add_cos_sin_0", "exit cpp_poi_fused_add_cos_sin_0"}));
 }
 
 TEST_F(Observe, StructuredTraceHasTheNamedArtifacts) {
@@ -214,7 +219,8 @@ TEST_F(Observe, StructuredTraceHasTheNamedArtifacts) {
       EXPECT_TRUE(std::filesystem::exists(j["path"].get<std::string>()));
     }
   }
-  for (const char* a : {"graph", "fused_graph", "kernel_source", "compile_timings", "graph_runnable", "worker_start"})
+  for (const char* a : {"graph", "fused_graph", "kernel_source", "compile_timings",
+                        "graph_runnable", "worker_start"})
     EXPECT_TRUE(artifacts.count(a)) << a;
 }
 
@@ -228,8 +234,10 @@ TEST_F(Observe, ReprosReplayInAFreshProcess) {
     return linear(h, w.at("w.4.weight"), w.at("w.4.bias"));
   };
   compile([](const Tensor& x) { return x + 1.0f; })(randn({5}));
-  compile([](const Tensor& x, const Tensor& y) { return relu(matmul(x, y)); })(randn({8, 6}), randn({6, 4}));
-  compile([](const Tensor& x) { return x * 2.5f; })(randn({3, 7}).transpose(0, 1));  // a strided input
+  compile([](const Tensor& x, const Tensor& y) { return relu(matmul(x, y)); })(randn({8, 6}),
+                                                                               randn({6, 4}));
+  compile([](const Tensor& x) { return x * 2.5f; })(
+      randn({3, 7}).transpose(0, 1));  // a strided input
   Tensor a = randn({6, 5}), b = randn({5, 3});
   mark_dynamic(a, 0);
   compile([](const Tensor& x, const Tensor& y) { return matmul(x, y); })(a, b);
@@ -265,7 +273,8 @@ TEST_F(Observe, AMismatchingReproExitsNonZeroWithAReport) {
   setenv("KILN_TRACE", (dir_ + "/trace").c_str(), 1);
   compile(sin_cos)(randn({4, 4}), randn({4, 4}));
   ASSERT_EQ(runnables().size(), 1u);
-  auto [code, output] = replay(runnables()[0], "KILN_INJECT_FAULT=lowering:sin KILN_FORCE_DISABLE_CACHES=1");
+  auto [code, output] =
+      replay(runnables()[0], "KILN_INJECT_FAULT=lowering:sin KILN_FORCE_DISABLE_CACHES=1");
   EXPECT_EQ(code, 1) << output;
   EXPECT_NE(output.find("MISMATCH"), std::string::npos) << output;
   EXPECT_NE(output.find("output 0"), std::string::npos) << output;
@@ -284,10 +293,11 @@ TEST_F(Observe, MinifierShrinksToTheBrokenOp) {
   Repro original = read_repro(file);
   EXPECT_GE(original.graph.nodes.size(), 36u);
   const std::string out = dir_ + "/minimal.json";
-  int status = std::system(fmt::format("KILN_INJECT_FAULT=lowering:sin KILN_FORCE_DISABLE_CACHES=1 {} minify {} --out {}"
-                                       " > {}/minify.txt 2>&1",
-                                       KILN_CLI_PATH, file, out, dir_)
-                               .c_str());
+  int status = std::system(
+      fmt::format("KILN_INJECT_FAULT=lowering:sin KILN_FORCE_DISABLE_CACHES=1 {} minify {} --out {}"
+                  " > {}/minify.txt 2>&1",
+                  KILN_CLI_PATH, file, out, dir_)
+          .c_str());
   ASSERT_EQ(status, 0) << read_text(dir_ + "/minify.txt");
   Repro minimal = read_repro(out);
   EXPECT_LE(minimal.graph.nodes.size(), 3u) << read_text(dir_ + "/minify.txt");

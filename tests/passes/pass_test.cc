@@ -40,10 +40,14 @@ Case read_case(const std::filesystem::path& path) {
   Case c;
   std::string line, *section = nullptr;
   while (std::getline(in, line)) {
-    if (line.rfind("pass: ", 0) == 0) c.pass = line.substr(6);
-    else if (line == "before:") section = &c.before;
-    else if (line == "expected:") section = &c.expected;
-    else if (section) *section += line + "\n";
+    if (line.rfind("pass: ", 0) == 0)
+      c.pass = line.substr(6);
+    else if (line == "before:")
+      section = &c.before;
+    else if (line == "expected:")
+      section = &c.expected;
+    else if (section)
+      *section += line + "\n";
   }
   return c;
 }
@@ -87,7 +91,8 @@ TEST(Passes, TextCases) {
 // The pipeline's one pass list: device passes are entries of it, run (and logged, and
 // verified) through run_pass like the others, for the plans they apply to.
 TEST(Passes, ThePipelineRunsTheCudaFusionsForCudaPlansOnly) {
-  const std::string text = R"(graph g(%q: f32[2, 3, 5, 8], %k: f32[2, 3, 7, 8], %v: f32[2, 3, 7, 4]) {
+  const std::string text =
+      R"(graph g(%q: f32[2, 3, 5, 8], %k: f32[2, 3, 7, 8], %v: f32[2, 3, 7, 4]) {
   %0 = permute(%k, dims=[0, 1, 3, 2])
   %1 = matmul(%q, %0)
   %2 = div(%1, 2.0)

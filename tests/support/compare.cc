@@ -24,22 +24,29 @@ std::string compare_tensors(const Tensor& actual, const Tensor& expected, double
     if (std::isnan(x) && std::isnan(y)) continue;
     bool ok = exact ? x == y : (x == y || std::fabs(x - y) <= atol + rtol * std::fabs(y));
     if (!ok)
-      return fmt::format("element {} (of {}): got {}, expected {} (rtol {}, atol {})", i,
-                         a.numel(), x, y, rtol, atol);
+      return fmt::format("element {} (of {}): got {}, expected {} (rtol {}, atol {})", i, a.numel(),
+                         x, y, rtol, atol);
   }
   return "";
 }
 
 double default_tolerance(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 1e-5;
-    case DType::f64: return 1e-12;
-    case DType::f16: return 1e-3;
-    case DType::bf16: return 8e-3;
-    default: return 0;
+    case DType::f32:
+      return 1e-5;
+    case DType::f64:
+      return 1e-12;
+    case DType::f16:
+      return 1e-3;
+    case DType::bf16:
+      return 8e-3;
+    default:
+      return 0;
   }
 }
 
-std::string data_path(const std::string& file) { return std::string(KILN_TEST_DATA_DIR) + "/" + file; }
+std::string data_path(const std::string& file) {
+  return std::string(KILN_TEST_DATA_DIR) + "/" + file;
+}
 
 }  // namespace kiln::testing

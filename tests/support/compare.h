@@ -10,8 +10,7 @@ namespace kiln::testing {
 
 // Empty when `actual` matches `expected` (on any devices); otherwise a description of the
 // first mismatch.
-std::string compare_tensors(const Tensor& actual, const Tensor& expected, double rtol,
-                            double atol);
+std::string compare_tensors(const Tensor& actual, const Tensor& expected, double rtol, double atol);
 // Default tolerances for a dtype (f32 1e-5, f64 1e-12, f16 1e-3, bf16 8e-3, exact otherwise).
 double default_tolerance(DType dtype);
 std::string data_path(const std::string& file);

@@ -50,8 +50,9 @@ inline TensorMap on_test_device(const TensorMap& tensors) {
   for (const auto& [name, t] : tensors) out[name] = t.to(test_device());
   return out;
 }
-#define KILN_SKIP_WITHOUT_TEST_DEVICE() \
-  if (!::kiln::testing::test_device_usable()) GTEST_SKIP() << "no usable GPU: " << ::kiln::cuda::unavailable_reason()
+#define KILN_SKIP_WITHOUT_TEST_DEVICE()       \
+  if (!::kiln::testing::test_device_usable()) \
+  GTEST_SKIP() << "no usable GPU: " << ::kiln::cuda::unavailable_reason()
 
 class ModeRun {
  public:

@@ -22,7 +22,8 @@ std::string image(const std::string& header, const std::string& data) {
 
 std::string error_of(const std::string& bytes) {
   try {
-    parse_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "t.safetensors");
+    parse_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                      "t.safetensors");
   } catch (const FormatError& e) {
     return e.what();
   }
@@ -57,26 +58,43 @@ TEST(Safetensors, RejectsTruncatedAndLyingFiles) {
   const std::string ok_header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   EXPECT_EQ(error_of(image(ok_header, std::string(8, '\1'))), "(no error)");
   EXPECT_EQ(error_of("abc"),
-            "t.safetensors: not a valid safetensors file: 3 bytes is shorter than the 8-byte header length");
+            "t.safetensors: not a valid safetensors file: 3 bytes is shorter than the 8-byte "
+            "header length");
   EXPECT_EQ(error_of(image(ok_header, std::string(8, '\1')).substr(0, 20)),
-            "t.safetensors: not a valid safetensors file: header length 54 runs past the end of the 20-byte file");
+            "t.safetensors: not a valid safetensors file: header length 54 runs past the end of "
+            "the 20-byte file");
   std::string huge(8, '\xff');
   EXPECT_EQ(error_of(huge + "{}"),
-            "t.safetensors: not a valid safetensors file: header length 18446744073709551615 exceeds the 104857600-byte limit");
+            "t.safetensors: not a valid safetensors file: header length 18446744073709551615 "
+            "exceeds the 104857600-byte limit");
   EXPECT_EQ(error_of(image(ok_header, std::string(4, '\1'))),
-            "t.safetensors: not a valid safetensors file: tensor 'a': data_offsets [0, 8] fall outside the 4-byte data region");
+            "t.safetensors: not a valid safetensors file: tensor 'a': data_offsets [0, 8] fall "
+            "outside the 4-byte data region");
   EXPECT_EQ(error_of(image(ok_header, std::string(12, '\1'))),
-            "t.safetensors: not a valid safetensors file: tensors cover 8 bytes of a 12-byte data region");
-  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\1'))),
-            "t.safetensors: not a valid safetensors file: tensor 'a': shape [3] of F32 needs 12 bytes but data_offsets span 8");
-  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", std::string(6, '\1'))),
-            "t.safetensors: not a valid safetensors file: tensor 'b' starts at byte 2, expected 4 (overlap or hole)");
-  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", std::string(8, '\1'))),
-            "t.safetensors: not a valid safetensors file: tensor 'a': unsupported dtype 'C64' (kiln reads F32, F64, F16, BF16, I32, I64, BOOL)");
+            "t.safetensors: not a valid safetensors file: tensors cover 8 bytes of a 12-byte data "
+            "region");
+  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+                           std::string(8, '\1'))),
+            "t.safetensors: not a valid safetensors file: tensor 'a': shape [3] of F32 needs 12 "
+            "bytes but data_offsets span 8");
+  EXPECT_EQ(
+      error_of(image(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
+          std::string(6, '\1'))),
+      "t.safetensors: not a valid safetensors file: tensor 'b' starts at byte 2, expected 4 "
+      "(overlap or hole)");
+  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})",
+                           std::string(8, '\1'))),
+            "t.safetensors: not a valid safetensors file: tensor 'a': unsupported dtype 'C64' "
+            "(kiln reads F32, F64, F16, BF16, I32, I64, BOOL)");
   EXPECT_EQ(error_of(image(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,8]}})", "")),
-            "t.safetensors: not a valid safetensors file: tensor 'a': shape entries must be non-negative integers");
-  EXPECT_EQ(error_of(image(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "")),
-            "t.safetensors: not a valid safetensors file: tensor 'a': a dim is larger than the data region");
+            "t.safetensors: not a valid safetensors file: tensor 'a': shape entries must be "
+            "non-negative integers");
+  EXPECT_EQ(
+      error_of(image(
+          R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "")),
+      "t.safetensors: not a valid safetensors file: tensor 'a': a dim is larger than the data "
+      "region");
   EXPECT_EQ(error_of(image(R"({"a":[[[[[[[[1]]]]]]]]})", "")),
             "t.safetensors: not a valid safetensors file: header JSON nests deeper than 4 levels");
   EXPECT_EQ(error_of(image(R"({"a":)", "")).substr(0, 71),

@@ -124,7 +124,8 @@ TEST(Tensor, RandomIsSeededAndIndependentOfThreadCount) {
 TEST(Tensor, Printing) {
   std::ostringstream os;
   os << from_vector({1, 2, 3, 4}, {2, 2});
-  EXPECT_EQ(os.str(), "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=[2, 2], dtype=f32)");
+  EXPECT_EQ(os.str(),
+            "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=[2, 2], dtype=f32)");
   EXPECT_NE(zeros({100, 100}).to_string().find("..."), std::string::npos);
   EXPECT_EQ((iota({3}) > 0.5).to_string(), "tensor([False, True, True], shape=[3], dtype=bool)");
 }
@@ -175,11 +176,11 @@ TEST(Tensor, ScaledDotProductAttentionIsSoftmaxOfScaledScoresTimesValues) {
 TEST(Tensor, MatmulReadsStridedOperandsInPlace) {
   // Transposed, column-sliced and batch-broadcast operands against an f64 loop.
   manual_seed(9);
-  Tensor a = randn({3, 7, 5}).transpose(1, 2);           // [3, 5, 7], column-major matrices
-  Tensor b = randn({7, 12}).narrow(1, 3, 6);              // [7, 6], row stride 12, offset 3
-  Tensor c = randn({2, 1, 6, 4}).transpose(-1, -2);       // [2, 1, 4, 6], broadcast batch
+  Tensor a = randn({3, 7, 5}).transpose(1, 2);       // [3, 5, 7], column-major matrices
+  Tensor b = randn({7, 12}).narrow(1, 3, 6);         // [7, 6], row stride 12, offset 3
+  Tensor c = randn({2, 1, 6, 4}).transpose(-1, -2);  // [2, 1, 4, 6], broadcast batch
   Tensor ab = matmul(a, b);
-  Tensor cab = matmul(c, ab.transpose(-1, -2));           // [2, 3, 4, 5]
+  Tensor cab = matmul(c, ab.transpose(-1, -2));  // [2, 3, 4, 5]
   ASSERT_EQ(cab.sizes(), (Shape{2, 3, 4, 5}));
   for (int64_t p = 0; p < 2; ++p)
     for (int64_t q = 0; q < 3; ++q)

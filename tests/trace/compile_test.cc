@@ -39,10 +39,10 @@ TEST(Compile, GuardMissRetraces) {
   f(randn({3}));
   f(randn({3}));
   EXPECT_EQ(f.graphs().size(), 1u);
-  f(randn({5}));  // size
+  f(randn({5}));              // size
   f(randn({3}, DType::f64));  // dtype
-  f(randn({3, 1}));  // rank
-  f(randn({4, 3}).t());  // contiguity
+  f(randn({3, 1}));           // rank
+  f(randn({4, 3}).t());       // contiguity
   EXPECT_EQ(f.graphs().size(), 5u);
   Tensor strided = randn({4, 3}).t();
   EXPECT_EQ(compare_tensors(f(strided), strided * 2, 0, 0), "");
@@ -74,7 +74,8 @@ TEST(Compile, ListsAndTuplesInAndOut) {
     for (size_t i = 0; i < xs.size(); ++i) out.push_back(xs[i] + ys[i]);
     return out;
   });
-  std::vector<Tensor> xs{randn({2}), randn({3}), randn({4})}, ys{randn({2}), randn({3}), randn({4})};
+  std::vector<Tensor> xs{randn({2}), randn({3}), randn({4})},
+      ys{randn({2}), randn({3}), randn({4})};
   auto out = g(xs, ys);
   ASSERT_EQ(out.size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(compare_tensors(out[i], xs[i] + ys[i], 0, 0), "");

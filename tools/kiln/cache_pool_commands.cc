@@ -19,12 +19,15 @@ int cache_command(const std::string& action) {
     return 0;
   }
   if (action == "clear") {
-    Cache::Usage before_graphs = cache->usage(CacheKind::graph), before_kernels = cache->usage(CacheKind::kernel),
-                 before_tuned = cache->usage(CacheKind::autotune), before_sources = cache->sources_usage();
+    Cache::Usage before_graphs = cache->usage(CacheKind::graph),
+                 before_kernels = cache->usage(CacheKind::kernel),
+                 before_tuned = cache->usage(CacheKind::autotune),
+                 before_sources = cache->sources_usage();
     cache->clear();
-    fmt::print("cleared {}: {} graph entries, {} kernel entries, {} autotune entries, {} kernel sources\n",
-               cache->root(), before_graphs.entries, before_kernels.entries, before_tuned.entries,
-               before_sources.entries);
+    fmt::print(
+        "cleared {}: {} graph entries, {} kernel entries, {} autotune entries, {} kernel sources\n",
+        cache->root(), before_graphs.entries, before_kernels.entries, before_tuned.entries,
+        before_sources.entries);
     return 0;
   }
   if (action == "autotune-table") {
@@ -35,15 +38,17 @@ int cache_command(const std::string& action) {
       if (!entry) continue;
       nlohmann::json e = nlohmann::json::parse(*entry, nullptr, false);
       if (!e.is_object() || !e.contains("hash") || !e.contains("config")) continue;
-      table[e["hash"].get<std::string>()] = {{"config", e["config"]}, {"kernel", e.value("kernel", "")},
+      table[e["hash"].get<std::string>()] = {{"config", e["config"]},
+                                             {"kernel", e.value("kernel", "")},
                                              {"seconds", e.value("seconds", 0.0)}};
     }
     fmt::print("{}\n", table.dump(2));
     return 0;
   }
   fmt::print("cache {}\n", cache->root());
-  for (auto [kind, label] : {std::pair{CacheKind::graph, "graphs"}, std::pair{CacheKind::kernel, "kernels"},
-                             std::pair{CacheKind::autotune, "autotune"}}) {
+  for (auto [kind, label] :
+       {std::pair{CacheKind::graph, "graphs"}, std::pair{CacheKind::kernel, "kernels"},
+        std::pair{CacheKind::autotune, "autotune"}}) {
     Cache::Usage u = cache->usage(kind);
     fmt::print("  {:<8} {:>6} entries {:>12} bytes\n", label, u.entries, u.bytes);
   }
@@ -59,9 +64,11 @@ int pool_status_command(const std::string& start, int threads, double timeout_se
   ResolvedOptions resolved = resolve_options(options);
   auto t0 = std::chrono::steady_clock::now();
   bool ready = wait_pool_ready(timeout_seconds, options);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("pool: {} workers, {} start; {} in {:.1f} ms\n", resolved.compile_threads,
-             std::string(worker_start_name(resolved.worker_start)), ready ? "ready" : "NOT ready", ms);
+             std::string(worker_start_name(resolved.worker_start)), ready ? "ready" : "NOT ready",
+             ms);
   for (const PoolWorker& w : pool_status())
     fmt::print("  worker {} ({}): pid {}, {}, {} jobs, {} failures\n", w.slot, w.start, w.pid,
                w.busy ? "busy" : "idle", w.jobs_done, w.failures);

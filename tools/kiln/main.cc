@@ -1,6 +1,6 @@
 // kiln: the command-line tool (docs/design.md §8): run, repro, minify, cache, pool.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <charconv>
 #include <iostream>
@@ -29,19 +29,25 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--constants", run.constants_path,
                       "safetensors file with the graph's constants (default: GRAPH with "
                       ".safetensors in place of .kiln, when it exists)");
-  run_cmd->add_option("--profile", run.profile_path, "write a Chrome trace of the run (compile and kernels) here");
-  run_cmd->add_option("--trace", run.trace_dir, "write the structured trace and repro files here (as KILN_TRACE)");
+  run_cmd->add_option("--profile", run.profile_path,
+                      "write a Chrome trace of the run (compile and kernels) here");
+  run_cmd->add_option("--trace", run.trace_dir,
+                      "write the structured trace and repro files here (as KILN_TRACE)");
   std::string repro_path, minify_path, minify_out;
-  CLI::App* repro_cmd = app.add_subcommand("repro", "replay a repro file: compile, run, compare with eager");
+  CLI::App* repro_cmd =
+      app.add_subcommand("repro", "replay a repro file: compile, run, compare with eager");
   repro_cmd->add_option("file", repro_path, "a graph_runnable_*.json file")->required();
-  CLI::App* minify_cmd = app.add_subcommand("minify", "shrink a failing repro to the smallest graph that still fails");
+  CLI::App* minify_cmd =
+      app.add_subcommand("minify", "shrink a failing repro to the smallest graph that still fails");
   minify_cmd->add_option("file", minify_path, "a graph_runnable_*.json file")->required();
-  minify_cmd->add_option("--out", minify_out, "where to write the minimal repro (default: beside FILE)");
+  minify_cmd->add_option("--out", minify_out,
+                         "where to write the minimal repro (default: beside FILE)");
   std::string cache_action;
   CLI::App* cache_cmd = app.add_subcommand("cache", "the persistent cache (KILN_CACHE_DIR)");
   cache_cmd
-      ->add_option("action", cache_action,
-                   "stats, clear, or autotune-table (the tuned configs as a KILN_AUTOTUNE_LOOKUP_TABLE)")
+      ->add_option(
+          "action", cache_action,
+          "stats, clear, or autotune-table (the tuned configs as a KILN_AUTOTUNE_LOOKUP_TABLE)")
       ->required()
       ->check(CLI::IsMember({"stats", "clear", "autotune-table"}));
 
@@ -49,9 +55,12 @@ int main(int argc, char** argv) {
   int pool_threads = 0;
   double pool_timeout = 60;
   CLI::App* pool_cmd = app.add_subcommand("pool", "the compile worker pool");
-  pool_cmd->add_option("action", pool_action, "status")->required()->check(CLI::IsMember({"status"}));
+  pool_cmd->add_option("action", pool_action, "status")
+      ->required()
+      ->check(CLI::IsMember({"status"}));
   pool_cmd->add_option("--start", pool_start, "worker start method: subprocess, fork, spawn");
-  pool_cmd->add_option("--threads", pool_threads, "workers (default: KILN_COMPILE_THREADS, else the CPUs)");
+  pool_cmd->add_option("--threads", pool_threads,
+                       "workers (default: KILN_COMPILE_THREADS, else the CPUs)");
   pool_cmd->add_option("--timeout", pool_timeout, "seconds to wait for the workers");
   CLI11_PARSE(app, argc, argv);
   if (app.get_subcommands().empty()) {  // plain `kiln`: what it can do, not a parse error
@@ -68,16 +77,18 @@ int main(int argc, char** argv) {
       int64_t size = -1;
       auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), size);
       if (ec != std::errc() || end != digits.data() + digits.size() || size < 0)
-        throw kiln::Error(fmt::format("--dim {}: '{}' is not a size (expected SYMBOL=SIZE with SIZE an integer "
-                                      "from 0 to {}, e.g. s0=128)",
-                                      d, digits, std::numeric_limits<int64_t>::max()));
+        throw kiln::Error(
+            fmt::format("--dim {}: '{}' is not a size (expected SYMBOL=SIZE with SIZE an integer "
+                        "from 0 to {}, e.g. s0=128)",
+                        d, digits, std::numeric_limits<int64_t>::max()));
       run.dims[d.substr(0, eq)] = size;
     }
     if (run_cmd->parsed()) return kiln::cli::run_command(run);
     if (cache_cmd->parsed()) return kiln::cli::cache_command(cache_action);
     if (repro_cmd->parsed()) return kiln::cli::repro_command(repro_path);
     if (minify_cmd->parsed()) return kiln::cli::minify_command(minify_path, minify_out);
-    if (pool_cmd->parsed()) return kiln::cli::pool_status_command(pool_start, pool_threads, pool_timeout);
+    if (pool_cmd->parsed())
+      return kiln::cli::pool_status_command(pool_start, pool_threads, pool_timeout);
   } catch (const kiln::Error& e) {
     std::cerr << "kiln: error: " << e.what() << "\n";
     return 1;

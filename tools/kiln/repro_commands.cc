@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "driver/replay_repro.h"
 #include "kiln/error.h"
 #include "observe/minifier.h"
-#include "driver/replay_repro.h"
 #include "observe/repro.h"
 
 extern char** environ;
@@ -40,9 +40,12 @@ ReproFailure run_in_child(const std::string& file) {
   }
   if (WIFSIGNALED(status)) return ReproFailure::crash;
   switch (WEXITSTATUS(status)) {
-    case 0: return ReproFailure::none;
-    case 1: return ReproFailure::mismatch;
-    default: return ReproFailure::error;
+    case 0:
+      return ReproFailure::none;
+    case 1:
+      return ReproFailure::mismatch;
+    default:
+      return ReproFailure::error;
   }
 }
 
@@ -56,29 +59,34 @@ int repro_command(const std::string& path) {
 
 int minify_command(const std::string& path, const std::string& out_path) {
   Repro failing = read_repro(path);
-  const std::string scratch = fmt::format("{}/kiln-minify-{}", std::filesystem::temp_directory_path().string(), getpid());
+  const std::string scratch =
+      fmt::format("{}/kiln-minify-{}", std::filesystem::temp_directory_path().string(), getpid());
   std::filesystem::create_directories(scratch);
   std::filesystem::permissions(scratch, std::filesystem::perms::owner_all);
   MinifyResult result;
   try {
     result = minify(
-        failing, [&](const Repro& candidate) { return run_in_child(write_repro(scratch, candidate)); },
+        failing,
+        [&](const Repro& candidate) { return run_in_child(write_repro(scratch, candidate)); },
         [](const std::string& line) { fmt::print("minify: {}\n", line); });
   } catch (...) {
     std::filesystem::remove_all(scratch);
     throw;
   }
   std::filesystem::remove_all(scratch);
-  std::string dir = std::filesystem::path(out_path.empty() ? path : out_path).parent_path().string();
+  std::string dir =
+      std::filesystem::path(out_path.empty() ? path : out_path).parent_path().string();
   std::string written = write_repro(dir.empty() ? "." : dir, result.minimal);
   if (!out_path.empty()) {
     std::filesystem::rename(written, out_path);
     written = out_path;  // its safetensors companions keep the names the JSON gives them
   }
   std::string ops;
-  for (const Node& n : result.minimal.graph.nodes) ops += fmt::format("{}{}", ops.empty() ? "" : ", ", op_name(n.op));
-  fmt::print("minify: {} nodes -> {} ({}), still {}, {} candidates run; wrote {}\n", failing.graph.nodes.size(),
-             result.minimal.graph.nodes.size(), ops, repro_failure_name(result.failure), result.tried, written);
+  for (const Node& n : result.minimal.graph.nodes)
+    ops += fmt::format("{}{}", ops.empty() ? "" : ", ", op_name(n.op));
+  fmt::print("minify: {} nodes -> {} ({}), still {}, {} candidates run; wrote {}\n",
+             failing.graph.nodes.size(), result.minimal.graph.nodes.size(), ops,
+             repro_failure_name(result.failure), result.tried, written);
   return 0;
 }
 

@@ -20,7 +20,9 @@ namespace kiln::cli {
 
 namespace {
 
-Tensor random_input(const TensorType& type, const Shape& shape) { return random_tensor(type.dtype, shape); }
+Tensor random_input(const TensorType& type, const Shape& shape) {
+  return random_tensor(type.dtype, shape);
+}
 
 }  // namespace
 
@@ -58,8 +60,8 @@ int run_command(const RunArgs& args) {
     Shape shape;
     for (const Dim& d : in.type.shape) {
       if (!d.is_const() && bindings[static_cast<size_t>(d.sym)] < 0)
-        throw Error(fmt::format("input %{} has dynamic dim s{}; pass --dim s{}=N", in.name,
-                                d.sym, d.sym));
+        throw Error(
+            fmt::format("input %{} has dynamic dim s{}; pass --dim s{}=N", in.name, d.sym, d.sym));
       shape.push_back(d.eval(bindings));
     }
     inputs.push_back(random_input(in.type, shape).to(device));
