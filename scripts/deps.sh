@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages kiln builds and tests with, when any is missing.
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
-packages="cmake ninja-build g++ clang libclang-rt-14-dev libomp-14-dev ccache pkg-config
+packages="cmake ninja-build g++ clang clang-format libclang-rt-14-dev libomp-14-dev ccache pkg-config
   libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev libopenblas-openmp-dev libgtest-dev tcc"
 missing=""
 for p in $packages; do
