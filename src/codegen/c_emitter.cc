@@ -126,7 +126,7 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   std::string body;
   std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
   w.push(&body, indent);
-  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index),
+  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index, st.access),
                      store(w.value(st.value), k.param_dtypes[0])));
   w.pop();
   std::string src;

@@ -17,8 +17,7 @@ namespace kiln::emit {
 
 // The row loads of a row kernel: loads of streamed params at the row's own element.
 void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
-  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text)
-    out->push_back(e.get());
+  if (e->kind == Expr::Kind::Load && e->access == Access::row_element) out->push_back(e.get());
   for (const ExprPtr& a : e->args) collect_row_load_exprs(a, k, out);
 }
 
@@ -128,7 +127,7 @@ std::string block_row_loop(const LoopKernel& k) {
     for (const Expr* e : loads) {
       const std::string text = w.rhs_text(*e);
       if (held_names.count(text) || vectors.count(text)) continue;
-      const std::string base = run_pointer(e->param, w.index(e->index));
+      const std::string base = run_pointer(e->param, w.index(e->index, e->access));
       if (base.empty()) continue;
       const std::string name = fmt::format("kiln_l{}", vectors.size());
       vectors.emplace(text, name);
@@ -295,7 +294,7 @@ std::string block_row_loop(const LoopKernel& k) {
   }
   auto stores = [&](const std::vector<Store>& list) {
     for (const Store& st : list)
-      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index, st.access),
                          store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   };
   if (!k.row_stores.empty()) {
@@ -319,7 +318,7 @@ std::string block_row_loop(const LoopKernel& k) {
     for (size_t s = 0; s < k.stores.size(); ++s) {
       const Store& st = k.stores[s];
       values.push_back(st.value);
-      const std::string base = run_pointer(st.param, w.index(st.index));
+      const std::string base = run_pointer(st.param, w.index(st.index, st.access));
       vector_names.push_back(base.empty() ? "" : fmt::format("kiln_s{}", s));
       if (base.empty()) continue;
       declarations.push_back(
@@ -334,7 +333,7 @@ std::string block_row_loop(const LoopKernel& k) {
       const std::string value =
           store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)]);
       if (vector_names[s].empty())
-        w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index), value));
+        w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index, st.access), value));
       else
         w.line(fmt::format("{}.v[e] = {};", vector_names[s], value));
     }

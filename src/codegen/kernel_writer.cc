@@ -95,7 +95,7 @@ std::string store(const std::string& v, DType d) {
 std::string KernelWriter::rhs_of(const Expr& e) {
   switch (e.kind) {
     case Expr::Kind::Load:
-      return load_value(fmt::format("{}[{}]", param(e.param), index(e.index)), e.dtype);
+      return load_value(fmt::format("{}[{}]", param(e.param), index(e.index, e.access)), e.dtype);
     case Expr::Kind::Apply:
       return broken_by_fault(e.op) ? "(" + apply(e) + " + 1)" : apply(e);
     case Expr::Kind::Accumulator:

@@ -74,12 +74,14 @@ class KernelWriter {
   // A load's value as an expression (no temporary): the text register-held rows key on.
   std::string rhs_text(const Expr& load) { return rhs_of(load); }
 
-  std::string index(const IndexPtr& i) const {
-    std::string text = render_index(i);
-    if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : text;
-    if (k_.flat && text == k_.full_index_text) return kRowElementIndex;
-    if (k_.flat && text == k_.row_index_text) return "i0";
-    return text;
+  // An access's index: "i0" in flat pointwise kernels (every access is at the output's own
+  // element); a flat row kernel's own element and row as i0 * R + i1 and i0; else the
+  // index itself.
+  std::string index(const IndexPtr& i, Access access) const {
+    if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : render_index(i);
+    if (k_.flat && access == Access::row_element) return kRowElementIndex;
+    if (k_.flat && access == Access::row) return "i0";
+    return render_index(i);
   }
 
  private:

@@ -140,7 +140,7 @@ CachedRowValue find_cached_row_value(const LoopKernel& k) {
     const ExprPtr& v = k.phases[p].value;
     if ((v->dtype != DType::f32 && v->dtype != DType::f64) || !has_transcendental(v)) continue;
     for (const Store& st : k.stores) {
-      if (render_index(st.index) != k.full_index_text ||
+      if (st.access != Access::row_element ||
           k.param_dtypes[static_cast<size_t>(st.param)] != v->dtype || !contains(st.value, v.get()))
         continue;
       return {static_cast<int>(p), st.param, v.get()};
@@ -150,8 +150,7 @@ CachedRowValue find_cached_row_value(const LoopKernel& k) {
 }
 
 void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* params) {
-  if (e->kind == Expr::Kind::Load && render_index(e->index) == k.full_index_text)
-    params->insert(e->param);
+  if (e->kind == Expr::Kind::Load && e->access == Access::row_element) params->insert(e->param);
   for (const ExprPtr& a : e->args) collect_row_loads(a, k, params);
 }
 
@@ -230,7 +229,7 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     if (!acc.after.empty()) w.line(fill(acc.after, ""));
   }
   for (const Store& st : k.row_stores)
-    w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+    w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index, st.access),
                        store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
     body += element_loop(k, prefetch_loop == k.phases.size() ? streamed : std::set<int>{},
@@ -241,7 +240,7 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     w.push(&loop_body, depth == 2 ? "        " : "      ");
     if (cached.value) w.bind(cached.value, fmt::format("p{}[(i0 * R + i1)]", cached.param));
     for (const Store& st : k.stores)
-      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index),
+      w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index, st.access),
                          store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
     w.pop();
     body += loop_body;
@@ -311,7 +310,7 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
         [&] {
           for (const Store& st : k.row_stores)
             w.line(fmt::format(
-                "p{}[{}] = {};", st.param, w.index(st.index),
+                "p{}[{}] = {};", st.param, w.index(st.index, st.access),
                 store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
         },
         "      ");
@@ -324,7 +323,7 @@ std::string column_loop(const LoopKernel& k, const Dialect& dialect) {
         [&] {
           for (const Store& st : k.stores)
             w.line(fmt::format(
-                "p{}[{}] = {};", st.param, w.index(st.index),
+                "p{}[{}] = {};", st.param, w.index(st.index, st.access),
                 store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
         },
         "        ");

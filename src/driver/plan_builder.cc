@@ -11,6 +11,7 @@
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
+#include "support/log.h"
 #include "support/spans.h"
 
 namespace kiln {
@@ -132,6 +133,9 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   {
     SpanScope span("compile", "lowering " + graph.name);
     program = lower_graph(optimized);
+    verify_program(program);
+    if (log_enabled("lowering"))
+      log_line("lowering", fmt::format("{}:\n{}", graph.name, print_program(program)));
   }
   SpanScope span("compile", "codegen " + graph.name);
   CompiledPlan plan;

@@ -4,8 +4,6 @@
 
 namespace kiln {
 
-namespace {
-
 std::string value_name(const Graph& g, ValueId v) {
   size_t i = static_cast<size_t>(v);
   if (i < g.inputs.size()) return "%" + g.inputs[i].name;
@@ -13,8 +11,6 @@ std::string value_name(const Graph& g, ValueId v) {
   if (i < g.constants.size()) return "%" + g.constants[i].name;
   return fmt::format("%{}", i - g.constants.size());
 }
-
-}  // namespace
 
 std::string print_graph(const Graph& g) {
   std::string out = fmt::format("graph {}(", g.name);

@@ -12,6 +12,8 @@
 namespace kiln {
 
 std::string print_graph(const Graph& graph);
+// A value as the text names it: %input, %constant, or %N for node N.
+std::string value_name(const Graph& graph, ValueId value);
 
 // Parses `text`; errors are ParseError starting with "filename:line:column:". Constants get
 // their values from `constants` by name when given (shapes and dtypes must match).

@@ -50,6 +50,20 @@ IndexPtr index_mod(IndexPtr a, IndexPtr b) {
   return make(IndexExpr::Kind::Mod, 0, std::move(a), std::move(b));
 }
 
+bool same_index(const IndexPtr& a, const IndexPtr& b) {
+  if (a == b) return true;
+  if (!a || !b || a->kind != b->kind || a->value != b->value) return false;
+  return (a->a == b->a || same_index(a->a, b->a)) && (a->b == b->b || same_index(a->b, b->b));
+}
+
+size_t index_hash(const IndexPtr& e) {
+  if (!e) return 0x9e3779b9u;
+  size_t h = static_cast<size_t>(e->kind) * 0x100000001b3ull ^ static_cast<size_t>(e->value);
+  h ^= index_hash(e->a) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  h ^= index_hash(e->b) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
 std::string render_index(const IndexPtr& e) {
   switch (e->kind) {
     case IndexExpr::Kind::Const:

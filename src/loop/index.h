@@ -32,6 +32,11 @@ IndexPtr index_div(IndexPtr a, IndexPtr b);  // floor division of non-negative v
 IndexPtr index_mod(IndexPtr a, IndexPtr b);
 bool is_const(const IndexPtr& e, int64_t value);
 
+// Structural equality and a hash consistent with it: the identity of an index, which
+// lowering and the emitter compare (never their rendered text).
+bool same_index(const IndexPtr& a, const IndexPtr& b);
+size_t index_hash(const IndexPtr& e);
+
 // C text: variables i<k>, symbols s<k>, fully parenthesized.
 std::string render_index(const IndexPtr& e);
 

@@ -17,23 +17,41 @@ namespace kiln {
 struct Expr;
 using ExprPtr = std::shared_ptr<const Expr>;
 
+// How a load or store relates to its row kernel's iteration, decided by lowering: the
+// kernel's own element of its flat domain (row i0, element i1), the row itself (i0), or
+// any other place. Pointwise kernels leave every access `other`.
+enum class Access : uint8_t { other, row_element, row };
+
+// A value expression: one of three kinds, each built only through its factory below, which
+// checks it; the fields of the other kinds stay at their defaults. Nodes are immutable
+// (ExprPtr is a pointer to const) and may be shared within a kernel.
 struct Expr {
   enum class Kind { Load, Apply, Accumulator };
   Kind kind;
-  DType dtype;      // the dtype of the value (compute happens in its compute type)
-  int param = -1;   // Load: kernel parameter (outputs come first)
-  IndexPtr index;   // Load: element offset
-  Op op = Op::add;  // Apply: the op (pointwise ops only)
-  Attrs attrs;      // Apply: clamp bounds, cast dtype
-  std::vector<ExprPtr> args;
-  int accumulator = -1;  // Accumulator: the reduction phase whose result this is
+  DType dtype;                    // the dtype of the value (compute happens in its compute type)
+  int param = -1;                 // Load: kernel parameter (outputs come first)
+  IndexPtr index;                 // Load: element offset
+  Access access = Access::other;  // Load
+  Op op = Op::add;                // Apply: the op (pointwise ops only)
+  Attrs attrs;                    // Apply: clamp bounds, cast dtype, a binary op's scalar operand
+  std::vector<ExprPtr> args;      // Apply: the operands
+  int accumulator = -1;           // Accumulator: the reduction phase whose result this is
 };
+
+// Parameter `param` at `index`.
+ExprPtr make_load(DType dtype, int param, IndexPtr index, Access access = Access::other);
+// A pointwise op of `args` (arity as ops.def says; one argument for a binary op with a
+// `scalar` attribute). Throws Error for anything else.
+ExprPtr make_apply(Op op, DType dtype, Attrs attrs, std::vector<ExprPtr> args);
+// The result of reduction phase `phase` for the current row.
+ExprPtr make_accumulator(DType dtype, int phase);
 
 // A value written by a kernel: parameter `param` at `index`.
 struct Store {
   int param;
   IndexPtr index;
   ExprPtr value;
+  Access access = Access::other;
 };
 
 // One reduction of a row kernel: `op` (sum, prod, amax, amin) of `value` over the row.
@@ -61,9 +79,8 @@ struct LoopKernel {
   // Row kernels whose reduced dims lead (sum over dim 0): rows are the contiguous index, so
   // the reduction loop runs outside a vectorized loop over a block of rows.
   bool columns = false;
-  // Row kernels with trailing reduced dims: the rendered linear index of a domain element
-  // and of a row; accesses that render to these become i0 * R + i1 and i0.
-  std::string full_index_text, row_index_text;
+  // Row kernels with trailing reduced dims (`flat`): accesses at the domain element's or
+  // the row's linear index are marked (Access) and render as i0 * R + i1 and i0.
   std::vector<ValueId> params;  // graph values behind the parameters
   std::vector<DType> param_dtypes;
   int num_outputs = 1;  // params [0, num_outputs) are written
@@ -88,5 +105,20 @@ struct Program {
   // Values a kernel reads, which must be contiguous buffers when it runs.
   std::vector<bool> read_by_kernel;
 };
+
+// The program as text, for logs (KILN_LOGS=lowering) and the lowering tests' Expected
+// files: each kernel with its kind, domain, parameters and stores, expressions read once
+// inline and shared ones as numbered temporaries, in a deterministic order.
+std::string print_program(const Program& program);
+// `graph` names the parameters' values (else v<id>).
+std::string print_kernel(const LoopKernel& kernel, const Graph* graph = nullptr);
+
+// Checks what the emitter relies on; throws Error naming the kernel and what is wrong.
+//   every parameter has a dtype, outputs come first, stores write outputs, loads read
+//   parameters of their dtype; loop variables are in the kernel's domain (row kernels: i0
+//   and i1), symbols in the graph's; accumulators name phases of their row kernel and only
+//   row kernels mark accesses; Apply nodes are pointwise ops of their arity; steps name
+//   existing kernels and nodes; foreach parts are pointwise.
+void verify_program(const Program& program);
 
 }  // namespace kiln

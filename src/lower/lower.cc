@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "lower/view_strides.h"
 
@@ -317,12 +318,8 @@ class Lowering {
     auto it = std::find(params_.begin(), params_.end(), v);
     int param = static_cast<int>(it - params_.begin());
     if (it == params_.end()) params_.push_back(v);
-    auto e = std::make_shared<Expr>();
-    e->kind = Expr::Kind::Load;
-    e->dtype = g_.value_type(v).dtype;
-    e->param = param;
-    e->index = std::move(offset);
-    return e;
+    Access access = access_of(offset);
+    return make_load(g_.value_type(v).dtype, param, std::move(offset), access);
   }
 
   // Index of an input of shape `in` read at `idx` of a result of shape `out` (broadcast).
@@ -338,13 +335,21 @@ class Lowering {
   // The expression of value `v` at `idx`, shared when asked again within one kernel (so
   // the emitter computes it once per scope).
   ExprPtr build(ValueId v, const std::vector<IndexPtr>& idx) {
-    std::string key = std::to_string(v);
-    for (const IndexPtr& i : idx) key += "," + render_index(i);
+    MemoKey key{v, idx};
     auto it = memo_.find(key);
     if (it != memo_.end()) return it->second;
     ExprPtr e = build_uncached(v, idx);
     memo_.emplace(std::move(key), e);
     return e;
+  }
+
+  // What an access at `offset` is to the row kernel being built (the domain element's or
+  // the row's linear index, compared structurally), or `other` outside row kernels.
+  Access access_of(const IndexPtr& offset) const {
+    if (current_group_ < 0) return Access::other;
+    if (same_index(offset, row_element_offset_)) return Access::row_element;
+    if (same_index(offset, row_offset_)) return Access::row;
+    return Access::other;
   }
 
   ExprPtr build_uncached(ValueId v, const std::vector<IndexPtr>& idx) {
@@ -355,21 +360,13 @@ class Lowering {
     if (role_of(g_, node) == Role::View) return build_view(node, idx);
     if (current_group_ >= 0 && group_of_[node_index] == current_group_ &&
         is_row_reduction(g_, node)) {
-      auto acc = std::make_shared<Expr>();
-      acc->kind = Expr::Kind::Accumulator;
-      acc->dtype = node.type.dtype;
-      acc->accumulator = phase_of_.at(node_index);
-      return acc;
+      return make_accumulator(node.type.dtype, phase_of_.at(node_index));
     }
     ops_.insert(std::string(op_name(node.op)));
-    auto apply = std::make_shared<Expr>();
-    apply->kind = Expr::Kind::Apply;
-    apply->dtype = node.type.dtype;
-    apply->op = node.op;
-    apply->attrs = node.attrs;
+    std::vector<ExprPtr> args;
     for (ValueId in : node.inputs)
-      apply->args.push_back(build(in, broadcast(idx, type.shape, g_.value_type(in).shape)));
-    return apply;
+      args.push_back(build(in, broadcast(idx, type.shape, g_.value_type(in).shape)));
+    return make_apply(node.op, node.type.dtype, node.attrs, std::move(args));
   }
 
   ExprPtr build_view(const Node& node, const std::vector<IndexPtr>& idx) {
@@ -433,7 +430,7 @@ class Lowering {
     for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
     std::set<std::string>& names = ops_.empty() ? view_ops_ : ops_;
     k.name = fmt::format("cpp_poi_fused_{}_{}", fmt::join(names, "_"), counter);
-    k.flat = all_loads_at(k.stores[0].value, render_index(k.stores[0].index));
+    k.flat = all_loads_at(k.stores[0].value, k.stores[0].index);
     root_ = -1;
     return k;
   }
@@ -483,6 +480,8 @@ class Lowering {
       if (member_escapes(n)) params_.push_back(g_.node_value(n));
     k.num_outputs = static_cast<int>(params_.size());
     std::vector<IndexPtr> full = domain_index(grp, true), row = domain_index(grp, false);
+    row_element_offset_ = contiguous_offset(full, grp.domain);
+    row_offset_ = contiguous_offset(row, grp.keep_shape());
     for (size_t n : grp.members) {
       const Node& node = g_.nodes[n];
       if (!is_row_reduction(g_, node)) continue;
@@ -504,7 +503,8 @@ class Lowering {
               grp.dims.end())
             at.push_back(row[d]);
       }
-      Store st{param, contiguous_offset(at, node.type.shape), build(v, at)};
+      IndexPtr offset = contiguous_offset(at, node.type.shape);
+      Store st{param, offset, build(v, at), access_of(offset)};
       (element ? k.stores : k.row_stores).push_back(std::move(st));
     }
     k.params = params_;
@@ -522,14 +522,13 @@ class Lowering {
                    grp.dims.back() == static_cast<int64_t>(grp.dims.size()) - 1 &&
                    grp.dims.size() < grp.domain.size();
     k.columns = leading && !trailing;
-    k.full_index_text = render_index(contiguous_offset(full, grp.domain));
-    k.row_index_text = render_index(contiguous_offset(row, grp.keep_shape()));
     current_group_ = -1;
+    row_element_offset_ = row_offset_ = nullptr;
     return k;
   }
 
-  static bool all_loads_at(const ExprPtr& e, const std::string& index) {
-    if (e->kind == Expr::Kind::Load) return render_index(e->index) == index;
+  static bool all_loads_at(const ExprPtr& e, const IndexPtr& index) {
+    if (e->kind == Expr::Kind::Load) return same_index(e->index, index);
     if (e->kind == Expr::Kind::Accumulator) return true;
     for (const ExprPtr& a : e->args)
       if (!all_loads_at(a, index)) return false;
@@ -545,7 +544,27 @@ class Lowering {
   std::set<ValueId> outputs_;
   int current_group_ = -1;
   std::map<size_t, int> phase_of_;
-  std::map<std::string, ExprPtr> memo_;
+  // Expressions built within one kernel, by value and index (compared structurally), so a
+  // value read twice at the same place is one node.
+  struct MemoKey {
+    ValueId value;
+    std::vector<IndexPtr> index;
+    bool operator==(const MemoKey& o) const {
+      if (value != o.value || index.size() != o.index.size()) return false;
+      for (size_t i = 0; i < index.size(); ++i)
+        if (!same_index(index[i], o.index[i])) return false;
+      return true;
+    }
+  };
+  struct MemoHash {
+    size_t operator()(const MemoKey& k) const {
+      size_t h = std::hash<ValueId>()(k.value);
+      for (const IndexPtr& i : k.index) h = h * 31 + index_hash(i);
+      return h;
+    }
+  };
+  std::unordered_map<MemoKey, ExprPtr, MemoHash> memo_;
+  IndexPtr row_element_offset_, row_offset_;  // the row kernel being built's (access_of)
   ValueId root_ = -1;
   std::vector<ValueId> params_;
   std::set<std::string> ops_, view_ops_;

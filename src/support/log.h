@@ -1,6 +1,7 @@
 // KILN_LOGS=topic,topic (or "all"): diagnostic logging to stderr, one line per event,
 // prefixed "[kiln:topic]". Topics: graph (each traced graph), guards (guard misses),
-// passes (the graph after each pass), pipeline (stage timings), output_code (generated
+// passes (the graph after each pass), lowering (the loop program, loop/kernel.h's
+// print_program), pipeline (stage timings), output_code (generated
 // kernel source), cache (misses, bad entries), workers (starts, exits, failures), autotune
 // (candidates and winners), cuda (library loading).
 #pragma once
@@ -9,9 +10,9 @@
 
 namespace kiln {
 
-constexpr std::string_view kLogTopics[] = {"graph",       "guards", "passes",  "pipeline",
-                                           "output_code", "cache",  "workers", "autotune",
-                                           "cuda",        "all"};
+constexpr std::string_view kLogTopics[] = {"graph",    "guards",      "passes", "lowering",
+                                           "pipeline", "output_code", "cache",  "workers",
+                                           "autotune", "cuda",        "all"};
 
 // Throws Error naming KILN_LOGS and the accepted topics when it names an unknown one.
 void check_log_topics();
