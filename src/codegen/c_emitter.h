@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "codegen/kernel_abi.h"
 #include "codegen/kernel_config.h"
 #include "loop/kernel.h"
 
@@ -32,14 +33,9 @@ struct Dialect {
 };
 
 // How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over
-// a GPU: one item per thread, or one row per block; and its threads per block: 256, or for
-// rows of a constant length about one thread per 8 elements (128 to 1024), each thread
-// then holding its elements in registers.
-constexpr int kGpuThreads = 256;
-// The cuda dialect's argument block (KilnArgs, passed by value): at most this many size
-// symbols and buffers (a kernel's parameters plus a split reduction's two scratch buffers).
-constexpr int kCudaMaxSymbols = 32;
-constexpr int kCudaMaxBuffers = 64;
+// a GPU: one item per thread, or one row per block; and its threads per block: kGpuThreads
+// (kernel_abi.h), or for rows of a constant length about one thread per 8 elements (128 to
+// 1024), each thread then holding its elements in registers.
 bool gpu_row_per_block(const LoopKernel& kernel);
 int gpu_block_threads(const LoopKernel& kernel);
 // Row kernels of one reduction and no element stores (sum, amax, mean... of long rows): a

@@ -140,11 +140,9 @@ const Dialect& cpp_dialect() {
 const Dialect& cuda_dialect() {
   static const std::string* preamble =
       new std::string(std::string(kCudaHeader) +
-                      fmt::format("/* A kernel's arguments, passed by value: the size symbols and "
-                                  "the buffers (outputs first). */\n"
-                                  "struct KilnArgs {{ int64_t sizes[{}]; char* buffers[{}]; }};\n",
-                                  kCudaMaxSymbols, kCudaMaxBuffers) +
-                      kCudaHelpers + kHelpers);
+                      "/* A kernel's arguments, passed by value: the size symbols and the "
+                      "buffers (outputs first). */\n" +
+                      std::string(kKilnArgsSource) + "\n" + kCudaHelpers + kHelpers);
   static const Dialect d{
       "cuda",
       preamble->c_str(),

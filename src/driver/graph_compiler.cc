@@ -140,7 +140,8 @@ class GraphCompile : public std::enable_shared_from_this<GraphCompile> {
       plan_ = std::move(plan);
       if (log_enabled("output_code"))
         for (const ObjectUnit& u : plan_.units) log_line("output_code", u.source);
-      if (how_.warm_up_libraries) warmup_ = warm_up_libraries(plan_);  // waited for in finish_locked
+      if (how_.warm_up_libraries)
+        warmup_ = warm_up_libraries(plan_);  // waited for in finish_locked
       SpanScope span("compile", "load objects " + graph_.name);
       objects_.resize(plan_.units.size());
       for (size_t i = 0; i < plan_.units.size(); ++i) {

@@ -38,6 +38,7 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
                        Device device) {
   KernelLaunch launch;
   launch.name = dialect_kernel_name(k.name, dialect_of(device));
+  launch.kind = kernel_kind_word(k);
   launch.unit = unit;
   launch.params = k.params;
   launch.elementwise = k.kind == LoopKernel::Kind::Pointwise && k.flat;
@@ -90,6 +91,7 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     const ValueId out = g.node_value(static_cast<size_t>(step.node));
     KernelLaunch k;
     k.name = fmt::format("cpp_tem_fused_mm_{}", plan.kernels.size());
+    k.kind = "tem";
     k.unit = unit;
     k.params = {out, node.inputs[0], b_value};
     k.outputs = {out};

@@ -90,6 +90,11 @@ struct LoopKernel {
   std::vector<LoopKernel> parts;  // foreach kernels
 };
 
+// The kind of a kernel as its name and its launch say it: poi (pointwise), red (a row
+// kernel of one reduction and no element stores), per (any other row kernel: a persistent
+// reduction, like softmax), for (foreach).
+const char* kernel_kind_word(const LoopKernel& kernel);
+
 // One step of a program: launch kernel `kernel`, or run graph node `node` through the eager
 // interpreter's op executor ("ext": library calls and ops not lowered to loops yet).
 struct Step {

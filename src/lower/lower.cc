@@ -509,9 +509,7 @@ class Lowering {
     }
     k.params = params_;
     for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
-    bool single = k.phases.size() == 1 && k.stores.empty();
-    k.name =
-        fmt::format("cpp_{}_fused_{}_{}", single ? "red" : "per", fmt::join(ops_, "_"), counter);
+    k.name = fmt::format("cpp_{}_fused_{}_{}", kernel_kind_word(k), fmt::join(ops_, "_"), counter);
     // Trailing reduced dims: every full-domain access at the domain's linear index.
     bool trailing = !grp.dims.empty() &&
                     grp.dims.back() == static_cast<int64_t>(grp.domain.size()) - 1 &&

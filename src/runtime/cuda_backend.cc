@@ -9,6 +9,7 @@
 #include <map>
 
 #include "codegen/c_emitter.h"
+#include "codegen/kernel_abi.h"
 #include "cuda/cupti.h"
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
@@ -26,11 +27,6 @@
 namespace kiln {
 
 namespace {
-
-struct KilnArgs {  // the cuda dialect's argument block
-  int64_t sizes[kCudaMaxSymbols];
-  char* buffers[kCudaMaxBuffers];
-};
 
 // Captured tensors move to the GPU once, when the executable is made.
 CompiledPlan with_constants_on_gpu(CompiledPlan plan) {

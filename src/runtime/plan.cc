@@ -29,6 +29,7 @@ std::string plan_to_json(const CompiledPlan& plan) {
   j["kernels"] = json::array();
   for (const KernelLaunch& k : plan.kernels)
     j["kernels"].push_back({{"name", k.name},
+                            {"kind", k.kind},
                             {"unit", k.unit},
                             {"params", k.params},
                             {"outputs", k.outputs},
@@ -107,6 +108,10 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     KernelLaunch launch;
     launch.name = k.at("name").get<std::string>();
     if (!is_symbol(launch.name)) throw fail("a kernel with a bad name");
+    launch.kind = k.at("kind").get<std::string>();
+    if (launch.kind != "poi" && launch.kind != "red" && launch.kind != "per" &&
+        launch.kind != "for" && launch.kind != "tem")
+      throw fail(fmt::format("kernel {} of unknown kind '{}'", launch.name, launch.kind));
     launch.unit = k.at("unit").get<int>();
     if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size()))
       throw fail("a kernel in no unit");

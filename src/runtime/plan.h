@@ -25,6 +25,7 @@ struct ObjectUnit {
 
 struct KernelLaunch {
   std::string name;  // the kernel's symbol, in its unit's object
+  std::string kind;  // poi, red, per, for (loop/kernel.h's kernel_kind_word), tem (GEMM template)
   int unit = 0;
   std::vector<ValueId> params;   // its buffers (ABI order: outputs first)
   std::vector<ValueId> outputs;  // the params it writes

@@ -113,8 +113,7 @@ void PlanExecutable::describe_launches() {
     if (step.kind == PlanStep::Kind::Kernel) {
       const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
       d.name = k.name;
-      size_t kind_start = k.name.find('_') + 1;
-      d.kind = k.name.substr(kind_start, k.name.find('_', kind_start) - kind_start);
+      d.kind = k.kind;
       const KernelFile& f = files.at(static_cast<size_t>(k.unit));
       d.file = f.path;
       d.hash = f.hash;

@@ -51,6 +51,12 @@ const std::string kSinCos = cuda_source(
     [](const std::vector<Tensor>& in) { return std::vector<Tensor>{cos(sin(in[0] + in[1]))}; });
 
 TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
+  // The argument block the backend fills (codegen/kernel_abi.h), declared by the same text.
+  EXPECT_NE(kSinCos.find("struct KilnArgs { int64_t sizes[32]; char* buffers[64]; };"),
+            std::string::npos)
+      << kSinCos;
+  EXPECT_EQ(std::string(kKilnArgsSource),
+            "struct KilnArgs { int64_t sizes[32]; char* buffers[64]; };");
   EXPECT_NE(kSinCos.find(
                 "extern \"C\" __global__ void cuda_poi_fused_add_cos_sin_0(const KilnArgs args)"),
             std::string::npos)

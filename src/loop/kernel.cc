@@ -1,4 +1,4 @@
-// The checked factories of the loop IR's value expressions (loop/kernel.h).
+// The loop IR's checked factories and kernel facts (loop/kernel.h).
 #include <fmt/format.h>
 
 #include "kiln/error.h"
@@ -46,6 +46,18 @@ ExprPtr make_accumulator(DType dtype, int phase) {
   e->dtype = dtype;
   e->accumulator = phase;
   return e;
+}
+
+const char* kernel_kind_word(const LoopKernel& kernel) {
+  switch (kernel.kind) {
+    case LoopKernel::Kind::Pointwise:
+      return "poi";
+    case LoopKernel::Kind::Foreach:
+      return "for";
+    case LoopKernel::Kind::Row:
+      return kernel.phases.size() == 1 && kernel.stores.empty() ? "red" : "per";
+  }
+  return "?";
 }
 
 }  // namespace kiln
