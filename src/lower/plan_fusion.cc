@@ -1,0 +1,192 @@
+#include "lower/plan_fusion.h"
+
+#include <algorithm>
+
+#include "graph/infer.h"
+#include "lower/view_strides.h"
+
+namespace kiln {
+
+bool is_row_reduction(const Graph& g, const Node& node) {
+  if (node.op != Op::sum && node.op != Op::prod && node.op != Op::amax && node.op != Op::amin)
+    return false;
+  return !g.value_type(node.inputs[0]).shape.empty();
+}
+
+Role role_of(const Graph& g, const Node& node) {
+  OpRule rule = op_info(node.op).rule;
+  if (is_view(rule)) return Role::View;
+  if (!is_pointwise(rule)) return Role::Ext;
+  if (!is_binary(rule)) return Role::Pointwise;
+  // Integer fmod/remainder/pow can fail (division by zero, negative exponents): the eager
+  // kernels check and raise; loop kernels cannot.
+  std::vector<DType> dtypes;
+  for (ValueId v : node.inputs) dtypes.push_back(g.value_type(v).dtype);
+  DType compute = binary_compute_dtype(node.op, node.attrs, dtypes);
+  bool may_fail = node.op == Op::fmod || node.op == Op::remainder || node.op == Op::pow;
+  return may_fail && !is_floating(compute) ? Role::Ext : Role::Pointwise;
+}
+
+namespace {
+
+class FusionPlanner {
+ public:
+  explicit FusionPlanner(const Graph& g) : g_(g) {}
+
+  FusionPlan run() {
+    form_groups();
+    classify();
+    return {std::move(state_),  std::move(group_of_), std::move(group_last_),
+            std::move(groups_), std::move(users_),    std::move(outputs_)};
+  }
+
+ private:
+  int member_group(ValueId v) const {
+    int32_t n = g_.node_index(v);
+    return n < 0 ? -1 : group_of_[static_cast<size_t>(n)];
+  }
+
+  // Which group each node joins. Forward: a reduction joins the latest open group of its
+  // domain and dims (or opens one); a pointwise node joins the one group its member inputs
+  // belong to when its shape is the domain or the group's row shape, consistently with
+  // them. Anything else reading a member closes that group (the member gets realized).
+  // Backward: a pointwise node all of whose readers are members of one group joins it.
+  void form_groups() {
+    const size_t n_nodes = g_.nodes.size();
+    group_of_.assign(n_nodes, -1);
+    users_.assign(static_cast<size_t>(g_.num_values()), {});
+    for (size_t n = 0; n < n_nodes; ++n)
+      for (ValueId v : g_.nodes[n].inputs) users_[v].push_back(n);
+    outputs_ = std::set<ValueId>(g_.outputs.begin(), g_.outputs.end());
+    for (size_t n = 0; n < n_nodes; ++n) {
+      const Node& node = g_.nodes[n];
+      int joined = -1;
+      if (is_row_reduction(g_, node)) {
+        const SymShape& domain = g_.value_type(node.inputs[0]).shape;
+        auto dims = reduction_dims(node.attrs.get_ints("dims"), static_cast<int64_t>(domain.size()),
+                                   "lower");
+        int input_group = member_group(node.inputs[0]);
+        if (input_group >= 0) {
+          const Group& ig = groups_[static_cast<size_t>(input_group)];
+          if (ig.open && ig.domain == domain && ig.dims == dims) joined = input_group;
+        } else {
+          for (size_t k = groups_.size(); k-- > 0 && joined < 0;)
+            if (groups_[k].open && groups_[k].domain == domain && groups_[k].dims == dims)
+              joined = static_cast<int>(k);
+        }
+        if (joined < 0) {
+          groups_.push_back({domain, dims, true, {}});
+          joined = static_cast<int>(groups_.size() - 1);
+        }
+      } else if (role_of(g_, node) == Role::Pointwise) {
+        joined = pointwise_group(node);
+      }
+      if (joined >= 0) {
+        group_of_[n] = joined;
+        groups_[static_cast<size_t>(joined)].members.push_back(n);
+      }
+      // A group read from outside must run before that reader: it takes no more members.
+      for (ValueId v : node.inputs)
+        if (int h = member_group(v); h >= 0 && h != joined)
+          groups_[static_cast<size_t>(h)].open = false;
+    }
+    for (size_t n = n_nodes; n-- > 0;) {
+      const Node& node = g_.nodes[n];
+      ValueId v = g_.node_value(n);
+      const auto& u = users_[v];
+      if (group_of_[n] >= 0 || role_of(g_, node) != Role::Pointwise || u.empty() ||
+          outputs_.count(v))
+        continue;
+      int g = group_of_[u[0]];
+      bool all_in =
+          g >= 0 && std::all_of(u.begin(), u.end(), [&](size_t c) { return group_of_[c] == g; });
+      if (!all_in) continue;
+      const Group& grp = groups_[static_cast<size_t>(g)];
+      if (node.type.shape != grp.domain && node.type.shape != grp.keep_shape()) continue;
+      group_of_[n] = g;
+    }
+    group_last_.assign(groups_.size(), 0);
+    for (size_t n = 0; n < n_nodes; ++n)
+      if (group_of_[n] >= 0) group_last_[static_cast<size_t>(group_of_[n])] = n;
+    for (size_t k = 0; k < groups_.size(); ++k) {
+      groups_[k].members.clear();
+      for (size_t n = 0; n < n_nodes; ++n)
+        if (group_of_[n] == static_cast<int>(k)) groups_[k].members.push_back(n);
+    }
+  }
+
+  int pointwise_group(const Node& node) {
+    int g = -1;
+    for (ValueId v : node.inputs) {
+      int h = member_group(v);
+      if (h < 0) continue;
+      if (g >= 0 && h != g) return -1;
+      g = h;
+    }
+    if (g < 0 || !groups_[static_cast<size_t>(g)].open) return -1;
+    const Group& grp = groups_[static_cast<size_t>(g)];
+    const SymShape& shape = node.type.shape;
+    bool full = shape == grp.domain, keep = shape == grp.keep_shape(),
+         flat = shape == grp.flat_shape();
+    for (ValueId v : node.inputs) {
+      if (member_group(v) != g) continue;
+      const SymShape& in = g_.value_type(v).shape;
+      bool ok = full ? (in == grp.domain || in == grp.keep_shape()) : (keep || flat) && in == shape;
+      if (!ok) return -1;
+    }
+    return full || keep || flat ? g : -1;
+  }
+
+  void classify() {
+    const size_t n_nodes = g_.nodes.size();
+    const auto& users = users_;
+    const auto& outputs = outputs_;
+    state_.assign(n_nodes, State::Inline);
+    // Consumers come later in the list, so deciding from the back sees them decided.
+    for (size_t n = n_nodes; n-- > 0;) {
+      const Node& node = g_.nodes[n];
+      ValueId v = g_.node_value(n);
+      const auto& u = users[v];
+      bool is_output = outputs.count(v) > 0;
+      if (group_of_[n] >= 0) {
+        state_[n] = State::InGroup;
+        continue;
+      }
+      bool ext_user =
+          std::any_of(u.begin(), u.end(), [&](size_t c) { return state_[c] == State::ExtStep; });
+      switch (role_of(g_, node)) {
+        case Role::Ext:
+          state_[n] = State::ExtStep;
+          break;
+        case Role::View:
+          // Kernels always inline views (index arithmetic); ext readers get an eager view,
+          // unless it would copy: then a generated copy kernel is cheaper.
+          state_[n] = is_output || (ext_user && reshape_copies(g_, node)) ? State::KernelRoot
+                      : ext_user                                          ? State::ExtStep
+                                                                          : State::Inline;
+          break;
+        case Role::Pointwise: {
+          bool single_kernel_user =
+              u.size() == 1 && state_[u[0]] != State::ExtStep &&
+              !(role_of(g_, g_.nodes[u[0]]) == Role::View && state_[u[0]] != State::Inline);
+          state_[n] = is_output || !single_kernel_user ? State::KernelRoot : State::Inline;
+          break;
+        }
+      }
+    }
+  }
+
+  const Graph& g_;
+  std::vector<State> state_;
+  std::vector<int> group_of_;
+  std::vector<size_t> group_last_;
+  std::vector<Group> groups_;
+  std::vector<std::vector<size_t>> users_;
+  std::set<ValueId> outputs_;
+};
+
+}  // namespace
+
+FusionPlan plan_fusion(const Graph& graph) { return FusionPlanner(graph).run(); }
+
+}  // namespace kiln
