@@ -26,10 +26,6 @@ std::string shape_string(const SymShape& shape) {
   return s + "]";
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
-}
-
 SymShape const_shape(const std::vector<int64_t>& shape) {
   SymShape out;
   out.reserve(shape.size());

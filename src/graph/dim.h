@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "support/text.h"  // shape_string of concrete shapes
+
 namespace kiln {
 
 struct Dim {
@@ -28,7 +30,6 @@ struct Dim {
 using SymShape = std::vector<Dim>;
 
 std::string shape_string(const SymShape& shape);
-std::string shape_string(const std::vector<int64_t>& shape);
 SymShape const_shape(const std::vector<int64_t>& shape);
 // True when every dim is constant; fills `out` with the values.
 bool try_const_shape(const SymShape& shape, std::vector<int64_t>* out);
