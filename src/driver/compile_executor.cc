@@ -69,12 +69,12 @@ class WorkerExecutor final : public CompileExecutor {
   // constants and handing the job to the pool (which may start a worker) happen on a
   // thread of their own.
   void build_plan(const Graph& graph, PlanDone done) override {
-    run_in_background([this, graph, done] {
+    run_in_background([this, graph = &graph, done] {
       try {
-        std::string source = fmt::format("compile worker's plan of graph {}", graph.name);
+        std::string source = fmt::format("compile worker's plan of graph {}", graph->name);
         pool().submit(
-            encode(plan_job(graph, toolchain_spec(how_))),
-            [given = constants_of(graph), source, done](std::exception_ptr error, Fields reply) {
+            encode(plan_job(*graph, toolchain_spec(how_))),
+            [given = constants_of(*graph), source, done](std::exception_ptr error, Fields reply) {
               if (error) return done(error, {});
               CompiledPlan plan;
               try {

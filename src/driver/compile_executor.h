@@ -27,7 +27,8 @@ class CompileExecutor {
   virtual ~CompileExecutor() = default;
 
   // Builds the plan of `graph` (passes, lowering, codegen); the plan's options and tuning
-  // are the driver's.
+  // are the driver's. `graph` stays alive until `done` has been called (the driver owns it),
+  // so an executor reads it in place rather than copying it on the caller's thread.
   virtual void build_plan(const Graph& graph, PlanDone done) = 0;
   // Compiles and loads `plan.units[i]` for each i of `units` (stored in the cache when
   // there is one). `plan` outlives every callback.

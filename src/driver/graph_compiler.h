@@ -34,10 +34,10 @@ struct NativeCompile {
   std::string arch;                 // "sm_90": the host GPU's, given to the workers
   bool cuda_graphs = false;         // the executable replays CUDA graphs (not a build option)
   // Warm up a CUDA plan's cuBLASLt steps while its kernels compile (runtime/library_warmup.h).
-  // Background stages turn it off: the eager calls that answer before a stage lands have
-  // run the same products on the GPU (handle and per-shape algorithms cached), and a warm-up
-  // on a pool thread can still be inside cuBLASLt when the program exits and the library
-  // tears itself down (a crash seen on the H200).
+  // Background stages turn it off: a warm-up on a pool thread can still be inside cuBLASLt
+  // when the program exits and the library tears itself down, which crashes the process. The
+  // eager calls that answer before a stage lands have loaded the library and created the
+  // handle; a product fused with its epilogue still chooses its algorithm on first use.
   bool warm_up_libraries = true;
 };
 

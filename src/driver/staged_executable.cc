@@ -192,7 +192,7 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph,
     stage.how.coordinate_descent = options.coordinate_descent;
     stage.how.max_autotune = options.max_autotune;
     stage.how.cuda_graphs = options.cuda_graphs;
-    stage.how.warm_up_libraries = false;  // the eager calls have (graph_compiler.h)
+    stage.how.warm_up_libraries = false;  // not at exit (graph_compiler.h)
     stage.how.size_hints = graph.size_hints;
     set_device(stage.how, options.device);
     stages.push_back(std::move(stage));

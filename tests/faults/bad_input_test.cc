@@ -3,19 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "kiln/kiln.h"
+#include "support/compare.h"
 
 namespace kiln {
 namespace {
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(BadInput, ShapeMismatchNamesOpAndShapes) {
   EXPECT_EQ(error_of([] {

@@ -22,15 +22,7 @@ class ScopedEnv {
   const char* name_;
 };
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 Tensor add_one(Tensor x) { return (x + 1.0f).sin(); }
 
