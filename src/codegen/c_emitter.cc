@@ -22,37 +22,31 @@ namespace {
 
 std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::vector<std::string> kept, reduced;
-  SymShape kept_shape, reduced_shape;
   for (size_t d = 0; d < k.shape.size(); ++d) {
     bool r = std::find(k.reduced_dims.begin(), k.reduced_dims.end(), static_cast<int64_t>(d)) !=
              k.reduced_dims.end();
     (r ? reduced : kept).push_back(render_index(index_dim(k.shape[d])));
-    (r ? reduced_shape : kept_shape).push_back(k.shape[d]);
   }
-  // Register-held rows ask for a full multiprocessor of threads, capping registers at 32;
-  // rows of more than 8 elements a thread for half of one (64), which they need not to spill.
-  const int held_threads = gpu_block_threads(k) * (register_elements(k) > 8 ? 2 : 1);
+  const Schedule& s = k.schedule;
   const std::string bounds =
-      dialect.block_rows && register_elements(k) > 0
-          ? fmt::format("__launch_bounds__({}, {}) ", gpu_block_threads(k), 2048 / held_threads)
+      s.min_blocks_per_sm > 0
+          ? fmt::format("__launch_bounds__({}, {}) ", s.block_threads, s.min_blocks_per_sm)
           : "";
   std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect, bounds);
   src += params_and_sizes(k, num_symbols, dialect);
   src += fmt::format("  const int64_t rows = {};\n  const int64_t R = {};\n", product(kept),
                      product(reduced));
-  if (dialect.block_rows) return src + block_row_loop(k) + "}\n";
+  if (s.device == Device::cuda) return src + block_row_loop(k) + "}\n";
   if (k.columns) return src + column_loop(k, dialect) + "}\n";
-  // With static sizes only one form is needed.
-  std::vector<int64_t> rows_const, r_const;
-  bool known = try_const_shape(kept_shape, &rows_const) && try_const_shape(reduced_shape, &r_const);
-  if (known) {
-    int64_t rows = 1, r = 1;
-    for (int64_t v : rows_const) rows *= v;
-    for (int64_t v : r_const) r *= v;
-    return src + row_loop(k, dialect, rows < 2 && r >= 65536) + "}\n";
+  switch (s.split_row) {
+    case Schedule::RowSplit::never:
+    case Schedule::RowSplit::always:
+      return src + row_loop(k, dialect, s.split_row == Schedule::RowSplit::always) + "}\n";
+    case Schedule::RowSplit::when_long:
+      break;
   }
-  src += "  if (rows < 2 && R >= 65536) {\n" + row_loop(k, dialect, true) + "  } else {\n" +
-         row_loop(k, dialect, false) + "  }\n";
+  src += fmt::format("  if (rows < 2 && R >= {}) {{\n", kLongRow) + row_loop(k, dialect, true) +
+         "  } else {\n" + row_loop(k, dialect, false) + "  }\n";
   return src + "}\n";
 }
 
@@ -63,12 +57,9 @@ namespace {
 // A GPU flat loop whose threads take `width` consecutive elements each, loaded and stored as
 // one aligned vector per buffer (kiln_vec<T, width>: 16 bytes for f32), when every buffer is
 // aligned to 16 bytes; the remainder, and every element of unaligned buffers (views at odd
-// offsets), take the plain grid-stride loop. Buffers of 8-byte elements (f64, i64) take the
-// plain loop only (""): their vectors would need 32-byte alignment.
+// offsets), take the plain grid-stride loop (Schedule::vector_width).
 std::string vector_flat_loop(const LoopKernel& k, int base, int width,
                              const std::string& plain_body) {
-  for (DType d : k.param_dtypes)
-    if (dtype_size(d) > 4) return "";
   KernelWriter w(k, base);
   std::vector<const Expr*> loads;
   collect_loads(k.stores.at(0).value, &loads);
@@ -79,11 +70,12 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   w.push(&body, "      ");
   std::set<int> loaded;
   for (const Expr* e : loads) {
-    if (!loaded.insert(e->param).second) continue;
-    const char* t = type_names(k.param_dtypes[static_cast<size_t>(e->param)]).storage;
+    const int param = e->load().param;
+    if (!loaded.insert(param).second) continue;
+    const char* t = type_names(k.param_dtypes[static_cast<size_t>(param)]).storage;
     w.line(fmt::format(
         "const kiln_vec<{0}, {1}> kiln_l{2} = *(const kiln_vec<{0}, {1}>*)({3} + kiln_v);", t,
-        width, e->param, w.param(e->param)));
+        width, param, w.param(param)));
   }
   const char* out_type = type_names(k.param_dtypes[0]).storage;
   w.line(fmt::format("kiln_vec<{}, {}> kiln_s;", out_type, width));
@@ -94,7 +86,7 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   std::string lane_body;
   w.push(&lane_body, "        ");
   for (const Expr* e : loads)
-    w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->param), e->dtype));
+    w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->load().param), e->dtype));
   w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
                      store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
   w.pop();
@@ -130,18 +122,16 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
                      store(w.value(st.value), k.param_dtypes[0])));
   w.pop();
   std::string src;
-  if ((k.flat || k.shape.empty()) && dialect.vector_width > 0) {
-    std::string vector_form = vector_flat_loop(k, base, dialect.vector_width, body);
-    if (!vector_form.empty())
-      return src + fmt::format("  const int64_t n = {};\n", product(extents)) + vector_form;
-  }
+  if (k.schedule.vector_width > 0)
+    return fmt::format("  const int64_t n = {};\n", product(extents)) +
+           vector_flat_loop(k, base, k.schedule.vector_width, body);
   if (k.flat || k.shape.empty()) {
     src += fmt::format("  const int64_t n = {};\n", product(extents));
     return src + "  " +
            fmt::format(fmt::runtime(dialect.flat_loop), fmt::arg("n", "n"), fmt::arg("i", "i0")) +
            "\n" + body + "  }\n";
   }
-  if (!dialect.nested_loops) {
+  if (!k.schedule.nested_loops) {
     // One flat loop over every element; each loop variable taken from the flat index.
     src += fmt::format("  const int64_t n = {};\n", product(extents));
     src += "  " +
@@ -161,7 +151,7 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   std::string total = product(extents);
   std::string pad = "  ";
   for (size_t d = 0; d < k.shape.size(); ++d) {
-    const char* pragma = d == 0 && d + 1 == k.shape.size() ? kParallelSimdLoop
+    const char* pragma = d == 0 && d + 1 == k.shape.size() ? dialect.parallel_simd_loop
                          : d == 0                          ? dialect.parallel_loop
                          : d + 1 == k.shape.size()         ? dialect.simd_loop
                                                            : nullptr;
@@ -180,6 +170,9 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
 }  // namespace
 
 std::string emit_kernel(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  if (!k.schedule.decided || k.schedule.device != dialect.device)
+    throw CompileError(fmt::format("{} codegen: kernel {} is not scheduled for {}", dialect.name,
+                                   k.name, device_name(dialect.device)));
   if (k.kind == LoopKernel::Kind::Row) return emit_row_kernel(k, num_symbols, dialect);
   std::string src = kernel_signature(dialect_kernel_name(k.name, dialect), dialect);
   src += params_and_sizes(k, num_symbols, dialect);
@@ -242,34 +235,6 @@ std::string emit_translation_unit(const std::string& graph_name,
 bool row_streams_inputs(const LoopKernel& kernel) {
   return kernel.kind == LoopKernel::Kind::Row && !kernel.columns &&
          !streamed_inputs(kernel).empty();
-}
-
-}  // namespace kiln
-
-namespace kiln {
-
-bool gpu_row_per_block(const LoopKernel& kernel) {
-  return kernel.kind == LoopKernel::Kind::Row && !kernel.columns;
-}
-
-int gpu_block_threads(const LoopKernel& kernel) {
-  if (!gpu_row_per_block(kernel) || !kernel.flat) return kGpuThreads;
-  const int64_t r = constant_row_length(kernel);
-  if (r <= 0 || r > int64_t{1024} * kMaxRegisterElements) return kGpuThreads;
-  // About 8 elements a thread: with the launch bounds asking for a full multiprocessor
-  // (2048 threads), the held row and the temporaries fit 32 registers without spilling, and
-  // one block's loads overlap another's reductions.
-  int threads = 128;
-  while (threads < 1024 && int64_t{threads} * 8 < r) threads *= 2;
-  return threads;
-}
-
-bool gpu_split_reduction(const LoopKernel& kernel) {
-  if (!gpu_row_per_block(kernel) || register_elements(kernel) > 0 || !kernel.stores.empty())
-    return false;
-  for (const ReducePhase& phase : kernel.phases)  // independent phases only: no grid-wide wait
-    if (reads_accumulator(phase.value) || !gpu_accumulation(phase).after.empty()) return false;
-  return true;
 }
 
 }  // namespace kiln

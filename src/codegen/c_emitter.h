@@ -1,7 +1,8 @@
-// The C-like emitter: renders a LoopKernel as source. Dialects differ in tables (types,
-// function spellings, the parallel-loop prefix), not in control flow; `cpp` renders C99 with
-// OpenMP and SIMD pragmas that tcc ignores and gcc vectorizes (vector math from glibc's
-// libmvec). Output is deterministic: the same kernel gives byte-identical source.
+// The C-like emitter: renders a scheduled LoopKernel as source. The kernel's Schedule
+// (loop/schedule.h) picks the loops; dialects differ in tables (types, function spellings,
+// the parallel and simd loop spellings), not in decisions; `cpp` renders C99 with OpenMP
+// and SIMD pragmas that tcc ignores and gcc vectorizes (vector math from glibc's libmvec).
+// Output is deterministic: the same kernel gives byte-identical source.
 #pragma once
 
 #include <string>
@@ -14,35 +15,29 @@ namespace kiln {
 
 struct Dialect {
   const char* name;      // cpp, cuda: also the kernels' name prefix
+  Device device;         // kernels scheduled for another device are refused
   const char* preamble;  // the shared helpers, once per translation unit
   // The kernel's signature and the lines that give its body `sizes` and `buffers`; {name}.
   const char* signature;
   const char* restrict_word;  // restrict, __restrict__
-  const char* parallel_loop;  // pragma on the outermost loop; {n} is the element count
-  const char* simd_loop;      // pragma on the innermost loop ("": none)
-  // The loop over a flat index i0 below {n}: OpenMP's parallel simd loop, or a CUDA
+  // Pragmas ("": none) on a loop across threads (the outermost), a simd loop (the
+  // innermost), and one loop that is both; {n} is the element count the loop covers.
+  const char* parallel_loop;
+  const char* simd_loop;
+  const char* parallel_simd_loop;
+  // A reduction's simd loop, alone or also across threads; {clauses} are its reductions,
+  // each a reduction_clause of {op} (+, *, max, min, |) and {var}.
+  const char* simd_reduction;
+  const char* parallel_simd_reduction;
+  const char* reduction_clause;
+  // The loop over a flat index {i} below {n}: OpenMP's parallel simd loop, or a CUDA
   // grid-stride loop (each thread from its global index, striding by the grid's size).
   const char* flat_loop;
-  bool nested_loops;  // pointwise kernels over several dims: nested loops, or one flat loop
-  // Reductions: false, a loop over rows split across threads (cpp); true, one row per
-  // block, its elements across the block's threads and combined through warp shuffles and
-  // shared memory, or for column reductions one row per thread (cuda).
-  bool block_rows;
-  // Flat pointwise loops: elements per thread of the aligned wide-load form (0: none).
-  int vector_width;
 };
-
-// How a kernel's launch spreads its work (LoopKernel's work items: elements or rows) over
-// a GPU: one item per thread, or one row per block; and its threads per block: kGpuThreads
-// (kernel_abi.h), or for rows of a constant length about one thread per 8 elements (128 to
-// 1024), each thread then holding its elements in registers.
-bool gpu_row_per_block(const LoopKernel& kernel);
-int gpu_block_threads(const LoopKernel& kernel);
-// Row kernels of one reduction and no element stores (sum, amax, mean... of long rows): a
-// row may be split over several blocks (gridDim.x / rows of them, the launch decides),
-// their partials in buffers[params] (counters, zeroed) and buffers[params + 1] (8 bytes
-// a block), folded in order by the row's last block.
-bool gpu_split_reduction(const LoopKernel& kernel);
+// Split GPU reductions (Schedule::split_blocks): a row may be split over several blocks
+// (gridDim.x / rows of them, the launch decides), their partials in buffers[params]
+// (counters, zeroed) and buffers[params + 1] (8 bytes a block), folded in order by the
+// row's last block.
 
 const Dialect& cpp_dialect();
 // CUDA C++ for NVRTC: extern "C" __global__ kernels taking one KilnArgs by value (the size

@@ -17,44 +17,35 @@ namespace kiln::emit {
 
 // The row loads of a row kernel: loads of streamed params at the row's own element.
 void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
-  if (e->kind == Expr::Kind::Load && e->access == Access::row_element) out->push_back(e.get());
-  for (const ExprPtr& a : e->args) collect_row_load_exprs(a, k, out);
+  if (e->kind() == Expr::Kind::Load && e->load().access == Access::row_element)
+    out->push_back(e.get());
+  for (const ExprPtr& a : e->operands()) collect_row_load_exprs(a, k, out);
 }
 
-// Rows of a constant length the block covers in at most kMaxRegisterElements elements a
-// thread are held in registers: read from memory once, however many phases pass over them
-// (softmax: max, sum, store).
-// The constant length of k's rows, or 0.
-int64_t constant_row_length(const LoopKernel& k) {
-  int64_t r = 1;
-  for (int64_t d : k.reduced_dims) {
-    const Dim& dim = k.shape[static_cast<size_t>(d)];
-    if (!dim.is_const()) return 0;
-    r *= dim.coeff;
+namespace {
+
+// Names of distinct loads: the same parameter at the same index (structurally) is one load.
+struct LoadNames {
+  std::vector<std::pair<const Expr*, std::string>> names;
+  const std::string* find(const Expr& e) const {
+    for (const auto& [load, name] : names)
+      if (load->load().param == e.load().param && same_index(load->load().index, e.load().index))
+        return &name;
+    return nullptr;
   }
-  return r;
-}
+  void add(const Expr& e, std::string name) { names.emplace_back(&e, std::move(name)); }
+  size_t size() const { return names.size(); }
+};
 
-HeldRow held_row(const LoopKernel& k) {
-  if (!k.flat || k.columns) return {};
-  const int64_t r = constant_row_length(k);
-  if (r <= 0) return {};
-  size_t widest = 1;
-  for (DType d : k.param_dtypes) widest = std::max<size_t>(widest, dtype_size(d));
-  int width = static_cast<int>(std::min<size_t>(8, 16 / widest));
-  while (width > 1 && r % width != 0) width /= 2;
-  const int64_t run = int64_t{gpu_block_threads(k)} * width;
-  const HeldRow layout{(r + run - 1) / run, width};
-  return layout.elements() <= kMaxRegisterElements ? layout : HeldRow{};
-}
-int64_t register_elements(const LoopKernel& k) { return held_row(k).elements(); }
+}  // namespace
 
 void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
-  if (e->kind == Expr::Kind::Load) out->push_back(e.get());
-  for (const ExprPtr& a : e->args) collect_loads(a, out);
+  if (e->kind() == Expr::Kind::Load) out->push_back(e.get());
+  for (const ExprPtr& a : e->operands()) collect_loads(a, out);
 }
 
-// GPU reductions (Dialect::block_rows). Row form: rows over blocks (grid-striding), each
+// GPU reductions, as the kernel's Schedule lays them out. Row form (row_per_block): rows
+// over blocks (grid-striding), each
 // phase's elements over the block's threads, the partial accumulators combined first within
 // each warp (shuffles), then across warps through shared memory, every thread folding the
 // warp partials in the same order (deterministic). Register-held rows (HeldRow) are loaded
@@ -64,20 +55,20 @@ void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
 // Column form (reduced dims lead): one row per thread, its reduction sequential, so
 // neighbouring threads read neighbouring addresses (coalesced).
 std::string block_row_loop(const LoopKernel& k) {
-  const bool per_block = !k.columns;
   LoopKernel scalar_form = k;
   scalar_form.columns = false;  // accumulators are scalars in both GPU forms
   KernelWriter w(scalar_form);
   w.divide_by_reciprocal();
   std::string body;
   w.push(&body, "    ");
-  const HeldRow layout = per_block ? held_row(k) : HeldRow{};
+  const Schedule& s = k.schedule;
+  const bool per_block = s.row_per_block;
+  const HeldRow layout = s.held;
   const int64_t held = layout.elements();
   const int width = layout.width;
-  const int threads = gpu_block_threads(k);
-  const bool split = gpu_split_reduction(k);
-  // Every run inside the row: no bounds test at all.
-  const bool whole_runs = held > 0 && constant_row_length(k) % (int64_t{threads} * width) == 0;
+  const int threads = s.block_threads;
+  const bool split = s.split_blocks;
+  const bool whole_runs = s.whole_runs;  // every run inside the row: no bounds test at all
   std::vector<const Expr*> row_loads;
   if (held > 0) {
     for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
@@ -95,8 +86,9 @@ std::string block_row_loop(const LoopKernel& k) {
     return fmt::format("{}, {}", type_names(k.param_dtypes[static_cast<size_t>(param)]).storage,
                        width);
   };
-  // One register array per distinct row load (by its rendered text), filled up front.
-  std::map<std::string, std::string> held_names;
+  // One register array per distinct row load (the same parameter at the same index,
+  // compared structurally), filled up front, in the order of first use.
+  LoadNames held_names;
   // Phase values a later loop reads again (softmax's exp(x - max)), kept in registers.
   std::vector<std::pair<const Expr*, std::string>> cached_values;
   auto read_later = [&](size_t phase) {
@@ -123,16 +115,16 @@ std::string block_row_loop(const LoopKernel& k) {
     w.push(loop_body, indent);
     std::vector<const Expr*> loads;
     for (const ExprPtr& v : values) collect_loads(v, &loads);
-    std::map<std::string, std::string> vectors;  // rendered load -> its run vector
+    LoadNames vectors;  // a load's run vector
     for (const Expr* e : loads) {
-      const std::string text = w.rhs_text(*e);
-      if (held_names.count(text) || vectors.count(text)) continue;
-      const std::string base = run_pointer(e->param, w.index(e->index, e->access));
+      if (held_names.find(*e) || vectors.find(*e)) continue;
+      const Expr::Load& l = e->load();
+      const std::string base = run_pointer(l.param, w.index(l.index, l.access));
       if (base.empty()) continue;
       const std::string name = fmt::format("kiln_l{}", vectors.size());
-      vectors.emplace(text, name);
+      vectors.add(*e, name);
       w.line(fmt::format("const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);",
-                         vec_type(e->param), name, base));
+                         vec_type(e->load().param), name, base));
     }
     for (const std::string& text : declarations) w.line(text);
     w.line(fmt::format("#pragma unroll\n{}for (int e = 0; e < {}; ++e) {{", indent, width));
@@ -141,10 +133,10 @@ std::string block_row_loop(const LoopKernel& k) {
     w.line("const int64_t i1 = kiln_o + e;");
     w.line("(void)j; (void)i1;");
     for (const Expr* e : loads) {
-      auto found = vectors.find(w.rhs_text(*e));
-      if (found != vectors.end()) w.bind(e, load_value(found->second + ".v[e]", e->dtype));
+      if (const std::string* found = vectors.find(*e))
+        w.bind(e, load_value(*found + ".v[e]", e->dtype));
     }
-    for (const Expr* e : row_loads) w.bind(e, held_names.at(w.rhs_text(*e)) + "[j]");
+    for (const Expr* e : row_loads) w.bind(e, *held_names.find(*e) + "[j]");
     for (const auto& [e, name] : cached_values) w.bind(e, name + "[j]");
   };
   auto close_runs = [&](std::string* loop_body, const std::vector<std::string>& after_elements) {
@@ -173,14 +165,14 @@ std::string block_row_loop(const LoopKernel& k) {
     w.line("const int64_t kiln_row = i0 * R;");
     std::string fill;
     for (const Expr* e : row_loads) {
-      const std::string text = w.rhs_text(*e);
-      if (held_names.count(text)) continue;
+      if (held_names.find(*e)) continue;
       const std::string name = fmt::format("r{}", held_names.size());
-      held_names.emplace(text, name);
+      held_names.add(*e, name);
       w.line(fmt::format("{} {}[{}];", type_names(e->dtype).compute, name, held));
       const std::string run = fmt::format("kiln_h{}", held_names.size() - 1);
       fill += fmt::format("        const kiln_vec<{0}> {1} = kiln_ld<{0}>({2}, kiln_aligned);\n",
-                          vec_type(e->param), run, run_pointer(e->param, kRowElementIndex));
+                          vec_type(e->load().param), run,
+                          run_pointer(e->load().param, kRowElementIndex));
       fill += fmt::format(
           "        #pragma unroll\n        for (int e = 0; e < {}; ++e) {}[c * {} + e] = {};\n",
           width, name, width, load_value(run + ".v[e]", e->dtype));
@@ -190,7 +182,7 @@ std::string block_row_loop(const LoopKernel& k) {
       w.line("  {");
     } else {
       w.line("  if (kiln_o >= R) {");
-      for (const auto& [text, name] : held_names)
+      for (const auto& [load, name] : held_names.names)
         w.line(fmt::format("    for (int e = 0; e < {}; ++e) {}[c * {} + e] = 0;", width, name,
                            width));
       w.line("  } else {");

@@ -1,5 +1,5 @@
-// The dialect tables: what differs between the cpp and cuda renderings of the same loop
-// program (preamble helpers, signature, restrict word, loop pragmas) and kernel names.
+// The dialect tables: what differs between the cpp and cuda renderings of the same scheduled
+// loop program (preamble helpers, signature, restrict word, loop pragmas) and kernel names.
 #include <fmt/format.h>
 
 #include "codegen/c_emitter.h"
@@ -124,16 +124,18 @@ const Dialect& cpp_dialect() {
   static const std::string* preamble = new std::string(std::string(kCppHeader) + kHelpers);
   static const Dialect d{
       "cpp",
+      Device::cpu,
       preamble->c_str(),
       "KILN_VECTOR_ATTR void {name}(const int64_t* sizes, char* const* buffers) {{\n",
       "restrict",
       "#pragma omp parallel for if({n} >= KILN_GRAIN) KILN_NUM_THREADS",
       "#pragma omp simd",
+      "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS",
+      "#pragma omp simd {clauses}",
+      "#pragma omp parallel for simd {clauses} KILN_NUM_THREADS",
+      "reduction({op}:{var})",
       "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
-      "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
-      true,
-      false,
-      0};
+      "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{"};
   return d;
 }
 
@@ -143,19 +145,22 @@ const Dialect& cuda_dialect() {
                       "/* A kernel's arguments, passed by value: the size symbols and the "
                       "buffers (outputs first). */\n" +
                       std::string(kKilnArgsSource) + "\n" + kCudaHelpers + kHelpers);
+  // Its threads are the grid's, laid out by the launch: no loop pragmas.
   static const Dialect d{
       "cuda",
+      Device::cuda,
       preamble->c_str(),
       "extern \"C\" __global__ void {bounds}{name}(const KilnArgs args) {{\n"
       "  const int64_t* sizes = args.sizes;\n  char* const* buffers = args.buffers;\n",
       "__restrict__",
       "",
       "",
+      "",
+      "",
+      "",
+      "",
       "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
-      " {i} += (int64_t)gridDim.x * blockDim.x) {{",
-      false,
-      true,
-      4};
+      " {i} += (int64_t)gridDim.x * blockDim.x) {{"};
   return d;
 }
 

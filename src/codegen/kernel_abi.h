@@ -4,12 +4,13 @@
 //  CUDA (cuda dialect): extern "C" __global__ void NAME(const KilnArgs args) — the same two
 //    arrays in one block passed by value. The block is declared here once, as C++ for the
 //    backend that fills it and, from the same macro, as source text for the kernels.
-// Launch geometry: a kernel's threads per block (KernelLaunch::threads) defaults to
-// kGpuThreads; row kernels of a constant length may take 128 to 1024 (c_emitter.h's
-// gpu_block_threads), each thread then holding about 8 of the row's elements in registers.
+// Launch geometry: a kernel's threads per block (KernelLaunch::threads) is its schedule's
+// (loop/schedule.h: kGpuThreads, or 128 to 1024 for rows held in registers).
 #pragma once
 
 #include <cstdint>
+
+#include "loop/schedule.h"
 
 namespace kiln {
 
@@ -29,7 +30,5 @@ constexpr const char* kKilnArgsSource = KILN_ABI_TEXT(KILN_ARGS_DECLARATION) ";"
 // reduction's two scratch buffers) fit the block.
 constexpr int kCudaMaxSymbols = sizeof(KilnArgs::sizes) / sizeof(int64_t);
 constexpr int kCudaMaxBuffers = sizeof(KilnArgs::buffers) / sizeof(char*);
-
-constexpr int kGpuThreads = 256;
 
 }  // namespace kiln

@@ -93,22 +93,25 @@ std::string store(const std::string& v, DType d) {
 }
 
 std::string KernelWriter::rhs_of(const Expr& e) {
-  switch (e.kind) {
-    case Expr::Kind::Load:
-      return load_value(fmt::format("{}[{}]", param(e.param), index(e.index, e.access)), e.dtype);
-    case Expr::Kind::Apply:
-      return broken_by_fault(e.op) ? "(" + apply(e) + " + 1)" : apply(e);
+  switch (e.kind()) {
+    case Expr::Kind::Load: {
+      const Expr::Load& l = e.load();
+      return load_value(fmt::format("{}[{}]", param(l.param), index(l.index, l.access)), e.dtype);
+    }
+    case Expr::Kind::Apply: {
+      const Expr::Apply& a = e.apply();
+      return broken_by_fault(a.op) ? "(" + apply(a, e.dtype) + " + 1)" : apply(a, e.dtype);
+    }
     case Expr::Kind::Accumulator:
       break;
   }
   return "?";
 }
 
-std::string KernelWriter::apply(const Expr& e) {
+std::string KernelWriter::apply(const Expr::Apply& e, DType out) {
   std::vector<DType> in_dtypes;
   for (const ExprPtr& a : e.args) in_dtypes.push_back(a->dtype);
   OpRule rule = op_info(e.op).rule;
-  DType out = e.dtype;
   if (rule == OpRule::Cast) return convert(value(e.args[0]), e.args[0]->dtype, out);
   if (rule == OpRule::Where) {
     return fmt::format("({} ? {} : {})", value(e.args[0]),
@@ -146,7 +149,7 @@ std::string KernelWriter::apply(const Expr& e) {
     // A division by a row's accumulator (softmax's sum): a multiply by its reciprocal,
     // which the compiler computes once per row (at most 1.5 ulp from the division).
     if (divide_by_reciprocal_ && e.op == Op::div && is_floating(compute) &&
-        e.args[1]->kind == Expr::Kind::Accumulator)
+        e.args[1]->kind() == Expr::Kind::Accumulator)
       return fmt::format("({} * ({} / {}))", a, literal(1.0, false, compute), b);
   }
   return binary(e.op, a, b, compute);

@@ -51,9 +51,9 @@ class KernelWriter {
 
   // Renders `e` into temporaries of the current scope; returns the name holding its value.
   std::string value(const ExprPtr& e) {
-    if (e->kind == Expr::Kind::Accumulator) {
-      const ReducePhase& phase = k_.phases[static_cast<size_t>(e->accumulator)];
-      return fmt::format("(({})a{}{})", type_names(phase.dtype).compute, e->accumulator,
+    if (e->kind() == Expr::Kind::Accumulator) {
+      const ReducePhase& phase = k_.phases[static_cast<size_t>(e->phase())];
+      return fmt::format("(({})a{}{})", type_names(phase.dtype).compute, e->phase(),
                          k_.columns ? "[i0 - c0]" : "");
     }
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -71,8 +71,6 @@ class KernelWriter {
   void bind(const Expr* e, std::string name) { scopes_.back().names.emplace(e, std::move(name)); }
   // GPU row kernels: divisions by a row's accumulator become reciprocal multiplies.
   void divide_by_reciprocal() { divide_by_reciprocal_ = true; }
-  // A load's value as an expression (no temporary): the text register-held rows key on.
-  std::string rhs_text(const Expr& load) { return rhs_of(load); }
 
   // An access's index: "i0" in flat pointwise kernels (every access is at the output's own
   // element); a flat row kernel's own element and row as i0 * R + i1 and i0; else the
@@ -92,7 +90,7 @@ class KernelWriter {
   };
 
   std::string rhs_of(const Expr& e);
-  std::string apply(const Expr& e);
+  std::string apply(const Expr::Apply& e, DType out);
   static std::string unary(Op op, const std::string& x, DType d);
   static std::string binary(Op op, const std::string& a, const std::string& b, DType d);
 

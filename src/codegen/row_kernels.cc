@@ -20,22 +20,22 @@ Accumulation accumulation(const ReducePhase& phase) {
   bool fp = is_floating(d);
   switch (phase.op) {
     case Op::sum:
-      return fp ? Accumulation{"double", "0.0",      "{a} += (double){v};", "reduction(+:{a})", "",
+      return fp ? Accumulation{"double", "0.0",      "{a} += (double){v};", {{"+", "{a}"}}, "",
                                "",       "{x} + {y}"}
                 : Accumulation{"int64_t",
                                "0",
                                "{a} = (int64_t)((uint64_t){a} + (uint64_t){v});",
-                               "reduction(+:{a})",
+                               {{"+", "{a}"}},
                                "",
                                "",
                                "(int64_t)((uint64_t){x} + (uint64_t){y})"};
     case Op::prod:
-      return fp ? Accumulation{"double", "1.0",      "{a} *= (double){v};", "reduction(*:{a})", "",
+      return fp ? Accumulation{"double", "1.0",      "{a} *= (double){v};", {{"*", "{a}"}}, "",
                                "",       "{x} * {y}"}
                 : Accumulation{"int64_t",
                                "1",
                                "{a} = (int64_t)((uint64_t){a} * (uint64_t){v});",
-                               "reduction(*:{a})",
+                               {{"*", "{a}"}},
                                "",
                                "",
                                "(int64_t)((uint64_t){x} * (uint64_t){y})"};
@@ -49,16 +49,15 @@ Accumulation accumulation(const ReducePhase& phase) {
       // Any order gives the same max; a NaN anywhere makes the result NaN, through a flag
       // reduced beside it (a NaN-propagating compare would not vectorize).
       const char* cmp = phase.op == Op::amax ? ">" : "<";
-      const char* omp = phase.op == Op::amax ? "max" : "min";
+      const char* reduction = phase.op == Op::amax ? "max" : "min";
       std::string update = fmt::format("{{a}} = {{v}} {} {{a}} ? {{v}} : {{a}};", cmp);
       std::string combine = fmt::format("({{y}} {} {{x}} ? {{y}} : {{x}})", cmp);
-      if (!fp)
-        return {type, init, update, fmt::format("reduction({}:{{a}})", omp), "", "", combine};
+      if (!fp) return {type, init, update, {{reduction, "{a}"}}, "", "", combine};
       std::string nan = d == DType::f64 ? "((double)kiln_nanf())" : "kiln_nanf()";
       return {type,
               init,
               update + " {n} |= ({v} != {v});",
-              fmt::format("reduction({}:{{a}}) reduction(|:{{n}})", omp),
+              {{reduction, "{a}"}, {"|", "{n}"}},
               "int {n} = 0;",
               fmt::format("if ({{n}}) {{a}} = {};", nan),
               combine};
@@ -67,13 +66,6 @@ Accumulation accumulation(const ReducePhase& phase) {
       break;
   }
   throw CompileError(fmt::format("cpp codegen: {} is not a row reduction", op_name(phase.op)));
-}
-
-bool reads_accumulator(const ExprPtr& e) {
-  if (e->kind == Expr::Kind::Accumulator) return true;
-  for (const ExprPtr& a : e->args)
-    if (reads_accumulator(a)) return true;
-  return false;
 }
 
 // The GPU's accumulations: as accumulation(), except that float max and min propagate a NaN
@@ -85,10 +77,18 @@ Accumulation gpu_accumulation(const ReducePhase& phase) {
   const char* cmp = phase.op == Op::amax ? ">" : "<";
   acc.update = fmt::format("{{a}} = ({{v}} {0} {{a}} || {{v}} != {{v}}) ? {{v}} : {{a}};", cmp);
   acc.combine = fmt::format("(({{y}}) {0} ({{x}}) || ({{y}}) != ({{y}})) ? ({{y}}) : ({{x}})", cmp);
-  acc.clauses.clear();
+  acc.reductions.clear();
   acc.nan_flag.clear();
   acc.after.clear();
   return acc;
+}
+
+std::string reduction_clauses(const Accumulation& acc, const Dialect& dialect) {
+  std::vector<std::string> clauses;
+  for (const auto& [op, var] : acc.reductions)
+    clauses.push_back(fmt::format(fmt::runtime(dialect.reduction_clause), fmt::arg("op", op),
+                                  fmt::arg("var", var)));
+  return fmt::format("{}", fmt::join(clauses, " "));
 }
 
 bool is_output_param(const LoopKernel& k, size_t p) {
@@ -120,16 +120,17 @@ std::string product(const std::vector<std::string>& extents) {
 
 bool contains(const ExprPtr& tree, const Expr* target) {
   if (tree.get() == target) return true;
-  for (const ExprPtr& a : tree->args)
+  for (const ExprPtr& a : tree->operands())
     if (contains(a, target)) return true;
   return false;
 }
 
 bool has_transcendental(const ExprPtr& tree) {
-  if (tree->kind == Expr::Kind::Apply && op_info(tree->op).rule == OpRule::UnaryFloat &&
-      tree->op != Op::sqrt && tree->op != Op::rsqrt && tree->op != Op::reciprocal)
+  if (tree->kind() == Expr::Kind::Apply && op_info(tree->apply().op).rule == OpRule::UnaryFloat &&
+      tree->apply().op != Op::sqrt && tree->apply().op != Op::rsqrt &&
+      tree->apply().op != Op::reciprocal)
     return true;
-  for (const ExprPtr& a : tree->args)
+  for (const ExprPtr& a : tree->operands())
     if (has_transcendental(a)) return true;
   return false;
 }
@@ -150,8 +151,9 @@ CachedRowValue find_cached_row_value(const LoopKernel& k) {
 }
 
 void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* params) {
-  if (e->kind == Expr::Kind::Load && e->access == Access::row_element) params->insert(e->param);
-  for (const ExprPtr& a : e->args) collect_row_loads(a, k, params);
+  if (e->kind() == Expr::Kind::Load && e->load().access == Access::row_element)
+    params->insert(e->load().param);
+  for (const ExprPtr& a : e->operands()) collect_row_loads(a, k, params);
 }
 
 // The inputs a row kernel reads along its rows: the next row of each is prefetched while
@@ -212,10 +214,11 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     w.line(fmt::format("{} a{} = {};", acc.type, p, acc.init));
     if (!acc.nan_flag.empty()) w.line(fill(acc.nan_flag, ""));
     // Sums and products may be reassociated (f64 accumulators keep them exact enough).
-    body += element_loop(k, p == prefetch_loop ? streamed : std::set<int>{},
-                         fmt::format("#pragma omp {}simd {}{}", split ? "parallel for " : "",
-                                     fill(acc.clauses, ""), split ? " KILN_NUM_THREADS" : ""),
-                         "    ", &depth);
+    body += element_loop(
+        k, p == prefetch_loop ? streamed : std::set<int>{},
+        fmt::format(fmt::runtime(split ? dialect.parallel_simd_reduction : dialect.simd_reduction),
+                    fmt::arg("clauses", fill(reduction_clauses(acc, dialect), ""))),
+        "    ", &depth);
     std::string loop_body;
     w.push(&loop_body, depth == 2 ? "        " : "      ");
     std::string v = w.value(k.phases[p].value);
@@ -232,10 +235,11 @@ std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split) {
     w.line(fmt::format("p{}[{}] = {};", st.param, w.index(st.index, st.access),
                        store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   if (!k.stores.empty()) {
-    body += element_loop(k, prefetch_loop == k.phases.size() ? streamed : std::set<int>{},
-                         split ? fmt::format(fmt::runtime(kParallelSimdLoop), fmt::arg("n", "R"))
-                               : dialect.simd_loop,
-                         "    ", &depth);
+    body += element_loop(
+        k, prefetch_loop == k.phases.size() ? streamed : std::set<int>{},
+        split ? fmt::format(fmt::runtime(dialect.parallel_simd_loop), fmt::arg("n", "R"))
+              : dialect.simd_loop,
+        "    ", &depth);
     std::string loop_body;
     w.push(&loop_body, depth == 2 ? "        " : "      ");
     if (cached.value) w.bind(cached.value, fmt::format("p{}[(i0 * R + i1)]", cached.param));

@@ -11,6 +11,7 @@
 #include "driver/pipeline.h"
 #include "loop/index.h"
 #include "lower/lower.h"
+#include "lower/schedule.h"
 #include "support/log.h"
 #include "support/spans.h"
 
@@ -44,9 +45,9 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   launch.elementwise = k.kind == LoopKernel::Kind::Pointwise && k.flat;
   launch.source = emit_kernel(k, num_symbols, dialect_of(device));
   launch.work = work_of(k);
-  launch.row_per_block = device == Device::cuda && gpu_row_per_block(k);
-  launch.threads = gpu_block_threads(k);
-  launch.split = device == Device::cuda && gpu_split_reduction(k);
+  launch.row_per_block = k.schedule.row_per_block;
+  launch.threads = k.schedule.block_threads;
+  launch.split = k.schedule.split_blocks;
   launch.phases = static_cast<int>(k.phases.size());
   for (int64_t d : k.reduced_dims) launch.reduced_work.push_back(k.shape[static_cast<size_t>(d)]);
   if (device == Device::cpu) launch.space = tuning_space(k, target);
@@ -135,6 +136,7 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   {
     SpanScope span("compile", "lowering " + graph.name);
     program = lower_graph(optimized);
+    schedule_program(program, device);
     verify_program(program);
     if (log_enabled("lowering"))
       log_line("lowering", fmt::format("{}:\n{}", graph.name, print_program(program)));

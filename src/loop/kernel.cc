@@ -6,16 +6,16 @@
 
 namespace kiln {
 
+const std::vector<ExprPtr>& Expr::operands() const {
+  static const std::vector<ExprPtr> none;
+  const Apply* a = std::get_if<Apply>(&node);
+  return a ? a->args : none;
+}
+
 ExprPtr make_load(DType dtype, int param, IndexPtr index, Access access) {
   if (param < 0 || !index)
     throw Error(fmt::format("loop IR: a load of parameter {} without an index", param));
-  auto e = std::make_shared<Expr>();
-  e->kind = Expr::Kind::Load;
-  e->dtype = dtype;
-  e->param = param;
-  e->index = std::move(index);
-  e->access = access;
-  return e;
+  return std::make_shared<const Expr>(Expr{dtype, Expr::Load{param, std::move(index), access}});
 }
 
 ExprPtr make_apply(Op op, DType dtype, Attrs attrs, std::vector<ExprPtr> args) {
@@ -30,22 +30,20 @@ ExprPtr make_apply(Op op, DType dtype, Attrs attrs, std::vector<ExprPtr> args) {
     throw Error(fmt::format("loop IR: {} applied to {} operands", info.name, n));
   for (const ExprPtr& a : args)
     if (!a) throw Error(fmt::format("loop IR: {} applied to a missing operand", info.name));
-  auto e = std::make_shared<Expr>();
-  e->kind = Expr::Kind::Apply;
-  e->dtype = dtype;
-  e->op = op;
-  e->attrs = std::move(attrs);
-  e->args = std::move(args);
-  return e;
+  return std::make_shared<const Expr>(
+      Expr{dtype, Expr::Apply{op, std::move(attrs), std::move(args)}});
 }
 
 ExprPtr make_accumulator(DType dtype, int phase) {
   if (phase < 0) throw Error(fmt::format("loop IR: an accumulator of phase {}", phase));
-  auto e = std::make_shared<Expr>();
-  e->kind = Expr::Kind::Accumulator;
-  e->dtype = dtype;
-  e->accumulator = phase;
-  return e;
+  return std::make_shared<const Expr>(Expr{dtype, Expr::Accumulator{phase}});
+}
+
+bool reads_accumulator(const ExprPtr& e) {
+  if (e->kind() == Expr::Kind::Accumulator) return true;
+  for (const ExprPtr& a : e->operands())
+    if (reads_accumulator(a)) return true;
+  return false;
 }
 
 const char* kernel_kind_word(const LoopKernel& kernel) {

@@ -6,11 +6,13 @@
 
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "graph/attrs.h"
 #include "graph/graph.h"
 #include "loop/index.h"
+#include "loop/schedule.h"
 
 namespace kiln {
 
@@ -22,20 +24,38 @@ using ExprPtr = std::shared_ptr<const Expr>;
 // any other place. Pointwise kernels leave every access `other`.
 enum class Access : uint8_t { other, row_element, row };
 
-// A value expression: one of three kinds, each built only through its factory below, which
-// checks it; the fields of the other kinds stay at their defaults. Nodes are immutable
-// (ExprPtr is a pointer to const) and may be shared within a kernel.
+// A value expression: a dtype and one node of three kinds, each with only its own fields
+// and built only through its factory below, which checks it. Nodes are immutable (ExprPtr
+// is a pointer to const) and may be shared within a kernel.
 struct Expr {
-  enum class Kind { Load, Apply, Accumulator };
-  Kind kind;
-  DType dtype;                    // the dtype of the value (compute happens in its compute type)
-  int param = -1;                 // Load: kernel parameter (outputs come first)
-  IndexPtr index;                 // Load: element offset
-  Access access = Access::other;  // Load
-  Op op = Op::add;                // Apply: the op (pointwise ops only)
-  Attrs attrs;                    // Apply: clamp bounds, cast dtype, a binary op's scalar operand
-  std::vector<ExprPtr> args;      // Apply: the operands
-  int accumulator = -1;           // Accumulator: the reduction phase whose result this is
+  // A parameter's element.
+  struct Load {
+    int param;       // kernel parameter (outputs come first)
+    IndexPtr index;  // element offset
+    Access access;
+  };
+  // A pointwise op of operands.
+  struct Apply {
+    Op op;
+    Attrs attrs;  // clamp bounds, cast dtype, a binary op's scalar operand
+    std::vector<ExprPtr> args;
+  };
+  // The result of a reduction phase for the current row.
+  struct Accumulator {
+    int phase;
+  };
+  enum class Kind { Load, Apply, Accumulator };  // the order of node's alternatives
+
+  DType dtype;  // the dtype of the value (compute happens in its compute type)
+  std::variant<Load, Apply, Accumulator> node;
+
+  Kind kind() const { return static_cast<Kind>(node.index()); }
+  // The node as its kind; asking for another kind is a bug (std::bad_variant_access).
+  const Load& load() const { return std::get<Load>(node); }
+  const Apply& apply() const { return std::get<Apply>(node); }
+  int phase() const { return std::get<Accumulator>(node).phase; }
+  // An Apply's operands; leaves have none.
+  const std::vector<ExprPtr>& operands() const;
 };
 
 // Parameter `param` at `index`.
@@ -88,7 +108,11 @@ struct LoopKernel {
   std::vector<Store> row_stores;
   std::vector<Store> stores;      // element stores
   std::vector<LoopKernel> parts;  // foreach kernels
+  Schedule schedule;              // how its loops map onto the machine (loop/schedule.h)
 };
+
+// Whether `e` reads a reduction phase's result (an Accumulator node).
+bool reads_accumulator(const ExprPtr& e);
 
 // The kind of a kernel as its name and its launch say it: poi (pointwise), red (a row
 // kernel of one reduction and no element stores), per (any other row kernel: a persistent
@@ -105,6 +129,7 @@ struct Step {
 
 struct Program {
   Graph graph;
+  Device device = Device::cpu;  // where its kernels run (set with their schedules)
   std::vector<LoopKernel> kernels;
   std::vector<Step> steps;
   // Values a kernel reads, which must be contiguous buffers when it runs.
@@ -123,7 +148,9 @@ std::string print_kernel(const LoopKernel& kernel, const Graph* graph = nullptr)
 //   parameters of their dtype; loop variables are in the kernel's domain (row kernels: i0
 //   and i1), symbols in the graph's; accumulators name phases of their row kernel and only
 //   row kernels mark accesses; Apply nodes are pointwise ops of their arity; steps name
-//   existing kernels and nodes; foreach parts are pointwise.
+//   existing kernels and nodes; foreach parts are pointwise; every kernel is scheduled for
+//   the program's device, with axes that kernel and device have (a held row's width
+//   divides the row, block sizes are whole warps, ...).
 void verify_program(const Program& program);
 
 }  // namespace kiln

@@ -1,5 +1,6 @@
 // The loop program as text (loop/kernel.h). Example:
 //   kernel cpp_per_fused_amax_div_exp_sub_sum_0 row flat shape=[8, 32] reduce=[1]
+//     schedule cpu split_row=never
 //     params p0: f32 out %4, p1: f32 %x
 //       phase 0 = amax(load p1[((i0 * 32) + i1)] @element) -> f32
 //       t0 = exp(sub(load p1[((i0 * 32) + i1)] @element, acc0))
@@ -53,14 +54,14 @@ class ExprPrinter {
 
   void count(const ExprPtr& e) {
     if (++uses_[e.get()] > 1) return;
-    for (const ExprPtr& a : e->args) count(a);
+    for (const ExprPtr& a : e->operands()) count(a);
   }
 
   // Lines defining the temporaries `e` needs, then its text.
   std::string text(const ExprPtr& e, std::string* lines) {
     if (auto it = names_.find(e.get()); it != names_.end()) return it->second;
     std::string body = render(e, lines);
-    if (uses_[e.get()] < 2 || e->kind != Expr::Kind::Apply) return body;
+    if (uses_[e.get()] < 2 || e->kind() != Expr::Kind::Apply) return body;
     std::string name = fmt::format("t{}", names_.size());
     *lines += fmt::format("{}{} = {}\n", indent_, name, body);
     names_.emplace(e.get(), name);
@@ -69,22 +70,25 @@ class ExprPrinter {
 
  private:
   std::string render(const ExprPtr& e, std::string* lines) {
-    switch (e->kind) {
-      case Expr::Kind::Load:
-        return fmt::format("load p{}[{}]{}", e->param, render_index(e->index),
-                           access_suffix(e->access));
+    switch (e->kind()) {
+      case Expr::Kind::Load: {
+        const Expr::Load& l = e->load();
+        return fmt::format("load p{}[{}]{}", l.param, render_index(l.index),
+                           access_suffix(l.access));
+      }
       case Expr::Kind::Accumulator:
-        return fmt::format("acc{}", e->accumulator);
+        return fmt::format("acc{}", e->phase());
       case Expr::Kind::Apply:
         break;
     }
     std::vector<std::string> args;
-    for (const ExprPtr& a : e->args) args.push_back(text(a, lines));
-    for (const auto& [name, value] : e->attrs.items())
+    const Expr::Apply& apply = e->apply();
+    for (const ExprPtr& a : apply.args) args.push_back(text(a, lines));
+    for (const auto& [name, value] : apply.attrs.items())
       args.push_back(fmt::format("{}={}", name, attr_value_string(value)));
     // The dtype where it changes: a cast, a compare, an integer op computing in floats.
-    const bool same = !e->args.empty() && e->args[0]->dtype == e->dtype;
-    return fmt::format("{}({}){}", op_name(e->op), fmt::join(args, ", "),
+    const bool same = !apply.args.empty() && apply.args[0]->dtype == e->dtype;
+    return fmt::format("{}({}){}", op_name(apply.op), fmt::join(args, ", "),
                        same ? "" : fmt::format(":{}", dtype_name(e->dtype)));
   }
 
@@ -92,6 +96,33 @@ class ExprPrinter {
   std::map<const Expr*, int> uses_;
   std::map<const Expr*, std::string> names_;
 };
+
+// The schedule's axes that apply to the kernel, as words: "cpu split_row=never",
+// "cuda row_per_block threads=256 held=2x4 whole_runs bounds=8".
+std::string schedule_text(const LoopKernel& k) {
+  const Schedule& s = k.schedule;
+  if (!s.decided) return "unscheduled";
+  std::vector<std::string> words{std::string(device_name(s.device))};
+  const bool rows = k.kind == LoopKernel::Kind::Row;
+  if (k.kind == LoopKernel::Kind::Pointwise && !k.flat && k.shape.size() > 1)
+    words.push_back(s.nested_loops ? "nested" : "flat_index");
+  if (rows && s.device == Device::cpu && !k.columns) {
+    const char* split = s.split_row == Schedule::RowSplit::always      ? "always"
+                        : s.split_row == Schedule::RowSplit::when_long ? "when_long"
+                                                                       : "never";
+    words.push_back(fmt::format("split_row={}", split));
+  }
+  if (s.device == Device::cuda && k.kind != LoopKernel::Kind::Foreach) {
+    if (rows) words.push_back(s.row_per_block ? "row_per_block" : "row_per_thread");
+    words.push_back(fmt::format("threads={}", s.block_threads));
+    if (s.held.chunks > 0) words.push_back(fmt::format("held={}x{}", s.held.chunks, s.held.width));
+    if (s.whole_runs) words.push_back("whole_runs");
+    if (s.min_blocks_per_sm > 0) words.push_back(fmt::format("bounds={}", s.min_blocks_per_sm));
+    if (s.split_blocks) words.push_back("split_blocks");
+    if (s.vector_width > 0) words.push_back(fmt::format("vector={}", s.vector_width));
+  }
+  return fmt::format("{}", fmt::join(words, " "));
+}
 
 // Appends the store (after the temporaries its value needs) to `lines`.
 void add_store(const Store& st, const char* what, const std::string& indent, ExprPrinter& p,
@@ -122,6 +153,7 @@ std::string kernel_text(const LoopKernel& k, const Graph* graph, const std::stri
     params.push_back(
         fmt::format("p{}: {}{} {}", p, dtype_name(k.param_dtypes.at(p)), written[p] ? " out" : "",
                     graph ? value_name(*graph, k.params[p]) : fmt::format("v{}", k.params[p])));
+  out += fmt::format("{}  schedule {}\n", indent, schedule_text(k));
   out += fmt::format("{}  params {}\n", indent, fmt::join(params, ", "));
   if (k.kind == LoopKernel::Kind::Foreach) {
     for (const LoopKernel& part : k.parts) out += kernel_text(part, graph, indent + "  ");

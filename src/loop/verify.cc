@@ -10,10 +10,12 @@ namespace {
 
 class KernelChecker {
  public:
-  KernelChecker(const LoopKernel& k, int num_symbols) : k_(k), num_symbols_(num_symbols) {}
+  KernelChecker(const LoopKernel& k, int num_symbols, Device device)
+      : k_(k), num_symbols_(num_symbols), device_(device) {}
 
   void check() {
     const bool row = k_.kind == LoopKernel::Kind::Row;
+    schedule();
     expect(!k_.params.empty() && k_.params.size() == k_.param_dtypes.size(),
            "every parameter needs one dtype");
     if (k_.kind == LoopKernel::Kind::Foreach) {
@@ -21,7 +23,7 @@ class KernelChecker {
       size_t params = 0;
       for (const LoopKernel& part : k_.parts) {
         expect(part.kind == LoopKernel::Kind::Pointwise, "foreach parts are pointwise kernels");
-        KernelChecker(part, num_symbols_).check();
+        KernelChecker(part, num_symbols_, device_).check();
         params += part.params.size();
       }
       expect(params == k_.params.size(), "a foreach kernel's params are its parts' params");
@@ -47,6 +49,62 @@ class KernelChecker {
  private:
   void expect(bool ok, const std::string& what) const {
     if (!ok) throw Error(fmt::format("loop IR: kernel {}: {}", k_.name, what));
+  }
+
+  // The schedule's axes are the device's and fit the kernel (loop/schedule.h).
+  void schedule() const {
+    const Schedule& s = k_.schedule;
+    expect(s.decided, "not scheduled");
+    expect(s.device == device_, fmt::format("scheduled for {} in a {} program",
+                                            device_name(s.device), device_name(device_)));
+    const bool rows = k_.kind == LoopKernel::Kind::Row && !k_.columns;
+    const int64_t held = s.held.elements();
+    expect(s.split_row == Schedule::RowSplit::never || (rows && s.device == Device::cpu),
+           "a split row outside a CPU row kernel");
+    if (s.device == Device::cpu) {
+      expect(!s.row_per_block && s.block_threads == kGpuThreads && held == 0 && !s.whole_runs &&
+                 !s.split_blocks && s.vector_width == 0 && s.min_blocks_per_sm == 0,
+             "GPU axes in a CPU schedule");
+      return;
+    }
+    expect(s.block_threads >= 32 && s.block_threads <= 1024 && s.block_threads % 32 == 0,
+           fmt::format("{} threads per block", s.block_threads));
+    expect(s.row_per_block == rows, "a row per block is the row form of a row kernel");
+    expect(!s.nested_loops, "nested loops on the GPU");
+    if (held > 0) {
+      int64_t r = 1;
+      for (int64_t d : k_.reduced_dims) {
+        const Dim& dim = k_.shape.at(static_cast<size_t>(d));
+        expect(dim.is_const(), "a held row of a symbolic length");
+        r *= dim.coeff;
+      }
+      const int w = s.held.width;
+      expect(rows && k_.flat, "a held row outside a flat row kernel");
+      expect((w == 1 || w == 2 || w == 4 || w == 8) && r % w == 0,
+             fmt::format("held runs of {} elements in rows of {}", w, r));
+      expect(held <= kMaxRegisterElements, fmt::format("{} held elements a thread", held));
+      expect(s.held.chunks * s.block_threads * w >= r,
+             fmt::format("{}x{} held elements on {} threads miss part of a row of {}",
+                         s.held.chunks, w, s.block_threads, r));
+      expect(!s.whole_runs || r % (int64_t{s.block_threads} * w) == 0,
+             "whole runs in a row they do not divide");
+    }
+    expect(!s.whole_runs || held > 0, "whole runs without a held row");
+    expect(s.min_blocks_per_sm == 0 || (held > 0 && s.block_threads * s.min_blocks_per_sm <= 2048),
+           fmt::format("launch bounds of {} blocks of {} threads", s.min_blocks_per_sm,
+                       s.block_threads));
+    bool independent = true;
+    for (const ReducePhase& ph : k_.phases)
+      independent = independent && !reads_accumulator(ph.value);
+    expect(!s.split_blocks || (rows && held == 0 && k_.stores.empty() && independent),
+           "split blocks for a row kernel with element stores, a held row or dependent phases");
+    bool narrow = true;
+    for (DType d : k_.param_dtypes) narrow = narrow && dtype_size(d) <= 4;
+    expect(s.vector_width == 0 || (k_.kind == LoopKernel::Kind::Pointwise &&
+                                   (k_.flat || k_.shape.empty()) && narrow && s.vector_width == 4),
+           fmt::format("vector width {} for a kernel that is not flat pointwise of 4-byte or "
+                       "narrower elements",
+                       s.vector_width));
   }
 
   void index(const IndexPtr& i, bool element) {
@@ -77,27 +135,27 @@ class KernelChecker {
 
   void expr(const ExprPtr& e, bool element) {
     expect(e != nullptr, "a missing expression");
-    switch (e->kind) {
-      case Expr::Kind::Load:
-        expect(e->param >= 0 && static_cast<size_t>(e->param) < k_.params.size(),
-               fmt::format("a load of parameter p{}", e->param));
-        expect(e->dtype == k_.param_dtypes[static_cast<size_t>(e->param)],
-               fmt::format("a load of p{} as {}, which holds {}", e->param, dtype_name(e->dtype),
-                           dtype_name(k_.param_dtypes[static_cast<size_t>(e->param)])));
-        expect(e->args.empty(), "a load with operands");
-        access(e->access);
-        index(e->index, element);
+    switch (e->kind()) {
+      case Expr::Kind::Load: {
+        const Expr::Load& l = e->load();
+        expect(l.param >= 0 && static_cast<size_t>(l.param) < k_.params.size(),
+               fmt::format("a load of parameter p{}", l.param));
+        const DType held = k_.param_dtypes[static_cast<size_t>(l.param)];
+        expect(e->dtype == held, fmt::format("a load of p{} as {}, which holds {}", l.param,
+                                             dtype_name(e->dtype), dtype_name(held)));
+        access(l.access);
+        index(l.index, element);
         return;
+      }
       case Expr::Kind::Accumulator:
-        expect(e->accumulator >= 0 && static_cast<size_t>(e->accumulator) < k_.phases.size(),
-               fmt::format("accumulator {} of {} phases", e->accumulator, k_.phases.size()));
-        expect(e->args.empty(), "an accumulator with operands");
+        expect(e->phase() >= 0 && static_cast<size_t>(e->phase()) < k_.phases.size(),
+               fmt::format("accumulator {} of {} phases", e->phase(), k_.phases.size()));
         return;
       case Expr::Kind::Apply: {
-        const OpInfo& info = op_info(e->op);
+        const OpInfo& info = op_info(e->apply().op);
         expect(is_pointwise(info.rule), fmt::format("{} is not a pointwise op", info.name));
-        expect(!e->args.empty(), fmt::format("{} without operands", info.name));
-        for (const ExprPtr& a : e->args) expr(a, element);
+        expect(!e->operands().empty(), fmt::format("{} without operands", info.name));
+        for (const ExprPtr& a : e->operands()) expr(a, element);
         return;
       }
     }
@@ -113,13 +171,15 @@ class KernelChecker {
 
   const LoopKernel& k_;
   int num_symbols_;
+  Device device_;
   int64_t vars_ = 0;
 };
 
 }  // namespace
 
 void verify_program(const Program& program) {
-  for (const LoopKernel& k : program.kernels) KernelChecker(k, program.graph.num_symbols).check();
+  for (const LoopKernel& k : program.kernels)
+    KernelChecker(k, program.graph.num_symbols, program.device).check();
   for (const Step& s : program.steps) {
     if (s.kind == Step::Kind::Kernel) {
       if (s.kernel < 0 || static_cast<size_t>(s.kernel) >= program.kernels.size())

@@ -352,9 +352,9 @@ class Lowering {
   }
 
   static bool all_loads_at(const ExprPtr& e, const IndexPtr& index) {
-    if (e->kind == Expr::Kind::Load) return same_index(e->index, index);
-    if (e->kind == Expr::Kind::Accumulator) return true;
-    for (const ExprPtr& a : e->args)
+    if (e->kind() == Expr::Kind::Load) return same_index(e->load().index, index);
+    if (e->kind() == Expr::Kind::Accumulator) return true;
+    for (const ExprPtr& a : e->operands())
       if (!all_loads_at(a, index)) return false;
     return true;
   }

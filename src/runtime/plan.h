@@ -41,7 +41,7 @@ struct KernelLaunch {
   SymShape work;
   bool row_per_block = false;  // CUDA: one work item (a row) per block, else one per thread
   int threads = 256;           // CUDA: threads per block (the kernel's code assumes it)
-  bool split = false;          // CUDA: rows may be split over blocks (gpu_split_reduction)
+  bool split = false;          // CUDA: rows may be split over blocks (Schedule::split_blocks)
   int phases = 0;              // CUDA, split kernels: the reductions per row (partials per block)
   SymShape reduced_work;       // CUDA: the reduced dims of a row kernel (their product: R)
 };

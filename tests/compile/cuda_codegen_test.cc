@@ -10,6 +10,7 @@
 #include "driver/pipeline.h"
 #include "kiln/kiln.h"
 #include "lower/lower.h"
+#include "lower/schedule.h"
 #include "trace/tracer.h"
 #include "worker/jobs.h"
 #include "worker/pool.h"
@@ -26,9 +27,11 @@ std::string cuda_source(const std::string& name, const std::vector<Tensor>& exam
     RecorderScope scope(&tracer);
     out = fn(in);
   }
-  Graph g = optimize_graph(tracer.finish(out));
+  Graph g = optimize_graph(tracer.finish(out), Device::cuda);
+  Program program = lower_graph(g);
+  schedule_program(program, Device::cuda);
   std::vector<KernelSource> kernels;
-  for (const LoopKernel& k : lower_graph(g).kernels)
+  for (const LoopKernel& k : program.kernels)
     kernels.push_back({dialect_kernel_name(k.name, cuda_dialect()),
                        emit_kernel(k, g.num_symbols, cuda_dialect()),
                        {}});

@@ -7,6 +7,7 @@
 #include "driver/pipeline.h"
 #include "kiln/kiln.h"
 #include "lower/lower.h"
+#include "lower/schedule.h"
 #include "lower/view_strides.h"
 #include "support/compare.h"
 #include "trace/tracer.h"
@@ -179,8 +180,9 @@ TEST(Fusion, VectorizedMaxAndMinStillPropagateNaN) {
 // The bodies of `g`'s kernels, as emitted.
 std::string kernel_sources(const Graph& g) {
   std::string src;
-  for (const LoopKernel& k : lower_graph(g).kernels)
-    src += emit_kernel(k, g.num_symbols, cpp_dialect());
+  Program program = lower_graph(g);
+  schedule_program(program, Device::cpu);
+  for (const LoopKernel& k : program.kernels) src += emit_kernel(k, g.num_symbols, cpp_dialect());
   return src;
 }
 

@@ -1,23 +1,27 @@
 // Lowering tests as text: each tests/lower/cases/*.test holds a graph (before:) and the
-// loop program lower_graph makes of it (expected:, as print_program writes it). The harness
+// scheduled loop program lower_graph and schedule_program make of it for a device
+// ("device: cuda"; cpu unless it says) (expected:, as print_program writes it). The harness
 // checks the printed program, that it verifies, and that it is what the emitter is given:
-// nothing else runs between lowering and codegen.
+// build_plan runs nothing else between lowering and codegen.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "codegen/c_emitter.h"
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "kiln/error.h"
 #include "loop/kernel.h"
 #include "lower/lower.h"
+#include "lower/schedule.h"
 
 namespace kiln {
 namespace {
 
 struct Case {
   std::string before, expected;
+  Device device = Device::cpu;
 };
 
 Case read_case(const std::filesystem::path& path) {
@@ -25,7 +29,9 @@ Case read_case(const std::filesystem::path& path) {
   Case c;
   std::string line, *section = nullptr;
   while (std::getline(in, line)) {
-    if (line == "before:")
+    if (line == "device: cuda")
+      c.device = Device::cuda;
+    else if (line == "before:")
       section = &c.before;
     else if (line == "expected:")
       section = &c.expected;
@@ -49,13 +55,18 @@ TEST(Lowering, TextCases) {
     Graph g = parse_graph(c.before, entry.path().string());
     verify_graph(g);
     Program program = lower_graph(g);
+    schedule_program(program, c.device);
     verify_program(program);
     EXPECT_EQ(print_program(program), c.expected);
   }
   EXPECT_GE(count, 5);
 }
 
-Program lowered(const std::string& text) { return lower_graph(parse_graph(text, "case")); }
+Program lowered(const std::string& text, Device device = Device::cpu) {
+  Program program = lower_graph(parse_graph(text, "case"));
+  schedule_program(program, device);
+  return program;
+}
 
 std::string error_of(const Program& program) {
   try {
@@ -109,6 +120,64 @@ TEST(Lowering, TheVerifierRejectsBrokenPrograms) {
   bad = good;
   bad.steps.push_back(Step{Step::Kind::Kernel, 7, -1});
   EXPECT_EQ(error_of(bad), "loop IR: a step launches kernel 7 of 1");
+}
+
+// Schedules that do not fit their kernel or device are refused, naming the axis.
+TEST(Lowering, TheVerifierRejectsSchedulesThatDoNotFit) {
+  Program good = lowered(kSoftmax, Device::cuda);
+  ASSERT_EQ(error_of(good), "(no error)");
+  const Schedule& s = good.kernels.at(0).schedule;
+  ASSERT_TRUE(s.row_per_block);
+  ASSERT_EQ(s.held.elements(), 4);  // one run of 4 a thread: 8 of 128 threads hold the row
+  ASSERT_FALSE(s.whole_runs);
+
+  Program bad = good;
+  bad.kernels[0].schedule.decided = false;
+  EXPECT_NE(error_of(bad).find("not scheduled"), std::string::npos) << error_of(bad);
+
+  bad = good;
+  bad.device = Device::cpu;
+  EXPECT_NE(error_of(bad).find("scheduled for cuda in a cpu program"), std::string::npos)
+      << error_of(bad);
+
+  bad = good;
+  bad.kernels[0].schedule.block_threads = 100;
+  EXPECT_NE(error_of(bad).find("100 threads per block"), std::string::npos) << error_of(bad);
+
+  bad = good;
+  bad.kernels[0].schedule.block_threads = 32;
+  bad.kernels[0].schedule.held = HeldRow{1, 3};
+  EXPECT_NE(error_of(bad).find("held runs of 3 elements in rows of 32"), std::string::npos)
+      << error_of(bad);
+
+  bad = good;
+  bad.kernels[0].schedule.held = HeldRow{};  // the launch bounds assume a held row
+  EXPECT_NE(error_of(bad).find("launch bounds"), std::string::npos) << error_of(bad);
+
+  bad = good;
+  bad.kernels[0].schedule.whole_runs = true;
+  EXPECT_NE(error_of(bad).find("whole runs in a row they do not divide"), std::string::npos)
+      << error_of(bad);
+
+  bad = good;  // softmax's store reads the sum: its row may not be split over blocks
+  bad.kernels[0].schedule.held = HeldRow{};
+  bad.kernels[0].schedule.min_blocks_per_sm = 0;
+  bad.kernels[0].schedule.split_blocks = true;
+  EXPECT_NE(error_of(bad).find("split blocks"), std::string::npos) << error_of(bad);
+
+  Program cpu = lowered(kSoftmax);
+  ASSERT_EQ(error_of(cpu), "(no error)");
+  cpu.kernels[0].schedule.vector_width = 4;
+  EXPECT_NE(error_of(cpu).find("GPU axes in a CPU schedule"), std::string::npos) << error_of(cpu);
+}
+
+// The emitter prints only what was scheduled, for the device it was scheduled for.
+TEST(Lowering, TheEmitterRefusesKernelsNotScheduledForItsDialect) {
+  Program cpu = lowered(kSoftmax);
+  EXPECT_THROW(emit_kernel(cpu.kernels.at(0), 0, cuda_dialect()), CompileError);
+  EXPECT_NO_THROW(emit_kernel(cpu.kernels.at(0), 0, cpp_dialect()));
+  Program unscheduled = lower_graph(parse_graph(kSoftmax, "case"));
+  EXPECT_THROW(emit_kernel(unscheduled.kernels.at(0), 0, cpp_dialect()), CompileError);
 }
 
 // Expressions are built only through checked factories.
