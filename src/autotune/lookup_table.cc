@@ -9,6 +9,8 @@
 #include "cache/cache.h"
 #include "kiln/error.h"
 #include "support/env.h"
+#include "support/files.h"
+#include "support/limits.h"
 
 namespace kiln {
 
@@ -54,13 +56,13 @@ LookupTable LookupTable::parse(std::string_view text, const std::string& source)
 std::shared_ptr<const LookupTable> LookupTable::from_environment() {
   std::optional<std::string> path = env_value(kVariable);
   if (!path) return nullptr;
-  std::ifstream in(*path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}={}: cannot open the file", kVariable, *path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{}={}: cannot read the file", kVariable, *path));
-  return std::make_shared<const LookupTable>(
-      parse(text.str(), fmt::format("{}={}", kVariable, *path)));
+  std::string text;
+  try {
+    text = read_regular_file(*path, limits::kMaxTextFileBytes);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", kVariable, e.what()));
+  }
+  return std::make_shared<const LookupTable>(parse(text, fmt::format("{}={}", kVariable, *path)));
 }
 
 const KernelConfig* LookupTable::find(const std::string& hash) const {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kiln/error.h"
+#include "support/files.h"
 #include "support/log.h"
 
 namespace kiln {
@@ -19,6 +20,7 @@ namespace {
 
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'E', 'N', 'T', '1'};
 constexpr uint32_t kFormatVersion = 1;
+constexpr int64_t kMaxEntryBytes = int64_t{1} << 30;  // objects and plans are far smaller
 
 struct Header {
   char magic[8];
@@ -69,22 +71,19 @@ void write_entry_file(const std::string& path, std::string_view payload) {
 }
 
 std::optional<std::string> read_entry_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
-  std::string data;
-  char buffer[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    data.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  auto corrupt = [&](const char* why) -> std::optional<std::string> {
+  auto corrupt = [&](const std::string& why) -> std::optional<std::string> {
     if (log_enabled("cache"))
       log_line("cache", fmt::format("{}: {}; treated as a miss", path, why));
     return std::nullopt;
   };
+  // Never a symlink, and never blocking on a FIFO planted at an entry's path.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  std::string why;
+  std::optional<std::string> read = read_regular_fd(fd, kMaxEntryBytes, &why);
+  ::close(fd);
+  if (!read) return corrupt(why);
+  const std::string& data = *read;
   Header h{};
   if (data.size() < sizeof h) return corrupt("shorter than its header");
   std::memcpy(&h, data.data(), sizeof h);

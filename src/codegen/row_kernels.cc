@@ -115,7 +115,11 @@ std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect
 }
 
 std::string product(const std::vector<std::string>& extents) {
-  return extents.empty() ? std::string("1") : fmt::format("{}", fmt::join(extents, " * "));
+  if (extents.empty()) return "1";
+  if (extents.size() == 1) return extents[0];
+  // In 64 bits from the first factor on: C would multiply two int literals as int
+  // (65536 * 65536 is 0 there).
+  return fmt::format("(int64_t){}", fmt::join(extents, " * "));
 }
 
 bool contains(const ExprPtr& tree, const Expr* target) {

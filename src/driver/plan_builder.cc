@@ -99,7 +99,7 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     std::vector<std::string> rows;
     for (size_t d = 0; d + 1 < a.shape.size(); ++d)
       rows.push_back(render_index(index_dim(a.shape[d])));
-    GemmShape shape{fmt::format("{}", fmt::join(rows, " * ")),
+    GemmShape shape{fmt::format("{}{}", rows.size() > 1 ? "(int64_t)" : "", fmt::join(rows, " * ")),
                     render_index(index_dim(node.type.shape.back())),
                     render_index(index_dim(a.shape.back())), transposed};
     k.source = emit_gemm_template(k.name, shape, g.num_symbols, cpp_dialect());

@@ -4,11 +4,27 @@
 
 #include "eager/dispatch.h"
 #include "kiln/error.h"
+#include "support/limits.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
 
-std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inputs) {
+std::vector<int64_t> symbol_limits(const Graph& g) {
+  std::vector<int64_t> scale(static_cast<size_t>(g.num_symbols), 1);
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    // A node's element count is coeff * s<sym> (infer_type refuses two symbols).
+    const Dim numel = shape_numel(g.nodes[n].type.shape, "a node's shape");
+    if (numel.is_const() || numel.sym >= g.num_symbols) continue;
+    int64_t& s = scale[static_cast<size_t>(numel.sym)];
+    s = std::max(s, numel.coeff);
+  }
+  std::vector<int64_t> limits;
+  for (int64_t s : scale) limits.push_back(limits::kMaxElements / s);
+  return limits;
+}
+
+std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inputs,
+                                 const std::vector<int64_t>* limits) {
   if (inputs.size() != g.inputs.size())
     throw Error(
         fmt::format("graph {} takes {} inputs, got {}", g.name, g.inputs.size(), inputs.size()));
@@ -33,12 +49,25 @@ std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inpu
         if (dim.coeff != size) throw mismatch(fmt::format("dim {} differs", d));
         continue;
       }
-      if (size % dim.coeff != 0) throw mismatch(fmt::format("dim {} is not a multiple", d));
+      if (dim.coeff < 1 || size % dim.coeff != 0)
+        throw mismatch(fmt::format("dim {} is not a multiple", d));
       int64_t& bound = bindings[static_cast<size_t>(dim.sym)];
       if (bound >= 0 && bound != size / dim.coeff)
         throw mismatch(fmt::format("s{} is {} elsewhere", dim.sym, bound));
       bound = size / dim.coeff;
     }
+  }
+  std::vector<int64_t> computed;
+  if (!limits) limits = &(computed = symbol_limits(g));
+  for (size_t s = 0; s < bindings.size(); ++s) {
+    if (bindings[s] < 0)
+      throw ShapeError(
+          fmt::format("graph {}: size symbol s{} is not bound by any input", g.name, s));
+    if (s < limits->size() && bindings[s] > (*limits)[s])
+      throw ShapeError(fmt::format(
+          "graph {}: size symbol s{} = {} makes a value of the graph larger than {} elements, "
+          "kiln's limit for one tensor (s{} may be at most {})",
+          g.name, s, bindings[s], limits::kMaxElements, s, (*limits)[s]));
   }
   return bindings;
 }

@@ -9,9 +9,15 @@
 
 namespace kiln {
 
+// The largest binding of each size symbol that keeps every value of `graph` within
+// kiln's element limit (limits::kMaxElements); computed once per executable.
+std::vector<int64_t> symbol_limits(const Graph& graph);
 // Binds size symbols from the inputs' sizes, checking every input against the graph's
-// declared types; returns the bindings (symbol index → size).
-std::vector<int64_t> bind_inputs(const Graph& graph, const std::vector<Tensor>& inputs);
+// declared types and every binding against `limits` (symbol_limits; computed here when
+// null); returns the bindings (symbol index → size). Throws ShapeError naming the symbol,
+// the input and the limit.
+std::vector<int64_t> bind_inputs(const Graph& graph, const std::vector<Tensor>& inputs,
+                                 const std::vector<int64_t>* limits = nullptr);
 
 // Runs one node eagerly, its attributes' size symbols (reshape and expand targets) bound.
 Tensor run_node(const Node& node, const std::vector<Tensor>& args,

@@ -3,12 +3,18 @@
 #include <fmt/format.h>
 
 #include "kiln/error.h"
+#include "support/limits.h"
 
 namespace kiln {
 
 int64_t Dim::eval(const std::vector<int64_t>& bindings) const {
   if (sym < 0) return coeff;
-  return coeff * bindings.at(static_cast<size_t>(sym));
+  const int64_t b =
+      static_cast<size_t>(sym) < bindings.size() ? bindings[static_cast<size_t>(sym)] : -1;
+  if (b < 0) throw ShapeError(fmt::format("size symbol s{} is not bound by any input", sym));
+  const auto size = limits::checked_mul(coeff, b);
+  if (!size) throw ShapeError(fmt::format("size {} with s{} = {} overflows", to_string(), sym, b));
+  return *size;
 }
 
 std::string Dim::to_string() const {
@@ -57,6 +63,32 @@ Dim shape_numel(const SymShape& shape, const char* what) {
     n = Dim{product, d.is_const() ? n.sym : d.sym};
   }
   return n;
+}
+
+void check_shape_limits(const SymShape& shape, std::string_view what) {
+  if (static_cast<int64_t>(shape.size()) > limits::kMaxRank)
+    throw ShapeError(fmt::format("{}: shape {} has {} dims; kiln's limit is {}", what,
+                                 shape_string(shape), shape.size(), limits::kMaxRank));
+  int64_t elements = 1;
+  bool empty = false;
+  for (const Dim& d : shape) {
+    if (d.is_const() && d.coeff < 0)
+      throw ShapeError(fmt::format("{}: shape {} has a negative size", what, shape_string(shape)));
+    if (!d.is_const() && d.coeff < 1)
+      throw ShapeError(
+          fmt::format("{}: shape {} has the size {}; a size symbol's coefficient "
+                      "must be at least 1",
+                      what, shape_string(shape), d.to_string()));
+    empty |= d.coeff == 0;
+    if (!empty)
+      elements = limits::checked_mul(elements, d.coeff).value_or(limits::kMaxElements + 1);
+    elements = std::min(elements, limits::kMaxElements + 1);
+  }
+  if (!empty && elements > limits::kMaxElements)
+    throw ShapeError(
+        fmt::format("{}: shape {} has more than {} elements, kiln's limit for one "
+                    "tensor (2^48)",
+                    what, shape_string(shape), limits::kMaxElements));
 }
 
 }  // namespace kiln

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/text.h"  // shape_string of concrete shapes
@@ -19,7 +20,8 @@ struct Dim {
   static Dim symbol(int32_t sym, int64_t coeff = 1) { return Dim{coeff, sym}; }
   bool is_const() const { return sym < 0; }
   bool is_one() const { return sym < 0 && coeff == 1; }
-  // The size under `bindings` (symbol index → size).
+  // The size under `bindings` (symbol index → size, -1 for unbound); throws ShapeError when
+  // the symbol is unbound or the product overflows.
   int64_t eval(const std::vector<int64_t>& bindings) const;
   std::string to_string() const;
   friend bool operator==(const Dim& a, const Dim& b) {
@@ -35,5 +37,10 @@ SymShape const_shape(const std::vector<int64_t>& shape);
 bool try_const_shape(const SymShape& shape, std::vector<int64_t>* out);
 // Product of dims, as a monomial; throws ShapeError naming `what` if two symbols multiply.
 Dim shape_numel(const SymShape& shape, const char* what);
+// Throws ShapeError naming `what` unless `shape` is within kiln's limits (support/limits.h):
+// at most kMaxRank dims; constant dims not negative; symbolic dims of a positive
+// coefficient; and, unless a dim is 0, at most kMaxElements elements with every symbol at 1
+// (bindings are checked against the same limit when they arrive: check_bindings).
+void check_shape_limits(const SymShape& shape, std::string_view what);
 
 }  // namespace kiln

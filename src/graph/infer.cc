@@ -204,6 +204,7 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
 TensorType infer_type(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
   TensorType type = infer_unchecked(op, attrs, in);
   shape_numel(type.shape, op_name(op).data());
+  check_shape_limits(type.shape, op_name(op));
   return type;
 }
 

@@ -11,6 +11,7 @@
 
 #include "graph/text.h"
 #include "kiln/error.h"
+#include "support/limits.h"
 
 namespace kiln {
 
@@ -163,6 +164,12 @@ class Parser {
       do {
         Token v = expect(Tok::Value, "an input name like %x");
         define_name(v);
+        if (std::isdigit(static_cast<unsigned char>(v.text[0])))
+          lexer_.error_at(v.line, v.column,
+                          fmt::format("input %{}: an input's name must not start with a digit "
+                                      "(%0, %1, ... name nodes)",
+                                      v.text));
+        count(&inputs_, limits::kMaxGraphInputs, "inputs", v);
         expect_punct(":");
         TensorType type = parse_type();
         values_[v.text] = builder_.add_input(v.text, type);
@@ -178,8 +185,14 @@ class Parser {
       } else if (is_word("return")) {
         next();
         std::vector<ValueId> outs;
-        do outs.push_back(use_value(expect(Tok::Value, "a value to return")));
-        while (accept_punct(","));
+        do {
+          Token out = expect(Tok::Value, "a value to return");
+          if (static_cast<int64_t>(outs.size()) >= limits::kMaxGraphOutputs)
+            lexer_.error_at(
+                out.line, out.column,
+                fmt::format("more than {} outputs; kiln's limit", limits::kMaxGraphOutputs));
+          outs.push_back(use_value(out));
+        } while (accept_punct(","));
         builder_.set_outputs(outs);
         returned = true;
       } else {
@@ -216,6 +229,13 @@ class Parser {
     Token t = token_;
     next();
     return t;
+  }
+
+  // Counts one more of `what` at `at`; past `limit`, an error there stating the limit.
+  void count(int64_t* n, int64_t limit, const char* what, const Token& at) {
+    if (++*n > limit)
+      lexer_.error_at(at.line, at.column,
+                      fmt::format("more than {} {}; kiln's limit for one graph", limit, what));
   }
 
   void define_name(const Token& v) {
@@ -292,6 +312,11 @@ class Parser {
     type.shape = parse_dim_list();
     for (const Dim& d : type.shape)
       if (d.coeff < 0) lexer_.error_at(t.line, t.column, "sizes must not be negative");
+    try {
+      check_shape_limits(type.shape, "type " + type_string(type));
+    } catch (const ShapeError& e) {
+      lexer_.error_at(t.line, t.column, e.what());
+    }
     return type;
   }
 
@@ -347,6 +372,7 @@ class Parser {
   void parse_node() {
     Token result = expect(Tok::Value, "a node like '%1 = op(...)', 'const', or 'return'");
     define_name(result);
+    count(&nodes_, limits::kMaxNodes, "nodes", result);
     expect_punct("=");
     Token op_token = expect(Tok::Ident, "an op name");
     auto op = op_from_name(op_token.text);
@@ -391,6 +417,7 @@ class Parser {
   GraphBuilder builder_;
   Token token_;
   std::unordered_map<std::string, ValueId> values_;
+  int64_t inputs_ = 0, nodes_ = 0;
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "lower/plan_fusion.h"
 
+#include "support/limits.h"
+
 #include <algorithm>
 
 #include "graph/infer.h"
 #include "lower/view_strides.h"
+#include "support/limits.h"
 
 namespace kiln {
 
@@ -58,10 +61,15 @@ class FusionPlanner {
     for (size_t n = 0; n < n_nodes; ++n)
       for (ValueId v : g_.nodes[n].inputs) users_[v].push_back(n);
     outputs_ = std::set<ValueId>(g_.outputs.begin(), g_.outputs.end());
+    depth_.assign(n_nodes, 0);
+    forced_root_.assign(n_nodes, false);
     for (size_t n = 0; n < n_nodes; ++n) {
       const Node& node = g_.nodes[n];
       int joined = -1;
-      if (is_row_reduction(g_, node)) {
+      if (too_deep(n)) {
+        // Realized, so the expressions and index trees that would inline it stay shallow.
+        forced_root_[n] = true;
+      } else if (is_row_reduction(g_, node)) {
         const SymShape& domain = g_.value_type(node.inputs[0]).shape;
         auto dims = reduction_dims(node.attrs.get_ints("dims"), static_cast<int64_t>(domain.size()),
                                    "lower");
@@ -95,7 +103,7 @@ class FusionPlanner {
       ValueId v = g_.node_value(n);
       const auto& u = users_[v];
       if (group_of_[n] >= 0 || role_of(g_, node) != Role::Pointwise || u.empty() ||
-          outputs_.count(v))
+          outputs_.count(v) || forced_root_[n])
         continue;
       int g = group_of_[u[0]];
       bool all_in =
@@ -113,6 +121,29 @@ class FusionPlanner {
       for (size_t n = 0; n < n_nodes; ++n)
         if (group_of_[n] == static_cast<int>(k)) groups_[k].members.push_back(n);
     }
+  }
+
+  // The depth of node n's expression if every pointwise node and view before it inlined
+  // (an upper bound of what lowering builds): realized values and ext steps are loads
+  // (depth 0), a reduction an accumulator (1). Past limits::kMaxFusedDepth the node is
+  // realized instead (its readers load it), so no walk over a kernel's expressions, in
+  // lowering, the verifier, the printer or the emitter, recurses deeper than that.
+  bool too_deep(size_t n) {
+    const Node& node = g_.nodes[n];
+    const Role role = role_of(g_, node);
+    if (role == Role::Ext) return false;  // depth 0
+    if (is_row_reduction(g_, node)) {
+      depth_[n] = 1;
+      return false;
+    }
+    int64_t deepest = 0;
+    for (ValueId v : node.inputs)
+      if (int32_t m = g_.node_index(v); m >= 0)
+        deepest = std::max(deepest, depth_[static_cast<size_t>(m)]);
+    depth_[n] = deepest + 1;
+    if (depth_[n] < limits::kMaxFusedDepth) return false;
+    depth_[n] = 0;
+    return true;
   }
 
   int pointwise_group(const Node& node) {
@@ -154,6 +185,10 @@ class FusionPlanner {
       }
       bool ext_user =
           std::any_of(u.begin(), u.end(), [&](size_t c) { return state_[c] == State::ExtStep; });
+      if (forced_root_[n]) {
+        state_[n] = State::KernelRoot;
+        continue;
+      }
       switch (role_of(g_, node)) {
         case Role::Ext:
           state_[n] = State::ExtStep;
@@ -177,6 +212,8 @@ class FusionPlanner {
   }
 
   const Graph& g_;
+  std::vector<int64_t> depth_;     // too_deep's expression depths
+  std::vector<bool> forced_root_;  // realized because their expressions grew too deep
   std::vector<State> state_;
   std::vector<int> group_of_;
   std::vector<size_t> group_last_;

@@ -1,7 +1,9 @@
 #include "observe/repro.h"
 
 #include <fmt/format.h>
+
 #include <unistd.h>
+#include <optional>
 
 #include <atomic>
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/limits.h"
 #include "support/text.h"
 #include "tensor/tensor_impl.h"
 
@@ -192,14 +195,21 @@ std::vector<Tensor> repro_inputs(const Repro& r) {
       inputs.push_back(random_tensor(in.type.dtype, shape));
       continue;
     }
-    int64_t extent = 1;
-    for (size_t d = 0; d < shape.size(); ++d) {
-      if (shape[d] == 0) extent = 0;
-      if (extent > 0) extent += (shape[d] - 1) * strided->second[d];
+    // The elements the view spans: 1 + sum of (size - 1) * stride, each step checked.
+    std::optional<int64_t> extent = 1;
+    for (size_t d = 0; d < shape.size() && extent; ++d) {
+      if (shape[d] == 0) {
+        extent = 0;
+        break;
+      }
+      auto step = limits::checked_mul(shape[d] - 1, strided->second[d]);
+      extent = step ? limits::checked_add(*extent, *step) : std::nullopt;
+      if (extent && *extent > kMaxElements) extent.reset();
     }
-    if (extent > kMaxElements)
-      throw Error(fmt::format("input %{}'s strides span too much memory", in.name));
-    inputs.push_back(make_view(random_tensor(in.type.dtype, {extent}), shape, strided->second, 0));
+    if (!extent)
+      throw Error(fmt::format("input %{}'s strides span more than {} elements of memory", in.name,
+                              kMaxElements));
+    inputs.push_back(make_view(random_tensor(in.type.dtype, {*extent}), shape, strided->second, 0));
   }
   return inputs;
 }

@@ -72,7 +72,7 @@ class CudaExecutable final : public PlanExecutable {
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
     if (!plan().cuda_graphs || graph_failed_ || io_bytes(inputs) > kGraphIoLimit)
       return PlanExecutable::run(inputs);
-    const std::vector<int64_t> bindings = bind_inputs(plan().graph, inputs);
+    const std::vector<int64_t> bindings = bind(inputs);
     if (!graph_exec_) {
       // The first call runs as usual: it loads what the plan uses (cuBLASLt's algorithms,
       // the eager kernels) and fills the allocator's cache, none of which may happen while

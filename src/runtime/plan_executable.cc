@@ -18,6 +18,7 @@ namespace kiln {
 
 PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
   const Graph& g = p_.graph;
+  symbol_limits_ = symbol_limits(g);
   // Free each value after the last step that reads it.
   last_use_.assign(static_cast<size_t>(g.num_values()), -1);
   for (size_t s = 0; s < p_.steps.size(); ++s) {
@@ -51,9 +52,13 @@ PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
   }
 }
 
+std::vector<int64_t> PlanExecutable::bind(const std::vector<Tensor>& inputs) const {
+  return bind_inputs(p_.graph, inputs, &symbol_limits_);
+}
+
 std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
   const Graph& g = p_.graph;
-  std::vector<int64_t> bindings = bind_inputs(g, inputs);
+  std::vector<int64_t> bindings = bind(inputs);
   std::vector<Tensor> slots(static_cast<size_t>(g.num_values()));
   for (size_t i = 0; i < inputs.size(); ++i)
     slots[i] = p_.read_by_kernel[i] ? contiguous_eager(inputs[i]) : inputs[i];

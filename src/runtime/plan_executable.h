@@ -37,6 +37,8 @@ class PlanExecutable : public Executable {
   // Must be called by the backend's constructor, once its kernels can be described.
   void describe_launches();
   const CompiledPlan& plan() const { return p_; }
+  // bind_inputs against the plan's graph and its size symbols' limits.
+  std::vector<int64_t> bind(const std::vector<Tensor>& inputs) const;
   // Step `step`'s name in the profiler and the hooks (a kernel's, or "<backend>_ext_<op>_<step>").
   const std::string& launch_name(size_t step) const { return launches_.at(step).name; }
   // Backend name for profiler slices and ext step names ("cpp", "cuda").
@@ -54,6 +56,7 @@ class PlanExecutable : public Executable {
   Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const;
 
   CompiledPlan p_;
+  std::vector<int64_t> symbol_limits_;  // bind_inputs' bound on each size symbol
   std::vector<int64_t> last_use_;
   std::vector<std::vector<ValueId>> dead_after_;  // per step: the intermediates it reads last
   std::vector<ValueId> inplace_;             // per step: an input its output may overwrite, or -1

@@ -1,12 +1,12 @@
 #include "support/env.h"
 
 #include <fmt/format.h>
-
 #include <sched.h>
 #include <fstream>
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 
 #include "kiln/error.h"
@@ -53,14 +53,20 @@ std::optional<std::string> env_value(const char* name) {
   return std::string(v);
 }
 
+bool check_seconds(double seconds) {
+  return std::isfinite(seconds) && seconds > 0 && seconds <= kMaxSeconds;
+}
+
 double env_seconds(const char* name, double fallback) {
   auto v = env_value(name);
   if (!v) return fallback;
   double seconds = 0;
   auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), seconds);
-  if (ec != std::errc() || end != v->data() + v->size() || !(seconds > 0))
+  if (ec != std::errc() || end != v->data() + v->size() || !check_seconds(seconds))
     throw Error(
-        fmt::format("{}: '{}' is not accepted (accepted: a number of seconds > 0)", name, *v));
+        fmt::format("{}: '{}' is not accepted (accepted: a number of seconds above 0 and "
+                    "at most {:.0f})",
+                    name, *v, kMaxSeconds));
   return seconds;
 }
 
@@ -97,6 +103,8 @@ void check_environment() {
   if (auto v = env_value("KILN_TRACE_SAVE_INPUTS"); v && *v != "0" && *v != "1")
     throw Error(fmt::format("KILN_TRACE_SAVE_INPUTS: '{}' is not accepted (accepted: 0, 1)", *v));
   injected_fault();
+  env_seconds("KILN_COMPILE_IDLE_SECONDS", 1);
+  env_seconds("KILN_COMPILE_TIMEOUT", 1);
 }
 
 bool trace_saves_inputs() { return env_value("KILN_TRACE_SAVE_INPUTS").value_or("0") == "1"; }
@@ -135,18 +143,18 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
   } else if (auto v = env_value("KILN_COMPILE_THREADS")) {
     int n = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-    if (ec != std::errc() || end != v->data() + v->size() || n < 1 || n > 1024)
+    if (ec != std::errc() || end != v->data() + v->size() || n < 1 || n > kMaxCompileThreads)
       throw Error(
           fmt::format("KILN_COMPILE_THREADS: '{}' is not a thread count (accepted: an "
-                      "integer from 1 to 1024)",
-                      *v));
+                      "integer from 1 to {})",
+                      *v, kMaxCompileThreads));
     r.compile_threads = n;
   } else {
     r.compile_threads = usable_cpus();
   }
-  if (r.compile_threads < 1)
-    throw Error(fmt::format("CompileOptions::compile_threads must be at least 1, got {}",
-                            r.compile_threads));
+  if (r.compile_threads < 1 || r.compile_threads > kMaxCompileThreads)
+    throw Error(fmt::format("CompileOptions::compile_threads must be from 1 to {}, got {}",
+                            kMaxCompileThreads, r.compile_threads));
   return r;
 }
 

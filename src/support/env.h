@@ -14,8 +14,15 @@ std::optional<std::string> env_value(const char* name);
 // CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
 // (cpu.max "QUOTA PERIOD", rounded up), as a container limits them.
 int usable_cpus();  // unset or empty: nullopt
-// A duration in seconds (> 0) from `name`, else `fallback`; a bad value is an Error.
+// Durations kiln accepts from the environment or the CLI: finite, above 0, at most 30 days
+// (a duration past that overflows the clocks it is added to).
+constexpr double kMaxSeconds = 30.0 * 24 * 3600;
+bool check_seconds(double seconds);
+// A duration in seconds from `name` (check_seconds), else `fallback`; a bad value is an
+// Error naming the variable and the accepted range.
 double env_seconds(const char* name, double fallback);
+// Compile workers kiln starts at most (KILN_COMPILE_THREADS, CompileOptions, --threads).
+constexpr int kMaxCompileThreads = 1024;
 
 // Parses a mode word (inprocess, subprocess, async, progressive, async+progressive);
 // `source` names where it came from in the error.

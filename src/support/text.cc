@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "kiln/error.h"
+#include "support/files.h"
+#include "support/limits.h"
 
 namespace kiln {
 
@@ -27,12 +29,7 @@ std::vector<std::string_view> split_text(std::string_view text, char separator) 
 }
 
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{}: cannot read", path));
-  return text.str();
+  return read_regular_file(path, limits::kMaxTextFileBytes);
 }
 
 }  // namespace kiln

@@ -17,6 +17,7 @@
 
 #include "graph/dim.h"
 #include "kiln/error.h"
+#include "support/files.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -24,7 +25,9 @@ namespace kiln {
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+constexpr int64_t kMaxFileBytes = int64_t{1} << 40;  // 1 TiB: read whole, so the host holds it
 constexpr int kMaxJsonDepth = 4;
+constexpr size_t kMaxEntries = size_t{1} << 20;  // tensors in one file
 constexpr int64_t kMaxRank = 16;
 
 constexpr std::pair<const char*, DType> kDTypes[] = {
@@ -40,6 +43,30 @@ const char* safetensors_dtype(DType d) {
 
 [[noreturn]] void bad(const std::string& source, const std::string& message) {
   throw FormatError(fmt::format("{}: not a valid safetensors file: {}", source, message));
+}
+
+// The deepest nesting of [ and { in JSON text (outside strings), in one pass.
+int json_depth(const char* text, size_t size) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < size; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
 }
 
 uint64_t read_u64_le(const uint8_t* p) {
@@ -120,19 +147,19 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
         fmt::format("header length {} runs past the end of the {}-byte file", header_len, size));
   const char* header = reinterpret_cast<const char*>(data + 8);
   if (header_len < 2 || header[0] != '{') bad(source, "header is not a JSON object");
+  // Nesting is checked by a linear scan first: nlohmann's callback parser (the other way to
+  // bound it) rescans an object at the end of each member, quadratic in the entries.
+  if (json_depth(header, header_len) > kMaxJsonDepth)
+    bad(source, fmt::format("header JSON nests deeper than {} levels", kMaxJsonDepth));
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(header, header + header_len,
-                                 [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-                                   if (depth > kMaxJsonDepth) throw FormatError("nesting");
-                                   return true;
-                                 });
-  } catch (const FormatError&) {
-    bad(source, fmt::format("header JSON nests deeper than {} levels", kMaxJsonDepth));
+    json = nlohmann::json::parse(header, header + header_len);
   } catch (const nlohmann::json::exception& e) {
     bad(source, fmt::format("header is not valid JSON ({})", e.what()));
   }
   if (!json.is_object()) bad(source, "header is not a JSON object");
+  if (json.size() > kMaxEntries)
+    bad(source, fmt::format("{} header entries; kiln reads at most {}", json.size(), kMaxEntries));
   const uint64_t data_size = size - 8 - header_len;
   const uint8_t* region = data + 8 + header_len;
   std::vector<Entry> entries;
@@ -174,11 +201,13 @@ TensorMap parse_safetensors(const uint8_t* data, size_t size, const std::string&
 }
 
 TensorMap load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                             std::istreambuf_iterator<char>());
-  return parse_safetensors(bytes.data(), bytes.size(), path);
+  std::string bytes;
+  try {
+    bytes = read_regular_file(path, kMaxFileBytes);
+  } catch (const Error& e) {
+    throw FormatError(e.what());
+  }
+  return parse_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 std::string serialize_safetensors(const TensorMap& tensors,

@@ -8,6 +8,7 @@
 #include "graph/infer.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/limits.h"
 #include "tensor/element.h"
 #include "tensor/tensor_impl.h"
 
@@ -31,11 +32,22 @@ int64_t shape_numel(const Shape& sizes) {
   return n;
 }
 
-Tensor make_tensor(const Shape& sizes, DType dtype, Device device) {
+void check_tensor_shape(const Shape& sizes) {
+  if (static_cast<int64_t>(sizes.size()) > limits::kMaxRank)
+    throw ShapeError(fmt::format("shape {} has {} dims; kiln's limit is {}", shape_string(sizes),
+                                 sizes.size(), limits::kMaxRank));
   for (int64_t d : sizes)
     if (d < 0) throw ShapeError(fmt::format("negative size in shape {}", shape_string(sizes)));
+  if (shape_numel(sizes) > limits::kMaxElements)
+    throw ShapeError(fmt::format("shape {} has more than {} elements, kiln's limit for one tensor",
+                                 shape_string(sizes), limits::kMaxElements));
+}
+
+Tensor make_tensor(const Shape& sizes, DType dtype, Device device) {
+  check_tensor_shape(sizes);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = allocate(shape_numel(sizes) * dtype_size(dtype), device);
+  // At most 2^48 elements of at most 8 bytes: the byte count cannot overflow.
+  impl->storage = allocate(shape_numel(sizes) * static_cast<int64_t>(dtype_size(dtype)), device);
   impl->device = device;
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
@@ -44,6 +56,7 @@ Tensor make_tensor(const Shape& sizes, DType dtype, Device device) {
 }
 
 Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset) {
+  check_tensor_shape(sizes);
   auto impl = std::make_shared<TensorImpl>(*base.impl());
   impl->sizes = std::move(sizes);
   impl->strides = std::move(strides);

@@ -30,6 +30,9 @@ class TensorImpl {
 };
 
 Shape contiguous_strides(const Shape& sizes);
+// Throws ShapeError unless `sizes` is a shape a tensor may have: at most limits::kMaxRank
+// dims, none negative, at most limits::kMaxElements elements.
+void check_tensor_shape(const Shape& sizes);
 int64_t shape_numel(const Shape& sizes);
 // A fresh contiguous tensor (uninitialized data) on `device`.
 Tensor make_tensor(const Shape& sizes, DType dtype, Device device = Device::cpu);

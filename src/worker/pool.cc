@@ -420,14 +420,17 @@ std::map<std::pair<WorkerStart, WorkerRole>, std::unique_ptr<WorkerPool>>& pools
 
 WorkerPool& pool_for(WorkerStart start, int size, WorkerRole role) {
   std::lock_guard<std::mutex> lock(pools_mutex);
-  auto& pool = pools()[{start, role}];
-  if (!pool) {
-    pool = std::make_unique<WorkerPool>(start, size, role);
+  auto found = pools().find({start, role});
+  if (found == pools().end()) {
+    // Built before it is entered: a constructor that throws (a bad environment value)
+    // leaves no entry behind for the exit handler to find.
+    auto pool = std::make_unique<WorkerPool>(start, size, role);
     static bool registered = [] { return std::atexit(shut_down_at_exit) == 0; }();
     (void)registered;
+    found = pools().emplace(std::make_pair(start, role), std::move(pool)).first;
   }
-  pool->grow(size);
-  return *pool;
+  found->second->grow(size);
+  return *found->second;
 }
 
 }  // namespace

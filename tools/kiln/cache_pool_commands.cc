@@ -60,8 +60,12 @@ int cache_command(const std::string& action) {
 int pool_status_command(const std::string& start, int threads, double timeout_seconds) {
   CompileOptions options;
   if (!start.empty()) options.worker_start = parse_worker_start(start, "--start");
-  if (threads > 0) options.compile_threads = threads;
+  if (threads != 0) options.compile_threads = threads;
   ResolvedOptions resolved = resolve_options(options);
+  if (!check_seconds(timeout_seconds))
+    throw Error(
+        fmt::format("--timeout {}: accepted: a number of seconds above 0 and at most {:.0f}",
+                    timeout_seconds, kMaxSeconds));
   auto t0 = std::chrono::steady_clock::now();
   bool ready = wait_pool_ready(timeout_seconds, options);
   double ms =
@@ -73,7 +77,7 @@ int pool_status_command(const std::string& start, int threads, double timeout_se
     fmt::print("  worker {} ({}): pid {}, {}, {} jobs, {} failures\n", w.slot, w.start, w.pid,
                w.busy ? "busy" : "idle", w.jobs_done, w.failures);
   shutdown_compile_workers();
-  return ready ? 0 : 1;
+  return ready ? 0 : 2;
 }
 
 }  // namespace kiln::cli

@@ -10,6 +10,10 @@
 #include "kiln/error.h"
 #include "kiln/version.h"
 
+namespace {
+constexpr int kExitError = 2;
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"kiln: a tensor-graph JIT compiler"};
   app.set_version_flag("--version", fmt::format("kiln {}", kiln::version()));
@@ -62,10 +66,15 @@ int main(int argc, char** argv) {
   pool_cmd->add_option("--threads", pool_threads,
                        "workers (default: KILN_COMPILE_THREADS, else the CPUs)");
   pool_cmd->add_option("--timeout", pool_timeout, "seconds to wait for the workers");
-  CLI11_PARSE(app, argc, argv);
+  // Exit codes (docs/design.md §8): 0 success, 1 a repro mismatch, 2 any error.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitError;  // --help and --version are successes
+  }
   if (app.get_subcommands().empty()) {  // plain `kiln`: what it can do, not a parse error
     std::cout << app.help();
-    return 1;
+    return kExitError;
   }
 
   try {
@@ -91,10 +100,10 @@ int main(int argc, char** argv) {
       return kiln::cli::pool_status_command(pool_start, pool_threads, pool_timeout);
   } catch (const kiln::Error& e) {
     std::cerr << "kiln: error: " << e.what() << "\n";
-    return 1;
+    return kExitError;
   } catch (const std::exception& e) {
     std::cerr << "kiln: error: " << e.what() << "\n";
-    return 1;
+    return kExitError;
   }
   return 0;
 }

@@ -1,0 +1,75 @@
+#include "support/files.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
+std::optional<std::string> read_regular_fd(int fd, int64_t max_bytes, std::string* why) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *why = fmt::format("{}, not a regular file", file_kind(st.st_mode));
+    return std::nullopt;
+  }
+  if (st.st_size > max_bytes) {
+    *why = fmt::format("{} bytes, larger than the {} bytes accepted", st.st_size, max_bytes);
+    return std::nullopt;
+  }
+  // Read what the size says, and one byte more to see a file that grew meanwhile.
+  std::string data(static_cast<size_t>(st.st_size) + 1, '\0');
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *why = std::strerror(errno);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  if (done > static_cast<size_t>(st.st_size)) {
+    *why = "it grew while being read";
+    return std::nullopt;
+  }
+  data.resize(done);
+  return data;
+}
+
+std::string read_regular_file(const std::string& path, int64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer
+  // (fstat then refuses it); it changes nothing for regular files.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  std::string why;
+  std::optional<std::string> data = read_regular_fd(fd, max_bytes, &why);
+  ::close(fd);
+  if (!data) throw Error(fmt::format("{}: cannot read: {}", path, why));
+  return *data;
+}
+
+}  // namespace kiln
