@@ -353,6 +353,12 @@ class Parser {
     define_name(v);
     expect_punct(":");
     TensorType type = parse_type();
+    for (const Dim& d : type.shape)
+      if (!d.is_const())
+        lexer_.error_at(v.line, v.column,
+                        fmt::format("constant %{}: {} has a symbolic size; a constant's shape is "
+                                    "concrete (its tensor's)",
+                                    v.text, type_string(type)));
     Tensor value;
     if (constants_) {
       auto it = constants_->find(v.text);

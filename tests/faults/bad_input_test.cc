@@ -2,6 +2,8 @@
 // none crashes.
 #include <gtest/gtest.h>
 
+#include "graph/text.h"
+#include "graph/verify.h"
 #include "kiln/kiln.h"
 #include "support/compare.h"
 
@@ -99,6 +101,22 @@ TEST(BadInput, UndefinedTensors) {
   EXPECT_EQ(error_of([] { Tensor() + 1; }),
             "add: an input tensor is undefined (default-constructed)");
   EXPECT_EQ(error_of([] { Tensor().sizes(); }), "use of an undefined (default-constructed) tensor");
+}
+
+// A size symbol that no input's shape binds is refused before anything compiles (it
+// reached gcc as "'s0' undeclared").
+TEST(BadInput, SizeSymbolsNoInputBindsAreRefused) {
+  Graph g = parse_graph("graph g(%x: f32[s0]) {\n  %0 = neg(%x)\n  return %0\n}\n", "g");
+  g.inputs[0].type.shape = {Dim::constant(4)};
+  EXPECT_EQ(error_of([&] { verify_graph(g); }),
+            "graph g: node %0 (neg) uses size symbol s0, which no input's shape binds");
+}
+
+// Graphs past kiln's counts are refused naming the limit.
+TEST(BadInput, GraphCountsHaveLimits) {
+  Graph g = parse_graph("graph g(%x: f32[2]) {\n  %0 = neg(%x)\n  return %0\n}\n", "g");
+  g.outputs.assign(70000, g.outputs[0]);
+  EXPECT_EQ(error_of([&] { verify_graph(g); }), "graph g: 70000 outputs; kiln's limit is 65536");
 }
 
 }  // namespace
