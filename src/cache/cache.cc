@@ -7,9 +7,14 @@
 
 #include <filesystem>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "cache/cache_dir.h"
+#include "cache/cache_root.h"
 #include "cache/entry_file.h"
 #include "kiln/error.h"
+#include "support/log.h"
 
 namespace kiln {
 
@@ -63,28 +68,52 @@ std::optional<Cache> Cache::open() {
   return Cache(*root);
 }
 
+struct Cache::Handles {
+  DirectoryHandle root;
+  DirectoryHandle kinds[std::size(kAllCacheKinds)];
+  std::string secret;
+  const DirectoryHandle& of(CacheKind kind) const { return kinds[static_cast<size_t>(kind)]; }
+};
+
 Cache::Cache(std::string root) : root_(std::move(root)) {
-  ensure_private_directory(root_);
+  auto handles = std::make_shared<Handles>();
+  handles->root = open_cache_root(root_);
   for (CacheKind kind : kAllCacheKinds)
-    ensure_private_directory(fmt::format("{}/{}", root_, subdirectory(kind)));
+    handles->kinds[static_cast<size_t>(kind)] = open_private_subdirectory(
+        handles->root, subdirectory(kind), fmt::format("{}/{}", root_, subdirectory(kind)));
+  handles->secret = cache_secret(handles->root, root_);
+  handles_ = std::move(handles);
 }
 
-std::string Cache::path(CacheKind kind, const std::string& key) const {
+std::string Cache::file(CacheKind kind, const std::string& key) const {
   if (!is_key(key)) throw Error(fmt::format("cache: '{}' is not a cache key", key));
-  return fmt::format("{}/{}/{}{}", root_, subdirectory(kind), key, extension(kind));
+  return key + extension(kind);
 }
 
 std::optional<std::string> Cache::get(CacheKind kind, const std::string& key) const {
-  return read_entry_file(path(kind, key));
+  const std::string name = file(kind, key);
+  return read_entry_file({handles_->of(kind), name, subdirectory(kind), key,
+                          fmt::format("{}/{}/{}", root_, subdirectory(kind), name)},
+                         handles_->secret);
 }
 
 void Cache::put(CacheKind kind, const std::string& key, std::string_view payload) const {
-  write_entry_file(path(kind, key), payload);
+  const std::string name = file(kind, key);
+  try {
+    write_entry_file({handles_->of(kind), name, subdirectory(kind), key,
+                      fmt::format("{}/{}/{}", root_, subdirectory(kind), name)},
+                     payload, handles_->secret);
+  } catch (const Error& e) {
+    warn_once(fmt::format("cache put {}", root_),
+              fmt::format("{}; going on without caching it (and any later entry that fails "
+                          "alike)",
+                          e.what()));
+  }
 }
 
 bool Cache::contains(CacheKind kind, const std::string& key) const {
-  std::error_code ec;
-  return std::filesystem::exists(path(kind, key), ec);
+  struct stat st {};
+  return ::fstatat(handles_->of(kind).fd(), file(kind, key).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 namespace {

@@ -99,7 +99,7 @@ class WorkerExecutor final : public CompileExecutor {
                       std::shared_ptr<KernelObject> object;
                       if (!error) {
                         try {
-                          object = load_object_from_reply(unit, decode_unit_reply(reply), cache_);
+                          object = load_object_from_reply(unit, decode_unit_reply(reply));
                         } catch (...) {
                           error = std::current_exception();
                         }
@@ -112,9 +112,7 @@ class WorkerExecutor final : public CompileExecutor {
   std::string compile_candidate(const std::string& name, const std::string& source) override {
     UnitReply reply =
         decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt))).get());
-    if (!reply.object)
-      throw WireError(fmt::format("compile worker's reply for {} carries no object", name));
-    return std::move(*reply.object);
+    return std::move(reply.object);
   }
 
   void run_blocking(std::function<void()> task) override { run_in_background(std::move(task)); }

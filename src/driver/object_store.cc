@@ -73,19 +73,11 @@ std::shared_ptr<KernelObject> compile_object_here(const ObjectUnit& unit,
   return load_object(unit, bytes);
 }
 
-std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const UnitReply& reply,
-                                                     const std::optional<Cache>& cache) {
-  if (reply.object) return load_object(unit, *reply.object);
-  const std::string& key = reply.key;
-  std::optional<std::string> bytes = cache ? cache->get(CacheKind::kernel, key) : std::nullopt;
-  if (!bytes)
-    throw WorkerError(
-        fmt::format("compile worker reported unit {} cached as {}, but the kernel cache has no "
-                    "valid entry for it",
-                    unit.name, key));
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit,
+                                                     const UnitReply& reply) {
   ObjectUnit loaded = unit;
-  loaded.key = key;
-  return load_object(loaded, *bytes);
+  loaded.key = reply.key;
+  return load_object(loaded, reply.object);
 }
 
 }  // namespace kiln

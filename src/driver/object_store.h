@@ -25,10 +25,9 @@ std::shared_ptr<KernelObject> find_object(const ObjectUnit& unit,
 // A unit of a CUDA plan loads as a CUDA module, any other as a shared object.
 std::shared_ptr<KernelObject> load_object(const ObjectUnit& unit, std::string_view bytes);
 
-// Loads the object a worker's compile_unit reply names: inline bytes (caches off), else
-// the kernel cache entry under the reply's key (WorkerError if it is missing or corrupt).
-std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit, const UnitReply& reply,
-                                                     const std::optional<Cache>& cache);
+// Loads the object of a worker's compile_unit reply, under the key the worker computed.
+std::shared_ptr<KernelObject> load_object_from_reply(const ObjectUnit& unit,
+                                                     const UnitReply& reply);
 
 // Empties this process's table (objects stay mapped): the next lookups go to the cache,
 // as in a fresh process. For benchmarks and tests of warm starts.

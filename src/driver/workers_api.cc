@@ -60,7 +60,7 @@ std::future<CompiledKernel> compile_source(const std::string& name, const std::s
           if (error) std::rethrow_exception(error);
           ObjectUnit unit{name, "", ""};
           std::shared_ptr<KernelObject> object =
-              load_object_from_reply(unit, decode_unit_reply(reply), cache);
+              load_object_from_reply(unit, decode_unit_reply(reply));
           void* address = object->symbol(name);
           promise->set_value(
               CompiledKernel(name, std::shared_ptr<void>(object, object.get()), address));

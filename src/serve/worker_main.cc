@@ -50,7 +50,10 @@ PlanReply compile_graph_job(const CompileGraphJob& job) {
 }
 
 // A unit's object: a shared object from the C toolchains, or a cubin from NVRTC for the
-// job's GPU architecture; the kernel cache key names the compiler either way.
+// job's GPU architecture; the kernel cache key names the compiler either way. The reply
+// always carries the bytes: the host's cache handles may name another directory than the
+// job's path does now (a cache removed and recreated meanwhile), and the host must not
+// depend on finding the worker's write.
 UnitReply compile_unit_job(CompileUnitJob job) {
   const InjectedFault::Kind fault = injected_fault().kind;  // support/fault_injection.h
   if (fault == InjectedFault::Kind::crash) std::abort();
@@ -59,12 +62,12 @@ UnitReply compile_unit_job(CompileUnitJob job) {
   const Toolchain toolchain = toolchain_of(job.toolchain);
   std::string key = kernel_key(toolchain.identity(), job.source);
   std::optional<Cache> cache = cache_at(job.cache_dir);
-  if (cache && cache->get(CacheKind::kernel, key))
-    return {key, std::nullopt};  // another process built it
+  if (cache)
+    if (std::optional<std::string> built = cache->get(CacheKind::kernel, key))
+      return {key, std::move(*built)};  // another process built it
   std::string object = compile_object(toolchain, job.name, job.source);
-  if (!cache) return {key, std::move(object)};
-  cache->put(CacheKind::kernel, key, object);
-  return {key, std::nullopt};
+  if (cache) cache->put(CacheKind::kernel, key, object);
+  return {key, std::move(object)};
 }
 
 Fields answer(const Frame& request) {

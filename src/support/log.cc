@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <cstdio>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "kiln/error.h"
@@ -38,6 +40,17 @@ void check_log_topics() {
 
 void log_line(std::string_view topic, std::string_view message) {
   std::string line = fmt::format("[kiln:{}] {}\n", topic, message);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+void warn_once(std::string_view what, std::string_view message) {
+  static std::mutex mutex;
+  static auto* warned = new std::set<std::string, std::less<>>();  // immortal: exit-safe
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!warned->emplace(what).second) return;
+  }
+  std::string line = fmt::format("kiln: warning: {}\n", message);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

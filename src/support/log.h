@@ -19,5 +19,8 @@ void check_log_topics();
 
 bool log_enabled(std::string_view topic);
 void log_line(std::string_view topic, std::string_view message);
+// "kiln: warning: MESSAGE" on stderr whatever KILN_LOGS says: something kiln worked around
+// (a cache entry it could not write); each distinct `what` once per process.
+void warn_once(std::string_view what, std::string_view message);
 
 }  // namespace kiln

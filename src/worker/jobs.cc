@@ -68,9 +68,7 @@ Job encode(const CompileUnitJob& job) {
 }
 
 Fields encode(const UnitReply& reply) {
-  Fields fields{{"key", reply.key}};
-  if (reply.object) fields["object"] = *reply.object;
-  return fields;
+  return Fields{{"key", reply.key}, {"object", reply.object}};
 }
 
 CompileGraphJob decode_compile_graph_job(const Fields& fields) {
@@ -91,9 +89,8 @@ CompileUnitJob decode_compile_unit_job(const Fields& fields) {
 }
 
 UnitReply decode_unit_reply(const Fields& fields) {
-  UnitReply reply{field(fields, "key", "compile worker's unit reply"), std::nullopt};
-  if (auto it = fields.find("object"); it != fields.end()) reply.object = it->second;
-  return reply;
+  constexpr std::string_view kWhat = "compile worker's unit reply";
+  return {field(fields, "key", kWhat), field(fields, "object", kWhat)};
 }
 
 }  // namespace kiln

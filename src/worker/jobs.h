@@ -38,9 +38,9 @@ struct PlanReply {
   std::string constants;  // the plan's new constants (folded), as safetensors
 };
 
-// compile_unit: one translation unit; the worker answers with a UnitReply. With a cache
-// directory the object goes into the kernel cache and the reply names its key; without,
-// the reply carries the object.
+// compile_unit: one translation unit; the worker answers with a UnitReply: the object and
+// its kernel-cache key. With a cache directory the worker also puts the object there (or
+// answers with the one it finds there), so other processes hit it.
 struct CompileUnitJob {
   std::string name;
   std::string source;
@@ -49,7 +49,7 @@ struct CompileUnitJob {
 };
 struct UnitReply {
   std::string key;
-  std::optional<std::string> object;
+  std::string object;
 };
 
 Job encode(const CompileGraphJob& job);

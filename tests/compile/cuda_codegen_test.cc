@@ -46,7 +46,7 @@ size_t compile_in_worker(const std::string& name, const std::string& source) {
   Fields reply = compile_pool(WorkerStart::Subprocess, 1)
                      .submit(encode(CompileUnitJob{name, source, nvrtc, ""}))
                      .get();
-  return decode_unit_reply(reply).object.value().size();
+  return decode_unit_reply(reply).object.size();
 }
 
 const std::string kSinCos = cuda_source(
