@@ -12,6 +12,8 @@
 
 #include "compile/nvrtc.h"
 #include "kiln/error.h"
+#include "support/env.h"
+#include "support/files.h"
 #include "support/process.h"
 #include "support/spans.h"
 
@@ -141,20 +143,31 @@ Toolchain toolchain_for(Tier tier, const std::string& compiler) {
 
 namespace {
 
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw CompileError(fmt::format("cannot read {}", path));
-  return bytes;
+// Where a source that failed to compile is kept: only when asked, under the trace
+// directory (KILN_TRACE=DIR: DIR/failed_sources/NAME.c); "" otherwise, the message then
+// saying how to ask. The source is in the KILN_LOGS=output_code log as well.
+std::string kept_source(const std::string& name, const std::string& source) {
+  std::optional<std::string> trace = env_value("KILN_TRACE");
+  if (!trace || trace->empty()) return " (set KILN_TRACE=DIR to keep its source)";
+  const std::string dir = *trace + "/failed_sources";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
+  const std::string path = fmt::format("{}/{}.c", dir, name);
+  try {
+    write_file_atomically(path, source);
+  } catch (const Error&) {
+    return "";
+  }
+  return "; source kept at " + path;
 }
 
-std::string private_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string templ = fmt::format("{}/kiln-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(templ.data()))
-    throw CompileError(fmt::format("cannot create a temporary directory {}", templ));
-  return templ;
-}
+// Removes a compile's temp directory on every path out.
+struct TempDirectory {
+  std::string path;
+  ~TempDirectory() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 }  // namespace
 
@@ -171,13 +184,19 @@ std::string compile_object(const Toolchain& toolchain, const std::string& name,
                            const std::string& source) {
   if (toolchain.name == "nvrtc") return compile_cuda(name, source, toolchain.target);
   SpanScope span("compile", "toolchain " + name);
-  const std::string dir = private_temp_dir();
+  TempDirectory temp;
+  try {
+    temp.path = make_private_temp_directory("kiln");
+  } catch (const Error& e) {
+    throw CompileError(e.what());
+  }
+  const std::string& dir = temp.path;
   std::string c_path = fmt::format("{}/{}.c", dir, name);
   std::string so_path = fmt::format("{}/{}.so", dir, name);
-  {
-    std::ofstream out(c_path, std::ios::binary);
-    out << source;
-    if (!out) throw CompileError(fmt::format("kernel {}: cannot write {}", name, c_path));
+  try {
+    write_file_atomically(c_path, source);
+  } catch (const Error& e) {
+    throw CompileError(fmt::format("kernel {}: {}", name, e.what()));
   }
   auto compile = [&](const Toolchain& t) {
     std::vector<std::string> argv{t.binary};
@@ -197,13 +216,14 @@ std::string compile_object(const Toolchain& toolchain, const std::string& name,
       r.output = fmt::format("tcc: {}\ngcc -O1: {}", r.output, retry.output);
   }
   if (!r.ok())
-    throw CompileError(
-        fmt::format("kernel {} failed to compile with {} ({}); source kept at {}:\n{}", name,
-                    toolchain.name, r.describe(), c_path, r.output));
-  std::string bytes = read_file_bytes(so_path);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  return bytes;
+    throw CompileError(fmt::format("kernel {} failed to compile with {} ({}){}:\n{}", name,
+                                   toolchain.name, r.describe(), kept_source(name, source),
+                                   r.output));
+  try {
+    return read_regular_file(so_path, int64_t{1} << 30);
+  } catch (const Error& e) {
+    throw CompileError(fmt::format("kernel {}: {}", name, e.what()));
+  }
 }
 
 }  // namespace kiln

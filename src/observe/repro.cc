@@ -14,6 +14,7 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/files.h"
 #include "support/limits.h"
 #include "support/text.h"
 #include "tensor/tensor_impl.h"
@@ -30,16 +31,6 @@ std::string safe_name(const std::string& name) {
   for (char c : name)
     out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
   return out.empty() ? "graph" : out.substr(0, 64);
-}
-
-void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << bytes;
-    if (!out) throw Error(fmt::format("{}: cannot write", tmp));
-  }
-  std::filesystem::rename(tmp, path);
 }
 
 Shape shape_of(const TensorType& type, const std::vector<int64_t>& bindings) {
@@ -100,10 +91,10 @@ std::string write_repro(const std::string& dir, const Repro& r) {
   for (const GraphConstant& c : r.graph.constants) constants[c.name] = c.value;
   j["constants"] = constants.empty() ? "" : base + ".constants.safetensors";
   if (!constants.empty())
-    write_atomically(prefix + ".constants.safetensors", serialize_safetensors(constants));
+    write_file_atomically(prefix + ".constants.safetensors", serialize_safetensors(constants));
   j["saved_inputs"] = r.saved_inputs.empty() ? "" : base + ".inputs.safetensors";
   if (!r.saved_inputs.empty())
-    write_atomically(prefix + ".inputs.safetensors", serialize_safetensors(r.saved_inputs));
+    write_file_atomically(prefix + ".inputs.safetensors", serialize_safetensors(r.saved_inputs));
   j["bindings"] = r.bindings;
   j["strides"] = nlohmann::json::object();
   for (const auto& [name, strides] : r.strides) j["strides"][name] = strides;
@@ -113,7 +104,7 @@ std::string write_repro(const std::string& dir, const Repro& r) {
                  {"max_autotune", r.max_autotune},
                  {"coordinate_descent", r.coordinate_descent}};
   j["seed"] = r.seed;
-  write_atomically(prefix + ".json", j.dump(2) + "\n");
+  write_file_atomically(prefix + ".json", j.dump(2) + "\n");
   return prefix + ".json";
 }
 

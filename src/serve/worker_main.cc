@@ -97,13 +97,18 @@ Fields answer(const Frame& request) {
   return reply;
 }
 
+// SIGTERM, and the host's death (PDEATHSIG): the worker's whole process group ends at once,
+// the compiler it is running (gcc and its cc1, as, ld) with it. Async-signal-safe.
+void end_process_group(int) { kill(0, SIGKILL); }
+
 // Returns false when this process must not go on as a worker (its parent is gone).
 bool make_hermetic(const std::string& mode) {
   pid_t parent = static_cast<pid_t>(std::atol(mode.c_str()));
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  setsid();  // leads its own session and process group, which its compilers join
+  signal(SIGTERM, end_process_group);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) return false;  // the parent died before PDEATHSIG was armed
   close_range(3, ~0U, 0);
-  setsid();
   for (int sig : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
     signal(sig, SIG_IGN);
   if (role_of_mode(mode) == WorkerRole::background_compile) {
@@ -169,12 +174,19 @@ bool receive_fork_request(std::string* role, int* channel, int* diagnostics) {
   return true;
 }
 
+// Each exited worker: its process group killed while its pid is still unreaped (so the id
+// cannot have been reused), ending a compiler it left running, then reaped and reported.
 void report_exited_children() {
-  int status = 0;
-  pid_t pid;
-  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+  for (;;) {
+    siginfo_t info{};
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    const pid_t pid = info.si_pid;
+    kill(-pid, SIGKILL);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return;
     write_frame(kChannel, MessageType::worker_exit,
                 {{"pid", std::to_string(pid)}, {"status", std::to_string(status)}});
+  }
 }
 
 // The fork server: single-threaded, so that fork() is safe; forks a worker per request

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "kiln/error.h"
@@ -58,6 +60,42 @@ std::optional<std::string> read_regular_fd(int fd, int64_t max_bytes, std::strin
   }
   data.resize(done);
   return data;
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, getpid(), counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
+  const char* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(err)));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(err)));
+  }
+}
+
+std::string make_private_temp_directory(const std::string& prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = fmt::format("{}/{}-XXXXXX", base && *base ? base : "/tmp", prefix);
+  if (!::mkdtemp(templ.data()))
+    throw Error(
+        fmt::format("cannot create a temporary directory {}: {}", templ, std::strerror(errno)));
+  return templ;
 }
 
 std::string read_regular_file(const std::string& path, int64_t max_bytes) {

@@ -294,14 +294,18 @@ std::string end_worker(WorkerProcess& w, bool kill_first) {
     status = ForkServer::get().exit_status(w.pid, 3);
     if (status.rfind("exit status unknown", 0) == 0) kill(w.pid, SIGKILL);
   } else {
-    int st = 0;
+    // Waited for without reaping, so that its process group can be killed while its pid is
+    // still ours: a compiler it left running (it was killed by a signal) ends too.
     double deadline = monotonic_seconds() + 3;
+    siginfo_t info{};
+    while (waitid(P_PID, static_cast<id_t>(w.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == 0 && monotonic_seconds() < deadline)
+      usleep(2000);
+    kill(-w.pid, SIGKILL);
+    kill(w.pid, SIGKILL);
+    int st = 0;
     pid_t r;
-    while ((r = waitpid(w.pid, &st, WNOHANG)) == 0 && monotonic_seconds() < deadline) usleep(2000);
-    if (r == 0) {
-      kill(w.pid, SIGKILL);
-      while ((r = waitpid(w.pid, &st, 0)) < 0 && errno == EINTR) {
-      }
+    while ((r = waitpid(w.pid, &st, 0)) < 0 && errno == EINTR) {
     }
     status = r > 0 ? describe_wait_status(st) : "exit status unknown";
   }

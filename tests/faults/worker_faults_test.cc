@@ -35,6 +35,26 @@ std::string slow_source(const std::string& name) {
   return src + "  return a;\n}\n";
 }
 
+// Live (not zombie) processes of process group `group`: a worker and the compiler it runs.
+std::vector<int> live_members(int group) {
+  std::vector<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string text;
+    if (!std::getline(stat, text)) continue;
+    const auto close_paren = text.rfind(')');
+    if (close_paren == std::string::npos) continue;
+    std::istringstream fields(text.substr(close_paren + 2));
+    std::string state;
+    int ppid = 0, pgrp = 0;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp == group && state != "Z") out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
 class Pool : public ::testing::TestWithParam<WorkerStart> {
  protected:
   CompileOptions options() const {
@@ -89,6 +109,10 @@ TEST_P(Pool, AKilledWorkerIsAWorkerErrorAndIsReplaced) {
   auto f = compile_source("slow", "c", slow_source("slow"), options());
   int pid = busy_worker();
   ASSERT_GT(pid, 0);
+  // Once its compiler runs (gcc, cc1: members of the worker's process group), killing the
+  // worker must end the compiler too.
+  for (int i = 0; i < 200 && live_members(pid).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   kill(pid, SIGKILL);
   try {
     f.get();
@@ -99,6 +123,9 @@ TEST_P(Pool, AKilledWorkerIsAWorkerErrorAndIsReplaced) {
     EXPECT_NE(m.find("compile_source slow"), std::string::npos) << m;
     EXPECT_NE(m.find("SIGKILL"), std::string::npos) << m;
   }
+  for (int i = 0; i < 100 && !live_members(pid).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(live_members(pid).empty()) << "the killed worker's compiler outlived it";
   CompiledKernel k = compile_source("twice", "c", kTwice, options()).get();
   EXPECT_NE(k.address(), nullptr);
   int failures = 0;

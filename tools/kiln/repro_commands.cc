@@ -12,6 +12,7 @@
 #include "kiln/error.h"
 #include "observe/minifier.h"
 #include "observe/repro.h"
+#include "support/files.h"
 
 extern char** environ;
 
@@ -59,10 +60,9 @@ int repro_command(const std::string& path) {
 
 int minify_command(const std::string& path, const std::string& out_path) {
   Repro failing = read_repro(path);
-  const std::string scratch =
-      fmt::format("{}/kiln-minify-{}", std::filesystem::temp_directory_path().string(), getpid());
-  std::filesystem::create_directories(scratch);
-  std::filesystem::permissions(scratch, std::filesystem::perms::owner_all);
+  // mkdtemp: a new directory only this user can enter (a predictable name was one an
+  // attacker could make first and fill with symlinks).
+  const std::string scratch = make_private_temp_directory("kiln-minify");
   MinifyResult result;
   try {
     result = minify(
