@@ -95,7 +95,7 @@ class WorkerExecutor final : public CompileExecutor {
     for (size_t i : units) {
       const ObjectUnit& unit = plan.units[i];
       pool().submit(encode(unit_job(unit.name, unit.source, cache_)),
-                    [this, &unit, i, done](std::exception_ptr error, Fields reply) {
+                    [&unit, i, done](std::exception_ptr error, Fields reply) {
                       std::shared_ptr<KernelObject> object;
                       if (!error) {
                         try {
