@@ -3,7 +3,7 @@
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 packages="cmake ninja-build g++ clang clang-format libclang-rt-14-dev libomp-14-dev ccache pkg-config
-  libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev libssl-dev libopenblas-openmp-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev nettle-dev libopenblas-openmp-dev
   libgtest-dev tcc"
 missing=""
 for p in $packages; do

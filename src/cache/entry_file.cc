@@ -2,9 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +12,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 
 #include "kiln/error.h"
 #include "support/files.h"
@@ -57,28 +55,18 @@ void write_all(int fd, const void* data, size_t size, const std::string& path) {
   }
 }
 
-// HMAC-SHA256 (OpenSSL's EVP_MAC) of the header, its mac field zeroed, and the payload.
+// HMAC-SHA256 (Nettle's: no global state, no library context and no exit handler, so a
+// background compile finishing while the process exits can still use it) of the header,
+// its mac field zeroed, and the payload.
 void entry_mac(const Header& header, std::string_view payload, const std::string& secret,
                unsigned char out[kMacBytes]) {
   Header h = header;
   std::memset(h.mac, 0, sizeof h.mac);
-  std::unique_ptr<EVP_MAC, decltype(&EVP_MAC_free)> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr),
-                                                        EVP_MAC_free);
-  if (!mac) throw Error("cache: OpenSSL has no HMAC");
-  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(mac.get()),
-                                                                EVP_MAC_CTX_free);
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
-                         OSSL_PARAM_construct_end()};
-  size_t length = 0;
-  if (!ctx ||
-      !EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
-                    params) ||
-      !EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(&h), sizeof h) ||
-      !EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(payload.data()),
-                      payload.size()) ||
-      !EVP_MAC_final(ctx.get(), out, &length, kMacBytes) || length != kMacBytes)
-    throw Error("cache: computing an entry's HMAC failed");
+  hmac_sha256_ctx ctx;
+  hmac_sha256_set_key(&ctx, secret.size(), reinterpret_cast<const uint8_t*>(secret.data()));
+  hmac_sha256_update(&ctx, sizeof h, reinterpret_cast<const uint8_t*>(&h));
+  hmac_sha256_update(&ctx, payload.size(), reinterpret_cast<const uint8_t*>(payload.data()));
+  hmac_sha256_digest(&ctx, kMacBytes, out);
 }
 
 Header header_of(const EntryName& entry, uint64_t size) {
@@ -212,7 +200,7 @@ std::optional<std::string> read_entry_file(const EntryName& entry, const std::st
   const std::string_view payload(data.data() + sizeof h, h.size);
   unsigned char mac[kMacBytes];
   entry_mac(h, payload, secret, mac);
-  if (CRYPTO_memcmp(mac, h.mac, kMacBytes) != 0)
+  if (!memeql_sec(mac, h.mac, kMacBytes))
     return corrupt("its MAC does not match (not written by kiln for this user and key)");
   return std::string(payload);
 }

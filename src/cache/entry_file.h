@@ -1,5 +1,5 @@
 // Cache entry files (format 2): a header (magic, format version, the entry's kind and full
-// key, payload size, and an HMAC-SHA256 of all of these and the payload under the user's
+// key, payload size, and an HMAC-SHA256 (Nettle) of all of these and the payload under the user's
 // cache secret) and the payload. Only kiln, running as this user, holds the secret, so a
 // file copied from another key, planted, or built elsewhere and wrapped in a well-formed
 // header fails its MAC: a miss, logged (KILN_LOGS=cache), never loaded. Written atomically

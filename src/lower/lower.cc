@@ -14,6 +14,11 @@ namespace kiln {
 
 namespace {
 
+// Parameters of one foreach kernel at most: a CUDA kernel's argument block holds 64
+// buffers (kernel_abi.h), and one function of hundreds of loops costs gcc -O3 seconds
+// (500 independent adds took 20 s as one kernel).
+constexpr size_t kMaxForeachParams = 48;
+
 IndexPtr contiguous_offset(const std::vector<IndexPtr>& idx, const SymShape& shape) {
   IndexPtr offset = index_const(0), stride = index_const(1);
   for (size_t d = shape.size(); d-- > 0;) {
@@ -56,7 +61,8 @@ class Lowering {
   }
 
   // Consecutive pointwise kernels with the same ops that do not read each other become one
-  // foreach kernel; kernels are then numbered in launch order.
+  // foreach kernel of at most kMaxForeachParams parameters; kernels are then numbered in
+  // launch order.
   static void merge_foreach(Program& p) {
     auto stem = [](const std::string& name) { return name.substr(0, name.find_last_of('_')); };
     std::vector<LoopKernel> kernels;
@@ -76,16 +82,19 @@ class Lowering {
       }
       std::vector<LoopKernel> run{std::move(p.kernels[static_cast<size_t>(step.kernel)])};
       std::set<ValueId> written{run[0].params[0]};
+      size_t run_params = run[0].params.size();
       size_t e = s + 1;
       for (; e < p.steps.size(); ++e) {
         const Step& next = p.steps[e];
         if (next.kind != Step::Kind::Kernel) break;
         LoopKernel& k = p.kernels[static_cast<size_t>(next.kernel)];
         if (k.kind != LoopKernel::Kind::Pointwise || stem(k.name) != stem(run[0].name)) break;
+        if (run_params + k.params.size() > kMaxForeachParams) break;
         bool reads_run = std::any_of(k.params.begin() + 1, k.params.end(),
                                      [&](ValueId v) { return written.count(v) > 0; });
         if (reads_run) break;
         written.insert(k.params[0]);
+        run_params += k.params.size();
         run.push_back(std::move(k));
       }
       if (run.size() == 1) {
