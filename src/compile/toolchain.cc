@@ -186,7 +186,8 @@ std::string compile_object(const Toolchain& toolchain, const std::string& name,
   SpanScope span("compile", "toolchain " + name);
   TempDirectory temp;
   try {
-    temp.path = make_private_temp_directory("kiln");
+    // Named by this process, so that the host can remove what a killed worker left.
+    temp.path = make_private_temp_directory(scratch_prefix(getpid()));
   } catch (const Error& e) {
     throw CompileError(e.what());
   }

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "kiln/error.h"
 
@@ -96,6 +97,23 @@ std::string make_private_temp_directory(const std::string& prefix) {
     throw Error(
         fmt::format("cannot create a temporary directory {}: {}", templ, std::strerror(errno)));
   return templ;
+}
+
+std::string scratch_prefix(int pid) { return fmt::format("kiln-{}", pid); }
+
+void remove_scratch_of(int pid) {
+  const char* base = std::getenv("TMPDIR");
+  const std::string dir = base && *base ? base : "/tmp";
+  const std::string prefix = scratch_prefix(pid) + "-";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    struct stat st {};
+    if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 6 ||
+        ::lstat(e.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+      continue;
+    std::filesystem::remove_all(e.path(), ec);
+  }
 }
 
 std::string read_regular_file(const std::string& path, int64_t max_bytes) {

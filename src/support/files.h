@@ -19,6 +19,11 @@ std::optional<std::string> read_regular_fd(int fd, int64_t max_bytes, std::strin
 void write_file_atomically(const std::string& path, std::string_view bytes);
 // A new private directory (mkdtemp, 0700) named `prefix`-XXXXXX under $TMPDIR or /tmp.
 std::string make_private_temp_directory(const std::string& prefix);
+// The prefix of a compile's scratch directories in process `pid` ("kiln-PID"), and removing
+// those that process left behind (it was killed mid-compile): only directories, not
+// symlinks, owned by this user.
+std::string scratch_prefix(int pid);
+void remove_scratch_of(int pid);
 
 // The whole of `path` under the same rules (opened without blocking, so a FIFO is refused
 // rather than waited on); throws Error naming the file and what is wrong with it.

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "kiln/error.h"
+#include "support/files.h"
 #include "support/log.h"
 #include "support/process.h"
 #include "wire/frame.h"
@@ -309,6 +310,7 @@ std::string end_worker(WorkerProcess& w, bool kill_first) {
     }
     status = r > 0 ? describe_wait_status(st) : "exit status unknown";
   }
+  remove_scratch_of(w.pid);  // what it was compiling when it was killed
   w.pid = 0;
   return status;
 }

@@ -39,8 +39,9 @@ WorkerRole role_of_mode(const std::string& mode);
 WorkerProcess launch_worker(WorkerStart start, WorkerRole role);
 
 // Ends a worker: kills it when `kill_first`, closes the host's descriptors, reaps it (or
-// learns its fate from the fork server), and returns its exit status in words. Waits at
-// most a few seconds, then kills.
+// learns its fate from the fork server), kills what is left of its process group (a
+// compiler), removes its compile scratch directories, and returns its exit status in
+// words. Waits at most a few seconds, then kills.
 std::string end_worker(WorkerProcess& worker, bool kill_first);
 
 // The kiln-worker executable this library uses (Subprocess start and the fork server).

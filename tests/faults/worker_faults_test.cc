@@ -55,6 +55,16 @@ std::vector<int> live_members(int group) {
   return out;
 }
 
+// The compile scratch directories of process `pid` (TMPDIR/kiln-PID-XXXXXX).
+std::vector<std::string> scratch_of(int pid) {
+  std::vector<std::string> out;
+  const char* tmp = std::getenv("TMPDIR");
+  for (const auto& e : std::filesystem::directory_iterator(tmp && *tmp ? tmp : "/tmp"))
+    if (e.path().filename().string().rfind(fmt::format("kiln-{}-", pid), 0) == 0)
+      out.push_back(e.path().string());
+  return out;
+}
+
 class Pool : public ::testing::TestWithParam<WorkerStart> {
  protected:
   CompileOptions options() const {
@@ -111,8 +121,18 @@ TEST_P(Pool, AKilledWorkerIsAWorkerErrorAndIsReplaced) {
   ASSERT_GT(pid, 0);
   // Once its compiler runs (gcc, cc1: members of the worker's process group), killing the
   // worker must end the compiler too.
-  for (int i = 0; i < 200 && live_members(pid).size() < 2; ++i)
+  // (Its scratch directory appears just before the compiler starts; gcc runs before that to
+  // say its version.)
+  for (int i = 0; i < 400 && scratch_of(pid).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const bool scratch_seen = !scratch_of(pid).empty();
+  for (int i = 0; i < 100 && live_members(pid).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A spawned worker is seen mid-compile here (the fork and spawn starts' compile can be
+  // over before the first look; the checks below hold for them all the same).
+  if (GetParam() == WorkerStart::Subprocess) {
+    EXPECT_TRUE(scratch_seen) << "the worker's compile scratch directory was never seen";
+  }
   kill(pid, SIGKILL);
   try {
     f.get();
@@ -126,6 +146,8 @@ TEST_P(Pool, AKilledWorkerIsAWorkerErrorAndIsReplaced) {
   for (int i = 0; i < 100 && !live_members(pid).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(live_members(pid).empty()) << "the killed worker's compiler outlived it";
+  // Nor does its scratch directory (TMPDIR/kiln-PID-XXXXXX) outlive it.
+  EXPECT_EQ(scratch_of(pid), std::vector<std::string>{}) << "left behind";
   CompiledKernel k = compile_source("twice", "c", kTwice, options()).get();
   EXPECT_NE(k.address(), nullptr);
   int failures = 0;
