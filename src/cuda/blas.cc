@@ -14,6 +14,7 @@
 #include "cuda/driver.h"
 #include "kiln/error.h"
 #include "support/dynamic_library.h"
+#include "support/log.h"
 
 namespace kiln::cuda {
 
@@ -251,7 +252,14 @@ std::string algo_cache_key(Lt& l, const GemmRequest& r) {
 
 Algo tuned_algorithm(Lt& l, const GemmRequest& r, const Prepared& p,
                      const HeuristicResult* candidates, int count) {
-  const std::optional<Cache> cache = Cache::open();
+  // The tuned algorithm's cache is an optimization: a cache that cannot be opened (its
+  // directory removed meanwhile) means timing the candidates again, not a failed matmul.
+  std::optional<Cache> cache;
+  try {
+    cache = Cache::open();
+  } catch (const Error& e) {
+    warn_once("cublaslt cache", fmt::format("cuBLASLt's algorithm cache: {}", e.what()));
+  }
   const std::string key = cache ? algo_cache_key(l, r) : std::string();
   if (cache) {
     if (std::optional<std::string> entry = cache->get(CacheKind::autotune, key)) {

@@ -453,7 +453,16 @@ void run_in_background(std::function<void()> task) {
     ++tasks.running;
   }
   std::thread([task = std::move(task), &tasks] {
-    task();
+    // Tasks report their own failures; one that escapes is a warning here, never a
+    // std::terminate of the user's process (a cache directory removed under a background
+    // compile did that).
+    try {
+      task();
+    } catch (const std::exception& e) {
+      warn_once(e.what(), fmt::format("a background task failed: {}", e.what()));
+    } catch (...) {
+      warn_once("unknown", "a background task failed");
+    }
     std::lock_guard<std::mutex> lock(tasks.mutex);
     --tasks.running;
     tasks.cv.notify_all();
