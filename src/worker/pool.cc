@@ -271,7 +271,14 @@ struct WorkerPool::State {
       } catch (...) {
         error = std::current_exception();
       }
-      pending.done(error, std::move(reply));
+      // A callback that throws is a warning, never a std::terminate of the user's process.
+      try {
+        pending.done(error, std::move(reply));
+      } catch (const std::exception& e) {
+        warn_once(e.what(), fmt::format("a compile job's callback failed: {}", e.what()));
+      } catch (...) {
+        warn_once("unknown callback", "a compile job's callback failed");
+      }
       lock.lock();
       slot.busy = false;
       ++slot.jobs_done;
