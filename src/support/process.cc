@@ -48,7 +48,15 @@ ProcessResult run_process(const std::vector<std::string>& argv, double timeout_s
   args.push_back(nullptr);
   ProcessResult result;
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const bool own_group = getsid(0) != getpid();
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  if (own_group) {
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);
+  }
+  int rc = posix_spawnp(&pid, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   if (rc != 0) {
@@ -64,6 +72,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, double timeout_s
                     .count();
     if (left <= 0) {
       result.timed_out = true;
+      if (own_group) kill(-pid, SIGKILL);
       kill(pid, SIGKILL);
       break;
     }

@@ -20,7 +20,10 @@ struct ProcessResult {
 // A waitpid status in words: "exit status 1", "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);
 
-// Runs argv[0] (searched in PATH) with `argv`; throws Error only if it cannot start.
+// Runs argv[0] (searched in PATH) with `argv`; throws Error only if it cannot start. The
+// child runs in a process group of its own, so that a timeout ends everything it started
+// (gcc's cc1, as, ld), unless this process leads its own session, as a compile worker does:
+// there the child stays in the worker's group, which the host kills with the worker.
 ProcessResult run_process(const std::vector<std::string>& argv, double timeout_seconds);
 
 // The first line `argv` prints (e.g. a compiler's --version), or "" if it does not run.
