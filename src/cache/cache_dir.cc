@@ -38,6 +38,11 @@ void ensure_private_directory(const std::string& path, Privacy privacy, const ch
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0)
     throw Error(fmt::format("{} {}: {}", what, path, std::strerror(errno)));
+  check_private_directory(st, path, privacy, what);
+}
+
+void check_private_directory(const struct stat& st, const std::string& path, Privacy privacy,
+                             const char* what) {
   if (!S_ISDIR(st.st_mode))
     throw Error(fmt::format("{} {}: not a directory (a symlink or a file is refused)", what, path));
   if (st.st_uid != geteuid())

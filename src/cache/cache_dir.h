@@ -4,6 +4,8 @@
 // any access (read, write or search).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <optional>
 #include <string>
 
@@ -22,6 +24,9 @@ enum class Privacy { owner_only, not_writable_by_others };
 // Creates `path` (and missing parents) with mode 0700 and checks that it is a directory
 // (not a symlink) owned by this user, private as `privacy` says. Throws Error naming the
 // directory (`what`: "cache directory", "trace directory"), the path and what is wrong.
+// The same checks of a directory already stat-ed (fstat of a held descriptor: no race).
+void check_private_directory(const struct stat& st, const std::string& path, Privacy privacy,
+                             const char* what);
 void ensure_private_directory(const std::string& path, Privacy privacy = Privacy::owner_only,
                               const char* what = "cache directory");
 

@@ -62,17 +62,7 @@ void check_ancestor(const struct stat& st, const std::string& dir, const std::st
 void check_private(int fd, const std::string& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) refuse(path, std::strerror(errno));
-  if (!S_ISDIR(st.st_mode)) refuse(path, "not a directory");
-  if (st.st_uid != geteuid())
-    refuse(path, fmt::format("owned by uid {}, not by this user (uid {}); refusing to load code "
-                             "from it",
-                             st.st_uid, geteuid()));
-  if (st.st_mode & (S_IRWXG | S_IRWXO))
-    refuse(path, fmt::format("{} by {} (mode {:o}); refusing to {} (chmod 700 it)",
-                             st.st_mode & (S_IWGRP | S_IWOTH) ? "writable" : "readable",
-                             st.st_mode & S_IRWXO ? "everyone" : "its group", st.st_mode & 07777,
-                             st.st_mode & (S_IWGRP | S_IWOTH) ? "load code from it"
-                                                              : "keep kernels and weights in it"));
+  check_private_directory(st, path, Privacy::owner_only, "cache directory");
 }
 
 }  // namespace

@@ -44,17 +44,6 @@ std::string temp_name(const std::string& file) {
   return fmt::format("{}.tmp.{}.{}", file, getpid(), temp_counter++);
 }
 
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(fmt::format("cache: cannot write {}: {}", path, std::strerror(errno)));
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 // HMAC-SHA256 (Nettle's: no global state, no library context and no exit handler, so a
 // background compile finishing while the process exits can still use it) of the header,
 // its mac field zeroed, and the payload.
@@ -133,7 +122,7 @@ std::string cache_secret(const DirectoryHandle& root, const std::string& root_pa
                        0600);
     if (out < 0) throw Error(fmt::format("cache secret {}: {}", path, std::strerror(errno)));
     try {
-      write_all(out, bytes.data(), bytes.size(), path);
+      write_all(out, bytes, path);
     } catch (...) {
       ::close(out);
       ::unlinkat(root.fd(), tmp.c_str(), 0);
@@ -159,8 +148,8 @@ void write_entry_file(const EntryName& entry, std::string_view payload, const st
     throw Error(fmt::format("cache: cannot create a temp file for {}: {}", entry.path,
                             std::strerror(errno)));
   try {
-    write_all(fd, &h, sizeof h, entry.path);
-    write_all(fd, payload.data(), payload.size(), entry.path);
+    write_all(fd, std::string_view(reinterpret_cast<const char*>(&h), sizeof h), entry.path);
+    write_all(fd, payload, entry.path);
   } catch (...) {
     ::close(fd);
     ::unlinkat(entry.dir.fd(), tmp.c_str(), 0);

@@ -1,7 +1,5 @@
 #include "lower/plan_fusion.h"
 
-#include "support/limits.h"
-
 #include <algorithm>
 
 #include "graph/infer.h"
@@ -130,12 +128,11 @@ class FusionPlanner {
   // lowering, the verifier, the printer or the emitter, recurses deeper than that.
   bool too_deep(size_t n) {
     const Node& node = g_.nodes[n];
-    const Role role = role_of(g_, node);
-    if (role == Role::Ext) return false;  // depth 0
-    if (is_row_reduction(g_, node)) {
+    if (is_row_reduction(g_, node)) {  // (before the Ext test: reductions are ext by role)
       depth_[n] = 1;
       return false;
     }
+    if (role_of(g_, node) == Role::Ext) return false;  // depth 0
     int64_t deepest = 0;
     for (ValueId v : node.inputs)
       if (int32_t m = g_.node_index(v); m >= 0)

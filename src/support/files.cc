@@ -63,24 +63,29 @@ std::optional<std::string> read_regular_fd(int fd, int64_t max_bytes, std::strin
   return data;
 }
 
-void write_file_atomically(const std::string& path, std::string_view bytes) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, getpid(), counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
+void write_all(int fd, std::string_view bytes, const std::string& path) {
   const char* p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(err)));
-    }
+    if (n <= 0) throw Error(fmt::format("{}: cannot write: {}", path, std::strerror(errno)));
     p += n;
     left -= static_cast<size_t>(n);
+  }
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, getpid(), counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
+  try {
+    write_all(fd, bytes, path);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -90,9 +95,17 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   }
 }
 
-std::string make_private_temp_directory(const std::string& prefix) {
+namespace {
+
+std::string temp_root() {
   const char* base = std::getenv("TMPDIR");
-  std::string templ = fmt::format("{}/{}-XXXXXX", base && *base ? base : "/tmp", prefix);
+  return base && *base ? base : "/tmp";
+}
+
+}  // namespace
+
+std::string make_private_temp_directory(const std::string& prefix) {
+  std::string templ = fmt::format("{}/{}-XXXXXX", temp_root(), prefix);
   if (!::mkdtemp(templ.data()))
     throw Error(
         fmt::format("cannot create a temporary directory {}: {}", templ, std::strerror(errno)));
@@ -102,11 +115,9 @@ std::string make_private_temp_directory(const std::string& prefix) {
 std::string scratch_prefix(int pid) { return fmt::format("kiln-{}", pid); }
 
 void remove_scratch_of(int pid) {
-  const char* base = std::getenv("TMPDIR");
-  const std::string dir = base && *base ? base : "/tmp";
   const std::string prefix = scratch_prefix(pid) + "-";
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+  for (const auto& e : std::filesystem::directory_iterator(temp_root(), ec)) {
     const std::string name = e.path().filename().string();
     struct stat st {};
     if (name.rfind(prefix, 0) != 0 || name.size() != prefix.size() + 6 ||

@@ -13,6 +13,8 @@ namespace kiln {
 // The whole of the open file `fd` if it is a regular file of at most `max_bytes`; else
 // nullopt with `*why` saying what it is ("a directory", "a FIFO", "larger than N bytes").
 std::optional<std::string> read_regular_fd(int fd, int64_t max_bytes, std::string* why);
+// Writes all of `bytes` to `fd` (retrying short writes); Error naming `path` otherwise.
+void write_all(int fd, std::string_view bytes, const std::string& path);
 // Writes `bytes` to `path` through a new temp file beside it (O_EXCL|O_NOFOLLOW, mode
 // 0600: never through a symlink or over a file someone planted), renamed over `path`; the
 // temp file is removed on every failure. Throws Error naming the file.
