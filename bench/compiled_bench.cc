@@ -70,14 +70,14 @@ struct Workload {
 };
 
 Graph trace(const Workload& w) {
-  Tracer tracer(w.name);
+  Tracer tracer(w.name, /*freeze_captured=*/false);
   auto in = tracer.add_inputs(w.inputs);
   std::vector<Tensor> out;
   {
     RecorderScope scope(&tracer);
     out = w.fn(in);
   }
-  return tracer.finish(out);
+  return tracer.finish(out).graph;
 }
 
 Tensor mlp_layer(const Tensor& x, const Tensor& w, const Tensor& b, bool relu_after) {

@@ -49,6 +49,13 @@ struct CompileOptions {
   // run as usual (their kernels outweigh launch costs). A plan that cannot be captured (a
   // step that waits on the host) runs as usual, counted in cuda.graph_fallbacks.
   bool cuda_graphs = false;
+  // Tensors the function captures (from before its first call) are graph inputs bound to
+  // those tensors: each call reads them as they are then, in-place changes and raw writes
+  // included. freeze_captured folds them into the graph as constants instead (constant
+  // folding sees them), guarded by their versions: after a write to one, the next call
+  // traces and compiles again (guard.frozen_changed). A frozen tensor must not be mutated
+  // by the function itself.
+  bool freeze_captured = false;
 };
 
 // One kernel of a compiled graph, as it was built.

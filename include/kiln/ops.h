@@ -63,6 +63,8 @@ KILN_DECLARE_BINARY(logical_xor)
 #undef KILN_DECLARE_BINARY
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
+// x with `value` where `mask` (bool, broadcast to x) is true.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value);
 Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max);
 
 // Reductions over `dims` (empty: all dims); negative dims count from the end.
@@ -118,6 +120,15 @@ Tensor operator+(Scalar a, const Tensor& b);
 Tensor operator-(Scalar a, const Tensor& b);
 Tensor operator*(Scalar a, const Tensor& b);
 Tensor operator/(Scalar a, const Tensor& b);
+// In-place: add_, sub_, mul_, div_ (they return the tensor written).
+const Tensor& operator+=(const Tensor& a, const Tensor& b);
+const Tensor& operator-=(const Tensor& a, const Tensor& b);
+const Tensor& operator*=(const Tensor& a, const Tensor& b);
+const Tensor& operator/=(const Tensor& a, const Tensor& b);
+const Tensor& operator+=(const Tensor& a, Scalar b);
+const Tensor& operator-=(const Tensor& a, Scalar b);
+const Tensor& operator*=(const Tensor& a, Scalar b);
+const Tensor& operator/=(const Tensor& a, Scalar b);
 Tensor operator==(const Tensor& a, const Tensor& b);
 Tensor operator!=(const Tensor& a, const Tensor& b);
 Tensor operator<(const Tensor& a, const Tensor& b);

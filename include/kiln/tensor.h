@@ -58,11 +58,24 @@ class Tensor {
   bool is_contiguous() const;
 
   // The first element of a contiguous CPU tensor (Error for a GPU tensor: copy it with cpu()) of
-  // element type T (uint16_t for f16/bf16).
+  // element type T (uint16_t for f16/bf16). data<T>() is for writing: it counts as a write to
+  // the tensor's storage (its version goes up, so a compiled function that froze this tensor
+  // recompiles); const_data<T>() reads and changes nothing, as PyTorch's const_data_ptr.
   template <class T>
   T* data() const {
-    return static_cast<T*>(checked_data(sizeof(T), dtype_tag<T>()));
+    return static_cast<T*>(checked_data(sizeof(T), dtype_tag<T>(), /*write=*/true));
   }
+  template <class T>
+  const T* const_data() const {
+    return static_cast<const T*>(checked_data(sizeof(T), dtype_tag<T>(), /*write=*/false));
+  }
+  // The address of the first element (host or device memory, any strides); data_ptr() counts
+  // as a write, as data<T>() does.
+  void* data_ptr() const;
+  const void* const_data_ptr() const;
+  // The storage's version: bumped by every in-place op, copy_, data<T>() / data_ptr() and
+  // compiled write-back, shared by all views of one storage (PyTorch's _version).
+  uint64_t _version() const;
   // The value of a one-element tensor.
   template <class T>
   T item() const {
@@ -135,6 +148,25 @@ class Tensor {
   Tensor softmax(int64_t dim) const;
   Tensor log_softmax(int64_t dim) const;
 
+  // In-place ops, as PyTorch's: each writes its result into this tensor's elements (a view
+  // writes into its base), converted to its dtype (a result that cannot be converted, e.g. a
+  // float into an integer tensor, is an Error), and returns *this. add_/sub_ scale `other`
+  // by `alpha` first. Under compile() they are functionalized: the graph stays pure and the
+  // compiled function writes the new values back into its inputs and captured tensors.
+  const Tensor& add_(const Tensor& other, Scalar alpha = 1) const;
+  const Tensor& add_(Scalar other, Scalar alpha = 1) const;
+  const Tensor& sub_(const Tensor& other, Scalar alpha = 1) const;
+  const Tensor& sub_(Scalar other, Scalar alpha = 1) const;
+  const Tensor& mul_(const Tensor& other) const;
+  const Tensor& mul_(Scalar other) const;
+  const Tensor& div_(const Tensor& other) const;
+  const Tensor& div_(Scalar other) const;
+  const Tensor& copy_(const Tensor& src) const;  // src broadcast to this tensor's shape
+  const Tensor& fill_(Scalar value) const;
+  const Tensor& zero_() const;
+  const Tensor& clamp_(std::optional<Scalar> min, std::optional<Scalar> max) const;
+  const Tensor& masked_fill_(const Tensor& mask, Scalar value) const;
+
   std::string to_string() const;
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
@@ -148,7 +180,7 @@ class Tensor {
       return static_cast<int>(DTypeOf<std::remove_const_t<T>>::value);
     }
   }
-  void* checked_data(size_t element_size, int dtype_tag) const;
+  void* checked_data(size_t element_size, int dtype_tag, bool write) const;
 
   std::shared_ptr<TensorImpl> impl_;
 };

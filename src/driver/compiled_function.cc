@@ -16,6 +16,7 @@
 #include "observe/trace_log.h"
 #include "support/log.h"
 #include "support/stats.h"
+#include "tensor/tensor_impl.h"
 #include "trace/guards.h"
 #include "trace/tracer.h"
 
@@ -28,18 +29,56 @@ struct Entry {
   mutable std::string graph_text;  // printed on first request (a call need not wait for it)
   TensorMap constants;
   std::unique_ptr<Executable> executable;
+  // From the trace (TraceResult): graph inputs past the call's tensors, writes after each
+  // run, results that are input tensors themselves, frozen storages' versions.
+  std::vector<std::weak_ptr<TensorImpl>> captured;
+  std::vector<TraceResult::WriteBack> write_backs;
+  std::vector<int32_t> returns_input;
+  std::vector<TraceResult::Frozen> frozen;
 };
+
+namespace {
+
+// Throws when the graph writes to an input that shares memory with another input: the
+// functionalized graph treats them as separate values, eager would not.
+void check_no_aliased_writes(const std::vector<Tensor>& args,
+                             const std::vector<TraceResult::WriteBack>& writes,
+                             const std::string& name, size_t num_call_tensors) {
+  auto what = [&](size_t i) {
+    return i < num_call_tensors ? fmt::format("input {}", i)
+                                : fmt::format("captured tensor {}", i - num_call_tensors);
+  };
+  for (const TraceResult::WriteBack& w : writes)
+    for (size_t j = 0; j < args.size(); ++j)
+      if (j != w.input && args[j].impl()->storage == args[w.input].impl()->storage)
+        throw Error(fmt::format(
+            "{}: the compiled function writes to {}, which shares memory with {}; kiln cannot "
+            "keep the two consistent: pass a clone() of one of them",
+            name, what(w.input), what(j)));
+}
+
+}  // namespace
 
 class CompiledCore {
  public:
   explicit CompiledCore(const CompileOptions& options) : options_(resolve_options(options)) {}
 
   Flat call(const Flat& inputs, const TraceFn& trace) {
-    Entry* entry = find(inputs);
-    if (!entry) entry = add_entry(inputs, trace);
+    std::vector<Tensor> args;  // the graph's inputs: the call's tensors, then the captured
+    std::shared_ptr<Entry> entry = find(inputs, &args);
+    if (!entry) entry = add_entry(inputs, trace, &args);
+    std::vector<Tensor> results = entry->executable->run(args);
+    for (const TraceResult::WriteBack& w : entry->write_backs) {
+      copy_into(args[w.input], results[w.output]);
+      args[w.input].impl()->storage->bump_version();
+    }
+    if (!entry->write_backs.empty()) bump(Stat::write_backs);
     Flat out;
     out.structure = entry->output_structure;
-    out.tensors = entry->executable->run(inputs.tensors);
+    for (size_t i = 0; i < entry->returns_input.size(); ++i) {
+      int32_t input = entry->returns_input[i];
+      out.tensors.push_back(input >= 0 ? args[static_cast<size_t>(input)] : results[i]);
+    }
     return out;
   }
 
@@ -102,16 +141,16 @@ class CompiledCore {
   }
 
   // Under KILN_TRACE: the graph's repro file (graph_runnable), for every graph compiled.
-  void write_runnable(const Graph& graph, const Flat& inputs) const {
+  void write_runnable(const Graph& graph, const std::vector<Tensor>& inputs) const {
     std::optional<std::string> dir = trace_directory();
     if (!dir) return;
     std::string path =
-        write_repro(*dir, repro_of_call(graph, inputs.tensors, options_, trace_saves_inputs()));
+        write_repro(*dir, repro_of_call(graph, inputs, options_, trace_saves_inputs()));
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 
   // Where the entry runs: where its inputs (and captured tensors) are; all in one place.
-  Device device_of(const Graph& graph, const Flat& inputs) const {
+  Device device_of(const Graph& graph, const std::vector<Tensor>& inputs) const {
     std::optional<Device> device;
     std::string first;
     auto see = [&](Device d, const std::string& what) {
@@ -125,55 +164,99 @@ class CompiledCore {
                         options_.name, what, device_name(d), first, device_name(*device)));
       }
     };
-    for (size_t i = 0; i < inputs.tensors.size(); ++i)
-      see(inputs.tensors[i].device(), fmt::format("input {}", i));
+    for (size_t i = 0; i < inputs.size(); ++i)
+      see(inputs[i].device(), fmt::format("input {}", graph.inputs[i].name));
     for (const GraphConstant& c : graph.constants)
       see(c.value.device(), fmt::format("captured tensor {}", c.name));
     return device.value_or(Device::cpu);
   }
 
-  Entry* find(const Flat& inputs) {
+  // The entry `inputs` match, with the graph's inputs in `args`. Entries whose captured
+  // tensors are gone, or whose frozen tensors changed, can never match again: dropped.
+  std::shared_ptr<Entry> find(const Flat& inputs, std::vector<Tensor>* args) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& e : entries_) {
-      if (e->guards.matches(inputs)) {
-        bump(Stat::guard_hits);
-        return e.get();
+    for (size_t e = 0; e < entries_.size(); ++e) {
+      Entry& entry = *entries_[e];
+      if (!entry.guards.matches(inputs)) continue;
+      std::string stale = stale_reason(entry);
+      if (!stale.empty()) {
+        if (log_enabled("guards"))
+          log_line("guards", fmt::format("{}: entry {} dropped: {}", options_.name,
+                                         entry.guards.describe(), stale));
+        entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(e));
+        return nullptr;  // traced again, with what the function captures now
       }
+      *args = inputs.tensors;
+      for (const std::weak_ptr<TensorImpl>& c : entry.captured) args->emplace_back(c.lock());
+      for (const Tensor& t : *args)
+        if (!t.defined()) return nullptr;  // released between the check and now
+      check_no_aliased_writes(*args, entry.write_backs, options_.name, inputs.tensors.size());
+      bump(Stat::guard_hits);
+      return entries_[e];
     }
     return nullptr;
   }
 
-  Entry* add_entry(const Flat& inputs, const TraceFn& trace) {
+  // Why `entry` can no longer serve calls, or "".
+  static std::string stale_reason(const Entry& entry) {
+    for (size_t i = 0; i < entry.captured.size(); ++i) {
+      if (entry.captured[i].expired()) {
+        bump(Stat::guard_captured_gone);
+        return fmt::format("captured tensor {} is gone", i);
+      }
+    }
+    for (const TraceResult::Frozen& f : entry.frozen) {
+      std::shared_ptr<Storage> storage = f.storage.lock();
+      if (!storage || storage->version() != f.version) {
+        bump(Stat::guard_frozen_changed);
+        return fmt::format("frozen tensor {} was written to", f.name);
+      }
+    }
+    return "";
+  }
+
+  std::shared_ptr<Entry> add_entry(const Flat& inputs, const TraceFn& trace,
+                                   std::vector<Tensor>* args) {
     bump(Stat::guard_misses);
-    Tracer tracer(options_.name);
+    Tracer tracer(options_.name, options_.freeze_captured);
     Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure};
     Flat traced_out;
     {
       RecorderScope scope(&tracer);
       traced_out = trace(traced_in);
     }
-    auto entry = std::make_unique<Entry>();
-    Graph graph = tracer.finish(traced_out.tensors);
+    auto entry = std::make_shared<Entry>();
+    TraceResult traced = tracer.finish(traced_out.tensors);
+    Graph& graph = traced.graph;
     bump(Stat::trace_graphs);
     entry->guards = make_guards(graph, inputs);
     entry->output_structure = traced_out.structure;
+    entry->captured = traced.captured;
+    entry->write_backs = traced.write_backs;
+    entry->returns_input = traced.returns_input;
+    entry->frozen = traced.frozen;
+    *args = inputs.tensors;
+    for (const std::weak_ptr<TensorImpl>& c : entry->captured) args->emplace_back(c.lock());
+    check_no_aliased_writes(*args, entry->write_backs, options_.name, inputs.tensors.size());
     for (const GraphConstant& c : graph.constants) entry->constants[c.name] = c.value;
     if (log_enabled("guards"))
       log_line("guards",
-               fmt::format("{}: new entry for {}", options_.name, entry->guards.describe()));
+               fmt::format("{}: new entry for {} ({} captured by reference, {} written back)",
+                           options_.name, entry->guards.describe(), entry->captured.size(),
+                           entry->write_backs.size()));
     ResolvedOptions options = options_;
-    options.device = device_of(graph, inputs);
+    options.device = device_of(graph, *args);
     entry->executable = compile_graph(graph, options);
-    write_runnable(graph, inputs);
+    write_runnable(graph, *args);
     entry->graph = std::make_shared<const Graph>(std::move(graph));
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.push_back(std::move(entry));
-    return entries_.back().get();
+    entries_.push_back(entry);
+    return entry;
   }
 
   ResolvedOptions options_;
   mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<Entry>> entries_;
+  std::vector<std::shared_ptr<Entry>> entries_;
 };
 
 std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options) {

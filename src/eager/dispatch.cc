@@ -29,21 +29,17 @@ RecorderScope::RecorderScope(OpRecorder* recorder) : previous_(t_recorder) {
 RecorderScope::~RecorderScope() { t_recorder = previous_; }
 
 Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
-  bool traced = false;
   for (const Tensor& t : inputs) {
     if (!t.defined())
       throw Error(
           fmt::format("{}: an input tensor is undefined (default-constructed)", op_name(op)));
-    if (t.impl()->is_traced()) {
-      if (!t_recorder || t.impl()->trace_session != t_recorder->session())
-        throw Error(
-            fmt::format("{}: a tensor traced by compile() was used outside its trace "
-                        "(a traced function must not leak its intermediate tensors)",
-                        op_name(op)));
-      traced = true;
-    }
+    if (t.impl()->is_traced() && (!t_recorder || t.impl()->trace_session != t_recorder->session()))
+      throw Error(
+          fmt::format("{}: a tensor traced by compile() was used outside its trace "
+                      "(a traced function must not leak its intermediate tensors)",
+                      op_name(op)));
   }
-  if (traced) return t_recorder->record(op, inputs, attrs);
+  if (t_recorder) return t_recorder->record(op, inputs, attrs);
   return run_op(op, inputs, attrs);
 }
 

@@ -3,6 +3,7 @@
 // interpreter's op executor. The public op functions and Tensor methods are thin wrappers.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "graph/attrs.h"
@@ -13,14 +14,23 @@
 
 namespace kiln {
 
-// Implemented by the tracer; installed per thread while compile() traces a function.
+// Implemented by the tracer; installed per thread while compile() traces a function. While
+// one is installed every op records, whether or not its inputs are traced: an op on a
+// captured tensor must read that tensor when the compiled function runs, not when it traced.
 class OpRecorder {
  public:
   virtual ~OpRecorder() = default;
   virtual Tensor record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) = 0;
+  // self ← value, functionalized: `value` (traced, of self's dtype and shape) becomes what
+  // `self` and every tensor aliasing it hold from now on in the trace.
+  virtual void assign(const Tensor& self, const Tensor& value) = 0;
+  // A traced copy of `t` that aliases nothing (clone(), contiguous() of a strided tensor).
+  virtual Tensor copy(const Tensor& t) = 0;
   // The symbolic shape of a value traced by this recorder.
   virtual const SymShape& symbolic_shape(const Tensor& traced) const = 0;
   virtual uint64_t session() const = 0;
+  // Storages with a smaller serial existed before the trace began (captured tensors).
+  virtual uint64_t first_serial() const = 0;
 };
 
 // The recorder active on this thread, or null.
@@ -71,6 +81,17 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
+// Where a view op puts a tensor's elements: the sizes, strides (in elements) and offset the
+// view `op` of a tensor laid out as `in` has, or nullopt where eager copies instead (a
+// reshape that the strides cannot express). The tracer asks it too, so that a traced view
+// aliases what the eager one would.
+struct ViewGeometry {
+  Shape sizes, strides;
+  int64_t offset = 0;
+};
+std::optional<ViewGeometry> view_geometry(Op op, const Attrs& attrs, const ViewGeometry& in,
+                                          const Shape& out_shape);
+bool is_view_op(Op op);
 
 // Copies `src` into `dst` (same sizes, any strides, dtypes and devices), converting elements.
 void copy_into(const Tensor& dst, const Tensor& src);

@@ -24,7 +24,7 @@ Shape out_shape_of(const TensorType& type) {
 
 std::vector<int64_t> load_indices(const Tensor& index, int64_t bound, Op op) {
   Tensor idx = contiguous_eager(cast(index, DType::i64)).cpu();
-  std::vector<int64_t> out(idx.data<int64_t>(), idx.data<int64_t>() + idx.numel());
+  std::vector<int64_t> out(idx.const_data<int64_t>(), idx.const_data<int64_t>() + idx.numel());
   for (int64_t& i : out) {
     if (i < -bound || i >= bound)
       throw ShapeError(
@@ -57,7 +57,7 @@ Tensor pool2d(const Tensor& x_in, const Shape& size, const TensorType& type) {
                          reinterpret_cast<double*>(out.impl()->data_ptr()), planes, h, w, oh, ow});
     return cast(out, type.dtype);
   }
-  const double* src = x.data<double>();
+  const double* src = x.const_data<double>();
   double* dst = out.data<double>();
   parallel_range(planes, h * w, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p)

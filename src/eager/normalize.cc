@@ -114,8 +114,8 @@ Tensor eager_layer_norm(const std::vector<Tensor>& in, const Attrs& attrs) {
            rows.count, rows.length, static_cast<int32_t>(x.dtype()), 2, attrs.get_double("eps")});
     return result;
   }
-  const double* w = weight.defined() ? weight.data<double>() : nullptr;
-  const double* b = bias.defined() ? bias.data<double>() : nullptr;
+  const double* w = weight.defined() ? weight.const_data<double>() : nullptr;
+  const double* b = bias.defined() ? bias.const_data<double>() : nullptr;
   KILN_DISPATCH_ALL(x.dtype(), T, layer_norm_rows<T>(rows, result, w, b, attrs.get_double("eps")))
   return result;
 }

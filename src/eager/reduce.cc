@@ -117,7 +117,7 @@ void reduce_row(Op op, const Attrs& attrs, const T* row, int64_t n, const Tensor
           best_i = i;
         }
       }
-      out.data<int64_t>()[m] = best_i;
+      reinterpret_cast<int64_t*>(out.impl()->data_ptr())[m] = best_i;
       return;
     }
     case Op::var:

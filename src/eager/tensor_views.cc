@@ -157,7 +157,9 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
 }
 
 Tensor Tensor::contiguous() const {
-  if (!defined() || impl_->is_traced()) return *this;  // a graph value has no layout
+  if (!defined()) return *this;
+  if (OpRecorder* recorder = active_recorder())  // a copy exactly where eager makes one
+    return is_contiguous() ? *this : recorder->copy(*this);
   return contiguous_eager(*this);
 }
 
@@ -169,7 +171,8 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 Tensor Tensor::clone() const {
-  if (impl_ && impl_->is_traced()) return *this;  // values in a graph are immutable
+  if (OpRecorder* recorder = active_recorder(); recorder && defined())
+    return recorder->copy(*this);  // the same value, aliasing nothing
   require_data(*this, "clone()");
   Tensor out = make_tensor(sizes(), dtype(), device());
   copy_into(out, *this);
@@ -184,6 +187,12 @@ Tensor Tensor::to(Device device) const {
                     device_name(device)));
   require_data(*this, "to(device)");
   if (this->device() == device) return *this;
+  OpRecorder* recorder = active_recorder();
+  if (recorder && impl_->storage->serial() < recorder->first_serial())
+    throw Error(
+        fmt::format("to({}): a compiled function cannot move a tensor it captures between "
+                    "devices (the copy would not see later changes); move it before the call",
+                    device_name(device)));
   Tensor moved = copy_to_device(*this, device);
   moved.impl()->dynamic_dims = impl_->dynamic_dims;  // mark_dynamic travels with the values
   return moved;

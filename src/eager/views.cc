@@ -10,11 +10,11 @@ namespace kiln {
 
 namespace {
 
-// Strides for viewing `x` as `target` without a copy, or nullopt (PyTorch's computeStride).
-std::optional<Shape> view_strides(const Tensor& x, const Shape& target) {
-  const Shape& old_sizes = x.sizes();
-  const Shape& old_strides = x.strides();
-  if (x.numel() == 0 || old_sizes.empty()) return contiguous_strides(target);
+// Strides for viewing `old_sizes`/`old_strides` as `target` without a copy, or nullopt
+// (PyTorch's computeStride).
+std::optional<Shape> view_strides(const Shape& old_sizes, const Shape& old_strides,
+                                  const Shape& target) {
+  if (shape_numel(old_sizes) == 0 || old_sizes.empty()) return contiguous_strides(target);
   Shape out(target.size());
   int64_t view_d = static_cast<int64_t>(target.size()) - 1;
   int64_t chunk_base_stride = old_strides.back();
@@ -42,42 +42,57 @@ std::optional<Shape> view_strides(const Tensor& x, const Shape& target) {
 
 }  // namespace
 
-Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out_type) {
-  require_data(x, op_name(op).data());
-  Shape out_shape;
-  try_const_shape(out_type.shape, &out_shape);
-  const Shape& st = x.strides();
+bool is_view_op(Op op) {
+  OpRule rule = op_info(op).rule;
+  return rule == OpRule::Reshape || rule == OpRule::Permute || rule == OpRule::Slice ||
+         rule == OpRule::Expand;
+}
+
+std::optional<ViewGeometry> view_geometry(Op op, const Attrs& attrs, const ViewGeometry& in,
+                                          const Shape& out_shape) {
+  const Shape& st = in.strides;
+  int64_t rank = static_cast<int64_t>(in.sizes.size());
   switch (op) {
     case Op::reshape: {
-      if (auto strides = view_strides(x, out_shape))
-        return make_view(x, out_shape, *strides, x.offset());
-      Tensor c = contiguous_eager(x);
-      return make_view(c, out_shape, contiguous_strides(out_shape), c.offset());
+      std::optional<Shape> strides = view_strides(in.sizes, st, out_shape);
+      if (!strides) return std::nullopt;
+      return ViewGeometry{out_shape, std::move(*strides), in.offset};
     }
     case Op::permute: {
       Shape strides;
       for (int64_t d : attrs.get_ints("dims"))
-        strides.push_back(st[normalize_dim(d, x.dim(), "permute")]);
-      return make_view(x, out_shape, strides, x.offset());
+        strides.push_back(st[normalize_dim(d, rank, "permute")]);
+      return ViewGeometry{out_shape, std::move(strides), in.offset};
     }
     case Op::slice: {
-      int64_t dim = normalize_dim(attrs.get_int("dim"), x.dim(), "slice");
-      int64_t step = attrs.get_int("step", 1);
+      int64_t dim = normalize_dim(attrs.get_int("dim"), rank, "slice");
       Shape strides = st;
-      strides[dim] *= step;
-      return make_view(x, out_shape, strides, x.offset() + attrs.get_int("start") * st[dim]);
+      strides[dim] *= attrs.get_int("step", 1);
+      return ViewGeometry{out_shape, std::move(strides),
+                          in.offset + attrs.get_int("start") * st[dim]};
     }
     case Op::expand: {
       Shape strides(out_shape.size(), 0);
-      size_t shift = out_shape.size() - static_cast<size_t>(x.dim());
-      for (size_t i = 0; i < static_cast<size_t>(x.dim()); ++i)
-        strides[shift + i] = x.sizes()[i] == out_shape[shift + i] ? st[i] : 0;
-      return make_view(x, out_shape, strides, x.offset());
+      size_t shift = out_shape.size() - in.sizes.size();
+      for (size_t i = 0; i < in.sizes.size(); ++i)
+        strides[shift + i] = in.sizes[i] == out_shape[shift + i] ? st[i] : 0;
+      return ViewGeometry{out_shape, std::move(strides), in.offset};
     }
     default:
       break;
   }
   throw Error(fmt::format("{}: not a view op", op_name(op)));
+}
+
+Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out_type) {
+  require_data(x, op_name(op).data());
+  Shape out_shape;
+  try_const_shape(out_type.shape, &out_shape);
+  std::optional<ViewGeometry> view =
+      view_geometry(op, attrs, {x.sizes(), x.strides(), x.offset()}, out_shape);
+  if (view) return make_view(x, std::move(view->sizes), std::move(view->strides), view->offset);
+  Tensor c = contiguous_eager(x);  // a reshape the strides cannot express
+  return make_view(c, out_shape, contiguous_strides(out_shape), c.offset());
 }
 
 }  // namespace kiln

@@ -128,6 +128,7 @@ ResolvedOptions resolve_options(const CompileOptions& options) {
   r.coordinate_descent = options.coordinate_descent;
   r.max_autotune = options.max_autotune;
   r.cuda_graphs = options.cuda_graphs;
+  r.freeze_captured = options.freeze_captured;
   if (options.mode) {
     r.mode = *options.mode;
   } else if (auto v = env_value("KILN_COMPILE_MODE")) {

@@ -53,6 +53,7 @@ struct ResolvedOptions {
   bool coordinate_descent = true;
   bool max_autotune = false;
   bool cuda_graphs = false;
+  bool freeze_captured = false;
   Device device = Device::cpu;  // per traced entry: where its inputs live, so where it runs
 };
 // Checks the environment first (check_environment); `name` becomes graph_name_of(name).

@@ -37,7 +37,12 @@ int64_t round_capacity(int64_t nbytes) {
   return (nbytes + kGranule - 1) / kGranule * kGranule;
 }
 
+std::atomic<uint64_t> g_next_storage_serial{1};
+
 }  // namespace
+
+uint64_t Storage::next_serial() { return g_next_storage_serial.fetch_add(1); }
+uint64_t Storage::next_serial_peek() { return g_next_storage_serial.load(); }
 
 Storage::~Storage() {
   if (device_ == Device::cuda) {

@@ -3,6 +3,7 @@
 // pay the kernel's page faults each time (fresh large mallocs halve a memory-bound kernel).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -10,10 +11,18 @@
 
 namespace kiln {
 
+// A storage also carries what compile() needs to see changes to it: a serial number (in
+// order of creation: the tracer tells tensors captured from before a trace from those made
+// during it) and a version counter, bumped by every write that is not a fresh result (an
+// in-place op, copy_, data<T>(), a compiled function's write-back), shared by all views.
 class Storage {
  public:
   Storage(void* data, int64_t nbytes, int64_t capacity, Device device = Device::cpu)
-      : data_(data), nbytes_(nbytes), capacity_(capacity), device_(device) {}
+      : data_(data),
+        nbytes_(nbytes),
+        capacity_(capacity),
+        device_(device),
+        serial_(next_serial()) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -21,12 +30,21 @@ class Storage {
   void* data() const { return data_; }
   int64_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  uint64_t serial() const { return serial_; }
+  uint64_t version() const { return version_.load(std::memory_order_relaxed); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+  // The serial the next storage will get.
+  static uint64_t next_serial_peek();
 
  private:
+  static uint64_t next_serial();
+
   void* data_;
   int64_t nbytes_;
   int64_t capacity_;
   Device device_;
+  uint64_t serial_;
+  std::atomic<uint64_t> version_{0};
 };
 
 std::shared_ptr<Storage> allocate_cpu(int64_t nbytes);

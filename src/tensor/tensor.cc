@@ -109,7 +109,7 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
-void* Tensor::checked_data(size_t element_size, int tag) const {
+void* Tensor::checked_data(size_t element_size, int tag, bool write) const {
   require_host(*this, "data()");
   bool ok = tag == -2 ? (dtype() == DType::f16 || dtype() == DType::bf16)
                       : tag == static_cast<int>(dtype());
@@ -118,7 +118,24 @@ void* Tensor::checked_data(size_t element_size, int tag) const {
         fmt::format("data<T>(): T does not match the tensor's dtype {}", dtype_name(dtype())));
   if (!is_contiguous())
     throw Error("data<T>(): the tensor is not contiguous; call .contiguous() first");
+  if (write) impl_->storage->bump_version();
   return impl_->data_ptr();
+}
+
+void* Tensor::data_ptr() const {
+  require_data(*this, "data_ptr()");
+  impl_->storage->bump_version();
+  return impl_->data_ptr();
+}
+
+const void* Tensor::const_data_ptr() const {
+  require_data(*this, "const_data_ptr()");
+  return impl_->data_ptr();
+}
+
+uint64_t Tensor::_version() const {
+  require_data(*this, "_version()");
+  return impl_->storage->version();
 }
 
 double Tensor::item_double() const {

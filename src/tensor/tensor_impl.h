@@ -1,6 +1,7 @@
 // TensorImpl: what a kiln::Tensor refers to. A tensor with storage is a real (eager) tensor;
 // one without storage stands for a value being traced (trace_value names it in the graph of
-// the trace session `trace_session`), and has sizes but no data.
+// the trace session `trace_session`, trace_alias its place among the trace's mutable
+// tensors), and has sizes and eager's strides but no data.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@ class TensorImpl {
   Device device = Device::cpu;
   uint64_t dynamic_dims = 0;  // bit d set: dim d was marked dynamic
   int32_t trace_value = -1;
+  int32_t trace_alias = -1;
   uint64_t trace_session = 0;
 
   bool is_traced() const { return trace_value >= 0; }

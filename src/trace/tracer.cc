@@ -12,10 +12,34 @@ namespace kiln {
 
 namespace {
 std::atomic<uint64_t> g_next_session{1};
+
+bool overlaps_itself(const Shape& sizes, const Shape& strides) {
+  for (size_t d = 0; d < sizes.size(); ++d)
+    if (strides[d] == 0 && sizes[d] > 1) return true;
+  return false;
+}
+}  // namespace
+
+Tracer::Tracer(std::string graph_name, bool freeze_captured)
+    : name_(std::move(graph_name)),
+      freeze_captured_(freeze_captured),
+      session_(g_next_session.fetch_add(1)),
+      first_serial_(Storage::next_serial_peek()) {}
+
+int32_t Tracer::add_value(Kind kind, size_t index, TensorType type) {
+  values_.push_back({kind, index, std::move(type)});
+  return static_cast<int32_t>(values_.size() - 1);
 }
 
-Tracer::Tracer(std::string graph_name)
-    : name_(std::move(graph_name)), session_(g_next_session.fetch_add(1)) {}
+int32_t Tracer::new_slot(int32_t value, std::string what) {
+  slots_.push_back({value, value, 0, -1, false, std::move(what)});
+  return static_cast<int32_t>(slots_.size() - 1);
+}
+
+int32_t Tracer::new_alias(int32_t slot, std::vector<ViewStep> steps, int32_t value) {
+  aliases_.push_back({slot, std::move(steps), value, slots_[static_cast<size_t>(slot)].generation});
+  return static_cast<int32_t>(aliases_.size() - 1);
+}
 
 std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
   std::map<int64_t, int32_t> symbol_of_size;
@@ -25,6 +49,10 @@ std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
     if (!ex.defined()) throw Error(fmt::format("compile: argument tensor {} is undefined", i));
     if (ex.impl()->is_traced())
       throw Error("compile: a traced tensor was passed into a compiled function");
+    if (!device_known_) {
+      device_ = ex.device();
+      device_known_ = true;
+    }
     TensorType type{ex.dtype(), const_shape(ex.sizes())};
     for (int64_t d = 0; d < ex.dim(); ++d) {
       if (!(ex.impl()->dynamic_dims >> d & 1)) continue;
@@ -33,73 +61,235 @@ std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
       if (added) bindings_.push_back(size);
       type.shape[d] = Dim::symbol(it->second);
     }
-    values_.push_back({Kind::Input, num_inputs_++, type});
-    traced.push_back(traced_tensor(static_cast<int32_t>(values_.size() - 1)));
+    int32_t value = add_value(Kind::Input, num_inputs_++, type);
+    int32_t slot = new_slot(value, fmt::format("input {}", i));
+    slots_.back().input = static_cast<int32_t>(i);
+    int32_t alias = new_alias(slot, {}, value);
+    input_aliases_.push_back(alias);
+    // The example's strides: views alias (or copy) as they would eagerly.
+    traced.push_back(traced_tensor(value, alias, &ex.strides(), ex.offset()));
   }
   return traced;
 }
 
-Tensor Tracer::traced_tensor(int32_t value) {
+Tensor Tracer::traced_tensor(int32_t value, int32_t alias, const Shape* strides, int64_t offset) {
   const TensorType& type = values_[static_cast<size_t>(value)].type;
   auto impl = std::make_shared<TensorImpl>();
   for (const Dim& d : type.shape) impl->sizes.push_back(d.eval(bindings_));
-  impl->strides = contiguous_strides(impl->sizes);
+  impl->strides = strides ? *strides : contiguous_strides(impl->sizes);
+  impl->offset = offset;
   impl->dtype = type.dtype;
+  impl->device = device_;
   impl->trace_value = value;
+  impl->trace_alias = alias;
   impl->trace_session = session_;
   return Tensor(std::move(impl));
 }
 
+int32_t Tracer::alias_of(const Tensor& t) {
+  const TensorImpl* impl = t.impl();
+  if (impl->is_traced()) return impl->trace_alias;
+  auto it = real_aliases_.find(impl);
+  if (it != real_aliases_.end()) return it->second;
+  if (!device_known_) {
+    device_ = t.device();
+    device_known_ = true;
+  }
+  TensorType type{t.dtype(), const_shape(t.sizes())};
+  int32_t value;
+  int32_t slot;
+  if (impl->storage->serial() >= first_serial_ || freeze_captured_) {
+    // Made during the trace (a factory's result), or frozen: a constant. Its contiguous
+    // copy is taken now; a frozen tensor's version is guarded.
+    bool frozen = impl->storage->serial() < first_serial_;
+    std::string name = fmt::format("c{}", constants_.size());
+    if (frozen) frozen_.push_back({impl->storage, impl->storage->version(), name});
+    value = add_value(Kind::Constant, constants_.size(), type);
+    constants_.push_back(contiguous_eager(t));
+    slot = new_slot(value, fmt::format("constant {}", name));
+    slots_.back().frozen = frozen;
+  } else {
+    value = add_value(Kind::Captured, captured_.size(), type);
+    slot = new_slot(value, fmt::format("captured tensor {}", captured_.size()));
+    slots_.back().input = static_cast<int32_t>(num_inputs_ + captured_.size());
+    captured_.push_back(t);
+  }
+  int32_t alias = new_alias(slot, {}, value);
+  real_aliases_.emplace(impl, alias);
+  real_seen_.push_back(t);
+  return alias;
+}
+
 int32_t Tracer::value_of(const Tensor& t) {
-  if (t.impl()->is_traced()) return t.impl()->trace_value;
-  auto it = constant_values_.find(t.impl());
-  if (it != constant_values_.end()) return it->second;
-  // A captured real tensor: a constant of the graph (kept by reference when contiguous).
-  Tensor value = t.contiguous();
-  values_.push_back(
-      {Kind::Constant, constants_.size(), {value.dtype(), const_shape(value.sizes())}});
-  constants_.push_back(value);
-  int32_t id = static_cast<int32_t>(values_.size() - 1);
-  constant_values_.emplace(t.impl(), id);
-  return id;
+  Alias& a = aliases_[static_cast<size_t>(alias_of(t))];
+  const Slot& s = slots_[static_cast<size_t>(a.slot)];
+  if (a.generation != s.generation) {  // the slot was written since: derive the view anew
+    int32_t v = s.value;
+    for (const ViewStep& step : a.steps) v = emit(step.op, {v}, step.attrs);
+    a.value = v;
+    a.generation = s.generation;
+  }
+  return a.value;
+}
+
+int32_t Tracer::emit(Op op, std::vector<int32_t> inputs, const Attrs& attrs) {
+  std::vector<const TensorType*> types;
+  for (int32_t v : inputs) types.push_back(&values_[static_cast<size_t>(v)].type);
+  TensorType type = infer_type(op, attrs, types);
+  int32_t value = add_value(Kind::Node, nodes_.size(), std::move(type));
+  nodes_.push_back({op, std::move(inputs), attrs, value});
+  return value;
 }
 
 Tensor Tracer::record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
-  PendingNode node{op, {}, attrs, -1};
-  std::vector<const TensorType*> types;
-  for (const Tensor& t : inputs) node.inputs.push_back(value_of(t));
-  for (int32_t v : node.inputs) types.push_back(&values_[static_cast<size_t>(v)].type);
-  TensorType type = infer_type(op, attrs, types);
-  node.value = static_cast<int32_t>(values_.size());  // after value_of, which may add values
-  values_.push_back({Kind::Node, nodes_.size(), std::move(type)});
-  nodes_.push_back(std::move(node));
-  return traced_tensor(static_cast<int32_t>(values_.size() - 1));
+  std::vector<int32_t> ins;
+  for (const Tensor& t : inputs) ins.push_back(value_of(t));
+  int32_t value = emit(op, ins, attrs);
+  if (is_view_op(op)) {
+    // A view aliases its input's slot exactly where the eager view would.
+    const TensorImpl& in = *inputs[0].impl();
+    Shape out_sizes;
+    for (const Dim& d : values_[static_cast<size_t>(value)].type.shape)
+      out_sizes.push_back(d.eval(bindings_));
+    std::optional<ViewGeometry> view =
+        view_geometry(op, attrs, {in.sizes, in.strides, in.offset}, out_sizes);
+    if (view) {
+      const Alias& base = aliases_[static_cast<size_t>(alias_of(inputs[0]))];
+      std::vector<ViewStep> steps = base.steps;
+      steps.push_back({op, attrs});
+      int32_t alias = new_alias(base.slot, std::move(steps), value);
+      return traced_tensor(value, alias, &view->strides, view->offset);
+    }
+  }
+  int32_t alias = new_alias(new_slot(value, "a result"), {}, value);
+  return traced_tensor(value, alias, nullptr, 0);
+}
+
+Tensor Tracer::copy(const Tensor& t) {
+  int32_t value = value_of(t);
+  int32_t alias = new_alias(new_slot(value, "a copy"), {}, value);
+  return traced_tensor(value, alias, nullptr, 0);
+}
+
+int32_t Tracer::scatter(const ViewStep& step, int32_t base, int32_t written) {
+  const TensorType& base_type = values_[static_cast<size_t>(base)].type;
+  Attrs a;
+  switch (step.op) {
+    case Op::reshape:
+      a.set("shape", base_type.shape);
+      return emit(Op::reshape, {written}, a);
+    case Op::permute: {
+      Shape dims = step.attrs.get_ints("dims");
+      Shape inverse(dims.size());
+      for (size_t i = 0; i < dims.size(); ++i)
+        inverse[static_cast<size_t>(normalize_dim(dims[i], static_cast<int64_t>(dims.size()),
+                                                  "permute"))] = static_cast<int64_t>(i);
+      a.set_ints("dims", inverse);
+      return emit(Op::permute, {written}, a);
+    }
+    case Op::slice: {
+      if (step.attrs.get_int("step", 1) != 1)
+        throw Error(fmt::format(
+            "compile: an in-place write through a slice with step {} is not supported in a "
+            "compiled function yet; write through a step-1 slice, or out of place",
+            step.attrs.get_int("step", 1)));
+      int64_t dim = step.attrs.get_int("dim");
+      int64_t start = step.attrs.get_int("start"), end = step.attrs.get_int("end");
+      int64_t size = base_type.shape[static_cast<size_t>(dim)].coeff;
+      std::vector<int32_t> pieces;
+      auto piece = [&](int64_t from, int64_t to) {
+        Attrs s;
+        s.set("dim", dim).set("start", from).set("end", to).set("step", int64_t{1});
+        pieces.push_back(emit(Op::slice, {base}, s));
+      };
+      if (start > 0) piece(0, start);
+      pieces.push_back(written);
+      if (end < size) piece(end, size);
+      if (pieces.size() == 1) return written;
+      a.set("dim", dim);
+      return emit(Op::cat, pieces, a);
+    }
+    case Op::expand:
+      if (values_[static_cast<size_t>(written)].type.shape == base_type.shape) return written;
+      throw Error(
+          "compile: an in-place write to an expanded tensor (more than one element refers to "
+          "one memory location); clone() it first");
+    default:
+      throw Error(fmt::format("{}: not a view op", op_name(step.op)));
+  }
+}
+
+void Tracer::assign(const Tensor& self, const Tensor& value) {
+  int32_t alias_id = alias_of(self);
+  int32_t v = value_of(value);
+  const TensorImpl& impl = *self.impl();
+  if (overlaps_itself(impl.sizes, impl.strides))
+    throw Error(
+        "in-place op: more than one element of the written-to tensor refers to a single memory "
+        "location (an expanded tensor); clone() it first");
+  Alias& a = aliases_[static_cast<size_t>(alias_id)];
+  Slot& s = slots_[static_cast<size_t>(a.slot)];
+  if (s.frozen)
+    throw Error(fmt::format(
+        "compile: the function writes to {}, a captured tensor that freeze_captured folded "
+        "into the graph; do not freeze tensors the function mutates",
+        s.what));
+  const TensorType& self_type = values_[static_cast<size_t>(value_of(self))].type;
+  const TensorType& value_type = values_[static_cast<size_t>(v)].type;
+  if (!(self_type == value_type))
+    throw Error(fmt::format("in-place op: the value {} does not match the tensor {}",
+                            type_string(value_type), type_string(self_type)));
+  // Scatter through the inverse of each view step, innermost first.
+  std::vector<int32_t> levels{s.value};
+  for (size_t i = 0; i + 1 < a.steps.size(); ++i)
+    levels.push_back(emit(a.steps[i].op, {levels.back()}, a.steps[i].attrs));
+  int32_t written = v;
+  for (size_t i = a.steps.size(); i-- > 0;) written = scatter(a.steps[i], levels[i], written);
+  s.value = written;
+  ++s.generation;
+  a.value = v;
+  a.generation = s.generation;
+  if (impl.is_traced()) self.impl()->trace_value = v;  // a real tensor stays real
 }
 
 const SymShape& Tracer::symbolic_shape(const Tensor& traced) const {
   return values_.at(static_cast<size_t>(traced.impl()->trace_value)).type.shape;
 }
 
-Graph Tracer::finish(const std::vector<Tensor>& outputs) {
+TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
+  TraceResult result;
   std::vector<int32_t> out_values;
   for (const Tensor& t : outputs) {
     if (!t.defined()) throw Error("compile: the traced function returned an undefined tensor");
     if (t.impl()->is_traced() && t.impl()->trace_session != session_)
       throw Error("compile: the traced function returned a tensor from another trace");
+    int32_t alias = alias_of(t);
+    const Alias& a = aliases_[static_cast<size_t>(alias)];
+    const Slot& s = slots_[static_cast<size_t>(a.slot)];
+    // Only a slot's own root alias has no view steps: this is the input tensor itself.
+    result.returns_input.push_back(a.steps.empty() ? s.input : -1);
     out_values.push_back(value_of(t));
+  }
+  for (const Slot& s : slots_) {
+    if (s.input < 0 || s.value == s.initial) continue;
+    result.write_backs.push_back({out_values.size(), static_cast<size_t>(s.input)});
+    out_values.push_back(s.value);
   }
   GraphBuilder builder(name_);
   builder.use_symbols(static_cast<int32_t>(bindings_.size()));
-  // Graph ids: inputs, then constants, then nodes, each in trace order.
+  size_t num_graph_inputs = num_inputs_ + captured_.size();
   auto graph_id = [&](int32_t v) {
     const Value& value = values_[static_cast<size_t>(v)];
     size_t base = value.kind == Kind::Input      ? 0
-                  : value.kind == Kind::Constant ? num_inputs_
-                                                 : num_inputs_ + constants_.size();
+                  : value.kind == Kind::Captured ? num_inputs_
+                  : value.kind == Kind::Constant ? num_graph_inputs
+                                                 : num_graph_inputs + constants_.size();
     return static_cast<ValueId>(base + value.index);
   };
   for (const Value& v : values_)
     if (v.kind == Kind::Input) builder.add_input(fmt::format("in{}", v.index), v.type);
+  for (const Value& v : values_)
+    if (v.kind == Kind::Captured) builder.add_input(fmt::format("captured{}", v.index), v.type);
   for (size_t c = 0; c < constants_.size(); ++c)
     builder.add_constant(fmt::format("c{}", c),
                          {constants_[c].dtype(), const_shape(constants_[c].sizes())},
@@ -113,9 +303,11 @@ Graph Tracer::finish(const std::vector<Tensor>& outputs) {
   std::vector<ValueId> outs;
   for (int32_t v : out_values) outs.push_back(graph_id(v));
   builder.set_outputs(outs);
-  Graph graph = builder.finish();
-  graph.size_hints = bindings_;
-  return graph;
+  result.graph = builder.finish();
+  result.graph.size_hints = bindings_;
+  for (const Tensor& t : captured_) result.captured.push_back(t.impl_ptr());
+  result.frozen = frozen_;
+  return result;
 }
 
 }  // namespace kiln

@@ -28,14 +28,14 @@ int64_t delta(std::map<std::string, int64_t>& before, const char* name) {
 
 Graph traced(const std::string& name, const std::vector<Tensor>& examples,
              const std::function<Tensor(const std::vector<Tensor>&)>& fn) {
-  Tracer tracer(name);
+  Tracer tracer(name, /*freeze_captured=*/false);
   std::vector<Tensor> in = tracer.add_inputs(examples);
   Tensor out;
   {
     RecorderScope scope(&tracer);
     out = fn(in);
   }
-  return tracer.finish({out});
+  return tracer.finish({out}).graph;
 }
 
 Graph sin_cos_graph(const std::string& name = "sincos") {

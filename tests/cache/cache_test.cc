@@ -205,7 +205,7 @@ TEST_F(CacheTest, DamagedEntriesAreLoggedMissesAndRebuilt) {
 }
 
 Graph traced_pointwise(const std::string& name, float scale) {
-  Tracer tracer(name);
+  Tracer tracer(name, /*freeze_captured=*/false);
   std::vector<Tensor> in = tracer.add_inputs({randn({4, 4}), randn({4, 4})});
   Tensor weight = full({4}, scale);
   std::vector<Tensor> out;
@@ -213,7 +213,7 @@ Graph traced_pointwise(const std::string& name, float scale) {
     RecorderScope scope(&tracer);
     out = {pointwise(in[0], in[1]) * weight};
   }
-  return tracer.finish(out);
+  return tracer.finish(out).graph;
 }
 
 TEST_F(CacheTest, KeysCoverWhatChangesTheCode) {

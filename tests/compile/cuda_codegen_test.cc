@@ -20,14 +20,14 @@ namespace {
 
 std::string cuda_source(const std::string& name, const std::vector<Tensor>& examples,
                         const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn) {
-  Tracer tracer(name);
+  Tracer tracer(name, /*freeze_captured=*/false);
   std::vector<Tensor> in = tracer.add_inputs(examples);
   std::vector<Tensor> out;
   {
     RecorderScope scope(&tracer);
     out = fn(in);
   }
-  Graph g = optimize_graph(tracer.finish(out), Device::cuda);
+  Graph g = optimize_graph(tracer.finish(out).graph, Device::cuda);
   Program program = lower_graph(g);
   schedule_program(program, Device::cuda);
   std::vector<KernelSource> kernels;

@@ -18,19 +18,21 @@ namespace {
 // The steps of `fn` compiled natively for `inputs`: kernel names, "ext:<op>" otherwise.
 template <class F>
 std::vector<std::string> steps_of(F fn, const std::vector<Tensor>& inputs) {
-  Tracer tracer("fusion");
+  Tracer tracer("fusion", /*freeze_captured=*/false);
   std::vector<Tensor> traced = tracer.add_inputs(inputs);
   std::vector<Tensor> out;
   {
     RecorderScope scope(&tracer);
     out = fn(traced);
   }
-  Graph graph = tracer.finish(out);
+  TraceResult result = tracer.finish(out);
   CompileOptions options;
   options.mode = CompileMode::InProcess;
-  auto exe = compile_graph(graph, resolve_options(options));
-  // The compiled graph computes what the eager ops do.
-  std::vector<Tensor> got = exe->run(inputs), want = fn(inputs);
+  auto exe = compile_graph(result.graph, resolve_options(options));
+  // The compiled graph computes what the eager ops do; captured tensors are its last inputs.
+  std::vector<Tensor> args = inputs;
+  for (const auto& c : result.captured) args.emplace_back(c.lock());
+  std::vector<Tensor> got = exe->run(args), want = fn(inputs);
   for (size_t i = 0; i < got.size(); ++i)
     EXPECT_EQ(testing::compare_tensors(got[i], want[i], 1e-5, 1e-5), "") << "output " << i;
   return exe->kernel_names();
@@ -187,14 +189,14 @@ std::string kernel_sources(const Graph& g) {
 }
 
 TEST(Fusion, SourceIsDeterministic) {
-  Tracer tracer("det");
+  Tracer tracer("det", /*freeze_captured=*/false);
   auto in = tracer.add_inputs({randn({3, 5}), randn({5})});
   std::vector<Tensor> out;
   {
     RecorderScope scope(&tracer);
     out = {softmax(in[0] * in[1], -1) + 1.0f};
   }
-  Graph g = optimize_graph(tracer.finish(out));
+  Graph g = optimize_graph(tracer.finish(out).graph);
   std::string a = kernel_sources(g);
   std::string b = kernel_sources(g);
   EXPECT_EQ(a, b);
@@ -212,14 +214,14 @@ TEST(Fusion, SoftmaxComputesEachExpOnce) {
   // the store loop divides it in place (the values are checked in steps_of).
   steps_of([](std::vector<Tensor> in) { return std::vector<Tensor>{softmax(in[0], -1)}; },
            {randn({64, 300})});
-  Tracer tracer("sm");
+  Tracer tracer("sm", /*freeze_captured=*/false);
   auto in = tracer.add_inputs({randn({64, 300})});
   std::vector<Tensor> out;
   {
     RecorderScope scope(&tracer);
     out = {softmax(in[0], -1)};
   }
-  Graph g = optimize_graph(tracer.finish(out));
+  Graph g = optimize_graph(tracer.finish(out).graph);
   std::string source = kernel_sources(g);
   std::string body = source.substr(source.find("void cpp_per_fused_"));
   EXPECT_EQ(occurrences(body, "expf("), 1u) << body;
