@@ -106,6 +106,14 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
 
+// Random (the generator of manual_seed; fresh numbers at every call, compiled or not).
+// 1 with probability p (each element of `p`, or the one `p`), in p's (x's) dtype.
+Tensor bernoulli(const Tensor& p);
+Tensor bernoulli(const Tensor& x, double p);
+// torch.nn.functional.dropout: with `train`, zeroes each element with probability p and
+// scales the rest by 1 / (1 - p); x itself otherwise.
+Tensor dropout(const Tensor& x, double p = 0.5, bool train = true);
+
 // Operators, between tensors and with scalars of any arithmetic type.
 Tensor operator-(const Tensor& x);
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -166,6 +167,9 @@ class Tensor {
   const Tensor& zero_() const;
   const Tensor& clamp_(std::optional<Scalar> min, std::optional<Scalar> max) const;
   const Tensor& masked_fill_(const Tensor& mask, Scalar value) const;
+  // Fresh random values in place: uniform in [from, to), normal with `mean` and `std`.
+  const Tensor& uniform_(double from = 0, double to = 1) const;
+  const Tensor& normal_(double mean = 0, double std = 1) const;
 
   std::string to_string() const;
   TensorImpl* impl() const { return impl_.get(); }
@@ -187,8 +191,9 @@ class Tensor {
 
 std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 
-// Factories. Random numbers come from a counter-based generator: the same seed gives the
-// same numbers whatever the thread count.
+// Factories. Random numbers come from one counter-based generator (Philox4x32-10): after
+// manual_seed(s) the same calls give the same numbers, whatever the thread count, eagerly
+// or compiled; each call of a compiled function draws fresh ones.
 Tensor empty(const Shape& shape, DType dtype = DType::f32);
 Tensor zeros(const Shape& shape, DType dtype = DType::f32);
 Tensor ones(const Shape& shape, DType dtype = DType::f32);
@@ -197,9 +202,40 @@ Tensor arange(Scalar end, DType dtype = DType::i64);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
 Tensor rand(const Shape& shape, DType dtype = DType::f32);   // uniform [0, 1)
 Tensor randn(const Shape& shape, DType dtype = DType::f32);  // standard normal
+// Like x's shape (symbolic sizes included), dtype (f32 for a non-floating x) and device.
+Tensor rand_like(const Tensor& x);
+Tensor randn_like(const Tensor& x);
+// Integers uniform in [low, high) (torch.randint(low, high, size)).
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::i64);
+Tensor randint(int64_t high, const Shape& shape, DType dtype = DType::i64);
 void manual_seed(uint64_t seed);
 // A tensor holding a copy of `values` (converted to `dtype`), of shape `shape`.
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);
+
+// A tensor viewing host memory kiln does not own (no copy), as torch::from_blob: `sizes`
+// (and `strides`, in elements; contiguous when not given) of `dtype` at `data`. The memory
+// must stay valid until `deleter` runs, which kiln calls (if given) when the last tensor
+// viewing it goes. Writes through either side are seen by the other.
+Tensor from_blob(void* data, const Shape& sizes, DType dtype = DType::f32,
+                 std::function<void(void*)> deleter = {});
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, DType dtype = DType::f32,
+                 std::function<void(void*)> deleter = {});
+
+// A tensor of T's dtype holding a copy of `values`: from_vector<int64_t>({1, 2, 3}, {3}).
+namespace detail {
+// A fresh tensor holding a copy of `count` elements of `dtype` at `data`, of shape `shape`.
+Tensor copy_of_elements(const void* data, int64_t count, DType dtype, const Shape& shape);
+}  // namespace detail
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+  return detail::copy_of_elements(values.data(), static_cast<int64_t>(values.size()),
+                                  DTypeOf<T>::value, shape);
+}
+
+// Threads of intra-op parallelism (kiln's CPU kernels, eager and generated, and BLAS) for
+// the calling thread's calls, as torch::set_num_threads; 1 to 1024.
+void set_num_threads(int threads);
+int get_num_threads();
 
 // Makes dimension `dim` of `tensor` symbolic for compile(): kernels take its size at run
 // time, and a call with another size of that dimension reuses the compiled entry.

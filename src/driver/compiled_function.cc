@@ -35,7 +35,20 @@ struct Entry {
   std::vector<TraceResult::WriteBack> write_backs;
   std::vector<int32_t> returns_input;
   std::vector<TraceResult::Frozen> frozen;
+  int64_t rng_draws = 0;
+  Device device = Device::cpu;
 };
+
+// The generator state of one call that draws `draws` times, on `device`: the graph's last
+// input.
+Tensor rng_input(int64_t draws, Device device) {
+  auto [seed, offset] = take_draws(static_cast<uint64_t>(draws));
+  Tensor state = from_vector({0, 0}, {2}, DType::i64);
+  auto* p = static_cast<int64_t*>(state.data_ptr());
+  p[0] = static_cast<int64_t>(seed);
+  p[1] = static_cast<int64_t>(offset);
+  return state.to(device);
+}
 
 namespace {
 
@@ -190,6 +203,7 @@ class CompiledCore {
       for (const std::weak_ptr<TensorImpl>& c : entry.captured) args->emplace_back(c.lock());
       for (const Tensor& t : *args)
         if (!t.defined()) return nullptr;  // released between the check and now
+      if (entry.rng_draws > 0) args->push_back(rng_input(entry.rng_draws, entry.device));
       check_no_aliased_writes(*args, entry.write_backs, options_.name, inputs.tensors.size());
       bump(Stat::guard_hits);
       return entries_[e];
@@ -235,6 +249,7 @@ class CompiledCore {
     entry->write_backs = traced.write_backs;
     entry->returns_input = traced.returns_input;
     entry->frozen = traced.frozen;
+    entry->rng_draws = traced.rng_draws;
     *args = inputs.tensors;
     for (const std::weak_ptr<TensorImpl>& c : entry->captured) args->emplace_back(c.lock());
     check_no_aliased_writes(*args, entry->write_backs, options_.name, inputs.tensors.size());
@@ -246,6 +261,8 @@ class CompiledCore {
                            entry->write_backs.size()));
     ResolvedOptions options = options_;
     options.device = device_of(graph, *args);
+    entry->device = options.device;
+    if (entry->rng_draws > 0) args->push_back(rng_input(entry->rng_draws, entry->device));
     entry->executable = compile_graph(graph, options);
     write_runnable(graph, *args);
     entry->graph = std::make_shared<const Graph>(std::move(graph));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "graph/attrs.h"
@@ -31,6 +32,9 @@ class OpRecorder {
   virtual uint64_t session() const = 0;
   // Storages with a smaller serial existed before the trace began (captured tensors).
   virtual uint64_t first_serial() const = 0;
+  // A random draw: the traced generator state (the graph's rng input) and, in *draw, this
+  // draw's index among the graph's draws.
+  virtual Tensor rng_draw(int64_t* draw) = 0;
 };
 
 // The recorder active on this thread, or null.
@@ -81,6 +85,10 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
+// rand, randn: the draw of the generator state `state` (i64[2]: seed, offset) at attrs' draw.
+Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const TensorType& out);
+// Takes `draws` consecutive offsets of the global generator: (seed, first offset).
+std::pair<uint64_t, uint64_t> take_draws(uint64_t draws);
 // Where a view op puts a tensor's elements: the sizes, strides (in elements) and offset the
 // view `op` of a tensor laid out as `in` has, or nullopt where eager copies instead (a
 // reshape that the strides cannot express). The tracer asks it too, so that a traced view
@@ -91,7 +99,6 @@ struct ViewGeometry {
 };
 std::optional<ViewGeometry> view_geometry(Op op, const Attrs& attrs, const ViewGeometry& in,
                                           const Shape& out_shape);
-bool is_view_op(Op op);
 
 // Copies `src` into `dst` (same sizes, any strides, dtypes and devices), converting elements.
 void copy_into(const Tensor& dst, const Tensor& src);

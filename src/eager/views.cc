@@ -42,12 +42,6 @@ std::optional<Shape> view_strides(const Shape& old_sizes, const Shape& old_strid
 
 }  // namespace
 
-bool is_view_op(Op op) {
-  OpRule rule = op_info(op).rule;
-  return rule == OpRule::Reshape || rule == OpRule::Permute || rule == OpRule::Slice ||
-         rule == OpRule::Expand;
-}
-
 std::optional<ViewGeometry> view_geometry(Op op, const Attrs& attrs, const ViewGeometry& in,
                                           const Shape& out_shape) {
   const Shape& st = in.strides;

@@ -398,6 +398,14 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       shape.push_back(Dim::constant(size[1]));
       return {x.dtype, shape};
     }
+    case OpRule::Random: {
+      if (x.dtype != DType::i64 || x.shape != const_shape({2}))
+        fail(op, in, "the generator state must be i64[2] (seed, offset)");
+      DType dtype = attrs.has("dtype") ? attrs.get_dtype("dtype") : DType::f32;
+      if (!is_floating(dtype)) fail(op, in, "dtype must be floating");
+      if (attrs.get_int("draw") < 0) fail(op, in, "draw must not be negative");
+      return {dtype, attrs.get_dims("shape")};
+    }
     case OpRule::Reshape: {
       const SymShape& target = attrs.get_dims("shape");
       for (const Dim& d : target)

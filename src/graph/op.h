@@ -34,6 +34,7 @@ enum class OpRule : uint8_t {
   Gather,
   Embedding,
   AdaptiveAvgPool2d,
+  Random,
   Reshape,
   Permute,
   Slice,

@@ -45,6 +45,10 @@ uint64_t Storage::next_serial() { return g_next_storage_serial.fetch_add(1); }
 uint64_t Storage::next_serial_peek() { return g_next_storage_serial.load(); }
 
 Storage::~Storage() {
+  if (external_) {
+    if (deleter_) deleter_(data_);
+    return;
+  }
   if (device_ == Device::cuda) {
     cuda::release(data_, capacity_);
     return;

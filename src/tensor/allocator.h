@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "kiln/dtype.h"
@@ -23,6 +24,16 @@ class Storage {
         capacity_(capacity),
         device_(device),
         serial_(next_serial()) {}
+  // Memory kiln does not own (from_blob): `deleter` (may be empty) runs when the last
+  // tensor viewing it goes.
+  Storage(void* data, int64_t nbytes, std::function<void(void*)> deleter)
+      : data_(data),
+        nbytes_(nbytes),
+        capacity_(nbytes),
+        device_(Device::cpu),
+        serial_(next_serial()),
+        external_(true),
+        deleter_(std::move(deleter)) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -45,6 +56,8 @@ class Storage {
   Device device_;
   uint64_t serial_;
   std::atomic<uint64_t> version_{0};
+  bool external_ = false;
+  std::function<void(void*)> deleter_;
 };
 
 std::shared_ptr<Storage> allocate_cpu(int64_t nbytes);

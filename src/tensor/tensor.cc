@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "graph/infer.h"
 #include "kiln/error.h"
@@ -63,6 +64,53 @@ Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset)
   impl->offset = offset;
   impl->dynamic_dims = 0;
   return Tensor(std::move(impl));
+}
+
+Tensor from_blob(void* data, const Shape& sizes, DType dtype, std::function<void(void*)> deleter) {
+  check_tensor_shape(sizes);
+  return from_blob(data, sizes, contiguous_strides(sizes), dtype, std::move(deleter));
+}
+
+Tensor from_blob(void* data, const Shape& sizes, const Shape& strides, DType dtype,
+                 std::function<void(void*)> deleter) {
+  check_tensor_shape(sizes);
+  if (strides.size() != sizes.size())
+    throw ShapeError(
+        fmt::format("from_blob: {} strides for {} sizes", strides.size(), sizes.size()));
+  if (!data && shape_numel(sizes) > 0) throw Error("from_blob: data is null");
+  // The elements reach [0, extent): checked, so a stride from outside cannot overflow.
+  int64_t extent = shape_numel(sizes) > 0 ? 1 : 0;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (strides[d] < 0)
+      throw ShapeError(
+          fmt::format("from_blob: negative stride {} in {}", strides[d], shape_string(strides)));
+    int64_t reach = 0;
+    if (sizes[d] > 0 && (__builtin_mul_overflow(sizes[d] - 1, strides[d], &reach) ||
+                         __builtin_add_overflow(extent, reach, &extent)))
+      throw ShapeError(fmt::format("from_blob: sizes {} with strides {} overflow",
+                                   shape_string(sizes), shape_string(strides)));
+  }
+  int64_t nbytes = 0;
+  if (__builtin_mul_overflow(extent, dtype_size(dtype), &nbytes))
+    throw ShapeError(
+        fmt::format("from_blob: {} elements of {} overflow", extent, dtype_name(dtype)));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(data, nbytes, std::move(deleter));
+  impl->sizes = sizes;
+  impl->strides = strides;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor detail::copy_of_elements(const void* data, int64_t count, DType dtype, const Shape& shape) {
+  check_tensor_shape(shape);
+  if (shape_numel(shape) != count)
+    throw ShapeError(fmt::format("from_vector: {} values for shape {} ({} elements)", count,
+                                 shape_string(shape), shape_numel(shape)));
+  Tensor out = make_tensor(shape, dtype);
+  if (count > 0)
+    std::memcpy(out.impl()->data_ptr(), data, static_cast<size_t>(count * dtype_size(dtype)));
+  return out;
 }
 
 void require_host(const Tensor& t, const char* what) {

@@ -145,7 +145,7 @@ Tensor Tracer::record(Op op, const std::vector<Tensor>& inputs, const Attrs& att
   std::vector<int32_t> ins;
   for (const Tensor& t : inputs) ins.push_back(value_of(t));
   int32_t value = emit(op, ins, attrs);
-  if (is_view_op(op)) {
+  if (is_view(op_info(op).rule)) {
     // A view aliases its input's slot exactly where the eager view would.
     const TensorImpl& in = *inputs[0].impl();
     Shape out_sizes;
@@ -252,6 +252,16 @@ void Tracer::assign(const Tensor& self, const Tensor& value) {
   if (impl.is_traced()) self.impl()->trace_value = v;  // a real tensor stays real
 }
 
+Tensor Tracer::rng_draw(int64_t* draw) {
+  if (!rng_state_.defined()) {
+    int32_t value = add_value(Kind::Rng, 0, {DType::i64, const_shape({2})});
+    rng_state_ = traced_tensor(value, new_alias(new_slot(value, "the generator state"), {}, value),
+                               nullptr, 0);
+  }
+  *draw = rng_draws_++;
+  return rng_state_;
+}
+
 const SymShape& Tracer::symbolic_shape(const Tensor& traced) const {
   return values_.at(static_cast<size_t>(traced.impl()->trace_value)).type.shape;
 }
@@ -277,11 +287,12 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
   }
   GraphBuilder builder(name_);
   builder.use_symbols(static_cast<int32_t>(bindings_.size()));
-  size_t num_graph_inputs = num_inputs_ + captured_.size();
+  size_t num_graph_inputs = num_inputs_ + captured_.size() + (rng_draws_ > 0 ? 1 : 0);
   auto graph_id = [&](int32_t v) {
     const Value& value = values_[static_cast<size_t>(v)];
     size_t base = value.kind == Kind::Input      ? 0
                   : value.kind == Kind::Captured ? num_inputs_
+                  : value.kind == Kind::Rng      ? num_inputs_ + captured_.size()
                   : value.kind == Kind::Constant ? num_graph_inputs
                                                  : num_graph_inputs + constants_.size();
     return static_cast<ValueId>(base + value.index);
@@ -290,6 +301,8 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
     if (v.kind == Kind::Input) builder.add_input(fmt::format("in{}", v.index), v.type);
   for (const Value& v : values_)
     if (v.kind == Kind::Captured) builder.add_input(fmt::format("captured{}", v.index), v.type);
+  for (const Value& v : values_)
+    if (v.kind == Kind::Rng) builder.add_input("rng", v.type);
   for (size_t c = 0; c < constants_.size(); ++c)
     builder.add_constant(fmt::format("c{}", c),
                          {constants_[c].dtype(), const_shape(constants_[c].sizes())},
@@ -307,6 +320,7 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
   result.graph.size_hints = bindings_;
   for (const Tensor& t : captured_) result.captured.push_back(t.impl_ptr());
   result.frozen = frozen_;
+  result.rng_draws = rng_draws_;
   return result;
 }
 

@@ -47,6 +47,9 @@ struct TraceResult {
     std::string name;
   };
   std::vector<Frozen> frozen;
+  // The random draws the graph makes per call; when > 0 its last input is the generator
+  // state "rng" (i64[2]: seed, first offset), and each call takes this many offsets.
+  int64_t rng_draws = 0;
 };
 
 class Tracer : public OpRecorder {
@@ -60,13 +63,14 @@ class Tracer : public OpRecorder {
   const SymShape& symbolic_shape(const Tensor& traced) const override;
   uint64_t session() const override { return session_; }
   uint64_t first_serial() const override { return first_serial_; }
+  Tensor rng_draw(int64_t* draw) override;
   // Ends the trace: `outputs` are the function's results.
   TraceResult finish(const std::vector<Tensor>& outputs);
 
  private:
-  // Values in trace order; the graph numbers inputs (the call's, then captured), then
-  // constants, then nodes.
-  enum class Kind { Input, Captured, Constant, Node };
+  // Values in trace order; the graph numbers inputs (the call's, then captured, then the
+  // generator state), then constants, then nodes.
+  enum class Kind { Input, Captured, Rng, Constant, Node };
   struct Value {
     Kind kind;
     size_t index;  // into its kind's list
@@ -128,6 +132,8 @@ class Tracer : public OpRecorder {
   std::unordered_map<const TensorImpl*, int32_t> real_aliases_;
   std::vector<Tensor> real_seen_;  // keeps real_aliases_' keys alive and unique
   std::vector<TraceResult::Frozen> frozen_;
+  Tensor rng_state_;  // traced, once the function draws
+  int64_t rng_draws_ = 0;
 };
 
 }  // namespace kiln

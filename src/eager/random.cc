@@ -1,0 +1,188 @@
+// Random numbers: one counter-based generator (Philox4x32-10, as PyTorch's CUDA generator)
+// whose state is a seed and an offset. Every random op is a graph op (rand, randn) taking
+// that state as a tensor, i64[2]: element i of a draw is a pure function of (seed, offset +
+// draw, i), so any thread count, eager or compiled, gives the same bits. Each eager draw
+// advances the offset by one; a compiled call takes as many offsets as its graph draws.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+
+#include "eager/dispatch.h"
+#include "eager/strided_loop.h"
+#include "kiln/error.h"
+#include "kiln/ops.h"
+#include "tensor/element.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln {
+
+namespace {
+
+struct Generator {
+  std::mutex mutex;
+  uint64_t seed = 0x6b696c6e;  // "kiln"
+  uint64_t offset = 0;
+};
+
+Generator& generator() {
+  static Generator g;
+  return g;
+}
+
+struct Philox {
+  uint32_t v[4];
+};
+
+// Philox4x32 with 10 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
+Philox philox(uint64_t seed, uint64_t element, uint64_t stream) {
+  uint32_t c[4] = {static_cast<uint32_t>(element), static_cast<uint32_t>(element >> 32),
+                   static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)};
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = uint64_t{0xD2511F53} * c[0], p1 = uint64_t{0xCD9E8D57} * c[2];
+    uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
+    uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
+    c[0] = hi1 ^ c[1] ^ k0;
+    c[1] = lo1;
+    c[2] = hi0 ^ c[3] ^ k1;
+    c[3] = lo0;
+    k0 += 0x9E3779B9;
+    k1 += 0xBB67AE85;
+  }
+  return {{c[0], c[1], c[2], c[3]}};
+}
+
+// [0, 1): 24 random bits for f32 and narrower, 53 for f64.
+double uniform24(uint32_t u) { return static_cast<double>(u >> 8) * 0x1.0p-24; }
+double uniform53(uint32_t hi, uint32_t lo) {
+  return static_cast<double>(((uint64_t{hi} << 32) | lo) >> 11) * 0x1.0p-53;
+}
+
+double sample(Op op, bool wide, const Philox& r) {
+  if (op == Op::rand) return wide ? uniform53(r.v[0], r.v[1]) : uniform24(r.v[0]);
+  // Box-Muller; 1 - u keeps the log's argument in (0, 1].
+  double u1 = 1.0 - (wide ? uniform53(r.v[0], r.v[1]) : uniform24(r.v[0]));
+  double u2 = wide ? uniform53(r.v[2], r.v[3]) : uniform24(r.v[1]);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+// The state tensor of `draws` fresh draws of the generator, on `device`.
+Tensor take_state(Device device) {
+  auto [seed, offset] = take_draws(1);
+  Tensor state = make_tensor({2}, DType::i64);
+  auto* p = reinterpret_cast<int64_t*>(state.impl()->data_ptr());
+  p[0] = static_cast<int64_t>(seed);
+  p[1] = static_cast<int64_t>(offset);
+  return device == Device::cpu ? state : copy_to_device(state, device);
+}
+
+Tensor draw(Op op, const SymShape& shape, DType dtype, Device device) {
+  if (!is_floating(dtype))
+    throw Error(fmt::format("{}: dtype must be floating, not {}", op_name(op), dtype_name(dtype)));
+  Attrs a;
+  a.set("shape", shape).set("dtype", dtype);
+  Tensor state;
+  if (OpRecorder* recorder = active_recorder()) {
+    int64_t index = 0;
+    state = recorder->rng_draw(&index);
+    a.set("draw", index);
+  } else {
+    state = take_state(device);
+    a.set("draw", int64_t{0});
+  }
+  return call_op(op, {state}, a);
+}
+
+}  // namespace
+
+std::pair<uint64_t, uint64_t> take_draws(uint64_t draws) {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  uint64_t first = g.offset;
+  g.offset += draws;
+  return {g.seed, first};
+}
+
+void manual_seed(uint64_t seed) {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  g.seed = seed;
+  g.offset = 0;
+}
+
+Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const TensorType& out) {
+  Tensor s = contiguous_eager(state).cpu();
+  const int64_t* st = s.const_data<int64_t>();
+  const uint64_t seed = static_cast<uint64_t>(st[0]);
+  const uint64_t stream =
+      static_cast<uint64_t>(st[1]) + static_cast<uint64_t>(attrs.get_int("draw"));
+  Shape shape;
+  try_const_shape(out.shape, &shape);
+  Tensor result = make_tensor(shape, out.dtype);
+  char* data = result.impl()->data_ptr();
+  const int64_t esize = dtype_size(out.dtype);
+  const bool wide = out.dtype == DType::f64;
+  const DType dtype = out.dtype;
+  parallel_range(result.numel(), 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      store_double(data + i * esize, dtype,
+                   sample(op, wide, philox(seed, static_cast<uint64_t>(i), stream)));
+  });
+  return state.device() == Device::cpu ? result : copy_to_device(result, state.device());
+}
+
+Tensor rand(const Shape& shape, DType dtype) {
+  check_tensor_shape(shape);
+  return draw(Op::rand, const_shape(shape), dtype, Device::cpu);
+}
+Tensor randn(const Shape& shape, DType dtype) {
+  check_tensor_shape(shape);
+  return draw(Op::randn, const_shape(shape), dtype, Device::cpu);
+}
+Tensor rand_like(const Tensor& x) {
+  return draw(Op::rand, symbolic_shape(x), is_floating(x.dtype()) ? x.dtype() : DType::f32,
+              x.device());
+}
+Tensor randn_like(const Tensor& x) {
+  return draw(Op::randn, symbolic_shape(x), is_floating(x.dtype()) ? x.dtype() : DType::f32,
+              x.device());
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+  if (high <= low)
+    throw Error(fmt::format("randint: high ({}) must be greater than low ({})", high, low));
+  if (!is_integral(dtype) && !is_floating(dtype))
+    throw Error(fmt::format("randint: dtype {} cannot hold integers", dtype_name(dtype)));
+  // floor(u * (high - low)) + low in f64: exact for ranges below 2^53.
+  Tensor u = rand(shape, DType::f64);
+  return add(floor(mul(u, static_cast<double>(high - low))), static_cast<double>(low)).to(dtype);
+}
+Tensor randint(int64_t high, const Shape& shape, DType dtype) {
+  return randint(0, high, shape, dtype);
+}
+
+Tensor bernoulli(const Tensor& p) { return lt(rand_like(p), p).to(p.dtype()); }
+Tensor bernoulli(const Tensor& x, double p) {
+  if (!(p >= 0 && p <= 1)) throw Error(fmt::format("bernoulli: p = {} is not in [0, 1]", p));
+  return lt(rand_like(x), p).to(x.dtype());
+}
+
+Tensor dropout(const Tensor& x, double p, bool train) {
+  if (!(p >= 0 && p <= 1))
+    throw Error(fmt::format("dropout: probability has to be between 0 and 1, but got {}", p));
+  if (!train || p == 0) return x;
+  if (p == 1) return mul(x, 0);
+  Tensor keep = ge(rand_like(x), p);
+  return mul(mul(x, keep), 1.0 / (1.0 - p));
+}
+
+const Tensor& Tensor::uniform_(double from, double to) const {
+  return copy_(add(mul(rand_like(*this), to - from), from));
+}
+const Tensor& Tensor::normal_(double mean, double std) const {
+  return copy_(add(mul(randn_like(*this), std), mean));
+}
+
+}  // namespace kiln
