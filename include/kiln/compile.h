@@ -1,6 +1,7 @@
 // compile(): trace a C++ function of tensors into a graph on its first call, and run the
 // compiled entry on later calls whose inputs match its guards (dtype, rank, sizes except
-// dynamic dims, device, contiguity, list lengths). A call that matches no entry traces again.
+// dynamic dims, device, contiguity, list lengths, the values of int, double and bool
+// arguments). A call that matches no entry traces again.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kiln/tensor.h"
@@ -74,30 +76,47 @@ std::string_view worker_start_name(WorkerStart start);  // subprocess, fork, spa
 
 namespace detail {
 
-// A call's tensors flattened in order, and the structure that rebuilds them: one entry per
-// argument or result, -1 for a Tensor, n for a list of n tensors (tuples are flattened).
+// A call's tensors and scalars flattened in order, and the structure that rebuilds them: one
+// entry per argument or result, -1 for a Tensor, -2 for a scalar (int, double, bool), n for
+// a list of n tensors (tuples and pairs are flattened). Scalars are specialized: the trace
+// sees their values, and the guards require the same values (docs/design.md §3).
 struct Flat {
   std::vector<Tensor> tensors;
   std::vector<int64_t> structure;
+  std::vector<Scalar> scalars;
 };
+
+inline constexpr int64_t kFlatTensor = -1;
+inline constexpr int64_t kFlatScalar = -2;
 
 inline void flatten(const Tensor& t, Flat& f) {
   f.tensors.push_back(t);
-  f.structure.push_back(-1);
+  f.structure.push_back(kFlatTensor);
 }
 inline void flatten(const std::vector<Tensor>& v, Flat& f) {
   f.structure.push_back(static_cast<int64_t>(v.size()));
   f.tensors.insert(f.tensors.end(), v.begin(), v.end());
 }
+template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
+void flatten(T value, Flat& f) {
+  f.scalars.emplace_back(value);
+  f.structure.push_back(kFlatScalar);
+}
 template <class... T>
 void flatten(const std::tuple<T...>& t, Flat& f) {
   std::apply([&f](const auto&... e) { (flatten(e, f), ...); }, t);
+}
+template <class A, class B>
+void flatten(const std::pair<A, B>& p, Flat& f) {
+  flatten(p.first, f);
+  flatten(p.second, f);
 }
 
 struct Cursor {
   const Flat& flat;
   size_t tensor = 0;
   size_t item = 0;
+  size_t scalar = 0;
 };
 
 template <class T>
@@ -121,6 +140,28 @@ struct Unflatten<std::vector<Tensor>> {
 template <class... T>
 struct Unflatten<std::tuple<T...>> {
   static std::tuple<T...> take(Cursor& c) { return std::tuple<T...>{Unflatten<T>::take(c)...}; }
+};
+template <class A, class B>
+struct Unflatten<std::pair<A, B>> {
+  static std::pair<A, B> take(Cursor& c) {
+    A a = Unflatten<A>::take(c);  // in order: braced init would not fix it for a pair
+    return std::pair<A, B>(std::move(a), Unflatten<B>::take(c));
+  }
+};
+template <class T>
+  requires std::is_arithmetic_v<T>
+struct Unflatten<T> {
+  static T take(Cursor& c) {
+    ++c.item;
+    const Scalar& s = c.flat.scalars.at(c.scalar++);
+    if constexpr (std::is_same_v<T, bool>) {
+      return s.to_int() != 0;
+    } else if constexpr (std::is_integral_v<T>) {
+      return static_cast<T>(s.to_int());
+    } else {
+      return static_cast<T>(s.to_double());
+    }
+  }
 };
 
 using TraceFn = std::function<Flat(const Flat& inputs)>;

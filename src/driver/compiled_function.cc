@@ -233,7 +233,7 @@ class CompiledCore {
                                    std::vector<Tensor>* args) {
     bump(Stat::guard_misses);
     Tracer tracer(options_.name, options_.freeze_captured);
-    Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure};
+    Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure, inputs.scalars};
     Flat traced_out;
     {
       RecorderScope scope(&tracer);
@@ -268,9 +268,16 @@ class CompiledCore {
     entry->graph = std::make_shared<const Graph>(std::move(graph));
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.push_back(entry);
+    if (entries_.size() == kManyEntries)
+      warn_once(fmt::format("many entries: {}", options_.name), fmt::format(
+          "{}: {} entries traced for one compiled function: each new shape (or value of an "
+          "int, double or bool argument) traces and compiles again; mark_dynamic the sizes "
+          "that change, and pass values that change as tensors",
+          options_.name, kManyEntries));
     return entry;
   }
 
+  static constexpr size_t kManyEntries = 8;  // torch.compile's cache_size_limit
   ResolvedOptions options_;
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Entry>> entries_;

@@ -9,6 +9,7 @@ namespace kiln {
 Guards make_guards(const Graph& graph, const detail::Flat& call) {
   Guards g;
   g.structure = call.structure;
+  g.scalars = call.scalars;
   g.num_symbols = graph.num_symbols;
   for (size_t i = 0; i < call.tensors.size(); ++i) {
     const Tensor& t = call.tensors[i];
@@ -19,6 +20,15 @@ Guards make_guards(const Graph& graph, const detail::Flat& call) {
 
 bool Guards::matches(const detail::Flat& call) const {
   if (call.structure != structure || call.tensors.size() != tensors.size()) return false;
+  for (size_t i = 0; i < scalars.size(); ++i) {
+    const Scalar& a = scalars[i];
+    const Scalar& b = call.scalars[i];
+    if (a.kind() != b.kind()) return false;
+    if (a.is_floating() ? !(a.to_double() == b.to_double() ||
+                            (a.to_double() != a.to_double() && b.to_double() != b.to_double()))
+                        : a.to_int() != b.to_int())
+      return false;
+  }
   int64_t bound[16];
   std::vector<int64_t> bound_heap;
   int64_t* bindings = bound;
@@ -56,6 +66,7 @@ std::string Guards::describe() const {
   for (const TensorGuard& g : tensors)
     parts.push_back(fmt::format("{}{}{}", dtype_name(g.dtype), shape_string(g.shape),
                                 g.contiguous ? "" : " (strided)"));
+  for (const Scalar& s : scalars) parts.push_back(s.to_string());
   return fmt::format("({})", fmt::join(parts, ", "));
 }
 

@@ -20,6 +20,7 @@ struct TensorGuard {
 
 struct Guards {
   std::vector<int64_t> structure;
+  std::vector<Scalar> scalars;  // specialized: the same kinds and values
   std::vector<TensorGuard> tensors;
   int32_t num_symbols = 0;
 

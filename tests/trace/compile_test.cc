@@ -162,3 +162,45 @@ TEST(Compile, BadEnvironmentValuesNameTheVariable) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(CompileScalars, IntDoubleAndBoolArgumentsAreSpecializedAndGuarded) {
+  auto f = compile([](const Tensor& x, double alpha, int64_t power, bool negate, int shift) {
+    Tensor y = x.pow(static_cast<double>(power)) * alpha + shift;
+    return negate ? -y : y;
+  });
+  Tensor x = randn({5});
+  auto eager = [&](double a, int64_t p, bool n, int s) {
+    Tensor y = x.pow(static_cast<double>(p)) * a + s;
+    return n ? -y : y;
+  };
+  int64_t traces = stats()["trace.graphs"];
+  EXPECT_EQ(testing::compare_tensors(f(x, 0.5, 2, false, 1), eager(0.5, 2, false, 1), 1e-6, 1e-6),
+            "");
+  EXPECT_EQ(testing::compare_tensors(f(x, 0.5, 2, false, 1), eager(0.5, 2, false, 1), 1e-6, 1e-6),
+            "");
+  EXPECT_EQ(stats()["trace.graphs"] - traces, 1) << "the same values reuse the entry";
+  EXPECT_EQ(testing::compare_tensors(f(x, 1.5, 2, false, 1), eager(1.5, 2, false, 1), 1e-6, 1e-6),
+            "");
+  EXPECT_EQ(testing::compare_tensors(f(x, 1.5, 3, true, 1), eager(1.5, 3, true, 1), 1e-6, 1e-6),
+            "");
+  EXPECT_EQ(testing::compare_tensors(f(x, 1.5, 3, true, -4), eager(1.5, 3, true, -4), 1e-6, 1e-6),
+            "");
+  EXPECT_EQ(stats()["trace.graphs"] - traces, 4) << "each new value is a new specialization";
+  EXPECT_EQ(f.graphs().size(), 4u);
+}
+
+TEST(CompileScalars, PairsInAndOut) {
+  auto f = compile([](std::pair<Tensor, Tensor> p, double s) {
+    return std::make_pair(p.first * s, p.second + p.first);
+  });
+  Tensor a = randn({3}), b = randn({3});
+  auto [u, v] = f(std::make_pair(a, b), 2.0);
+  EXPECT_EQ(testing::compare_tensors(u, a * 2.0, 1e-6, 1e-6), "");
+  EXPECT_EQ(testing::compare_tensors(v, b + a, 1e-6, 1e-6), "");
+}
+
+}  // namespace
+}  // namespace kiln
