@@ -198,6 +198,13 @@ Tensor empty(const Shape& shape, DType dtype = DType::f32);
 Tensor zeros(const Shape& shape, DType dtype = DType::f32);
 Tensor ones(const Shape& shape, DType dtype = DType::f32);
 Tensor full(const Shape& shape, Scalar value, DType dtype = DType::f32);
+// Like x: its shape (symbolic sizes included), dtype and device.
+Tensor full_like(const Tensor& x, Scalar value);
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+Tensor empty_like(const Tensor& x);
+// A 0-d tensor holding `value`.
+Tensor scalar_tensor(Scalar value, DType dtype = DType::f32, Device device = Device::cpu);
 Tensor arange(Scalar end, DType dtype = DType::i64);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
 Tensor rand(const Shape& shape, DType dtype = DType::f32);   // uniform [0, 1)

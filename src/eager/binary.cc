@@ -163,16 +163,6 @@ T select_bits(bool c, T a, T b) {
   return out;
 }
 
-Tensor scalar_tensor(Scalar s, DType dtype) {
-  Tensor t = make_tensor({}, dtype);
-  if (s.is_floating())
-    store_double(t.impl()->data_ptr(), dtype, s.to_double());
-  else
-    KILN_DISPATCH_ALL(dtype, T,
-                      *reinterpret_cast<T*>(t.impl()->data_ptr()) = to_storage<T>(s.to_int()))
-  return t;
-}
-
 // The GPU form: a scalar operand travels by value in the kernel's arguments (a 0-d tensor
 // would cost a host-to-device copy per op); integer divisors and exponents are still
 // checked, on a host copy.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "eager/dispatch.h"
 #include "eager/strided_loop.h"
 #include "graph/dim.h"
 #include "kiln/error.h"
@@ -28,9 +29,42 @@ Tensor generate(const Shape& shape, DType dtype, Fill fill) {
 
 }  // namespace
 
-Tensor empty(const Shape& shape, DType dtype) { return make_tensor(shape, dtype); }
+Tensor scalar_tensor(Scalar value, DType dtype, Device device) {
+  Tensor out = make_tensor({}, dtype);
+  if (value.is_floating())
+    store_double(out.impl()->data_ptr(), dtype, value.to_double());
+  else  // exactly, past 2^53 too
+    KILN_DISPATCH_ALL(dtype, T,
+                      *reinterpret_cast<T*>(out.impl()->data_ptr()) = to_storage<T>(value.to_int()))
+  return device == Device::cpu ? out : copy_to_device(out, device);
+}
+
+namespace {
+
+// A fresh tensor of `shape` holding `value`. While tracing: the scalar broadcast, copied
+// into a slot of its own (a fresh tensor aliases nothing), so the graph holds no payload
+// and a symbolic shape stays symbolic.
+Tensor filled(const SymShape& shape, Scalar value, DType dtype, Device device) {
+  Tensor scalar = scalar_tensor(value, dtype, device);
+  Attrs a;
+  a.set("shape", shape);
+  if (OpRecorder* recorder = active_recorder())
+    return recorder->copy(call_op(Op::expand, {scalar}, a));
+  Shape concrete;
+  try_const_shape(shape, &concrete);
+  return contiguous_eager(call_op(Op::expand, {scalar}, a));
+}
+
+}  // namespace
+
+Tensor empty(const Shape& shape, DType dtype) {
+  if (active_recorder()) return zeros(shape, dtype);  // a graph value is never uninitialized
+  return make_tensor(shape, dtype);
+}
 
 Tensor full(const Shape& shape, Scalar value, DType dtype) {
+  check_tensor_shape(shape);
+  if (active_recorder()) return filled(const_shape(shape), value, dtype, Device::cpu);
   double v = value.to_double();
   if (value.kind() != Scalar::Kind::floating) {
     int64_t i = value.to_int();
@@ -41,6 +75,16 @@ Tensor full(const Shape& shape, Scalar value, DType dtype) {
 
 Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0, dtype); }
 Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1, dtype); }
+
+Tensor full_like(const Tensor& x, Scalar value) {
+  return filled(symbolic_shape(x), value, x.dtype(), x.device());
+}
+Tensor zeros_like(const Tensor& x) { return full_like(x, 0); }
+Tensor ones_like(const Tensor& x) { return full_like(x, 1); }
+Tensor empty_like(const Tensor& x) {
+  if (active_recorder() || x.device() != Device::cpu) return zeros_like(x);
+  return make_tensor(x.sizes(), x.dtype());
+}
 
 Tensor arange(Scalar end, DType dtype) { return arange(0, end, 1, dtype); }
 

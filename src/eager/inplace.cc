@@ -115,9 +115,7 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
   return *this;
 }
 const Tensor& Tensor::fill_(Scalar value) const {
-  Tensor v = full({}, value, dtype());
-  if (device() != Device::cpu) v = v.to(device());
-  assign(*this, expand_to(v, *this));
+  assign(*this, expand_to(scalar_tensor(value, dtype(), device()), *this));
   return *this;
 }
 const Tensor& Tensor::zero_() const { return fill_(0); }
@@ -126,9 +124,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   if (mask.dtype() != DType::bool_)
     throw Error(
         fmt::format("masked_fill: the mask must be bool, not {}", dtype_name(mask.dtype())));
-  Tensor v = full({}, value, x.dtype());
-  if (x.device() != Device::cpu) v = v.to(x.device());
-  return where(mask, v, x);
+  return where(mask, scalar_tensor(value, x.dtype(), x.device()), x);
 }
 
 const Tensor& operator+=(const Tensor& a, const Tensor& b) { return a.add_(b); }

@@ -27,8 +27,11 @@ PassResult fold_constants(const Graph& graph) {
       largest_input = std::max(largest_input, value[v].numel());
     }
     if (args.size() != node.inputs.size() || args.empty()) continue;
+    // Not a result of symbolic size, nor one larger than its inputs (it would grow the
+    // graph's data: a broadcast scalar stays a broadcast); decided before computing it.
+    Dim result_numel = shape_numel(node.type.shape, "fold_constants");
+    if (!result_numel.is_const() || result_numel.coeff > largest_input) continue;
     Tensor result = run_op(node.op, args, node.attrs).contiguous();
-    if (result.numel() > largest_input) continue;  // would grow the graph's data
     value[graph.node_value(n)] = result;
     // A view of a constant stays a view: it costs nothing at run time, and its readers may
     // read it in place (a matmul through a transposed weight); folding would copy the data.
