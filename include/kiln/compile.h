@@ -149,7 +149,7 @@ struct Unflatten<std::pair<A, B>> {
   }
 };
 template <class T>
-  requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 struct Unflatten<T> {
   static T take(Cursor& c) {
     ++c.item;

@@ -269,11 +269,13 @@ class CompiledCore {
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.push_back(entry);
     if (entries_.size() == kManyEntries)
-      warn_once(fmt::format("many entries: {}", options_.name), fmt::format(
-          "{}: {} entries traced for one compiled function: each new shape (or value of an "
-          "int, double or bool argument) traces and compiles again; mark_dynamic the sizes "
-          "that change, and pass values that change as tensors",
-          options_.name, kManyEntries));
+      warn_once(
+          fmt::format("many entries: {}", options_.name),
+          fmt::format(
+              "{}: {} entries traced for one compiled function: each new shape (or value of an "
+              "int, double or bool argument) traces and compiles again; mark_dynamic the sizes "
+              "that change, and pass values that change as tensors",
+              options_.name, kManyEntries));
     return entry;
   }
 
