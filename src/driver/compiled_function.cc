@@ -177,8 +177,12 @@ class CompiledCore {
                         options_.name, what, device_name(d), first, device_name(*device)));
       }
     };
-    for (size_t i = 0; i < inputs.size(); ++i)
-      see(inputs[i].device(), fmt::format("input {}", graph.inputs[i].name));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::string& name = graph.inputs[i].name;  // in<N> or captured<N> (the tracer's)
+      see(inputs[i].device(), name.rfind("captured", 0) == 0 ? "captured tensor " + name.substr(8)
+                              : name.rfind("in", 0) == 0     ? "input " + name.substr(2)
+                                                             : name);
+    }
     for (const GraphConstant& c : graph.constants)
       see(c.value.device(), fmt::format("captured tensor {}", c.name));
     return device.value_or(Device::cpu);

@@ -32,6 +32,9 @@ class OpRecorder {
   virtual uint64_t session() const = 0;
   // Storages with a smaller serial existed before the trace began (captured tensors).
   virtual uint64_t first_serial() const = 0;
+  // The trace read `captured`'s values at trace time (a copy to another device): the
+  // compiled function must trace again once they change.
+  virtual void depends_on_values(const Tensor& captured, const char* why) = 0;
   // A random draw: the traced generator state (the graph's rng input) and, in *draw, this
   // draw's index among the graph's draws.
   virtual Tensor rng_draw(int64_t* draw) = 0;

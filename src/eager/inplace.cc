@@ -111,7 +111,10 @@ const Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) const {
 }
 
 const Tensor& Tensor::copy_(const Tensor& src) const {
-  assign(*this, expand_to(src.to(dtype()), *this));
+  // Across devices as PyTorch allows: the source moves first (while tracing, a constant's
+  // move is a new constant; a captured tensor's, a dependence on its values).
+  Tensor moved = src.impl()->is_traced() ? src : src.to(device());
+  assign(*this, expand_to(moved.to(dtype()), *this));
   return *this;
 }
 const Tensor& Tensor::fill_(Scalar value) const {

@@ -187,12 +187,11 @@ Tensor Tensor::to(Device device) const {
                     device_name(device)));
   require_data(*this, "to(device)");
   if (this->device() == device) return *this;
+  // A captured tensor copied to another device while tracing: the copy is a constant of the
+  // graph, and a write to the captured tensor makes the next call trace again.
   OpRecorder* recorder = active_recorder();
   if (recorder && impl_->storage->serial() < recorder->first_serial())
-    throw Error(
-        fmt::format("to({}): a compiled function cannot move a tensor it captures between "
-                    "devices (the copy would not see later changes); move it before the call",
-                    device_name(device)));
+    recorder->depends_on_values(*this, "copied to another device");
   Tensor moved = copy_to_device(*this, device);
   moved.impl()->dynamic_dims = impl_->dynamic_dims;  // mark_dynamic travels with the values
   return moved;

@@ -252,6 +252,11 @@ void Tracer::assign(const Tensor& self, const Tensor& value) {
   if (impl.is_traced()) self.impl()->trace_value = v;  // a real tensor stays real
 }
 
+void Tracer::depends_on_values(const Tensor& captured, const char* why) {
+  const std::shared_ptr<Storage>& storage = captured.impl()->storage;
+  frozen_.push_back({storage, storage->version(), fmt::format("{} ({})", frozen_.size(), why)});
+}
+
 Tensor Tracer::rng_draw(int64_t* draw) {
   if (!rng_state_.defined()) {
     int32_t value = add_value(Kind::Rng, 0, {DType::i64, const_shape({2})});

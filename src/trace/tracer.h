@@ -64,6 +64,7 @@ class Tracer : public OpRecorder {
   uint64_t session() const override { return session_; }
   uint64_t first_serial() const override { return first_serial_; }
   Tensor rng_draw(int64_t* draw) override;
+  void depends_on_values(const Tensor& captured, const char* why) override;
   // Ends the trace: `outputs` are the function's results.
   TraceResult finish(const std::vector<Tensor>& outputs);
 

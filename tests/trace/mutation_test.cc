@@ -314,3 +314,24 @@ TEST(CapturedByReference, InPlaceOnAnExpandedViewIsRefusedWhileTracing) {
 
 }  // namespace
 }  // namespace kiln::testing
+
+namespace kiln::testing {
+namespace {
+
+// A captured host tensor moved to the GPU inside the function: the copy is a constant, and a
+// write to the host tensor makes the next call trace again.
+TEST(CapturedByReference, CapturedTensorMovedToTheDeviceIsReadAgainAfterAWrite) {
+  if (test_device() != Device::cuda) GTEST_SKIP() << "moves a tensor to the GPU";
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  Tensor w = randn({3, 3});  // on the host
+  auto f = compile([&](Tensor x) { return matmul(x, w.cuda()); });
+  Tensor x = randn({2, 3});
+  EXPECT_EQ(compare_tensors(f(x.cuda()), matmul(x, w), 1e-5, 1e-5), "");
+  int64_t changed = stats()["guard.frozen_changed"];
+  w.mul_(2);
+  EXPECT_EQ(compare_tensors(f(x.cuda()), matmul(x, w), 1e-5, 1e-5), "");
+  EXPECT_EQ(stats()["guard.frozen_changed"] - changed, 1);
+}
+
+}  // namespace
+}  // namespace kiln::testing
