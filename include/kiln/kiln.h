@@ -4,6 +4,7 @@
 #include "kiln/compile.h"
 #include "kiln/dtype.h"
 #include "kiln/error.h"
+#include "kiln/load.h"
 #include "kiln/ops.h"
 #include "kiln/profiler.h"
 #include "kiln/safetensors.h"

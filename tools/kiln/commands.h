@@ -15,9 +15,13 @@ struct RunArgs {
   std::string constants_path;
   std::map<std::string, int64_t> dims;
   uint64_t seed = 0;
+  std::string inputs_path;   // --inputs: the graph's inputs by name (else random ones)
+  std::string outputs_path;  // --outputs: the outputs written as output0, output1, ...
+  int repeat = 0;            // --repeat: time this many further calls
 };
 
-// Runs a text graph on seeded random inputs; prints each output's type and checksums.
+// Runs a text graph on its inputs from a safetensors file, or seeded random ones; prints each
+// output's type and checksums, and the time per call when asked to repeat.
 int run_command(const RunArgs& args);
 
 // kiln repro FILE: replays a repro file; exit 0 when compiled matches eager, 1 on a

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
 
   kiln::cli::RunArgs run;
   std::vector<std::string> dims;
-  CLI::App* run_cmd = app.add_subcommand("run", "run a text graph on random inputs");
+  CLI::App* run_cmd = app.add_subcommand("run", "run a text graph on given or random inputs");
   run_cmd->add_option("graph", run.graph_path, "the graph file (.kiln)")->required();
   run_cmd->add_option("--mode", run.mode,
                       "compile mode: inprocess, subprocess, async, progressive, "
@@ -37,6 +37,13 @@ int main(int argc, char** argv) {
                       "write a Chrome trace of the run (compile and kernels) here");
   run_cmd->add_option("--trace", run.trace_dir,
                       "write the structured trace and repro files here (as KILN_TRACE)");
+  run_cmd->add_option("--inputs", run.inputs_path,
+                      "safetensors file with the graph's inputs, by input name (default: random "
+                      "inputs from --seed)");
+  run_cmd->add_option("--outputs", run.outputs_path,
+                      "write the outputs here as safetensors (output0, output1, ...)");
+  run_cmd->add_option("--repeat", run.repeat, "time this many further calls; print per call")
+      ->check(CLI::Range(0, 1000000));
   std::string repro_path, minify_path, minify_out;
   CLI::App* repro_cmd =
       app.add_subcommand("repro", "replay a repro file: compile, run, compare with eager");

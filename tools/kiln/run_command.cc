@@ -1,10 +1,11 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
+#include <chrono>
 
 #include "commands.h"
+#include "driver/load_graph.h"
 #include "driver/pipeline.h"
 #include "graph/text.h"
 #include "kiln/error.h"
@@ -27,16 +28,8 @@ Tensor random_input(const TensorType& type, const Shape& shape) {
 }  // namespace
 
 int run_command(const RunArgs& args) {
-  std::string text = read_text_file(args.graph_path);
-  std::string constants_path = args.constants_path;
-  if (constants_path.empty()) {
-    std::filesystem::path p(args.graph_path);
-    p.replace_extension(".safetensors");
-    if (std::filesystem::exists(p)) constants_path = p.string();
-  }
-  TensorMap constants;
-  if (!constants_path.empty()) constants = load_safetensors(constants_path);
-  Graph graph = parse_graph(text, args.graph_path, constants_path.empty() ? nullptr : &constants);
+  GraphFile file = read_graph_file(args.graph_path, args.constants_path);
+  Graph& graph = file.graph;
   manual_seed(args.seed);
   // Constants the file did not provide get random values, so any graph runs.
   for (GraphConstant& c : graph.constants) {
@@ -56,15 +49,27 @@ int run_command(const RunArgs& args) {
     bindings[static_cast<size_t>(sym)] = size;
   }
   std::vector<Tensor> inputs;
-  for (const GraphInput& in : graph.inputs) {
-    Shape shape;
-    for (const Dim& d : in.type.shape) {
-      if (!d.is_const() && bindings[static_cast<size_t>(d.sym)] < 0)
-        throw Error(
-            fmt::format("input %{} has dynamic dim s{}; pass --dim s{}=N", in.name, d.sym, d.sym));
-      shape.push_back(d.eval(bindings));
+  if (!args.inputs_path.empty()) {
+    TensorMap given = load_safetensors(args.inputs_path);
+    for (const GraphInput& in : graph.inputs) {
+      auto it = given.find(in.name);
+      if (it == given.end())
+        throw Error(fmt::format("--inputs {}: no tensor named {} (input %{} of graph {})",
+                                args.inputs_path, in.name, in.name, graph.name));
+      inputs.push_back(it->second.to(device));
     }
-    inputs.push_back(random_input(in.type, shape).to(device));
+    check_graph_inputs(graph, inputs, device);
+  } else {
+    for (const GraphInput& in : graph.inputs) {
+      Shape shape;
+      for (const Dim& d : in.type.shape) {
+        if (!d.is_const() && bindings[static_cast<size_t>(d.sym)] < 0)
+          throw Error(fmt::format("input %{} has dynamic dim s{}; pass --dim s{}=N or --inputs",
+                                  in.name, d.sym, d.sym));
+        shape.push_back(d.eval(bindings));
+      }
+      inputs.push_back(random_input(in.type, shape).to(device));
+    }
   }
   if (!args.trace_dir.empty()) setenv("KILN_TRACE", args.trace_dir.c_str(), 1);
   std::optional<Profiler> profiler;
@@ -79,6 +84,15 @@ int run_command(const RunArgs& args) {
   resolved.device = device;
   auto executable = compile_graph(graph, resolved);
   std::vector<Tensor> outputs = executable->run(inputs);
+  std::vector<double> seconds;
+  for (int i = 0; i < args.repeat; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    outputs = executable->run(inputs);
+    if (device == Device::cuda)
+      for (const Tensor& out : outputs) (void)out.cpu();  // the device's work, done
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   if (std::optional<std::string> dir = trace_directory()) {
     Repro repro = repro_of_call(graph, inputs, resolved, false);
     repro.bindings = bindings;
@@ -94,6 +108,19 @@ int run_command(const RunArgs& args) {
   fmt::print("graph {}: {} inputs, {} constants, {} nodes; mode {}, backend {}\n", graph.name,
              graph.inputs.size(), graph.constants.size(), graph.nodes.size(),
              compile_mode_name(resolved.mode), executable->backend_name());
+  if (!seconds.empty()) {
+    std::sort(seconds.begin(), seconds.end());
+    fmt::print("time per call over {} calls: best {:.3f} ms, median {:.3f} ms (stage {})\n",
+               seconds.size(), seconds.front() * 1e3, seconds[seconds.size() / 2] * 1e3,
+               executable->stage());
+  }
+  if (!args.outputs_path.empty()) {
+    TensorMap written;
+    for (size_t i = 0; i < outputs.size(); ++i)
+      written[fmt::format("output{}", i)] = outputs[i].contiguous().cpu();
+    save_safetensors(args.outputs_path, written);
+    fmt::print("outputs: {}\n", args.outputs_path);
+  }
   for (size_t i = 0; i < outputs.size(); ++i) {
     Tensor out = outputs[i].contiguous().cpu();
     double sum = out.numel() ? out.to(DType::f64).sum().item<double>() : 0.0;
