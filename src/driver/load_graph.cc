@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "driver/pipeline.h"
+#include "eager/interpreter.h"
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "kiln/load.h"
@@ -37,37 +38,12 @@ void check_graph_inputs(const Graph& graph, const std::vector<Tensor>& inputs, D
     throw Error(fmt::format("graph {} takes {} inputs ({}), got {}", graph.name,
                             graph.inputs.size(), fmt::join(names, ", "), inputs.size()));
   }
-  std::vector<int64_t> bound(static_cast<size_t>(graph.num_symbols), -1);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const GraphInput& in = graph.inputs[i];
-    const Tensor& t = inputs[i];
-    auto fail = [&](const std::string& why) {
-      throw Error(fmt::format("graph {}: input %{} ({}): {}", graph.name, in.name,
-                              type_string(in.type), why));
-    };
-    if (!t.defined()) fail("the tensor is undefined");
-    if (t.dtype() != in.type.dtype) fail(fmt::format("got a {} tensor", dtype_name(t.dtype())));
-    if (t.device() != device)
-      fail(fmt::format("the tensor is on {}, the graph runs on {}", device_name(t.device()),
-                       device_name(device)));
-    if (t.dim() != static_cast<int64_t>(in.type.shape.size()))
-      fail(fmt::format("got shape {}", shape_string(t.sizes())));
-    for (size_t d = 0; d < in.type.shape.size(); ++d) {
-      const Dim& dim = in.type.shape[d];
-      int64_t size = t.sizes()[d];
-      if (dim.is_const()) {
-        if (size != dim.coeff) fail(fmt::format("got shape {}", shape_string(t.sizes())));
-        continue;
-      }
-      if (size % dim.coeff != 0)
-        fail(fmt::format("dim {} is {}, not a multiple of {}", d, size, dim.coeff));
-      int64_t& b = bound[static_cast<size_t>(dim.sym)];
-      if (b >= 0 && b != size / dim.coeff)
-        fail(fmt::format("dim {} makes s{} = {}, an earlier input made it {}", d, dim.sym,
-                         size / dim.coeff, b));
-      b = size / dim.coeff;
-    }
-  }
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].device() != device)
+      throw Error(fmt::format("graph {}: input %{} is on {}, the graph runs on {}", graph.name,
+                              graph.inputs[i].name, device_name(inputs[i].device()),
+                              device_name(device)));
+  bind_inputs(graph, inputs, nullptr);  // dtypes, ranks, sizes, one size per symbol
 }
 
 struct LoadedGraph::Impl {

@@ -72,11 +72,11 @@ TEST_F(LoadGraph, InputsAreChecked) {
   };
   EXPECT_EQ(error_of({randn({2, 4})}), "graph dyn takes 2 inputs (%x, %y), got 1");
   EXPECT_EQ(error_of({randn({2, 4}), randn({2, 4}, DType::f64)}),
-            "graph dyn: input %y (f32[s0, 4]): got a f64 tensor");
+            "graph dyn: input %y must be f32[s0, 4], got f64[2, 4] (wrong dtype)");
   EXPECT_EQ(error_of({randn({2, 4}), randn({2, 5})}),
-            "graph dyn: input %y (f32[s0, 4]): got shape [2, 5]");
+            "graph dyn: input %y must be f32[s0, 4], got f32[2, 5] (dim 1 differs)");
   EXPECT_EQ(error_of({randn({2, 4}), randn({3, 4})}),
-            "graph dyn: input %y (f32[s0, 4]): dim 0 makes s0 = 3, an earlier input made it 2");
+            "graph dyn: input %y must be f32[s0, 4], got f32[3, 4] (s0 is 2 elsewhere)");
   std::ofstream(path("weights.kiln")) << "graph w(%x: f32[4]) {\n  const %c0: f32[4]\n"
                                          "  %0 = add(%x, %c0)\n  return %0\n}\n";
   EXPECT_THROW(load_graph(path("weights.kiln")), Error) << "a constant without its values";
