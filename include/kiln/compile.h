@@ -223,7 +223,9 @@ class CompiledFunction {
     return detail::compiled_build_options(*core_, index);
   }
   // Writes graph `index` as text to `path` (GRAPH.kiln) and its constants beside it
-  // (GRAPH.safetensors): `kiln run GRAPH.kiln` runs it.
+  // (GRAPH.safetensors), the captured tensors among them with the values they have now:
+  // `kiln run GRAPH.kiln` and load_graph() run it on the call's inputs. (Outputs past the
+  // function's results are the new values of the inputs it mutates.)
   void save_graph(const std::string& path, size_t index = 0) const {
     detail::save_compiled_graph(*core_, index, path);
   }

@@ -52,6 +52,36 @@ Tensor rng_input(int64_t draws, Device device) {
 
 namespace {
 
+// `graph` with its inputs first .. first + values.size() turned into constants of `values`.
+Graph inputs_as_constants(const Graph& graph, size_t first, const std::vector<Tensor>& values) {
+  if (values.empty()) return graph;
+  GraphBuilder builder(graph.name);
+  builder.use_symbols(graph.num_symbols);
+  std::vector<ValueId> id(static_cast<size_t>(graph.num_values()));
+  for (size_t i = 0; i < graph.inputs.size(); ++i)
+    if (i < first || i >= first + values.size())
+      id[i] = builder.add_input(graph.inputs[i].name, graph.inputs[i].type);
+  for (size_t i = 0; i < values.size(); ++i)
+    id[first + i] =
+        builder.add_constant(graph.inputs[first + i].name, graph.inputs[first + i].type, values[i]);
+  for (size_t c = 0; c < graph.constants.size(); ++c)
+    id[graph.inputs.size() + c] = builder.add_constant(
+        graph.constants[c].name, graph.constants[c].type, graph.constants[c].value);
+  for (size_t n = 0; n < graph.nodes.size(); ++n) {
+    const Node& node = graph.nodes[n];
+    std::vector<ValueId> ins;
+    for (ValueId v : node.inputs) ins.push_back(id[static_cast<size_t>(v)]);
+    id[static_cast<size_t>(graph.node_value(n))] =
+        builder.add_inferred_node(node.op, std::move(ins), node.attrs, node.type);
+  }
+  std::vector<ValueId> outs;
+  for (ValueId v : graph.outputs) outs.push_back(id[static_cast<size_t>(v)]);
+  builder.set_outputs(outs);
+  Graph out = builder.finish();
+  out.size_hints = graph.size_hints;
+  return out;
+}
+
 // Throws when the graph writes to an input that shares memory with another input: the
 // functionalized graph treats them as separate values, eager would not.
 void check_no_aliased_writes(const std::vector<Tensor>& args,
@@ -101,16 +131,29 @@ class CompiledCore {
       throw Error(fmt::format("{}: save_graph({}): only {} graphs were traced", options_.name,
                               index, entries_.size()));
     const Entry& e = *entries_[index];
+    // The captured tensors are saved as constants, with the values they have now: the file
+    // is the function with its current weights, runnable on the call's inputs alone.
+    size_t first = e.guards.tensors.size();
+    std::vector<Tensor> captured;
+    for (size_t i = 0; i < e.captured.size(); ++i) {
+      captured.emplace_back(e.captured[i].lock());
+      if (!captured.back().defined())
+        throw Error(
+            fmt::format("{}: save_graph({}): captured tensor {} is gone", options_.name, index, i));
+    }
+    Graph saved = inputs_as_constants(*e.graph, first, captured);
+    TensorMap constants;
+    for (const GraphConstant& c : saved.constants) constants[c.name] = c.value.cpu();
     std::filesystem::path p(path);
     std::string tmp = path + ".tmp";
     {
       std::ofstream out(tmp, std::ios::binary);
-      out << text_of(e);
+      out << print_graph(saved);
       if (!out) throw Error(fmt::format("{}: cannot write", tmp));
     }
     std::filesystem::rename(tmp, p);
     p.replace_extension(".safetensors");
-    if (!e.constants.empty()) save_safetensors(p.string(), e.constants);
+    if (!constants.empty()) save_safetensors(p.string(), constants);
   }
 
   std::vector<std::string> graphs() const {

@@ -54,6 +54,18 @@ TEST_F(LoadGraph, ASavedGraphRunsWithItsWeights) {
   EXPECT_EQ(compare_tensors(load_graph(path("mlp.kiln"), sub)({x})[0], want, 1e-6, 1e-6), "");
 }
 
+TEST_F(LoadGraph, CapturedTensorsAreSavedWithTheirCurrentValues) {
+  Tensor w = randn({8, 8});
+  auto f = compile([&](Tensor x) { return matmul(x, w).tanh(); });  // w by reference
+  Tensor x = randn({2, 8});
+  f(x);
+  w.mul_(0.5);  // the saved file holds w as it is when saved
+  f.save_graph(path("by_ref.kiln"));
+  LoadedGraph g = load_graph(path("by_ref.kiln"));
+  EXPECT_EQ(g.input_names(), std::vector<std::string>{"in0"});
+  EXPECT_EQ(compare_tensors(g({x})[0], matmul(x, w).tanh(), 1e-6, 1e-6), "");
+}
+
 TEST_F(LoadGraph, InputsAreChecked) {
   std::ofstream(path("dyn.kiln")) << "graph dyn(%x: f32[s0, 4], %y: f32[s0, 4]) {\n"
                                      "  %0 = add(%x, %y)\n  return %0\n}\n";
