@@ -26,9 +26,8 @@ struct Entry {
   Guards guards;
   std::vector<int64_t> output_structure;
   std::shared_ptr<const Graph> graph;
-  mutable std::string graph_text;  // printed on first request (a call need not wait for it)
-  TensorMap constants;
-  std::unique_ptr<Executable> executable;
+  mutable std::string graph_text;          // printed on first request (a call need not wait for it)
+  std::unique_ptr<Executable> executable;  // its graph holds the constants
   // From the trace (TraceResult): graph inputs past the call's tensors, writes after each
   // run, results that are input tensors themselves, frozen storages' versions.
   std::vector<std::weak_ptr<TensorImpl>> captured;
@@ -39,18 +38,18 @@ struct Entry {
   Device device = Device::cpu;
 };
 
+namespace {
+
 // The generator state of one call that draws `draws` times, on `device`: the graph's last
 // input.
 Tensor rng_input(int64_t draws, Device device) {
   auto [seed, offset] = take_draws(static_cast<uint64_t>(draws));
-  Tensor state = from_vector({0, 0}, {2}, DType::i64);
-  auto* p = static_cast<int64_t*>(state.data_ptr());
+  Tensor state = make_tensor({2}, DType::i64);
+  auto* p = reinterpret_cast<int64_t*>(state.impl()->data_ptr());
   p[0] = static_cast<int64_t>(seed);
   p[1] = static_cast<int64_t>(offset);
-  return state.to(device);
+  return device == Device::cpu ? state : copy_to_device(state, device);
 }
-
-namespace {
 
 // `graph` with its inputs first .. first + values.size() turned into constants of `values`.
 Graph inputs_as_constants(const Graph& graph, size_t first, const std::vector<Tensor>& values) {
@@ -205,8 +204,24 @@ class CompiledCore {
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 
-  // Where the entry runs: where its inputs (and captured tensors) are; all in one place.
-  Device device_of(const Graph& graph, const std::vector<Tensor>& inputs) const {
+  // The graph's inputs for a call of `entry`: the call's tensors, the captured tensors, and
+  // the generator state when it draws; false when a captured tensor is gone. Throws when
+  // the call writes to an input that shares memory with another.
+  bool bind_args(const Entry& entry, const Flat& inputs, std::vector<Tensor>* args) const {
+    *args = inputs.tensors;
+    for (const std::weak_ptr<TensorImpl>& c : entry.captured) {
+      args->emplace_back(c.lock());
+      if (!args->back().defined()) return false;
+    }
+    check_no_aliased_writes(*args, entry.write_backs, options_.name, inputs.tensors.size());
+    if (entry.rng_draws > 0) args->push_back(rng_input(entry.rng_draws, entry.device));
+    return true;
+  }
+
+  // Where the entry runs: where the call's tensors, the captured tensors and the constants
+  // are; all in one place.
+  Device device_of(const Graph& graph, const std::vector<Tensor>& call,
+                   const std::vector<std::weak_ptr<TensorImpl>>& captured) const {
     std::optional<Device> device;
     std::string first;
     auto see = [&](Device d, const std::string& what) {
@@ -220,14 +235,12 @@ class CompiledCore {
                         options_.name, what, device_name(d), first, device_name(*device)));
       }
     };
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      const std::string& name = graph.inputs[i].name;  // in<N> or captured<N> (the tracer's)
-      see(inputs[i].device(), name.rfind("captured", 0) == 0 ? "captured tensor " + name.substr(8)
-                              : name.rfind("in", 0) == 0     ? "input " + name.substr(2)
-                                                             : name);
-    }
+    for (size_t i = 0; i < call.size(); ++i) see(call[i].device(), fmt::format("input {}", i));
+    for (size_t i = 0; i < captured.size(); ++i)
+      if (std::shared_ptr<TensorImpl> c = captured[i].lock())
+        see(c->device, fmt::format("captured tensor {}", i));
     for (const GraphConstant& c : graph.constants)
-      see(c.value.device(), fmt::format("captured tensor {}", c.name));
+      see(c.value.device(), fmt::format("constant %{}", c.name));
     return device.value_or(Device::cpu);
   }
 
@@ -246,12 +259,7 @@ class CompiledCore {
         entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(e));
         return nullptr;  // traced again, with what the function captures now
       }
-      *args = inputs.tensors;
-      for (const std::weak_ptr<TensorImpl>& c : entry.captured) args->emplace_back(c.lock());
-      for (const Tensor& t : *args)
-        if (!t.defined()) return nullptr;  // released between the check and now
-      if (entry.rng_draws > 0) args->push_back(rng_input(entry.rng_draws, entry.device));
-      check_no_aliased_writes(*args, entry.write_backs, options_.name, inputs.tensors.size());
+      if (!bind_args(entry, inputs, args)) return nullptr;  // released since the check
       bump(Stat::guard_hits);
       return entries_[e];
     }
@@ -297,19 +305,15 @@ class CompiledCore {
     entry->returns_input = traced.returns_input;
     entry->frozen = traced.frozen;
     entry->rng_draws = traced.rng_draws;
-    *args = inputs.tensors;
-    for (const std::weak_ptr<TensorImpl>& c : entry->captured) args->emplace_back(c.lock());
-    check_no_aliased_writes(*args, entry->write_backs, options_.name, inputs.tensors.size());
-    for (const GraphConstant& c : graph.constants) entry->constants[c.name] = c.value;
     if (log_enabled("guards"))
       log_line("guards",
                fmt::format("{}: new entry for {} ({} captured by reference, {} written back)",
                            options_.name, entry->guards.describe(), entry->captured.size(),
                            entry->write_backs.size()));
     ResolvedOptions options = options_;
-    options.device = device_of(graph, *args);
-    entry->device = options.device;
-    if (entry->rng_draws > 0) args->push_back(rng_input(entry->rng_draws, entry->device));
+    options.device = entry->device = device_of(graph, inputs.tensors, traced.captured);
+    if (!bind_args(*entry, inputs, args))  // the tracer still holds the captured tensors
+      throw Error(fmt::format("{}: a captured tensor was released while tracing", options_.name));
     entry->executable = compile_graph(graph, options);
     write_runnable(graph, *args);
     entry->graph = std::make_shared<const Graph>(std::move(graph));
