@@ -155,7 +155,11 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
     throw Error(fmt::format("randint: high ({}) must be greater than low ({})", high, low));
   if (!is_integral(dtype) && !is_floating(dtype))
     throw Error(fmt::format("randint: dtype {} cannot hold integers", dtype_name(dtype)));
-  // floor(u * (high - low)) + low in f64: exact for ranges below 2^53.
+  // floor(u * (high - low)) + low in f64: exact while the bounds stay within 2^53 (and
+  // high - low cannot overflow).
+  constexpr int64_t kExact = int64_t{1} << 53;
+  if (low < -kExact || high > kExact)
+    throw Error(fmt::format("randint: bounds [{}, {}) must lie within ±2^53", low, high));
   Tensor u = rand(shape, DType::f64);
   return add(floor(mul(u, static_cast<double>(high - low))), static_cast<double>(low)).to(dtype);
 }

@@ -84,6 +84,7 @@ TEST(Random, SeedsRepeatAndDrawsDiffer) {
   EXPECT_NE(compare_tensors(rand({64}), a, 0, 0), "") << "another seed";
   EXPECT_THROW(rand({4}, DType::i32), Error);
   EXPECT_THROW(randint(3, 3, {4}), Error);
+  EXPECT_THROW(randint(INT64_MIN, INT64_MAX, {4}), Error);  // high - low would overflow
   EXPECT_THROW(dropout(a, 1.5), Error);
 }
 
