@@ -82,7 +82,20 @@ int main(int argc, char** argv) {
       fmt::print("    {} calls on '{}', {:.2f} ms per call\n", stage_calls, last_stage,
                  stage_ms / stage_calls);
   };
-  for (int call = 0; optimized_calls < 5 && ms_since(start_all) < 60000; ++call) {
+  // The calls share the cores with the compiles (which run at idle priority): on a loaded
+  // machine, after 20 s of calls the demo stops calling and waits for the stages to land.
+  bool waited = false;
+  for (int call = 0; optimized_calls < 5; ++call) {
+    if (!waited && last_stage != "optimized" && ms_since(start_all) > 20000) {
+      report_stage();
+      stage_calls = 0;
+      stage_ms = 0;
+      fmt::print("{:8.1f} ms  waiting for the remaining stages to land\n", ms_since(start_all));
+      waited = true;
+      if (!compiled.wait_for_stages(900)) break;
+    } else if (waited && last_stage != "optimized") {
+      break;  // the optimized stage failed: compile_errors() below says why
+    }
     auto start = std::chrono::steady_clock::now();
     Tensor y = compiled(x);
     double ms = ms_since(start);

@@ -174,6 +174,7 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core);
 std::vector<std::string> compiled_stages(const CompiledCore& core);
 std::vector<std::string> compile_errors(const CompiledCore& core);
+bool wait_for_stages(const CompiledCore& core, double timeout_seconds);
 std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index);
 std::string compiled_build_options(const CompiledCore& core, size_t index);
 void save_compiled_graph(const CompiledCore& core, size_t index, const std::string& path);
@@ -212,6 +213,12 @@ class CompiledFunction {
   // Background compiles that failed (each reported once): the calls went on eagerly or
   // with the previous stage. Empty when all went well.
   std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }
+  // Blocks until the background stages of every graph traced so far have landed or failed,
+  // at most `timeout_seconds`; true when they all settled. Calls made meanwhile (on other
+  // threads) are served as usual. Without background stages it returns true at once.
+  bool wait_for_stages(double timeout_seconds) const {
+    return detail::wait_for_stages(*core_, timeout_seconds);
+  }
   // The kernels graph `index` runs now (its current stage's), with their configs; empty
   // while it runs eagerly.
   std::vector<KernelInfo> kernels(size_t index = 0) const {

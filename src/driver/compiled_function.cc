@@ -2,6 +2,8 @@
 // compiles a new entry on a miss, and runs the entry's executable.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -180,6 +182,23 @@ class CompiledCore {
     return index < entries_.size() ? entries_[index]->executable->build_options() : std::string();
   }
 
+  // Waits on each entry in turn (outside the lock: a call may trace a new entry meanwhile),
+  // all within one deadline.
+  bool wait_for_stages(double timeout_seconds) const {
+    std::vector<std::shared_ptr<Entry>> entries;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      entries = entries_;
+    }
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+    for (const auto& e : entries) {
+      std::chrono::duration<double> left = deadline - std::chrono::steady_clock::now();
+      if (!e->executable->wait_for_stages(std::max(0.0, left.count()))) return false;
+    }
+    return true;
+  }
+
   std::vector<std::string> errors() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
@@ -347,6 +366,9 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
 std::vector<std::string> compiled_stages(const CompiledCore& core) { return core.stages(); }
 std::vector<std::string> compile_errors(const CompiledCore& core) { return core.errors(); }
+bool wait_for_stages(const CompiledCore& core, double timeout_seconds) {
+  return core.wait_for_stages(timeout_seconds);
+}
 std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index) {
   return core.kernels(index);
 }

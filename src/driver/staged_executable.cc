@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <functional>
@@ -107,6 +108,13 @@ class StagedExecutable final : public Executable {
   std::vector<std::string> compile_errors() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
     return board_->errors;
+  }
+
+  bool wait_for_stages(double timeout_seconds) override {
+    std::unique_lock<std::mutex> lock(board_->mutex);
+    auto all_settled = [&] { return board_->settled == static_cast<int>(stages_->size()); };
+    return board_->landed.wait_for(lock, std::chrono::duration<double>(timeout_seconds),
+                                   all_settled);
   }
 
  private:

@@ -27,6 +27,12 @@ class Executable {
   virtual std::string stage() const { return std::string(backend_name()); }
   // Background compiles that failed, one message each (staged executables).
   virtual std::vector<std::string> compile_errors() const { return {}; }
+  // Blocks until every background stage has landed or failed, at most `timeout_seconds`;
+  // true when they all settled. Backends without background stages have nothing to wait for.
+  virtual bool wait_for_stages(double timeout_seconds) {
+    (void)timeout_seconds;
+    return true;
+  }
   // The kernels it runs now, with their configs, and how it was built (native code only).
   virtual std::vector<KernelInfo> kernels() const { return {}; }
   virtual std::string build_options() const { return {}; }

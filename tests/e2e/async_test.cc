@@ -144,6 +144,37 @@ TEST(AsyncProgressive, PassesThroughEagerFastOptimizedInOrder) {
   EXPECT_EQ(delta(before, "async.bg_started"), 2);
 }
 
+TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
+  ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
+  ModeRun run(config);
+  auto f = compile(mm_relu, config.options("mm_relu_wait"));
+  Tensor x = randn({64, 48}), y = randn({48, 32});
+  EXPECT_TRUE(f.wait_for_stages(0)) << "nothing traced yet: nothing to wait for";
+  EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  // Two gcc compiles and an autotune cannot all have landed by the first call's return.
+  EXPECT_FALSE(f.wait_for_stages(0));
+  EXPECT_TRUE(f.wait_for_stages(300));
+  EXPECT_EQ(f.stages(), std::vector<std::string>{"optimized"});
+  EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  EXPECT_TRUE(f.compile_errors().empty());
+}
+
+TEST(AsyncFailure, WaitForStagesReturnsOnceTheFailedStageSettled) {
+  setenv("KILN_INJECT_FAULT", "compile_error", 1);
+  ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};
+  ModeRun run(config);
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_wait"));
+  Tensor x = randn({100, 100});
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
+  EXPECT_TRUE(f.wait_for_stages(300));
+  ::testing::internal::GetCapturedStderr();
+  unsetenv("KILN_INJECT_FAULT");
+  EXPECT_EQ(f.stages(), std::vector<std::string>{"eager"});
+  EXPECT_EQ(f.compile_errors().size(), 1u);
+}
+
 TEST(Staged, AWarmCacheMakesTheFirstCallCompiled) {
   ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};
   ModeRun run(config);
