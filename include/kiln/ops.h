@@ -65,6 +65,13 @@ KILN_DECLARE_BINARY(logical_xor)
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 // x with `value` where `mask` (bool, broadcast to x) is true.
 Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value);
+// A copy of `self` with `values` written where `indices` point, as torch.index_put:
+// indices[d] (i32/i64, negative from the end; the tensors broadcast together) index dim d of
+// the first indices.size() dims, and `values` (self's dtype) broadcast to the picked shape
+// (index shape + the remaining dims). accumulate adds instead, duplicates included; without
+// it, of duplicate positions the last write wins.
+Tensor index_put(const Tensor& self, const std::vector<Tensor>& indices, const Tensor& values,
+                 bool accumulate = false);
 Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max);
 
 // Reductions over `dims` (empty: all dims); negative dims count from the end.

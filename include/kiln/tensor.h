@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kiln/dtype.h"
+#include "kiln/sym_int.h"
 
 namespace kiln {
 
@@ -51,7 +52,10 @@ class Tensor {
   const Shape& shape() const { return sizes(); }
   const Shape& strides() const;
   int64_t offset() const;
-  int64_t size(int64_t dim) const;
+  // Dim `dim`'s size: while compile() traces, a symbolic SymInt for a dim marked dynamic
+  // (include/kiln/sym_int.h), else a number. sizes() gives the numbers (the trace-time ones).
+  SymInt size(int64_t dim) const;
+  std::vector<SymInt> sym_sizes() const;
   int64_t dim() const;
   int64_t numel() const;
   DType dtype() const;
@@ -87,15 +91,17 @@ class Tensor {
   double at(const Shape& index) const;
 
   // Views: share storage with *this.
-  Tensor view(const Shape& shape) const;
-  Tensor reshape(const Shape& shape) const;  // a view when strides allow, else a copy
+  // The target sizes may hold one -1 (the remaining elements) and SymInts; a number equal to
+  // a dynamic dim's trace-time size at the same position keeps that dim dynamic.
+  Tensor view(const SymIntList& shape) const;
+  Tensor reshape(const SymIntList& shape) const;  // a view when strides allow, else a copy
   Tensor permute(const Shape& dims) const;
   Tensor transpose(int64_t dim0, int64_t dim1) const;
   Tensor t() const { return transpose(0, 1); }
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor slice(int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
                int64_t step = 1) const;
-  Tensor expand(const Shape& shape) const;
+  Tensor expand(const SymIntList& shape) const;  // -1 keeps a dim
   Tensor squeeze() const;
   Tensor squeeze(int64_t dim) const;
   Tensor unsqueeze(int64_t dim) const;
@@ -167,6 +173,9 @@ class Tensor {
   const Tensor& zero_() const;
   const Tensor& clamp_(std::optional<Scalar> min, std::optional<Scalar> max) const;
   const Tensor& masked_fill_(const Tensor& mask, Scalar value) const;
+  // index_put (include/kiln/ops.h) into this tensor.
+  const Tensor& index_put_(const std::vector<Tensor>& indices, const Tensor& values,
+                           bool accumulate = false) const;
   // Fresh random values in place: uniform in [from, to), normal with `mean` and `std`.
   const Tensor& uniform_(double from = 0, double to = 1) const;
   const Tensor& normal_(double mean = 0, double std = 1) const;
@@ -194,10 +203,10 @@ std::ostream& operator<<(std::ostream& os, const Tensor& tensor);
 // Factories. Random numbers come from one counter-based generator (Philox4x32-10): after
 // manual_seed(s) the same calls give the same numbers, whatever the thread count, eagerly
 // or compiled; each call of a compiled function draws fresh ones.
-Tensor empty(const Shape& shape, DType dtype = DType::f32);
-Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-Tensor ones(const Shape& shape, DType dtype = DType::f32);
-Tensor full(const Shape& shape, Scalar value, DType dtype = DType::f32);
+Tensor empty(const SymIntList& size, DType dtype = DType::f32);
+Tensor zeros(const SymIntList& size, DType dtype = DType::f32);
+Tensor ones(const SymIntList& size, DType dtype = DType::f32);
+Tensor full(const SymIntList& size, Scalar value, DType dtype = DType::f32);
 // Like x: its shape (symbolic sizes included), dtype and device.
 Tensor full_like(const Tensor& x, Scalar value);
 Tensor zeros_like(const Tensor& x);
@@ -207,14 +216,14 @@ Tensor empty_like(const Tensor& x);
 Tensor scalar_tensor(Scalar value, DType dtype = DType::f32, Device device = Device::cpu);
 Tensor arange(Scalar end, DType dtype = DType::i64);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
-Tensor rand(const Shape& shape, DType dtype = DType::f32);   // uniform [0, 1)
-Tensor randn(const Shape& shape, DType dtype = DType::f32);  // standard normal
+Tensor rand(const SymIntList& size, DType dtype = DType::f32);   // uniform [0, 1)
+Tensor randn(const SymIntList& size, DType dtype = DType::f32);  // standard normal
 // Like x's shape (symbolic sizes included), dtype (f32 for a non-floating x) and device.
 Tensor rand_like(const Tensor& x);
 Tensor randn_like(const Tensor& x);
 // Integers uniform in [low, high) (torch.randint(low, high, size)).
-Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::i64);
-Tensor randint(int64_t high, const Shape& shape, DType dtype = DType::i64);
+Tensor randint(int64_t low, int64_t high, const SymIntList& size, DType dtype = DType::i64);
+Tensor randint(int64_t high, const SymIntList& size, DType dtype = DType::i64);
 void manual_seed(uint64_t seed);
 // A tensor holding a copy of `values` (converted to `dtype`), of shape `shape`.
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::f32);

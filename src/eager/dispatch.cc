@@ -94,6 +94,7 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
     case OpRule::IndexSelect:
     case OpRule::Gather:
     case OpRule::Embedding:
+    case OpRule::IndexPut:
     case OpRule::AdaptiveAvgPool2d:
       return eager_movement(op, inputs, attrs, out);
     case OpRule::Random:
@@ -110,6 +111,28 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
 SymShape symbolic_shape(const Tensor& t) {
   if (t.impl()->is_traced() && t_recorder) return t_recorder->symbolic_shape(t);
   return const_shape(t.sizes());
+}
+
+Dim dim_of(const SymInt& size, const char* op) {
+  if (!size.is_symbolic()) return Dim::constant(size.hint());
+  if (!t_recorder || t_recorder->session() != size.session())
+    throw ShapeError(fmt::format("{}: symbolic size {} comes from a trace that has ended", op,
+                                 size.to_string()));
+  return Dim::symbol(size.symbol(), size.coeff());
+}
+
+Shape concrete_sizes(const SymIntList& sizes) {
+  Shape out;
+  for (const SymInt& s : sizes) out.push_back(s.expect_int());
+  check_tensor_shape(out);
+  return out;
+}
+
+SymShape sym_shape_of(const SymIntList& sizes, const char* op) {
+  SymShape out;
+  for (const SymInt& s : sizes) out.push_back(dim_of(s, op));
+  check_shape_limits(out, op);
+  return out;
 }
 
 }  // namespace kiln

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,8 @@ class OpRecorder {
   virtual Tensor copy(const Tensor& t) = 0;
   // The symbolic shape of a value traced by this recorder.
   virtual const SymShape& symbolic_shape(const Tensor& traced) const = 0;
+  // Where size symbol `sym` came from, for messages: "dim 0 of input 1".
+  virtual std::string describe_symbol(int32_t sym) const = 0;
   virtual uint64_t session() const = 0;
   // Storages with a smaller serial existed before the trace began (captured tensors).
   virtual uint64_t first_serial() const = 0;
@@ -59,6 +62,13 @@ Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs = {}
 Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs);
 // The symbolic shape of `t`: its recorder's view for a traced value, constants otherwise.
 SymShape symbolic_shape(const Tensor& t);
+// A size as a graph dim: a symbolic size of the active trace as its symbol (ShapeError
+// naming `op` for one of a trace that has ended).
+Dim dim_of(const SymInt& size, const char* op);
+// A factory's sizes as a graph shape, checked against kiln's limits (ShapeError naming `op`).
+SymShape sym_shape_of(const SymIntList& sizes, const char* op);
+// An eager factory's sizes, which are numbers (no trace is active), checked as a tensor's.
+Shape concrete_sizes(const SymIntList& sizes);
 // Reference-kernel entry points by op family (src/eager/*.cc).
 Tensor eager_unary(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_binary(Op op, const std::vector<Tensor>& in, const Attrs& attrs,

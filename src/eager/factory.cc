@@ -57,14 +57,14 @@ Tensor filled(const SymShape& shape, Scalar value, DType dtype, Device device) {
 
 }  // namespace
 
-Tensor empty(const Shape& shape, DType dtype) {
-  if (active_recorder()) return zeros(shape, dtype);  // a graph value is never uninitialized
-  return make_tensor(shape, dtype);
+Tensor empty(const SymIntList& size, DType dtype) {
+  if (active_recorder()) return zeros(size, dtype);  // a graph value is never uninitialized
+  return make_tensor(concrete_sizes(size), dtype);
 }
 
-Tensor full(const Shape& shape, Scalar value, DType dtype) {
-  check_tensor_shape(shape);
-  if (active_recorder()) return filled(const_shape(shape), value, dtype, Device::cpu);
+Tensor full(const SymIntList& size, Scalar value, DType dtype) {
+  if (active_recorder()) return filled(sym_shape_of(size, "full"), value, dtype, Device::cpu);
+  Shape shape = concrete_sizes(size);
   double v = value.to_double();
   if (value.kind() != Scalar::Kind::floating) {
     int64_t i = value.to_int();
@@ -73,8 +73,8 @@ Tensor full(const Shape& shape, Scalar value, DType dtype) {
   return generate(shape, dtype, [v](int64_t) { return v; });
 }
 
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1, dtype); }
+Tensor zeros(const SymIntList& size, DType dtype) { return full(size, 0, dtype); }
+Tensor ones(const SymIntList& size, DType dtype) { return full(size, 1, dtype); }
 
 Tensor full_like(const Tensor& x, Scalar value) {
   return filled(symbolic_shape(x), value, x.dtype(), x.device());

@@ -110,6 +110,11 @@ const Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) const {
   return assign_result(*this, masked_fill(*this, mask, value), "masked_fill_");
 }
 
+const Tensor& Tensor::index_put_(const std::vector<Tensor>& indices, const Tensor& values,
+                                 bool accumulate) const {
+  return assign_result(*this, index_put(*this, indices, values, accumulate), "index_put_");
+}
+
 const Tensor& Tensor::copy_(const Tensor& src) const {
   // Across devices as PyTorch allows: the source moves first (while tracing, a constant's
   // move is a new constant; a captured tensor's, a dependence on its values).
@@ -128,6 +133,16 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
     throw Error(
         fmt::format("masked_fill: the mask must be bool, not {}", dtype_name(mask.dtype())));
   return where(mask, scalar_tensor(value, x.dtype(), x.device()), x);
+}
+
+Tensor index_put(const Tensor& self, const std::vector<Tensor>& indices, const Tensor& values,
+                 bool accumulate) {
+  if (indices.empty()) throw ShapeError("index_put: needs at least one index tensor");
+  std::vector<Tensor> inputs{self, values};
+  inputs.insert(inputs.end(), indices.begin(), indices.end());
+  Attrs a;
+  a.set("accumulate", static_cast<int64_t>(accumulate));
+  return call_op(Op::index_put, inputs, a);
 }
 
 const Tensor& operator+=(const Tensor& a, const Tensor& b) { return a.add_(b); }

@@ -1,8 +1,10 @@
-// Reference data movement: cat, stack, index_select, gather, embedding and
+// Reference data movement: cat, stack, index_select, gather, embedding, index_put and
 // adaptive_avg_pool2d. Indices are checked against the indexed dim before any read.
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
@@ -75,6 +77,57 @@ Tensor pool2d(const Tensor& x_in, const Shape& size, const TensorType& type) {
   return cast(out, type.dtype);
 }
 
+// a + b in T: integers wrap as PyTorch's do (no signed overflow), bools or.
+template <class T>
+T accumulated(T a, T b) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return a || b;
+  } else if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(a) + static_cast<U>(b));
+  } else {
+    return to_storage<T>(to_compute(a) + to_compute(b));
+  }
+}
+
+// A copy of self with values written (or added) where the index tensors point, computed on
+// the host: indices are checked before any write; duplicates accumulate, or the last wins.
+Tensor index_put(const std::vector<Tensor>& in, bool accumulate, const TensorType& type) {
+  const Tensor& self = in[0];
+  const size_t k = in.size() - 2;
+  SymShape batch_sym = const_shape(in[2].sizes());
+  for (size_t i = 3; i < in.size(); ++i) {
+    SymShape other = const_shape(in[i].sizes());
+    batch_sym = broadcast_shapes({&batch_sym, &other}, "index_put");
+  }
+  Shape batch = out_shape_of({DType::i64, batch_sym});
+  std::vector<std::vector<int64_t>> idx;
+  for (size_t i = 0; i < k; ++i)
+    idx.push_back(load_indices(in[2 + i].expand(batch), self.sizes()[i], Op::index_put));
+  Shape picked = batch;
+  picked.insert(picked.end(), self.sizes().begin() + static_cast<std::ptrdiff_t>(k),
+                self.sizes().end());
+  Tensor values = contiguous_eager(cast(in[1], type.dtype).cpu().expand(picked));
+  Tensor out = make_tensor(self.sizes(), type.dtype);
+  copy_into(out, self.cpu());
+  const Shape strides = contiguous_strides(self.sizes());
+  const int64_t tail = k == 0 ? out.numel() : strides[k - 1];
+  const int64_t rows = idx.empty() ? 1 : static_cast<int64_t>(idx[0].size());
+  char* dst = out.impl()->data_ptr();
+  const char* src = values.impl()->data_ptr();
+  KILN_DISPATCH_ALL(type.dtype, T, {
+    T* o = reinterpret_cast<T*>(dst);
+    const T* v = reinterpret_cast<const T*>(src);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t base = 0;
+      for (size_t d = 0; d < k; ++d) base += idx[d][static_cast<size_t>(r)] * strides[d];
+      for (int64_t t = 0; t < tail; ++t)
+        o[base + t] = accumulate ? accumulated(o[base + t], v[r * tail + t]) : v[r * tail + t];
+    }
+  })
+  return self.device() == Device::cpu ? out : copy_to_device(out, self.device());
+}
+
 }  // namespace
 
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
@@ -143,6 +196,8 @@ Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
         std::memcpy(dst + linear * es, src + off[linear], es);
       return out;
     }
+    case Op::index_put:
+      return index_put(in, attrs.get_int("accumulate") != 0, type);
     case Op::adaptive_avg_pool2d:
       return pool2d(in[0], attrs.get_ints("output_size"), type);
     default:

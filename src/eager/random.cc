@@ -133,13 +133,17 @@ Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const Tensor
   return state.device() == Device::cpu ? result : copy_to_device(result, state.device());
 }
 
-Tensor rand(const Shape& shape, DType dtype) {
-  check_tensor_shape(shape);
-  return draw(Op::rand, const_shape(shape), dtype, Device::cpu);
+// Eagerly the sizes are numbers (checked as a tensor's); while tracing they may be symbolic.
+SymShape draw_shape(const SymIntList& size, const char* op) {
+  if (active_recorder()) return sym_shape_of(size, op);
+  return const_shape(concrete_sizes(size));
 }
-Tensor randn(const Shape& shape, DType dtype) {
-  check_tensor_shape(shape);
-  return draw(Op::randn, const_shape(shape), dtype, Device::cpu);
+
+Tensor rand(const SymIntList& size, DType dtype) {
+  return draw(Op::rand, draw_shape(size, "rand"), dtype, Device::cpu);
+}
+Tensor randn(const SymIntList& size, DType dtype) {
+  return draw(Op::randn, draw_shape(size, "randn"), dtype, Device::cpu);
 }
 Tensor rand_like(const Tensor& x) {
   return draw(Op::rand, symbolic_shape(x), is_floating(x.dtype()) ? x.dtype() : DType::f32,
@@ -150,7 +154,7 @@ Tensor randn_like(const Tensor& x) {
               x.device());
 }
 
-Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+Tensor randint(int64_t low, int64_t high, const SymIntList& size, DType dtype) {
   if (high <= low)
     throw Error(fmt::format("randint: high ({}) must be greater than low ({})", high, low));
   if (!is_integral(dtype) && !is_floating(dtype))
@@ -160,11 +164,11 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
   constexpr int64_t kExact = int64_t{1} << 53;
   if (low < -kExact || high > kExact)
     throw Error(fmt::format("randint: bounds [{}, {}) must lie within ±2^53", low, high));
-  Tensor u = rand(shape, DType::f64);
+  Tensor u = rand(size, DType::f64);
   return add(floor(mul(u, static_cast<double>(high - low))), static_cast<double>(low)).to(dtype);
 }
-Tensor randint(int64_t high, const Shape& shape, DType dtype) {
-  return randint(0, high, shape, dtype);
+Tensor randint(int64_t high, const SymIntList& size, DType dtype) {
+  return randint(0, high, size, dtype);
 }
 
 Tensor bernoulli(const Tensor& p) { return lt(rand_like(p), p).to(p.dtype()); }

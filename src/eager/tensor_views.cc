@@ -17,23 +17,27 @@ namespace kiln {
 
 namespace {
 
-// Resolves a user's target shape: -1 takes the remaining elements; a dim equal to a
-// dynamic input dim at the same position keeps that symbol.
-SymShape resolve_target(const Tensor& x, const Shape& target, const char* op) {
+// Resolves a user's target shape: -1 takes the remaining elements; a SymInt keeps its
+// symbol; a number equal to a dynamic input dim's trace-time size at the same position keeps
+// that symbol.
+SymShape resolve_target(const Tensor& x, const SymIntList& target, const char* op) {
   SymShape in = symbolic_shape(x);
   SymShape out;
   int infer_at = -1;
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == -1) {
+    const SymInt& t = target[i];
+    if (t.is_symbolic()) {
+      out.push_back(dim_of(t, op));
+    } else if (t.hint() == -1) {
       if (infer_at >= 0) throw ShapeError(fmt::format("{}: only one dim may be -1", op));
       infer_at = static_cast<int>(i);
       out.push_back(Dim::constant(1));
-    } else if (target[i] < 0) {
-      throw ShapeError(fmt::format("{}: bad size {} in {}", op, target[i], shape_string(target)));
-    } else if (i < in.size() && !in[i].is_const() && x.sizes()[i] == target[i]) {
+    } else if (t.hint() < 0) {
+      throw ShapeError(fmt::format("{}: bad size {} in {}", op, t.hint(), target.to_string()));
+    } else if (i < in.size() && !in[i].is_const() && x.sizes()[i] == t.hint()) {
       out.push_back(in[i]);
     } else {
-      out.push_back(Dim::constant(target[i]));
+      out.push_back(Dim::constant(t.hint()));
     }
   }
   if (infer_at >= 0) {
@@ -42,8 +46,8 @@ SymShape resolve_target(const Tensor& x, const Shape& target, const char* op) {
     bool divisible = known.coeff != 0 && total.coeff % known.coeff == 0 &&
                      (known.is_const() || known.sym == total.sym);
     if (!divisible)
-      throw ShapeError(fmt::format("{}: cannot reshape {} into {}", op, shape_string(x.sizes()),
-                                   shape_string(target)));
+      throw ShapeError(
+          fmt::format("{}: cannot reshape {} into {}", op, shape_string(in), target.to_string()));
     out[infer_at] = Dim{total.coeff / known.coeff, known.is_const() ? total.sym : -1};
   }
   return out;
@@ -51,19 +55,36 @@ SymShape resolve_target(const Tensor& x, const Shape& target, const char* op) {
 
 }  // namespace
 
-Tensor Tensor::reshape(const Shape& shape) const {
+SymInt Tensor::size(int64_t d) const {
+  int64_t nd = normalize_dim(d, dim(), "size");
+  int64_t hint = sizes()[static_cast<size_t>(nd)];
+  OpRecorder* recorder = active_recorder();
+  if (recorder && impl()->is_traced()) {
+    Dim sym = symbolic_shape(*this)[static_cast<size_t>(nd)];
+    if (!sym.is_const()) return SymInt::symbolic(sym.sym, sym.coeff, hint, recorder->session());
+  }
+  return hint;
+}
+
+std::vector<SymInt> Tensor::sym_sizes() const {
+  std::vector<SymInt> out;
+  for (int64_t d = 0; d < dim(); ++d) out.push_back(size(d));
+  return out;
+}
+
+Tensor Tensor::reshape(const SymIntList& shape) const {
   Attrs a;
   a.set("shape", resolve_target(*this, shape, "reshape"));
   return call_op(Op::reshape, {*this}, a);
 }
 
-Tensor Tensor::view(const Shape& shape) const {
+Tensor Tensor::view(const SymIntList& shape) const {
   Tensor out = reshape(shape);
   if (!out.impl()->is_traced() && out.impl()->storage != impl_->storage && numel() > 0)
     throw ShapeError(
         fmt::format("view({}): the strides of a {} tensor do not allow a view; "
                     "use reshape()",
-                    shape_string(shape), shape_string(sizes())));
+                    shape.to_string(), shape_string(sizes())));
   return out;
 }
 
@@ -107,16 +128,18 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   return slice(nd, start, start + length, 1);
 }
 
-Tensor Tensor::expand(const Shape& shape) const {
+Tensor Tensor::expand(const SymIntList& shape) const {
   SymShape in = symbolic_shape(*this);
   if (shape.size() < in.size())
-    throw ShapeError(fmt::format("expand: target {} has fewer dims than {}", shape_string(shape),
+    throw ShapeError(fmt::format("expand: target {} has fewer dims than {}", shape.to_string(),
                                  shape_string(sizes())));
   SymShape target;
   size_t shift = shape.size() - in.size();
   for (size_t i = 0; i < shape.size(); ++i) {
-    bool keep = i >= shift && (shape[i] == -1 || shape[i] == sizes()[i - shift]);
-    target.push_back(keep ? in[i - shift] : Dim::constant(shape[i]));
+    const SymInt& t = shape[i];
+    bool keep =
+        i >= shift && !t.is_symbolic() && (t.hint() == -1 || t.hint() == sizes()[i - shift]);
+    target.push_back(keep ? in[i - shift] : dim_of(t, "expand"));
   }
   Attrs a;
   a.set("shape", target);

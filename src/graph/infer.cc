@@ -379,6 +379,30 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       normalize_dim(attrs.get_int("dim"), rank, op_name(op));
       return {x.dtype, idx.shape};
     }
+    case OpRule::IndexPut: {
+      const TensorType& values = *in[1];
+      if (values.dtype != x.dtype)
+        fail(op, in,
+             fmt::format("values are {} but self is {}; cast them with .to()",
+                         dtype_name(values.dtype), dtype_name(x.dtype)));
+      std::vector<const SymShape*> index_shapes;
+      for (size_t i = 2; i < in.size(); ++i) {
+        if (in[i]->dtype == DType::bool_)
+          fail(op, in, "boolean mask indices are not supported; use masked_fill or where");
+        if (!is_integral(in[i]->dtype)) fail(op, in, "indices must be i32 or i64");
+        index_shapes.push_back(&in[i]->shape);
+      }
+      int64_t k = static_cast<int64_t>(index_shapes.size());
+      if (k > rank) fail(op, in, fmt::format("{} index tensors for {} dims", k, rank));
+      SymShape picked = broadcast_shapes(index_shapes, op_name(op));
+      picked.insert(picked.end(), x.shape.begin() + k, x.shape.end());
+      SymShape both = broadcast_shapes({&picked, &values.shape}, op_name(op));
+      if (!(both == picked))
+        fail(op, in,
+             fmt::format("values of shape {} do not broadcast to the indexed shape {}",
+                         shape_string(values.shape), shape_string(picked)));
+      return x;
+    }
     case OpRule::Embedding: {
       const TensorType& w = *in[1];
       if (!is_integral(x.dtype)) fail(op, in, "indices must be i32 or i64");

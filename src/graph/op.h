@@ -33,6 +33,7 @@ enum class OpRule : uint8_t {
   IndexSelect,
   Gather,
   Embedding,
+  IndexPut,
   AdaptiveAvgPool2d,
   Random,
   Reshape,

@@ -15,6 +15,7 @@
 #include "kiln/error.h"
 #include "kiln/ops.h"
 #include "support/files.h"
+#include "support/json_number.h"
 #include "support/limits.h"
 #include "support/text.h"
 #include "tensor/tensor_impl.h"
@@ -133,7 +134,7 @@ Repro read_repro(const std::string& path) {
     if (!constants_file.empty()) constants = load_safetensors(beside(constants_file));
     r.graph = parse_graph(j.at("graph").get<std::string>(), path + " (graph)",
                           constants_file.empty() ? nullptr : &constants);
-    r.bindings = j.at("bindings").get<std::vector<int64_t>>();
+    r.bindings = json_integers<int64_t>(j.at("bindings"));
     if (r.bindings.size() != static_cast<size_t>(r.graph.num_symbols))
       throw fail(
           fmt::format("{} bindings for {} size symbols", r.bindings.size(), r.graph.num_symbols));
@@ -142,7 +143,7 @@ Repro read_repro(const std::string& path) {
     for (const auto& [name, strides] : j.at("strides").items()) {
       const GraphInput* input = find_input(r.graph, name);
       if (!input) throw fail(fmt::format("strides for %{}, which is no input", name));
-      Shape s = strides.get<Shape>();
+      Shape s = json_integers<int64_t>(strides);
       if (s.size() != input->type.shape.size())
         throw fail(fmt::format("strides of %{} have the wrong rank", name));
       for (int64_t v : s)
@@ -158,7 +159,7 @@ Repro read_repro(const std::string& path) {
     r.autotune = replay.at("autotune").get<bool>();
     r.max_autotune = replay.at("max_autotune").get<bool>();
     r.coordinate_descent = replay.at("coordinate_descent").get<bool>();
-    r.seed = j.at("seed").get<uint64_t>();
+    r.seed = json_integer<uint64_t>(j.at("seed"));
     const std::string inputs_file = j.at("saved_inputs").get<std::string>();
     if (!inputs_file.empty()) r.saved_inputs = load_safetensors(beside(inputs_file));
   } catch (const nlohmann::json::exception& e) {

@@ -7,6 +7,7 @@
 #include "graph/text.h"
 #include "graph/verify.h"
 #include "kiln/error.h"
+#include "support/json_number.h"
 
 namespace kiln {
 
@@ -100,7 +101,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     plan.units.push_back(std::move(unit));
   }
   auto value_id = [&](const json& v) {
-    auto id = v.get<int64_t>();
+    auto id = json_integer<int64_t>(v);
     if (id < 0 || id >= num_values) throw fail(fmt::format("value %{} out of range", id));
     return static_cast<ValueId>(id);
   };
@@ -112,7 +113,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     if (launch.kind != "poi" && launch.kind != "red" && launch.kind != "per" &&
         launch.kind != "for" && launch.kind != "tem")
       throw fail(fmt::format("kernel {} of unknown kind '{}'", launch.name, launch.kind));
-    launch.unit = k.at("unit").get<int>();
+    launch.unit = json_integer<int>(k.at("unit"));
     if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size()))
       throw fail("a kernel in no unit");
     for (const json& v : k.at("params")) launch.params.push_back(value_id(v));
@@ -139,7 +140,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     auto dims = [&](const json& list) {
       SymShape out;
       for (const json& d : list) {
-        Dim dim{d.at(0).get<int64_t>(), d.at(1).get<int32_t>()};
+        Dim dim{json_integer<int64_t>(d.at(0)), json_integer<int32_t>(d.at(1))};
         if (dim.sym >= plan.graph.num_symbols || dim.sym < -1 || dim.coeff < 0)
           throw fail(fmt::format("kernel {}: a bad work dim", launch.name));
         out.push_back(dim);
@@ -149,11 +150,11 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     launch.work = dims(k.at("work"));
     launch.reduced_work = dims(k.at("reduced_work"));
     launch.split = k.at("split").get<bool>();
-    launch.phases = k.at("phases").get<int>();
+    launch.phases = json_integer<int>(k.at("phases"));
     if (launch.phases < 0 || launch.phases > 64)
       throw fail(fmt::format("kernel {}: {} phases", launch.name, launch.phases));
     launch.row_per_block = k.at("row_per_block").get<bool>();
-    launch.threads = k.at("threads").get<int>();
+    launch.threads = json_integer<int>(k.at("threads"));
     if (launch.threads < 32 || launch.threads > 1024 || launch.threads % 32 != 0)
       throw fail(fmt::format("kernel {}: {} threads per block", launch.name, launch.threads));
     plan.kernels.push_back(std::move(launch));
@@ -167,7 +168,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     std::vector<ValueId> reads, writes;
     if (s.contains("kernel")) {
       step.kind = PlanStep::Kind::Kernel;
-      step.kernel = s.at("kernel").get<int>();
+      step.kernel = json_integer<int>(s.at("kernel"));
       if (step.kernel < 0 || step.kernel >= static_cast<int>(plan.kernels.size()))
         throw fail("a step of no kernel");
       const KernelLaunch& k = plan.kernels[static_cast<size_t>(step.kernel)];
@@ -176,7 +177,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
         if (std::find(writes.begin(), writes.end(), p) == writes.end()) reads.push_back(p);
     } else {
       step.kind = PlanStep::Kind::Ext;
-      step.node = s.at("ext").get<int>();
+      step.node = json_integer<int>(s.at("ext"));
       if (step.node < 0 || step.node >= static_cast<int>(plan.graph.nodes.size()))
         throw fail("a step of no node");
       reads = plan.graph.nodes[static_cast<size_t>(step.node)].inputs;
@@ -189,7 +190,8 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   }
   for (ValueId v : plan.graph.outputs)
     if (!defined[v]) throw fail(fmt::format("output %{} is never written", v));
-  for (const json& r : j.at("read_by_kernel")) plan.read_by_kernel.push_back(r.get<int>() != 0);
+  for (const json& r : j.at("read_by_kernel"))
+    plan.read_by_kernel.push_back(json_integer<int>(r) != 0);
   if (plan.read_by_kernel.size() != static_cast<size_t>(num_values))
     throw fail("read_by_kernel has the wrong length");
   return plan;

@@ -36,5 +36,10 @@ inline std::optional<int64_t> checked_add(int64_t a, int64_t b) {
   if (__builtin_add_overflow(a, b, &r)) return std::nullopt;
   return r;
 }
+inline std::optional<int64_t> checked_sub(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_sub_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
 
 }  // namespace kiln::limits

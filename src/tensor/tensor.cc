@@ -140,7 +140,6 @@ const Shape& Tensor::sizes() const { return checked(impl_).sizes; }
 const Shape& Tensor::strides() const { return checked(impl_).strides; }
 int64_t Tensor::offset() const { return checked(impl_).offset; }
 int64_t Tensor::dim() const { return static_cast<int64_t>(sizes().size()); }
-int64_t Tensor::size(int64_t d) const { return sizes()[normalize_dim(d, dim(), "size")]; }
 int64_t Tensor::numel() const { return shape_numel(sizes()); }
 DType Tensor::dtype() const { return checked(impl_).dtype; }
 Device Tensor::device() const { return checked(impl_).device; }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -24,10 +26,10 @@ bool Guards::matches(const detail::Flat& call) const {
     const Scalar& a = scalars[i];
     const Scalar& b = call.scalars[i];
     if (a.kind() != b.kind()) return false;
-    if (a.is_floating() ? !(a.to_double() == b.to_double() ||
-                            (a.to_double() != a.to_double() && b.to_double() != b.to_double()))
-                        : a.to_int() != b.to_int())
-      return false;
+    // A double by its bits: 0.0 and -0.0 differ (1 / x tells them apart); a NaN is any NaN.
+    double da = a.to_double(), db = b.to_double();
+    bool same_double = std::memcmp(&da, &db, sizeof da) == 0 || (da != da && db != db);
+    if (a.is_floating() ? !same_double : a.to_int() != b.to_int()) return false;
   }
   int64_t bound[16];
   std::vector<int64_t> bound_heap;

@@ -58,7 +58,10 @@ std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
       if (!(ex.impl()->dynamic_dims >> d & 1)) continue;
       int64_t size = ex.sizes()[d];
       auto [it, added] = symbol_of_size.emplace(size, static_cast<int32_t>(bindings_.size()));
-      if (added) bindings_.push_back(size);
+      if (added) {
+        bindings_.push_back(size);
+        symbol_origins_.push_back(fmt::format("dim {} of input {}", d, i));
+      }
       type.shape[d] = Dim::symbol(it->second);
     }
     int32_t value = add_value(Kind::Input, num_inputs_++, type);
@@ -265,6 +268,12 @@ Tensor Tracer::rng_draw(int64_t* draw) {
   }
   *draw = rng_draws_++;
   return rng_state_;
+}
+
+std::string Tracer::describe_symbol(int32_t sym) const {
+  return sym >= 0 && static_cast<size_t>(sym) < symbol_origins_.size()
+             ? symbol_origins_[static_cast<size_t>(sym)]
+             : fmt::format("unknown symbol s{}", sym);
 }
 
 const SymShape& Tracer::symbolic_shape(const Tensor& traced) const {

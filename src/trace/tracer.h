@@ -61,6 +61,7 @@ class Tracer : public OpRecorder {
   void assign(const Tensor& self, const Tensor& value) override;
   Tensor copy(const Tensor& t) override;
   const SymShape& symbolic_shape(const Tensor& traced) const override;
+  std::string describe_symbol(int32_t sym) const override;
   uint64_t session() const override { return session_; }
   uint64_t first_serial() const override { return first_serial_; }
   Tensor rng_draw(int64_t* draw) override;
@@ -121,7 +122,8 @@ class Tracer : public OpRecorder {
   bool device_known_ = false;
   uint64_t session_;
   uint64_t first_serial_;
-  std::vector<int64_t> bindings_;  // symbol → example size
+  std::vector<int64_t> bindings_;            // symbol → example size
+  std::vector<std::string> symbol_origins_;  // symbol → where it came from, for messages
   std::vector<Value> values_;
   size_t num_inputs_ = 0;
   std::vector<Tensor> captured_;  // strong while tracing: impl pointers stay unique

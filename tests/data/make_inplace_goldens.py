@@ -90,8 +90,17 @@ def chained(x, y, r, m, i):
     return out * 2
 
 
+def index_put(x, y, r, m, i):
+    x.index_put_((torch.tensor([2, 0, -1]), torch.tensor([1, 5, 3])), torch.tensor(-7.0))
+    x.t().index_put_((torch.tensor([4]),), torch.tensor(9.0))
+    y.index_put_((torch.tensor([1, 1, 3]),), r * 2, accumulate=True)
+    i.index_put_((torch.tensor([0, 3]), torch.tensor([[2], [4]])), torch.tensor([5, 6]),
+                 accumulate=True)
+    return torch.index_put(x, (torch.tensor([3]),), y.narrow(0, 0, 1))
+
+
 PROGRAMS = [arith, narrow_view, transpose_view, flat_view_copy, fill_zero, clamp_masked,
-            copy_broadcast_cast, operators, overlapping_views, unsqueeze_view, chained]
+            copy_broadcast_cast, operators, overlapping_views, unsqueeze_view, chained, index_put]
 
 
 def save_safetensors(path, tensors):

@@ -1,7 +1,10 @@
 // compile(): tracing, guards and re-tracing, dynamic dims, lists and tuples, captured
 // constants, stats and option handling.
 #include <gtest/gtest.h>
+
 #include <stdlib.h>
+#include <cmath>
+#include <limits>
 
 #include <tuple>
 
@@ -190,6 +193,17 @@ TEST(CompileScalars, IntDoubleAndBoolArgumentsAreSpecializedAndGuarded) {
             "");
   EXPECT_EQ(stats()["trace.graphs"] - traces, 4) << "each new value is a new specialization";
   EXPECT_EQ(f.graphs().size(), 4u);
+}
+
+TEST(CompileScalars, DoublesAreGuardedByTheirBits) {
+  auto f = compile([](const Tensor& x, double d) { return x / d; });
+  Tensor x = ones({2});
+  EXPECT_EQ(f(x, 0.0).at({0}), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(f(x, -0.0).at({0}), -std::numeric_limits<double>::infinity()) << "-0.0 is not 0.0";
+  double nan = std::nan("");
+  EXPECT_TRUE(std::isnan(f(x, nan).at({0})));
+  EXPECT_TRUE(std::isnan(f(x, -nan).at({0})));
+  EXPECT_EQ(f.graphs().size(), 3u) << "every NaN is one specialization";
 }
 
 TEST(CompileScalars, PairsInAndOut) {

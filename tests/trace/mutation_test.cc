@@ -95,6 +95,18 @@ const std::vector<std::pair<std::string, Program>>& programs() {
          const Tensor& out = a.x.add_(1).mul_(a.y).clamp_(-1, 1);
          return out * 2;
        }},
+      {"index_put",
+       [](Args& a) {
+         auto ints = [](std::vector<int64_t> v, Shape s) { return from_vector<int64_t>(v, s); };
+         Device d = a.x.device();
+         a.x.index_put_({ints({2, 0, -1}, {3}).to(d), ints({1, 5, 3}, {3}).to(d)},
+                        scalar_tensor(-7.0, DType::f32, d));
+         a.x.t().index_put_({ints({4}, {1}).to(d)}, scalar_tensor(9.0, DType::f32, d));
+         a.y.index_put_({ints({1, 1, 3}, {3}).to(d)}, a.r * 2, /*accumulate=*/true);
+         a.i.index_put_({ints({0, 3}, {2}).to(d), ints({2, 4}, {2, 1}).to(d)},
+                        ints({5, 6}, {2}).to(d), /*accumulate=*/true);
+         return index_put(a.x, {ints({3}, {1}).to(d)}, a.y.narrow(0, 0, 1));
+       }},
   };
   return list;
 }
@@ -151,6 +163,22 @@ TEST(Mutation, BadInPlaceOpsAreErrors) {
   EXPECT_THROW(x.add_(x, 0.5).add_(randn({2, 3})), ShapeError);  // broadcast grows x
   EXPECT_THROW(randn({1}).expand({4}).add_(1), Error);           // overlapping elements
   EXPECT_THROW(masked_fill(x, x, 1), Error);                     // the mask must be bool
+  Tensor at = from_vector<int64_t>({0, 2}, {2});
+  EXPECT_THROW(x.index_put_({at}, randn({3})), ShapeError);              // [3] into picked [2]
+  EXPECT_THROW(x.index_put_({at}, zeros({2}, DType::i64)), ShapeError);  // dtype differs
+  EXPECT_THROW(x.index_put_({x > 0}, randn({1})), ShapeError);           // a mask is not an index
+  EXPECT_THROW(x.index_put_({at, at}, randn({2})), ShapeError);          // two indices for one dim
+  EXPECT_THROW(x.index_put_({}, randn({1})), ShapeError);
+  Tensor before = x.clone();
+  try {
+    x.index_put_({from_vector<int64_t>({1, 3}, {2})}, randn({2}));
+    ADD_FAILURE() << "an index past the end was accepted";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("index_put: index 3 is out of bounds for a dim of size 3"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(compare_tensors(x, before, 0, 0), "") << "a refused index_put_ writes nothing";
   try {
     i.add_(1.5);
   } catch (const Error& e) {

@@ -1,0 +1,146 @@
+// Symbolic sizes (include/kiln/sym_int.h): under mark_dynamic, size() is a SymInt that view,
+// reshape, expand and the factories accept, so that one compiled entry serves every batch
+// size; where a number is needed, the error names the size and says how to avoid it.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "kiln/error.h"
+#include "support/compare.h"
+#include "support/modes.h"
+
+namespace kiln::testing {
+namespace {
+
+// `what` threw a ShapeError whose message holds every one of `parts`.
+void expect_shape_error(const std::function<void()>& what, std::vector<std::string> parts) {
+  try {
+    what();
+    ADD_FAILURE() << "no error; expected one mentioning " << parts[0];
+  } catch (const ShapeError& e) {
+    for (const std::string& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << p << " in: " << e.what();
+  }
+}
+
+TEST(SymInt, ArithmeticOnNumbersIsPlainArithmetic) {
+  SymInt a = 6;
+  EXPECT_FALSE(a.is_symbolic());
+  EXPECT_EQ(a * 2, 12);
+  EXPECT_EQ(2 * a, 12);
+  EXPECT_EQ(a / 4, 1);
+  EXPECT_EQ(a + 1, 7);
+  EXPECT_EQ(a - 7, -1);
+  EXPECT_TRUE(a > 5 && a <= 6 && a != 5 && 7 > a);
+  int64_t plain = a;
+  EXPECT_EQ(plain, 6);
+  EXPECT_EQ(a.maybe_as_int(), std::optional<int64_t>(6));
+  EXPECT_THROW(SymInt(int64_t{1} << 62) * 4, ShapeError);
+  EXPECT_THROW(a / 0, ShapeError);
+  // Outside a trace a tensor's sizes are numbers.
+  Tensor x = randn({3, 4});
+  EXPECT_FALSE(x.size(0).is_symbolic());
+  EXPECT_EQ(x.size(-1) * 2, 8);
+  EXPECT_EQ(SymIntList({x.size(0), 4}).to_string(), "[3, 4]");
+}
+
+// The user trials of the issue, and the other shape arguments, in every mode: one entry
+// serves every batch size, and each call equals eager.
+class SymbolicSizes : public ::testing::TestWithParam<ModeConfig> {};
+
+TEST_P(SymbolicSizes, ShapeArgumentsBuiltFromSizesStayDynamic) {
+  ModeRun run(GetParam());
+  auto program = [](Tensor x) {
+    Tensor widened = x.view({x.size(0) * 2, 32});          // [2b, 32]
+    Tensor pad = zeros({x.size(0), 2});                    // [b, 2]
+    Tensor joined = cat({x, pad}, 1);                      // [b, 66]
+    Tensor grid = ones({widened.size(0) / 2, 1, 32}) * 3;  // [b, 1, 32]
+    Tensor spread = grid.expand({x.size(0), 4, 32});       // [b, 4, 32]
+    Tensor noise = rand({x.size(0), 66});                  // [b, 66], fresh each call
+    Tensor back = widened.reshape({x.size(0), -1});        // [b, 64]
+    return std::make_tuple(widened.sum({1}), joined + noise * 0, spread.sum({1}), back, noise);
+  };
+  auto f = compile(program, GetParam().options("sym_sizes"));
+  Tensor first = randn({4, 64});
+  mark_dynamic(first, 0);
+  for (int64_t batch : {4, 7, 1, 16}) {
+    Tensor x = batch == 4 ? first : randn({batch, 64});
+    auto [a, b, c, d, noise] = f(x);
+    auto [ea, eb, ec, ed, enoise] = program(x);
+    EXPECT_EQ(compare_tensors(a, ea, 1e-5, 1e-5), "") << batch;
+    EXPECT_EQ(compare_tensors(b, eb, 1e-5, 1e-5), "") << batch;
+    EXPECT_EQ(compare_tensors(c, ec, 1e-5, 1e-5), "") << batch;
+    EXPECT_EQ(compare_tensors(d, ed, 0, 0), "") << batch;
+    EXPECT_EQ(noise.sizes(), (Shape{batch, 66}));
+  }
+  ASSERT_EQ(f.graphs().size(), 1u) << "one entry for every batch size";
+  EXPECT_NE(f.graphs()[0].find("reshape(%in0, shape=[2*s0, 32])"), std::string::npos) << f.graphs()[0];
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SymbolicSizes, ::testing::ValuesIn(all_mode_configs()),
+                         mode_config_name);
+
+TEST(SymbolicSizes, BracedListsOfNumbersAndSizesCompile) {
+  auto f = compile([](Tensor x) {
+    Tensor a = x.view({10, 32});         // numbers
+    Tensor b = x.view({x.size(0), 32});  // a size
+    Tensor c = x.reshape(x.sizes());     // a Shape
+    Tensor d = x.view(x.sym_sizes());    // SymInts
+    Shape target{320};
+    return a.sum() + b.sum() + c.sum() + d.sum() + x.reshape(target).sum();
+  });
+  Tensor x = randn({10, 32});
+  EXPECT_EQ(compare_tensors(f(x), x.sum() * 5, 1e-4, 1e-4), "");
+}
+
+TEST(SymbolicSizes, NeedingTheValueSaysWhichSizeAndWhatToDo) {
+  Tensor x = randn({8, 4});
+  mark_dynamic(x, 0);
+  expect_shape_error(
+      [&] {
+        compile([](Tensor t) {
+          int64_t rows = t.size(0);  // a number of a dynamic size
+          return t * static_cast<float>(rows);
+        })(x);
+      },
+      {"size s0 (dim 0 of input 0; 8 while tracing) is dynamic", "SymInt", "mark the dim"});
+  expect_shape_error(
+      [&] {
+        compile([](Tensor t) { return t.size(0) > 4 ? t * 2 : t; })(x);  // a branch
+      },
+      {"comparing sizes s0", "> 4", "control flow"});
+  expect_shape_error(
+      [&] { compile([](Tensor t) {
+              return zeros({t.size(0) + 1, 4});
+            })(x); },
+      {"s0 (dim 0 of input 0; 8 while tracing) + 1", "multiples of one dynamic size"});
+  expect_shape_error([&] { compile([](Tensor t) {
+                             return t.view({t.size(0) / 3, -1});
+                           })(x); },
+                     {"s0", "/ 3"});
+  expect_shape_error([&] { compile([](Tensor t) { return zeros({t.size(0) * t.size(0)}); })(x); },
+                     {"s0", "* s0"});
+  // The same size compares equal to itself; that answer holds for every value.
+  auto same = compile([](Tensor t) { return t.size(0) == t.size(0) ? t * 2 : t; });
+  EXPECT_EQ(compare_tensors(same(x), x * 2, 0, 0), "");
+}
+
+TEST(SymbolicSizes, ASizeKeptPastItsTraceIsRefused) {
+  SymInt kept;
+  auto f = compile([&](Tensor t) {
+    kept = t.size(0);
+    return t + 1;
+  });
+  Tensor x = randn({5, 3});
+  mark_dynamic(x, 0);
+  f(x);
+  ASSERT_TRUE(kept.is_symbolic());
+  expect_shape_error([&] { (void)zeros({kept, 2}); }, {"s0", "dynamic"});
+  auto g = compile([&](Tensor t) { return t.view({kept, 3}); });
+  Tensor y = randn({5, 3});
+  mark_dynamic(y, 0);
+  expect_shape_error([&] { g(y); }, {"comes from a trace that has ended"});
+}
+
+}  // namespace
+}  // namespace kiln::testing
