@@ -216,6 +216,10 @@ Tensor empty_like(const Tensor& x);
 Tensor scalar_tensor(Scalar value, DType dtype = DType::f32, Device device = Device::cpu);
 Tensor arange(Scalar end, DType dtype = DType::i64);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
+// `steps` values from start to end, both included (torch.linspace).
+Tensor linspace(Scalar start, Scalar end, int64_t steps, DType dtype = DType::f32);
+// An n × m identity matrix (m < 0: n × n), as torch.eye.
+Tensor eye(int64_t n, int64_t m = -1, DType dtype = DType::f32);
 Tensor rand(const SymIntList& size, DType dtype = DType::f32);   // uniform [0, 1)
 Tensor randn(const SymIntList& size, DType dtype = DType::f32);  // standard normal
 // Like x's shape (symbolic sizes included), dtype (f32 for a non-floating x) and device.

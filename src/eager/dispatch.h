@@ -95,6 +95,7 @@ Tensor eager_matmul(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
 // softmax(q @ k^T * scale, -1) @ v (or / scale where attrs say divide): on the GPU one fused
 // kernel where it supports the shapes, else (and on the CPU) those ops in turn.
 Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs);
+Tensor eager_arange(const Tensor& start, const Attrs& attrs, const TensorType& out);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);

@@ -1,5 +1,5 @@
-// Factories of given values: empty, full, zeros, ones, arange, from_vector. (Random tensors:
-// src/eager/random.cc.)
+// Factories of given values: empty, full, zeros, ones, arange, linspace, eye, from_vector. (Random
+// tensors: src/eager/random.cc.)
 #include <fmt/format.h>
 
 #include <atomic>
@@ -9,6 +9,8 @@
 #include "eager/strided_loop.h"
 #include "graph/dim.h"
 #include "kiln/error.h"
+#include "kiln/ops.h"
+#include "support/limits.h"
 #include "tensor/element.h"
 #include "tensor/tensor_impl.h"
 
@@ -88,14 +90,51 @@ Tensor empty_like(const Tensor& x) {
 
 Tensor arange(Scalar end, DType dtype) { return arange(0, end, 1, dtype); }
 
+// One path eagerly and while tracing: the arange op of a 0-d start, so that a traced arange
+// is a graph node (a constant start), not a stored constant.
 Tensor arange(Scalar start, Scalar end, Scalar step, DType dtype) {
   double s = start.to_double(), e = end.to_double(), st = step.to_double();
   if (st == 0 || !std::isfinite(s) || !std::isfinite(e) || !std::isfinite(st))
     throw Error(fmt::format("arange({}, {}, {}): bounds must be finite and step non-zero",
                             start.to_string(), end.to_string(), step.to_string()));
   double count = std::ceil((e - s) / st);
+  if (count > static_cast<double>(limits::kMaxElements))
+    throw ShapeError(fmt::format("arange({}, {}, {}): {} elements exceed kiln's limit of 2^48",
+                                 start.to_string(), end.to_string(), step.to_string(), count));
   int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
-  return generate({n}, dtype, [s, st](int64_t i) { return s + static_cast<double>(i) * st; });
+  Attrs a;
+  a.set("shape", const_shape({n})).set("step", st);
+  return call_op(Op::arange, {scalar_tensor(start, dtype)}, a);
+}
+
+Tensor eager_arange(const Tensor& start, const Attrs& attrs, const TensorType& out) {
+  Shape shape;
+  try_const_shape(out.shape, &shape);
+  const double s = start.cpu().item_double(), step = attrs.get_double("step");
+  Tensor result = generate(shape, out.dtype,
+                           [s, step](int64_t i) { return s + static_cast<double>(i) * step; });
+  return start.device() == Device::cpu ? result : copy_to_device(result, start.device());
+}
+
+Tensor linspace(Scalar start, Scalar end, int64_t steps, DType dtype) {
+  if (steps < 0) throw Error(fmt::format("linspace: steps must not be negative, got {}", steps));
+  double s = start.to_double(), e = end.to_double();
+  if (!std::isfinite(s) || !std::isfinite(e))
+    throw Error(fmt::format("linspace({}, {}, {}): bounds must be finite", start.to_string(),
+                            end.to_string(), steps));
+  if (steps <= 1) return full({steps}, s, dtype);
+  // As PyTorch: the first half counts up from start, the second down from end, so that
+  // both ends are exact and the steps symmetric.
+  double step = (e - s) / static_cast<double>(steps - 1);
+  Tensor i = arange(0, steps, 1, DType::f64);
+  Tensor up = i * step + s, down = (i - static_cast<double>(steps - 1)) * step + e;
+  return where(lt(i, static_cast<double>(steps / 2)), up, down).to(dtype);
+}
+
+Tensor eye(int64_t n, int64_t m, DType dtype) {
+  if (m < 0) m = n;
+  if (n < 0) throw Error(fmt::format("eye: n must not be negative, got {}", n));
+  return eq(arange(n).unsqueeze(1), arange(m).unsqueeze(0)).to(dtype);
 }
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype) {

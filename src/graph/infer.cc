@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <algorithm>
 
 #include "kiln/error.h"
@@ -420,6 +422,13 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       SymShape shape(x.shape.begin(), x.shape.end() - 2);
       shape.push_back(Dim::constant(size[0]));
       shape.push_back(Dim::constant(size[1]));
+      return {x.dtype, shape};
+    }
+    case OpRule::Arange: {
+      if (rank != 0) fail(op, in, "start must be a 0-d tensor");
+      const SymShape& shape = attrs.get_dims("shape");
+      if (shape.size() != 1) fail(op, in, "shape must be [n]");
+      if (!std::isfinite(attrs.get_double("step"))) fail(op, in, "step must be finite");
       return {x.dtype, shape};
     }
     case OpRule::Random: {

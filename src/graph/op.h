@@ -35,6 +35,7 @@ enum class OpRule : uint8_t {
   Embedding,
   IndexPut,
   AdaptiveAvgPool2d,
+  Arange,
   Random,
   Reshape,
   Permute,

@@ -1,6 +1,7 @@
 // Symbolic sizes (include/kiln/sym_int.h): under mark_dynamic, size() is a SymInt that view,
 // reshape, expand and the factories accept, so that one compiled entry serves every batch
-// size; where a number is needed, the error names the size and says how to avoid it.
+// size; where a number is needed, the error names the size and says how to avoid it. And
+// the factories in graphs: arange, linspace and eye are graph values, never stored constants.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -74,7 +75,8 @@ TEST_P(SymbolicSizes, ShapeArgumentsBuiltFromSizesStayDynamic) {
     EXPECT_EQ(noise.sizes(), (Shape{batch, 66}));
   }
   ASSERT_EQ(f.graphs().size(), 1u) << "one entry for every batch size";
-  EXPECT_NE(f.graphs()[0].find("reshape(%in0, shape=[2*s0, 32])"), std::string::npos) << f.graphs()[0];
+  EXPECT_NE(f.graphs()[0].find("reshape(%in0, shape=[2*s0, 32])"), std::string::npos)
+      << f.graphs()[0];
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, SymbolicSizes, ::testing::ValuesIn(all_mode_configs()),
@@ -141,6 +143,58 @@ TEST(SymbolicSizes, ASizeKeptPastItsTraceIsRefused) {
   mark_dynamic(y, 0);
   expect_shape_error([&] { g(y); }, {"comes from a trace that has ended"});
 }
+
+// Values printed by PyTorch 1.13: torch.linspace(-1, 2, 7), torch.linspace(0, 1, 6),
+// torch.linspace(3, -3, 4, dtype=float64), torch.eye(3, 4), torch.arange(2, 11, 3).
+TEST(Factories, ArangeLinspaceEyeMatchPyTorch) {
+  auto values = [](const Tensor& t) {
+    std::vector<double> out;
+    Tensor flat = t.reshape({-1});
+    for (int64_t i = 0; i < flat.numel(); ++i) out.push_back(flat.at({i}));
+    return out;
+  };
+  EXPECT_EQ(values(linspace(-1, 2, 7)), (std::vector<double>{-1, -0.5, 0, 0.5, 1, 1.5, 2}));
+  EXPECT_EQ(values(linspace(0, 1, 6)),
+            (std::vector<double>{0.0, 0.20000000298023224, 0.4000000059604645, 0.6000000238418579,
+                                 0.800000011920929, 1.0}));
+  EXPECT_EQ(values(linspace(3, -3, 4, DType::f64)), (std::vector<double>{3, 1, -1, -3}));
+  EXPECT_EQ(linspace(5, 9, 1).at({0}), 5);
+  EXPECT_EQ(linspace(5, 9, 0).numel(), 0);
+  EXPECT_THROW(linspace(0, 1, -1), Error);
+  EXPECT_EQ(values(eye(3, 4)), (std::vector<double>{1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}));
+  EXPECT_EQ(eye(2).sizes(), (Shape{2, 2}));
+  EXPECT_EQ(values(arange(2, 11, 3)), (std::vector<double>{2, 5, 8}));
+  EXPECT_EQ(arange(2, 11, 3).dtype(), DType::i64);
+  EXPECT_THROW(arange(0, 1e300, 1e-300), ShapeError) << "too many elements";
+}
+
+class GraphFactories : public ::testing::TestWithParam<ModeConfig> {};
+
+TEST_P(GraphFactories, AreGraphNodesNotStoredConstants) {
+  ModeRun run(GetParam());
+  auto program = [](Tensor x) {
+    Tensor positions = arange(0, 64, 1, DType::f32);             // [64]
+    Tensor ramp = linspace(-1, 1, 64);                           // [64]
+    Tensor identity = eye(64);                                   // [64, 64]
+    return matmul(x * positions + ramp, identity) + arange(64);  // int64 promoted to f32
+  };
+  auto f = compile(program, GetParam().options("factories"));
+  for (int call = 0; call < 2; ++call) {
+    Tensor x = randn({3, 64});
+    EXPECT_EQ(compare_tensors(f(x), program(x), 1e-5, 1e-5), "") << call;
+  }
+  ASSERT_EQ(f.graphs().size(), 1u);
+  const std::string g = f.graphs()[0];
+  EXPECT_NE(g.find("arange("), std::string::npos) << g;
+  // Every constant is a 0-d start or fill value: no factory output was stored.
+  for (size_t at = g.find("const %"); at != std::string::npos; at = g.find("const %", at + 1)) {
+    std::string line = g.substr(at, g.find('\n', at) - at);
+    EXPECT_NE(line.find("[]"), std::string::npos) << "a stored constant: " << line;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, GraphFactories, ::testing::ValuesIn(all_mode_configs()),
+                         mode_config_name);
 
 }  // namespace
 }  // namespace kiln::testing
