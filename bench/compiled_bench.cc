@@ -289,6 +289,51 @@ int main(int argc, char** argv) {
                      {"inplace_write_back_s", sgd_s}};
   }
 
+  // Random numbers generated inside the fused kernels (support/philox.inc): dropout and
+  // noise injection compiled through compile() (the generator state is the graph's input)
+  // against eager, which materializes the draw, and a compiled variant that must keep the
+  // draw (it returns it: the cost of a materialized mask).
+  nlohmann::json random_rows = nlohmann::json::array();
+  {
+    fmt::print("\nrandom numbers in fused kernels, 2^24 f32:\n");
+    fmt::print("{:<44} {:>11} {:>11} {:>8} {:>10} {:>10}\n", "workload", "eager", "compiled",
+               "speedup", "GB/s", "ceiling");
+    Tensor x = randn({n});
+    struct RandomRow {
+      const char* name;
+      std::function<std::vector<Tensor>(const Tensor&)> fn;
+      double bytes;
+    };
+    const std::vector<RandomRow> random_workloads = {
+        {"dropout(x, 0.1)", [](const Tensor& in) { return std::vector<Tensor>{dropout(in, 0.1)}; },
+         2 * fb},
+        {"x + 0.1 * randn_like(x)",
+         [](const Tensor& in) { return std::vector<Tensor>{in + randn_like(in) * 0.1}; }, 2 * fb},
+        {"rand(n) alone", [](const Tensor&) { return std::vector<Tensor>{rand({n})}; }, fb},
+        {"dropout keeping its draw (returned)",
+         [](const Tensor& in) {
+           Tensor u = rand_like(in);
+           return std::vector<Tensor>{u, in * (u >= 0.1) * (1 / 0.9)};
+         },
+         3 * fb},
+    };
+    for (const RandomRow& r : random_workloads) {
+      auto f = compile(r.fn, inprocess);
+      f(x);  // traced and compiled
+      double eager = best_seconds([&] { r.fn(x); }, 10);
+      double compiled = best_seconds([&] { f(x); }, 10);
+      fmt::print("{:<44} {:>11} {:>11} {:>7.2f}x {:>10.1f} {:>9.0f}%\n", r.name, fmt_time(eager),
+                 fmt_time(compiled), eager / compiled, r.bytes / compiled / 1e9,
+                 100 * r.bytes / compiled / ceiling);
+      random_rows.push_back({{"workload", r.name},
+                             {"eager_s", eager},
+                             {"compiled_s", compiled},
+                             {"speedup", eager / compiled},
+                             {"gbps", r.bytes / compiled / 1e9},
+                             {"fraction_of_ceiling", r.bytes / compiled / ceiling}});
+    }
+  }
+
   // Autotuning's gain: each workload built untuned and tuned (max_autotune: GEMM templates
   // compete with the BLAS call), timed side by side; what tuning cost and what it chose.
   fmt::print("\nautotune (max_autotune, coordinate descent) vs the untuned optimized build:\n");
@@ -405,6 +450,7 @@ int main(int argc, char** argv) {
                           {"rows", rows},
                           {"launch_observation", observe},
                           {"compile_call_overhead", call_overhead},
+                          {"random", random_rows},
                           {"autotune", tuned_rows},
                           {"cold_compile", tiers},
                           {"parallel_compile", parallel}};

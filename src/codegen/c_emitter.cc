@@ -63,9 +63,14 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   KernelWriter w(k, base);
   std::vector<const Expr*> loads;
   collect_loads(k.stores.at(0).value, &loads);
+  // Loads at a constant index stay scalar (the lanes share the element).
+  loads.erase(std::remove_if(loads.begin(), loads.end(),
+                             [](const Expr* e) { return is_constant_load(*e); }),
+              loads.end());
+  std::set<int> vector_params{0};
+  for (const Expr* e : loads) vector_params.insert(e->load().param);
   std::vector<std::string> pointers;
-  for (size_t p = 0; p < k.params.size(); ++p)
-    pointers.push_back(fmt::format("(unsigned long long){}", w.param(static_cast<int>(p))));
+  for (int p : vector_params) pointers.push_back(fmt::format("(unsigned long long){}", w.param(p)));
   std::string body;
   w.push(&body, "      ");
   std::set<int> loaded;
@@ -87,6 +92,8 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   w.push(&lane_body, "        ");
   for (const Expr* e : loads)
     w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->load().param), e->dtype));
+  // A draw's position: the lane's element.
+  if (reads_position(k.stores.at(0).value)) w.line("const int64_t i0 = kiln_v + kiln_lane;");
   w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
                      store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
   w.pop();
@@ -227,6 +234,10 @@ std::string emit_translation_unit(const std::string& graph_name,
   std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
   for (const KernelSource& k : kernels) src += " " + k.name;
   src += fmt::format(" */\n{}", dialect.preamble);
+  if (std::any_of(kernels.begin(), kernels.end(), [](const KernelSource& k) {
+        return k.body.find("kiln_rand") != std::string::npos;
+      }))
+    src += dialect.random_prelude;
   for (const KernelSource& k : kernels)
     src += "\n" + config_prologue(k.name, k.config) + k.body + config_epilogue(k.config);
   return src;

@@ -33,6 +33,9 @@ struct Dialect {
   // The loop over a flat index {i} below {n}: OpenMP's parallel simd loop, or a CUDA
   // grid-stride loop (each thread from its global index, striding by the grid's size).
   const char* flat_loop;
+  // The random number generator (support/philox.inc) and the double log, cos and sqrt it
+  // computes with, after the preamble of a translation unit whose kernels draw.
+  const char* random_prelude;
 };
 // Split GPU reductions (Schedule::split_blocks): a row may be split over several blocks
 // (gridDim.x / rows of them, the launch decides), their partials in buffers[params]

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "codegen/c_emitter.h"
+#include "support/philox.h"
 
 namespace kiln {
 
@@ -114,6 +115,20 @@ KILN_HELPER float kiln_inff(void) { return kiln_bits_f(0x7f800000u); }
 KILN_HELPER float kiln_nanf(void) { return kiln_bits_f(0x7fc00000u); }
 )";
 
+// The functions a draw computes with. On the CPU, libm's scalar log and cos under other
+// names: declared without the simd attribute, gcc cannot swap in libmvec's vector variants,
+// whose last bits differ from eager's (std::log and std::cos).
+constexpr const char* kCppRandomFunctions = R"(double kiln_scalar_log(double) __asm__("log");
+double kiln_scalar_cos(double) __asm__("cos");
+#define KILN_RANDOM_LOG kiln_scalar_log
+#define KILN_RANDOM_COS kiln_scalar_cos
+#define KILN_RANDOM_SQRT sqrt
+)";
+constexpr const char* kCudaRandomFunctions = R"(#define KILN_RANDOM_LOG log
+#define KILN_RANDOM_COS cos
+#define KILN_RANDOM_SQRT sqrt
+)";
+
 }  // namespace
 
 const Dialect& cpp_dialect() {
@@ -122,6 +137,8 @@ const Dialect& cpp_dialect() {
   // The KILN_ macros come from the kernel's config (config_prologue).
   // Immortal: background tuning threads may still emit while the process exits.
   static const std::string* preamble = new std::string(std::string(kCppHeader) + kHelpers);
+  static const std::string* random =
+      new std::string(std::string(kCppRandomFunctions) + kPhiloxSource);
   static const Dialect d{
       "cpp",
       Device::cpu,
@@ -135,7 +152,8 @@ const Dialect& cpp_dialect() {
       "#pragma omp parallel for simd {clauses} KILN_NUM_THREADS",
       "reduction({op}:{var})",
       "#pragma omp parallel for simd if(parallel: {n} >= KILN_GRAIN) KILN_NUM_THREADS\n"
-      "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{"};
+      "  for (int64_t {i} = 0; {i} < {n}; ++{i}) {{",
+      random->c_str()};
   return d;
 }
 
@@ -145,6 +163,8 @@ const Dialect& cuda_dialect() {
                       "/* A kernel's arguments, passed by value: the size symbols and the "
                       "buffers (outputs first). */\n" +
                       std::string(kKilnArgsSource) + "\n" + kCudaHelpers + kHelpers);
+  static const std::string* random =
+      new std::string(std::string(kCudaRandomFunctions) + kPhiloxSource);
   // Its threads are the grid's, laid out by the launch: no loop pragmas.
   static const Dialect d{
       "cuda",
@@ -160,7 +180,8 @@ const Dialect& cuda_dialect() {
       "",
       "",
       "for (int64_t {i} = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; {i} < {n};"
-      " {i} += (int64_t)gridDim.x * blockDim.x) {{"};
+      " {i} += (int64_t)gridDim.x * blockDim.x) {{",
+      random->c_str()};
   return d;
 }
 

@@ -102,6 +102,8 @@ std::string KernelWriter::rhs_of(const Expr& e) {
       const Expr::Apply& a = e.apply();
       return broken_by_fault(a.op) ? "(" + apply(a, e.dtype) + " + 1)" : apply(a, e.dtype);
     }
+    case Expr::Kind::Position:
+      return fmt::format("(int64_t)({})", index(e.position().index, e.position().access));
     case Expr::Kind::Accumulator:
       break;
   }
@@ -112,6 +114,18 @@ std::string KernelWriter::apply(const Expr::Apply& e, DType out) {
   std::vector<DType> in_dtypes;
   for (const ExprPtr& a : e.args) in_dtypes.push_back(a->dtype);
   OpRule rule = op_info(e.op).rule;
+  if (rule == OpRule::Random) {
+    // support/philox.inc, as the eager kernel draws: seed, offset + draw, element.
+    const std::string seed = "(uint64_t)" + value(e.args[0]);
+    const std::string stream = fmt::format("((uint64_t){} + (uint64_t)INT64_C({}))",
+                                           value(e.args[1]), e.attrs.get_int("draw"));
+    const std::string element = "(uint64_t)" + value(e.args[2]);
+    if (e.op == Op::rand && !is_double(out))
+      return fmt::format("kiln_rand_narrow({}, {}, {})", seed, stream, element);
+    return convert(fmt::format("{}({}, {}, {}, {})", e.op == Op::rand ? "kiln_rand" : "kiln_randn",
+                               seed, stream, element, is_double(out) ? 1 : 0),
+                   DType::f64, out);
+  }
   if (rule == OpRule::Cast) return convert(value(e.args[0]), e.args[0]->dtype, out);
   if (rule == OpRule::Where) {
     return fmt::format("({} ? {} : {})", value(e.args[0]),

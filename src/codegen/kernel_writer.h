@@ -72,11 +72,12 @@ class KernelWriter {
   // GPU row kernels: divisions by a row's accumulator become reciprocal multiplies.
   void divide_by_reciprocal() { divide_by_reciprocal_ = true; }
 
-  // An access's index: "i0" in flat pointwise kernels (every access is at the output's own
-  // element); a flat row kernel's own element and row as i0 * R + i1 and i0; else the
-  // index itself.
+  // An access's index: "i0" in flat pointwise kernels (every access but those at a constant
+  // is at the output's own element); a flat row kernel's own element and row as i0 * R + i1
+  // and i0; else the index itself.
   std::string index(const IndexPtr& i, Access access) const {
-    if (k_.kind == LoopKernel::Kind::Pointwise) return k_.flat ? "i0" : render_index(i);
+    if (k_.kind == LoopKernel::Kind::Pointwise)
+      return k_.flat && i->kind != IndexExpr::Kind::Const ? "i0" : render_index(i);
     if (k_.flat && access == Access::row_element) return kRowElementIndex;
     if (k_.flat && access == Access::row) return "i0";
     return render_index(i);

@@ -69,6 +69,18 @@ struct GatherArgs {
   int32_t element_size;
 };
 
+// A draw of the random number generator (support/philox.inc) into a contiguous `out` of
+// `numel` elements of `dtype`: rand (normal = 0) or randn (1) of the device state tensor
+// `state` (i64 seed, offset), stream offset + draw.
+struct RandomArgs {
+  const int64_t* state;
+  char* out;
+  int64_t numel;
+  int64_t draw;
+  int32_t dtype;
+  int32_t normal;
+};
+
 // Adaptive average pooling of contiguous f64 planes [planes, h, w] into [planes, oh, ow].
 struct PoolArgs {
   const double* in;

@@ -22,7 +22,8 @@ namespace {
 constexpr unsigned kBlock = 256;  // eager_kernels.cu's kBlock
 
 struct EagerModule {
-  CUfunction map = nullptr, reduce = nullptr, rows = nullptr, gather = nullptr, pool2d = nullptr;
+  CUfunction map = nullptr, reduce = nullptr, rows = nullptr, gather = nullptr, pool2d = nullptr,
+             random = nullptr;
   CUfunction attention64 = nullptr, attention32 = nullptr;
 };
 
@@ -45,6 +46,7 @@ const EagerModule& module() {
     e->rows = function("kiln_eager_rows");
     e->gather = function("kiln_eager_gather");
     e->pool2d = function("kiln_eager_pool2d");
+    e->random = function("kiln_eager_random");
     e->attention64 = function("kiln_eager_attention64");
     e->attention32 = function("kiln_eager_attention32");
     // The attention tiles pass the 48 KB a block gets without asking.
@@ -114,6 +116,11 @@ void launch_pool2d(const PoolArgs& a) {
   const int64_t total = a.planes * a.oh * a.ow;
   if (total == 0) return;
   launch(module().pool2d, grid_for((total + kBlock - 1) / kBlock), a, "kiln_eager_pool2d");
+}
+
+void launch_random(const RandomArgs& a) {
+  if (a.numel == 0) return;
+  launch(module().random, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_random");
 }
 
 bool attention_supported(const AttentionArgs& a) {

@@ -13,6 +13,7 @@ void launch_reduce(const ReduceArgs& args);
 void launch_rows(const RowsArgs& args);
 void launch_gather(const GatherArgs& args);
 void launch_pool2d(const PoolArgs& args);
+void launch_random(const RandomArgs& args);
 // Whether the fused attention kernel takes these shapes (head dims, batch count).
 bool attention_supported(const AttentionArgs& args);
 void launch_attention(const AttentionArgs& args);

@@ -573,6 +573,25 @@ extern "C" __global__ void kiln_eager_gather(const GatherArgs a) {
   }
 }
 
+#define KILN_HELPER __device__ static inline
+#define KILN_RANDOM_LOG log
+#define KILN_RANDOM_COS cos
+#define KILN_RANDOM_SQRT sqrt
+#include "support/philox.inc"
+
+extern "C" __global__ void kiln_eager_random(const RandomArgs a) {
+  const uint64_t seed = static_cast<uint64_t>(a.state[0]);
+  const uint64_t stream = static_cast<uint64_t>(a.state[1]) + static_cast<uint64_t>(a.draw);
+  const int wide = static_cast<DType>(a.dtype) == DType::f64;
+  const int es = wide ? 8 : static_cast<DType>(a.dtype) == DType::f32 ? 4 : 2;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.numel;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint64_t e = static_cast<uint64_t>(i);
+    store_double(a.out + i * es, a.dtype,
+                 a.normal ? kiln_randn(seed, stream, e, wide) : kiln_rand(seed, stream, e, wide));
+  }
+}
+
 extern "C" __global__ void kiln_eager_pool2d(const PoolArgs a) {
   const int64_t total = a.planes * a.oh * a.ow;
   for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < total;

@@ -1,18 +1,21 @@
-// Random numbers: one counter-based generator (Philox4x32-10, as PyTorch's CUDA generator)
-// whose state is a seed and an offset. Every random op is a graph op (rand, randn) taking
-// that state as a tensor, i64[2]: element i of a draw is a pure function of (seed, offset +
-// draw, i), so any thread count, eager or compiled, gives the same bits. Each eager draw
-// advances the offset by one; a compiled call takes as many offsets as its graph draws.
+// Random numbers: one counter-based generator (Philox4x32-10, as PyTorch's CUDA generator,
+// defined once in support/philox.inc) whose state is a seed and an offset. Every random op is a
+// graph op (rand, randn) taking that state as a tensor, i64[2]: element i of a draw is a pure
+// function of (seed, offset + draw, i), so any thread count, eager or compiled, gives the same
+// bits. Each eager draw advances the offset by one; a compiled call takes as many offsets as its
+// graph draws.
 #include <fmt/format.h>
 
 #include <atomic>
 #include <cmath>
 #include <mutex>
 
+#include "cuda/eager_cuda.h"
 #include "eager/dispatch.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/philox.h"
 #include "tensor/element.h"
 #include "tensor/tensor_impl.h"
 
@@ -29,43 +32,6 @@ struct Generator {
 Generator& generator() {
   static Generator g;
   return g;
-}
-
-struct Philox {
-  uint32_t v[4];
-};
-
-// Philox4x32 with 10 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
-Philox philox(uint64_t seed, uint64_t element, uint64_t stream) {
-  uint32_t c[4] = {static_cast<uint32_t>(element), static_cast<uint32_t>(element >> 32),
-                   static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)};
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = uint64_t{0xD2511F53} * c[0], p1 = uint64_t{0xCD9E8D57} * c[2];
-    uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
-    uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
-    c[0] = hi1 ^ c[1] ^ k0;
-    c[1] = lo1;
-    c[2] = hi0 ^ c[3] ^ k1;
-    c[3] = lo0;
-    k0 += 0x9E3779B9;
-    k1 += 0xBB67AE85;
-  }
-  return {{c[0], c[1], c[2], c[3]}};
-}
-
-// [0, 1): 24 random bits for f32 and narrower, 53 for f64.
-double uniform24(uint32_t u) { return static_cast<double>(u >> 8) * 0x1.0p-24; }
-double uniform53(uint32_t hi, uint32_t lo) {
-  return static_cast<double>(((uint64_t{hi} << 32) | lo) >> 11) * 0x1.0p-53;
-}
-
-double sample(Op op, bool wide, const Philox& r) {
-  if (op == Op::rand) return wide ? uniform53(r.v[0], r.v[1]) : uniform24(r.v[0]);
-  // Box-Muller; 1 - u keeps the log's argument in (0, 1].
-  double u1 = 1.0 - (wide ? uniform53(r.v[0], r.v[1]) : uniform24(r.v[0]));
-  double u2 = wide ? uniform53(r.v[2], r.v[3]) : uniform24(r.v[1]);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
 // The state tensor of `draws` fresh draws of the generator, on `device`.
@@ -95,6 +61,16 @@ Tensor draw(Op op, const SymShape& shape, DType dtype, Device device) {
   return call_op(op, {state}, a);
 }
 
+// A draw on the GPU, by the eager CUDA kernel of the same generator (the state stays there).
+Tensor gpu_random(Op op, const Tensor& state, uint64_t draw, const Shape& shape, DType dtype) {
+  Tensor s = contiguous_eager(state);
+  Tensor result = make_tensor(shape, dtype, Device::cuda);
+  cuda::launch_random({reinterpret_cast<const int64_t*>(s.impl()->data_ptr()),
+                       result.impl()->data_ptr(), result.numel(), static_cast<int64_t>(draw),
+                       static_cast<int32_t>(dtype), op == Op::randn ? 1 : 0});
+  return result;
+}
+
 }  // namespace
 
 std::pair<uint64_t, uint64_t> take_draws(uint64_t draws) {
@@ -113,24 +89,28 @@ void manual_seed(uint64_t seed) {
 }
 
 Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const TensorType& out) {
-  Tensor s = contiguous_eager(state).cpu();
-  const int64_t* st = s.const_data<int64_t>();
-  const uint64_t seed = static_cast<uint64_t>(st[0]);
-  const uint64_t stream =
-      static_cast<uint64_t>(st[1]) + static_cast<uint64_t>(attrs.get_int("draw"));
   Shape shape;
   try_const_shape(out.shape, &shape);
+  const uint64_t draw = static_cast<uint64_t>(attrs.get_int("draw"));
+  if (state.device() == Device::cuda) return gpu_random(op, state, draw, shape, out.dtype);
+  Tensor s = contiguous_eager(state);
+  const int64_t* st = s.const_data<int64_t>();
+  const uint64_t seed = static_cast<uint64_t>(st[0]);
+  const uint64_t stream = static_cast<uint64_t>(st[1]) + draw;
   Tensor result = make_tensor(shape, out.dtype);
   char* data = result.impl()->data_ptr();
   const int64_t esize = dtype_size(out.dtype);
-  const bool wide = out.dtype == DType::f64;
+  const int wide = out.dtype == DType::f64;
   const DType dtype = out.dtype;
   parallel_range(result.numel(), 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      store_double(data + i * esize, dtype,
-                   sample(op, wide, philox(seed, static_cast<uint64_t>(i), stream)));
+    for (int64_t i = begin; i < end; ++i) {
+      const uint64_t e = static_cast<uint64_t>(i);
+      store_double(
+          data + i * esize, dtype,
+          op == Op::rand ? kiln_rand(seed, stream, e, wide) : kiln_randn(seed, stream, e, wide));
+    }
   });
-  return state.device() == Device::cpu ? result : copy_to_device(result, state.device());
+  return result;
 }
 
 // Eagerly the sizes are numbers (checked as a tensor's); while tracing they may be symbolic.

@@ -203,13 +203,13 @@ Tensor Tensor::clone() const {
 }
 
 Tensor Tensor::to(Device device) const {
+  if (impl_ && this->device() == device) return *this;  // as torch: the tensor itself
   if (impl_ && impl_->is_traced())
     throw Error(
         fmt::format("to({}): moving a traced value between devices is not supported; move the "
                     "inputs before calling the compiled function",
                     device_name(device)));
   require_data(*this, "to(device)");
-  if (this->device() == device) return *this;
   // A captured tensor copied to another device while tracing: the copy is a constant of the
   // graph, and a write to the captured tensor makes the next call trace again.
   OpRecorder* recorder = active_recorder();

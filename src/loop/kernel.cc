@@ -1,6 +1,9 @@
 // The loop IR's checked factories and kernel facts (loop/kernel.h).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <set>
+
 #include "kiln/error.h"
 #include "loop/kernel.h"
 
@@ -34,6 +37,22 @@ ExprPtr make_apply(Op op, DType dtype, Attrs attrs, std::vector<ExprPtr> args) {
       Expr{dtype, Expr::Apply{op, std::move(attrs), std::move(args)}});
 }
 
+ExprPtr make_random(Op op, DType dtype, int64_t draw, ExprPtr seed, ExprPtr offset,
+                    IndexPtr element, Access access) {
+  if (op_info(op).rule != OpRule::Random || !is_floating(dtype) || draw < 0 || !element)
+    throw Error(fmt::format("loop IR: {} of {} (draw {}) is not a random draw", op_name(op),
+                            dtype_name(dtype), draw));
+  for (const ExprPtr* e : {&seed, &offset})
+    if (!*e || (*e)->dtype != DType::i64)
+      throw Error(fmt::format("loop IR: {}'s generator state must be i64 operands", op_name(op)));
+  ExprPtr position =
+      std::make_shared<const Expr>(Expr{DType::i64, Expr::Position{std::move(element), access}});
+  Attrs attrs;
+  attrs.set("draw", draw);
+  return std::make_shared<const Expr>(Expr{
+      dtype, Expr::Apply{op, std::move(attrs), {std::move(seed), std::move(offset), position}}});
+}
+
 ExprPtr make_accumulator(DType dtype, int phase) {
   if (phase < 0) throw Error(fmt::format("loop IR: an accumulator of phase {}", phase));
   return std::make_shared<const Expr>(Expr{dtype, Expr::Accumulator{phase}});
@@ -44,6 +63,50 @@ bool reads_accumulator(const ExprPtr& e) {
   for (const ExprPtr& a : e->operands())
     if (reads_accumulator(a)) return true;
   return false;
+}
+
+bool reads_position(const ExprPtr& e) {
+  // Each shared node once: expressions are DAGs.
+  std::set<const Expr*> seen;
+  std::vector<const Expr*> work{e.get()};
+  while (!work.empty()) {
+    const Expr* x = work.back();
+    work.pop_back();
+    if (!seen.insert(x).second) continue;
+    if (x->kind() == Expr::Kind::Position) return true;
+    for (const ExprPtr& a : x->operands()) work.push_back(a.get());
+  }
+  return false;
+}
+
+bool is_constant_load(const Expr& e) {
+  return e.kind() == Expr::Kind::Load && e.load().index->kind == IndexExpr::Kind::Const;
+}
+
+size_t widest_element(const LoopKernel& k) {
+  std::vector<bool> per_element(k.params.size(), false);
+  for (int p = 0; p < k.num_outputs && static_cast<size_t>(p) < per_element.size(); ++p)
+    per_element[static_cast<size_t>(p)] = true;
+  // Each shared node once: expressions are DAGs.
+  std::set<const Expr*> seen;
+  std::vector<const Expr*> work;
+  for (const Store& st : k.stores) work.push_back(st.value.get());
+  for (const Store& st : k.row_stores) work.push_back(st.value.get());
+  for (const ReducePhase& ph : k.phases) work.push_back(ph.value.get());
+  while (!work.empty()) {
+    const Expr* x = work.back();
+    work.pop_back();
+    if (!seen.insert(x).second) continue;
+    if (x->kind() == Expr::Kind::Load && !is_constant_load(*x) && x->load().param >= 0 &&
+        static_cast<size_t>(x->load().param) < per_element.size())
+      per_element[static_cast<size_t>(x->load().param)] = true;
+    for (const ExprPtr& a : x->operands()) work.push_back(a.get());
+  }
+  size_t widest = 1;
+  for (size_t p = 0; p < per_element.size() && p < k.param_dtypes.size(); ++p)
+    if (per_element[p])
+      widest = std::max<size_t>(widest, static_cast<size_t>(dtype_size(k.param_dtypes[p])));
+  return widest;
 }
 
 const char* kernel_kind_word(const LoopKernel& kernel) {

@@ -44,16 +44,23 @@ struct Expr {
   struct Accumulator {
     int phase;
   };
-  enum class Kind { Load, Apply, Accumulator };  // the order of node's alternatives
+  // The value of an index expression (i64): which element of a random draw the kernel's
+  // element is (an Apply of rand or randn takes it as its third operand).
+  struct Position {
+    IndexPtr index;
+    Access access;
+  };
+  enum class Kind { Load, Apply, Accumulator, Position };  // the order of node's alternatives
 
   DType dtype;  // the dtype of the value (compute happens in its compute type)
-  std::variant<Load, Apply, Accumulator> node;
+  std::variant<Load, Apply, Accumulator, Position> node;
 
   Kind kind() const { return static_cast<Kind>(node.index()); }
   // The node as its kind; asking for another kind is a bug (std::bad_variant_access).
   const Load& load() const { return std::get<Load>(node); }
   const Apply& apply() const { return std::get<Apply>(node); }
   int phase() const { return std::get<Accumulator>(node).phase; }
+  const Position& position() const { return std::get<Position>(node); }
   // An Apply's operands; leaves have none.
   const std::vector<ExprPtr>& operands() const;
 };
@@ -65,6 +72,12 @@ ExprPtr make_load(DType dtype, int param, IndexPtr index, Access access = Access
 ExprPtr make_apply(Op op, DType dtype, Attrs attrs, std::vector<ExprPtr> args);
 // The result of reduction phase `phase` for the current row.
 ExprPtr make_accumulator(DType dtype, int phase);
+// Element `element` of random draw `draw` (the node's attribute) of the generator state
+// whose seed and offset are `seed` and `offset` (i64 loads): an Apply of rand or randn (a
+// floating `dtype`) of the three operands seed, offset and the element's Position, which
+// the emitter renders through support/philox.inc, the eager kernel's own definition.
+ExprPtr make_random(Op op, DType dtype, int64_t draw, ExprPtr seed, ExprPtr offset,
+                    IndexPtr element, Access access = Access::other);
 
 // A value written by a kernel: parameter `param` at `index`.
 struct Store {
@@ -82,7 +95,7 @@ struct ReducePhase {
 };
 
 // Pointwise kernels iterate over `shape` with loop variables i0..i{rank-1} (or one flat i0
-// when every access is the output's own linear index) and perform `stores`.
+// when every access is the output's own linear index or a constant) and perform `stores`.
 // Row kernels iterate rows i0 over the kept dims of `shape` and, per row, run each phase's
 // loop over the reduced dims (variable i1), then the row stores (at the row's index), then
 // a loop writing the element stores. Accumulator k is phase k's result for the row.
@@ -113,6 +126,14 @@ struct LoopKernel {
 
 // Whether `e` reads a reduction phase's result (an Accumulator node).
 bool reads_accumulator(const ExprPtr& e);
+// Whether `e` uses its element's position (a random draw).
+bool reads_position(const ExprPtr& e);
+// Whether `e` is a load at a constant index (one element whatever the kernel's element).
+bool is_constant_load(const Expr& e);
+// The widest element size (bytes) among the parameters a kernel writes or reads per
+// element, not only at a constant index (like the generator state): what its 16-byte
+// vectors can hold (Schedule::vector_width, held rows' runs).
+size_t widest_element(const LoopKernel& k);
 
 // The kind of a kernel as its name and its launch say it: poi (pointwise), red (a row
 // kernel of one reduction and no element stores), per (any other row kernel: a persistent

@@ -78,6 +78,9 @@ class ExprPrinter {
       }
       case Expr::Kind::Accumulator:
         return fmt::format("acc{}", e->phase());
+      case Expr::Kind::Position:
+        return fmt::format("position[{}]{}", render_index(e->position().index),
+                           access_suffix(e->position().access));
       case Expr::Kind::Apply:
         break;
     }

@@ -98,8 +98,7 @@ class KernelChecker {
       independent = independent && !reads_accumulator(ph.value);
     expect(!s.split_blocks || (rows && held == 0 && k_.stores.empty() && independent),
            "split blocks for a row kernel with element stores, a held row or dependent phases");
-    bool narrow = true;
-    for (DType d : k_.param_dtypes) narrow = narrow && dtype_size(d) <= 4;
+    const bool narrow = widest_element(k_) <= 4;
     expect(s.vector_width == 0 || (k_.kind == LoopKernel::Kind::Pointwise &&
                                    (k_.flat || k_.shape.empty()) && narrow && s.vector_width == 4),
            fmt::format("vector width {} for a kernel that is not flat pointwise of 4-byte or "
@@ -151,11 +150,26 @@ class KernelChecker {
         expect(e->phase() >= 0 && static_cast<size_t>(e->phase()) < k_.phases.size(),
                fmt::format("accumulator {} of {} phases", e->phase(), k_.phases.size()));
         return;
+      case Expr::Kind::Position:
+        expect(e->dtype == DType::i64, "a position that is not i64");
+        access(e->position().access);
+        index(e->position().index, element);
+        return;
       case Expr::Kind::Apply: {
         const OpInfo& info = op_info(e->apply().op);
-        expect(is_pointwise(info.rule), fmt::format("{} is not a pointwise op", info.name));
-        expect(!e->operands().empty(), fmt::format("{} without operands", info.name));
-        for (const ExprPtr& a : e->operands()) expr(a, element);
+        const auto& args = e->operands();
+        if (info.rule == OpRule::Random) {
+          // make_random's shape: seed and offset of i64, then the element's position.
+          expect(args.size() == 3 && args[0]->dtype == DType::i64 && args[1]->dtype == DType::i64 &&
+                     args[2]->kind() == Expr::Kind::Position && is_floating(e->dtype) &&
+                     e->apply().attrs.has("draw"),
+                 fmt::format("{} is not a random draw of a seed, an offset and a position",
+                             info.name));
+        } else {
+          expect(is_pointwise(info.rule), fmt::format("{} is not a pointwise op", info.name));
+          expect(!args.empty(), fmt::format("{} without operands", info.name));
+        }
+        for (const ExprPtr& a : args) expr(a, element);
         return;
       }
     }

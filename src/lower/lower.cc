@@ -198,6 +198,15 @@ class Lowering {
       return make_accumulator(node.type.dtype, phase_of_.at(node_index));
     }
     ops_.insert(std::string(op_name(node.op)));
+    if (op_info(node.op).rule == OpRule::Random) {
+      // The generator state's seed and offset, and which element of the draw this is.
+      const ValueId state = node.inputs[0];
+      IndexPtr element = contiguous_offset(idx, type.shape);
+      Access access = access_of(element);
+      return make_random(node.op, node.type.dtype, node.attrs.get_int("draw"),
+                         build(state, {index_const(0)}), build(state, {index_const(1)}),
+                         std::move(element), access);
+    }
     std::vector<ExprPtr> args;
     for (ValueId in : node.inputs)
       args.push_back(build(in, broadcast(idx, type.shape, g_.value_type(in).shape)));
@@ -361,7 +370,11 @@ class Lowering {
   }
 
   static bool all_loads_at(const ExprPtr& e, const IndexPtr& index) {
-    if (e->kind() == Expr::Kind::Load) return same_index(e->load().index, index);
+    // A load at a constant index (a 0-d operand, the generator state) reads one element
+    // whatever the element: it renders as that index in a flat kernel too.
+    if (e->kind() == Expr::Kind::Load)
+      return same_index(e->load().index, index) || e->load().index->kind == IndexExpr::Kind::Const;
+    if (e->kind() == Expr::Kind::Position) return same_index(e->position().index, index);
     if (e->kind() == Expr::Kind::Accumulator) return true;
     for (const ExprPtr& a : e->operands())
       if (!all_loads_at(a, index)) return false;

@@ -17,6 +17,9 @@ bool is_row_reduction(const Graph& g, const Node& node) {
 Role role_of(const Graph& g, const Node& node) {
   OpRule rule = op_info(node.op).rule;
   if (is_view(rule)) return Role::View;
+  // A draw is a pure function of the generator state and the element: kernels generate it
+  // where it is read (loop/kernel.h, make_random), so no draw is materialized for a fused use.
+  if (rule == OpRule::Random) return Role::Pointwise;
   if (!is_pointwise(rule)) return Role::Ext;
   if (!is_binary(rule)) return Role::Pointwise;
   // Integer fmod/remainder/pow can fail (division by zero, negative exponents): the eager

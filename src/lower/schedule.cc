@@ -63,8 +63,7 @@ int block_threads_for(int64_t row_length) {
 HeldRow held_row(const LoopKernel& k, int threads) {
   const int64_t r = constant_row_length(k);
   if (!k.flat || r <= 0) return {};
-  size_t widest = 1;
-  for (DType d : k.param_dtypes) widest = std::max<size_t>(widest, dtype_size(d));
+  const size_t widest = widest_element(k);
   int width = static_cast<int>(std::min<size_t>(8, 16 / widest));
   while (width > 1 && r % width != 0) width /= 2;
   const int64_t run = int64_t{threads} * width;
@@ -77,8 +76,8 @@ void schedule_cuda(LoopKernel& k) {
   if (k.kind == LoopKernel::Kind::Pointwise) {
     // Aligned 16-byte accesses of 4 elements a thread; 8-byte elements (f64, i64) would need
     // 32-byte alignment, so their kernels keep the plain loop.
-    const bool narrow = std::all_of(k.param_dtypes.begin(), k.param_dtypes.end(),
-                                    [](DType d) { return dtype_size(d) <= 4; });
+    // (Parameters read only at a constant index, like the generator state, are scalars.)
+    const bool narrow = widest_element(k) <= 4;
     s.vector_width = (k.flat || k.shape.empty()) && narrow ? 4 : 0;
     return;
   }

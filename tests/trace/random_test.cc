@@ -152,6 +152,43 @@ TEST_P(CompiledRandom, DropoutUnderDynamicShapes) {
   EXPECT_EQ(f.graphs().size(), 1u);
 }
 
+// Draws that compiled kernels generate where they are read (no draw is materialized):
+// returned raw in every floating dtype, read through a view, fused into dropout, into a
+// softmax's row kernel and into a reduction. The draws and the elementwise arithmetic of
+// one rounding each are bit-identical to eager; reductions sum in another order.
+std::vector<Tensor> fused_draws(const Tensor& x) {
+  std::vector<Tensor> out;
+  for (DType d : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
+    out.push_back(rand_like(x.to(d)));
+    out.push_back(randn_like(x.to(d)));
+  }
+  out.push_back(rand({5, 7}).to(x.device()));  // on the CPU, to() of its own device is itself
+  out.push_back(rand_like(x.t()).t() + x);     // a draw read through a permute
+  out.push_back(dropout(x, 0.3));
+  out.push_back(dropout(softmax(x, 1), 0.1));
+  out.push_back((x * randn_like(x)).sum({1}));
+  return out;
+}
+
+TEST_P(CompiledRandom, FusedDrawsAreBitIdenticalToEager) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  ModeRun run(GetParam());
+  Tensor x = randn({24, 40}).to(test_device());
+  auto f = compile([](const Tensor& in) { return fused_draws(in); }, GetParam().options("fused"));
+  for (uint64_t seed : {5u, 6u}) {
+    manual_seed(seed);
+    std::vector<Tensor> got = f(x);
+    manual_seed(seed);
+    std::vector<Tensor> want = fused_draws(x);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      const bool sums = i + 1 == got.size() || i + 2 == got.size();  // softmax, sum
+      EXPECT_EQ(compare_tensors(got[i], want[i], sums ? 1e-5 : 0, sums ? 1e-5 : 0), "")
+          << "output " << i << ", seed " << seed;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, CompiledRandom, ::testing::ValuesIn(all_mode_configs()),
                          mode_config_name);
 
