@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-WORKLOADS = ["pointwise", "addchain500", "mm_relu", "mlp", "softmax", "layernorm", "transformer"]
+WORKLOADS = ["pointwise", "dropout", "addchain500", "mm_relu", "mlp", "softmax", "layernorm", "transformer"]
 
 
 def build(name):
@@ -32,6 +32,9 @@ def build(name):
     if name == "pointwise":
         n = 1 << 26
         return (lambda x, y: (x + y).sin().cos()), (torch.randn(n, device=dev), torch.randn(n, device=dev)), 12 * n
+    if name == "dropout":
+        n = 1 << 26
+        return (lambda x: torch.nn.functional.dropout(x, 0.1, training=True)), (torch.randn(n, device=dev),), 8 * n
     if name == "addchain500":
         def chain(x, y):
             for _ in range(500):

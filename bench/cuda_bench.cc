@@ -100,6 +100,13 @@ std::vector<Workload> workloads() {
                  },
                  {gpu_randn({n}), gpu_randn({n})},
                  3.0 * 4 * n});
+  // Training's dropout: the mask drawn inside the kernel (support/philox.inc), fresh every
+  // call; an ideal kernel reads x and writes the result.
+  out.push_back(
+      {"dropout",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{dropout(in[0], 0.1)}; },
+       {gpu_randn({n})},
+       2.0 * 4 * n});
   out.push_back({"addchain500",
                  [](const std::vector<Tensor>& in) {
                    Tensor x = in[0];

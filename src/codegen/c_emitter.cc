@@ -54,6 +54,54 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 
 namespace {
 
+// The random draws (Apply nodes of rand and randn) of `e`, each once, in a fixed order.
+void collect_draws(const ExprPtr& e, std::set<const Expr*>* seen, std::vector<const Expr*>* out) {
+  if (!seen->insert(e.get()).second) return;
+  if (e->kind() == Expr::Kind::Apply && op_info(e->apply().op).rule == OpRule::Random)
+    out->push_back(e.get());
+  for (const ExprPtr& a : e->operands()) collect_draws(a, seen, out);
+}
+
+// The draws of a vector loop's `width` consecutive elements share Philox calls (support/
+// philox.inc: element e takes call e >> shift): each draw's calls for the thread's run are
+// made once before the lanes (kiln_v is a multiple of the width), and each lane takes its
+// words from them, instead of every lane repeating its call.
+void share_draw_calls(KernelWriter& w, const LoopKernel& k, int width) {
+  std::set<const Expr*> seen;
+  std::vector<const Expr*> draws;
+  collect_draws(k.stores.at(0).value, &seen, &draws);
+  for (size_t n = 0; n < draws.size(); ++n) {
+    const Expr& d = *draws[n];
+    const Expr::Apply& a = d.apply();
+    const bool normal = a.op == Op::randn, wide = is_double(d.dtype);
+    const int shift = normal ? (wide ? 0 : 1) : (wide ? 1 : 2);  // kiln_philox_shift
+    const int calls = std::max(1, width >> shift);
+    const std::string seed = w.value(a.args[0]), offset = w.value(a.args[1]);
+    w.line(fmt::format("kiln_philox_t kiln_r{}[{}];", n, calls));
+    for (int c = 0; c < calls; ++c)
+      w.line(
+          fmt::format("kiln_r{0}[{1}] = kiln_philox((uint64_t){2}, ((uint64_t)kiln_v >> {3}) + "
+                      "{1}, (uint64_t){4} + (uint64_t)INT64_C({5}));",
+                      n, c, seed, shift, offset, a.attrs.get_int("draw")));
+  }
+}
+
+// Binds each draw, in the lane loop's scope, to its lane's words of the shared calls.
+void bind_draw_lanes(KernelWriter& w, const LoopKernel& k) {
+  std::set<const Expr*> seen;
+  std::vector<const Expr*> draws;
+  collect_draws(k.stores.at(0).value, &seen, &draws);
+  for (size_t n = 0; n < draws.size(); ++n) {
+    const Expr& d = *draws[n];
+    const bool normal = d.apply().op == Op::randn, wide = is_double(d.dtype);
+    const int shift = normal ? (wide ? 0 : 1) : (wide ? 1 : 2);
+    w.bind(&d,
+           convert(fmt::format("{}(kiln_r{}[kiln_lane >> {}], (uint64_t)kiln_lane, {})",
+                               normal ? "kiln_randn_of" : "kiln_rand_of", n, shift, wide ? 1 : 0),
+                   DType::f64, d.dtype));
+  }
+}
+
 // A GPU flat loop whose threads take `width` consecutive elements each, loaded and stored as
 // one aligned vector per buffer (kiln_vec<T, width>: 16 bytes for f32), when every buffer is
 // aligned to 16 bytes; the remainder, and every element of unaligned buffers (views at odd
@@ -83,6 +131,7 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
         width, param, w.param(param)));
   }
   const char* out_type = type_names(k.param_dtypes[0]).storage;
+  share_draw_calls(w, k, width);
   w.line(fmt::format("kiln_vec<{}, {}> kiln_s;", out_type, width));
   // The lanes as an unrolled loop, not written out: the source stays small (NVRTC's front
   // end took 0.67 s for a 500-op chain written out four times, most of a cold compile).
@@ -92,8 +141,7 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   w.push(&lane_body, "        ");
   for (const Expr* e : loads)
     w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->load().param), e->dtype));
-  // A draw's position: the lane's element.
-  if (reads_position(k.stores.at(0).value)) w.line("const int64_t i0 = kiln_v + kiln_lane;");
+  bind_draw_lanes(w, k);
   w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
                      store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
   w.pop();

@@ -579,16 +579,22 @@ extern "C" __global__ void kiln_eager_gather(const GatherArgs a) {
 #define KILN_RANDOM_SQRT sqrt
 #include "support/philox.inc"
 
+// A thread per Philox call, which serves 2^shift consecutive elements (support/philox.inc).
 extern "C" __global__ void kiln_eager_random(const RandomArgs a) {
   const uint64_t seed = static_cast<uint64_t>(a.state[0]);
   const uint64_t stream = static_cast<uint64_t>(a.state[1]) + static_cast<uint64_t>(a.draw);
   const int wide = static_cast<DType>(a.dtype) == DType::f64;
   const int es = wide ? 8 : static_cast<DType>(a.dtype) == DType::f32 ? 4 : 2;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.numel;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const uint64_t e = static_cast<uint64_t>(i);
-    store_double(a.out + i * es, a.dtype,
-                 a.normal ? kiln_randn(seed, stream, e, wide) : kiln_rand(seed, stream, e, wide));
+  const int shift = kiln_philox_shift(a.normal, wide);
+  const int64_t calls = (a.numel + (int64_t{1} << shift) - 1) >> shift;
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < calls;
+       c += int64_t(gridDim.x) * blockDim.x) {
+    const kiln_philox_t r = kiln_philox(seed, static_cast<uint64_t>(c), stream);
+    for (int64_t i = c << shift; i < min(a.numel, (c + 1) << shift); ++i) {
+      const uint64_t e = static_cast<uint64_t>(i);
+      store_double(a.out + i * es, a.dtype,
+                   a.normal ? kiln_randn_of(r, e, wide) : kiln_rand_of(r, e, wide));
+    }
   }
 }
 

@@ -238,7 +238,8 @@ class CompiledCore {
   }
 
   // Where the entry runs: where the call's tensors, the captured tensors and the constants
-  // are; all in one place.
+  // are; all in one place, except 0-d constants on the CPU (a factory's scalar, like
+  // arange's start), which go with any device, as 0-d CPU tensors do in PyTorch.
   Device device_of(const Graph& graph, const std::vector<Tensor>& call,
                    const std::vector<std::weak_ptr<TensorImpl>>& captured) const {
     std::optional<Device> device;
@@ -259,8 +260,15 @@ class CompiledCore {
       if (std::shared_ptr<TensorImpl> c = captured[i].lock())
         see(c->device, fmt::format("captured tensor {}", i));
     for (const GraphConstant& c : graph.constants)
-      see(c.value.device(), fmt::format("constant %{}", c.name));
+      if (c.value.defined() && (c.value.dim() > 0 || c.value.device() != Device::cpu))
+        see(c.value.device(), fmt::format("constant %{}", c.name));
     return device.value_or(Device::cpu);
+  }
+
+  // Moves `graph`'s 0-d CPU constants to `device` (device_of lets them go with any).
+  static void move_scalar_constants(Graph& graph, Device device) {
+    for (GraphConstant& c : graph.constants)
+      if (c.value.defined() && c.value.device() != device) c.value = c.value.to(device);
   }
 
   // The entry `inputs` match, with the graph's inputs in `args`. Entries whose captured
@@ -331,6 +339,7 @@ class CompiledCore {
                            entry->write_backs.size()));
     ResolvedOptions options = options_;
     options.device = entry->device = device_of(graph, inputs.tensors, traced.captured);
+    move_scalar_constants(graph, entry->device);
     if (!bind_args(*entry, inputs, args))  // the tracer still holds the captured tensors
       throw Error(fmt::format("{}: a captured tensor was released while tracing", options_.name));
     entry->executable = compile_graph(graph, options);

@@ -6,6 +6,7 @@
 // graph draws.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
@@ -99,15 +100,20 @@ Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const Tensor
   const uint64_t stream = static_cast<uint64_t>(st[1]) + draw;
   Tensor result = make_tensor(shape, out.dtype);
   char* data = result.impl()->data_ptr();
-  const int64_t esize = dtype_size(out.dtype);
-  const int wide = out.dtype == DType::f64;
+  const int64_t esize = dtype_size(out.dtype), numel = result.numel();
+  const int wide = out.dtype == DType::f64, normal = op == Op::randn;
   const DType dtype = out.dtype;
-  parallel_range(result.numel(), 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const uint64_t e = static_cast<uint64_t>(i);
-      store_double(
-          data + i * esize, dtype,
-          op == Op::rand ? kiln_rand(seed, stream, e, wide) : kiln_randn(seed, stream, e, wide));
+  // One Philox call serves 2^shift consecutive elements (support/philox.inc).
+  const int shift = kiln_philox_shift(normal, wide);
+  const int64_t calls = (numel + (int64_t{1} << shift) - 1) >> shift;
+  parallel_range(calls, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const kiln_philox_t r = kiln_philox(seed, static_cast<uint64_t>(c), stream);
+      for (int64_t i = c << shift; i < std::min(numel, (c + 1) << shift); ++i) {
+        const uint64_t e = static_cast<uint64_t>(i);
+        store_double(data + i * esize, dtype,
+                     normal ? kiln_randn_of(r, e, wide) : kiln_rand_of(r, e, wide));
+      }
     }
   });
   return result;

@@ -188,6 +188,35 @@ TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
   EXPECT_NE(kRows.find("for (int64_t i1 = 0; i1 < R; ++i1) {"), std::string::npos) << kRows;
 }
 
+// Training's random ops in CUDA kernels: dropout, a normal of another dtype and softmax's
+// dropout, every draw generated in its kernel by the generator's own source.
+const std::string kDraws = cuda_source(
+    "draws", {randn({64, 256}), randn({64, 256}, DType::bf16)}, [](const std::vector<Tensor>& in) {
+      return std::vector<Tensor>{dropout(in[0], 0.1), in[1] + randn_like(in[1]),
+                                 dropout(softmax(in[0], -1), 0.2)};
+    });
+
+TEST(CudaCodegen, DrawsAreGeneratedInTheKernelsThatReadThem) {
+  // The unit carries the generator (support/philox.inc) after the helpers.
+  EXPECT_NE(kDraws.find("KILN_HELPER kiln_philox_t kiln_philox("), std::string::npos) << kDraws;
+  EXPECT_NE(kDraws.find("#define KILN_RANDOM_LOG log"), std::string::npos) << kDraws;
+  // A run of four f32 elements takes one Philox call (a word each), made before the lanes;
+  // four bf16 normals take two (two words each).
+  EXPECT_NE(kDraws.find("kiln_philox_t kiln_r0[1];"), std::string::npos) << kDraws;
+  EXPECT_NE(kDraws.find("kiln_r0[0] = kiln_philox((uint64_t)"), std::string::npos) << kDraws;
+  EXPECT_NE(kDraws.find("kiln_philox_t kiln_r0[2];"), std::string::npos) << kDraws;
+  EXPECT_NE(kDraws.find("kiln_rand_of(kiln_r0[kiln_lane >> 2], (uint64_t)kiln_lane, 0)"),
+            std::string::npos)
+      << kDraws;
+  EXPECT_NE(kDraws.find("kiln_randn_of(kiln_r0[kiln_lane >> 1], (uint64_t)kiln_lane, 0)"),
+            std::string::npos)
+      << kDraws;
+  // The plain loop and the row kernel draw each element by its position.
+  EXPECT_NE(kDraws.find("kiln_rand_narrow("), std::string::npos) << kDraws;
+  EXPECT_NE(kDraws.find("cuda_per_fused_amax_div_exp_ge_mul_rand_sub_sum_"), std::string::npos)
+      << kDraws;
+}
+
 TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
   if (!nvrtc_available()) GTEST_SKIP() << "no NVRTC here";
   EXPECT_GT(compile_in_worker("sincos", kSinCos), 1000u);
@@ -198,6 +227,7 @@ TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
                   });
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
   EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
+  EXPECT_GT(compile_in_worker("draws", kDraws), 1000u);
   EXPECT_GT(compile_in_worker("long_rows", kLong), 1000u);
   // Register-held rows whose every read is a broadcast (no vector access): no alignment test.
   std::string broadcast_rows =
