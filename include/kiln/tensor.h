@@ -140,6 +140,7 @@ class Tensor {
   Tensor pow(const Tensor& exponent) const;
   Tensor pow(Scalar exponent) const;
   Tensor clamp(std::optional<Scalar> min, std::optional<Scalar> max) const;
+  Tensor masked_fill(const Tensor& mask, Scalar value) const;
   Tensor matmul(const Tensor& other) const;
 
   Tensor sum(const Shape& dims = {}, bool keepdim = false) const;
@@ -214,7 +215,14 @@ Tensor ones_like(const Tensor& x);
 Tensor empty_like(const Tensor& x);
 // A 0-d tensor holding `value`.
 Tensor scalar_tensor(Scalar value, DType dtype = DType::f32, Device device = Device::cpu);
-Tensor arange(Scalar end, DType dtype = DType::i64);
+// 0, 1, ..., end - 1. An integer end may be a size, symbolic while tracing a dynamic dim
+// (arange(x.size(1)) follows the sequence length); a floating end takes the Scalar form.
+Tensor arange(const SymInt& end, DType dtype = DType::i64);
+template <class I, detail::IfInteger<I> = 0>
+Tensor arange(I end, DType dtype = DType::i64) {
+  return arange(SymInt(static_cast<int64_t>(end)), dtype);
+}
+Tensor arange(double end, DType dtype = DType::i64);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1, DType dtype = DType::i64);
 // `steps` values from start to end, both included (torch.linspace).
 Tensor linspace(Scalar start, Scalar end, int64_t steps, DType dtype = DType::f32);

@@ -126,6 +126,12 @@ std::string KernelWriter::apply(const Expr::Apply& e, DType out) {
                                seed, stream, element, is_double(out) ? 1 : 0),
                    DType::f64, out);
   }
+  if (rule == OpRule::Arange) {  // in f64, as the eager kernel
+    const std::string start = convert(value(e.args[0]), e.args[0]->dtype, DType::f64);
+    return convert(fmt::format("({} + (double){} * {})", start, value(e.args[1]),
+                               literal(e.attrs.get_double("step"), false, DType::f64)),
+                   DType::f64, out);
+  }
   if (rule == OpRule::Cast) return convert(value(e.args[0]), e.args[0]->dtype, out);
   if (rule == OpRule::Where) {
     return fmt::format("({} ? {} : {})", value(e.args[0]),

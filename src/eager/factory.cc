@@ -88,7 +88,15 @@ Tensor empty_like(const Tensor& x) {
   return make_tensor(x.sizes(), x.dtype());
 }
 
-Tensor arange(Scalar end, DType dtype) { return arange(0, end, 1, dtype); }
+Tensor arange(double end, DType dtype) { return arange(0, end, 1, dtype); }
+
+// A symbolic end (a dynamic dim's size while tracing) is the length itself.
+Tensor arange(const SymInt& end, DType dtype) {
+  if (!end.is_symbolic()) return arange(0, end.expect_int(), 1, dtype);
+  Attrs a;
+  a.set("shape", sym_shape_of({end}, "arange")).set("step", 1.0);
+  return call_op(Op::arange, {scalar_tensor(0, dtype)}, a);
+}
 
 // One path eagerly and while tracing: the arange op of a 0-d start, so that a traced arange
 // is a graph node (a constant start), not a stored constant.

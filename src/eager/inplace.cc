@@ -106,8 +106,11 @@ const Tensor& Tensor::div_(Scalar other) const {
 const Tensor& Tensor::clamp_(std::optional<Scalar> min, std::optional<Scalar> max) const {
   return assign_result(*this, clamp(min, max), "clamp_");
 }
+Tensor Tensor::masked_fill(const Tensor& mask, Scalar value) const {
+  return kiln::masked_fill(*this, mask, value);
+}
 const Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) const {
-  return assign_result(*this, masked_fill(*this, mask, value), "masked_fill_");
+  return assign_result(*this, kiln::masked_fill(*this, mask, value), "masked_fill_");
 }
 
 const Tensor& Tensor::index_put_(const std::vector<Tensor>& indices, const Tensor& values,

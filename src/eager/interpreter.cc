@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "eager/dispatch.h"
 #include "kiln/error.h"
 #include "support/limits.h"
@@ -11,15 +13,36 @@ namespace kiln {
 
 std::vector<int64_t> symbol_limits(const Graph& g) {
   std::vector<int64_t> scale(static_cast<size_t>(g.num_symbols), 1);
+  // Per symbol, the largest coefficient and the highest degree among the nodes' element
+  // counts (coeff * s0 * s0 ... : a monomial); the limit keeps coeff * s^degree within
+  // kMaxElements for every symbol at its limit (conservative for mixed monomials).
+  std::vector<int64_t> degree(static_cast<size_t>(g.num_symbols), 1);
   for (size_t n = 0; n < g.nodes.size(); ++n) {
-    // A node's element count is coeff * s<sym> (infer_type refuses two symbols).
-    const Dim numel = shape_numel(g.nodes[n].type.shape, "a node's shape");
-    if (numel.is_const() || numel.sym >= g.num_symbols) continue;
-    int64_t& s = scale[static_cast<size_t>(numel.sym)];
-    s = std::max(s, numel.coeff);
+    const Monomial numel = shape_monomial(g.nodes[n].type.shape, "a node's shape");
+    for (int32_t k : numel.syms) {
+      if (k < 0 || k >= g.num_symbols) continue;
+      const size_t sk = static_cast<size_t>(k);
+      scale[sk] = std::max(scale[sk], numel.coeff);
+      degree[sk] = std::max<int64_t>(degree[sk], static_cast<int64_t>(numel.syms.size()));
+    }
   }
   std::vector<int64_t> limits;
-  for (int64_t s : scale) limits.push_back(limits::kMaxElements / s);
+  for (size_t k = 0; k < scale.size(); ++k) {
+    const int64_t budget = limits::kMaxElements / scale[k];
+    int64_t limit = budget;
+    if (degree[k] > 1) {  // the largest x with x^degree <= budget
+      limit = static_cast<int64_t>(std::pow(static_cast<double>(budget), 1.0 / degree[k]));
+      auto fits = [&](int64_t x) {
+        int64_t p = 1;
+        for (int64_t i = 0; i < degree[k]; ++i)
+          if (__builtin_mul_overflow(p, x, &p) || p > budget) return false;
+        return true;
+      };
+      while (limit > 1 && !fits(limit)) --limit;
+      while (fits(limit + 1)) ++limit;
+    }
+    limits.push_back(limit);
+  }
   return limits;
 }
 

@@ -41,14 +41,11 @@ SymShape resolve_target(const Tensor& x, const SymIntList& target, const char* o
     }
   }
   if (infer_at >= 0) {
-    Dim total = shape_numel(in, op);
-    Dim known = shape_numel(out, op);
-    bool divisible = known.coeff != 0 && total.coeff % known.coeff == 0 &&
-                     (known.is_const() || known.sym == total.sym);
-    if (!divisible)
+    std::optional<Dim> rest = divide_monomials(shape_monomial(in, op), shape_monomial(out, op));
+    if (!rest)
       throw ShapeError(
           fmt::format("{}: cannot reshape {} into {}", op, shape_string(in), target.to_string()));
-    out[infer_at] = Dim{total.coeff / known.coeff, known.is_const() ? total.sym : -1};
+    out[infer_at] = *rest;
   }
   return out;
 }
@@ -146,25 +143,29 @@ Tensor Tensor::expand(const SymIntList& shape) const {
   return call_op(Op::expand, {*this}, a);
 }
 
+// The shape views below keep symbolic sizes symbolic (sym_sizes): a dynamic dim is never
+// squeezed (its size is not known to be 1) and moves with its position.
 Tensor Tensor::squeeze() const {
-  Shape target;
-  for (int64_t s : sizes())
-    if (s != 1) target.push_back(s);
+  std::vector<SymInt> target;
+  for (const SymInt& s : sym_sizes())
+    if (s.is_symbolic() || s.expect_int() != 1) target.push_back(s);
   return reshape(target);
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
   int64_t nd = normalize_dim(d, dim(), "squeeze");
-  if (dim() == 0 || sizes()[nd] != 1) return *this;
-  Shape target = sizes();
+  if (dim() == 0) return *this;
+  std::vector<SymInt> target = sym_sizes();
+  const SymInt& at = target[static_cast<size_t>(nd)];
+  if (at.is_symbolic() || at.expect_int() != 1) return *this;
   target.erase(target.begin() + nd);
   return reshape(target);
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
   int64_t nd = normalize_dim(d, dim() + 1, "unsqueeze");
-  Shape target = sizes();
-  target.insert(target.begin() + nd, 1);
+  std::vector<SymInt> target = sym_sizes();
+  target.insert(target.begin() + nd, SymInt(1));
   return reshape(target);
 }
 
@@ -173,9 +174,12 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   int64_t s = normalize_dim(start_dim, dim(), "flatten");
   int64_t e = normalize_dim(end_dim, dim(), "flatten");
   if (s > e) throw ShapeError("flatten: start_dim must not come after end_dim");
-  Shape target(sizes().begin(), sizes().begin() + s);
-  target.push_back(-1);
-  target.insert(target.end(), sizes().begin() + e + 1, sizes().end());
+  const std::vector<SymInt> sizes = sym_sizes();
+  std::vector<SymInt> target(sizes.begin(), sizes.begin() + s);
+  SymInt merged(1);
+  for (int64_t d = s; d <= e; ++d) merged = merged * sizes[static_cast<size_t>(d)];
+  target.push_back(merged);
+  target.insert(target.end(), sizes.begin() + e + 1, sizes.end());
   return reshape(target);
 }
 

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "kiln/error.h"
 #include "support/limits.h"
 
@@ -63,6 +66,35 @@ Dim shape_numel(const SymShape& shape, const char* what) {
     n = Dim{product, d.is_const() ? n.sym : d.sym};
   }
   return n;
+}
+
+Monomial shape_monomial(const SymShape& shape, const char* what) {
+  Monomial m;
+  for (const Dim& d : shape) {
+    if (__builtin_mul_overflow(m.coeff, d.coeff, &m.coeff))
+      throw ShapeError(
+          fmt::format("{}: the element count of shape {} overflows", what, shape_string(shape)));
+    if (!d.is_const()) m.syms.push_back(d.sym);
+  }
+  if (m.coeff == 0) m.syms.clear();
+  std::sort(m.syms.begin(), m.syms.end());
+  return m;
+}
+
+std::string Monomial::to_string() const {
+  std::string s = std::to_string(coeff);
+  for (int32_t k : syms) s += fmt::format("*s{}", k);
+  return s;
+}
+
+std::optional<Dim> divide_monomials(const Monomial& total, const Monomial& part) {
+  if (part.coeff == 0 || total.coeff % part.coeff != 0) return std::nullopt;
+  std::vector<int32_t> rest;
+  std::set_difference(total.syms.begin(), total.syms.end(), part.syms.begin(), part.syms.end(),
+                      std::back_inserter(rest));
+  if (total.syms.size() - rest.size() != part.syms.size() || rest.size() > 1) return std::nullopt;
+  const int64_t coeff = total.coeff / part.coeff;
+  return rest.empty() ? Dim::constant(coeff) : Dim{coeff, rest[0]};
 }
 
 void check_shape_limits(const SymShape& shape, std::string_view what) {

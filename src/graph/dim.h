@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,8 +36,22 @@ std::string shape_string(const SymShape& shape);
 SymShape const_shape(const std::vector<int64_t>& shape);
 // True when every dim is constant; fills `out` with the values.
 bool try_const_shape(const SymShape& shape, std::vector<int64_t>* out);
-// Product of dims, as a monomial; throws ShapeError naming `what` if two symbols multiply.
+// Product of dims as one Dim; throws ShapeError naming `what` if two symbols multiply (the
+// callers that need a Dim: element counts of one symbol at most).
 Dim shape_numel(const SymShape& shape, const char* what);
+
+// The element count of any shape: `coeff` times each size symbol as often as it occurs
+// ([s0, 4, s0] is 4*s0*s0: attention scores over a dynamic sequence length).
+struct Monomial {
+  int64_t coeff = 1;
+  std::vector<int32_t> syms;  // sorted, repeated by multiplicity
+  bool operator==(const Monomial& o) const { return coeff == o.coeff && syms == o.syms; }
+  std::string to_string() const;
+};
+// Throws ShapeError naming `what` when the coefficient overflows.
+Monomial shape_monomial(const SymShape& shape, const char* what);
+// `total / part` when it is one Dim (a constant, or coeff*s<k>), else nullopt.
+std::optional<Dim> divide_monomials(const Monomial& total, const Monomial& part);
 // Throws ShapeError naming `what` unless `shape` is within kiln's limits (support/limits.h):
 // at most kMaxRank dims; constant dims not negative; symbolic dims of a positive
 // coefficient; and, unless a dim is 0, at most kMaxElements elements with every symbol at 1

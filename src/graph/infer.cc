@@ -112,7 +112,7 @@ TensorType infer_concat(Op op, const Attrs& attrs, const std::vector<const Tenso
     }
   }
   if (stacking) out.insert(out.begin() + dim, Dim::constant(static_cast<int64_t>(in.size())));
-  shape_numel(out, "cat");
+  shape_monomial(out, "cat");
   return {dtype, out};
 }
 
@@ -205,7 +205,7 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
 
 TensorType infer_type(Op op, const Attrs& attrs, const std::vector<const TensorType*>& in) {
   TensorType type = infer_unchecked(op, attrs, in);
-  shape_numel(type.shape, op_name(op).data());
+  shape_monomial(type.shape, op_name(op).data());
   check_shape_limits(type.shape, op_name(op));
   return type;
 }
@@ -443,7 +443,7 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       const SymShape& target = attrs.get_dims("shape");
       for (const Dim& d : target)
         if (d.coeff < 0) fail(op, in, fmt::format("bad target shape {}", shape_string(target)));
-      if (!(shape_numel(target, "reshape") == shape_numel(x.shape, "reshape")))
+      if (!(shape_monomial(target, "reshape") == shape_monomial(x.shape, "reshape")))
         fail(op, in,
              fmt::format("cannot reshape to {}: element counts differ", shape_string(target)));
       return {x.dtype, target};

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "kiln/error.h"
@@ -51,6 +52,17 @@ ExprPtr make_random(Op op, DType dtype, int64_t draw, ExprPtr seed, ExprPtr offs
   attrs.set("draw", draw);
   return std::make_shared<const Expr>(Expr{
       dtype, Expr::Apply{op, std::move(attrs), {std::move(seed), std::move(offset), position}}});
+}
+
+ExprPtr make_arange(DType dtype, double step, ExprPtr start, IndexPtr element, Access access) {
+  if (!start || !element || !std::isfinite(step))
+    throw Error("loop IR: an arange needs a start, a position and a finite step");
+  ExprPtr position =
+      std::make_shared<const Expr>(Expr{DType::i64, Expr::Position{std::move(element), access}});
+  Attrs attrs;
+  attrs.set("step", step);
+  return std::make_shared<const Expr>(
+      Expr{dtype, Expr::Apply{Op::arange, std::move(attrs), {std::move(start), position}}});
 }
 
 ExprPtr make_accumulator(DType dtype, int phase) {

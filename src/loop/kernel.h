@@ -44,8 +44,8 @@ struct Expr {
   struct Accumulator {
     int phase;
   };
-  // The value of an index expression (i64): which element of a random draw the kernel's
-  // element is (an Apply of rand or randn takes it as its third operand).
+  // The value of an index expression (i64): which element of a random draw or an arange the
+  // kernel's element is (make_random, make_arange).
   struct Position {
     IndexPtr index;
     Access access;
@@ -78,6 +78,10 @@ ExprPtr make_accumulator(DType dtype, int phase);
 // the emitter renders through support/philox.inc, the eager kernel's own definition.
 ExprPtr make_random(Op op, DType dtype, int64_t draw, ExprPtr seed, ExprPtr offset,
                     IndexPtr element, Access access = Access::other);
+// Element `element` of arange (start + element * step, computed in f64 as the eager kernel
+// does) of a `dtype` result: an Apply of arange of the 0-d start's value and the Position.
+ExprPtr make_arange(DType dtype, double step, ExprPtr start, IndexPtr element,
+                    Access access = Access::other);
 
 // A value written by a kernel: parameter `param` at `index`.
 struct Store {

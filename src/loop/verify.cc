@@ -165,6 +165,10 @@ class KernelChecker {
                      e->apply().attrs.has("draw"),
                  fmt::format("{} is not a random draw of a seed, an offset and a position",
                              info.name));
+        } else if (info.rule == OpRule::Arange) {
+          expect(args.size() == 2 && args[1]->kind() == Expr::Kind::Position &&
+                     e->apply().attrs.has("step"),
+                 "arange is not a start and a position");
         } else {
           expect(is_pointwise(info.rule), fmt::format("{} is not a pointwise op", info.name));
           expect(!args.empty(), fmt::format("{} without operands", info.name));

@@ -207,6 +207,12 @@ class Lowering {
                          build(state, {index_const(0)}), build(state, {index_const(1)}),
                          std::move(element), access);
     }
+    if (node.op == Op::arange) {
+      IndexPtr element = contiguous_offset(idx, type.shape);
+      Access access = access_of(element);
+      return make_arange(node.type.dtype, node.attrs.get_double("step"), build(node.inputs[0], {}),
+                         std::move(element), access);
+    }
     std::vector<ExprPtr> args;
     for (ValueId in : node.inputs)
       args.push_back(build(in, broadcast(idx, type.shape, g_.value_type(in).shape)));

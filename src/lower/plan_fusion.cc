@@ -17,9 +17,10 @@ bool is_row_reduction(const Graph& g, const Node& node) {
 Role role_of(const Graph& g, const Node& node) {
   OpRule rule = op_info(node.op).rule;
   if (is_view(rule)) return Role::View;
-  // A draw is a pure function of the generator state and the element: kernels generate it
-  // where it is read (loop/kernel.h, make_random), so no draw is materialized for a fused use.
-  if (rule == OpRule::Random) return Role::Pointwise;
+  // A draw is a pure function of the generator state and the element, an arange of its
+  // start and the element: kernels generate them where they are read (loop/kernel.h,
+  // make_random and make_arange), so neither is materialized for a fused use.
+  if (rule == OpRule::Random || rule == OpRule::Arange) return Role::Pointwise;
   if (!is_pointwise(rule)) return Role::Ext;
   if (!is_binary(rule)) return Role::Pointwise;
   // Integer fmod/remainder/pow can fail (division by zero, negative exponents): the eager
@@ -201,10 +202,17 @@ class FusionPlanner {
                                                                           : State::Inline;
           break;
         case Role::Pointwise: {
-          bool single_kernel_user =
-              u.size() == 1 && state_[u[0]] != State::ExtStep &&
-              !(role_of(g_, g_.nodes[u[0]]) == Role::View && state_[u[0]] != State::Inline);
-          state_[n] = is_output || !single_kernel_user ? State::KernelRoot : State::Inline;
+          auto inlined_into_kernel = [&](size_t c) {
+            return state_[c] != State::ExtStep &&
+                   !(role_of(g_, g_.nodes[c]) == Role::View && state_[c] != State::Inline);
+          };
+          bool single_kernel_user = u.size() == 1 && inlined_into_kernel(u[0]);
+          // An arange costs a multiply-add an element: every kernel reading it recomputes it
+          // rather than read a buffer (a causal mask of two ranges is one kernel).
+          bool recomputed = node.op == Op::arange && !u.empty() &&
+                            std::all_of(u.begin(), u.end(), inlined_into_kernel);
+          state_[n] =
+              is_output || !(single_kernel_user || recomputed) ? State::KernelRoot : State::Inline;
           break;
         }
       }

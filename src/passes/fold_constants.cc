@@ -29,8 +29,8 @@ PassResult fold_constants(const Graph& graph) {
     if (args.size() != node.inputs.size() || args.empty()) continue;
     // Not a result of symbolic size, nor one larger than its inputs (it would grow the
     // graph's data: a broadcast scalar stays a broadcast); decided before computing it.
-    Dim result_numel = shape_numel(node.type.shape, "fold_constants");
-    if (!result_numel.is_const() || result_numel.coeff > largest_input) continue;
+    Monomial result_numel = shape_monomial(node.type.shape, "fold_constants");
+    if (!result_numel.syms.empty() || result_numel.coeff > largest_input) continue;
     Tensor result = run_op(node.op, args, node.attrs).contiguous();
     value[graph.node_value(n)] = result;
     // A view of a constant stays a view: it costs nothing at run time, and its readers may

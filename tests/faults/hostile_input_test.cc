@@ -95,6 +95,15 @@ TEST_F(HostileInput, ElementCountsThatOverflowAreErrors) {
                      "--dim", "s0=1024"}),
                "size symbol s0 = 1024 makes a value of the graph larger than 281474976710656 "
                "elements, kiln's limit for one tensor (s0 may be at most 256)");
+  // A value of two dynamic dims ([s0, s0], attention scores over a dynamic length): s0 may
+  // be at most 2^24 for its s0 * s0 elements to stay within the limit.
+  expect_error(kiln({"run",
+                     file("q.kiln",
+                          "graph q(%x: f32[s0]) {\n  %0 = reshape(%x, shape=[s0, 1])\n"
+                          "  %1 = expand(%0, shape=[s0, s0])\n"
+                          "  %2 = sum(%1, dims=[0, 1])\n  return %2\n}\n"),
+                     "--dim", "s0=16777217"}),
+               "(s0 may be at most 16777216)");
   // H4: an expand to 2^62 elements is refused, not iterated.
   expect_error(kiln({"run", file("x.kiln",
                                  "graph x(%x: f32[1]) {\n"

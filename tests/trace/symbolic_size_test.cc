@@ -193,6 +193,29 @@ TEST_P(GraphFactories, AreGraphNodesNotStoredConstants) {
   }
 }
 
+// Position ids and a causal mask from the sequence length, which is dynamic: arange of a
+// symbolic size follows it, and the compiled kernels generate both ranges in place.
+TEST_P(GraphFactories, ArangeFollowsADynamicLength) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  ModeRun run(GetParam());
+  auto program = [](const Tensor& x) {
+    const SymInt t = x.size(1);
+    Tensor pos = arange(t).to(DType::f32);                             // [T]
+    Tensor causal = arange(t).unsqueeze(1) >= arange(t).unsqueeze(0);  // [T, T]
+    Tensor scores = matmul(x, x.transpose(1, 2)).masked_fill(causal.logical_not(), -1e9);
+    return softmax(scores, -1) + pos.unsqueeze(1) * 0.01;
+  };
+  auto f = compile(program, GetParam().options("dyn_arange"));
+  for (int64_t t : {5, 9, 16}) {
+    Tensor x = randn({2, t, 8}).to(test_device());
+    mark_dynamic(x, 1);
+    EXPECT_EQ(compare_tensors(f(x), program(x), 1e-5, 1e-5), "") << "T = " << t;
+  }
+  EXPECT_EQ(f.graphs().size(), 1u) << "one trace for every length";
+  EXPECT_EQ(arange(int64_t{4}).sizes(), (Shape{4}));
+  EXPECT_EQ(arange(2.5, DType::f32).sizes(), (Shape{3})) << "a floating end: 0, 1, 2";
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, GraphFactories, ::testing::ValuesIn(all_mode_configs()),
                          mode_config_name);
 
