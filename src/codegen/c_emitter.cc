@@ -142,6 +142,9 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
   for (const Expr* e : loads)
     w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->load().param), e->dtype));
   bind_draw_lanes(w, k);
+  // A position outside the draws (an arange): the lane's element.
+  if (reads_position(k.stores.at(0).value))
+    w.line("const int64_t i0 = kiln_v + kiln_lane;\n        (void)i0;");
   w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
                      store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
   w.pop();

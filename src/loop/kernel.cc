@@ -77,6 +77,20 @@ bool reads_accumulator(const ExprPtr& e) {
   return false;
 }
 
+bool reads_position(const ExprPtr& e) {
+  // Each shared node once: expressions are DAGs.
+  std::set<const Expr*> seen;
+  std::vector<const Expr*> work{e.get()};
+  while (!work.empty()) {
+    const Expr* x = work.back();
+    work.pop_back();
+    if (!seen.insert(x).second) continue;
+    if (x->kind() == Expr::Kind::Position) return true;
+    for (const ExprPtr& a : x->operands()) work.push_back(a.get());
+  }
+  return false;
+}
+
 bool is_constant_load(const Expr& e) {
   return e.kind() == Expr::Kind::Load && e.load().index->kind == IndexExpr::Kind::Const;
 }

@@ -130,6 +130,8 @@ struct LoopKernel {
 
 // Whether `e` reads a reduction phase's result (an Accumulator node).
 bool reads_accumulator(const ExprPtr& e);
+// Whether `e` uses its element's position (a random draw, an arange).
+bool reads_position(const ExprPtr& e);
 // Whether `e` is a load at a constant index (one element whatever the kernel's element).
 bool is_constant_load(const Expr& e);
 // The widest element size (bytes) among the parameters a kernel writes or reads per

@@ -190,11 +190,13 @@ TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
 
 // Training's random ops in CUDA kernels: dropout, a normal of another dtype and softmax's
 // dropout, every draw generated in its kernel by the generator's own source.
-const std::string kDraws = cuda_source(
-    "draws", {randn({64, 256}), randn({64, 256}, DType::bf16)}, [](const std::vector<Tensor>& in) {
-      return std::vector<Tensor>{dropout(in[0], 0.1), in[1] + randn_like(in[1]),
-                                 dropout(softmax(in[0], -1), 0.2)};
-    });
+const std::string kDraws =
+    cuda_source("draws", {randn({64, 256}), randn({64, 256}, DType::bf16), randn({256})},
+                [](const std::vector<Tensor>& in) {
+                  return std::vector<Tensor>{dropout(in[0], 0.1), in[1] + randn_like(in[1]),
+                                             dropout(softmax(in[0], -1), 0.2),
+                                             in[2] + arange(256).to(DType::f32)};
+                });
 
 TEST(CudaCodegen, DrawsAreGeneratedInTheKernelsThatReadThem) {
   // The unit carries the generator (support/philox.inc) after the helpers.
@@ -211,6 +213,8 @@ TEST(CudaCodegen, DrawsAreGeneratedInTheKernelsThatReadThem) {
   EXPECT_NE(kDraws.find("kiln_randn_of(kiln_r0[kiln_lane >> 1], (uint64_t)kiln_lane, 0)"),
             std::string::npos)
       << kDraws;
+  // An arange in a vector loop: each lane's position is its element.
+  EXPECT_NE(kDraws.find("const int64_t i0 = kiln_v + kiln_lane;"), std::string::npos) << kDraws;
   // The plain loop and the row kernel draw each element by its position.
   EXPECT_NE(kDraws.find("kiln_rand_narrow("), std::string::npos) << kDraws;
   EXPECT_NE(kDraws.find("cuda_per_fused_amax_div_exp_ge_mul_rand_sub_sum_"), std::string::npos)

@@ -200,8 +200,11 @@ TEST_P(GraphFactories, ArangeFollowsADynamicLength) {
   ModeRun run(GetParam());
   auto program = [](const Tensor& x) {
     const SymInt t = x.size(1);
-    Tensor pos = arange(t).to(DType::f32);                             // [T]
-    Tensor causal = arange(t).unsqueeze(1) >= arange(t).unsqueeze(0);  // [T, T]
+    // Factories are made on the CPU; .to(x.device()) moves them eagerly and, while tracing,
+    // is the value itself (a traced factory is on the traced function's device already).
+    Tensor range = arange(t).to(x.device());
+    Tensor pos = range.to(DType::f32);                         // [T]
+    Tensor causal = range.unsqueeze(1) >= range.unsqueeze(0);  // [T, T]
     Tensor scores = matmul(x, x.transpose(1, 2)).masked_fill(causal.logical_not(), -1e9);
     return softmax(scores, -1) + pos.unsqueeze(1) * 0.01;
   };
