@@ -14,7 +14,7 @@ namespace kiln {
 
 namespace {
 
-// The tolerance outputs of `dtype` are compared with (compiled vs eager).
+// The tolerance of values of `dtype` (compiled vs eager): 0 for exact dtypes.
 std::pair<double, double> tolerance(DType dtype) {
   switch (dtype) {
     case DType::f64:
@@ -30,14 +30,26 @@ std::pair<double, double> tolerance(DType dtype) {
   }
 }
 
-// "" when `got` matches `want`, else what differs.
-std::string compare(const Tensor& got, const Tensor& want) {
+// The tolerance of a graph's outputs: the loosest of its floating values' dtypes, since a
+// value computed in f32 bounds the accuracy of the f64 results made from it (a sin in f32
+// then added to an f64 input differs by f32 rounding, not f64's).
+std::pair<double, double> graph_tolerance(const Graph& g) {
+  std::pair<double, double> loosest{0, 0};
+  for (ValueId v = 0; v < g.num_values(); ++v) {
+    auto t = tolerance(g.value_type(v).dtype);
+    loosest = {std::max(loosest.first, t.first), std::max(loosest.second, t.second)};
+  }
+  return loosest;
+}
+
+// "" when `got` matches `want` within (atol, rtol) for floating outputs, else what differs.
+std::string compare(const Tensor& got, const Tensor& want, std::pair<double, double> tol) {
   if (got.dtype() != want.dtype())
     return fmt::format("dtype {} instead of {}", dtype_name(got.dtype()), dtype_name(want.dtype()));
   if (got.sizes() != want.sizes())
     return fmt::format("shape {} instead of {}", shape_string(got.sizes()),
                        shape_string(want.sizes()));
-  auto [atol, rtol] = tolerance(want.dtype());
+  auto [atol, rtol] = is_floating(want.dtype()) ? tol : std::pair<double, double>{0, 0};
   Tensor a = got.to(DType::f64).contiguous(), b = want.to(DType::f64).contiguous();
   const double* pa = reinterpret_cast<const double*>(a.impl()->data_ptr());
   const double* pb = reinterpret_cast<const double*>(b.impl()->data_ptr());
@@ -85,7 +97,8 @@ ReproOutcome run_repro(const Repro& r) {
   }
   std::string differences;
   for (size_t i = 0; i < expected.size(); ++i) {
-    std::string d = i < got.size() ? compare(got[i], expected[i]) : "missing";
+    std::string d =
+        i < got.size() ? compare(got[i], expected[i], graph_tolerance(r.graph)) : "missing";
     if (!d.empty()) differences += fmt::format("\n  output {}: {}", i, d);
   }
   outcome.exit_code = differences.empty() ? 0 : 1;
