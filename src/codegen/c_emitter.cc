@@ -55,11 +55,20 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 namespace {
 
 // The random draws (Apply nodes of rand and randn) of `e`, each once, in a fixed order.
-void collect_draws(const ExprPtr& e, std::set<const Expr*>* seen, std::vector<const Expr*>* out) {
-  if (!seen->insert(e.get()).second) return;
-  if (e->kind() == Expr::Kind::Apply && op_info(e->apply().op).rule == OpRule::Random)
-    out->push_back(e.get());
-  for (const ExprPtr& a : e->operands()) collect_draws(a, seen, out);
+std::vector<const Expr*> draws_of(const ExprPtr& e) {
+  std::vector<const Expr*> out;
+  visit_nodes({e.get()}, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Apply && op_info(x.apply().op).rule == OpRule::Random)
+      out.push_back(&x);
+  });
+  return out;
+}
+
+// How many consecutive elements of draw `d` one Philox call serves, as a shift
+// (support/philox.inc's kiln_philox_shift).
+int philox_shift(const Expr& d) {
+  const bool normal = d.apply().op == Op::randn, wide = is_double(d.dtype);
+  return normal ? (wide ? 0 : 1) : (wide ? 1 : 2);
 }
 
 // The draws of a vector loop's `width` consecutive elements share Philox calls (support/
@@ -67,14 +76,10 @@ void collect_draws(const ExprPtr& e, std::set<const Expr*>* seen, std::vector<co
 // made once before the lanes (kiln_v is a multiple of the width), and each lane takes its
 // words from them, instead of every lane repeating its call.
 void share_draw_calls(KernelWriter& w, const LoopKernel& k, int width) {
-  std::set<const Expr*> seen;
-  std::vector<const Expr*> draws;
-  collect_draws(k.stores.at(0).value, &seen, &draws);
+  const std::vector<const Expr*> draws = draws_of(k.stores.at(0).value);
   for (size_t n = 0; n < draws.size(); ++n) {
-    const Expr& d = *draws[n];
-    const Expr::Apply& a = d.apply();
-    const bool normal = a.op == Op::randn, wide = is_double(d.dtype);
-    const int shift = normal ? (wide ? 0 : 1) : (wide ? 1 : 2);  // kiln_philox_shift
+    const Expr::Apply& a = draws[n]->apply();
+    const int shift = philox_shift(*draws[n]);
     const int calls = std::max(1, width >> shift);
     const std::string seed = w.value(a.args[0]), offset = w.value(a.args[1]);
     w.line(fmt::format("kiln_philox_t kiln_r{}[{}];", n, calls));
@@ -88,13 +93,11 @@ void share_draw_calls(KernelWriter& w, const LoopKernel& k, int width) {
 
 // Binds each draw, in the lane loop's scope, to its lane's words of the shared calls.
 void bind_draw_lanes(KernelWriter& w, const LoopKernel& k) {
-  std::set<const Expr*> seen;
-  std::vector<const Expr*> draws;
-  collect_draws(k.stores.at(0).value, &seen, &draws);
+  const std::vector<const Expr*> draws = draws_of(k.stores.at(0).value);
   for (size_t n = 0; n < draws.size(); ++n) {
     const Expr& d = *draws[n];
     const bool normal = d.apply().op == Op::randn, wide = is_double(d.dtype);
-    const int shift = normal ? (wide ? 0 : 1) : (wide ? 1 : 2);
+    const int shift = philox_shift(d);
     w.bind(&d,
            convert(fmt::format("{}(kiln_r{}[kiln_lane >> {}], (uint64_t)kiln_lane, {})",
                                normal ? "kiln_randn_of" : "kiln_rand_of", n, shift, wide ? 1 : 0),

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "kiln/error.h"
@@ -77,18 +78,24 @@ bool reads_accumulator(const ExprPtr& e) {
   return false;
 }
 
-bool reads_position(const ExprPtr& e) {
-  // Each shared node once: expressions are DAGs.
+void visit_nodes(const std::vector<const Expr*>& roots,
+                 const std::function<void(const Expr&)>& fn) {
   std::set<const Expr*> seen;
-  std::vector<const Expr*> work{e.get()};
+  std::vector<const Expr*> work(roots.rbegin(), roots.rend());
   while (!work.empty()) {
     const Expr* x = work.back();
     work.pop_back();
     if (!seen.insert(x).second) continue;
-    if (x->kind() == Expr::Kind::Position) return true;
-    for (const ExprPtr& a : x->operands()) work.push_back(a.get());
+    fn(*x);
+    const auto& args = x->operands();
+    for (auto it = args.rbegin(); it != args.rend(); ++it) work.push_back(it->get());
   }
-  return false;
+}
+
+bool reads_position(const ExprPtr& e) {
+  bool found = false;
+  visit_nodes({e.get()}, [&](const Expr& x) { found |= x.kind() == Expr::Kind::Position; });
+  return found;
 }
 
 bool is_constant_load(const Expr& e) {
@@ -99,21 +106,15 @@ size_t widest_element(const LoopKernel& k) {
   std::vector<bool> per_element(k.params.size(), false);
   for (int p = 0; p < k.num_outputs && static_cast<size_t>(p) < per_element.size(); ++p)
     per_element[static_cast<size_t>(p)] = true;
-  // Each shared node once: expressions are DAGs.
-  std::set<const Expr*> seen;
-  std::vector<const Expr*> work;
-  for (const Store& st : k.stores) work.push_back(st.value.get());
-  for (const Store& st : k.row_stores) work.push_back(st.value.get());
-  for (const ReducePhase& ph : k.phases) work.push_back(ph.value.get());
-  while (!work.empty()) {
-    const Expr* x = work.back();
-    work.pop_back();
-    if (!seen.insert(x).second) continue;
-    if (x->kind() == Expr::Kind::Load && !is_constant_load(*x) && x->load().param >= 0 &&
-        static_cast<size_t>(x->load().param) < per_element.size())
-      per_element[static_cast<size_t>(x->load().param)] = true;
-    for (const ExprPtr& a : x->operands()) work.push_back(a.get());
-  }
+  std::vector<const Expr*> roots;
+  for (const Store& st : k.stores) roots.push_back(st.value.get());
+  for (const Store& st : k.row_stores) roots.push_back(st.value.get());
+  for (const ReducePhase& ph : k.phases) roots.push_back(ph.value.get());
+  visit_nodes(roots, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Load && !is_constant_load(x) && x.load().param >= 0 &&
+        static_cast<size_t>(x.load().param) < per_element.size())
+      per_element[static_cast<size_t>(x.load().param)] = true;
+  });
   size_t widest = 1;
   for (size_t p = 0; p < per_element.size() && p < k.param_dtypes.size(); ++p)
     if (per_element[p])

@@ -4,6 +4,7 @@
 // kernel are described at LoopKernel.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <variant>
@@ -130,6 +131,9 @@ struct LoopKernel {
 
 // Whether `e` reads a reduction phase's result (an Accumulator node).
 bool reads_accumulator(const ExprPtr& e);
+// Calls `fn` once for each node reachable from `roots`, operands after their node, in order
+// (expressions are DAGs: a shared node is visited once, so no walk is exponential).
+void visit_nodes(const std::vector<const Expr*>& roots, const std::function<void(const Expr&)>& fn);
 // Whether `e` uses its element's position (a random draw, an arange).
 bool reads_position(const ExprPtr& e);
 // Whether `e` is a load at a constant index (one element whatever the kernel's element).
