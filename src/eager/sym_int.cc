@@ -85,6 +85,8 @@ SymInt operator*(const SymInt& a, const SymInt& b) {
 
 SymInt operator/(const SymInt& a, const SymInt& b) {
   if (b.hint() == 0) throw ShapeError(fmt::format("size arithmetic {} / 0", a.to_string()));
+  // INT64_MIN / -1 is the one quotient that overflows (and traps).
+  if (a.hint() == INT64_MIN && b.hint() == -1) checked(std::nullopt, a, b, "/");
   if (!a.is_symbolic() && !b.is_symbolic()) return SymInt(a.hint() / b.hint());
   if (b.is_symbolic()) {
     // c1*s / c2*s: a number when c2 divides c1.
@@ -104,7 +106,8 @@ SymInt add(const SymInt& a, const SymInt& b, int64_t sign, const char* op) {
   if (!b.is_symbolic() && b.hint() == 0) return a;
   if (!a.is_symbolic() && a.hint() == 0 && sign > 0) return b;
   if (!a.is_symbolic() || !b.is_symbolic() || a.symbol() != b.symbol()) not_a_multiple(a, b, op);
-  int64_t coeff = a.coeff() + sign * b.coeff();
+  int64_t coeff = checked(
+      sign > 0 ? checked_add(a.coeff(), b.coeff()) : checked_sub(a.coeff(), b.coeff()), a, b, op);
   if (coeff < 0) not_a_multiple(a, b, op);  // a negative size
   return multiple(a, coeff, hint);
 }

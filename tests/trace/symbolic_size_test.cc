@@ -38,6 +38,9 @@ TEST(SymInt, ArithmeticOnNumbersIsPlainArithmetic) {
   EXPECT_EQ(a.maybe_as_int(), std::optional<int64_t>(6));
   EXPECT_THROW(SymInt(int64_t{1} << 62) * 4, ShapeError);
   EXPECT_THROW(a / 0, ShapeError);
+  EXPECT_THROW(SymInt(INT64_MIN) / -1, ShapeError) << "the quotient that overflows";
+  EXPECT_THROW(SymInt(INT64_MAX) + 1, ShapeError);
+  EXPECT_THROW(SymInt(INT64_MIN) - 1, ShapeError);
   // Outside a trace a tensor's sizes are numbers.
   Tensor x = randn({3, 4});
   EXPECT_FALSE(x.size(0).is_symbolic());
