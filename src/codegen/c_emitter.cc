@@ -13,6 +13,7 @@
 #include "codegen/row_kernels.h"
 #include "graph/infer.h"
 #include "kiln/error.h"
+#include "support/philox.h"
 
 namespace kiln {
 
@@ -64,11 +65,10 @@ std::vector<const Expr*> draws_of(const ExprPtr& e) {
   return out;
 }
 
-// How many consecutive elements of draw `d` one Philox call serves, as a shift
-// (support/philox.inc's kiln_philox_shift).
+// How many consecutive elements of draw `d` one Philox call serves, as a shift: the
+// generator's own kiln_philox_shift (support/philox.h), so the codegen cannot disagree.
 int philox_shift(const Expr& d) {
-  const bool normal = d.apply().op == Op::randn, wide = is_double(d.dtype);
-  return normal ? (wide ? 0 : 1) : (wide ? 1 : 2);
+  return kiln_philox_shift(d.apply().op == Op::randn, is_double(d.dtype));
 }
 
 // The draws of a vector loop's `width` consecutive elements share Philox calls (support/

@@ -379,7 +379,7 @@ class Lowering {
     // A load at a constant index (a 0-d operand, the generator state) reads one element
     // whatever the element: it renders as that index in a flat kernel too.
     if (e->kind() == Expr::Kind::Load)
-      return same_index(e->load().index, index) || e->load().index->kind == IndexExpr::Kind::Const;
+      return same_index(e->load().index, index) || is_constant_load(*e);
     if (e->kind() == Expr::Kind::Position) return same_index(e->position().index, index);
     if (e->kind() == Expr::Kind::Accumulator) return true;
     for (const ExprPtr& a : e->operands())
