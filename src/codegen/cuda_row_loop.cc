@@ -16,10 +16,10 @@
 namespace kiln::emit {
 
 // The row loads of a row kernel: loads of streamed params at the row's own element.
-void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out) {
-  if (e->kind() == Expr::Kind::Load && e->load().access == Access::row_element)
-    out->push_back(e.get());
-  for (const ExprPtr& a : e->operands()) collect_row_load_exprs(a, k, out);
+void collect_row_load_exprs(const ExprPtr& e, std::vector<const Expr*>* out) {
+  visit_nodes({e.get()}, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Load && x.load().access == Access::row_element) out->push_back(&x);
+  });
 }
 
 namespace {
@@ -40,8 +40,9 @@ struct LoadNames {
 }  // namespace
 
 void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
-  if (e->kind() == Expr::Kind::Load) out->push_back(e.get());
-  for (const ExprPtr& a : e->operands()) collect_loads(a, out);
+  visit_nodes({e.get()}, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Load) out->push_back(&x);
+  });
 }
 
 // GPU reductions, as the kernel's Schedule lays them out. Row form (row_per_block): rows
@@ -71,8 +72,8 @@ std::string block_row_loop(const LoopKernel& k) {
   const bool whole_runs = s.whole_runs;  // every run inside the row: no bounds test at all
   std::vector<const Expr*> row_loads;
   if (held > 0) {
-    for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, k, &row_loads);
-    for (const Store& st : k.stores) collect_row_load_exprs(st.value, k, &row_loads);
+    for (const ReducePhase& ph : k.phases) collect_row_load_exprs(ph.value, &row_loads);
+    for (const Store& st : k.stores) collect_row_load_exprs(st.value, &row_loads);
   }
   // A run's base pointer for an access at `index_text` when it is contiguous along the row
   // (the row's own element, or a vector indexed by the element alone), else "".

@@ -123,20 +123,19 @@ std::string product(const std::vector<std::string>& extents) {
 }
 
 bool contains(const ExprPtr& tree, const Expr* target) {
-  if (tree.get() == target) return true;
-  for (const ExprPtr& a : tree->operands())
-    if (contains(a, target)) return true;
-  return false;
+  bool found = false;
+  visit_nodes({tree.get()}, [&](const Expr& x) { found |= &x == target; });
+  return found;
 }
 
 bool has_transcendental(const ExprPtr& tree) {
-  if (tree->kind() == Expr::Kind::Apply && op_info(tree->apply().op).rule == OpRule::UnaryFloat &&
-      tree->apply().op != Op::sqrt && tree->apply().op != Op::rsqrt &&
-      tree->apply().op != Op::reciprocal)
-    return true;
-  for (const ExprPtr& a : tree->operands())
-    if (has_transcendental(a)) return true;
-  return false;
+  bool found = false;
+  visit_nodes({tree.get()}, [&](const Expr& x) {
+    found |= x.kind() == Expr::Kind::Apply && op_info(x.apply().op).rule == OpRule::UnaryFloat &&
+             x.apply().op != Op::sqrt && x.apply().op != Op::rsqrt &&
+             x.apply().op != Op::reciprocal;
+  });
+  return found;
 }
 
 CachedRowValue find_cached_row_value(const LoopKernel& k) {
@@ -154,10 +153,11 @@ CachedRowValue find_cached_row_value(const LoopKernel& k) {
   return {};
 }
 
-void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* params) {
-  if (e->kind() == Expr::Kind::Load && e->load().access == Access::row_element)
-    params->insert(e->load().param);
-  for (const ExprPtr& a : e->operands()) collect_row_loads(a, k, params);
+void collect_row_loads(const ExprPtr& e, std::set<int>* params) {
+  visit_nodes({e.get()}, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Load && x.load().access == Access::row_element)
+      params->insert(x.load().param);
+  });
 }
 
 // The inputs a row kernel reads along its rows: the next row of each is prefetched while
@@ -166,8 +166,8 @@ void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* par
 std::set<int> streamed_inputs(const LoopKernel& k) {
   std::set<int> params;
   if (!k.flat || k.columns) return params;
-  for (const ReducePhase& ph : k.phases) collect_row_loads(ph.value, k, &params);
-  for (const Store& st : k.stores) collect_row_loads(st.value, k, &params);
+  for (const ReducePhase& ph : k.phases) collect_row_loads(ph.value, &params);
+  for (const Store& st : k.stores) collect_row_loads(st.value, &params);
   return params;
 }
 

@@ -48,12 +48,12 @@ std::string product(const std::vector<std::string>& extents);
 bool contains(const ExprPtr& tree, const Expr* target);
 bool has_transcendental(const ExprPtr& tree);
 CachedRowValue find_cached_row_value(const LoopKernel& k);
-void collect_row_loads(const ExprPtr& e, const LoopKernel& k, std::set<int>* params);
+void collect_row_loads(const ExprPtr& e, std::set<int>* params);
 std::set<int> streamed_inputs(const LoopKernel& k);
 std::string row_loop(const LoopKernel& k, const Dialect& dialect, bool split);
 std::string column_loop(const LoopKernel& k, const Dialect& dialect);
 
-void collect_row_load_exprs(const ExprPtr& e, const LoopKernel& k, std::vector<const Expr*>* out);
+void collect_row_load_exprs(const ExprPtr& e, std::vector<const Expr*>* out);
 void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out);
 std::string block_row_loop(const LoopKernel& k);
 

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "driver/object_store.h"
 #include "driver/plan_builder.h"
@@ -16,7 +19,10 @@ namespace {
 class HereExecutor final : public CompileExecutor {
  public:
   HereExecutor(const NativeCompile& how, std::optional<Cache> cache)
-      : toolchain_(toolchain_of(how)), device_(how.device), cache_(std::move(cache)) {}
+      : toolchain_(toolchain_of(how)),
+        device_(how.device),
+        threads_(std::max(how.threads, 1)),
+        cache_(std::move(cache)) {}
 
   void build_plan(const Graph& graph, PlanDone done) override {
     CompiledPlan plan;
@@ -28,24 +34,38 @@ class HereExecutor final : public CompileExecutor {
     done(nullptr, std::move(plan));
   }
 
-  // Units compile in parallel; each is reported in order once all have been started.
+  // Units compile on at most `threads_` threads (CompileOptions::compile_threads), each
+  // taking the next unit not yet taken, so a graph of thousands of units runs that many
+  // compilers at a time, never thousands at once (each within its own deadline); they are
+  // reported in order, each as soon as it and those before it are done.
   void compile_units(const CompiledPlan& plan, const std::vector<size_t>& units,
                      ObjectDone done) override {
-    std::vector<std::future<std::shared_ptr<KernelObject>>> compiles;
-    for (size_t i : units)
-      compiles.push_back(
-          std::async(units.size() > 1 ? std::launch::async : std::launch::deferred,
-                     [&, i] { return compile_object_here(plan.units[i], toolchain_, cache_); }));
+    std::vector<std::promise<std::shared_ptr<KernelObject>>> results(units.size());
+    std::atomic<size_t> next{0};
+    auto compile_next = [&] {
+      for (size_t j; (j = next.fetch_add(1)) < units.size();) {
+        try {
+          results[j].set_value(compile_object_here(plan.units[units[j]], toolchain_, cache_));
+        } catch (...) {
+          results[j].set_exception(std::current_exception());
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    const size_t workers = std::min(units.size(), static_cast<size_t>(threads_));
+    for (size_t t = 1; t < workers; ++t) threads.emplace_back(compile_next);
+    compile_next();
     for (size_t j = 0; j < units.size(); ++j) {
       std::shared_ptr<KernelObject> object;
       std::exception_ptr error;
       try {
-        object = compiles[j].get();
+        object = results[j].get_future().get();
       } catch (...) {
         error = std::current_exception();
       }
       done(units[j], error, std::move(object));
     }
+    for (std::thread& t : threads) t.join();
   }
 
   std::string compile_candidate(const std::string& name, const std::string& source) override {
@@ -57,6 +77,7 @@ class HereExecutor final : public CompileExecutor {
  private:
   Toolchain toolchain_;
   Device device_;
+  int threads_;
   std::optional<Cache> cache_;
 };
 

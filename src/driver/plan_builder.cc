@@ -62,6 +62,10 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
 
 }  // namespace
 
+size_t kernels_per_unit(size_t kernels) {
+  return std::max(kKernelsPerUnit, (kernels + kUnitsPerGraph - 1) / kUnitsPerGraph);
+}
+
 void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
   if (plan.device != Device::cpu) return;  // CUDA matmuls stay cuBLASLt calls
   const Graph& g = plan.graph;
@@ -146,8 +150,9 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   plan.device = device;
   const Graph& g = program.graph;
   const TuneTarget target = host_tune_target();
+  const size_t per_unit = kernels_per_unit(program.kernels.size());
   for (size_t i = 0; i < program.kernels.size(); ++i) {
-    if (i % kKernelsPerUnit == 0) plan.units.emplace_back();
+    if (i % per_unit == 0) plan.units.emplace_back();
     plan.kernels.push_back(launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1),
                                      g.num_symbols, target, device));
   }

@@ -71,13 +71,6 @@ ExprPtr make_accumulator(DType dtype, int phase) {
   return std::make_shared<const Expr>(Expr{dtype, Expr::Accumulator{phase}});
 }
 
-bool reads_accumulator(const ExprPtr& e) {
-  if (e->kind() == Expr::Kind::Accumulator) return true;
-  for (const ExprPtr& a : e->operands())
-    if (reads_accumulator(a)) return true;
-  return false;
-}
-
 void visit_nodes(const std::vector<const Expr*>& roots,
                  const std::function<void(const Expr&)>& fn) {
   std::set<const Expr*> seen;
@@ -95,6 +88,12 @@ void visit_nodes(const std::vector<const Expr*>& roots,
 bool reads_position(const ExprPtr& e) {
   bool found = false;
   visit_nodes({e.get()}, [&](const Expr& x) { found |= x.kind() == Expr::Kind::Position; });
+  return found;
+}
+
+bool reads_accumulator(const ExprPtr& e) {
+  bool found = false;
+  visit_nodes({e.get()}, [&](const Expr& x) { found |= x.kind() == Expr::Kind::Accumulator; });
   return found;
 }
 

@@ -1,6 +1,9 @@
 // The loop program's verifier (loop/kernel.h): what the emitter and the executor assume.
 #include <fmt/format.h>
 
+#include <set>
+#include <utility>
+
 #include "kiln/error.h"
 #include "loop/kernel.h"
 
@@ -132,8 +135,11 @@ class KernelChecker {
            "only row kernels mark accesses");
   }
 
+  // Expressions are DAGs: each shared node is checked once (in each context), so the walk
+  // is linear in the nodes, not in the paths to them.
   void expr(const ExprPtr& e, bool element) {
     expect(e != nullptr, "a missing expression");
+    if (!checked_.insert({e.get(), element}).second) return;
     switch (e->kind()) {
       case Expr::Kind::Load: {
         const Expr::Load& l = e->load();
@@ -188,6 +194,7 @@ class KernelChecker {
   }
 
   const LoopKernel& k_;
+  std::set<std::pair<const Expr*, bool>> checked_;
   int num_symbols_;
   Device device_;
   int64_t vars_ = 0;

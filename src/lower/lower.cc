@@ -378,13 +378,14 @@ class Lowering {
   static bool all_loads_at(const ExprPtr& e, const IndexPtr& index) {
     // A load at a constant index (a 0-d operand, the generator state) reads one element
     // whatever the element: it renders as that index in a flat kernel too.
-    if (e->kind() == Expr::Kind::Load)
-      return same_index(e->load().index, index) || is_constant_load(*e);
-    if (e->kind() == Expr::Kind::Position) return same_index(e->position().index, index);
-    if (e->kind() == Expr::Kind::Accumulator) return true;
-    for (const ExprPtr& a : e->operands())
-      if (!all_loads_at(a, index)) return false;
-    return true;
+    bool all = true;
+    visit_nodes({e.get()}, [&](const Expr& x) {
+      if (x.kind() == Expr::Kind::Load)
+        all &= same_index(x.load().index, index) || is_constant_load(x);
+      else if (x.kind() == Expr::Kind::Position)
+        all &= same_index(x.position().index, index);
+    });
+    return all;
   }
 
   const Graph& g_;

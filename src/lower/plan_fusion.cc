@@ -61,7 +61,8 @@ class FusionPlanner {
     group_of_.assign(n_nodes, -1);
     users_.assign(static_cast<size_t>(g_.num_values()), {});
     for (size_t n = 0; n < n_nodes; ++n)
-      for (ValueId v : g_.nodes[n].inputs) users_[v].push_back(n);
+      for (ValueId v : g_.nodes[n].inputs)
+        if (users_[v].empty() || users_[v].back() != n) users_[v].push_back(n);
     outputs_ = std::set<ValueId>(g_.outputs.begin(), g_.outputs.end());
     depth_.assign(n_nodes, 0);
     forced_root_.assign(n_nodes, false);

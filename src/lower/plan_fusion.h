@@ -46,7 +46,7 @@ struct FusionPlan {
   std::vector<int> group_of;       // per node: its row group, or -1
   std::vector<size_t> group_last;  // per group: its last member, where its kernel runs
   std::vector<Group> groups;
-  std::vector<std::vector<size_t>> users;  // per value: the nodes that read it
+  std::vector<std::vector<size_t>> users;  // per value: the nodes that read it, each once
   std::set<ValueId> outputs;
 };
 

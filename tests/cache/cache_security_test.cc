@@ -5,12 +5,17 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "cache/cache.h"
 #include "kiln/error.h"
@@ -112,6 +117,39 @@ TEST_F(CacheSecurity, ADirectorySwappedInAfterOpeningIsNeverRead) {
   fs::rename(dir_, base_ / "moved");
   fs::rename(base_ / "lookalike", dir_);
   EXPECT_EQ(cache.get(CacheKind::kernel, key), "kiln's object");
+}
+
+// S1 as it was found: a look-alike exchanged with the cache directory in a loop
+// (renameat2(RENAME_EXCHANGE), atomic, as fast as it goes) while the cache is read and
+// written; every read gets kiln's object, and no write lands in the look-alike.
+TEST_F(CacheSecurity, ADirectoryExchangedInALoopIsNeverReadOrWritten) {
+  Cache cache(dir_.string());
+  const std::string key = content_key("raced");
+  cache.put(CacheKind::kernel, key, "kiln's object");
+  const fs::path lookalike = base_ / "lookalike";
+  Cache(lookalike.string()).put(CacheKind::kernel, key, "the attacker's object");
+  std::atomic<bool> stop{false};
+  std::atomic<int> exchanges{0};
+  std::thread swapper([&] {
+    while (!stop) {
+      if (::syscall(SYS_renameat2, AT_FDCWD, dir_.c_str(), AT_FDCWD, lookalike.c_str(),
+                    RENAME_EXCHANGE) == 0)
+        ++exchanges;
+    }
+  });
+  int wrong = 0;
+  for (int i = 0; i < 2000; ++i) {
+    wrong += cache.get(CacheKind::kernel, key) != std::optional<std::string>("kiln's object");
+    cache.put(CacheKind::kernel, content_key(fmt::format("written {}", i)), "an object");
+  }
+  stop = true;
+  swapper.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_GT(exchanges.load(), 100) << "the race was not run";
+  // Whichever path holds which directory now, the writes are all in kiln's.
+  const fs::path ours = exchanges % 2 ? lookalike : dir_, theirs = exchanges % 2 ? dir_ : lookalike;
+  EXPECT_TRUE(fs::exists(kernel_file(ours, content_key("written 1999"))));
+  EXPECT_FALSE(fs::exists(kernel_file(theirs, content_key("written 0"))));
 }
 
 // S1's precondition: a cache below a directory another user controls is refused.
