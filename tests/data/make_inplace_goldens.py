@@ -99,8 +99,18 @@ def index_put(x, y, r, m, i):
     return torch.index_put(x, (torch.tensor([3]),), y.narrow(0, 0, 1))
 
 
+def strided_slices(x, y, r, m, i):
+    x[:, 1::2].mul_(-3)
+    y[0:4:3].add_(r)
+    x.t()[::2].sub_(1)
+    i[1:3][:, ::4].fill_(11)
+    y[:, 2:5:2][1:2].zero_()
+    return x + y
+
+
 PROGRAMS = [arith, narrow_view, transpose_view, flat_view_copy, fill_zero, clamp_masked,
-            copy_broadcast_cast, operators, overlapping_views, unsqueeze_view, chained, index_put]
+            copy_broadcast_cast, operators, overlapping_views, unsqueeze_view, chained, index_put,
+            strided_slices]
 
 
 def save_safetensors(path, tensors):

@@ -107,6 +107,16 @@ const std::vector<std::pair<std::string, Program>>& programs() {
                         ints({5, 6}, {2}).to(d), /*accumulate=*/true);
          return index_put(a.x, {ints({3}, {1}).to(d)}, a.y.narrow(0, 0, 1));
        }},
+      // Slices with steps: whole groups, a last element without its group, nested views.
+      {"strided_slices",
+       [](Args& a) {
+         a.x.slice(1, 1, std::nullopt, 2).mul_(-3);
+         a.y.slice(0, 0, 4, 3).add_(a.r);
+         a.x.t().slice(0, std::nullopt, std::nullopt, 2).sub_(1);
+         a.i.slice(0, 1, 3).slice(1, std::nullopt, std::nullopt, 4).fill_(11);
+         a.y.slice(1, 2, 5, 2).slice(0, 1, 2).zero_();
+         return a.x + a.y;
+       }},
   };
   return list;
 }
