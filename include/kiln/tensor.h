@@ -98,9 +98,11 @@ class Tensor {
   Tensor permute(const Shape& dims) const;
   Tensor transpose(int64_t dim0, int64_t dim1) const;
   Tensor t() const { return transpose(0, 1); }
-  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
-  Tensor slice(int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
-               int64_t step = 1) const;
+  // Bounds may be SymInts while tracing (cos.narrow(0, 0, x.size(1)), h.narrow(0, n, n) of a
+  // [2*s0] h with n = h.size(0) / 2): a length of one size symbol, step 1; see README.
+  Tensor narrow(int64_t dim, const SymInt& start, const SymInt& length) const;
+  Tensor slice(int64_t dim, std::optional<SymInt> start = std::nullopt,
+               std::optional<SymInt> end = std::nullopt, int64_t step = 1) const;
   Tensor expand(const SymIntList& shape) const;  // -1 keeps a dim
   Tensor squeeze() const;
   Tensor squeeze(int64_t dim) const;

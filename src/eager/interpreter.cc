@@ -43,6 +43,19 @@ std::vector<int64_t> symbol_limits(const Graph& g) {
     }
     limits.push_back(limit);
   }
+  // A slice of a constant dim with a symbolic end (cos.narrow(0, 0, x.size(1))) bounds its
+  // symbol: the end may not pass the dim.
+  for (const Node& node : g.nodes) {
+    if (node.op != Op::slice) continue;
+    const Dim end = node.attrs.get_dim("end");
+    const SymShape& in = g.value_type(node.inputs[0]).shape;
+    const int64_t d = node.attrs.get_int("dim");
+    if (end.is_const() || end.sym >= g.num_symbols || d < 0 ||
+        d >= static_cast<int64_t>(in.size()) || !in[static_cast<size_t>(d)].is_const())
+      continue;
+    int64_t& limit = limits[static_cast<size_t>(end.sym)];
+    limit = std::min(limit, in[static_cast<size_t>(d)].coeff / end.coeff);
+  }
   return limits;
 }
 
@@ -88,14 +101,13 @@ std::vector<int64_t> bind_inputs(const Graph& g, const std::vector<Tensor>& inpu
           fmt::format("graph {}: size symbol s{} is not bound by any input", g.name, s));
     if (s < limits->size() && bindings[s] > (*limits)[s])
       throw ShapeError(fmt::format(
-          "graph {}: size symbol s{} = {} makes a value of the graph larger than {} elements, "
-          "kiln's limit for one tensor (s{} may be at most {})",
-          g.name, s, bindings[s], limits::kMaxElements, s, (*limits)[s]));
+          "graph {}: size symbol s{} = {} is past its limit: s{} may be at most {}, so that no "
+          "value of the graph has more than {} elements (kiln's limit for one tensor) and no "
+          "slice it bounds passes its dim",
+          g.name, s, bindings[s], s, (*limits)[s], limits::kMaxElements));
   }
   return bindings;
 }
-
-namespace {
 
 Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings) {
   Attrs out = attrs;
@@ -108,6 +120,8 @@ Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings) {
   }
   return out;
 }
+
+namespace {
 
 bool has_symbolic_attr(const Attrs& attrs) {
   for (const auto& [name, value] : attrs.items())

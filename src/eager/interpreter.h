@@ -19,6 +19,8 @@ std::vector<int64_t> symbol_limits(const Graph& graph);
 std::vector<int64_t> bind_inputs(const Graph& graph, const std::vector<Tensor>& inputs,
                                  const std::vector<int64_t>* limits = nullptr);
 
+// `attrs` with every size symbol in its Dim lists bound (reshape targets, slice bounds).
+Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& bindings);
 // Runs one node eagerly, its attributes' size symbols (reshape and expand targets) bound.
 Tensor run_node(const Node& node, const std::vector<Tensor>& args,
                 const std::vector<int64_t>& bindings);

@@ -100,29 +100,38 @@ Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
   return permute(dims);
 }
 
-Tensor Tensor::slice(int64_t d, std::optional<int64_t> start, std::optional<int64_t> end,
+Tensor Tensor::slice(int64_t d, std::optional<SymInt> start, std::optional<SymInt> end,
                      int64_t step) const {
   int64_t nd = normalize_dim(d, dim(), "slice");
-  int64_t size = sizes()[nd];
-  auto clamp_index = [&](int64_t i) {
-    if (i < 0) i += size;
-    return std::clamp<int64_t>(i, 0, size);
-  };
-  int64_t s = clamp_index(start.value_or(0));
-  int64_t e = std::max(s, clamp_index(end.value_or(size)));
   if (step <= 0) throw ShapeError(fmt::format("slice: step must be positive, got {}", step));
+  const Dim size = symbolic_shape(*this)[static_cast<size_t>(nd)];
+  const int64_t hint = sizes()[nd];
+  // A number counts from the end when negative and is clamped into the dim, as in PyTorch;
+  // one equal to a dynamic dim's trace-time size is that size (as view() takes it).
+  auto bound = [&](const std::optional<SymInt>& b, const Dim& absent) {
+    if (!b) return absent;
+    if (b->is_symbolic()) return dim_of(*b, "slice");
+    int64_t i = b->hint();
+    if (i < 0) i += hint;
+    i = std::clamp<int64_t>(i, 0, hint);
+    return !size.is_const() && i == hint ? size : Dim::constant(i);
+  };
+  Dim s = bound(start, Dim::constant(0)), e = bound(end, size);
+  if (s.is_const() && e.is_const()) e.coeff = std::max(s.coeff, e.coeff);
   Attrs a;
-  a.set("dim", nd).set("start", s).set("end", e).set("step", step);
+  a.set("dim", nd).set_dim("start", s).set_dim("end", e).set("step", step);
   return call_op(Op::slice, {*this}, a);
 }
 
-Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+Tensor Tensor::narrow(int64_t d, const SymInt& start, const SymInt& length) const {
   int64_t nd = normalize_dim(d, dim(), "narrow");
-  if (start < 0) start += sizes()[nd];
-  if (start < 0 || length < 0 || start + length > sizes()[nd])
-    throw ShapeError(fmt::format("narrow: start {} + length {} exceed dim {} of size {}", start,
-                                 length, nd, sizes()[nd]));
-  return slice(nd, start, start + length, 1);
+  if (start.is_symbolic() || length.is_symbolic()) return slice(nd, start, start + length, 1);
+  int64_t first = start.hint(), n = length.hint();
+  if (first < 0) first += sizes()[nd];
+  if (first < 0 || n < 0 || first + n > sizes()[nd])
+    throw ShapeError(fmt::format("narrow: start {} + length {} exceed dim {} of size {}", first, n,
+                                 nd, sizes()[nd]));
+  return slice(nd, first, first + n, 1);
 }
 
 Tensor Tensor::expand(const SymIntList& shape) const {

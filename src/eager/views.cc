@@ -62,8 +62,10 @@ std::optional<ViewGeometry> view_geometry(Op op, const Attrs& attrs, const ViewG
       int64_t dim = normalize_dim(attrs.get_int("dim"), rank, "slice");
       Shape strides = st;
       strides[dim] *= attrs.get_int("step", 1);
-      return ViewGeometry{out_shape, std::move(strides),
-                          in.offset + attrs.get_int("start") * st[dim]};
+      const Dim start = attrs.get_dim("start");
+      if (!start.is_const())
+        throw Error(fmt::format("slice: start {} is not bound", start.to_string()));
+      return ViewGeometry{out_shape, std::move(strides), in.offset + start.coeff * st[dim]};
     }
     case Op::expand: {
       Shape strides(out_shape.size(), 0);

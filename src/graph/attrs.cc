@@ -80,6 +80,21 @@ DType Attrs::get_dtype(const std::string& name) const {
 const std::vector<Dim>& Attrs::get_dims(const std::string& name) const {
   return get_typed<std::vector<Dim>>(*this, name, "a list");
 }
+Dim Attrs::get_dim(const std::string& name) const {
+  const AttrValue* v = find(name);
+  if (v && std::holds_alternative<std::vector<Dim>>(*v)) {
+    const std::vector<Dim>& dims = std::get<std::vector<Dim>>(*v);
+    if (dims.size() != 1)
+      throw ShapeError(
+          fmt::format("attribute '{}' must be one size, got {}", name, attr_value_string(*v)));
+    return dims[0];
+  }
+  return Dim::constant(get_int(name));
+}
+Attrs& Attrs::set_dim(const std::string& name, const Dim& value) {
+  if (value.is_const()) return set(name, value.coeff);
+  return set(name, std::vector<Dim>{value});
+}
 std::vector<int64_t> Attrs::get_ints(const std::string& name) const {
   std::vector<int64_t> out;
   for (const Dim& d : get_dims(name)) {

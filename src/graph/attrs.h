@@ -35,6 +35,10 @@ class Attrs {
   DType get_dtype(const std::string& name) const;
   const std::vector<Dim>& get_dims(const std::string& name) const;
   std::vector<int64_t> get_ints(const std::string& name) const;  // constant dims only
+  // One size: an integer attribute (a constant), or a list of one Dim (`end=[s0]`, a
+  // symbolic bound of a slice); set_dim stores a constant as an integer.
+  Dim get_dim(const std::string& name) const;
+  Attrs& set_dim(const std::string& name, const Dim& value);
   Scalar get_scalar(const std::string& name) const;
   std::optional<Scalar> find_scalar(const std::string& name) const;
 

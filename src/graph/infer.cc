@@ -10,6 +10,41 @@
 
 namespace kiln {
 
+Dim slice_length(const Dim& size, const Dim& start, const Dim& end, int64_t step,
+                 const std::function<void(const std::string&)>& fail) {
+  if (start.is_const() && end.is_const() && size.is_const()) {
+    if (start.coeff < 0 || end.coeff < start.coeff || end.coeff > size.coeff)
+      fail("outside the dim");
+    const int64_t n = end.coeff - start.coeff;
+    return Dim::constant(n / step + (n % step != 0));
+  }
+  if (step != 1) fail("a slice with symbolic bounds or of a dynamic dim takes step 1");
+  // The length end - start: a Dim when start is 0 or both are multiples of one symbol.
+  Dim length;
+  if (start.is_const() && start.coeff == 0) {
+    length = end;
+  } else if (!start.is_const() && !end.is_const() && start.sym == end.sym) {
+    if (end.coeff < start.coeff) fail("the end is before the start");
+    length =
+        end.coeff == start.coeff ? Dim::constant(0) : Dim::symbol(end.sym, end.coeff - start.coeff);
+  } else {
+    fail(
+        "its length is not a multiple of one size (start at 0, or at a multiple of the end's "
+        "size symbol)");
+  }
+  if (start.is_const() && start.coeff < 0) fail("the start is negative");
+  // end <= size: decided here for one symbol; for a symbolic end in a constant dim it is a
+  // limit on the symbol (symbol_limits checks each binding against it).
+  if (end.is_const() && !size.is_const() && end.coeff > 0)
+    fail(
+        fmt::format("a constant end in a dynamic dim would need {} >= {}; give the bounds "
+                    "as sizes (x.size(d)), or do not mark the dim dynamic",
+                    size.to_string(), end.coeff));
+  if (!end.is_const() && !size.is_const() && (end.sym != size.sym || end.coeff > size.coeff))
+    fail("the end may pass the dim's size");
+  return length;
+}
+
 std::string type_string(const TensorType& type) {
   return fmt::format("{}{}", dtype_name(type.dtype), shape_string(type.shape));
 }
@@ -464,17 +499,16 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
     }
     case OpRule::Slice: {
       int64_t dim = normalize_dim(attrs.get_int("dim"), rank, op_name(op));
-      int64_t start = attrs.get_int("start"), end = attrs.get_int("end");
+      const Dim start = attrs.get_dim("start"), end = attrs.get_dim("end");
       int64_t step = attrs.get_int("step", 1);
       const Dim& size = x.shape[dim];
       if (step <= 0) fail(op, in, "step must be positive");
-      if (!size.is_const()) fail(op, in, "cannot slice a dynamic dim");
-      if (start < 0 || end < start || end > size.coeff)
-        fail(op, in,
-             fmt::format("range [{}, {}) is outside dim {} of size {}", start, end, dim,
-                         size.coeff));
       SymShape shape = x.shape;
-      shape[dim] = Dim::constant((end - start) / step + ((end - start) % step != 0));
+      shape[dim] = slice_length(size, start, end, step, [&](const std::string& why) {
+        fail(op, in,
+             fmt::format("range [{}, {}) of dim {} (size {}): {}", start.to_string(),
+                         end.to_string(), dim, size.to_string(), why));
+      });
       return {x.dtype, shape};
     }
     case OpRule::Expand: {

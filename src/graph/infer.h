@@ -4,6 +4,7 @@
 // an eager call can never disagree about a result's type.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,13 @@
 #include "kiln/dtype.h"
 
 namespace kiln {
+
+// The length of slice [start, end) with `step` of a dim of `size`, or `fail(why)`: constant
+// bounds of a constant dim; otherwise step 1 and a length that is one Dim (start 0, or both
+// multiples of one symbol), an end within a dynamic dim of the same symbol, and no constant
+// end in a dynamic dim. A symbolic end in a constant dim is bounded by symbol_limits.
+Dim slice_length(const Dim& size, const Dim& start, const Dim& end, int64_t step,
+                 const std::function<void(const std::string&)>& fail);
 
 struct TensorType {
   DType dtype = DType::f32;

@@ -238,7 +238,7 @@ class Lowering {
         if (dim < 0) dim += static_cast<int64_t>(in.size());
         in_idx = idx;
         in_idx[static_cast<size_t>(dim)] = index_add(
-            index_const(node.attrs.get_int("start")),
+            index_dim(node.attrs.get_dim("start")),
             index_mul(index_const(node.attrs.get_int("step", 1)), idx[static_cast<size_t>(dim)]));
         break;
       }

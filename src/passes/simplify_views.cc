@@ -42,8 +42,8 @@ ValueId simplify(Rebuilder& r, const Node& node, ValueId in) {
       int64_t dim = node.attrs.get_int("dim");
       if (dim < 0) dim += static_cast<int64_t>(in_type.shape.size());
       const Dim& size = in_type.shape[static_cast<size_t>(dim)];
-      bool full = node.attrs.get_int("start") == 0 && node.attrs.get_int("step", 1) == 1 &&
-                  size.is_const() && node.attrs.get_int("end") == size.coeff;
+      bool full = node.attrs.get_dim("start") == Dim::constant(0) &&
+                  node.attrs.get_int("step", 1) == 1 && node.attrs.get_dim("end") == size;
       return full ? in : -1;
     }
     case Op::expand:

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <map>
 
+#include "eager/interpreter.h"
+#include "graph/infer.h"
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
 
@@ -155,8 +157,8 @@ Tensor Tracer::record(Op op, const std::vector<Tensor>& inputs, const Attrs& att
     Shape out_sizes;
     for (const Dim& d : values_[static_cast<size_t>(value)].type.shape)
       out_sizes.push_back(d.eval(bindings_));
-    std::optional<ViewGeometry> view =
-        view_geometry(op, attrs, {in.sizes, in.strides, in.offset}, out_sizes);
+    std::optional<ViewGeometry> view = view_geometry(op, bind_attrs(attrs, bindings_),
+                                                     {in.sizes, in.strides, in.offset}, out_sizes);
     if (view) {
       const Alias& base = aliases_[static_cast<size_t>(alias_of(inputs[0]))];
       std::vector<ViewStep> steps = base.steps;
@@ -192,6 +194,9 @@ int32_t Tracer::scatter(const ViewStep& step, int32_t base, int32_t written) {
       return emit(Op::permute, {written}, a);
     }
     case Op::slice: {
+      if (!base_type.shape[static_cast<size_t>(step.attrs.get_int("dim"))].is_const() ||
+          !step.attrs.get_dim("end").is_const() || !step.attrs.get_dim("start").is_const())
+        return scatter_symbolic_slice(step, base, written);
       const int64_t dim = step.attrs.get_int("dim"), k = step.attrs.get_int("step", 1);
       const int64_t start = step.attrs.get_int("start");
       const int64_t size = base_type.shape[static_cast<size_t>(dim)].coeff;
@@ -251,6 +256,36 @@ int32_t Tracer::scatter(const ViewStep& step, int32_t base, int32_t written) {
     default:
       throw Error(fmt::format("{}: not a view op", op_name(step.op)));
   }
+}
+
+// A step-1 slice with symbolic bounds or of a dynamic dim: the written value between the
+// parts before and after it, each a slice of the base (a part whose length is not one Dim
+// is an error, as that slice itself would be).
+int32_t Tracer::scatter_symbolic_slice(const ViewStep& step, int32_t base, int32_t written) {
+  const int64_t dim = step.attrs.get_int("dim");
+  const Dim size = values_[static_cast<size_t>(base)].type.shape[static_cast<size_t>(dim)];
+  const Dim start = step.attrs.get_dim("start"), end = step.attrs.get_dim("end");
+  std::vector<int32_t> pieces;
+  auto part = [&](const Dim& from, const Dim& to) {
+    if (from == to) return;
+    slice_length(size, from, to, 1, [&](const std::string& why) {
+      throw ShapeError(fmt::format(
+          "compile: an in-place write through slice [{}, {}) of dim {} (size {}) leaves the "
+          "part [{}, {}), which kiln cannot size: {}",
+          start.to_string(), end.to_string(), dim, size.to_string(), from.to_string(),
+          to.to_string(), why));
+    });
+    Attrs s;
+    s.set("dim", dim).set_dim("start", from).set_dim("end", to).set("step", int64_t{1});
+    pieces.push_back(emit(Op::slice, {base}, s));
+  };
+  part(Dim::constant(0), start);
+  pieces.push_back(written);
+  part(end, size);
+  if (pieces.size() == 1) return written;
+  Attrs c;
+  c.set("dim", dim);
+  return emit(Op::cat, pieces, c);
 }
 
 void Tracer::assign(const Tensor& self, const Tensor& value) {

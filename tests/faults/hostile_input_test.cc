@@ -94,8 +94,8 @@ TEST_F(HostileInput, ElementCountsThatOverflowAreErrors) {
                           "  %1 = expand(%0, shape=[s0, 1099511627776])\n"
                           "  %2 = sum(%1, dims=[0, 1])\n  return %2\n}\n"),
                      "--dim", "s0=1024"}),
-               "size symbol s0 = 1024 makes a value of the graph larger than 281474976710656 "
-               "elements, kiln's limit for one tensor (s0 may be at most 256)");
+               "size symbol s0 = 1024 is past its limit: s0 may be at most 256, so that no value "
+               "of the graph has more than 281474976710656 elements");
   // A value of two dynamic dims ([s0, s0], attention scores over a dynamic length): s0 may
   // be at most 2^24 for its s0 * s0 elements to stay within the limit.
   expect_error(kiln({"run",
@@ -104,7 +104,15 @@ TEST_F(HostileInput, ElementCountsThatOverflowAreErrors) {
                           "  %1 = expand(%0, shape=[s0, s0])\n"
                           "  %2 = sum(%1, dims=[0, 1])\n  return %2\n}\n"),
                      "--dim", "s0=16777217"}),
-               "(s0 may be at most 16777216)");
+               "s0 may be at most 16777216");
+  // A symbolic end in a constant dim bounds its symbol: a [512, 8] table sliced to s0 rows.
+  expect_error(kiln({"run",
+                     file("t.kiln",
+                          "graph t(%x: f32[s0, 8], %table: f32[512, 8]) {\n"
+                          "  %0 = slice(%table, dim=0, start=0, end=[s0], step=1)\n"
+                          "  %1 = add(%x, %0)\n  return %1\n}\n"),
+                     "--dim", "s0=513"}),
+               "size symbol s0 = 513 is past its limit: s0 may be at most 512");
   // H4: an expand to 2^62 elements is refused, not iterated.
   expect_error(kiln({"run", file("x.kiln",
                                  "graph x(%x: f32[1]) {\n"
@@ -139,8 +147,8 @@ TEST_F(HostileInput, ShapesKilnCannotTakeAreRefusedWithTheirPosition) {
 }
 
 // C2: deep graphs of every shape that nests (pointwise chains, a chain that reads each value
-// twice, views, reductions) compile in a process whose stack is 1 MiB, so no walk anywhere
-// (parser, verifier, passes, fusion, lowering, the loop verifier, codegen, the worker)
+// twice, views, reductions) compile in a process whose stack is small (kDeepStackKiB), so no walk
+// anywhere (parser, verifier, passes, fusion, lowering, the loop verifier, codegen, the worker)
 // recurses with the graph's depth, and none is exponential in a DAG's shared nodes (one was,
 // in lowering, and a graph of 10,000 kernels once ran 1,250 compilers at once); each
 // gives the bits of a short graph computing the same thing exactly.
@@ -171,14 +179,28 @@ const DeepGraph kDeepGraphs[] = {
      "neg(%x)", "  %0 = neg(%x)\n  %1 = amax(%0, dims=[0])\n  return %1\n"},
 };
 
+// The stack the deep graphs compile in: 1 MiB, or 8 MiB (the usual default) where
+// AddressSanitizer's frames at -O0 are several times larger; a walk that recursed once per
+// node of 20,000 would overflow either (one frame per node took 16.5k frames of 8 MiB).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KILN_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(KILN_TEST_ASAN)
+constexpr int kDeepStackKiB = 8192;
+#else
+constexpr int kDeepStackKiB = 1024;
+#endif
+
 TEST_F(HostileInput, DeepGraphsCompileWithoutDeepRecursion) {
   auto graph = [](const std::string& body) { return "graph deep(%x: f32[64]) {\n" + body + "}\n"; };
-  // The output line (shape, sum and digest) of `kiln run` with a 1 MiB stack, a cache of
+  // The output line (shape, sum and digest) of `kiln run` with a small stack, a cache of
   // its own for each mode (so that the worker compiles too). (Each chain ends at an odd step.)
   auto run_small_stack = [&](const std::string& path, const char* mode) {
     ProcessResult r = kiln({"/bin/sh", "-c",
-                            fmt::format("ulimit -s 1024 && exec {} run {} --mode {} --seed 5",
-                                        KILN_CLI_PATH, path, mode)},
+                            fmt::format("ulimit -s {} && exec {} run {} --mode {} --seed 5",
+                                        kDeepStackKiB, KILN_CLI_PATH, path, mode)},
                            {fmt::format("KILN_CACHE_DIR={}", (dir_ / mode).string())}, 300,
                            /*direct=*/false);
     EXPECT_TRUE(r.ok()) << path << " " << mode << ": " << r.describe() << r.output;

@@ -82,6 +82,57 @@ TEST_P(SymbolicSizes, ShapeArgumentsBuiltFromSizesStayDynamic) {
       << f.graphs()[0];
 }
 
+// Slices with symbolic bounds: a constant table cut to the dynamic length (positional
+// embeddings), the halves of a [2*s0] value, and writes through symbolic slices (into a
+// traced value and into the argument), one trace for every length, each call equal to
+// eager's result and side effects.
+TEST_P(SymbolicSizes, SlicesTakeSymbolicBounds) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  ModeRun run(GetParam());
+  Tensor table = randn({32, 8}).to(test_device());
+  auto program = [table](Tensor x) {
+    const SymInt t = x.size(0);
+    Tensor pos = table.narrow(0, 0, t);  // [T, 8] of a [32, 8] table
+    Tensor joined = cat({x, x * 3}, 0);  // [2T, 8]
+    const SymInt n = joined.size(0) / 2;
+    Tensor swapped = cat({joined.narrow(0, n, n), joined.slice(0, 0, n)}, 0);
+    joined.narrow(0, n, n).mul_(-1);  // a traced value's second half
+    x.slice(0, 0, t).add_(pos);       // the argument, written back
+    return std::make_tuple(x + pos, swapped * 1, joined * 1);
+  };
+  auto f = compile(program, GetParam().options("sym_slices"));
+  for (int64_t t : {5, 9, 32}) {
+    Tensor x = randn({t, 8}).to(test_device());
+    mark_dynamic(x, 0);
+    Tensor eager_x = x.clone();
+    auto [a, b, c] = f(x);
+    auto [ea, eb, ec] = program(eager_x);
+    EXPECT_EQ(compare_tensors(a, ea, 1e-6, 1e-6), "") << t;
+    EXPECT_EQ(compare_tensors(b, eb, 1e-6, 1e-6), "") << t;
+    EXPECT_EQ(compare_tensors(c, ec, 1e-6, 1e-6), "") << t;
+    EXPECT_EQ(compare_tensors(x, eager_x, 1e-6, 1e-6), "") << t << ": the write-back";
+  }
+  ASSERT_EQ(f.graphs().size(), 1u) << "one trace for every length";
+  EXPECT_NE(f.graphs()[0].find("slice(%captured0, dim=0, end=[s0], start=0, step=1)"),
+            std::string::npos)
+      << f.graphs()[0];
+  // A length past the table is refused, as eager refuses it.
+  Tensor x = randn({33, 8}).to(test_device());
+  mark_dynamic(x, 0);
+  EXPECT_THROW(f(x), ShapeError);
+  // What kiln cannot size is an error that says so, not a fixed size.
+  auto g = compile([](Tensor v) { return v.slice(0, 1) * 1; }, GetParam().options("sym_bad"));
+  Tensor v = randn({6, 2}).to(test_device());
+  mark_dynamic(v, 0);
+  try {
+    (void)g(v);
+    ADD_FAILURE() << "a slice [1, s0) was accepted";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("is not a multiple of one size"), std::string::npos)
+        << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, SymbolicSizes, ::testing::ValuesIn(all_mode_configs()),
                          mode_config_name);
 
