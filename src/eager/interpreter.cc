@@ -50,7 +50,7 @@ std::vector<int64_t> symbol_limits(const Graph& g) {
     const Dim end = node.attrs.get_dim("end");
     const SymShape& in = g.value_type(node.inputs[0]).shape;
     const int64_t d = node.attrs.get_int("dim");
-    if (end.is_const() || end.sym >= g.num_symbols || d < 0 ||
+    if (end.is_const() || end.coeff < 1 || end.sym >= g.num_symbols || d < 0 ||
         d >= static_cast<int64_t>(in.size()) || !in[static_cast<size_t>(d)].is_const())
       continue;
     int64_t& limit = limits[static_cast<size_t>(end.sym)];

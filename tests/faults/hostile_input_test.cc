@@ -113,6 +113,18 @@ TEST_F(HostileInput, ElementCountsThatOverflowAreErrors) {
                           "  %1 = add(%x, %0)\n  return %1\n}\n"),
                      "--dim", "s0=513"}),
                "size symbol s0 = 513 is past its limit: s0 may be at most 512");
+  auto table_slice = [&](const std::string& end) {
+    return file("b.kiln",
+                "graph b(%x: f32[s0, 8], %table: f32[512, 8]) {\n"
+                "  %0 = slice(%table, dim=0, start=0, end=" +
+                    end +
+                    ", step=1)\n"
+                    "  %1 = add(%x, %0)\n  return %1\n}\n");
+  };
+  expect_error(kiln({"run", table_slice("[0*s0]"), "--dim", "s0=4"}),
+               "b.kiln:2:8: slice: shape [0*s0, 8] has the size 0*s0");
+  expect_error(kiln({"run", table_slice("[s0, s0]"), "--dim", "s0=4"}),
+               "b.kiln:2:8: attribute 'end' must be one size, got [s0, s0]");
   // H4: an expand to 2^62 elements is refused, not iterated.
   expect_error(kiln({"run", file("x.kiln",
                                  "graph x(%x: f32[1]) {\n"
