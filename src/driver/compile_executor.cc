@@ -51,7 +51,8 @@ class HereExecutor final : public CompileExecutor {
         }
       }
     };
-    std::vector<std::thread> threads;
+    // jthreads: joined however this returns (a `done` that throws included).
+    std::vector<std::jthread> threads;
     const size_t workers = std::min(units.size(), static_cast<size_t>(threads_));
     for (size_t t = 1; t < workers; ++t) threads.emplace_back(compile_next);
     compile_next();
@@ -65,7 +66,6 @@ class HereExecutor final : public CompileExecutor {
       }
       done(units[j], error, std::move(object));
     }
-    for (std::thread& t : threads) t.join();
   }
 
   std::string compile_candidate(const std::string& name, const std::string& source) override {
