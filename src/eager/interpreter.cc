@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "eager/dispatch.h"
+#include "graph/infer.h"
 #include "kiln/error.h"
 #include "support/limits.h"
 #include "tensor/tensor_impl.h"
@@ -49,9 +50,10 @@ std::vector<int64_t> symbol_limits(const Graph& g) {
     if (node.op != Op::slice) continue;
     const Dim end = node.attrs.get_dim("end");
     const SymShape& in = g.value_type(node.inputs[0]).shape;
-    const int64_t d = node.attrs.get_int("dim");
-    if (end.is_const() || end.coeff < 1 || end.sym >= g.num_symbols || d < 0 ||
-        d >= static_cast<int64_t>(in.size()) || !in[static_cast<size_t>(d)].is_const())
+    const int64_t d =
+        normalize_dim(node.attrs.get_int("dim"), static_cast<int64_t>(in.size()), "slice");
+    if (end.is_const() || end.coeff < 1 || end.sym >= g.num_symbols ||
+        !in[static_cast<size_t>(d)].is_const())
       continue;
     int64_t& limit = limits[static_cast<size_t>(end.sym)];
     limit = std::min(limit, in[static_cast<size_t>(d)].coeff / end.coeff);

@@ -193,61 +193,9 @@ int32_t Tracer::scatter(const ViewStep& step, int32_t base, int32_t written) {
       a.set_ints("dims", inverse);
       return emit(Op::permute, {written}, a);
     }
-    case Op::slice: {
-      if (!base_type.shape[static_cast<size_t>(step.attrs.get_int("dim"))].is_const() ||
-          !step.attrs.get_dim("end").is_const() || !step.attrs.get_dim("start").is_const())
-        return scatter_symbolic_slice(step, base, written);
-      const int64_t dim = step.attrs.get_int("dim"), k = step.attrs.get_int("step", 1);
-      const int64_t start = step.attrs.get_int("start");
-      const int64_t size = base_type.shape[static_cast<size_t>(dim)].coeff;
-      const int64_t m = values_[static_cast<size_t>(written)]
-                            .type.shape[static_cast<size_t>(dim)]
-                            .coeff;  // elements written along dim
-      auto slice = [&](int32_t of, int64_t d, int64_t from, int64_t to) {
-        Attrs s;
-        s.set("dim", d).set("start", from).set("end", to).set("step", int64_t{1});
-        return emit(Op::slice, {of}, s);
-      };
-      // `of` with its dims dim .. dim + replaced - 1 replaced by `dim_sizes`.
-      auto reshaped = [&](int32_t of, int64_t replaced, std::vector<int64_t> dim_sizes) {
-        SymShape shape = values_[static_cast<size_t>(of)].type.shape;
-        shape.erase(shape.begin() + dim, shape.begin() + dim + replaced);
-        for (size_t j = 0; j < dim_sizes.size(); ++j)
-          shape.insert(shape.begin() + dim + static_cast<int64_t>(j), Dim::constant(dim_sizes[j]));
-        Attrs r;
-        r.set("shape", shape);
-        return emit(Op::reshape, {of}, r);
-      };
-      auto cat = [&](const std::vector<int32_t>& pieces, int64_t d) {
-        if (pieces.size() == 1) return pieces[0];
-        Attrs c;
-        c.set("dim", d);
-        return emit(Op::cat, pieces, c);
-      };
-      std::vector<int32_t> pieces;
-      if (start > 0) pieces.push_back(slice(base, dim, 0, start));
-      // Elements start + j*k (j < m) are written; the k - 1 after each stay. Whole groups of
-      // k are a [groups, k] reshape whose column 0 is the written value; a last written
-      // element without k - 1 elements after it is a piece of its own.
-      // (A step-1 slice is the written value between two pieces.)
-      int64_t groups = k == 1 || m == 0 ? 0 : std::min(m, (size - start) / k);
-      if (k == 1) pieces.push_back(written);
-      if (groups > 0) {
-        int32_t region = reshaped(slice(base, dim, start, start + groups * k), 1, {groups, k});
-        int32_t column =
-            reshaped(groups == m ? written : slice(written, dim, 0, groups), 1, {groups, 1});
-        pieces.push_back(
-            reshaped(cat({column, slice(region, dim + 1, 1, k)}, dim + 1), 2, {groups * k}));
-      }
-      int64_t done = k == 1 ? step.attrs.get_int("end") : start + groups * k;
-      if (k > 1 && groups < m) {  // the last element, at done: size - done < k
-        pieces.push_back(slice(written, dim, groups, m));
-        ++done;
-      }
-      if (done < size) pieces.push_back(slice(base, dim, done, size));
-      if (pieces.empty()) return base;
-      return cat(pieces, dim);
-    }
+    case Op::slice:
+      return step.attrs.get_int("step", 1) == 1 ? scatter_slice(step, base, written)
+                                                : scatter_strided_slice(step, base, written);
     case Op::expand:
       if (values_[static_cast<size_t>(written)].type.shape == base_type.shape) return written;
       throw Error(
@@ -258,10 +206,10 @@ int32_t Tracer::scatter(const ViewStep& step, int32_t base, int32_t written) {
   }
 }
 
-// A step-1 slice with symbolic bounds or of a dynamic dim: the written value between the
-// parts before and after it, each a slice of the base (a part whose length is not one Dim
-// is an error, as that slice itself would be).
-int32_t Tracer::scatter_symbolic_slice(const ViewStep& step, int32_t base, int32_t written) {
+// A step-1 slice, of constant or symbolic bounds: the written value between the parts
+// before and after it, each a slice of the base (a part whose length is not one Dim is an
+// error, as that slice itself would be).
+int32_t Tracer::scatter_slice(const ViewStep& step, int32_t base, int32_t written) {
   const int64_t dim = step.attrs.get_int("dim");
   const Dim size = values_[static_cast<size_t>(base)].type.shape[static_cast<size_t>(dim)];
   const Dim start = step.attrs.get_dim("start"), end = step.attrs.get_dim("end");
@@ -286,6 +234,59 @@ int32_t Tracer::scatter_symbolic_slice(const ViewStep& step, int32_t base, int32
   Attrs c;
   c.set("dim", dim);
   return emit(Op::cat, pieces, c);
+}
+
+// A slice with step k > 1 (constant bounds of a constant dim: infer allows no other).
+// Elements start + j*k (j < m) are written; the k - 1 after each stay. Whole groups of k
+// are a [groups, k] reshape whose column 0 is the written value; a last written element
+// without k - 1 elements after it is a piece of its own.
+int32_t Tracer::scatter_strided_slice(const ViewStep& step, int32_t base, int32_t written) {
+  const int64_t dim = step.attrs.get_int("dim"), k = step.attrs.get_int("step");
+  const int64_t start = step.attrs.get_int("start");
+  const int64_t size =
+      values_[static_cast<size_t>(base)].type.shape[static_cast<size_t>(dim)].coeff;
+  const int64_t m = values_[static_cast<size_t>(written)]
+                        .type.shape[static_cast<size_t>(dim)]
+                        .coeff;  // elements written along dim
+  auto slice = [&](int32_t of, int64_t d, int64_t from, int64_t to) {
+    Attrs s;
+    s.set("dim", d).set("start", from).set("end", to).set("step", int64_t{1});
+    return emit(Op::slice, {of}, s);
+  };
+  // `of` with its dims dim .. dim + replaced - 1 replaced by `dim_sizes`.
+  auto reshaped = [&](int32_t of, int64_t replaced, std::vector<int64_t> dim_sizes) {
+    SymShape shape = values_[static_cast<size_t>(of)].type.shape;
+    shape.erase(shape.begin() + dim, shape.begin() + dim + replaced);
+    for (size_t j = 0; j < dim_sizes.size(); ++j)
+      shape.insert(shape.begin() + dim + static_cast<int64_t>(j), Dim::constant(dim_sizes[j]));
+    Attrs r;
+    r.set("shape", shape);
+    return emit(Op::reshape, {of}, r);
+  };
+  auto cat = [&](const std::vector<int32_t>& pieces, int64_t d) {
+    if (pieces.size() == 1) return pieces[0];
+    Attrs c;
+    c.set("dim", d);
+    return emit(Op::cat, pieces, c);
+  };
+  std::vector<int32_t> pieces;
+  if (start > 0) pieces.push_back(slice(base, dim, 0, start));
+  const int64_t groups = m == 0 ? 0 : std::min(m, (size - start) / k);
+  if (groups > 0) {
+    int32_t region = reshaped(slice(base, dim, start, start + groups * k), 1, {groups, k});
+    int32_t column =
+        reshaped(groups == m ? written : slice(written, dim, 0, groups), 1, {groups, 1});
+    pieces.push_back(
+        reshaped(cat({column, slice(region, dim + 1, 1, k)}, dim + 1), 2, {groups * k}));
+  }
+  int64_t done = start + groups * k;
+  if (groups < m) {  // the last element, at done: size - done < k
+    pieces.push_back(slice(written, dim, groups, m));
+    ++done;
+  }
+  if (done < size) pieces.push_back(slice(base, dim, done, size));
+  if (pieces.empty()) return base;
+  return cat(pieces, dim);
 }
 
 void Tracer::assign(const Tensor& self, const Tensor& value) {

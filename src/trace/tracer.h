@@ -114,7 +114,8 @@ class Tracer : public OpRecorder {
   // The value an inverse of `step` gives: `base` with `written` scattered where the view
   // `step` of base looks.
   int32_t scatter(const ViewStep& step, int32_t base, int32_t written);
-  int32_t scatter_symbolic_slice(const ViewStep& step, int32_t base, int32_t written);
+  int32_t scatter_slice(const ViewStep& step, int32_t base, int32_t written);
+  int32_t scatter_strided_slice(const ViewStep& step, int32_t base, int32_t written);
   Tensor traced_tensor(int32_t value, int32_t alias, const Shape* strides, int64_t offset);
 
   std::string name_;

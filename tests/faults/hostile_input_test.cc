@@ -113,6 +113,14 @@ TEST_F(HostileInput, ElementCountsThatOverflowAreErrors) {
                           "  %1 = add(%x, %0)\n  return %1\n}\n"),
                      "--dim", "s0=513"}),
                "size symbol s0 = 513 is past its limit: s0 may be at most 512");
+  // The same slice with its dim counted from the end (it once read past the table).
+  expect_error(kiln({"run",
+                     file("n.kiln",
+                          "graph n(%x: f32[s0, 8], %table: f32[512, 8]) {\n"
+                          "  %0 = slice(%table, dim=-2, start=0, end=[s0], step=1)\n"
+                          "  %1 = add(%x, %0)\n  return %1\n}\n"),
+                     "--dim", "s0=513"}),
+               "size symbol s0 = 513 is past its limit: s0 may be at most 512");
   auto table_slice = [&](const std::string& end) {
     return file("b.kiln",
                 "graph b(%x: f32[s0, 8], %table: f32[512, 8]) {\n"
