@@ -258,6 +258,17 @@ int main(int argc, char** argv) {
     auto sgd = compile([&](const Tensor& g) { return m.mul_(0.9).add_(g).sum(); }, inprocess);
     Tensor g = randn({4});
     auto sgd_fn = [&] { sgd(g); };
+    // The same update with a learning rate that changes every call: a SymFloat parameter,
+    // a graph scalar after its first change (bound as a fresh 0-d tensor per call).
+    Tensor p = randn({4});
+    auto sgd_lr = compile(
+        [&](const Tensor& grad, SymFloat lr) { return p.sub_(m.mul_(0.9).add_(grad), lr).sum(); },
+        inprocess);
+    double lr = 1e-3;
+    auto sgd_lr_fn = [&] {
+      lr *= 0.999;
+      sgd_lr(g, lr);
+    };
     auto per_call = [&](const std::function<void()>& call) {
       return best_seconds(
                  [&] {
@@ -277,16 +288,21 @@ int main(int argc, char** argv) {
     double frozen_s = per_call([&] { frozen(x); });
     double exe_s = per_call([&] { exe->run(exe_inputs); });
     double sgd_s = per_call(sgd_fn);
+    double sgd_lr_s = per_call(sgd_lr_fn);
     fmt::print(
         "\ncompile() per call, (x*w1+b1)*w2+b2 on 4 elements, 4 captured parameters: by reference "
         "{:.2f}us, frozen {:.2f}us, executable alone {:.2f}us (guards and binding: {:.2f}us); "
-        "in-place momentum update with write-back {:.2f}us\n",
-        ref_s * 1e6, frozen_s * 1e6, exe_s * 1e6, (ref_s - exe_s) * 1e6, sgd_s * 1e6);
+        "in-place momentum update with write-back {:.2f}us; with a new SymFloat learning rate "
+        "each call (graph scalar, {} graphs) {:.2f}us\n",
+        ref_s * 1e6, frozen_s * 1e6, exe_s * 1e6, (ref_s - exe_s) * 1e6, sgd_s * 1e6,
+        sgd_lr.graphs().size(), sgd_lr_s * 1e6);
     call_overhead = {{"by_reference_s", ref_s},
                      {"frozen_s", frozen_s},
                      {"executable_s", exe_s},
                      {"guards_and_binding_s", ref_s - exe_s},
-                     {"inplace_write_back_s", sgd_s}};
+                     {"inplace_write_back_s", sgd_s},
+                     {"graph_scalar_lr_s", sgd_lr_s},
+                     {"graph_scalar_lr_graphs", sgd_lr.graphs().size()}};
   }
 
   // Random numbers generated inside the fused kernels (support/philox.inc): dropout and

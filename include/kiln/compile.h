@@ -2,6 +2,12 @@
 // compiled entry on later calls whose inputs match its guards (dtype, rank, sizes except
 // dynamic dims, device, contiguity, list lengths, the values of int, double and bool
 // arguments). A call that matches no entry traces again.
+//
+// Arguments: tensors, std::vector<Tensor>, std::pair and std::tuple of them, and numbers.
+// int and bool arguments are specialized (the trace sees their values; the guards require
+// the same values), and so is a `double` parameter. A parameter declared `SymFloat`
+// (include/kiln/sym_float.h) is specialized on its first value and becomes a graph scalar
+// once a call passes another ("automatic dynamic", as torch.compile treats Python floats).
 #pragma once
 
 #include <cstdint>
@@ -77,17 +83,22 @@ std::string_view worker_start_name(WorkerStart start);  // subprocess, fork, spa
 namespace detail {
 
 // A call's tensors and scalars flattened in order, and the structure that rebuilds them: one
-// entry per argument or result, -1 for a Tensor, -2 for a scalar (int, double, bool), n for
-// a list of n tensors (tuples and pairs are flattened). Scalars are specialized: the trace
-// sees their values, and the guards require the same values (docs/design.md §3).
+// entry per argument or result, -1 for a Tensor, -2 for a scalar (int, double, bool), -3 for
+// a floating argument whose parameter is a SymFloat, n for a list of n tensors (tuples and
+// pairs are flattened). Scalars are specialized (the trace sees their values, and the guards
+// require the same values), except SymFloat ones that a changed value made graph scalars
+// (docs/design.md §3).
 struct Flat {
   std::vector<Tensor> tensors;
   std::vector<int64_t> structure;
   std::vector<Scalar> scalars;
+  // While tracing: per scalar, its traced 0-d f64 graph input when it is a graph scalar.
+  std::vector<Tensor> scalar_inputs;
 };
 
 inline constexpr int64_t kFlatTensor = -1;
 inline constexpr int64_t kFlatScalar = -2;
+inline constexpr int64_t kFlatSymFloat = -3;
 
 inline void flatten(const Tensor& t, Flat& f) {
   f.tensors.push_back(t);
@@ -101,6 +112,10 @@ template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
 void flatten(T value, Flat& f) {
   f.scalars.emplace_back(value);
   f.structure.push_back(kFlatScalar);
+}
+inline void flatten(const SymFloat& value, Flat& f) {
+  f.scalars.emplace_back(value.guard_double());
+  f.structure.push_back(kFlatSymFloat);
 }
 template <class... T>
 void flatten(const std::tuple<T...>& t, Flat& f) {
@@ -148,6 +163,17 @@ struct Unflatten<std::pair<A, B>> {
     return std::pair<A, B>(std::move(a), Unflatten<B>::take(c));
   }
 };
+template <>
+struct Unflatten<SymFloat> {
+  static SymFloat take(Cursor& c) {
+    ++c.item;
+    size_t k = c.scalar++;
+    double value = c.flat.scalars.at(k).to_double();
+    if (k < c.flat.scalar_inputs.size() && c.flat.scalar_inputs[k].defined())
+      return SymFloat::traced(c.flat.scalar_inputs[k], value, static_cast<int32_t>(k));
+    return SymFloat(value);
+  }
+};
 template <class T>
 requires std::is_arithmetic_v<T>
 struct Unflatten<T> {
@@ -163,6 +189,62 @@ struct Unflatten<T> {
     }
   }
 };
+
+// The parameter types of F's call, when it has one non-template call operator (a lambda that
+// is not generic, a function object, a function pointer).
+template <class M>
+struct MemberParams {
+  static constexpr bool known = false;
+};
+template <class R, class C, class... P>
+struct MemberParams<R (C::*)(P...) const> {
+  static constexpr bool known = true;
+  using type = std::tuple<P...>;
+};
+template <class R, class C, class... P>
+struct MemberParams<R (C::*)(P...)> : MemberParams<R (C::*)(P...) const> {};
+template <class R, class C, class... P>
+struct MemberParams<R (C::*)(P...) const noexcept> : MemberParams<R (C::*)(P...) const> {};
+template <class R, class C, class... P>
+struct MemberParams<R (C::*)(P...) noexcept> : MemberParams<R (C::*)(P...) const> {};
+template <class F, class = void>
+struct Params {
+  static constexpr bool known = false;
+};
+template <class F>
+struct Params<F, std::void_t<decltype(&F::operator())>> : MemberParams<decltype(&F::operator())> {};
+template <class R, class... P>
+struct Params<R (*)(P...)> {
+  static constexpr bool known = true;
+  using type = std::tuple<P...>;
+};
+
+// Whether parameter K of F is a SymFloat.
+template <class Tuple, size_t K, bool = (K < std::tuple_size_v<Tuple>)>
+struct ParamIsSymFloat : std::false_type {};
+template <class Tuple, size_t K>
+struct ParamIsSymFloat<Tuple, K, true>
+    : std::is_same<std::decay_t<std::tuple_element_t<K, Tuple>>, SymFloat> {};
+template <class F, size_t K, class = void>
+struct TakesSymFloat : std::false_type {};
+template <class F, size_t K>
+struct TakesSymFloat<F, K, std::enable_if_t<Params<F>::known>>
+    : ParamIsSymFloat<typename Params<F>::type, K> {};
+
+// What argument K (of type A) is traced as: a SymFloat where F takes one and the caller
+// passes a number, else A itself.
+template <class F, size_t K, class A>
+using TraceArg = std::conditional_t<std::is_arithmetic_v<A> && TakesSymFloat<F, K>::value, SymFloat,
+                                    std::decay_t<A>>;
+
+template <class T, class A>
+void flatten_as(const A& arg, Flat& f) {
+  if constexpr (std::is_same_v<T, SymFloat>) {
+    flatten(SymFloat(static_cast<double>(arg)), f);
+  } else {
+    flatten(arg, f);
+  }
+}
 
 using TraceFn = std::function<Flat(const Flat& inputs)>;
 
@@ -189,20 +271,7 @@ class CompiledFunction {
 
   template <class... Args>
   auto operator()(const Args&... args) {
-    using Result = std::decay_t<std::invoke_result_t<F&, const Args&...>>;
-    detail::Flat in;
-    (detail::flatten(args, in), ...);
-    detail::TraceFn trace = [this](const detail::Flat& traced) {
-      detail::Cursor cursor{traced};
-      std::tuple<std::decay_t<Args>...> rebuilt{
-          detail::Unflatten<std::decay_t<Args>>::take(cursor)...};
-      detail::Flat out;
-      detail::flatten(std::apply(fn_, rebuilt), out);
-      return out;
-    };
-    detail::Flat out = detail::call_compiled(*core_, in, trace);
-    detail::Cursor cursor{out};
-    return detail::Unflatten<Result>::take(cursor);
+    return call(std::index_sequence_for<Args...>{}, args...);
   }
 
   // The canonical text of each graph traced so far (one per guard entry).
@@ -238,6 +307,24 @@ class CompiledFunction {
   }
 
  private:
+  template <size_t... K, class... Args>
+  auto call(std::index_sequence<K...>, const Args&... args) {
+    using Result = std::decay_t<std::invoke_result_t<F&, const detail::TraceArg<F, K, Args>&...>>;
+    detail::Flat in;
+    (detail::flatten_as<detail::TraceArg<F, K, Args>>(args, in), ...);
+    detail::TraceFn trace = [this](const detail::Flat& traced) {
+      detail::Cursor cursor{traced};
+      std::tuple<detail::TraceArg<F, K, Args>...> rebuilt{
+          detail::Unflatten<detail::TraceArg<F, K, Args>>::take(cursor)...};
+      detail::Flat out;
+      detail::flatten(std::apply(fn_, rebuilt), out);
+      return out;
+    };
+    detail::Flat out = detail::call_compiled(*core_, in, trace);
+    detail::Cursor cursor{out};
+    return detail::Unflatten<Result>::take(cursor);
+  }
+
   F fn_;
   std::shared_ptr<detail::CompiledCore> core_;
 };

@@ -157,4 +157,84 @@ Tensor operator<=(const Tensor& a, Scalar b);
 Tensor operator>(const Tensor& a, Scalar b);
 Tensor operator>=(const Tensor& a, Scalar b);
 
+// With a SymFloat (include/kiln/sym_float.h) on either side: a graph scalar while compile()
+// traces one (acting as a number does in type promotion), else its value as a Scalar.
+#define KILN_SYMFLOAT_BINARY(name)                                                  \
+  template <class S, detail::IfSymFloat<S> = 0>                                     \
+  Tensor name(const Tensor& a, const S& b) {                                        \
+    return b.is_symbolic() ? name(a, b.operand_for(a)) : name(a, Scalar(b.hint())); \
+  }                                                                                 \
+  template <class S, detail::IfSymFloat<S> = 0>                                     \
+  Tensor name(const S& a, const Tensor& b) {                                        \
+    return a.is_symbolic() ? name(a.operand_for(b), b) : name(Scalar(a.hint()), b); \
+  }
+KILN_SYMFLOAT_BINARY(add)
+KILN_SYMFLOAT_BINARY(sub)
+KILN_SYMFLOAT_BINARY(mul)
+KILN_SYMFLOAT_BINARY(div)
+KILN_SYMFLOAT_BINARY(pow)
+KILN_SYMFLOAT_BINARY(maximum)
+KILN_SYMFLOAT_BINARY(minimum)
+KILN_SYMFLOAT_BINARY(atan2)
+KILN_SYMFLOAT_BINARY(fmod)
+KILN_SYMFLOAT_BINARY(remainder)
+KILN_SYMFLOAT_BINARY(eq)
+KILN_SYMFLOAT_BINARY(ne)
+KILN_SYMFLOAT_BINARY(lt)
+KILN_SYMFLOAT_BINARY(le)
+KILN_SYMFLOAT_BINARY(gt)
+KILN_SYMFLOAT_BINARY(ge)
+#undef KILN_SYMFLOAT_BINARY
+
+#define KILN_SYMFLOAT_OPERATOR(op, name)            \
+  template <class S, detail::IfSymFloat<S> = 0>     \
+  Tensor operator op(const Tensor& a, const S& b) { \
+    return name(a, b);                              \
+  }                                                 \
+  template <class S, detail::IfSymFloat<S> = 0>     \
+  Tensor operator op(const S& a, const Tensor& b) { \
+    return name(a, b);                              \
+  }
+KILN_SYMFLOAT_OPERATOR(+, add)
+KILN_SYMFLOAT_OPERATOR(-, sub)
+KILN_SYMFLOAT_OPERATOR(*, mul)
+KILN_SYMFLOAT_OPERATOR(/, div)
+KILN_SYMFLOAT_OPERATOR(==, eq)
+KILN_SYMFLOAT_OPERATOR(!=, ne)
+KILN_SYMFLOAT_OPERATOR(<, lt)
+KILN_SYMFLOAT_OPERATOR(<=, le)
+KILN_SYMFLOAT_OPERATOR(>, gt)
+KILN_SYMFLOAT_OPERATOR(>=, ge)
+#undef KILN_SYMFLOAT_OPERATOR
+
+template <class S, detail::IfSymFloat<S> = 0>
+const Tensor& operator+=(const Tensor& a, const S& b) {
+  return a.add_(b);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+const Tensor& operator-=(const Tensor& a, const S& b) {
+  return a.sub_(b);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+const Tensor& operator*=(const Tensor& a, const S& b) {
+  return a.mul_(b);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+const Tensor& operator/=(const Tensor& a, const S& b) {
+  return a.div_(b);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const S& value) {
+  return x.masked_fill(mask, value);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+Tensor clamp(const Tensor& x, const S& min, const S& max) {
+  return x.clamp(min, max);
+}
+template <class S, detail::IfSymFloat<S> = 0>
+Tensor full(const SymIntList& size, const S& value, DType dtype = DType::f32) {
+  return value.is_symbolic() ? value.tensor().to(dtype).expand(size).contiguous()
+                             : full(size, Scalar(value.hint()), dtype);
+}
+
 }  // namespace kiln

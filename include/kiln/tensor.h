@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kiln/dtype.h"
+#include "kiln/sym_float.h"
 #include "kiln/sym_int.h"
 
 namespace kiln {
@@ -182,6 +183,64 @@ class Tensor {
   // Fresh random values in place: uniform in [from, to), normal with `mean` and `std`.
   const Tensor& uniform_(double from = 0, double to = 1) const;
   const Tensor& normal_(double mean = 0, double std = 1) const;
+
+  // The same with a SymFloat (include/kiln/sym_float.h): a graph scalar while compile()
+  // traces one, else its value as a Scalar.
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& add_(const S& other) const {
+    return other.is_symbolic() ? add_(other.operand_for(*this)) : add_(Scalar(other.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& add_(const Tensor& other, const S& alpha) const {
+    return alpha.is_symbolic() ? add_(other * alpha) : add_(other, Scalar(alpha.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& sub_(const S& other) const {
+    return other.is_symbolic() ? sub_(other.operand_for(*this)) : sub_(Scalar(other.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& sub_(const Tensor& other, const S& alpha) const {
+    return alpha.is_symbolic() ? sub_(other * alpha) : sub_(other, Scalar(alpha.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& mul_(const S& other) const {
+    return other.is_symbolic() ? mul_(other.operand_for(*this)) : mul_(Scalar(other.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& div_(const S& other) const {
+    return other.is_symbolic() ? div_(other.operand_for(*this)) : div_(Scalar(other.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& fill_(const S& value) const {
+    return value.is_symbolic() ? copy_(value.operand_for(*this)) : fill_(Scalar(value.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& masked_fill_(const Tensor& mask, const S& value) const {
+    return value.is_symbolic() ? copy_(masked_fill(mask, value))
+                               : masked_fill_(mask, Scalar(value.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  const Tensor& clamp_(const S& min, const S& max) const {
+    // An integer tensor cannot hold a float bound's result: clamp_ with the values raises.
+    if (!is_floating(dtype()))
+      return clamp_(Scalar(min.guard_double()), Scalar(max.guard_double()));
+    return copy_(clamp(min, max));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  Tensor pow(const S& exponent) const {
+    return exponent.is_symbolic() ? pow(exponent.operand_for(*this)) : pow(Scalar(exponent.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  Tensor masked_fill(const Tensor& mask, const S& value) const {
+    return value.is_symbolic() ? where(mask, value.tensor().to(dtype()), *this)
+                               : masked_fill(mask, Scalar(value.hint()));
+  }
+  template <class S, detail::IfSymFloat<S> = 0>
+  Tensor clamp(const S& min, const S& max) const {
+    if (!min.is_symbolic() && !max.is_symbolic())
+      return clamp(Scalar(min.hint()), Scalar(max.hint()));
+    return minimum(maximum(*this, min), max);  // clamp's answer, NaN included
+  }
 
   std::string to_string() const;
   TensorImpl* impl() const { return impl_.get(); }

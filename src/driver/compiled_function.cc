@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 
 #include "driver/pipeline.h"
@@ -36,6 +37,8 @@ struct Entry {
   std::vector<TraceResult::WriteBack> write_backs;
   std::vector<int32_t> returns_input;
   std::vector<TraceResult::Frozen> frozen;
+  // The call's scalars bound as graph inputs (0-d f64, after the call's tensors), in order.
+  std::vector<size_t> scalar_inputs;
   int64_t rng_draws = 0;
   Device device = Device::cpu;
 };
@@ -87,10 +90,10 @@ Graph inputs_as_constants(const Graph& graph, size_t first, const std::vector<Te
 // functionalized graph treats them as separate values, eager would not.
 void check_no_aliased_writes(const std::vector<Tensor>& args,
                              const std::vector<TraceResult::WriteBack>& writes,
-                             const std::string& name, size_t num_call_tensors) {
+                             const std::string& name, size_t num_call_inputs) {
   auto what = [&](size_t i) {
-    return i < num_call_tensors ? fmt::format("input {}", i)
-                                : fmt::format("captured tensor {}", i - num_call_tensors);
+    return i < num_call_inputs ? fmt::format("input {}", i)
+                               : fmt::format("captured tensor {}", i - num_call_inputs);
   };
   for (const TraceResult::WriteBack& w : writes)
     for (size_t j = 0; j < args.size(); ++j)
@@ -134,7 +137,7 @@ class CompiledCore {
     const Entry& e = *entries_[index];
     // The captured tensors are saved as constants, with the values they have now: the file
     // is the function with its current weights, runnable on the call's inputs alone.
-    size_t first = e.guards.tensors.size();
+    size_t first = e.guards.tensors.size() + e.scalar_inputs.size();
     std::vector<Tensor> captured;
     for (size_t i = 0; i < e.captured.size(); ++i) {
       captured.emplace_back(e.captured[i].lock());
@@ -223,16 +226,19 @@ class CompiledCore {
     trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
   }
 
-  // The graph's inputs for a call of `entry`: the call's tensors, the captured tensors, and
-  // the generator state when it draws; false when a captured tensor is gone. Throws when
-  // the call writes to an input that shares memory with another.
+  // The graph's inputs for a call of `entry`: the call's tensors, its graph scalars, the
+  // captured tensors, and the generator state when it draws; false when a captured tensor
+  // is gone. Throws when the call writes to an input that shares memory with another.
   bool bind_args(const Entry& entry, const Flat& inputs, std::vector<Tensor>* args) const {
     *args = inputs.tensors;
+    for (size_t k : entry.scalar_inputs)
+      args->push_back(scalar_tensor(inputs.scalars[k].to_double(), DType::f64, entry.device));
     for (const std::weak_ptr<TensorImpl>& c : entry.captured) {
       args->emplace_back(c.lock());
       if (!args->back().defined()) return false;
     }
-    check_no_aliased_writes(*args, entry.write_backs, options_.name, inputs.tensors.size());
+    check_no_aliased_writes(*args, entry.write_backs, options_.name,
+                            inputs.tensors.size() + entry.scalar_inputs.size());
     if (entry.rng_draws > 0) args->push_back(rng_input(entry.rng_draws, entry.device));
     return true;
   }
@@ -311,11 +317,45 @@ class CompiledCore {
     return "";
   }
 
+  // Which of the call's scalars a trace takes as graph scalars ("automatic dynamic"): a
+  // SymFloat argument that a call passes another value for than an entry with the same
+  // tensors was traced with is one in every later trace of the same structure.
+  std::vector<bool> graph_scalars_for(const Flat& inputs) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<bool>& dynamic = graph_scalars_[inputs.structure];
+    dynamic.resize(inputs.scalars.size(), false);
+    std::vector<bool> takes_sym_float;  // per scalar
+    for (int64_t s : inputs.structure)
+      if (s == kFlatScalar || s == kFlatSymFloat) takes_sym_float.push_back(s == kFlatSymFloat);
+    for (const auto& e : entries_) {
+      if (!e->guards.matches_tensors(inputs)) continue;
+      for (size_t k : e->guards.differing_scalars(inputs)) {
+        if (!takes_sym_float.at(k) || dynamic[k]) continue;
+        dynamic[k] = true;
+        bump(Stat::guard_graph_scalars);
+        if (log_enabled("guards"))
+          log_line("guards", fmt::format("{}: scalar argument {} changed ({} -> {}): a graph "
+                                         "scalar from now on",
+                                         options_.name, k, e->guards.scalars[k].to_string(),
+                                         inputs.scalars[k].to_string()));
+      }
+    }
+    return dynamic;
+  }
+
   std::shared_ptr<Entry> add_entry(const Flat& inputs, const TraceFn& trace,
                                    std::vector<Tensor>* args) {
     bump(Stat::guard_misses);
+    std::vector<bool> graph_scalars = graph_scalars_for(inputs);
     Tracer tracer(options_.name, options_.freeze_captured);
-    Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure, inputs.scalars};
+    Flat traced_in{tracer.add_inputs(inputs.tensors), inputs.structure, inputs.scalars, {}};
+    std::vector<size_t> scalar_inputs;
+    traced_in.scalar_inputs.resize(inputs.scalars.size());
+    for (size_t k = 0; k < inputs.scalars.size(); ++k) {
+      if (!graph_scalars[k]) continue;
+      traced_in.scalar_inputs[k] = tracer.add_scalar_input();
+      scalar_inputs.push_back(k);
+    }
     Flat traced_out;
     {
       RecorderScope scope(&tracer);
@@ -325,7 +365,10 @@ class CompiledCore {
     TraceResult traced = tracer.finish(traced_out.tensors);
     Graph& graph = traced.graph;
     bump(Stat::trace_graphs);
-    entry->guards = make_guards(graph, inputs);
+    for (int32_t k : traced.specialized_scalars)  // its value was needed: guarded
+      graph_scalars.at(static_cast<size_t>(k)) = false;
+    entry->guards = make_guards(graph, inputs, graph_scalars);
+    entry->scalar_inputs = std::move(scalar_inputs);
     entry->output_structure = traced_out.structure;
     entry->captured = traced.captured;
     entry->write_backs = traced.write_backs;
@@ -353,7 +396,8 @@ class CompiledCore {
           fmt::format(
               "{}: {} entries traced for one compiled function: each new shape (or value of an "
               "int, double or bool argument) traces and compiles again; mark_dynamic the sizes "
-              "that change, and pass values that change as tensors",
+              "that change, declare float parameters that change kiln::SymFloat (a graph "
+              "scalar after the first change), and pass other values that change as tensors",
               options_.name, kManyEntries));
     return entry;
   }
@@ -362,6 +406,8 @@ class CompiledCore {
   ResolvedOptions options_;
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<Entry>> entries_;
+  // Per argument structure: which scalars are graph scalars (automatic dynamic).
+  std::map<std::vector<int64_t>, std::vector<bool>> graph_scalars_;
 };
 
 std::shared_ptr<CompiledCore> make_compiled_core(const CompileOptions& options) {

@@ -19,6 +19,28 @@ Shape concrete(const SymShape& shape, Op op) {
         fmt::format("{}: eager result has a symbolic shape {}", op_name(op), shape_string(shape)));
   return out;
 }
+
+int category(DType d) { return d == DType::bool_ ? 0 : is_integral(d) ? 1 : 2; }
+
+// PyTorch ranks a 0-d tensor below tensors with dims in type promotion: it decides the
+// result's dtype only when it is of a higher category (bool < integer < floating), so
+// f32[4] * f64[] is f32 and i32[4] + i64[] is i32, but i32[4] * f64[] is f64. Graph ops
+// promote by dtype alone; the API gets PyTorch's answer by casting such a 0-d operand to
+// the dtype of the operands with dims first. Applies to binary ops and where's values.
+std::vector<Tensor> rank_promoted(Op op, const std::vector<Tensor>& inputs) {
+  OpRule rule = op_info(op).rule;
+  size_t first = rule == OpRule::Where ? 1 : 0;
+  if (!(is_binary(rule) || rule == OpRule::Where) || inputs.size() != first + 2) return inputs;
+  const Tensor& a = inputs[first];
+  const Tensor& b = inputs[first + 1];
+  if ((a.dim() == 0) == (b.dim() == 0) || a.dtype() == b.dtype()) return inputs;
+  size_t zero = a.dim() == 0 ? first : first + 1;
+  DType dims = inputs[a.dim() == 0 ? first + 1 : first].dtype();
+  if (category(inputs[zero].dtype()) > category(dims)) return inputs;
+  std::vector<Tensor> out = inputs;
+  out[zero] = inputs[zero].to(dims);
+  return out;
+}
 }  // namespace
 
 OpRecorder* active_recorder() { return t_recorder; }
@@ -39,8 +61,9 @@ Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
                       "(a traced function must not leak its intermediate tensors)",
                       op_name(op)));
   }
-  if (t_recorder) return t_recorder->record(op, inputs, attrs);
-  return run_op(op, inputs, attrs);
+  std::vector<Tensor> promoted = rank_promoted(op, inputs);
+  if (t_recorder) return t_recorder->record(op, promoted, attrs);
+  return run_op(op, promoted, attrs);
 }
 
 Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {

@@ -41,6 +41,9 @@ class OpRecorder {
   // A random draw: the traced generator state (the graph's rng input) and, in *draw, this
   // draw's index among the graph's draws.
   virtual Tensor rng_draw(int64_t* draw) = 0;
+  // The trace needed the values of these scalar arguments (SymFloat::guard_double): its
+  // graph serves only calls that pass the same values.
+  virtual void specialize_scalars(const std::vector<int32_t>& scalars) = 0;
 };
 
 // The recorder active on this thread, or null.

@@ -8,10 +8,24 @@
 
 namespace kiln {
 
-Guards make_guards(const Graph& graph, const detail::Flat& call) {
+namespace {
+
+// A double by its bits: 0.0 and -0.0 differ (1 / x tells them apart); a NaN is any NaN.
+bool same_scalar(const Scalar& a, const Scalar& b) {
+  if (a.kind() != b.kind()) return false;
+  if (!a.is_floating()) return a.to_int() == b.to_int();
+  double da = a.to_double(), db = b.to_double();
+  return std::memcmp(&da, &db, sizeof da) == 0 || (da != da && db != db);
+}
+
+}  // namespace
+
+Guards make_guards(const Graph& graph, const detail::Flat& call, std::vector<bool> graph_scalars) {
   Guards g;
   g.structure = call.structure;
   g.scalars = call.scalars;
+  g.graph_scalars = std::move(graph_scalars);
+  g.graph_scalars.resize(g.scalars.size(), false);
   g.num_symbols = graph.num_symbols;
   for (size_t i = 0; i < call.tensors.size(); ++i) {
     const Tensor& t = call.tensors[i];
@@ -20,17 +34,29 @@ Guards make_guards(const Graph& graph, const detail::Flat& call) {
   return g;
 }
 
+bool Guards::scalar_matches(size_t i, const detail::Flat& call) const {
+  return graph_scalars[i] ? call.scalars[i].is_floating()
+                          : same_scalar(scalars[i], call.scalars[i]);
+}
+
 bool Guards::matches(const detail::Flat& call) const {
-  if (call.structure != structure || call.tensors.size() != tensors.size()) return false;
-  for (size_t i = 0; i < scalars.size(); ++i) {
-    const Scalar& a = scalars[i];
-    const Scalar& b = call.scalars[i];
-    if (a.kind() != b.kind()) return false;
-    // A double by its bits: 0.0 and -0.0 differ (1 / x tells them apart); a NaN is any NaN.
-    double da = a.to_double(), db = b.to_double();
-    bool same_double = std::memcmp(&da, &db, sizeof da) == 0 || (da != da && db != db);
-    if (a.is_floating() ? !same_double : a.to_int() != b.to_int()) return false;
-  }
+  if (!matches_tensors(call)) return false;
+  for (size_t i = 0; i < scalars.size(); ++i)
+    if (!scalar_matches(i, call)) return false;
+  return true;
+}
+
+std::vector<size_t> Guards::differing_scalars(const detail::Flat& call) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < scalars.size() && i < call.scalars.size(); ++i)
+    if (!scalar_matches(i, call)) out.push_back(i);
+  return out;
+}
+
+bool Guards::matches_tensors(const detail::Flat& call) const {
+  if (call.structure != structure || call.tensors.size() != tensors.size() ||
+      call.scalars.size() != scalars.size())
+    return false;
   int64_t bound[16];
   std::vector<int64_t> bound_heap;
   int64_t* bindings = bound;
@@ -68,7 +94,8 @@ std::string Guards::describe() const {
   for (const TensorGuard& g : tensors)
     parts.push_back(fmt::format("{}{}{}", dtype_name(g.dtype), shape_string(g.shape),
                                 g.contiguous ? "" : " (strided)"));
-  for (const Scalar& s : scalars) parts.push_back(s.to_string());
+  for (size_t i = 0; i < scalars.size(); ++i)
+    parts.push_back(graph_scalars[i] ? "f64 graph scalar" : scalars[i].to_string());
   return fmt::format("({})", fmt::join(parts, ", "));
 }
 

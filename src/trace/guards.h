@@ -20,15 +20,24 @@ struct TensorGuard {
 
 struct Guards {
   std::vector<int64_t> structure;
-  std::vector<Scalar> scalars;  // specialized: the same kinds and values
+  std::vector<Scalar> scalars;      // specialized: the same kinds and values
+  std::vector<bool> graph_scalars;  // per scalar: a graph scalar, which any double matches
   std::vector<TensorGuard> tensors;
   int32_t num_symbols = 0;
 
   bool matches(const detail::Flat& call) const;
+  // The structure and the tensors match (the scalars may not).
+  bool matches_tensors(const detail::Flat& call) const;
+  // The scalars the call passes other values for (graph scalars never differ).
+  std::vector<size_t> differing_scalars(const detail::Flat& call) const;
   std::string describe() const;
+
+ private:
+  bool scalar_matches(size_t i, const detail::Flat& call) const;
 };
 
-// The guards of a graph traced from `call` (its inputs' types carry the symbols).
-Guards make_guards(const Graph& graph, const detail::Flat& call);
+// The guards of a graph traced from `call` (its inputs' types carry the symbols), whose
+// scalars `graph_scalars` marks are graph scalars.
+Guards make_guards(const Graph& graph, const detail::Flat& call, std::vector<bool> graph_scalars);
 
 }  // namespace kiln

@@ -78,6 +78,14 @@ std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
   return traced;
 }
 
+Tensor Tracer::add_scalar_input() {
+  if (!captured_.empty()) throw Error("compile: graph scalars must be added before captures");
+  size_t index = num_inputs_++;
+  int32_t value = add_value(Kind::Input, index, {DType::f64, {}});
+  int32_t alias = new_alias(new_slot(value, fmt::format("graph scalar in{}", index)), {}, value);
+  return traced_tensor(value, alias, nullptr, 0);
+}
+
 Tensor Tracer::traced_tensor(int32_t value, int32_t alias, const Shape* strides, int64_t offset) {
   const TensorType& type = values_[static_cast<size_t>(value)].type;
   auto impl = std::make_shared<TensorImpl>();
@@ -337,6 +345,10 @@ Tensor Tracer::rng_draw(int64_t* draw) {
   return rng_state_;
 }
 
+void Tracer::specialize_scalars(const std::vector<int32_t>& scalars) {
+  specialized_scalars_.insert(specialized_scalars_.end(), scalars.begin(), scalars.end());
+}
+
 std::string Tracer::describe_symbol(int32_t sym) const {
   return sym >= 0 && static_cast<size_t>(sym) < symbol_origins_.size()
              ? symbol_origins_[static_cast<size_t>(sym)]
@@ -402,6 +414,10 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
   for (const Tensor& t : captured_) result.captured.push_back(t.impl_ptr());
   result.frozen = frozen_;
   result.rng_draws = rng_draws_;
+  std::sort(specialized_scalars_.begin(), specialized_scalars_.end());
+  specialized_scalars_.erase(std::unique(specialized_scalars_.begin(), specialized_scalars_.end()),
+                             specialized_scalars_.end());
+  result.specialized_scalars = specialized_scalars_;
   return result;
 }
 

@@ -28,8 +28,8 @@ namespace kiln {
 class Storage;
 
 struct TraceResult {
-  // Inputs: the call's tensors, then the captured ones. Outputs: the function's results,
-  // then the new values of the mutated inputs.
+  // Inputs: the call's tensors, its graph scalars, then the captured ones. Outputs: the function's
+  // results, then the new values of the mutated inputs.
   Graph graph;
   std::vector<std::weak_ptr<TensorImpl>> captured;  // graph inputs after the call's tensors
   struct WriteBack {
@@ -50,6 +50,8 @@ struct TraceResult {
   // The random draws the graph makes per call; when > 0 its last input is the generator
   // state "rng" (i64[2]: seed, first offset), and each call takes this many offsets.
   int64_t rng_draws = 0;
+  // The call's scalars (indices into Flat::scalars) whose values the trace needed.
+  std::vector<int32_t> specialized_scalars;
 };
 
 class Tracer : public OpRecorder {
@@ -57,6 +59,9 @@ class Tracer : public OpRecorder {
   Tracer(std::string graph_name, bool freeze_captured);
 
   std::vector<Tensor> add_inputs(const std::vector<Tensor>& examples);
+  // A graph scalar: a 0-d f64 input after the call's tensors (added after add_inputs,
+  // before anything is captured).
+  Tensor add_scalar_input();
   Tensor record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) override;
   void assign(const Tensor& self, const Tensor& value) override;
   Tensor copy(const Tensor& t) override;
@@ -66,6 +71,7 @@ class Tracer : public OpRecorder {
   uint64_t first_serial() const override { return first_serial_; }
   Tensor rng_draw(int64_t* draw) override;
   void depends_on_values(const Tensor& captured, const char* why) override;
+  void specialize_scalars(const std::vector<int32_t>& scalars) override;
   // Ends the trace: `outputs` are the function's results.
   TraceResult finish(const std::vector<Tensor>& outputs);
 
@@ -139,6 +145,7 @@ class Tracer : public OpRecorder {
   std::vector<TraceResult::Frozen> frozen_;
   Tensor rng_state_;  // traced, once the function draws
   int64_t rng_draws_ = 0;
+  std::vector<int32_t> specialized_scalars_;
 };
 
 }  // namespace kiln
