@@ -184,12 +184,12 @@ TEST(TypePromotion, ZeroDimTensorsRankBelowTensorsWithDims) {
     Tensor t = values.to(dtype_of(dtype)).to(test_device());
     return rank == 0 ? t.narrow(0, 0, 1).reshape(SymIntList()) : t;
   };
-  auto apply = [](const std::string& op, const Tensor& a, const Tensor& b) {
+  Tensor cond = from_vector<int64_t>({1, 0, 1}, {3}).to(DType::bool_).to(test_device());
+  auto apply = [cond](const std::string& op, const Tensor& a, const Tensor& b) {
     if (op == "add") return a + b;
     if (op == "div") return a / b;
     if (op == "lt") return a < b;
     if (op == "maximum") return maximum(a, b);
-    Tensor cond = from_vector<int64_t>({1, 0, 1}, {3}).to(DType::bool_).to(a.device());
     return where(cond, a, b);
   };
   std::vector<Tensor> operands;
