@@ -1,6 +1,7 @@
 // kiln's public API: include this one header.
 #pragma once
 
+#include "kiln/autograd.h"
 #include "kiln/compile.h"
 #include "kiln/dtype.h"
 #include "kiln/error.h"

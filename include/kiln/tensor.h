@@ -242,6 +242,18 @@ class Tensor {
     return minimum(maximum(*this, min), max);  // clamp's answer, NaN included
   }
 
+  // Autograd (include/kiln/autograd.h), as libtorch's Tensor methods.
+  const Tensor& requires_grad_(bool requires_grad = true) const;  // floating leaves only
+  bool requires_grad() const;
+  bool is_leaf() const;                     // not computed by a recorded op
+  Tensor grad() const;                      // undefined until a backward reaches this leaf
+  void set_grad(const Tensor& grad) const;  // undefined clears it (zero_grad)
+  std::string grad_fn_name() const;         // "MulBackward", or "" for a leaf
+  // The same elements without history (shares storage, never requires grad).
+  Tensor detach() const;
+  // kiln::backward({*this}, {grad}, retain_graph).
+  void backward(const Tensor& grad = {}, bool retain_graph = false) const;
+
   std::string to_string() const;
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
 #include "kiln/error.h"
 #include "tensor/tensor_impl.h"
 
@@ -45,6 +47,19 @@ std::vector<Tensor> rank_promoted(Op op, const std::vector<Tensor>& inputs) {
 
 OpRecorder* active_recorder() { return t_recorder; }
 
+namespace {
+std::atomic<const GradHooks*> g_grad_hooks{nullptr};
+}  // namespace
+
+void set_grad_hooks(const GradHooks* hooks) { g_grad_hooks.store(hooks); }
+const GradHooks* grad_hooks() { return g_grad_hooks.load(std::memory_order_relaxed); }
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  for (const Tensor& t : inputs)
+    if (t.impl()->requires_grad || t.impl()->history_stale()) return true;
+  return false;
+}
+
 RecorderScope::RecorderScope(OpRecorder* recorder) : previous_(t_recorder) {
   t_recorder = recorder;
 }
@@ -62,8 +77,13 @@ Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
                       op_name(op)));
   }
   std::vector<Tensor> promoted = rank_promoted(op, inputs);
-  if (t_recorder) return t_recorder->record(op, promoted, attrs);
-  return run_op(op, promoted, attrs);
+  Tensor out = t_recorder ? t_recorder->record(op, promoted, attrs) : run_op(op, promoted, attrs);
+  if (const GradHooks* hooks = grad_hooks(); hooks && any_requires_grad(promoted)) {
+    for (const Tensor& t : promoted)  // an op that returned its input: history of its own
+      if (t.impl() == out.impl()) out = alias_without_history(out);
+    hooks->op(op, promoted, attrs, out);
+  }
+  return out;
 }
 
 Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {

@@ -46,6 +46,22 @@ class OpRecorder {
   virtual void specialize_scalars(const std::vector<int32_t>& scalars) = 0;
 };
 
+// Installed by autograd (src/autograd) the first time a tensor requires grad. Each records
+// history only when grad mode is on and an input requires grad.
+struct GradHooks {
+  // `out` = op(inputs): its derivative node.
+  void (*op)(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs, const Tensor& out);
+  // `out` is a copy of `input` (clone, contiguous, to(Device)): the gradient passes through.
+  void (*copy)(const Tensor& input, const Tensor& out);
+  // self ← value, in place (called before the write): self takes value's history.
+  void (*assign)(const Tensor& self, const Tensor& value);
+};
+void set_grad_hooks(const GradHooks* hooks);
+const GradHooks* grad_hooks();
+// Whether any of `inputs` requires grad, or has history an in-place op overtook (autograd
+// is called only then: to record, or to refuse).
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
 // The recorder active on this thread, or null.
 OpRecorder* active_recorder();
 // Installs `recorder` on this thread for the scope's lifetime.

@@ -30,6 +30,8 @@ Tensor expand_to(const Tensor& value, const Tensor& self) {
 }
 
 void assign(const Tensor& self, const Tensor& value) {
+  if (const GradHooks* hooks = grad_hooks(); hooks && any_requires_grad({self, value}))
+    hooks->assign(self, value);
   if (OpRecorder* recorder = active_recorder()) return recorder->assign(self, value);
   require_data(self, "in-place op");
   const TensorImpl& impl = *self.impl();

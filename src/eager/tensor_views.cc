@@ -192,11 +192,20 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   return reshape(target);
 }
 
+namespace {
+// `out`, a copy of `in`: its history is a copy's (autograd passes the gradient through).
+Tensor copied(const Tensor& in, Tensor out) {
+  if (const GradHooks* hooks = grad_hooks(); hooks && any_requires_grad({in})) hooks->copy(in, out);
+  return out;
+}
+}  // namespace
+
 Tensor Tensor::contiguous() const {
   if (!defined()) return *this;
   if (OpRecorder* recorder = active_recorder())  // a copy exactly where eager makes one
-    return is_contiguous() ? *this : recorder->copy(*this);
-  return contiguous_eager(*this);
+    return is_contiguous() ? *this : copied(*this, recorder->copy(*this));
+  if (is_contiguous()) return contiguous_eager(*this);  // itself
+  return copied(*this, contiguous_eager(*this));
 }
 
 Tensor Tensor::to(DType dtype) const {
@@ -208,11 +217,11 @@ Tensor Tensor::to(DType dtype) const {
 
 Tensor Tensor::clone() const {
   if (OpRecorder* recorder = active_recorder(); recorder && defined())
-    return recorder->copy(*this);  // the same value, aliasing nothing
+    return copied(*this, recorder->copy(*this));  // the same value, aliasing nothing
   require_data(*this, "clone()");
   Tensor out = make_tensor(sizes(), dtype(), device());
   copy_into(out, *this);
-  return out;
+  return copied(*this, out);
 }
 
 Tensor Tensor::to(Device device) const {
@@ -230,7 +239,7 @@ Tensor Tensor::to(Device device) const {
     recorder->depends_on_values(*this, "copied to another device");
   Tensor moved = copy_to_device(*this, device);
   moved.impl()->dynamic_dims = impl_->dynamic_dims;  // mark_dynamic travels with the values
-  return moved;
+  return copied(*this, moved);
 }
 
 void mark_dynamic(const Tensor& tensor, int64_t dim) {

@@ -46,6 +46,9 @@ class Storage {
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
   // The serial the next storage will get.
   static uint64_t next_serial_peek();
+  // Bumped when an in-place op gives a tensor on this storage new autograd history: the
+  // other tensors viewing it keep their old history, which autograd then refuses to use.
+  uint64_t history_epoch = 0;
 
  private:
   static uint64_t next_serial();

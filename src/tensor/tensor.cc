@@ -63,6 +63,17 @@ Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset)
   impl->strides = std::move(strides);
   impl->offset = offset;
   impl->dynamic_dims = 0;
+  impl->requires_grad = false;  // a view's history is its view op's (src/autograd)
+  impl->autograd = nullptr;
+  impl->history_epoch = impl->storage ? impl->storage->history_epoch : 0;
+  return Tensor(std::move(impl));
+}
+
+Tensor alias_without_history(const Tensor& t) {
+  auto impl = std::make_shared<TensorImpl>(*t.impl());
+  impl->requires_grad = false;
+  impl->autograd = nullptr;
+  impl->history_epoch = impl->storage ? impl->storage->history_epoch : 0;
   return Tensor(std::move(impl));
 }
 

@@ -12,6 +12,8 @@
 
 namespace kiln {
 
+struct AutogradMeta;  // src/autograd/graph.h
+
 class TensorImpl {
  public:
   std::shared_ptr<Storage> storage;
@@ -24,6 +26,14 @@ class TensorImpl {
   int32_t trace_value = -1;
   int32_t trace_alias = -1;
   uint64_t trace_session = 0;
+  // Autograd (src/autograd): set for a leaf that requires grad and for every result computed
+  // from one while grad mode is on; `autograd` holds its history and gradient.
+  bool requires_grad = false;
+  std::shared_ptr<AutogradMeta> autograd;
+  // The storage's history_epoch (allocator.h) as of this tensor's history: behind it, an
+  // in-place op gave another view of the storage new history and this one is stale.
+  uint64_t history_epoch = 0;
+  bool history_stale() const { return storage && storage->history_epoch != history_epoch; }
 
   bool is_traced() const { return trace_value >= 0; }
   char* data_ptr() const {
@@ -40,6 +50,9 @@ int64_t shape_numel(const Shape& sizes);
 Tensor make_tensor(const Shape& sizes, DType dtype, Device device = Device::cpu);
 // A view of `base`'s storage with other sizes/strides/offset.
 Tensor make_view(const Tensor& base, Shape sizes, Shape strides, int64_t offset);
+// Another TensorImpl of the same elements (or traced value), without autograd history:
+// detach(), and what autograd saves for backward.
+Tensor alias_without_history(const Tensor& t);
 // Throws Error naming `what` unless `t` lives in host memory (data<T>(), at(), printing).
 void require_host(const Tensor& t, const char* what);
 // Throws when `t` is a traced value (its data does not exist yet); `what` names the use.

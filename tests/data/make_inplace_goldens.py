@@ -116,7 +116,7 @@ PROGRAMS = [arith, narrow_view, transpose_view, flat_view_copy, fill_zero, clamp
 def save_safetensors(path, tensors):
     names = sorted(tensors)
     header, blobs, offset = {}, [], 0
-    codes = {torch.float32: "F32", torch.int64: "I64", torch.bool: "BOOL"}
+    codes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bool: "BOOL"}
     for name in names:
         t = tensors[name].contiguous()
         data = t.numpy().tobytes()

@@ -246,9 +246,12 @@ TEST_P(Pool, StartsWhileTheHostHasBusyThreads) {
         (void)(t * 2.0f).sum({0});
       }
     });
-  bool ready = wait_pool_ready(30, options());
+  // Generous deadlines: what this guards against is a start that never ends (a lock copied
+  // into a child), and eight busy threads on a 2-core CI machine running other tests too
+  // slow an honest start to tens of seconds.
+  bool ready = wait_pool_ready(120, options());
   std::future<CompiledKernel> k = compile_source("twice", "c", kTwice, options());
-  bool compiled = k.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  bool compiled = k.wait_for(std::chrono::seconds(120)) == std::future_status::ready;
   stop = true;
   for (std::thread& t : busy) t.join();
   EXPECT_TRUE(ready);
