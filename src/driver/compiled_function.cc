@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 
+#include "autograd/graph.h"
 #include "driver/pipeline.h"
 #include "eager/dispatch.h"
 #include "graph/text.h"
@@ -41,6 +42,9 @@ struct Entry {
   std::vector<size_t> scalar_inputs;
   int64_t rng_draws = 0;
   Device device = Device::cpu;
+  // A result requires grad (an input or captured tensor does): the compiled graph has no
+  // backward yet, so calls with grad mode on run the function eagerly, with autograd.
+  bool differentiable = false;
 };
 
 namespace {
@@ -114,6 +118,15 @@ class CompiledCore {
     std::vector<Tensor> args;  // the graph's inputs: the call's tensors, then the captured
     std::shared_ptr<Entry> entry = find(inputs, &args);
     if (!entry) entry = add_entry(inputs, trace, &args);
+    if (entry->differentiable && grad_mode_enabled()) {
+      warn_once(fmt::format("eager autograd: {}", options_.name),
+                fmt::format("{}: its results require grad, and compiled backward graphs are not "
+                            "built yet: calls with grad mode on run the function eagerly (under "
+                            "NoGradGuard the compiled graph runs)",
+                            options_.name));
+      bump(Stat::compile_eager_for_grad);
+      return trace(inputs);
+    }
     std::vector<Tensor> results = entry->executable->run(args);
     for (const TraceResult::WriteBack& w : entry->write_backs) {
       copy_into(args[w.input], results[w.output]);
@@ -375,6 +388,7 @@ class CompiledCore {
     entry->returns_input = traced.returns_input;
     entry->frozen = traced.frozen;
     entry->rng_draws = traced.rng_draws;
+    for (const Tensor& t : traced_out.tensors) entry->differentiable |= t.requires_grad();
     if (log_enabled("guards"))
       log_line("guards",
                fmt::format("{}: new entry for {} ({} captured by reference, {} written back)",

@@ -11,6 +11,7 @@
 
 #include "autograd/derivatives.h"
 #include "support/compare.h"
+#include "support/modes.h"
 
 namespace kiln::testing {
 namespace {
@@ -163,24 +164,28 @@ TEST(Derivatives, EveryGoldenCaseRuns) {
 
 class GoldenGrad : public ::testing::TestWithParam<std::string> {};
 
+// On the suite's device (the GPU in cuda_derivatives_test).
 TEST_P(GoldenGrad, MatchesPyTorch) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
   const std::string& name = GetParam();
-  Inputs in = case_inputs(name);
+  Inputs in = on_test_device(case_inputs(name));
   ASSERT_FALSE(in.empty()) << name << " is not in golden_grads.safetensors";
   for (const Tensor& t : in)
     if (is_floating(t.dtype())) t.requires_grad_();
   Tensor out = cases().at(name)(in);
   ASSERT_TRUE(out.requires_grad()) << name;
-  out.backward(golden().at(name + ".gout"));
+  out.backward(golden().at(name + ".gout").to(test_device()));
   for (size_t i = 0; i < in.size(); ++i) {
     auto it = golden().find(fmt::format("{}.grad{}", name, i));
     if (it == golden().end()) continue;
     ASSERT_TRUE(in[i].grad().defined()) << name << " input " << i;
+    EXPECT_EQ(in[i].grad().device(), test_device()) << name << " input " << i;
     EXPECT_EQ(compare_tensors(in[i].grad(), it->second, 1e-9, 1e-10), "") << name << " input " << i;
   }
 }
 
 TEST_P(GoldenGrad, MatchesFiniteDifferences) {
+  if (test_device() != Device::cpu) GTEST_SKIP() << "finite differences run on the CPU";
   const std::string& name = GetParam();
   if (!smooth(name)) GTEST_SKIP() << "not differentiable at its inputs";
   Inputs in = case_inputs(name);

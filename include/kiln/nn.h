@@ -1,0 +1,143 @@
+// Modules and losses, named as libtorch's torch::nn. A Module owns named parameters (tensors
+// that require grad), buffers and submodules; parameters() walks them in registration
+// order, state_dict() names them as PyTorch does ("layers.0.weight"), so weights trained in
+// PyTorch load with load_state_dict (and save_safetensors / load_safetensors move them).
+// Modules are held by std::shared_ptr (libtorch's ModuleHolder is the same idea):
+//
+//   struct Net : nn::Module {
+//     std::shared_ptr<nn::Linear> fc1 = register_module("fc1", std::make_shared<nn::Linear>(4, 8));
+//     Tensor forward(const Tensor& x) { return fc1->forward(x).relu(); }
+//   };
+//
+// Parameters are initialized as PyTorch's defaults (Linear: U(-1/sqrt(in), 1/sqrt(in)),
+// LayerNorm: ones and zeros, Embedding: N(0, 1)) from kiln's generator (manual_seed).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/safetensors.h"
+#include "kiln/tensor.h"
+
+namespace kiln::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+
+  std::vector<Tensor> parameters(bool recurse = true) const;
+  std::vector<std::pair<std::string, Tensor>> named_parameters(bool recurse = true) const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers(bool recurse = true) const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
+  // Training mode (dropout active) for this module and its submodules.
+  virtual void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  // Parameters and buffers by dotted name; load_state_dict copies values in place (shapes
+  // and names must match; strict: every entry of both sides).
+  TensorMap state_dict() const;
+  void load_state_dict(const TensorMap& state, bool strict = true);
+  // Parameters (and their gradients) and buffers moved to `device`, in place of the old.
+  void to(Device device);
+  // Clears every parameter's .grad.
+  void zero_grad();
+
+ protected:
+  Tensor register_parameter(const std::string& name, Tensor value, bool requires_grad = true);
+  Tensor register_buffer(const std::string& name, Tensor value);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> module);
+  void collect(const std::string& prefix, bool recurse, bool buffers,
+               std::vector<std::pair<std::string, Tensor>>& out) const;
+  Tensor& slot(const std::string& dotted, bool* is_parameter);
+
+  std::vector<std::pair<std::string, Tensor>> parameters_;
+  std::vector<std::pair<std::string, Tensor>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// A module of one tensor: what Sequential chains.
+class UnaryModule : public Module {
+ public:
+  virtual Tensor forward(const Tensor& x) = 0;
+};
+
+class Linear : public UnaryModule {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;  // [out, in], [out] (undefined without bias)
+};
+
+class LayerNorm : public UnaryModule {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  Tensor forward(const Tensor& x) override;
+  Shape normalized_shape;
+  double eps;
+  Tensor weight, bias;
+};
+
+class Embedding : public UnaryModule {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim);
+  Tensor forward(const Tensor& indices) override;
+  Tensor weight;  // [num_embeddings, embedding_dim]
+};
+
+class Dropout : public UnaryModule {
+ public:
+  explicit Dropout(double p = 0.5) : p(p) {}
+  Tensor forward(const Tensor& x) override;
+  double p;
+};
+
+class ReLU : public UnaryModule {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class GELU : public UnaryModule {
+ public:
+  explicit GELU(std::string approximate = "none") : approximate(std::move(approximate)) {}
+  Tensor forward(const Tensor& x) override;
+  std::string approximate;
+};
+
+// Its modules applied in order; named "0", "1", ... as in PyTorch.
+class Sequential : public UnaryModule {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::shared_ptr<UnaryModule>> modules);
+  void push_back(std::shared_ptr<UnaryModule> module);
+  Tensor forward(const Tensor& x) override;
+  size_t size() const { return modules_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<UnaryModule>> modules_;
+};
+
+}  // namespace kiln::nn
+
+namespace kiln {
+
+// Losses, as torch.nn.functional's. reduction: "mean", "sum" or "none".
+Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean");
+// logits [N, C] (or [C]), target class indices [N] (i32/i64, each in [0, C)); label_smoothing
+// mixes the one-hot target with the uniform distribution, as PyTorch.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const std::string& reduction = "mean", double label_smoothing = 0.0);
+// log_probs [N, C], target class indices [N].
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target,
+                const std::string& reduction = "mean");
+
+}  // namespace kiln

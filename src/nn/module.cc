@@ -1,0 +1,135 @@
+// nn::Module: registration, traversal by dotted names, state dicts, train/eval, moves.
+#include <fmt/format.h>
+
+#include <set>
+
+#include "kiln/autograd.h"
+#include "kiln/error.h"
+#include "kiln/nn.h"
+#include "support/text.h"
+#include "tensor/tensor_impl.h"
+
+namespace kiln::nn {
+
+namespace {
+
+void check_name(const std::string& name, const char* what) {
+  if (name.empty() || name.find('.') != std::string::npos)
+    throw Error(
+        fmt::format("register_{}: name '{}' must be non-empty and without '.'", what, name));
+}
+
+}  // namespace
+
+Tensor Module::register_parameter(const std::string& name, Tensor value, bool requires_grad) {
+  check_name(name, "parameter");
+  for (const auto& [n, t] : parameters_)
+    if (n == name) throw Error(fmt::format("register_parameter: '{}' is registered already", name));
+  if (value.defined() && requires_grad) value.requires_grad_();
+  parameters_.emplace_back(name, value);
+  return value;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor value) {
+  check_name(name, "buffer");
+  buffers_.emplace_back(name, value);
+  return value;
+}
+
+void Module::add_child(const std::string& name, std::shared_ptr<Module> module) {
+  check_name(name, "module");
+  if (!module) throw Error(fmt::format("register_module: '{}' is null", name));
+  children_.emplace_back(name, std::move(module));
+}
+
+void Module::collect(const std::string& prefix, bool recurse, bool buffers,
+                     std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (const auto& [name, t] : buffers ? buffers_ : parameters_)
+    if (t.defined()) out.emplace_back(prefix + name, t);
+  if (!recurse) return;
+  for (const auto& [name, child] : children_)
+    child->collect(prefix + name + ".", true, buffers, out);
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", recurse, false, out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", recurse, true, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters(recurse)) out.push_back(t);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const {
+  return children_;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+TensorMap Module::state_dict() const {
+  TensorMap out;
+  for (auto& [name, t] : named_parameters()) out[name] = t.detach();
+  for (auto& [name, t] : named_buffers()) out[name] = t.detach();
+  return out;
+}
+
+void Module::load_state_dict(const TensorMap& state, bool strict) {
+  std::set<std::string> seen;
+  NoGradGuard no_grad;  // copying values into parameters records no history
+  auto load = [&](const std::string& name, const Tensor& t) {
+    auto it = state.find(name);
+    if (it == state.end()) {
+      if (strict) throw Error(fmt::format("load_state_dict: missing '{}'", name));
+      return;
+    }
+    if (it->second.sizes() != t.sizes())
+      throw Error(fmt::format("load_state_dict: '{}' has shape {} in the state, {} in the module",
+                              name, shape_string(it->second.sizes()), shape_string(t.sizes())));
+    t.copy_(it->second);
+    seen.insert(name);
+  };
+  for (auto& [name, t] : named_parameters()) load(name, t);
+  for (auto& [name, t] : named_buffers()) load(name, t);
+  if (strict)
+    for (const auto& [name, t] : state)
+      if (!seen.count(name))
+        throw Error(fmt::format("load_state_dict: unexpected '{}' (not in the module)", name));
+}
+
+void Module::to(Device device) {
+  // In place: every Tensor referring to a parameter (a module's member, an optimizer's
+  // list) sees the moved elements.
+  NoGradGuard no_grad;
+  auto move = [device](const Tensor& t) {
+    if (!t.defined() || t.device() == device) return;
+    Tensor moved = t.to(device);
+    Tensor grad = t.grad();
+    TensorImpl& impl = *t.impl();
+    impl.storage = moved.impl()->storage;
+    impl.strides = moved.impl()->strides;
+    impl.offset = moved.impl()->offset;
+    impl.device = device;
+    impl.history_epoch = impl.storage->history_epoch;
+    if (grad.defined()) t.set_grad(grad.to(device));
+  };
+  for (auto& [name, t] : named_parameters()) move(t);
+  for (auto& [name, t] : named_buffers()) move(t);
+}
+
+void Module::zero_grad() {
+  for (const Tensor& p : parameters()) p.set_grad({});
+}
+
+}  // namespace kiln::nn
