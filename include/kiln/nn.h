@@ -113,6 +113,40 @@ class GELU : public UnaryModule {
   std::string approximate;
 };
 
+// torch.nn.MultiheadAttention without masks: forward(query, key, value) is the attention
+// output (need_weights = false). Parameters as PyTorch names them: in_proj_weight [3E, E],
+// in_proj_bias [3E], out_proj.weight, out_proj.bias. batch_first: [B, T, E], else [T, B, E].
+// Dropout applies to the attention weights in training (the fused attention op otherwise).
+class MultiheadAttention : public Module {
+ public:
+  MultiheadAttention(int64_t embed_dim, int64_t num_heads, double dropout = 0.0, bool bias = true,
+                     bool batch_first = false);
+  Tensor forward(const Tensor& query, const Tensor& key, const Tensor& value);
+  int64_t embed_dim, num_heads;
+  double dropout;
+  bool batch_first;
+  Tensor in_proj_weight, in_proj_bias;
+  std::shared_ptr<Linear> out_proj;
+};
+
+// torch.nn.TransformerEncoderLayer (no masks): self-attention and a feed-forward block, each
+// with dropout, a residual and LayerNorm (after, or before with norm_first).
+// activation: "relu" or "gelu".
+class TransformerEncoderLayer : public UnaryModule {
+ public:
+  TransformerEncoderLayer(int64_t d_model, int64_t nhead, int64_t dim_feedforward = 2048,
+                          double dropout = 0.1, std::string activation = "relu",
+                          double layer_norm_eps = 1e-5, bool batch_first = false,
+                          bool norm_first = false);
+  Tensor forward(const Tensor& src) override;
+  std::shared_ptr<MultiheadAttention> self_attn;
+  std::shared_ptr<Linear> linear1, linear2;
+  std::shared_ptr<LayerNorm> norm1, norm2;
+  std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+  std::string activation;
+  bool norm_first;
+};
+
 // Its modules applied in order; named "0", "1", ... as in PyTorch.
 class Sequential : public UnaryModule {
  public:

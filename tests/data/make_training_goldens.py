@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Writes tests/data/golden_training.safetensors: PyTorch training an MLP (Linear 8-16, ReLU,
 Linear 16-4) for 20 steps under each optimizer configuration of tests/nn/training_test.cc,
-from the same initial weights and data. The file holds the initial state ("init.<name>"),
-the data ("X", "y"), and per run R its loss at every step ("R.losses") and its final
-parameters ("R.final.<name>").
+from the same initial weights and data, and a TransformerEncoderLayer (d_model 16, 2 heads,
+feed-forward 32, no dropout, batch first) regressing a target with mse_loss and AdamW. The
+file holds the initial states ("init.<name>", "tinit.<name>"), the data ("X", "y", "tX",
+"tY"), and per run R its loss at every step ("R.losses") and its final parameters
+("R.final.<name>").
 
 Run with any PyTorch (Debian's python3-torch 1.13 made the committed file):
     python3 tests/data/make_training_goldens.py
@@ -52,6 +54,21 @@ def main():
         out[f"{run}.losses"] = torch.tensor(losses, dtype=torch.float64)
         for k, v in model.state_dict().items():
             out[f"{run}.final.{k}"] = v.clone()
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    out.update({f"tinit.{k}": v.clone() for k, v in layer.state_dict().items()})
+    tX, tY = torch.randn(4, 6, 16), torch.randn(4, 6, 16)
+    out["tX"], out["tY"] = tX, tY
+    opt = torch.optim.AdamW(layer.parameters(), lr=1e-2, weight_decay=0.01)
+    losses = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        loss = F.mse_loss(layer(tX), tY)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    out["transformer.losses"] = torch.tensor(losses, dtype=torch.float64)
+    for k, v in layer.state_dict().items():
+        out[f"transformer.final.{k}"] = v.clone()
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_training.safetensors")
     save_safetensors(path, out)
     print(f"{path}: {len(RUNS)} runs of {STEPS} steps, torch {torch.__version__}")
