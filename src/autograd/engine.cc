@@ -6,6 +6,7 @@
 // gradients carry no history of their own.
 #include <fmt/format.h>
 
+#include <map>
 #include <queue>
 #include <unordered_map>
 
@@ -43,7 +44,7 @@ Tensor accumulate(const Tensor& sum, const Tensor& g) { return sum.defined() ? s
 
 struct Run {
   std::unordered_map<const GradNode*, int> dependencies;
-  std::unordered_map<const GradNode*, Tensor> buffers;
+  std::unordered_map<const GradNode*, std::vector<Tensor>> buffers;  // per output
   std::vector<std::shared_ptr<GradNode>> visited;
   std::unordered_map<const TensorImpl*, Tensor> leaf_grads;
   std::vector<std::shared_ptr<TensorImpl>> leaves;  // in first-reached order
@@ -71,6 +72,13 @@ void count_dependencies(const std::vector<Edge>& roots, Run& run) {
   }
 }
 
+void add_to_buffer(Run& run, const Edge& e, const Tensor& g) {
+  std::vector<Tensor>& buffer = run.buffers[e.node.get()];
+  buffer.resize(e.node->num_outputs());
+  Tensor& slot = buffer.at(e.output_nr);
+  slot = accumulate(slot, g);
+}
+
 void deliver(const Edge& e, const Tensor& g, Run& run, std::vector<GradNode*>& ready) {
   if (e.leaf) {
     auto [it, added] = run.leaf_grads.emplace(e.leaf.get(), Tensor());
@@ -78,8 +86,7 @@ void deliver(const Edge& e, const Tensor& g, Run& run, std::vector<GradNode*>& r
     it->second = accumulate(it->second, g);
     return;
   }
-  Tensor& buffer = run.buffers[e.node.get()];
-  buffer = accumulate(buffer, g);
+  add_to_buffer(run, e, g);
   if (--run.dependencies[e.node.get()] == 0) ready.push_back(e.node.get());
 }
 
@@ -99,8 +106,8 @@ void check_saved(const GradNode& node) {
   check(node.output, "its output");
 }
 
-// Runs `node` on its summed gradient; its input gradients flow on.
-void run_node(GradNode& node, const Tensor& grad, Run& run, std::vector<GradNode*>& ready) {
+// Runs `node` on its outputs' summed gradients; its input gradients flow on.
+void run_node(GradNode& node, std::vector<Tensor> grad, Run& run, std::vector<GradNode*>& ready) {
   if (node.released)
     throw Error(fmt::format(
         "{}: trying to backward through the graph a second time (its saved tensors were freed "
@@ -108,11 +115,19 @@ void run_node(GradNode& node, const Tensor& grad, Run& run, std::vector<GradNode
         node.name()));
   check_saved(node);
   std::vector<Tensor> grads;
-  if (node.op) {
+  grad.resize(node.num_outputs());
+  if (node.custom) {
+    for (size_t i = 0; i < grad.size(); ++i)  // an output nothing used: a zero gradient
+      if (!grad[i].defined()) {
+        const InputMeta& m = node.output_meta[i];
+        grad[i] = zeros(m.sizes, m.dtype).to(m.device);
+      }
+    grads = node.custom(grad);
+  } else if (node.op) {
     const Derivative* d = derivative_of(*node.op);
-    grads = d->fn(GradContext(node), grad);
+    grads = d->fn(GradContext(node), grad[0]);
   } else {
-    grads = {copy_derivative(node.input_meta[0], grad)};
+    grads = {copy_derivative(node.input_meta[0], grad[0])};
   }
   for (size_t i = 0; i < node.next.size(); ++i) {
     if (!node.next[i].defined() || i >= grads.size() || !grads[i].defined()) continue;
@@ -126,7 +141,7 @@ void run_node(GradNode& node, const Tensor& grad, Run& run, std::vector<GradNode
 // `run`; `captures`, when given, also collects the gradient each of those nodes receives.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds,
                   bool retain_graph, Run& run,
-                  const std::unordered_map<const GradNode*, size_t>* captures,
+                  const std::map<std::pair<const GradNode*, uint32_t>, size_t>* captures,
                   std::vector<Tensor>* captured) {
   if (!seeds.empty() && seeds.size() != roots.size())
     throw Error(fmt::format("backward: {} gradients for {} outputs", seeds.size(), roots.size()));
@@ -162,8 +177,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       deliver(edges[i], grads[i], run, ready);
       continue;
     }
-    Tensor& buffer = run.buffers[edges[i].node.get()];
-    buffer = accumulate(buffer, grads[i]);
+    add_to_buffer(run, edges[i], grads[i]);
   }
   for (const Edge& e : edges)
     if (e.node && run.dependencies[e.node.get()] == 0) ready.push_back(e.node.get());
@@ -182,12 +196,14 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
   while (!queue.empty()) {
     GradNode* node = queue.top();
     queue.pop();
-    Tensor grad = std::move(run.buffers[node]);
+    std::vector<Tensor> grad = std::move(run.buffers[node]);
     run.buffers.erase(node);
-    if (captures) {
-      auto it = captures->find(node);
-      if (it != captures->end()) (*captured)[it->second] = grad;
-    }
+    grad.resize(node->num_outputs());
+    if (captures)
+      for (uint32_t k = 0; k < grad.size(); ++k) {
+        auto it = captures->find({node, k});
+        if (it != captures->end()) (*captured)[it->second] = grad[k];
+      }
     run_node(*node, grad, run, ready);
     drain();
   }
@@ -196,6 +212,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& s
       node->released = true;
       node->inputs.clear();
       node->output = {};
+      if (node->custom)  // what its closure saved goes now; `released` refuses another run
+        node->custom = [](const std::vector<Tensor>&) { return std::vector<Tensor>{}; };
     }
 }
 
@@ -218,13 +236,13 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs, bool retain_graph,
                          bool allow_unused) {
   NoGradGuard no_grad;
-  std::unordered_map<const GradNode*, size_t> captures;
+  std::map<std::pair<const GradNode*, uint32_t>, size_t> captures;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].requires_grad())
       throw Error(fmt::format("grad: input {} ({} {}) does not require grad", i,
                               dtype_name(inputs[i].dtype()), shape_string(inputs[i].sizes())));
     Edge e = gradient_edge(inputs[i]);
-    if (e.node) captures.emplace(e.node.get(), i);
+    if (e.node) captures.emplace(std::make_pair(e.node.get(), e.output_nr), i);
   }
   std::vector<Tensor> out(inputs.size());
   Run run;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@ struct AutogradMeta {
   std::shared_ptr<GradNode> grad_fn;  // null for a leaf
   Tensor grad;                        // a leaf's accumulated gradient (or retain_grad's)
   bool retains_grad = false;
+  uint32_t output_nr = 0;  // which output of grad_fn this tensor is
   // The storage's history_epoch when this tensor got its history: a tensor on a storage
   // whose epoch moved on was overtaken by an in-place op on another view of it.
   uint64_t history_epoch = 0;
@@ -35,6 +37,7 @@ struct AutogradMeta {
 // .grad accumulates it; neither for an input that does not require grad.
 struct Edge {
   std::shared_ptr<GradNode> node;
+  uint32_t output_nr = 0;  // of node
   std::shared_ptr<TensorImpl> leaf;
   bool defined() const { return node || leaf; }
 };
@@ -53,16 +56,24 @@ struct InputMeta {
   Shape sizes;
 };
 
+// A node's own backward, for nodes that are not one op (a compiled function's backward
+// graph): the gradients of its outputs (zeros for those nothing used) -> per input.
+using CustomBackward = std::function<std::vector<Tensor>(const std::vector<Tensor>& grads)>;
+
 struct GradNode {
-  std::optional<Op> op;  // none for a copy (clone, contiguous, to(Device))
+  std::optional<Op> op;  // none for a copy (clone, contiguous, to(Device)) or a custom node
+  CustomBackward custom;
+  std::vector<InputMeta> output_meta;  // a custom node's outputs (an op's one needs none)
   Attrs attrs;
   std::vector<SavedTensor> inputs;  // what the derivative reads, per input (may be empty)
   SavedTensor output;
   std::vector<InputMeta> input_meta;
-  std::vector<Edge> next;    // per input
-  uint64_t sequence = 0;     // creation order: later nodes run first
-  bool released = false;     // backward ran without retain_graph: saved tensors freed
-  std::string name() const;  // "MulBackward", "CloneBackward"
+  std::vector<Edge> next;     // per input
+  uint64_t sequence = 0;      // creation order: later nodes run first
+  bool released = false;      // backward ran without retain_graph: saved tensors freed
+  std::string name_override;  // a custom node's name
+  std::string name() const;   // "MulBackward", "CopyBackward", "CompiledFunctionBackward"
+  size_t num_outputs() const { return custom ? output_meta.size() : 1; }
 };
 
 // Grad mode (NoGradGuard): off, ops record no history.
@@ -78,5 +89,10 @@ Edge gradient_edge(const Tensor& t);
 void check_history_current(const Tensor& t, const char* op);
 // Installs the hooks of eager/dispatch.h (once; requires_grad_ calls it).
 void install_grad_hooks();
+// Gives `t` the history: output `output_nr` of `node`.
+void set_history(const Tensor& t, std::shared_ptr<GradNode> node, uint32_t output_nr = 0);
+// A node over `inputs` (their edges and metadata), numbered after every earlier node.
+std::shared_ptr<GradNode> new_grad_node(std::optional<Op> op, const Attrs& attrs,
+                                        const std::vector<Tensor>& inputs);
 
 }  // namespace kiln

@@ -26,26 +26,9 @@ uint64_t version_of(const Tensor& t) {
 
 SavedTensor save(const Tensor& t) { return {alias_without_history(t), version_of(t)}; }
 
-// Gives `t` the history `node` (a fresh result, or an in-place write's new value).
-void set_history(const Tensor& t, std::shared_ptr<GradNode> node) {
-  TensorImpl& impl = *t.impl();
-  impl.requires_grad = true;
-  impl.autograd = std::make_shared<AutogradMeta>();
-  impl.autograd->grad_fn = std::move(node);
-  impl.history_epoch = impl.storage ? impl.storage->history_epoch : 0;
-}
-
 std::shared_ptr<GradNode> new_node(std::optional<Op> op, const Attrs& attrs,
                                    const std::vector<Tensor>& inputs) {
-  auto node = std::make_shared<GradNode>();
-  node->op = op;
-  node->attrs = attrs;
-  node->sequence = g_sequence.fetch_add(1, std::memory_order_relaxed);
-  for (const Tensor& in : inputs) {
-    node->input_meta.push_back({in.dtype(), in.device(), in.sizes()});
-    node->next.push_back(gradient_edge(in));
-  }
-  return node;
+  return new_grad_node(op, attrs, inputs);
 }
 
 void record_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs, const Tensor& out) {
@@ -103,12 +86,38 @@ void record_assign(const Tensor& self, const Tensor& value) {
     return;
   }
   const AutogradMeta* from = value.impl()->autograd.get();
-  set_history(self, from && from->grad_fn ? from->grad_fn : new_node(std::nullopt, {}, {value}));
+  if (from && from->grad_fn) {
+    set_history(self, from->grad_fn, from->output_nr);
+  } else {
+    set_history(self, new_node(std::nullopt, {}, {value}));
+  }
 }
 
 const GradHooks kHooks{record_op, record_copy, record_assign};
 
 }  // namespace
+
+void set_history(const Tensor& t, std::shared_ptr<GradNode> node, uint32_t output_nr) {
+  TensorImpl& impl = *t.impl();
+  impl.requires_grad = true;
+  impl.autograd = std::make_shared<AutogradMeta>();
+  impl.autograd->grad_fn = std::move(node);
+  impl.autograd->output_nr = output_nr;
+  impl.history_epoch = impl.storage ? impl.storage->history_epoch : 0;
+}
+
+std::shared_ptr<GradNode> new_grad_node(std::optional<Op> op, const Attrs& attrs,
+                                        const std::vector<Tensor>& inputs) {
+  auto node = std::make_shared<GradNode>();
+  node->op = op;
+  node->attrs = attrs;
+  node->sequence = g_sequence.fetch_add(1, std::memory_order_relaxed);
+  for (const Tensor& in : inputs) {
+    node->input_meta.push_back({in.dtype(), in.device(), in.sizes()});
+    node->next.push_back(gradient_edge(in));
+  }
+  return node;
+}
 
 bool grad_mode_enabled() { return t_grad_mode; }
 void set_grad_mode(bool enabled) { t_grad_mode = enabled; }
@@ -127,8 +136,9 @@ AutogradMeta& autograd_meta(const Tensor& t) {
 Edge gradient_edge(const Tensor& t) {
   const TensorImpl& impl = *t.impl();
   if (!impl.requires_grad) return {};
-  if (impl.autograd && impl.autograd->grad_fn) return {impl.autograd->grad_fn, nullptr};
-  return {nullptr, t.impl_ptr()};
+  if (impl.autograd && impl.autograd->grad_fn)
+    return {impl.autograd->grad_fn, impl.autograd->output_nr, nullptr};
+  return {nullptr, 0, t.impl_ptr()};
 }
 
 void check_history_current(const Tensor& t, const char* op) {
@@ -141,6 +151,7 @@ void check_history_current(const Tensor& t, const char* op) {
 }
 
 std::string GradNode::name() const {
+  if (!name_override.empty()) return name_override;
   std::string n = op ? std::string(op_name(*op)) : std::string("copy");
   if (!n.empty()) n[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(n[0])));
   return n + "Backward";

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "autograd/graph.h"
+#include "driver/compiled_backward.h"
 #include "driver/pipeline.h"
 #include "eager/dispatch.h"
 #include "graph/text.h"
@@ -18,6 +19,7 @@
 #include "kiln/safetensors.h"
 #include "observe/repro.h"
 #include "observe/trace_log.h"
+#include "passes/partition_joint.h"
 #include "support/log.h"
 #include "support/stats.h"
 #include "tensor/tensor_impl.h"
@@ -35,6 +37,7 @@ struct Entry {
   // From the trace (TraceResult): graph inputs past the call's tensors, writes after each
   // run, results that are input tensors themselves, frozen storages' versions.
   std::vector<std::weak_ptr<TensorImpl>> captured;
+  std::vector<bool> captured_requires_grad;  // as traced (with grad mode on)
   std::vector<TraceResult::WriteBack> write_backs;
   std::vector<int32_t> returns_input;
   std::vector<TraceResult::Frozen> frozen;
@@ -42,8 +45,11 @@ struct Entry {
   std::vector<size_t> scalar_inputs;
   int64_t rng_draws = 0;
   Device device = Device::cpu;
-  // A result requires grad (an input or captured tensor does): the compiled graph has no
-  // backward yet, so calls with grad mode on run the function eagerly, with autograd.
+  // Results that require grad: their backward graph (compiled_backward.h)...
+  std::shared_ptr<const CompiledBackward> backward;
+  size_t num_results = 0;  // the function's results (graph outputs before the write-backs)
+  // ...or, where kiln cannot trace one (dynamic dims), calls with grad mode on run the
+  // function eagerly, with autograd.
   bool differentiable = false;
 };
 
@@ -108,6 +114,29 @@ void check_no_aliased_writes(const std::vector<Tensor>& args,
             name, what(w.input), what(j)));
 }
 
+// Whether kiln can trace the backward of a call (its derivative formulas take sizes as
+// numbers: a dim marked dynamic would be fixed in the backward graph).
+bool joint_traceable(const Flat& inputs) {
+  for (const Tensor& t : inputs.tensors)
+    if (t.impl()->dynamic_dims != 0) return false;
+  return true;
+}
+
+// A joint trace's outputs are [results][gradients][write-backs]: reordered to [results]
+// [write-backs][gradients], the forward's before the backward's (partition_joint).
+void forward_outputs_first(TraceResult& traced, size_t num_results, size_t num_grads) {
+  std::vector<ValueId>& out = traced.graph.outputs;
+  std::vector<ValueId> reordered(out.begin(),
+                                 out.begin() + static_cast<std::ptrdiff_t>(num_results));
+  reordered.insert(reordered.end(),
+                   out.begin() + static_cast<std::ptrdiff_t>(num_results + num_grads), out.end());
+  reordered.insert(reordered.end(), out.begin() + static_cast<std::ptrdiff_t>(num_results),
+                   out.begin() + static_cast<std::ptrdiff_t>(num_results + num_grads));
+  out = std::move(reordered);
+  for (TraceResult::WriteBack& w : traced.write_backs) w.output -= num_grads;
+  traced.returns_input.resize(num_results);
+}
+
 }  // namespace
 
 class CompiledCore {
@@ -128,6 +157,12 @@ class CompiledCore {
       return trace(inputs);
     }
     std::vector<Tensor> results = entry->executable->run(args);
+    std::vector<Tensor> saved;  // what the backward graph reads, after results and write-backs
+    if (entry->backward) {
+      size_t first_saved = entry->num_results + entry->write_backs.size();
+      saved.assign(results.begin() + static_cast<std::ptrdiff_t>(first_saved), results.end());
+      results.resize(first_saved);
+    }
     for (const TraceResult::WriteBack& w : entry->write_backs) {
       copy_into(args[w.input], results[w.output]);
       args[w.input].impl()->storage->bump_version();
@@ -139,6 +174,8 @@ class CompiledCore {
       int32_t input = entry->returns_input[i];
       out.tensors.push_back(input >= 0 ? args[static_cast<size_t>(input)] : results[i]);
     }
+    if (entry->backward && grad_mode_enabled())
+      attach_backward(entry->backward, args, std::move(saved), out.tensors);
     return out;
   }
 
@@ -320,6 +357,12 @@ class CompiledCore {
         return fmt::format("captured tensor {} is gone", i);
       }
     }
+    for (size_t i = 0; i < entry.captured.size(); ++i) {
+      std::shared_ptr<TensorImpl> c = entry.captured[i].lock();
+      if (entry.guards.grad_mode && c && c->requires_grad != entry.captured_requires_grad[i])
+        return fmt::format("captured tensor {} now {} grad", i,
+                           c->requires_grad ? "requires" : "does not require");
+    }
     for (const TraceResult::Frozen& f : entry.frozen) {
       std::shared_ptr<Storage> storage = f.storage.lock();
       if (!storage || storage->version() != f.version) {
@@ -370,13 +413,22 @@ class CompiledCore {
       scalar_inputs.push_back(k);
     }
     Flat traced_out;
+    BackwardPlan plan;
+    std::vector<Tensor> grads;
     {
       RecorderScope scope(&tracer);
       traced_out = trace(traced_in);
+      if (grad_mode_enabled() && joint_traceable(inputs))
+        plan = trace_backward(tracer, traced_in.tensors, scalar_inputs.size(), traced_out.tensors,
+                              &grads);
     }
     auto entry = std::make_shared<Entry>();
-    TraceResult traced = tracer.finish(traced_out.tensors);
+    std::vector<Tensor> graph_outputs = traced_out.tensors;
+    graph_outputs.insert(graph_outputs.end(), grads.begin(), grads.end());
+    TraceResult traced = tracer.finish(graph_outputs);
     Graph& graph = traced.graph;
+    entry->num_results = traced_out.tensors.size();
+    if (!plan.empty()) forward_outputs_first(traced, entry->num_results, grads.size());
     bump(Stat::trace_graphs);
     for (int32_t k : traced.specialized_scalars)  // its value was needed: guarded
       graph_scalars.at(static_cast<size_t>(k)) = false;
@@ -384,11 +436,14 @@ class CompiledCore {
     entry->scalar_inputs = std::move(scalar_inputs);
     entry->output_structure = traced_out.structure;
     entry->captured = traced.captured;
+    for (const auto& c : traced.captured)
+      entry->captured_requires_grad.push_back(entry->guards.grad_mode && c.lock()->requires_grad);
     entry->write_backs = traced.write_backs;
     entry->returns_input = traced.returns_input;
     entry->frozen = traced.frozen;
     entry->rng_draws = traced.rng_draws;
-    for (const Tensor& t : traced_out.tensors) entry->differentiable |= t.requires_grad();
+    if (plan.empty())
+      for (const Tensor& t : traced_out.tensors) entry->differentiable |= t.requires_grad();
     if (log_enabled("guards"))
       log_line("guards",
                fmt::format("{}: new entry for {} ({} captured by reference, {} written back)",
@@ -399,6 +454,21 @@ class CompiledCore {
     move_scalar_constants(graph, entry->device);
     if (!bind_args(*entry, inputs, args))  // the tracer still holds the captured tensors
       throw Error(fmt::format("{}: a captured tensor was released while tracing", options_.name));
+    if (!plan.empty()) {
+      size_t num_tangents = plan.grad_results.size();
+      JointPartition parts = partition_joint(graph, graph.inputs.size() - num_tangents,
+                                             entry->num_results + entry->write_backs.size());
+      auto backward = std::make_shared<CompiledBackward>();
+      backward->plan = std::move(plan);
+      backward->num_saved = parts.num_saved;
+      backward->saved_inputs = parts.saved_inputs;
+      backward->name = options_.name + "Backward";
+      backward->name[0] =
+          static_cast<char>(std::toupper(static_cast<unsigned char>(backward->name[0])));
+      backward->executable = compile_graph(parts.backward, options);
+      entry->backward = std::move(backward);
+      graph = std::move(parts.forward);
+    }
     entry->executable = compile_graph(graph, options);
     write_runnable(graph, *args);
     entry->graph = std::make_shared<const Graph>(std::move(graph));

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kiln/autograd.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -27,9 +28,11 @@ Guards make_guards(const Graph& graph, const detail::Flat& call, std::vector<boo
   g.graph_scalars = std::move(graph_scalars);
   g.graph_scalars.resize(g.scalars.size(), false);
   g.num_symbols = graph.num_symbols;
+  g.grad_mode = is_grad_enabled();
   for (size_t i = 0; i < call.tensors.size(); ++i) {
     const Tensor& t = call.tensors[i];
-    g.tensors.push_back({t.dtype(), t.device(), t.is_contiguous(), graph.inputs[i].type.shape});
+    g.tensors.push_back({t.dtype(), t.device(), t.is_contiguous(), g.grad_mode && t.requires_grad(),
+                         graph.inputs[i].type.shape});
   }
   return g;
 }
@@ -57,6 +60,10 @@ bool Guards::matches_tensors(const detail::Flat& call) const {
   if (call.structure != structure || call.tensors.size() != tensors.size() ||
       call.scalars.size() != scalars.size())
     return false;
+  // Grad mode and requires_grad decide whether results get history: an entry traced
+  // without serves only calls that need none.
+  bool grad_mode_now = is_grad_enabled();
+  if (grad_mode_now != grad_mode) return false;
   int64_t bound[16];
   std::vector<int64_t> bound_heap;
   int64_t* bindings = bound;
@@ -85,6 +92,7 @@ bool Guards::matches_tensors(const detail::Flat& call) const {
       }
     }
     if (t.is_contiguous() != g.contiguous) return false;
+    if (grad_mode_now && impl.requires_grad != g.requires_grad) return false;
   }
   return true;
 }

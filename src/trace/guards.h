@@ -15,7 +15,8 @@ struct TensorGuard {
   DType dtype;
   Device device;
   bool contiguous;
-  SymShape shape;  // symbolic dims match any size (equal across a symbol)
+  bool requires_grad;  // a trace with grad mode on saw it (else: false)
+  SymShape shape;      // symbolic dims match any size (equal across a symbol)
 };
 
 struct Guards {
@@ -24,6 +25,7 @@ struct Guards {
   std::vector<bool> graph_scalars;  // per scalar: a graph scalar, which any double matches
   std::vector<TensorGuard> tensors;
   int32_t num_symbols = 0;
+  bool grad_mode = true;  // traced with grad mode on: its results may have history
 
   bool matches(const detail::Flat& call) const;
   // The structure and the tensors match (the scalars may not).

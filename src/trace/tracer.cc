@@ -74,6 +74,8 @@ std::vector<Tensor> Tracer::add_inputs(const std::vector<Tensor>& examples) {
     input_aliases_.push_back(alias);
     // The example's strides: views alias (or copy) as they would eagerly.
     traced.push_back(traced_tensor(value, alias, &ex.strides(), ex.offset()));
+    // A leaf that requires grad stays one: autograd records the traced ops over it.
+    traced.back().impl()->requires_grad = ex.impl()->requires_grad;
   }
   return traced;
 }
@@ -83,6 +85,12 @@ Tensor Tracer::add_scalar_input() {
   size_t index = num_inputs_++;
   int32_t value = add_value(Kind::Input, index, {DType::f64, {}});
   int32_t alias = new_alias(new_slot(value, fmt::format("graph scalar in{}", index)), {}, value);
+  return traced_tensor(value, alias, nullptr, 0);
+}
+
+Tensor Tracer::add_tangent_input(const TensorType& type) {
+  int32_t value = add_value(Kind::Tangent, num_tangents_++, type);
+  int32_t alias = new_alias(new_slot(value, "a tangent"), {}, value);
   return traced_tensor(value, alias, nullptr, 0);
 }
 
@@ -105,6 +113,18 @@ int32_t Tracer::alias_of(const Tensor& t) {
   if (impl->is_traced()) return impl->trace_alias;
   auto it = real_aliases_.find(impl);
   if (it != real_aliases_.end()) return it->second;
+  // Another TensorImpl of a tensor seen already (what autograd saved of it, detach()): the
+  // same value, not a second capture.
+  for (const Tensor& seen : real_seen_) {
+    const TensorImpl& s = *seen.impl();
+    if (s.storage == impl->storage && s.sizes == impl->sizes && s.strides == impl->strides &&
+        s.offset == impl->offset && s.dtype == impl->dtype) {
+      int32_t alias = real_aliases_.at(&s);
+      real_aliases_.emplace(impl, alias);
+      real_seen_.push_back(t);
+      return alias;
+    }
+  }
   if (!device_known_) {
     device_ = t.device();
     device_known_ = true;
@@ -380,12 +400,14 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
   }
   GraphBuilder builder(name_);
   builder.use_symbols(static_cast<int32_t>(bindings_.size()));
-  size_t num_graph_inputs = num_inputs_ + captured_.size() + (rng_draws_ > 0 ? 1 : 0);
+  size_t rng_inputs = rng_draws_ > 0 ? 1 : 0;
+  size_t num_graph_inputs = num_inputs_ + captured_.size() + rng_inputs + num_tangents_;
   auto graph_id = [&](int32_t v) {
     const Value& value = values_[static_cast<size_t>(v)];
     size_t base = value.kind == Kind::Input      ? 0
                   : value.kind == Kind::Captured ? num_inputs_
                   : value.kind == Kind::Rng      ? num_inputs_ + captured_.size()
+                  : value.kind == Kind::Tangent  ? num_inputs_ + captured_.size() + rng_inputs
                   : value.kind == Kind::Constant ? num_graph_inputs
                                                  : num_graph_inputs + constants_.size();
     return static_cast<ValueId>(base + value.index);
@@ -396,6 +418,8 @@ TraceResult Tracer::finish(const std::vector<Tensor>& outputs) {
     if (v.kind == Kind::Captured) builder.add_input(fmt::format("captured{}", v.index), v.type);
   for (const Value& v : values_)
     if (v.kind == Kind::Rng) builder.add_input("rng", v.type);
+  for (const Value& v : values_)
+    if (v.kind == Kind::Tangent) builder.add_input(fmt::format("tangent{}", v.index), v.type);
   for (size_t c = 0; c < constants_.size(); ++c)
     builder.add_constant(fmt::format("c{}", c),
                          {constants_[c].dtype(), const_shape(constants_[c].sizes())},

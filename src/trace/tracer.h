@@ -62,6 +62,11 @@ class Tracer : public OpRecorder {
   // A graph scalar: a 0-d f64 input after the call's tensors (added after add_inputs,
   // before anything is captured).
   Tensor add_scalar_input();
+  // A tangent of a joint forward+backward trace: an input after all others (the gradient
+  // of a result), added once the forward is traced.
+  Tensor add_tangent_input(const TensorType& type);
+  // The real tensors captured so far (graph inputs after the call's tensors and scalars).
+  const std::vector<Tensor>& captured() const { return captured_; }
   Tensor record(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) override;
   void assign(const Tensor& self, const Tensor& value) override;
   Tensor copy(const Tensor& t) override;
@@ -78,7 +83,7 @@ class Tracer : public OpRecorder {
  private:
   // Values in trace order; the graph numbers inputs (the call's, then captured, then the
   // generator state), then constants, then nodes.
-  enum class Kind { Input, Captured, Rng, Constant, Node };
+  enum class Kind { Input, Captured, Rng, Tangent, Constant, Node };
   struct Value {
     Kind kind;
     size_t index;  // into its kind's list
@@ -145,6 +150,7 @@ class Tracer : public OpRecorder {
   std::vector<TraceResult::Frozen> frozen_;
   Tensor rng_state_;  // traced, once the function draws
   int64_t rng_draws_ = 0;
+  size_t num_tangents_ = 0;
   std::vector<int32_t> specialized_scalars_;
 };
 

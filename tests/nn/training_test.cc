@@ -96,6 +96,7 @@ TEST(Optimizers, OptionsReadLikePyTorchKeywords) {
 struct TrainingRun {
   std::string name;
   bool fused;
+  bool compiled_forward = false;  // the loss compiled too: forward and backward graphs
 };
 
 class Training : public ::testing::TestWithParam<TrainingRun> {};
@@ -131,9 +132,16 @@ TEST_P(Training, FollowsPyTorchsLossTrajectory) {
   ASSERT_TRUE(opt) << run.name;
   Tensor expected = golden().at(run.name + ".losses");
   int64_t graphs = stats()["trace.graphs"], scalars = stats()["guard.graph_scalars"];
+  auto eager_loss = [&](const Tensor& inputs, const Tensor& labels) {
+    return cross_entropy(model->forward(inputs), labels, "mean", 0.1);
+  };
+  auto compiled_loss = compile(eager_loss);
   for (int64_t step = 0; step < expected.numel(); ++step) {
     opt->zero_grad();
-    Tensor loss = cross_entropy(model->forward(X), y, "mean", 0.1);
+    Tensor loss = run.compiled_forward ? compiled_loss(X, y) : eager_loss(X, y);
+    if (run.compiled_forward) {
+      EXPECT_EQ(loss.grad_fn_name(), "CompiledBackward");
+    }
     loss.backward();
     if (run.name == "adamw_clipped") nn::utils::clip_grad_norm_(params, 0.5);
     opt->step();
@@ -143,13 +151,16 @@ TEST_P(Training, FollowsPyTorchsLossTrajectory) {
   if (run.fused) {
     // Adam's bias corrections change every step: a graph scalar after the second, so the
     // whole run traces its step twice.
-    EXPECT_LE(stats()["trace.graphs"] - graphs, 3) << run.name;
+    EXPECT_LE(stats()["trace.graphs"] - graphs, 3 + run.compiled_forward) << run.name;
     EXPECT_GT(stats()["trace.graphs"] - graphs, 0) << run.name;
     if (run.name.starts_with("adam")) {
       EXPECT_GE(stats()["guard.graph_scalars"] - scalars, 2);
     }
   } else {
     EXPECT_EQ(stats()["trace.graphs"] - graphs, 0) << run.name;
+  }
+  if (run.compiled_forward) {
+    EXPECT_EQ(compiled_loss.graphs().size(), 1u);
   }
   for (auto& [name, p] : model->named_parameters())
     EXPECT_EQ(compare_tensors(p, golden().at(run.name + ".final." + name), 1e-3, 1e-4), "")
@@ -161,18 +172,22 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(TrainingRun{"sgd_nesterov", false}, TrainingRun{"sgd_nesterov", true},
                       TrainingRun{"sgd_dampening", false}, TrainingRun{"sgd_dampening", true},
                       TrainingRun{"adam", false}, TrainingRun{"adam", true},
-                      TrainingRun{"adamw_clipped", false}, TrainingRun{"adamw_clipped", true}),
+                      TrainingRun{"adamw_clipped", false}, TrainingRun{"adamw_clipped", true},
+                      TrainingRun{"sgd_nesterov", true, true},
+                      TrainingRun{"adamw_clipped", true, true}),
     [](const ::testing::TestParamInfo<TrainingRun>& info) {
-      return info.param.name + (info.param.fused ? "_fused" : "_eager");
+      return info.param.name + (info.param.fused ? "_fused" : "_eager") +
+             (info.param.compiled_forward ? "_compiled_forward" : "");
     });
 
 // A TransformerEncoderLayer (PyTorch's names, so its state dict loads) regressing a target:
 // PyTorch's loss at every step and its final parameters, with AdamW eager and fused.
-class TransformerTraining : public ::testing::TestWithParam<bool> {};
+// Param: (fused optimizer, compiled forward and backward).
+class TransformerTraining : public ::testing::TestWithParam<std::pair<bool, bool>> {};
 
 TEST_P(TransformerTraining, FollowsPyTorchsLossTrajectory) {
   KILN_SKIP_WITHOUT_TEST_DEVICE();
-  bool fused = GetParam();
+  auto [fused, compiled_forward] = GetParam();
   auto layer = std::make_shared<nn::TransformerEncoderLayer>(16, 2, 32, 0.0, "relu", 1e-5, true);
   TensorMap init;
   for (const auto& [key, t] : golden())
@@ -182,9 +197,16 @@ TEST_P(TransformerTraining, FollowsPyTorchsLossTrajectory) {
   Tensor x = golden().at("tX").to(test_device()), target = golden().at("tY").to(test_device());
   optim::AdamW opt(layer->parameters(), {.lr = 1e-2, .weight_decay = 0.01, .fused = fused});
   Tensor expected = golden().at("transformer.losses");
+  auto eager_loss = [&](const Tensor& in, const Tensor& t) {
+    return mse_loss(layer->forward(in), t);
+  };
+  auto compiled_loss = compile(eager_loss);
   for (int64_t step = 0; step < expected.numel(); ++step) {
     opt.zero_grad();
-    Tensor loss = mse_loss(layer->forward(x), target);
+    Tensor loss = compiled_forward ? compiled_loss(x, target) : eager_loss(x, target);
+    if (compiled_forward) {
+      EXPECT_EQ(loss.grad_fn_name(), "CompiledBackward");
+    }
     loss.backward();
     opt.step();
     double want = expected.at({step});
@@ -204,9 +226,12 @@ TEST_P(TransformerTraining, FollowsPyTorchsLossTrajectory) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizer, TransformerTraining, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? std::string("fused") : std::string("eager");
+INSTANTIATE_TEST_SUITE_P(Optimizer, TransformerTraining,
+                         ::testing::Values(std::pair{false, false}, std::pair{true, false},
+                                           std::pair{true, true}),
+                         [](const ::testing::TestParamInfo<std::pair<bool, bool>>& info) {
+                           return std::string(info.param.first ? "fused" : "eager") +
+                                  (info.param.second ? "_compiled_forward" : "");
                          });
 
 }  // namespace

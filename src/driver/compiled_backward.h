@@ -1,0 +1,49 @@
+// Compiled autograd: a compiled function whose results require grad is traced together with
+// its backward (the joint graph: the derivative table's ops recorded over the traced
+// forward, seeded with one tangent input per result that requires grad), split by
+// partition_joint into a forward graph (results plus saved values) and a backward graph, and
+// both compiled in the entry's mode. At each call the forward's results get one autograd
+// node whose backward runs the backward graph on the saved values and the results'
+// gradients.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/executable.h"
+#include "trace/tracer.h"
+
+namespace kiln {
+
+struct BackwardPlan {
+  std::vector<size_t> grad_results;  // the function's results that require grad
+  std::vector<size_t> wrt_args;      // the graph inputs (call tensors, captured) given gradients
+  bool empty() const { return grad_results.empty(); }
+};
+
+// While `tracer` is installed, after the forward traced `results` from `call_inputs` (the
+// traced call tensors; the graph's scalars, `num_scalar_inputs`, follow them): records the
+// gradients of the results that require grad, with respect to the call tensors and captured
+// tensors that do, into *grads (zeros for those the results do not depend on). An empty
+// plan (and no grads) when no result requires grad.
+BackwardPlan trace_backward(Tracer& tracer, const std::vector<Tensor>& call_inputs,
+                            size_t num_scalar_inputs, const std::vector<Tensor>& results,
+                            std::vector<Tensor>* grads);
+
+struct CompiledBackward {
+  BackwardPlan plan;
+  std::shared_ptr<Executable> executable;
+  size_t num_saved = 0;              // forward outputs after the results and write-backs
+  std::vector<size_t> saved_inputs;  // graph inputs the backward graph also reads
+  std::string name;                  // the autograd node's: "<graph>Backward"
+};
+
+// After a forward run whose graph inputs were `args`: gives the results the plan names
+// (of `results`, the function's results) one autograd node, output j for grad_results[j],
+// whose backward runs the backward graph on `saved` and their gradients.
+void attach_backward(const std::shared_ptr<const CompiledBackward>& backward,
+                     const std::vector<Tensor>& args, std::vector<Tensor> saved,
+                     const std::vector<Tensor>& results);
+
+}  // namespace kiln

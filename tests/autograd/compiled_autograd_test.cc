@@ -1,0 +1,129 @@
+// Compiled autograd (src/driver/compiled_backward.h): a compiled function whose results
+// require grad gets a forward graph and a backward graph, both compiled in its mode; the
+// results' gradients equal eager autograd's, in every mode; the seed's async test (forward
+// and backward each compiled in the background while eager answers); guards on grad mode
+// and on what requires grad.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "support/compare.h"
+#include "support/modes.h"
+
+namespace kiln::testing {
+namespace {
+
+int64_t delta(std::map<std::string, int64_t>& before, const char* name) {
+  return stats()[name] - before[name];
+}
+
+struct Mlp {
+  Tensor w1 = (randn({6, 16}) * 0.3).to(test_device()).requires_grad_();
+  Tensor b1 = randn({16}).to(test_device()).requires_grad_();
+  Tensor w2 = (randn({16, 3}) * 0.3).to(test_device()).requires_grad_();
+  Tensor loss(const Tensor& x, const Tensor& target) const {
+    Tensor h = gelu(matmul(x, w1) + b1);
+    return mse_loss(matmul(h, w2).softmax(-1), target);
+  }
+  std::vector<Tensor> params() const { return {w1, b1, w2}; }
+};
+
+class CompiledAutograd : public ::testing::TestWithParam<ModeConfig> {};
+
+TEST_P(CompiledAutograd, GradientsEqualEagerAutograds) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  ModeRun run(GetParam());
+  Mlp model;
+  auto f = compile([&model](const Tensor& x, const Tensor& t) { return model.loss(x, t); },
+                   GetParam().options("mlp_loss"));
+  for (int call = 0; call < 3; ++call) {
+    Tensor x = randn({8, 6}).to(test_device()).requires_grad_();
+    Tensor target = rand({8, 3}).to(test_device());
+    Tensor loss = f(x, target);
+    EXPECT_EQ(loss.grad_fn_name(), "Mlp_lossBackward");
+    loss.backward();
+    std::vector<Tensor> compiled_grads{x.grad()};
+    for (const Tensor& p : model.params()) {
+      compiled_grads.push_back(p.grad());
+      p.set_grad({});
+    }
+    Tensor x_eager = x.detach().clone().requires_grad_();
+    Tensor eager_loss = model.loss(x_eager, target);
+    eager_loss.backward();
+    EXPECT_EQ(compare_tensors(loss, eager_loss, 1e-5, 1e-6), "") << call;
+    EXPECT_EQ(compare_tensors(compiled_grads[0], x_eager.grad(), 1e-4, 1e-6), "") << call;
+    for (size_t i = 0; i < model.params().size(); ++i) {
+      EXPECT_EQ(compare_tensors(compiled_grads[i + 1], model.params()[i].grad(), 1e-4, 1e-6), "")
+          << call << " parameter " << i;
+      model.params()[i].set_grad({});
+    }
+  }
+  ASSERT_EQ(f.graphs().size(), 1u) << "one forward graph for every call";
+  EXPECT_NE(f.graphs()[0].find("graph mlp_loss_forward("), std::string::npos) << f.graphs()[0];
+  EXPECT_TRUE(f.wait_for_stages(120));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CompiledAutograd, ::testing::ValuesIn(all_mode_configs()),
+                         mode_config_name);
+
+Tensor chained_adds(const Tensor& x, const Tensor& y) {
+  Tensor t = x;
+  for (int i = 0; i < 500; ++i) t = t + y * 0.001f;
+  return t;
+}
+
+// The seed's test_async: fresh inputs that require grad each iteration, output.sum()
+// .backward(), until the compiled runs rise by 2 in one iteration (forward and backward both
+// compiled code); both graphs were compiled in the background while eager answered.
+TEST(CompiledAutogradAsync, ForwardAndBackwardCompileInTheBackground) {
+  if (test_device() != Device::cpu) GTEST_SKIP() << "the CPU suite runs it";
+  ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};
+  ModeRun run(config);
+  auto before = stats();
+  auto f = compile(chained_adds, config.options("adds"));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (true) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the background compiles never landed";
+    Tensor x = randn({100, 100}).requires_grad_(), y = randn({100, 100}).requires_grad_();
+    int64_t compiled_before = stats()["async.compiled_runs"];
+    Tensor out = f(x, y);
+    out.sum().backward();
+    EXPECT_EQ(compare_tensors(x.grad(), ones({100, 100}), 0, 0), "");
+    EXPECT_EQ(compare_tensors(y.grad(), full({100, 100}, 0.5f), 1e-5, 1e-5), "");
+    if (stats()["async.compiled_runs"] - compiled_before == 2) break;
+  }
+  EXPECT_GT(delta(before, "async.eager_runs"), 0);
+  EXPECT_EQ(delta(before, "async.bg_started"), 2);
+  EXPECT_EQ(delta(before, "async.bg_finished"), 2);
+  EXPECT_TRUE(f.compile_errors().empty());
+}
+
+TEST(CompiledAutogradGuards, GradModeAndRequiresGradAreGuarded) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  Tensor w = randn({4}).to(test_device());
+  auto f = compile([&w](const Tensor& x) { return (x * w).sin().sum(); });
+  Tensor x = randn({4}).to(test_device());
+  EXPECT_FALSE(f(x).requires_grad());
+  w.requires_grad_();  // captured: the entry traced without it is dropped
+  Tensor loss = f(x);
+  ASSERT_TRUE(loss.requires_grad());
+  loss.backward();
+  EXPECT_EQ(compare_tensors(w.grad(), (x * w.detach()).cos() * x, 1e-5, 1e-6), "");
+  {
+    NoGradGuard no_grad;
+    EXPECT_FALSE(f(x).requires_grad()) << "under NoGradGuard: an entry of its own, no history";
+  }
+  Tensor xg = x.clone().requires_grad_();
+  f(xg).backward();
+  EXPECT_EQ(compare_tensors(xg.grad(), (x * w.detach()).cos() * w.detach(), 1e-5, 1e-6), "");
+  EXPECT_EQ(f.graphs().size(), 3u) << "w; no_grad mode; w and x (the entry without w dropped)";
+  std::string twice = error_of([&] {
+    Tensor l = f(xg);
+    l.backward();
+    l.backward();
+  });
+  EXPECT_NE(twice.find("a second time"), std::string::npos) << twice;
+}
+
+}  // namespace
+}  // namespace kiln::testing
