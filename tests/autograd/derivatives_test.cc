@@ -109,7 +109,7 @@ const std::map<std::string, CaseFn>& cases() {
        }},
       {"reshape",
        [](const Inputs& a) {
-         return a[0].reshape({2, 6}) * f64_range(6);
+         return a[0].reshape({2, 6}) * f64_range(6).to(a[0].device());
        }},
       {"permute",
        [](const Inputs& a) {
@@ -119,7 +119,7 @@ const std::map<std::string, CaseFn>& cases() {
       {"strided_slice", [](const Inputs& a) { return a[0].slice(1, 1, std::nullopt, 2); }},
       {"expand",
        [](const Inputs& a) {
-         return a[0].expand({3, 4}) * f64_range(4);
+         return a[0].expand({3, 4}) * f64_range(4).to(a[0].device());
        }},
       {"transpose_clone", [](const Inputs& a) { return a[0].t().clone(); }},
       {"mse", [](const Inputs& a) { return (a[0] - a[1]).pow(2.0).mean(); }},
