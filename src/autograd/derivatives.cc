@@ -19,22 +19,14 @@
 namespace kiln {
 
 const Tensor& GradContext::input(size_t i) const {
-  if (node_.released)
-    throw Error(fmt::format(
-        "{}: trying to backward through the graph a second time (its saved tensors were freed "
-        "after the first backward); pass retain_graph = true to the first backward()",
-        node_.name()));
+  if (node_.released) throw_released(node_);
   const Tensor& t = node_.inputs.at(i).value;
   if (!t.defined()) throw Error(fmt::format("{}: input {} was not saved", node_.name(), i));
   return t;
 }
 
 const Tensor& GradContext::output() const {
-  if (node_.released)
-    throw Error(fmt::format(
-        "{}: trying to backward through the graph a second time (its saved tensors were freed "
-        "after the first backward); pass retain_graph = true to the first backward()",
-        node_.name()));
+  if (node_.released) throw_released(node_);
   if (!node_.output.value.defined())
     throw Error(fmt::format("{}: its output was not saved", node_.name()));
   return node_.output.value;

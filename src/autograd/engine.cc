@@ -108,11 +108,7 @@ void check_saved(const GradNode& node) {
 
 // Runs `node` on its outputs' summed gradients; its input gradients flow on.
 void run_node(GradNode& node, std::vector<Tensor> grad, Run& run, std::vector<GradNode*>& ready) {
-  if (node.released)
-    throw Error(fmt::format(
-        "{}: trying to backward through the graph a second time (its saved tensors were freed "
-        "after the first backward); pass retain_graph = true to the first backward()",
-        node.name()));
+  if (node.released) throw_released(node);
   check_saved(node);
   std::vector<Tensor> grads;
   grad.resize(node.num_outputs());

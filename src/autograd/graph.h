@@ -87,6 +87,8 @@ Edge gradient_edge(const Tensor& t);
 // Throws when `t`'s history was overtaken by an in-place op on another view of its
 // storage (naming `op`, the op about to use it).
 void check_history_current(const Tensor& t, const char* op);
+// Throws the Error of a backward through `node` after an earlier one freed its saved tensors.
+[[noreturn]] void throw_released(const GradNode& node);
 // Installs the hooks of eager/dispatch.h (once; requires_grad_ calls it).
 void install_grad_hooks();
 // Gives `t` the history: output `output_nr` of `node`.

@@ -150,6 +150,13 @@ void check_history_current(const Tensor& t, const char* op) {
       op, shape_string(t.sizes())));
 }
 
+void throw_released(const GradNode& node) {
+  throw Error(fmt::format(
+      "{}: trying to backward through the graph a second time (its saved tensors were freed "
+      "after the first backward); pass retain_graph = true to the first backward()",
+      node.name()));
+}
+
 std::string GradNode::name() const {
   if (!name_override.empty()) return name_override;
   std::string n = op ? std::string(op_name(*op)) : std::string("copy");
