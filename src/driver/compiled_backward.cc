@@ -54,6 +54,7 @@ void attach_backward(const std::shared_ptr<const CompiledBackward>& backward,
   node->custom = [backward, saved = std::move(saved)](const std::vector<Tensor>& grads) {
     std::vector<Tensor> inputs = saved;
     for (const Tensor& g : grads) inputs.push_back(g.contiguous());
+    if (backward->first_run) std::call_once(*backward->first_run_once, backward->first_run, inputs);
     return backward->executable->run(inputs);
   };
   for (size_t j = 0; j < plan.grad_results.size(); ++j)

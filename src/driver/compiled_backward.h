@@ -7,7 +7,9 @@
 // gradients.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,9 @@ struct CompiledBackward {
   size_t num_saved = 0;              // forward outputs after the results and write-backs
   std::vector<size_t> saved_inputs;  // graph inputs the backward graph also reads
   std::string name;                  // the autograd node's: "<graph>Backward"
+  // Called once, with the backward graph's inputs of its first run (its repro file).
+  std::function<void(const std::vector<Tensor>&)> first_run;
+  std::shared_ptr<std::once_flag> first_run_once = std::make_shared<std::once_flag>();
 };
 
 // After a forward run whose graph inputs were `args`: gives the results the plan names

@@ -114,6 +114,15 @@ void check_no_aliased_writes(const std::vector<Tensor>& args,
             name, what(w.input), what(j)));
 }
 
+// Under KILN_TRACE: the graph's repro file (graph_runnable), for every graph compiled.
+void write_runnable_file(const Graph& graph, const std::vector<Tensor>& inputs,
+                         const ResolvedOptions& options) {
+  std::optional<std::string> dir = trace_directory();
+  if (!dir) return;
+  std::string path = write_repro(*dir, repro_of_call(graph, inputs, options, trace_saves_inputs()));
+  trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
+}
+
 // Whether kiln can trace the backward of a call (its derivative formulas take sizes as
 // numbers: a dim marked dynamic would be fixed in the backward graph).
 bool joint_traceable(const Flat& inputs) {
@@ -267,13 +276,8 @@ class CompiledCore {
     return e.graph_text;
   }
 
-  // Under KILN_TRACE: the graph's repro file (graph_runnable), for every graph compiled.
   void write_runnable(const Graph& graph, const std::vector<Tensor>& inputs) const {
-    std::optional<std::string> dir = trace_directory();
-    if (!dir) return;
-    std::string path =
-        write_repro(*dir, repro_of_call(graph, inputs, options_, trace_saves_inputs()));
-    trace_artifact("graph_runnable", {{"graph", graph.name}, {"path", path}});
+    write_runnable_file(graph, inputs, options_);
   }
 
   // The graph's inputs for a call of `entry`: the call's tensors, its graph scalars, the
@@ -466,6 +470,11 @@ class CompiledCore {
       backward->name[0] =
           static_cast<char>(std::toupper(static_cast<unsigned char>(backward->name[0])));
       backward->executable = compile_graph(parts.backward, options);
+      if (trace_directory())  // its repro file, once its inputs exist
+        backward->first_run = [graph = std::make_shared<const Graph>(std::move(parts.backward)),
+                               options](const std::vector<Tensor>& inputs) {
+          write_runnable_file(*graph, inputs, options);
+        };
       entry->backward = std::move(backward);
       graph = std::move(parts.forward);
     }

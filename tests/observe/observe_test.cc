@@ -280,6 +280,35 @@ TEST_F(Observe, ReprosReplayInAFreshProcess) {
   EXPECT_EQ(saved, 1) << "KILN_TRACE_SAVE_INPUTS saves the real inputs";
 }
 
+// A compiled function with its backward: the forward and the backward graph each leave a
+// repro file (the backward's at its first run) that replays, and the profile of a training
+// call shows both graphs' kernels.
+TEST_F(Observe, BackwardGraphsReplayAndProfile) {
+  setenv("KILN_TRACE", (dir_ + "/trace").c_str(), 1);
+  setenv("KILN_TRACE_SAVE_INPUTS", "1", 1);
+  Tensor w = randn({6, 4}).requires_grad_();
+  auto f = compile([&w](const Tensor& x) { return matmul(x, w).tanh().sum(); });
+  Tensor x = randn({3, 6});
+  f(x).backward();
+  std::vector<std::string> files = runnables();
+  ASSERT_EQ(files.size(), 2u);
+  bool backward_seen = false;
+  for (const std::string& file : files) {
+    backward_seen |= read_text(file).find("compiled_backward") != std::string::npos;
+    auto [code, output] = replay(file);
+    EXPECT_EQ(code, 0) << file << "\n" << output;
+    EXPECT_NE(output.find("match eager"), std::string::npos) << output;
+  }
+  EXPECT_TRUE(backward_seen);
+  Profiler p;
+  p.start();
+  f(x).backward();
+  p.stop();
+  int kernels = 0;
+  for (const ProfileEvent& e : p.events()) kernels += e.category == "kernel";
+  EXPECT_GE(kernels, 2) << "forward and backward kernels";
+}
+
 TEST_F(Observe, AMismatchingReproExitsNonZeroWithAReport) {
   setenv("KILN_TRACE", (dir_ + "/trace").c_str(), 1);
   compile(sin_cos)(randn({4, 4}), randn({4, 4}));
