@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kiln/error.h"
+#include "passes/min_cut.h"
 
 namespace kiln {
 
@@ -60,47 +61,64 @@ JointPartition partition_joint(const Graph& joint, size_t num_primals, size_t nu
     for (ValueId in : joint.nodes[n].inputs)
       if (tangent[static_cast<size_t>(in)])
         tangent[static_cast<size_t>(joint.node_value(n))] = true;
-  // What each graph needs: ancestors of its outputs, the backward's cut at tangent-free values.
+  // What the backward reads of the tangent-free values, and which of those the forward saves
+  // (a min cut on bytes: cheap elementwise values are recomputed instead).
+  std::vector<bool> needed(n_values, false);
+  for (size_t n = 0; n < joint.nodes.size(); ++n) {
+    if (!tangent[static_cast<size_t>(joint.node_value(n))]) continue;
+    for (ValueId in : joint.nodes[n].inputs)
+      if (!tangent[static_cast<size_t>(in)]) needed[static_cast<size_t>(in)] = true;
+  }
+  for (size_t o = num_forward_outputs; o < joint.outputs.size(); ++o)
+    if (!tangent[static_cast<size_t>(joint.outputs[o])])
+      needed[static_cast<size_t>(joint.outputs[o])] = true;
+  std::vector<bool> saved = min_cut_saved(joint, tangent, needed);
+  size_t free_values = joint.inputs.size() + joint.constants.size();
+  // The backward: from the gradients, through tangent values and recomputed ones, down to
+  // saved nodes, primal inputs and constants.
   std::vector<bool> in_forward(n_values, false), in_backward(n_values, false);
-  std::vector<bool> saved(n_values, false);
-  auto mark = [&](std::vector<bool>& set, ValueId root, bool stop_at_forward) {
-    std::vector<ValueId> stack{root};
-    while (!stack.empty()) {
-      ValueId v = stack.back();
-      stack.pop_back();
-      size_t u = static_cast<size_t>(v);
-      if (stop_at_forward && !tangent[u]) {
-        saved[u] = true;  // computed by the forward, read by the backward
-        continue;
-      }
-      if (set[u]) continue;
-      set[u] = true;
-      int32_t n = joint.node_index(v);
-      if (n < 0) continue;
-      for (ValueId in : joint.nodes[static_cast<size_t>(n)].inputs) stack.push_back(in);
+  std::vector<bool> reads(n_values, false);  // saved nodes and primal inputs it takes
+  std::vector<ValueId> stack;
+  for (size_t o = num_forward_outputs; o < joint.outputs.size(); ++o)
+    stack.push_back(joint.outputs[o]);
+  while (!stack.empty()) {
+    size_t u = static_cast<size_t>(stack.back());
+    stack.pop_back();
+    if (in_backward[u] || reads[u]) continue;
+    if (!tangent[u] && (saved[u] || u < num_primals)) {
+      reads[u] = true;
+      continue;
+    }
+    in_backward[u] = true;  // a tangent value, a constant, or one recomputed
+    if (u < free_values) continue;
+    for (ValueId in :
+         joint.nodes[static_cast<size_t>(joint.node_index(static_cast<ValueId>(u)))].inputs)
+      stack.push_back(in);
+  }
+  auto mark_forward = [&](ValueId root) {
+    std::vector<ValueId> todo{root};
+    while (!todo.empty()) {
+      size_t u = static_cast<size_t>(todo.back());
+      todo.pop_back();
+      if (in_forward[u]) continue;
+      in_forward[u] = true;
+      int32_t node = joint.node_index(static_cast<ValueId>(u));
+      if (node < 0) continue;
+      for (ValueId in : joint.nodes[static_cast<size_t>(node)].inputs) todo.push_back(in);
     }
   };
-  for (size_t o = 0; o < num_forward_outputs; ++o) mark(in_forward, joint.outputs[o], false);
-  for (size_t o = num_forward_outputs; o < joint.outputs.size(); ++o)
-    mark(in_backward, joint.outputs[o], true);
-  // Saved values: primal inputs go to the backward directly, constants are copied into it,
-  // nodes are forward outputs.
+  for (size_t o = 0; o < num_forward_outputs; ++o) mark_forward(joint.outputs[o]);
   JointPartition p;
   std::vector<ValueId> saved_nodes;
   for (size_t v = 0; v < n_values; ++v) {
-    if (!saved[v]) continue;
+    if (!reads[v]) continue;
     if (v < num_primals) {
       p.saved_inputs.push_back(v);
-    } else if (v < joint.inputs.size() + joint.constants.size()) {
-      in_backward[v] = true;  // a constant: the backward's own copy
     } else {
       saved_nodes.push_back(static_cast<ValueId>(v));
-      mark(in_forward, static_cast<ValueId>(v), false);
+      mark_forward(static_cast<ValueId>(v));
     }
   }
-  for (size_t v = 0; v < n_values; ++v)  // a saved constant reached via the forward marks
-    if (saved[v] && v >= joint.inputs.size() && v < joint.inputs.size() + joint.constants.size())
-      in_backward[v] = true;
   p.num_saved = saved_nodes.size();
 
   std::vector<ValueId> fwd_inputs;

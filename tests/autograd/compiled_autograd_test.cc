@@ -98,6 +98,28 @@ TEST(CompiledAutogradAsync, ForwardAndBackwardCompileInTheBackground) {
   EXPECT_TRUE(f.compile_errors().empty());
 }
 
+// The min cut on bytes: the forward saves the matrix product (not recomputable), and the
+// backward recomputes the elementwise values after it (add, tanh, pow) from it and the
+// primal inputs, instead of the forward saving each of them.
+TEST(CompiledAutogradPartition, CheapElementwiseValuesAreRecomputedNotSaved) {
+  Tensor w = randn({4, 3}).requires_grad_(), b = randn({3}).requires_grad_();
+  auto loss = [&](const Tensor& x) { return (matmul(x, w) + b).tanh().pow(2.0).mean(); };
+  auto f = compile(loss);
+  Tensor x = randn({5, 4});
+  f(x).backward();
+  Tensor gw = w.grad(), gb = b.grad();
+  w.set_grad({});
+  b.set_grad({});
+  loss(x).backward();
+  EXPECT_EQ(compare_tensors(gw, w.grad(), 1e-5, 1e-7), "");
+  EXPECT_EQ(compare_tensors(gb, b.grad(), 1e-5, 1e-7), "");
+  ASSERT_EQ(f.graphs().size(), 1u);
+  const std::string forward = f.graphs()[0];
+  EXPECT_NE(forward.find("%0 = matmul(%in0, %captured0)"), std::string::npos) << forward;
+  EXPECT_NE(forward.find("return %4, %0\n"), std::string::npos)
+      << "the result and the product, nothing else: " << forward;
+}
+
 TEST(CompiledAutogradGuards, GradModeAndRequiresGradAreGuarded) {
   KILN_SKIP_WITHOUT_TEST_DEVICE();
   Tensor w = randn({4}).to(test_device());
