@@ -85,7 +85,6 @@ class Adam : public Optimizer {
  private:
   struct State;
   std::unique_ptr<State> state_;
-  bool decoupled_;
 };
 
 class AdamW : public Adam {

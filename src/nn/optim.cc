@@ -173,8 +173,7 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions o) : Adam(std::move(params), 
 Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
     : Optimizer(std::move(params)),
       options(o),
-      state_(std::make_unique<State>(o, decoupled)),
-      decoupled_(decoupled) {
+      state_(std::make_unique<State>(o, decoupled)) {
   const char* name = decoupled ? "AdamW" : "Adam";
   check_lr(o.lr, name);
   auto [b1, b2] = o.betas;
