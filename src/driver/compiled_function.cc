@@ -158,9 +158,10 @@ class CompiledCore {
     if (!entry) entry = add_entry(inputs, trace, &args);
     if (entry->differentiable && grad_mode_enabled()) {
       warn_once(fmt::format("eager autograd: {}", options_.name),
-                fmt::format("{}: its results require grad, and compiled backward graphs are not "
-                            "built yet: calls with grad mode on run the function eagerly (under "
-                            "NoGradGuard the compiled graph runs)",
+                fmt::format("{}: its results require grad, and its trace has dims marked "
+                            "dynamic, whose backward kiln cannot compile yet: calls with grad "
+                            "mode on run the function eagerly, with autograd (under NoGradGuard "
+                            "the compiled graph runs)",
                             options_.name));
       bump(Stat::compile_eager_for_grad);
       return trace(inputs);

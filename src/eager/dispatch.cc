@@ -29,19 +29,20 @@ int category(DType d) { return d == DType::bool_ ? 0 : is_integral(d) ? 1 : 2; }
 // f32[4] * f64[] is f32 and i32[4] + i64[] is i32, but i32[4] * f64[] is f64. Graph ops
 // promote by dtype alone; the API gets PyTorch's answer by casting such a 0-d operand to
 // the dtype of the operands with dims first. Applies to binary ops and where's values.
-std::vector<Tensor> rank_promoted(Op op, const std::vector<Tensor>& inputs) {
+// The inputs with such a 0-d operand cast, in *out; false (out untouched) when none is.
+bool rank_promoted(Op op, const std::vector<Tensor>& inputs, std::vector<Tensor>* out) {
   OpRule rule = op_info(op).rule;
   size_t first = rule == OpRule::Where ? 1 : 0;
-  if (!(is_binary(rule) || rule == OpRule::Where) || inputs.size() != first + 2) return inputs;
+  if (!(is_binary(rule) || rule == OpRule::Where) || inputs.size() != first + 2) return false;
   const Tensor& a = inputs[first];
   const Tensor& b = inputs[first + 1];
-  if ((a.dim() == 0) == (b.dim() == 0) || a.dtype() == b.dtype()) return inputs;
+  if ((a.dim() == 0) == (b.dim() == 0) || a.dtype() == b.dtype()) return false;
   size_t zero = a.dim() == 0 ? first : first + 1;
   DType dims = inputs[a.dim() == 0 ? first + 1 : first].dtype();
-  if (category(inputs[zero].dtype()) > category(dims)) return inputs;
-  std::vector<Tensor> out = inputs;
-  out[zero] = inputs[zero].to(dims);
-  return out;
+  if (category(inputs[zero].dtype()) > category(dims)) return false;
+  *out = inputs;
+  (*out)[zero] = inputs[zero].to(dims);
+  return true;
 }
 }  // namespace
 
@@ -76,12 +77,13 @@ Tensor call_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
                       "(a traced function must not leak its intermediate tensors)",
                       op_name(op)));
   }
-  std::vector<Tensor> promoted = rank_promoted(op, inputs);
-  Tensor out = t_recorder ? t_recorder->record(op, promoted, attrs) : run_op(op, promoted, attrs);
-  if (const GradHooks* hooks = grad_hooks(); hooks && any_requires_grad(promoted)) {
-    for (const Tensor& t : promoted)  // an op that returned its input: history of its own
+  std::vector<Tensor> cast;  // only when a 0-d operand needs casting: no copy per op
+  const std::vector<Tensor>& ins = rank_promoted(op, inputs, &cast) ? cast : inputs;
+  Tensor out = t_recorder ? t_recorder->record(op, ins, attrs) : run_op(op, ins, attrs);
+  if (const GradHooks* hooks = grad_hooks(); hooks && any_requires_grad(ins)) {
+    for (const Tensor& t : ins)  // an op that returned its input: history of its own
       if (t.impl() == out.impl()) out = alias_without_history(out);
-    hooks->op(op, promoted, attrs, out);
+    hooks->op(op, ins, attrs, out);
   }
   return out;
 }

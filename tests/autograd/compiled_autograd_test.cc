@@ -120,6 +120,26 @@ TEST(CompiledAutogradPartition, CheapElementwiseValuesAreRecomputedNotSaved) {
       << "the result and the product, nothing else: " << forward;
 }
 
+// Dims marked dynamic: kiln cannot compile that backward yet, so with grad mode on the
+// function runs eagerly with autograd (and says so), and the gradients are right.
+TEST(CompiledAutogradDynamic, RunsEagerlyWithAutogradAndRightGradients) {
+  Tensor w = randn({4, 3}).requires_grad_();
+  auto loss = [&w](const Tensor& x) { return matmul(x, w).sin().sum(); };
+  auto f = compile(loss);
+  int64_t eager_before = stats()["compile.eager_for_grad"];
+  for (int64_t rows : {5, 9}) {
+    Tensor x = randn({rows, 4});
+    mark_dynamic(x, 0);
+    f(x).backward();
+    Tensor g = w.grad();
+    w.set_grad({});
+    loss(x).backward();
+    EXPECT_EQ(compare_tensors(g, w.grad(), 1e-5, 1e-6), "") << rows;
+    w.set_grad({});
+  }
+  EXPECT_EQ(stats()["compile.eager_for_grad"] - eager_before, 2);
+}
+
 TEST(CompiledAutogradGuards, GradModeAndRequiresGradAreGuarded) {
   KILN_SKIP_WITHOUT_TEST_DEVICE();
   Tensor w = randn({4}).to(test_device());
