@@ -171,9 +171,7 @@ struct Adam::State {
 Adam::Adam(std::vector<Tensor> params, AdamOptions o) : Adam(std::move(params), o, false) {}
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
-    : Optimizer(std::move(params)),
-      options(o),
-      state_(std::make_unique<State>(o, decoupled)) {
+    : Optimizer(std::move(params)), options(o), state_(std::make_unique<State>(o, decoupled)) {
   const char* name = decoupled ? "AdamW" : "Adam";
   check_lr(o.lr, name);
   auto [b1, b2] = o.betas;
