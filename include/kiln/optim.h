@@ -29,8 +29,6 @@ class Optimizer {
   const std::vector<Tensor>& parameters() const { return params_; }
 
  protected:
-  // The parameters with a gradient, and those gradients.
-  std::pair<std::vector<Tensor>, std::vector<Tensor>> with_grads() const;
   std::vector<Tensor> params_;
 };
 

@@ -46,7 +46,8 @@ class SymFloat {
   // As a tensor operand of `like`'s op: the 0-d value in like's dtype if that is floating,
   // else f32 (what a number operand gives).
   Tensor operand_for(const Tensor& like) const;
-  std::string to_string() const;  // "0.5", or "scalar(in2)=0.5" while traced
+  std::string to_string()
+      const;  // "0.5", or "0.5 (a graph scalar of argument scalar 1; ...)" while traced
 
   // For kiln's compile(): argument `slot`'s traced value (`value`: a 0-d f64 graph input).
   static SymFloat traced(Tensor value, double hint, int32_t slot);

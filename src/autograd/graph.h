@@ -25,9 +25,8 @@ struct GradNode;
 
 struct AutogradMeta {
   std::shared_ptr<GradNode> grad_fn;  // null for a leaf
-  Tensor grad;                        // a leaf's accumulated gradient (or retain_grad's)
-  bool retains_grad = false;
-  uint32_t output_nr = 0;  // which output of grad_fn this tensor is
+  Tensor grad;                        // a leaf's accumulated gradient
+  uint32_t output_nr = 0;             // which output of grad_fn this tensor is
   // The storage's history_epoch when this tensor got its history: a tensor on a storage
   // whose epoch moved on was overtaken by an in-place op on another view of it.
   uint64_t history_epoch = 0;

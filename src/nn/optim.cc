@@ -43,17 +43,6 @@ void Optimizer::zero_grad() {
   for (const Tensor& p : params_) p.set_grad({});
 }
 
-std::pair<Tensors, Tensors> Optimizer::with_grads() const {
-  Tensors params, grads;
-  for (const Tensor& p : params_) {
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    params.push_back(p);
-    grads.push_back(g);
-  }
-  return {params, grads};
-}
-
 // --- SGD ----------------------------------------------------------------------------------
 
 namespace {
