@@ -55,10 +55,17 @@ std::string emit_row_kernel(const LoopKernel& k, int num_symbols, const Dialect&
 
 namespace {
 
-// The random draws (Apply nodes of rand and randn) of `e`, each once, in a fixed order.
-std::vector<const Expr*> draws_of(const ExprPtr& e) {
+std::vector<const Expr*> store_values(const std::vector<Store>& stores) {
+  std::vector<const Expr*> roots;
+  for (const Store& st : stores) roots.push_back(st.value.get());
+  return roots;
+}
+
+// The random draws (Apply nodes of rand and randn) of the stored values, each once, in a
+// fixed order.
+std::vector<const Expr*> draws_of(const std::vector<Store>& stores) {
   std::vector<const Expr*> out;
-  visit_nodes({e.get()}, [&](const Expr& x) {
+  visit_nodes(store_values(stores), [&](const Expr& x) {
     if (x.kind() == Expr::Kind::Apply && op_info(x.apply().op).rule == OpRule::Random)
       out.push_back(&x);
   });
@@ -76,7 +83,7 @@ int philox_shift(const Expr& d) {
 // made once before the lanes (kiln_v is a multiple of the width), and each lane takes its
 // words from them, instead of every lane repeating its call.
 void share_draw_calls(KernelWriter& w, const LoopKernel& k, int width) {
-  const std::vector<const Expr*> draws = draws_of(k.stores.at(0).value);
+  const std::vector<const Expr*> draws = draws_of(k.stores);
   for (size_t n = 0; n < draws.size(); ++n) {
     const Expr::Apply& a = draws[n]->apply();
     const int shift = philox_shift(*draws[n]);
@@ -93,7 +100,7 @@ void share_draw_calls(KernelWriter& w, const LoopKernel& k, int width) {
 
 // Binds each draw, in the lane loop's scope, to its lane's words of the shared calls.
 void bind_draw_lanes(KernelWriter& w, const LoopKernel& k) {
-  const std::vector<const Expr*> draws = draws_of(k.stores.at(0).value);
+  const std::vector<const Expr*> draws = draws_of(k.stores);
   for (size_t n = 0; n < draws.size(); ++n) {
     const Expr& d = *draws[n];
     const bool normal = d.apply().op == Op::randn, wide = is_double(d.dtype);
@@ -113,12 +120,13 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
                              const std::string& plain_body) {
   KernelWriter w(k, base);
   std::vector<const Expr*> loads;
-  collect_loads(k.stores.at(0).value, &loads);
+  for (const Store& st : k.stores) collect_loads(st.value, &loads);
   // Loads at a constant index stay scalar (the lanes share the element).
   loads.erase(std::remove_if(loads.begin(), loads.end(),
                              [](const Expr* e) { return is_constant_load(*e); }),
               loads.end());
-  std::set<int> vector_params{0};
+  std::set<int> vector_params;
+  for (const Store& st : k.stores) vector_params.insert(st.param);
   for (const Expr* e : loads) vector_params.insert(e->load().param);
   std::vector<std::string> pointers;
   for (int p : vector_params) pointers.push_back(fmt::format("(unsigned long long){}", w.param(p)));
@@ -133,9 +141,12 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
         "const kiln_vec<{0}, {1}> kiln_l{2} = *(const kiln_vec<{0}, {1}>*)({3} + kiln_v);", t,
         width, param, w.param(param)));
   }
-  const char* out_type = type_names(k.param_dtypes[0]).storage;
+  auto out_type = [&](const Store& st) {
+    return type_names(k.param_dtypes[static_cast<size_t>(st.param)]).storage;
+  };
   share_draw_calls(w, k, width);
-  w.line(fmt::format("kiln_vec<{}, {}> kiln_s;", out_type, width));
+  for (const Store& st : k.stores)
+    w.line(fmt::format("kiln_vec<{}, {}> kiln_s{};", out_type(st), width, st.param));
   // The lanes as an unrolled loop, not written out: the source stays small (NVRTC's front
   // end took 0.67 s for a 500-op chain written out four times, most of a cold compile).
   w.line(fmt::format(
@@ -146,15 +157,18 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
     w.bind(e, load_value(fmt::format("kiln_l{}.v[kiln_lane]", e->load().param), e->dtype));
   bind_draw_lanes(w, k);
   // A position outside the draws (an arange): the lane's element.
-  if (reads_position(k.stores.at(0).value))
+  if (std::any_of(k.stores.begin(), k.stores.end(),
+                  [](const Store& st) { return reads_position(st.value); }))
     w.line("const int64_t i0 = kiln_v + kiln_lane;\n        (void)i0;");
-  w.line(fmt::format("kiln_s.v[kiln_lane] = {};",
-                     store(w.value(k.stores.at(0).value), k.param_dtypes[0])));
+  for (const Store& st : k.stores)
+    w.line(fmt::format("kiln_s{}.v[kiln_lane] = {};", st.param,
+                       store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   w.pop();
   body += lane_body;
   w.line("}");
-  w.line(fmt::format("*(kiln_vec<{}, {}>*){} = kiln_s;", out_type, width,
-                     "(" + w.param(0) + " + kiln_v)"));
+  for (const Store& st : k.stores)
+    w.line(fmt::format("*(kiln_vec<{}, {}>*)({} + kiln_v) = kiln_s{};", out_type(st), width,
+                       w.param(st.param), st.param));
   w.pop();
   std::string src =
       "  const int64_t kiln_tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n"
@@ -172,15 +186,15 @@ std::string vector_flat_loop(const LoopKernel& k, int base, int width,
 }
 
 std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialect) {
-  const Store& st = k.stores.at(0);
   std::vector<std::string> extents;
   for (const Dim& d : k.shape) extents.push_back(render_index(index_dim(d)));
   KernelWriter w(k, base);
   std::string body;
   std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
   w.push(&body, indent);
-  w.line(fmt::format("{}[{}] = {};", w.param(0), w.index(st.index, st.access),
-                     store(w.value(st.value), k.param_dtypes[0])));
+  for (const Store& st : k.stores)
+    w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index, st.access),
+                       store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   w.pop();
   std::string src;
   if (k.schedule.vector_width > 0)

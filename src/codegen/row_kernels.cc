@@ -91,16 +91,6 @@ std::string reduction_clauses(const Accumulation& acc, const Dialect& dialect) {
   return fmt::format("{}", fmt::join(clauses, " "));
 }
 
-bool is_output_param(const LoopKernel& k, size_t p) {
-  if (k.kind != LoopKernel::Kind::Foreach) return static_cast<int>(p) < k.num_outputs;
-  size_t base = 0;
-  for (const LoopKernel& part : k.parts) {
-    if (p == base) return true;
-    base += part.params.size();
-  }
-  return false;
-}
-
 std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::string src;
   for (int s = 0; s < num_symbols; ++s)
@@ -108,8 +98,8 @@ std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect
   if (num_symbols == 0) src += "  (void)sizes;\n";
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
-    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n",
-                       is_output_param(k, p) ? "" : "const ", t, dialect.restrict_word, p, t, p);
+    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n", writes_param(k, p) ? "" : "const ",
+                       t, dialect.restrict_word, p, t, p);
   }
   return src;
 }

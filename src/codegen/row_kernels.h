@@ -41,7 +41,6 @@ Accumulation accumulation(const ReducePhase& phase);
 // The dialect's clauses for acc's reductions ({a} and {n} left to fill).
 std::string reduction_clauses(const Accumulation& acc, const Dialect& dialect);
 Accumulation gpu_accumulation(const ReducePhase& phase);
-bool is_output_param(const LoopKernel& k, size_t p);
 std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect);
 // The product of extents as C text, computed in int64_t.
 std::string product(const std::vector<std::string>& extents);

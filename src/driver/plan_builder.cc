@@ -53,7 +53,9 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   if (device == Device::cpu) launch.space = tuning_space(k, target);
   launch.config = launch.space.defaults;
   if (k.kind == LoopKernel::Kind::Foreach) {
-    for (const LoopKernel& part : k.parts) launch.outputs.push_back(part.params[0]);
+    for (const LoopKernel& part : k.parts)
+      launch.outputs.insert(launch.outputs.end(), part.params.begin(),
+                            part.params.begin() + part.num_outputs);
   } else {
     launch.outputs.assign(k.params.begin(), k.params.begin() + k.num_outputs);
   }

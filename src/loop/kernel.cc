@@ -101,6 +101,16 @@ bool is_constant_load(const Expr& e) {
   return e.kind() == Expr::Kind::Load && e.load().index->kind == IndexExpr::Kind::Const;
 }
 
+bool writes_param(const LoopKernel& k, size_t p) {
+  if (k.kind != LoopKernel::Kind::Foreach) return static_cast<int64_t>(p) < k.num_outputs;
+  size_t base = 0;
+  for (const LoopKernel& part : k.parts) {
+    if (p >= base && p < base + static_cast<size_t>(part.num_outputs)) return true;
+    base += part.params.size();
+  }
+  return false;
+}
+
 size_t widest_element(const LoopKernel& k) {
   std::vector<bool> per_element(k.params.size(), false);
   for (int p = 0; p < k.num_outputs && static_cast<size_t>(p) < per_element.size(); ++p)

@@ -106,7 +106,8 @@ struct ReducePhase {
 // a loop writing the element stores. Accumulator k is phase k's result for the row.
 // Foreach kernels run independent pointwise `parts` (the same ops over different tensors,
 // like _foreach_add) one after another in one launch; their params are the parts' params
-// concatenated, each part's output first among its own.
+// concatenated, each part's outputs first among its own. A pointwise kernel may store
+// several values (its root and the values stored with it), all at the element's index.
 struct LoopKernel {
   enum class Kind { Pointwise, Row, Foreach };
   Kind kind = Kind::Pointwise;
@@ -121,7 +122,7 @@ struct LoopKernel {
   // the row's linear index are marked (Access) and render as i0 * R + i1 and i0.
   std::vector<ValueId> params;  // graph values behind the parameters
   std::vector<DType> param_dtypes;
-  int num_outputs = 1;  // params [0, num_outputs) are written
+  int num_outputs = 1;  // params [0, num_outputs) are written (foreach: see writes_param)
   std::vector<ReducePhase> phases;
   std::vector<Store> row_stores;
   std::vector<Store> stores;      // element stores
@@ -129,6 +130,9 @@ struct LoopKernel {
   Schedule schedule;              // how its loops map onto the machine (loop/schedule.h)
 };
 
+// Whether kernel `k` writes its parameter `p`: p < num_outputs, or for a foreach kernel,
+// one of a part's outputs (each part's come first among its own params).
+bool writes_param(const LoopKernel& k, size_t p);
 // Whether `e` reads a reduction phase's result (an Accumulator node).
 bool reads_accumulator(const ExprPtr& e);
 // Calls `fn` once for each node reachable from `roots`, operands after their node, in order

@@ -141,21 +141,11 @@ std::string kernel_text(const LoopKernel& k, const Graph* graph, const std::stri
   if (k.kind != LoopKernel::Kind::Foreach) out += fmt::format(" shape={}", shape_string(k.shape));
   if (!k.reduced_dims.empty()) out += fmt::format(" reduce=[{}]", fmt::join(k.reduced_dims, ", "));
   out += "\n";
-  std::vector<bool> written(k.params.size(), false);  // a foreach kernel's: each part's first
-  if (k.kind == LoopKernel::Kind::Foreach) {
-    size_t base = 0;
-    for (const LoopKernel& part : k.parts) {
-      if (base < written.size()) written[base] = true;
-      base += part.params.size();
-    }
-  } else {
-    for (size_t p = 0; p < written.size(); ++p) written[p] = static_cast<int>(p) < k.num_outputs;
-  }
   std::vector<std::string> params;
   for (size_t p = 0; p < k.params.size(); ++p)
-    params.push_back(
-        fmt::format("p{}: {}{} {}", p, dtype_name(k.param_dtypes.at(p)), written[p] ? " out" : "",
-                    graph ? value_name(*graph, k.params[p]) : fmt::format("v{}", k.params[p])));
+    params.push_back(fmt::format(
+        "p{}: {}{} {}", p, dtype_name(k.param_dtypes.at(p)), writes_param(k, p) ? " out" : "",
+        graph ? value_name(*graph, k.params[p]) : fmt::format("v{}", k.params[p])));
   out += fmt::format("{}  schedule {}\n", indent, schedule_text(k));
   out += fmt::format("{}  params {}\n", indent, fmt::join(params, ", "));
   if (k.kind == LoopKernel::Kind::Foreach) {

@@ -51,7 +51,8 @@ class Lowering {
       }
       if (plan_.state[n] != State::KernelRoot) continue;
       LoopKernel k = build_kernel(n, static_cast<int>(p.kernels.size()));
-      for (size_t i = 1; i < k.params.size(); ++i) p.read_by_kernel[k.params[i]] = true;
+      for (size_t i = static_cast<size_t>(k.num_outputs); i < k.params.size(); ++i)
+        p.read_by_kernel[k.params[i]] = true;
       p.steps.push_back(
           {Step::Kind::Kernel, static_cast<int>(p.kernels.size()), static_cast<int>(n)});
       p.kernels.push_back(std::move(k));
@@ -81,7 +82,11 @@ class Lowering {
         continue;
       }
       std::vector<LoopKernel> run{std::move(p.kernels[static_cast<size_t>(step.kernel)])};
-      std::set<ValueId> written{run[0].params[0]};
+      auto outputs_of = [](const LoopKernel& k) {
+        return std::vector<ValueId>(k.params.begin(), k.params.begin() + k.num_outputs);
+      };
+      std::vector<ValueId> first = outputs_of(run[0]);
+      std::set<ValueId> written(first.begin(), first.end());
       size_t run_params = run[0].params.size();
       size_t e = s + 1;
       for (; e < p.steps.size(); ++e) {
@@ -90,10 +95,10 @@ class Lowering {
         LoopKernel& k = p.kernels[static_cast<size_t>(next.kernel)];
         if (k.kind != LoopKernel::Kind::Pointwise || stem(k.name) != stem(run[0].name)) break;
         if (run_params + k.params.size() > kMaxForeachParams) break;
-        bool reads_run = std::any_of(k.params.begin() + 1, k.params.end(),
+        bool reads_run = std::any_of(k.params.begin() + k.num_outputs, k.params.end(),
                                      [&](ValueId v) { return written.count(v) > 0; });
         if (reads_run) break;
-        written.insert(k.params[0]);
+        for (ValueId v : outputs_of(k)) written.insert(v);
         run_params += k.params.size();
         run.push_back(std::move(k));
       }
@@ -103,8 +108,9 @@ class Lowering {
         LoopKernel f;
         f.kind = LoopKernel::Kind::Foreach;
         f.name = "cpp_for" + stem(run[0].name).substr(7);  // cpp_poi_fused_add → cpp_for_fused_add
-        f.num_outputs = static_cast<int>(run.size());
+        f.num_outputs = 0;  // how many params it writes, over its parts (writes_param)
         for (const LoopKernel& part : run) {
+          f.num_outputs += part.num_outputs;
           f.params.insert(f.params.end(), part.params.begin(), part.params.end());
           f.param_dtypes.insert(f.param_dtypes.end(), part.param_dtypes.begin(),
                                 part.param_dtypes.end());
@@ -137,7 +143,9 @@ class Lowering {
     if (role_of(g_, g_.nodes[static_cast<size_t>(n)]) == Role::View) return false;
     if (current_group_ >= 0 && plan_.group_of[static_cast<size_t>(n)] == current_group_)
       return false;
-    return plan_.state[static_cast<size_t>(n)] != State::Inline && v != root_;
+    // A value stored with a kernel is read only by that kernel, which computes it.
+    State state = plan_.state[static_cast<size_t>(n)];
+    return state != State::Inline && state != State::StoredWith && v != root_;
   }
 
   // A member of the group being built is read from outside it, or is a graph output.
@@ -266,21 +274,29 @@ class Lowering {
     const Node& node = g_.nodes[n];
     root_ = g_.node_value(n);
     memo_.clear();
-    params_ = {root_};
     ops_.clear();
     view_ops_.clear();
     std::vector<IndexPtr> idx;
     for (size_t d = 0; d < node.type.shape.size(); ++d)
       idx.push_back(index_var(static_cast<int64_t>(d)));
+    // Outputs: the root, then the values stored with it (plan_fusion's share_kernels), in
+    // node order, each at the loop's element (they have the root's shape).
+    std::vector<ValueId> outputs{root_};
+    for (size_t m = 0; m < n; ++m)
+      if (plan_.stored_with[m] == static_cast<int>(n)) outputs.push_back(g_.node_value(m));
+    params_ = outputs;
     LoopKernel k;
     k.shape = node.type.shape;
-    Store st{0, contiguous_offset(idx, node.type.shape), build(root_, idx)};
-    k.stores.push_back(st);
+    k.num_outputs = static_cast<int>(outputs.size());
+    const IndexPtr element = contiguous_offset(idx, node.type.shape);
+    for (size_t j = 0; j < outputs.size(); ++j)
+      k.stores.push_back({static_cast<int>(j), element, build(outputs[j], idx)});
     k.params = params_;
     for (ValueId v : params_) k.param_dtypes.push_back(g_.value_type(v).dtype);
     std::set<std::string>& names = ops_.empty() ? view_ops_ : ops_;
     k.name = fmt::format("cpp_poi_fused_{}_{}", fmt::join(names, "_"), counter);
-    k.flat = all_loads_at(k.stores[0].value, k.stores[0].index);
+    k.flat = std::all_of(k.stores.begin(), k.stores.end(),
+                         [](const Store& st) { return all_loads_at(st.value, st.index); });
     root_ = -1;
     return k;
   }

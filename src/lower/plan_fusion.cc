@@ -41,8 +41,10 @@ class FusionPlanner {
   FusionPlan run() {
     form_groups();
     classify();
-    return {std::move(state_),  std::move(group_of_), std::move(group_last_),
-            std::move(groups_), std::move(users_),    std::move(outputs_)};
+    share_kernels();
+    return {std::move(state_),       std::move(group_of_), std::move(group_last_),
+            std::move(stored_with_), std::move(groups_),   std::move(users_),
+            std::move(outputs_)};
   }
 
  private:
@@ -208,10 +210,15 @@ class FusionPlanner {
                    !(role_of(g_, g_.nodes[c]) == Role::View && state_[c] != State::Inline);
           };
           bool single_kernel_user = u.size() == 1 && inlined_into_kernel(u[0]);
-          // An arange costs a multiply-add an element: every kernel reading it recomputes it
-          // rather than read a buffer (a causal mask of two ranges is one kernel).
-          bool recomputed = node.op == Op::arange && !u.empty() &&
-                            std::all_of(u.begin(), u.end(), inlined_into_kernel);
+          // An arange costs a multiply-add an element, and a 0-d value (of 0-d inputs: a
+          // learning rate over a bias correction) an operation or two: every kernel reading
+          // one recomputes it rather than read a buffer that a launch of its own wrote (a
+          // causal mask of two ranges is one kernel; an optimizer step launches no scalar
+          // kernels). Not a 0-d draw: each read would draw again.
+          bool cheap = node.op == Op::arange ||
+                       (node.type.shape.empty() && op_info(node.op).rule != OpRule::Random);
+          bool recomputed =
+              cheap && !u.empty() && std::all_of(u.begin(), u.end(), inlined_into_kernel);
           state_[n] =
               is_output || !(single_kernel_user || recomputed) ? State::KernelRoot : State::Inline;
           break;
@@ -220,7 +227,45 @@ class FusionPlanner {
     }
   }
 
+  // Multi-output kernels. A pointwise kernel root (realized because it is a graph output
+  // or has several readers) whose readers all inline into the kernel of one other
+  // pointwise root of the same shape is computed and stored by that kernel, which computes
+  // it anyway: one launch and one pass over memory instead of a store and a load back (an
+  // optimizer's moments and parameter, a forward's saved value and its result). Decided
+  // from the back, so a root that is itself stored with another passes its readers on.
+  void share_kernels() {
+    const size_t n_nodes = g_.nodes.size();
+    stored_with_.assign(n_nodes, -1);
+    // Per node: the pointwise root whose kernel computes it (itself, the root it inlines
+    // into, the root storing it), or -1 (a row group, an ext step, several kernels).
+    std::vector<int> kernel_of(n_nodes, -1);
+    auto common_kernel = [&](const std::vector<size_t>& readers) {
+      int k = -1;
+      for (size_t c : readers) {
+        if (kernel_of[c] < 0 || (k >= 0 && kernel_of[c] != k)) return -1;
+        k = kernel_of[c];
+      }
+      return k;
+    };
+    for (size_t n = n_nodes; n-- > 0;) {
+      const Node& node = g_.nodes[n];
+      const auto& u = users_[g_.node_value(n)];
+      if (state_[n] == State::Inline) {
+        kernel_of[n] = common_kernel(u);
+        continue;
+      }
+      if (state_[n] != State::KernelRoot || role_of(g_, node) != Role::Pointwise) continue;
+      kernel_of[n] = static_cast<int>(n);
+      int host = forced_root_[n] ? -1 : common_kernel(u);
+      if (host < 0 || g_.nodes[static_cast<size_t>(host)].type.shape != node.type.shape) continue;
+      state_[n] = State::StoredWith;
+      stored_with_[n] = host;
+      kernel_of[n] = host;
+    }
+  }
+
   const Graph& g_;
+  std::vector<int> stored_with_;
   std::vector<int64_t> depth_;     // too_deep's expression depths
   std::vector<bool> forced_root_;  // realized because their expressions grew too deep
   std::vector<State> state_;

@@ -1,8 +1,10 @@
 // Fusion planning, the first half of lowering (lower.h): which node runs how, before any
 // kernel is built. Pointwise nodes inline into their single consumer or become kernel
-// roots; views are index arithmetic; reductions over one domain and dims, with the
-// pointwise nodes between and after them, form row groups (one row kernel each); the rest
-// are ext steps. lower.cc then builds the kernels the plan names.
+// roots; a root whose readers all inline into one other pointwise kernel of its shape is
+// stored by that kernel (a multi-output kernel); views are index arithmetic; reductions
+// over one domain and dims, with the pointwise nodes between and after them, form row
+// groups (one row kernel each); the rest are ext steps. lower.cc then builds the kernels
+// the plan names.
 #pragma once
 
 #include <algorithm>
@@ -14,7 +16,9 @@
 namespace kiln {
 
 enum class Role { Pointwise, View, Ext };
-enum class State { Inline, KernelRoot, ExtStep, InGroup };
+// StoredWith: a pointwise value computed and stored by the kernel of another root
+// (FusionPlan::stored_with), which would otherwise have loaded it back.
+enum class State { Inline, KernelRoot, ExtStep, InGroup, StoredWith };
 
 // A row group: reductions over the same dims of the same domain, and the pointwise nodes
 // between and after them, computed by one row kernel (softmax and layer_norm each become
@@ -45,6 +49,7 @@ struct FusionPlan {
   std::vector<State> state;        // per node
   std::vector<int> group_of;       // per node: its row group, or -1
   std::vector<size_t> group_last;  // per group: its last member, where its kernel runs
+  std::vector<int> stored_with;    // per node: the root whose kernel stores it, or -1
   std::vector<Group> groups;
   std::vector<std::vector<size_t>> users;  // per value: the nodes that read it, each once
   std::set<ValueId> outputs;

@@ -70,14 +70,14 @@ TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
       kSinCos.find("const kiln_vec<float, 4> kiln_l1 = *(const kiln_vec<float, 4>*)(p1 + kiln_v);"),
       std::string::npos)
       << kSinCos;
-  EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s;"), std::string::npos)
+  EXPECT_NE(kSinCos.find("*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s0;"), std::string::npos)
       << kSinCos;
   EXPECT_NE(kSinCos.find("kiln_v += kiln_stride * 4"), std::string::npos) << kSinCos;
   // The lanes are one unrolled loop, so the expression is written once, not four times.
   EXPECT_NE(kSinCos.find("for (int kiln_lane = 0; kiln_lane < 4; ++kiln_lane) {"),
             std::string::npos)
       << kSinCos;
-  EXPECT_EQ(kSinCos.find("kiln_s.v[1]"), std::string::npos) << kSinCos;
+  EXPECT_EQ(kSinCos.find("kiln_s0.v[1]"), std::string::npos) << kSinCos;
   EXPECT_NE(
       kSinCos.find("for (int64_t i0 = kiln_vector_end + kiln_tid; i0 < n; i0 += kiln_stride) {"),
       std::string::npos)
@@ -87,6 +87,26 @@ TEST(CudaCodegen, PointwiseKernelsAreGridStrideLoopsOverTheArgumentBlock) {
   EXPECT_NE(kSinCos.find("sinf("), std::string::npos);
   EXPECT_EQ(kSinCos.find("#pragma omp"), std::string::npos) << "no OpenMP in CUDA source";
   EXPECT_EQ(kSinCos.find("cpp_"), std::string::npos) << "kernel names carry the cuda prefix";
+}
+
+// A multi-output kernel (a moment stored with the update that reads it, and a bool mask):
+// every output a vector of its own dtype, stored after the lanes.
+const std::string kTwoOutputs = cuda_source(
+    "two_outputs", {randn({256}), randn({256}), randn({256})}, [](const std::vector<Tensor>& in) {
+      Tensor m = in[1] * 0.9f + in[2] * 0.1f;
+      Tensor keep = in[2] > 0.0f;
+      return std::vector<Tensor>{in[0] - (m * 0.01f).masked_fill(keep, 0.0), m, keep};
+    });
+
+TEST(CudaCodegen, MultiOutputKernelsStoreAVectorPerOutput) {
+  size_t first = kTwoOutputs.find("__global__ void");
+  ASSERT_NE(first, std::string::npos) << kTwoOutputs;
+  EXPECT_EQ(kTwoOutputs.find("__global__ void", first + 1), std::string::npos)
+      << "one kernel: " << kTwoOutputs;
+  for (const char* snippet : {"*(kiln_vec<float, 4>*)(p0 + kiln_v) = kiln_s0;",
+                              "*(kiln_vec<float, 4>*)(p1 + kiln_v) = kiln_s1;",
+                              "*(kiln_vec<uint8_t, 4>*)(p2 + kiln_v) = kiln_s2;"})
+    EXPECT_NE(kTwoOutputs.find(snippet), std::string::npos) << snippet << "\n" << kTwoOutputs;
 }
 
 TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {
@@ -232,6 +252,7 @@ TEST(Nvrtc, CompilesGeneratedKernelsToCubinInAWorker) {
   EXPECT_GT(compile_in_worker("half", f16), 1000u);
   EXPECT_GT(compile_in_worker("rows", kRows), 1000u);
   EXPECT_GT(compile_in_worker("draws", kDraws), 1000u);
+  EXPECT_GT(compile_in_worker("two_outputs", kTwoOutputs), 1000u);
   EXPECT_GT(compile_in_worker("long_rows", kLong), 1000u);
   // Register-held rows whose every read is a broadcast (no vector access): no alignment test.
   std::string broadcast_rows =

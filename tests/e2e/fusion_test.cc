@@ -139,14 +139,40 @@ TEST(Fusion, SameOpOverManyTensorsIsOneForeachKernel) {
       {randn({3}), randn({3}), randn({4, 5}), randn({5}), randn({1 << 16}), randn({1 << 16}),
        randn({}), randn({})});
   EXPECT_EQ(steps, std::vector<std::string>{"cpp_for_fused_add_0"});
-  // A chain (each reads the previous) cannot be one foreach launch.
+  // A chain (each reads the previous) cannot be one foreach launch: `a`, read by two
+  // kernels, runs first; the two that read it are one foreach kernel after it.
   auto chain = steps_of(
       [](std::vector<Tensor> in) {
         Tensor a = in[0] + in[1];
-        return std::vector<Tensor>{a, a + in[1]};
+        return std::vector<Tensor>{a, a + in[1], a + in[0]};
       },
       {randn({6}), randn({6})});
-  EXPECT_EQ(chain, (std::vector<std::string>{"cpp_poi_fused_add_0", "cpp_poi_fused_add_1"}));
+  EXPECT_EQ(chain, (std::vector<std::string>{"cpp_poi_fused_add_0", "cpp_for_fused_add_1"}));
+}
+
+// Multi-output kernels: values read only by one other pointwise kernel of their shape (an
+// optimizer's moment, a mask kept for the backward) are stored by it, whatever their dtype;
+// an optimizer's per-parameter kernels then form one foreach launch.
+TEST(Fusion, AValueReadOnlyByOneKernelIsStoredByIt) {
+  auto update = [](const Tensor& p, const Tensor& g, const Tensor& m) {
+    Tensor m_new = m * 0.9f + g * 0.1f;
+    Tensor keep = g.abs() < 2.0f;
+    Tensor p_new = p - (m_new * 0.01f).masked_fill(keep.logical_not(), 0.0);
+    return std::vector<Tensor>{p_new, m_new, keep};
+  };
+  auto steps = steps_of([&](std::vector<Tensor> in) { return update(in[0], in[1], in[2]); },
+                        {randn({4099}), randn({4099}), randn({4099})});
+  ASSERT_EQ(steps.size(), 1u) << steps[0];
+  EXPECT_EQ(steps[0].rfind("cpp_poi_fused_", 0), 0u) << steps[0];
+  auto two = steps_of(
+      [&](std::vector<Tensor> in) {
+        std::vector<Tensor> out = update(in[0], in[1], in[2]);
+        for (const Tensor& t : update(in[3], in[4], in[5])) out.push_back(t);
+        return out;
+      },
+      {randn({33}), randn({33}), randn({33}), randn({8, 8}), randn({8, 8}), randn({8, 8})});
+  ASSERT_EQ(two.size(), 1u);
+  EXPECT_EQ(two[0].rfind("cpp_for_fused_", 0), 0u) << two[0];
 }
 
 TEST(Executor, WritesInPlaceOverADeadIntermediate) {

@@ -346,5 +346,47 @@ TEST_F(Observe, MinifierShrinksToTheBrokenOp) {
   EXPECT_TRUE(has_sin) << read_text(out);
 }
 
+// The minifier on a backward graph's repro: the derivative of sin is a cos that only the
+// backward graph computes; with cos broken, the forward's repro still matches and the
+// backward's shrinks to the cos.
+TEST_F(Observe, MinifierShrinksABackwardGraphToTheBrokenOp) {
+  setenv("KILN_TRACE", (dir_ + "/trace").c_str(), 1);
+  setenv("KILN_TRACE_SAVE_INPUTS", "1", 1);
+  Tensor w = randn({16}).requires_grad_();
+  compile([&w](const Tensor& x) {
+    Tensor t = x * w;
+    for (int i = 0; i < 8; ++i) t = (i == 4 ? sin(t) : t * 0.9f) + 0.1f;
+    return (t * t).sum();
+  })(randn({8, 16}))
+      .backward();
+  std::vector<std::string> files = runnables();
+  ASSERT_EQ(files.size(), 2u);
+  std::string backward_file;
+  for (const std::string& file : files) {
+    auto [code, output] =
+        replay(file, "KILN_INJECT_FAULT=lowering:cos KILN_FORCE_DISABLE_CACHES=1");
+    if (read_text(file).find("compiled_backward") == std::string::npos) {
+      EXPECT_EQ(code, 0) << "the forward has no cos: " << output;
+      continue;
+    }
+    EXPECT_EQ(code, 1) << output;
+    backward_file = file;
+  }
+  ASSERT_FALSE(backward_file.empty());
+  EXPECT_GE(read_repro(backward_file).graph.nodes.size(), 10u);
+  const std::string out = dir_ + "/minimal_backward.json";
+  int status = std::system(
+      fmt::format("KILN_INJECT_FAULT=lowering:cos KILN_FORCE_DISABLE_CACHES=1 {} minify {} --out {}"
+                  " > {}/minify.txt 2>&1",
+                  KILN_CLI_PATH, backward_file, out, dir_)
+          .c_str());
+  ASSERT_EQ(status, 0) << read_text(dir_ + "/minify.txt");
+  Repro minimal = read_repro(out);
+  EXPECT_LE(minimal.graph.nodes.size(), 3u) << read_text(dir_ + "/minify.txt");
+  bool has_cos = false;
+  for (const Node& n : minimal.graph.nodes) has_cos = has_cos || n.op == Op::cos;
+  EXPECT_TRUE(has_cos) << read_text(out);
+}
+
 }  // namespace
 }  // namespace kiln::testing
