@@ -60,6 +60,22 @@ class Observe : public ::testing::Test {
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_text(out)};
   }
+  // `kiln minify FILE` with op `broken`'s rendering broken (KILN_INJECT_FAULT): expects it
+  // to succeed and shrink the graph to at most 3 nodes, one of them `broken`.
+  void expect_minified_to(const std::string& file, Op broken) const {
+    const std::string out = dir_ + "/minimal.json", log = dir_ + "/minify.txt";
+    int status = std::system(
+        fmt::format("KILN_INJECT_FAULT=lowering:{} KILN_FORCE_DISABLE_CACHES=1 {} minify {} "
+                    "--out {} > {} 2>&1",
+                    op_name(broken), KILN_CLI_PATH, file, out, log)
+            .c_str());
+    ASSERT_EQ(status, 0) << read_text(log);
+    Repro minimal = read_repro(out);
+    EXPECT_LE(minimal.graph.nodes.size(), 3u) << read_text(log);
+    bool found = false;
+    for (const Node& n : minimal.graph.nodes) found = found || n.op == broken;
+    EXPECT_TRUE(found) << read_text(out);
+  }
   std::string dir_;
 };
 
@@ -332,18 +348,7 @@ TEST_F(Observe, MinifierShrinksToTheBrokenOp) {
   const std::string file = runnables()[0];
   Repro original = read_repro(file);
   EXPECT_GE(original.graph.nodes.size(), 36u);
-  const std::string out = dir_ + "/minimal.json";
-  int status = std::system(
-      fmt::format("KILN_INJECT_FAULT=lowering:sin KILN_FORCE_DISABLE_CACHES=1 {} minify {} --out {}"
-                  " > {}/minify.txt 2>&1",
-                  KILN_CLI_PATH, file, out, dir_)
-          .c_str());
-  ASSERT_EQ(status, 0) << read_text(dir_ + "/minify.txt");
-  Repro minimal = read_repro(out);
-  EXPECT_LE(minimal.graph.nodes.size(), 3u) << read_text(dir_ + "/minify.txt");
-  bool has_sin = false;
-  for (const Node& n : minimal.graph.nodes) has_sin = has_sin || n.op == Op::sin;
-  EXPECT_TRUE(has_sin) << read_text(out);
+  expect_minified_to(file, Op::sin);
 }
 
 // The minifier on a backward graph's repro: the derivative of sin is a cos that only the
@@ -374,18 +379,7 @@ TEST_F(Observe, MinifierShrinksABackwardGraphToTheBrokenOp) {
   }
   ASSERT_FALSE(backward_file.empty());
   EXPECT_GE(read_repro(backward_file).graph.nodes.size(), 10u);
-  const std::string out = dir_ + "/minimal_backward.json";
-  int status = std::system(
-      fmt::format("KILN_INJECT_FAULT=lowering:cos KILN_FORCE_DISABLE_CACHES=1 {} minify {} --out {}"
-                  " > {}/minify.txt 2>&1",
-                  KILN_CLI_PATH, backward_file, out, dir_)
-          .c_str());
-  ASSERT_EQ(status, 0) << read_text(dir_ + "/minify.txt");
-  Repro minimal = read_repro(out);
-  EXPECT_LE(minimal.graph.nodes.size(), 3u) << read_text(dir_ + "/minify.txt");
-  bool has_cos = false;
-  for (const Node& n : minimal.graph.nodes) has_cos = has_cos || n.op == Op::cos;
-  EXPECT_TRUE(has_cos) << read_text(out);
+  expect_minified_to(backward_file, Op::cos);
 }
 
 }  // namespace
