@@ -6,7 +6,8 @@
 // Options are aggregates whose members follow PyTorch's argument order, so designated
 // initializers read like PyTorch's keyword arguments. With `fused` (the default), step()
 // runs one compiled function over every parameter that has a gradient: kiln fuses each
-// parameter's update into one loop and groups them into foreach kernels; the learning rate
+// parameter's update (its moments and itself: a multi-output loop) into one loop and groups
+// the loops into foreach kernels, one launch per 48 buffers; the learning rate
 // and Adam's bias corrections are graph scalars (SymFloat), so a schedule does not recompile.
 // Without it, step() runs the same update eagerly, op by op.
 #pragma once

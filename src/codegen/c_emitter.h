@@ -54,7 +54,7 @@ std::string kernel_signature(const std::string& name, const Dialect& dialect,
                              const std::string& bounds = "");
 
 // The kernel's ABI: void NAME(const int64_t* sizes, char* const* buffers), sizes being the
-// graph's size symbols and buffers the kernel's params (output first). The body reads its
+// graph's size symbols and buffers the kernel's params (outputs first). The body reads its
 // config through macros (KILN_NUM_THREADS, KILN_VECTOR_ATTR, KILN_CHUNK, KILN_BLOCK), so it
 // is the same text under every config: config_prologue defines them (and KILN_<FIELD> for
 // every other field of the config) before it, and config_epilogue removes them after.
