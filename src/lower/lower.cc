@@ -282,8 +282,7 @@ class Lowering {
     // Outputs: the root, then the values stored with it (plan_fusion's share_kernels), in
     // node order, each at the loop's element (they have the root's shape).
     std::vector<ValueId> outputs{root_};
-    for (size_t m = 0; m < n; ++m)
-      if (plan_.stored_with[m] == static_cast<int>(n)) outputs.push_back(g_.node_value(m));
+    for (size_t m : plan_.stored_by[n]) outputs.push_back(g_.node_value(m));
     params_ = outputs;
     LoopKernel k;
     k.shape = node.type.shape;

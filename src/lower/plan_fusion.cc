@@ -42,9 +42,8 @@ class FusionPlanner {
     form_groups();
     classify();
     share_kernels();
-    return {std::move(state_),       std::move(group_of_), std::move(group_last_),
-            std::move(stored_with_), std::move(groups_),   std::move(users_),
-            std::move(outputs_)};
+    return {std::move(state_),  std::move(group_of_), std::move(group_last_), std::move(stored_by_),
+            std::move(groups_), std::move(users_),    std::move(outputs_)};
   }
 
  private:
@@ -214,7 +213,7 @@ class FusionPlanner {
           // learning rate over a bias correction) an operation or two: every kernel reading
           // one recomputes it rather than read a buffer that a launch of its own wrote (a
           // causal mask of two ranges is one kernel; an optimizer step launches no scalar
-          // kernels). Not a 0-d draw: each read would draw again.
+          // kernels). Not a 0-d draw: a Philox call in every element is not cheap.
           bool cheap = node.op == Op::arange ||
                        (node.type.shape.empty() && op_info(node.op).rule != OpRule::Random);
           bool recomputed =
@@ -235,7 +234,7 @@ class FusionPlanner {
   // from the back, so a root that is itself stored with another passes its readers on.
   void share_kernels() {
     const size_t n_nodes = g_.nodes.size();
-    stored_with_.assign(n_nodes, -1);
+    stored_by_.assign(n_nodes, {});
     // Per node: the pointwise root whose kernel computes it (itself, the root it inlines
     // into, the root storing it), or -1 (a row group, an ext step, several kernels).
     std::vector<int> kernel_of(n_nodes, -1);
@@ -259,13 +258,14 @@ class FusionPlanner {
       int host = forced_root_[n] ? -1 : common_kernel(u);
       if (host < 0 || g_.nodes[static_cast<size_t>(host)].type.shape != node.type.shape) continue;
       state_[n] = State::StoredWith;
-      stored_with_[n] = host;
+      stored_by_[static_cast<size_t>(host)].push_back(n);
       kernel_of[n] = host;
     }
+    for (auto& stored : stored_by_) std::reverse(stored.begin(), stored.end());  // node order
   }
 
   const Graph& g_;
-  std::vector<int> stored_with_;
+  std::vector<std::vector<size_t>> stored_by_;
   std::vector<int64_t> depth_;     // too_deep's expression depths
   std::vector<bool> forced_root_;  // realized because their expressions grew too deep
   std::vector<State> state_;

@@ -17,7 +17,7 @@ namespace kiln {
 
 enum class Role { Pointwise, View, Ext };
 // StoredWith: a pointwise value computed and stored by the kernel of another root
-// (FusionPlan::stored_with), which would otherwise have loaded it back.
+// (FusionPlan::stored_by), which would otherwise have loaded it back.
 enum class State { Inline, KernelRoot, ExtStep, InGroup, StoredWith };
 
 // A row group: reductions over the same dims of the same domain, and the pointwise nodes
@@ -49,7 +49,8 @@ struct FusionPlan {
   std::vector<State> state;        // per node
   std::vector<int> group_of;       // per node: its row group, or -1
   std::vector<size_t> group_last;  // per group: its last member, where its kernel runs
-  std::vector<int> stored_with;    // per node: the root whose kernel stores it, or -1
+  // Per node: the StoredWith nodes its kernel also stores, in node order (kernel roots).
+  std::vector<std::vector<size_t>> stored_by;
   std::vector<Group> groups;
   std::vector<std::vector<size_t>> users;  // per value: the nodes that read it, each once
   std::set<ValueId> outputs;

@@ -1,4 +1,5 @@
 // Fusion is real: the kernels a compiled graph launches, counted and named.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -162,7 +163,7 @@ TEST(Fusion, AValueReadOnlyByOneKernelIsStoredByIt) {
   };
   auto steps = steps_of([&](std::vector<Tensor> in) { return update(in[0], in[1], in[2]); },
                         {randn({4099}), randn({4099}), randn({4099})});
-  ASSERT_EQ(steps.size(), 1u) << steps[0];
+  ASSERT_EQ(steps.size(), 1u) << fmt::format("{}", fmt::join(steps, ", "));
   EXPECT_EQ(steps[0].rfind("cpp_poi_fused_", 0), 0u) << steps[0];
   auto two = steps_of(
       [&](std::vector<Tensor> in) {
@@ -171,7 +172,7 @@ TEST(Fusion, AValueReadOnlyByOneKernelIsStoredByIt) {
         return out;
       },
       {randn({33}), randn({33}), randn({33}), randn({8, 8}), randn({8, 8}), randn({8, 8})});
-  ASSERT_EQ(two.size(), 1u);
+  ASSERT_EQ(two.size(), 1u) << fmt::format("{}", fmt::join(two, ", "));
   EXPECT_EQ(two[0].rfind("cpp_for_fused_", 0), 0u) << two[0];
 }
 
