@@ -1,14 +1,19 @@
 // A training step (forward, backward, AdamW) of an MLP and of a transformer encoder layer:
 // kiln eager (eager autograd, eager optimizer) against kiln compiled (the loss compiled with
 // its backward graph, the fused AdamW step), on the CPU or the GPU, with the first compiled
-// step's time (trace, partition, both compiles). Prints a table; --json PATH writes it;
+// step's time (trace, partition, both compiles) and the peak memory of a step (memory.h:
+// parameters, gradients and optimizer state included). Prints a table; --json PATH writes it;
 // bench/train_compare.py runs PyTorch eager and torch.compile on the same steps beside it.
+// --profile prints, per workload, where one compiled step's device time goes (the profiler's
+// kernel slices; on the GPU its CUPTI device durations, library kernels under their own
+// names), most first.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cuda/driver.h"
@@ -55,13 +60,23 @@ void sync(Device device) {
   if (device == Device::cuda) cuda::synchronize("train_bench");
 }
 
-// ms per step (median of `steps` after warm-up) and the first step's ms.
-std::pair<double, double> time_steps(const Workload& w, bool compiled, Device device, int steps) {
+struct StepTimes {
+  double ms;        // median of the timed steps
+  double first_ms;  // the first step (the compiles, when compiled)
+  double peak_mib;  // the most memory live at once during the last step
+};
+
+// ms per step (median of `steps` after warm-up), the first step's ms, and the last step's
+// peak memory.
+StepTimes time_steps(const Workload& w, bool compiled, Device device, int steps) {
   optim::AdamW opt(w.model->parameters(), {.lr = 1e-4, .fused = compiled});
   auto compiled_loss = compile(w.loss);
   std::vector<double> times;
   double first = 0;
+  double peak_mib = 0;
   for (int i = 0; i < steps + 3; ++i) {
+    const bool last = i == steps + 2;
+    if (last) reset_peak_memory_stats(device);
     auto t = Clock::now();
     opt.zero_grad();
     Tensor loss = compiled ? compiled_loss(w.x, w.target) : w.loss(w.x, w.target);
@@ -69,11 +84,49 @@ std::pair<double, double> time_steps(const Workload& w, bool compiled, Device de
     opt.step();
     sync(device);
     double ms = ms_since(t);
+    if (last) peak_mib = static_cast<double>(max_memory_allocated(device)) / (1 << 20);
     if (i == 0) first = ms;
     if (i >= 3) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], first};
+  return {times[times.size() / 2], first, peak_mib};
+}
+
+// One more compiled step under the profiler; prints the kernels by total time, most first.
+void print_profile(const Workload& w, Device device) {
+  optim::AdamW opt(w.model->parameters(), {.lr = 1e-4, .fused = true});
+  auto compiled_loss = compile(w.loss);
+  auto step = [&] {
+    opt.zero_grad();
+    compiled_loss(w.x, w.target).backward();
+    opt.step();
+    sync(device);
+  };
+  step();
+  step();
+  Profiler profiler;
+  profiler.start();
+  step();
+  profiler.stop();
+  const std::string category = device == Device::cuda ? "gpu_kernel" : "kernel";
+  std::map<std::string, std::pair<double, int>> by_name;  // total µs, launches
+  double total = 0;
+  for (const ProfileEvent& e : profiler.events()) {
+    if (e.category != category) continue;
+    auto inner = e.args.find("kernel");
+    std::string name = inner == e.args.end() ? e.name : e.name + " / " + inner->second;
+    by_name[name].first += e.duration_us;
+    by_name[name].second += 1;
+    total += e.duration_us;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_name.begin(), by_name.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  fmt::print("  {}: {:.1f} us in {} kernels ({} names)\n", w.name, total, by_name.size(),
+             rows.size());
+  for (size_t i = 0; i < rows.size() && i < 30; ++i)
+    fmt::print("  {:>9.1f} us {:>4}x  {}\n", rows[i].second.first, rows[i].second.second,
+               rows[i].first.substr(0, 140));
 }
 
 }  // namespace
@@ -82,28 +135,34 @@ int main(int argc, char** argv) {
   std::string json_path;
   Device device = Device::cpu;
   int steps = 10;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     if (a == "--device" && i + 1 < argc)
       device = std::string(argv[++i]) == "cuda" ? Device::cuda : Device::cpu;
     if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
+    if (a == "--profile") profile = true;
   }
   fmt::print("training step (forward, backward, AdamW) on {}:\n", device_name(device));
-  fmt::print("{:<36} {:>12} {:>12} {:>9} {:>16}\n", "workload", "kiln eager", "kiln compiled",
-             "speedup", "first compiled");
+  fmt::print("{:<36} {:>12} {:>12} {:>9} {:>16} {:>11} {:>11}\n", "workload", "kiln eager",
+             "kiln compiled", "speedup", "first compiled", "peak eager", "peak comp.");
   nlohmann::json rows = nlohmann::json::array();
   for (auto make : {mlp, transformer}) {
     manual_seed(0);
     Workload w = make(device);
-    auto [eager_ms, eager_first] = time_steps(w, false, device, steps);
-    auto [compiled_ms, compiled_first] = time_steps(w, true, device, steps);
-    fmt::print("{:<36} {:>9.2f} ms {:>9.2f} ms {:>8.2f}x {:>13.1f} ms\n", w.name, eager_ms,
-               compiled_ms, eager_ms / compiled_ms, compiled_first);
+    StepTimes eager = time_steps(w, false, device, steps);
+    StepTimes compiled = time_steps(w, true, device, steps);
+    fmt::print("{:<36} {:>9.2f} ms {:>9.2f} ms {:>8.2f}x {:>13.1f} ms {:>7.1f} MiB {:>7.1f} MiB\n",
+               w.name, eager.ms, compiled.ms, eager.ms / compiled.ms, compiled.first_ms,
+               eager.peak_mib, compiled.peak_mib);
     rows.push_back({{"workload", w.name},
-                    {"kiln_eager_ms", eager_ms},
-                    {"kiln_compiled_ms", compiled_ms},
-                    {"kiln_first_compiled_step_ms", compiled_first}});
+                    {"kiln_eager_ms", eager.ms},
+                    {"kiln_compiled_ms", compiled.ms},
+                    {"kiln_first_compiled_step_ms", compiled.first_ms},
+                    {"kiln_eager_peak_mib", eager.peak_mib},
+                    {"kiln_compiled_peak_mib", compiled.peak_mib}});
+    if (profile) print_profile(w, device);
   }
   if (!json_path.empty()) {
     std::ofstream(json_path) << nlohmann::json{

@@ -8,7 +8,9 @@ TransformerEncoderLayer d512 h8, batch first 8x128, no dropout, with mse_loss).
 
 PyTorch steps are timed as kiln's: median of 10 after 3 warm-up steps, synchronized; the
 first torch.compile step (Dynamo, AOTAutograd, Inductor for forward and backward) is its
-cold compile. Writes DIR/train_compare_<date>.json and prints a table.
+cold compile. The peak memory of the last step (torch.cuda.max_memory_allocated after a
+reset; kiln's memory.h counts the same way) is compared beside the times. Writes
+DIR/train_compare_<date>.json and prints a table.
 """
 import argparse
 import datetime
@@ -37,9 +39,11 @@ def torch_steps(name, compiled, steps=10):
     step_fn = loss_fn
     if compiled:
         step_fn = torch.compile(loss_fn)
-    times, first = [], 0.0
+    times, first, peak = [], 0.0, 0
     for i in range(steps + 3):
         torch.cuda.synchronize()
+        if i == steps + 2:
+            torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         opt.zero_grad()
         loss = step_fn()
@@ -47,12 +51,14 @@ def torch_steps(name, compiled, steps=10):
         opt.step()
         torch.cuda.synchronize()
         ms = (time.perf_counter() - t0) * 1e3
+        if i == steps + 2:
+            peak = torch.cuda.max_memory_allocated() / 2**20
         if i == 0:
             first = ms
         if i >= 3:
             times.append(ms)
     times.sort()
-    return times[len(times) // 2], first
+    return times[len(times) // 2], first, peak
 
 
 def main():
@@ -66,15 +72,18 @@ def main():
         kiln_rows = json.load(f)["rows"]
     rows = []
     print(f"{'workload':<36} {'kiln eager':>11} {'kiln comp.':>11} {'torch eager':>12} "
-          f"{'torch.compile':>14} {'kiln 1st':>10} {'inductor 1st':>13}")
+          f"{'torch.compile':>14} {'kiln 1st':>10} {'inductor 1st':>13} "
+          f"{'peak kiln c.':>13} {'peak torch e.':>14} {'peak t.compile':>15}")
     for r in kiln_rows:
-        te, _ = torch_steps(r["workload"], False)
-        tc, tc_first = torch_steps(r["workload"], True)
-        row = dict(r, torch_eager_ms=te, torch_compile_ms=tc, torch_compile_first_step_ms=tc_first)
+        te, _, te_peak = torch_steps(r["workload"], False)
+        tc, tc_first, tc_peak = torch_steps(r["workload"], True)
+        row = dict(r, torch_eager_ms=te, torch_compile_ms=tc, torch_compile_first_step_ms=tc_first,
+                   torch_eager_peak_mib=te_peak, torch_compile_peak_mib=tc_peak)
         rows.append(row)
         print(f"{r['workload']:<36} {r['kiln_eager_ms']:>8.2f} ms {r['kiln_compiled_ms']:>8.2f} ms "
               f"{te:>9.2f} ms {tc:>11.2f} ms {r['kiln_first_compiled_step_ms']:>7.0f} ms "
-              f"{tc_first:>10.0f} ms")
+              f"{tc_first:>10.0f} ms {r['kiln_compiled_peak_mib']:>9.1f} MiB "
+              f"{te_peak:>10.1f} MiB {tc_peak:>11.1f} MiB")
     path = os.path.join(args.out, f"train_compare_{datetime.date.today()}.json")
     with open(path, "w") as f:
         json.dump(rows, f, indent=1)

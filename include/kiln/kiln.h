@@ -6,6 +6,7 @@
 #include "kiln/dtype.h"
 #include "kiln/error.h"
 #include "kiln/load.h"
+#include "kiln/memory.h"
 #include "kiln/nn.h"
 #include "kiln/ops.h"
 #include "kiln/optim.h"

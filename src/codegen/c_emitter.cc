@@ -192,9 +192,22 @@ std::string pointwise_loops(const LoopKernel& k, int base, const Dialect& dialec
   std::string body;
   std::string indent(2 * (k.flat ? 1 : k.shape.size()) + 4, ' ');
   w.push(&body, indent);
-  for (const Store& st : k.stores)
+  if (k.stores.size() == 1) {
+    const Store& st = k.stores[0];
     w.line(fmt::format("{}[{}] = {};", w.param(st.param), w.index(st.index, st.access),
                        store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
+  } else {
+    // Every value before any store: an output may be written over an input that a later
+    // value reads (params_and_sizes).
+    for (const Store& st : k.stores) {
+      const DType dtype = k.param_dtypes[static_cast<size_t>(st.param)];
+      w.line(fmt::format("const {} kiln_o{} = {};", type_names(dtype).storage, st.param,
+                         store(w.value(st.value), dtype)));
+    }
+    for (const Store& st : k.stores)
+      w.line(fmt::format("{}[{}] = kiln_o{};", w.param(st.param), w.index(st.index, st.access),
+                         st.param));
+  }
   w.pop();
   std::string src;
   if (k.schedule.vector_width > 0)

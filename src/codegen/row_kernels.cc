@@ -91,15 +91,32 @@ std::string reduction_clauses(const Accumulation& acc, const Dialect& dialect) {
   return fmt::format("{}", fmt::join(clauses, " "));
 }
 
+namespace {
+
+// A pointwise kernel (or a foreach part) storing several values per element may run with
+// one of them written over an input it reads (PlanExecutable::run_writing_into): its
+// buffers are then declared without restrict, so that C's order (every value computed,
+// then stored: pointwise_loops) is the order its loads and stores happen in. Its loops
+// keep their simd pragmas, which already assert that iterations do not depend on each
+// other.
+bool stores_several_per_element(const LoopKernel& k) {
+  if (k.kind == LoopKernel::Kind::Foreach)
+    return std::any_of(k.parts.begin(), k.parts.end(), stores_several_per_element);
+  return k.kind == LoopKernel::Kind::Pointwise && k.num_outputs > 1;
+}
+
+}  // namespace
+
 std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   std::string src;
+  const char* restrict_word = stores_several_per_element(k) ? "" : dialect.restrict_word;
   for (int s = 0; s < num_symbols; ++s)
     src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
     src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n", writes_param(k, p) ? "" : "const ",
-                       t, dialect.restrict_word, p, t, p);
+                       t, restrict_word, p, t, p);
   }
   return src;
 }

@@ -166,7 +166,9 @@ class CompiledCore {
       bump(Stat::compile_eager_for_grad);
       return trace(inputs);
     }
-    std::vector<Tensor> results = entry->executable->run(args);
+    std::vector<WriteInto> into;
+    for (const TraceResult::WriteBack& w : entry->write_backs) into.push_back({w.output, w.input});
+    std::vector<Tensor> results = entry->executable->run_writing_into(args, into);
     std::vector<Tensor> saved;  // what the backward graph reads, after results and write-backs
     if (entry->backward) {
       size_t first_saved = entry->num_results + entry->write_backs.size();
@@ -174,7 +176,12 @@ class CompiledCore {
       results.resize(first_saved);
     }
     for (const TraceResult::WriteBack& w : entry->write_backs) {
-      copy_into(args[w.input], results[w.output]);
+      // The executable may have written the value into the input already (run_writing_into).
+      if (results[w.output].impl() != args[w.input].impl()) {
+        copy_into(args[w.input], results[w.output]);
+      } else {
+        bump(Stat::write_backs_in_place);
+      }
       args[w.input].impl()->storage->bump_version();
     }
     if (!entry->write_backs.empty()) bump(Stat::write_backs);

@@ -35,6 +35,25 @@ SymShape work_of(const LoopKernel& k) {
   return rows;
 }
 
+// The values a kernel loads at a constant index (one element, whatever the element it
+// writes): a flat kernel may not run over them in place.
+std::vector<ValueId> read_at_constant_index(const LoopKernel& k) {
+  std::vector<ValueId> values;
+  auto scan = [&](const LoopKernel& part) {
+    std::vector<const Expr*> roots;
+    for (const Store& st : part.stores) roots.push_back(st.value.get());
+    visit_nodes(roots, [&](const Expr& e) {
+      if (is_constant_load(e)) values.push_back(part.params[static_cast<size_t>(e.load().param)]);
+    });
+  };
+  if (k.kind == LoopKernel::Kind::Foreach) {
+    for (const LoopKernel& part : k.parts) scan(part);
+  } else {
+    scan(k);
+  }
+  return values;
+}
+
 KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target,
                        Device device) {
   KernelLaunch launch;
@@ -42,7 +61,15 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   launch.kind = kernel_kind_word(k);
   launch.unit = unit;
   launch.params = k.params;
-  launch.elementwise = k.kind == LoopKernel::Kind::Pointwise && k.flat;
+  auto flat_pointwise = [](const LoopKernel& part) {
+    return part.kind == LoopKernel::Kind::Pointwise && part.flat;
+  };
+  launch.elementwise = k.kind == LoopKernel::Kind::Foreach
+                           ? std::all_of(k.parts.begin(), k.parts.end(), flat_pointwise)
+                           : flat_pointwise(k);
+  for (const LoopKernel& part : k.parts)
+    launch.part_params.push_back(static_cast<int>(part.params.size()));
+  if (launch.elementwise) launch.read_at_constant_index = read_at_constant_index(k);
   launch.source = emit_kernel(k, num_symbols, dialect_of(device));
   launch.work = work_of(k);
   launch.row_per_block = k.schedule.row_per_block;

@@ -60,6 +60,11 @@ class StagedExecutable final : public Executable {
   }
 
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    return run_writing_into(inputs, {});
+  }
+
+  std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
+                                       const std::vector<WriteInto>& into) override {
     std::shared_ptr<Executable> exe;
     int stage = -1;
     {
@@ -79,7 +84,7 @@ class StagedExecutable final : public Executable {
       if (name == "fast") bump(Stat::progressive_fast_runs);
       if (name == "optimized") bump(Stat::progressive_optimized_runs);
     }
-    return exe->run(inputs);
+    return exe->run_writing_into(inputs, into);
   }
 
   std::string_view backend_name() const override { return "staged"; }

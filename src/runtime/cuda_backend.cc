@@ -69,9 +69,12 @@ class CudaExecutable final : public PlanExecutable {
     }
   }
 
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+  // A replay writes the graph's own buffers: outputs are then copied out, never written
+  // into the inputs.
+  std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
+                                       const std::vector<WriteInto>& into) override {
     if (!plan().cuda_graphs || graph_failed_ || io_bytes(inputs) > kGraphIoLimit)
-      return PlanExecutable::run(inputs);
+      return PlanExecutable::run_writing_into(inputs, into);
     const std::vector<int64_t> bindings = bind(inputs);
     if (!graph_exec_) {
       // The first call runs as usual: it loads what the plan uses (cuBLASLt's algorithms,
@@ -79,11 +82,12 @@ class CudaExecutable final : public PlanExecutable {
       // a graph is captured.
       if (!warmed_up_) {
         warmed_up_ = true;
-        return PlanExecutable::run(inputs);
+        return PlanExecutable::run_writing_into(inputs, into);
       }
-      if (!capture(inputs, bindings)) return PlanExecutable::run(inputs);
+      if (!capture(inputs, bindings)) return PlanExecutable::run_writing_into(inputs, into);
     } else if (bindings != captured_bindings_) {
-      return PlanExecutable::run(inputs);  // other dynamic sizes: not what was captured
+      // other dynamic sizes: not what was captured
+      return PlanExecutable::run_writing_into(inputs, into);
     }
     return replay(inputs);
   }
@@ -115,7 +119,7 @@ class CudaExecutable final : public PlanExecutable {
       failure = "cuStreamBeginCapture failed";
     } else {
       try {
-        outputs = PlanExecutable::run(static_inputs);
+        outputs = PlanExecutable::run_writing_into(static_inputs, {});
       } catch (const std::exception& e) {
         failure = e.what();
       }

@@ -14,11 +14,28 @@
 
 namespace kiln {
 
+// An output that the caller copies into an input after the run: a compiled function's
+// write-back of a mutation (x.add_(1) traced as a fresh value, then copied into x).
+struct WriteInto {
+  size_t output;
+  size_t input;
+};
+
 class Executable {
  public:
   virtual ~Executable() = default;
   // Runs on inputs that passed the entry's guards; outputs never alias inputs.
   virtual std::vector<Tensor> run(const std::vector<Tensor>& inputs) = 0;
+  // As run, told which outputs the caller will copy into which inputs. A backend may write
+  // such an output into the input's memory directly, where nothing that reads the input's
+  // old value runs after it, and then returns the input tensor itself as that output (the
+  // one case of an output aliasing an input; the caller's copy is then skipped). The
+  // default runs as run does.
+  virtual std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
+                                               const std::vector<WriteInto>& into) {
+    (void)into;
+    return run(inputs);
+  }
   virtual std::string_view backend_name() const = 0;
   // The steps each run performs, in order: kernel names, or "ext:<op>" for library and
   // eager steps. Empty for backends without kernels.

@@ -35,6 +35,8 @@ std::string plan_to_json(const CompiledPlan& plan) {
                             {"params", k.params},
                             {"outputs", k.outputs},
                             {"elementwise", k.elementwise},
+                            {"part_params", k.part_params},
+                            {"read_at_constant_index", k.read_at_constant_index},
                             {"source", k.source},
                             {"space", space_text(k.space)},
                             {"config", config_text(k.config)},
@@ -126,6 +128,22 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
       launch.outputs.push_back(out);
     }
     launch.elementwise = k.at("elementwise").get<bool>();
+    int64_t part_total = 0;
+    for (const json& n : k.at("part_params")) {
+      launch.part_params.push_back(json_integer<int>(n));
+      if (launch.part_params.back() <= 0)
+        throw fail(fmt::format("kernel {} has an empty part", launch.name));
+      part_total += launch.part_params.back();
+    }
+    for (const json& v : k.at("read_at_constant_index")) {
+      ValueId read = value_id(v);
+      if (std::find(launch.params.begin(), launch.params.end(), read) == launch.params.end())
+        throw fail(fmt::format("kernel {} reads a value that is not its param", launch.name));
+      launch.read_at_constant_index.push_back(read);
+    }
+    if (!launch.part_params.empty() && part_total != static_cast<int64_t>(launch.params.size()))
+      throw fail(fmt::format("kernel {}'s parts have {} params, not its {}", launch.name,
+                             part_total, launch.params.size()));
     launch.source = k.at("source").get<std::string>();
     std::string where = fmt::format("{} (kernel {})", source, launch.name);
     launch.space = parse_space(k.at("space").get<std::string>(), where);

@@ -29,10 +29,18 @@ struct KernelLaunch {
   int unit = 0;
   std::vector<ValueId> params;   // its buffers (ABI order: outputs first)
   std::vector<ValueId> outputs;  // the params it writes
-  bool elementwise = false;      // reads every input at the index it writes (may run in place)
-  std::string source;            // its body, the same text under every config (c_emitter.h)
-  TuneSpace space;               // what autotuning may change
-  KernelConfig config;           // the config it is built with (complete over the space)
+  // Reads every input at the index it writes (may run in place): a flat pointwise kernel,
+  // or a foreach of them, whose parts are independent loops.
+  bool elementwise = false;
+  // Foreach: each part's number of params, in order (its params are theirs, concatenated).
+  // Empty for other kernels: one part of all the params.
+  std::vector<int> part_params;
+  // Elementwise kernels: the values they also load at a constant index (x - x[0]), which
+  // they must not run over in place.
+  std::vector<ValueId> read_at_constant_index;
+  std::string source;   // its body, the same text under every config (c_emitter.h)
+  TuneSpace space;      // what autotuning may change
+  KernelConfig config;  // the config it is built with (complete over the space)
   std::string tuning =
       "default";  // how config was chosen: default, benchmarked, lookup_table, cached
   // The independent work items of one launch (their count is the product): elements of a

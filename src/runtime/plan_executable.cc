@@ -16,6 +16,15 @@
 
 namespace kiln {
 
+namespace {
+
+bool reads_at_constant_index(const KernelLaunch& k, ValueId v) {
+  return std::find(k.read_at_constant_index.begin(), k.read_at_constant_index.end(), v) !=
+         k.read_at_constant_index.end();
+}
+
+}  // namespace
+
 PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
   const Graph& g = p_.graph;
   symbol_limits_ = symbol_limits(g);
@@ -28,6 +37,10 @@ PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
                      : g.nodes[static_cast<size_t>(step.node)].inputs;
     for (ValueId v : reads) last_use_[v] = static_cast<int64_t>(s);
   }
+  read_by_ext_.assign(static_cast<size_t>(g.num_values()), false);
+  for (const PlanStep& step : p_.steps)
+    if (step.kind == PlanStep::Kind::Ext)
+      for (ValueId v : g.nodes[static_cast<size_t>(step.node)].inputs) read_by_ext_[v] = true;
   for (ValueId v : g.outputs) last_use_[v] = static_cast<int64_t>(p_.steps.size());
   dead_after_.resize(p_.steps.size());
   for (size_t v = g.inputs.size() + g.constants.size(); v < last_use_.size(); ++v)
@@ -36,14 +49,17 @@ PlanExecutable::PlanExecutable(CompiledPlan plan) : p_(std::move(plan)) {
   // In-place candidates: an elementwise kernel reads every input at the index it writes,
   // so it may write over an intermediate of its dtype that dies at this step.
   inplace_.assign(p_.steps.size(), -1);
+  written_at_.assign(static_cast<size_t>(g.num_values()), -1);
   for (size_t s = 0; s < p_.steps.size(); ++s) {
     const PlanStep& step = p_.steps[s];
     if (step.kind != PlanStep::Kind::Kernel) continue;
     const KernelLaunch& k = p_.kernels[static_cast<size_t>(step.kernel)];
+    for (ValueId v : k.outputs) written_at_[v] = static_cast<int64_t>(s);
     if (!k.elementwise || k.outputs.size() != 1) continue;
     for (size_t i = 1; i < k.params.size(); ++i) {
       ValueId v = k.params[i];
       if (g.node_index(v) >= 0 && last_use_[v] == static_cast<int64_t>(s) &&
+          !reads_at_constant_index(k, v) &&
           g.value_type(v).dtype == g.value_type(k.outputs[0]).dtype) {
         inplace_[s] = v;
         break;
@@ -56,13 +72,29 @@ std::vector<int64_t> PlanExecutable::bind(const std::vector<Tensor>& inputs) con
   return bind_inputs(p_.graph, inputs, &symbol_limits_);
 }
 
-std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
+std::vector<Tensor> PlanExecutable::run_writing_into(const std::vector<Tensor>& inputs,
+                                                     const std::vector<WriteInto>& into) {
   const Graph& g = p_.graph;
   std::vector<int64_t> bindings = bind(inputs);
   std::vector<Tensor> slots(static_cast<size_t>(g.num_values()));
   for (size_t i = 0; i < inputs.size(); ++i)
     slots[i] = p_.read_by_kernel[i] ? contiguous_eager(inputs[i]) : inputs[i];
   for (size_t c = 0; c < g.constants.size(); ++c) slots[g.inputs.size() + c] = g.constants[c].value;
+  // Outputs written straight into their inputs: value → the input's index.
+  std::vector<std::pair<ValueId, size_t>> written_into;
+  for (const WriteInto& w : into) {
+    if (w.output >= g.outputs.size() || w.input >= inputs.size()) continue;
+    if (write_into_step(g.outputs[w.output], static_cast<ValueId>(w.input)) >= 0)
+      written_into.emplace_back(g.outputs[w.output], w.input);
+  }
+  auto target_of = [&](ValueId v, const Shape& shape) -> Tensor {
+    for (auto [out, in] : written_into) {
+      const Tensor& t = inputs[in];
+      if (out == v && t.is_contiguous() && t.sizes() == shape && t.dtype() == g.value_type(v).dtype)
+        return t;
+    }
+    return Tensor();
+  };
   before_steps();
   std::vector<char*> buffers;
   for (size_t s = 0; s < p_.steps.size(); ++s) {
@@ -72,6 +104,10 @@ std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
       for (ValueId v : k.outputs) {
         Shape shape;
         for (const Dim& d : g.value_type(v).shape) shape.push_back(d.eval(bindings));
+        if (Tensor target = target_of(v, shape); target.defined()) {
+          slots[v] = target;
+          continue;
+        }
         slots[v] = reuse(s, slots, shape);
         if (!slots[v].defined()) slots[v] = make_tensor(shape, g.value_type(v).dtype, p_.device);
       }
@@ -100,8 +136,44 @@ std::vector<Tensor> PlanExecutable::run(const std::vector<Tensor>& inputs) {
   }
   after_steps();
   std::vector<Tensor> outputs;
-  for (ValueId v : g.outputs) outputs.push_back(owned_output(g, slots[v], inputs));
+  for (ValueId v : g.outputs) {
+    bool written = std::any_of(written_into.begin(), written_into.end(), [&](const auto& w) {
+      return w.first == v && slots[v].impl() == inputs[w.second].impl();
+    });
+    outputs.push_back(written ? slots[v] : owned_output(g, slots[v], inputs));
+  }
   return outputs;
+}
+
+int64_t PlanExecutable::write_into_step(ValueId out, ValueId in) const {
+  const Graph& g = p_.graph;
+  if (out < 0 || out >= g.num_values() || in < 0 || static_cast<size_t>(in) >= g.inputs.size())
+    return -1;
+  const int64_t s = written_at_[static_cast<size_t>(out)];
+  // No step after the writer may read the input's old value (nor may the graph return it),
+  // and no ext step may read it at all: it may have returned a view of it.
+  if (s < 0 || last_use_[in] > s || read_by_ext_[static_cast<size_t>(in)]) return -1;
+  if (std::count(g.outputs.begin(), g.outputs.end(), out) != 1) return -1;
+  const KernelLaunch& k = p_.kernels[static_cast<size_t>(p_.steps[static_cast<size_t>(s)].kernel)];
+  if (!k.elementwise || reads_at_constant_index(k, in)) return -1;
+  // The part a param index belongs to (a foreach's parts run as separate loops: a part
+  // reading the input while another overwrites it would see new values).
+  auto part_of = [&](size_t param) {
+    size_t base = 0;
+    for (size_t part = 0; part < k.part_params.size(); ++part) {
+      base += static_cast<size_t>(k.part_params[part]);
+      if (param < base) return part;
+    }
+    return size_t{0};
+  };
+  size_t writer = k.params.size();
+  for (size_t p = 0; p < k.params.size(); ++p)
+    if (k.params[p] == out && std::find(k.outputs.begin(), k.outputs.end(), out) != k.outputs.end())
+      writer = std::min(writer, p);
+  if (writer == k.params.size()) return -1;
+  for (size_t p = 0; p < k.params.size(); ++p)
+    if (k.params[p] == in && part_of(p) != part_of(writer)) return -1;
+  return s;
 }
 
 Tensor PlanExecutable::run_ext(size_t, const Node& node, const std::vector<Tensor>& args,

@@ -17,7 +17,15 @@ namespace kiln {
 class PlanExecutable : public Executable {
  public:
   explicit PlanExecutable(CompiledPlan plan);
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override;
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    return run_writing_into(inputs, {});
+  }
+  // Writes an output into its input's memory when the kernel computing it is elementwise,
+  // the part of it that writes the output is the only one reading the input, no later step
+  // and no ext step reads the input, and the input is contiguous, of the output's dtype and
+  // sizes.
+  std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
+                                       const std::vector<WriteInto>& into) override;
   std::vector<std::string> kernel_names() const override;
   std::vector<KernelInfo> kernels() const override;
   std::string build_options() const override { return p_.options; }
@@ -54,12 +62,16 @@ class PlanExecutable : public Executable {
                 Launch&& launch) const;
   bool is_written_by(size_t s, ValueId v) const;
   Tensor reuse(size_t s, const std::vector<Tensor>& slots, const Shape& shape) const;
+  // The step at which output value `out` may be written into input `in`'s memory, or -1.
+  int64_t write_into_step(ValueId out, ValueId in) const;
 
   CompiledPlan p_;
   std::vector<int64_t> symbol_limits_;  // bind_inputs' bound on each size symbol
   std::vector<int64_t> last_use_;
   std::vector<std::vector<ValueId>> dead_after_;  // per step: the intermediates it reads last
   std::vector<ValueId> inplace_;             // per step: an input its output may overwrite, or -1
+  std::vector<int64_t> written_at_;          // per value: the kernel step writing it, or -1
+  std::vector<bool> read_by_ext_;            // per value: an ext step reads it
   std::vector<LaunchDescription> launches_;  // per step
 };
 

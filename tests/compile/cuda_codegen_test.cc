@@ -107,6 +107,14 @@ TEST(CudaCodegen, MultiOutputKernelsStoreAVectorPerOutput) {
                               "*(kiln_vec<float, 4>*)(p1 + kiln_v) = kiln_s1;",
                               "*(kiln_vec<uint8_t, 4>*)(p2 + kiln_v) = kiln_s2;"})
     EXPECT_NE(kTwoOutputs.find(snippet), std::string::npos) << snippet << "\n" << kTwoOutputs;
+  // It may run with an output written over an input (PlanExecutable::run_writing_into): no
+  // restrict, and the plain loop computes every value before it stores any.
+  EXPECT_EQ(kTwoOutputs.find("__restrict__"), std::string::npos) << kTwoOutputs;
+  size_t last_value = kTwoOutputs.find("const uint8_t kiln_o2 = ");
+  size_t first_store = kTwoOutputs.find("p0[i0] = kiln_o0;");
+  ASSERT_NE(last_value, std::string::npos) << kTwoOutputs;
+  ASSERT_NE(first_store, std::string::npos) << kTwoOutputs;
+  EXPECT_LT(last_value, first_store) << kTwoOutputs;
 }
 
 TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {

@@ -71,6 +71,20 @@ TEST(CudaTensor, FreedBlocksAreReused) {
   EXPECT_EQ(b.impl()->storage->data(), first);
 }
 
+TEST(CudaTensor, MemoryStatsCountDeviceStorages) {
+  SKIP_WITHOUT_GPU();
+  const int64_t base = memory_allocated(Device::cuda);
+  const int64_t host_base = memory_allocated(Device::cpu);
+  reset_peak_memory_stats(Device::cuda);
+  {
+    Tensor a = empty({1 << 20}).cuda();
+    EXPECT_EQ(memory_allocated(Device::cuda), base + (int64_t{4} << 20));
+  }
+  EXPECT_EQ(memory_allocated(Device::cuda), base);
+  EXPECT_EQ(max_memory_allocated(Device::cuda), base + (int64_t{4} << 20));
+  EXPECT_EQ(memory_allocated(Device::cpu), host_base) << "the host copy was freed";
+}
+
 TEST(CudaCompiled, PointwiseKernelIsNamedAndMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   Tensor x = randn({1000, 37}), y = randn({1000, 37});

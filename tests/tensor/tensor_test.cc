@@ -102,6 +102,27 @@ TEST(Tensor, FactoriesAndItem) {
   EXPECT_THROW(zeros({2}).data<double>(), Error);
 }
 
+TEST(Tensor, MemoryStatsCountLiveStoragesAndTheirPeak) {
+  const int64_t base = memory_allocated();
+  reset_peak_memory_stats();
+  EXPECT_EQ(max_memory_allocated(), base);
+  {
+    Tensor a = empty({1 << 20});  // 4 MiB
+    Tensor view = a.slice(0, 0, 10);
+    EXPECT_EQ(memory_allocated(), base + (int64_t{4} << 20)) << "a view holds no memory of its own";
+    Tensor b = empty({1 << 19}, DType::f64);  // 4 MiB more
+    EXPECT_EQ(memory_allocated(), base + (int64_t{8} << 20));
+  }
+  EXPECT_EQ(memory_allocated(), base) << "freed storages (cached for reuse or not) are not counted";
+  EXPECT_EQ(max_memory_allocated(), base + (int64_t{8} << 20));
+  std::vector<float> host(1 << 20, 1.0f);
+  Tensor blob = from_blob(host.data(), {1 << 20}, DType::f32);
+  EXPECT_EQ(memory_allocated(), base) << "memory kiln does not own is not counted";
+  reset_peak_memory_stats();
+  EXPECT_EQ(max_memory_allocated(), base);
+  EXPECT_EQ(memory_allocated(Device::cuda), 0);
+}
+
 TEST(Tensor, RandomIsSeededAndIndependentOfThreadCount) {
   manual_seed(123);
   Tensor a = randn({1 << 17});
