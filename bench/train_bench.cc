@@ -92,41 +92,81 @@ StepTimes time_steps(const Workload& w, bool compiled, Device device, int steps)
   return {times[times.size() / 2], first, peak_mib};
 }
 
-// One more compiled step under the profiler; prints the kernels by total time, most first.
+using ProfileRows = std::vector<std::pair<std::string, std::pair<double, int>>>;
+
+// The events of `category`, summed by name (a library step's kernels under their own
+// names), most time first.
+ProfileRows by_name(const std::vector<ProfileEvent>& events, const std::string& category,
+                    double* total) {
+  std::map<std::string, std::pair<double, int>> sums;  // total µs, launches
+  *total = 0;
+  for (const ProfileEvent& e : events) {
+    if (e.category != category) continue;
+    auto inner = e.args.find("kernel");
+    std::string name = inner == e.args.end() ? e.name : e.name + " / " + inner->second;
+    sums[name].first += e.duration_us;
+    sums[name].second += 1;
+    *total += e.duration_us;
+  }
+  ProfileRows rows(sums.begin(), sums.end());
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  return rows;
+}
+
+void print_rows(const std::string& title, const ProfileRows& rows, double total, size_t top) {
+  fmt::print("  {}: {:.1f} us in {} names\n", title, total, rows.size());
+  for (size_t i = 0; i < rows.size() && i < top; ++i)
+    fmt::print("  {:>9.1f} us {:>4}x  {}\n", rows[i].second.first, rows[i].second.second,
+               rows[i].first.substr(0, 140));
+}
+
+// One more compiled step under the profiler: its phases' host time, the kernels by device
+// time (on the GPU through CUPTI), the launches by host time, and the host's waits for the
+// GPU.
 void print_profile(const Workload& w, Device device) {
   optim::AdamW opt(w.model->parameters(), {.lr = 1e-4, .fused = true});
   auto compiled_loss = compile(w.loss);
   auto step = [&] {
-    opt.zero_grad();
-    compiled_loss(w.x, w.target).backward();
-    opt.step();
+    {
+      auto scope = record_function("zero_grad");
+      opt.zero_grad();
+    }
+    Tensor loss;
+    {
+      auto scope = record_function("forward");
+      loss = compiled_loss(w.x, w.target);
+    }
+    {
+      auto scope = record_function("backward");
+      loss.backward();
+    }
+    {
+      auto scope = record_function("optimizer step");
+      opt.step();
+    }
+    auto scope = record_function("synchronize");
     sync(device);
   };
   step();
   step();
+  const int64_t syncs = stats()["cuda.synchronizations"];
   Profiler profiler;
   profiler.start();
   step();
   profiler.stop();
-  const std::string category = device == Device::cuda ? "gpu_kernel" : "kernel";
-  std::map<std::string, std::pair<double, int>> by_name;  // total µs, launches
+  fmt::print("  {}: {} host waits for the GPU in the step\n", w.name,
+             stats()["cuda.synchronizations"] - syncs);
+  const std::vector<ProfileEvent> events = profiler.events();
   double total = 0;
-  for (const ProfileEvent& e : profiler.events()) {
-    if (e.category != category) continue;
-    auto inner = e.args.find("kernel");
-    std::string name = inner == e.args.end() ? e.name : e.name + " / " + inner->second;
-    by_name[name].first += e.duration_us;
-    by_name[name].second += 1;
-    total += e.duration_us;
+  ProfileRows phases = by_name(events, "user", &total);
+  print_rows("phases (host)", phases, total, phases.size());
+  if (device == Device::cuda) {
+    ProfileRows kernels = by_name(events, "gpu_kernel", &total);
+    print_rows("kernels (device)", kernels, total, 25);
   }
-  std::vector<std::pair<std::string, std::pair<double, int>>> rows(by_name.begin(), by_name.end());
-  std::sort(rows.begin(), rows.end(),
-            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  fmt::print("  {}: {:.1f} us in {} kernels ({} names)\n", w.name, total, by_name.size(),
-             rows.size());
-  for (size_t i = 0; i < rows.size() && i < 30; ++i)
-    fmt::print("  {:>9.1f} us {:>4}x  {}\n", rows[i].second.first, rows[i].second.second,
-               rows[i].first.substr(0, 140));
+  ProfileRows launches = by_name(events, "kernel", &total);
+  print_rows("launches (host)", launches, total, 20);
 }
 
 }  // namespace

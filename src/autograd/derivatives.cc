@@ -358,6 +358,20 @@ DERIVATIVE(gather, inputs) {
   const Tensor& index = c.input(1);
   int64_t rank = index.dim();
   int64_t dim = normalize_dim(c.attrs().get_int("dim"), rank, "gather");
+  const Shape& input_sizes = c.meta(0).sizes;
+  bool one_pick = index.sizes()[static_cast<size_t>(dim)] == 1;
+  for (int64_t d = 0; d < rank; ++d)
+    one_pick = one_pick && (d == dim || index.sizes()[static_cast<size_t>(d)] ==
+                                            input_sizes[static_cast<size_t>(d)]);
+  if (one_pick) {
+    // One element picked per line (cross_entropy's target): g where the position along dim
+    // is the index, a pointwise mask that fuses, where index_put would be an eager step.
+    Shape iota_shape(static_cast<size_t>(rank), 1);
+    iota_shape[static_cast<size_t>(dim)] = input_sizes[static_cast<size_t>(dim)];
+    Tensor iota =
+        arange(input_sizes[static_cast<size_t>(dim)]).reshape(iota_shape).to(index.device());
+    return {g * as_mask(iota == index, g), Tensor()};
+  }
   std::vector<Tensor> positions;
   for (int64_t d = 0; d < rank; ++d) {
     if (d == dim) {
@@ -440,6 +454,20 @@ DERIVATIVE(slice, nothing) {
   int64_t step = c.attrs().get_int("step", 1);
   start = std::clamp(start < 0 ? start + size : start, int64_t{0}, size);
   end = std::clamp(end < 0 ? end + size : end, start, size);
+  if (step == 1) {
+    // g between zeros: a cat, which fuses with its neighbours (the three slices of an
+    // attention's in_proj become one kernel), where index_put would be an eager step.
+    Shape sizes = c.meta(0).sizes;
+    std::vector<Tensor> parts;
+    auto zeros_of = [&](int64_t length) {
+      sizes[static_cast<size_t>(dim)] = length;
+      parts.push_back(zeros(sizes, g.dtype()).to(g.device()));
+    };
+    if (start > 0) zeros_of(start);
+    parts.push_back(g);
+    if (end < size) zeros_of(size - end);
+    return {parts.size() == 1 ? g : cat(parts, dim)};
+  }
   Tensor index = arange(start, end, step).to(g.device());
   return {scatter_along(c, dim, index, g, false)};
 }

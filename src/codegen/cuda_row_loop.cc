@@ -53,8 +53,10 @@ void collect_loads(const ExprPtr& e, std::vector<const Expr*>* out) {
 // once into r<n>[j]; their loops run over the thread's runs, reading and writing each run of
 // a row-contiguous buffer as one vector (kiln_ld/kiln_st, element by element when a base
 // pointer is misaligned).
-// Column form (reduced dims lead): one row per thread, its reduction sequential, so
-// neighbouring threads read neighbouring addresses (coalesced).
+// Column form (reduced dims lead): a block takes 32 consecutive rows, one a lane, so that a
+// warp reads 32 neighbouring addresses (coalesced); each warp of the block reduces a slice
+// of the reduced elements (every slices-th), and the slices' partials are folded in slice
+// order through shared memory by every thread (deterministic, and each has the result).
 std::string block_row_loop(const LoopKernel& k) {
   LoopKernel scalar_form = k;
   scalar_form.columns = false;  // accumulators are scalars in both GPU forms
@@ -153,7 +155,7 @@ std::string block_row_loop(const LoopKernel& k) {
     if (held > 0) return open_runs(loop_body, values, {});
     w.line(split ? "for (int64_t i1 = kiln_lo + threadIdx.x; i1 < kiln_hi; i1 += blockDim.x) {"
            : per_block ? "for (int64_t i1 = threadIdx.x; i1 < R; i1 += blockDim.x) {"
-                       : "for (int64_t i1 = 0; i1 < R; ++i1) {");
+                       : "for (int64_t i1 = kiln_slice; kiln_in && i1 < R; i1 += kiln_slices) {");
     w.push(loop_body, "      ");
   };
   auto close_elements = [&](std::string* loop_body) {
@@ -212,6 +214,18 @@ std::string block_row_loop(const LoopKernel& k) {
     w.line("  " + shuffle);
     w.line("  __syncthreads(); }");
   };
+  // Column form: the slices' partials, folded in slice order by every thread.
+  auto column_combine = [&](const std::string& var, const std::string& type,
+                            const std::string& combine) {
+    w.line(fmt::format("{{ __shared__ {} s_{}[{}][32];", type, var, threads / 32));
+    w.line(fmt::format("  s_{}[kiln_slice][threadIdx.x & 31] = {};", var, var));
+    w.line("  __syncthreads();");
+    w.line(fmt::format("  {0} = s_{0}[0][threadIdx.x & 31];", var));
+    w.line(fmt::format("  for (int q = 1; q < kiln_slices; ++q) {} = {};", var,
+                       fmt::format(fmt::runtime(combine), fmt::arg("x", var),
+                                   fmt::arg("y", fmt::format("s_{}[q][threadIdx.x & 31]", var)))));
+    w.line("  __syncthreads(); }");
+  };
   for (size_t p = 0; p < k.phases.size(); ++p) {
     Accumulation acc = gpu_accumulation(k.phases[p]);
     const std::string a = fmt::format("a{}", p), n = fmt::format("n{}", p);
@@ -246,6 +260,9 @@ std::string block_row_loop(const LoopKernel& k) {
     if (per_block) {
       block_combine(a, acc.type, acc.combine, acc.init);
       if (!acc.nan_flag.empty()) block_combine(n, "int", "({x} | {y})", "0");
+    } else {
+      column_combine(a, acc.type, acc.combine);
+      if (!acc.nan_flag.empty()) column_combine(n, "int", "({x} | {y})");
     }
     if (split)  // this block's partial of phase p: slot (row, part, phase), 8 bytes each
       w.line(
@@ -291,7 +308,7 @@ std::string block_row_loop(const LoopKernel& k) {
                          store(w.value(st.value), k.param_dtypes[static_cast<size_t>(st.param)])));
   };
   if (!k.row_stores.empty()) {
-    w.line(per_block ? "if (threadIdx.x == 0) {" : "{");
+    w.line(per_block ? "if (threadIdx.x == 0) {" : "if (kiln_slice == 0 && kiln_in) {");
     std::string row_body;
     w.push(&row_body, "      ");
     stores(k.row_stores);
@@ -358,12 +375,15 @@ std::string block_row_loop(const LoopKernel& k) {
       misaligned.empty()
           ? ""
           : fmt::format("  const bool kiln_aligned = ({}) == 0;\n", fmt::join(misaligned, " | "));
-  return per_block
-             ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" +
-                   body + "  }\n"
-             : "  for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows;"
-               " i0 += (int64_t)gridDim.x * blockDim.x) {\n" +
-                   body + "  }\n";
+  return per_block ? alignment + "  for (int64_t i0 = blockIdx.x; i0 < rows; i0 += gridDim.x) {\n" +
+                         body + "  }\n"
+                   : fmt::format("  const int kiln_slices = {}, kiln_slice = threadIdx.x >> 5;\n",
+                                 threads / 32) +
+                         "  for (int64_t kiln_c = blockIdx.x * (int64_t)32; kiln_c < rows;"
+                         " kiln_c += (int64_t)gridDim.x * 32) {\n"
+                         "    const int64_t i0 = kiln_c + (threadIdx.x & 31);\n"
+                         "    const bool kiln_in = i0 < rows;\n" +
+                         body + "  }\n";
 }
 
 }  // namespace kiln::emit

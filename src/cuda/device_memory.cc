@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -47,6 +48,69 @@ void free_cached_locked(BlockCache& c) {
 }
 
 CUdeviceptr address(const void* p) { return reinterpret_cast<CUdeviceptr>(p); }
+
+// Small host-to-device copies (a graph scalar, a generator state, a backward's seed) go
+// through pinned staging slots, so that the host need not wait for the GPU to catch up
+// before the copy, as it must when the copy reads memory the caller may free at once:
+// the bytes are copied into the next slot, the slot's copy is queued on kiln's stream and
+// an event recorded after it, and a slot is reused only once its event has passed (64
+// copies later: long done in practice). Not while a CUDA graph is captured (a replay would
+// copy the slot again, by then overwritten): those copies wait, as before.
+constexpr int64_t kStagingSlotBytes = int64_t{64} << 10;
+constexpr int kStagingSlots = 64;
+constexpr unsigned kEventDisableTiming = 0x2;
+
+struct Staging {
+  std::mutex mutex;
+  bool tried = false;
+  char* base = nullptr;  // kStagingSlots * kStagingSlotBytes of pinned memory, or none
+  CUevent events[kStagingSlots] = {};
+  bool queued[kStagingSlots] = {};
+  int next = 0;
+};
+
+Staging& staging() {
+  static auto* s = new Staging;  // immortal, as the cache
+  return *s;
+}
+
+// Sets up the slots on first use; false (and copies wait) when pinned memory is refused.
+bool staging_ready(Staging& s, const Driver& d) {
+  if (s.tried) return s.base != nullptr;
+  s.tried = true;
+  void* base = nullptr;
+  if (d.cuMemHostAlloc(&base, static_cast<size_t>(kStagingSlots * kStagingSlotBytes), 0) != 0)
+    return false;
+  for (CUevent& e : s.events)
+    if (d.cuEventCreate(&e, kEventDisableTiming) != 0) return false;
+  s.base = static_cast<char*>(base);
+  return true;
+}
+
+bool capturing() {
+  BlockCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.reserving;
+}
+
+// Queues the copy from a staging slot; false when it must be made the waiting way.
+bool copy_staged(void* device_dst, const void* host_src, int64_t nbytes) {
+  if (nbytes > kStagingSlotBytes || capturing()) return false;
+  const Driver& d = driver();
+  Staging& s = staging();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!staging_ready(s, d)) return false;
+  const int slot = s.next;
+  s.next = (s.next + 1) % kStagingSlots;
+  if (s.queued[slot]) check(d.cuEventSynchronize(s.events[slot]), "reusing a staging slot");
+  char* staged = s.base + int64_t{slot} * kStagingSlotBytes;
+  std::memcpy(staged, host_src, static_cast<size_t>(nbytes));
+  check(d.cuMemcpyHtoDAsync(address(device_dst), staged, static_cast<size_t>(nbytes), stream()),
+        "copy to the GPU");
+  check(d.cuEventRecord(s.events[slot], stream()), "recording a staged copy");
+  s.queued[slot] = true;
+  return true;
+}
 
 }  // namespace
 
@@ -125,6 +189,7 @@ void empty_cache() {
 
 void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes) {
   if (nbytes == 0) return;
+  if (copy_staged(device_dst, host_src, nbytes)) return;
   check(driver().cuMemcpyHtoDAsync(address(device_dst), host_src, static_cast<size_t>(nbytes),
                                    stream()),
         "copy to the GPU");

@@ -28,6 +28,8 @@ void begin_capture_reservation();
 std::vector<std::pair<void*, int64_t>> end_capture_reservation();
 
 // Copies between host and device memory on kiln's stream; a copy to the host waits for it.
+// `host_src` may be freed when copy_to_device returns (small copies are staged in pinned
+// memory and return at once; larger ones wait for the copy).
 void copy_to_device(void* device_dst, const void* host_src, int64_t nbytes);
 void copy_to_host(void* host_dst, const void* device_src, int64_t nbytes);
 void copy_on_device(void* device_dst, const void* device_src, int64_t nbytes);

@@ -7,6 +7,8 @@
 
 #include "kiln/error.h"
 #include "support/dynamic_library.h"
+#include "support/log.h"
+#include "support/stats.h"
 
 namespace kiln::cuda {
 
@@ -74,6 +76,7 @@ void resolve_all(void* h, Driver& d, std::string* p) {
   resolve(h, "cuEventSynchronize", &d.cuEventSynchronize, p);
   resolve(h, "cuEventElapsedTime", &d.cuEventElapsedTime, p);
   resolve(h, "cuEventDestroy_v2", &d.cuEventDestroy, p);
+  resolve(h, "cuMemHostAlloc", &d.cuMemHostAlloc, p);
   resolve(h, "cuGetErrorName", &d.cuGetErrorName, p);
   resolve(h, "cuGetErrorString", &d.cuGetErrorString, p);
 }
@@ -168,6 +171,8 @@ CUstream stream() {
 
 void synchronize(const char* what) {
   const Driver& d = driver();
+  bump(Stat::cuda_synchronizations);  // each one stalls the host until the GPU catches up
+  if (log_enabled("cuda")) log_line("cuda", fmt::format("host waits for the GPU: {}", what));
   CUresult r = d.cuStreamSynchronize(state().stream);
   if (r != 0)
     throw Error(

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "autotune/spaces.h"
 #include "cache/cache.h"
@@ -25,7 +26,24 @@ const Dialect& dialect_of(Device device) {
 
 // What one launch of `k` works on in parallel: its elements, or its rows.
 SymShape work_of(const LoopKernel& k) {
-  if (k.kind == LoopKernel::Kind::Foreach) return work_of(k.parts.front());
+  if (k.kind == LoopKernel::Kind::Foreach) {
+    // Each part grid-strides over the whole launch in turn: size it for the largest (a part
+    // of symbolic size counts as larger than any constant one).
+    auto size_of = [](const SymShape& work) {
+      int64_t n = 1;
+      for (const Dim& d : work) {
+        if (d.sym >= 0) return std::numeric_limits<int64_t>::max();
+        n = n > std::numeric_limits<int64_t>::max() / std::max<int64_t>(d.coeff, 1)
+                ? std::numeric_limits<int64_t>::max()
+                : n * d.coeff;
+      }
+      return n;
+    };
+    SymShape largest = work_of(k.parts.front());
+    for (const LoopKernel& part : k.parts)
+      if (SymShape w = work_of(part); size_of(w) > size_of(largest)) largest = std::move(w);
+    return largest;
+  }
   if (k.kind == LoopKernel::Kind::Pointwise) return k.shape;
   SymShape rows;
   for (size_t d = 0; d < k.shape.size(); ++d)
@@ -73,6 +91,8 @@ KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const Tun
   launch.source = emit_kernel(k, num_symbols, dialect_of(device));
   launch.work = work_of(k);
   launch.row_per_block = k.schedule.row_per_block;
+  if (device == Device::cuda && k.kind == LoopKernel::Kind::Row && k.columns)
+    launch.columns_per_block = 32;
   launch.threads = k.schedule.block_threads;
   launch.split = k.schedule.split_blocks;
   launch.phases = static_cast<int>(k.phases.size());

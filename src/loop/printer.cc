@@ -116,7 +116,7 @@ std::string schedule_text(const LoopKernel& k) {
     words.push_back(fmt::format("split_row={}", split));
   }
   if (s.device == Device::cuda && k.kind != LoopKernel::Kind::Foreach) {
-    if (rows) words.push_back(s.row_per_block ? "row_per_block" : "row_per_thread");
+    if (rows) words.push_back(s.row_per_block ? "row_per_block" : "column_warps");
     words.push_back(fmt::format("threads={}", s.block_threads));
     if (s.held.chunks > 0) words.push_back(fmt::format("held={}x{}", s.held.chunks, s.held.width));
     if (s.whole_runs) words.push_back("whole_runs");

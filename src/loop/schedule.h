@@ -40,7 +40,8 @@ struct Schedule {
   enum class RowSplit : uint8_t { never, always, when_long };
   RowSplit split_row = RowSplit::never;
   // cuda row kernels: one row per block, its elements across the block's threads (else,
-  // columns: one row per thread).
+  // columns: a block takes 32 consecutive rows, one a lane, and each of its warps a slice
+  // of every row's reduced elements: block_threads / 32 slices, combined in order).
   bool row_per_block = false;
   int block_threads = kGpuThreads;
   HeldRow held;               // cuda rows of a constant length: held in registers

@@ -81,7 +81,16 @@ void schedule_cuda(LoopKernel& k) {
     s.vector_width = (k.flat || k.shape.empty()) && narrow ? 4 : 0;
     return;
   }
-  if (k.kind != LoopKernel::Kind::Row || k.columns) return;  // columns: a row per thread
+  if (k.kind != LoopKernel::Kind::Row) return;
+  if (k.columns) {
+    // A slice of about 16 reduced elements a warp, 4 to 32 warps (a symbolic length: 8).
+    const int64_t r = constant_row_length(k);
+    int warps = r > 0 ? static_cast<int>(std::clamp<int64_t>(r / 16, 4, 32)) : 8;
+    int pow2 = 4;
+    while (pow2 * 2 <= warps) pow2 *= 2;
+    s.block_threads = 32 * pow2;
+    return;
+  }
   s.row_per_block = true;
   if (k.flat) s.block_threads = block_threads_for(constant_row_length(k));
   s.held = held_row(k, s.block_threads);

@@ -43,6 +43,7 @@ std::string plan_to_json(const CompiledPlan& plan) {
                             {"tuning", k.tuning},
                             {"work", work_json(k.work)},
                             {"row_per_block", k.row_per_block},
+                            {"columns_per_block", k.columns_per_block},
                             {"threads", k.threads},
                             {"split", k.split},
                             {"phases", k.phases},
@@ -172,6 +173,10 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     if (launch.phases < 0 || launch.phases > 64)
       throw fail(fmt::format("kernel {}: {} phases", launch.name, launch.phases));
     launch.row_per_block = k.at("row_per_block").get<bool>();
+    launch.columns_per_block = json_integer<int>(k.at("columns_per_block"));
+    if (launch.columns_per_block != 0 && launch.columns_per_block != 32)
+      throw fail(
+          fmt::format("kernel {}: {} columns per block", launch.name, launch.columns_per_block));
     launch.threads = json_integer<int>(k.at("threads"));
     if (launch.threads < 32 || launch.threads > 1024 || launch.threads % 32 != 0)
       throw fail(fmt::format("kernel {}: {} threads per block", launch.name, launch.threads));

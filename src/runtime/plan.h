@@ -48,6 +48,7 @@ struct KernelLaunch {
   // grid-stride, so any grid is correct and this only decides how full the GPU is.
   SymShape work;
   bool row_per_block = false;  // CUDA: one work item (a row) per block, else one per thread
+  int columns_per_block = 0;   // CUDA column kernels: the work items (rows) of a block (32)
   int threads = 256;           // CUDA: threads per block (the kernel's code assumes it)
   bool split = false;          // CUDA: rows may be split over blocks (Schedule::split_blocks)
   int phases = 0;              // CUDA, split kernels: the reductions per row (partials per block)

@@ -3,7 +3,8 @@
 // passes (the graph after each pass), lowering (the loop program, loop/kernel.h's
 // print_program), pipeline (stage timings), output_code (generated
 // kernel source), cache (misses, bad entries), workers (starts, exits, failures), autotune
-// (candidates and winners), cuda (library loading).
+// (candidates and winners), cuda (library loading, and each time the host waits for the GPU,
+// naming why).
 #pragma once
 
 #include <string_view>

@@ -100,6 +100,7 @@ const std::map<std::string, CaseFn>& cases() {
        }},
       {"index_select", [](const Inputs& a) { return index_select(a[0], 1, a[1]); }},
       {"gather", [](const Inputs& a) { return gather(a[0], 1, a[1]); }},
+      {"gather_one_pick", [](const Inputs& a) { return gather(a[0], 1, a[1]); }},
       {"embedding", [](const Inputs& a) { return embedding(a[0], a[1]); }},
       {"index_put", [](const Inputs& a) { return index_put(a[0], {a[1]}, a[2]); }},
       {"index_put_accumulate", [](const Inputs& a) { return index_put(a[0], {a[1]}, a[2], true); }},

@@ -8,6 +8,7 @@
 #include "codegen/c_emitter.h"
 #include "compile/nvrtc.h"
 #include "driver/pipeline.h"
+#include "driver/plan_builder.h"
 #include "kiln/kiln.h"
 #include "lower/lower.h"
 #include "lower/schedule.h"
@@ -117,6 +118,27 @@ TEST(CudaCodegen, MultiOutputKernelsStoreAVectorPerOutput) {
   EXPECT_LT(last_value, first_store) << kTwoOutputs;
 }
 
+// A foreach launch's parts each grid-stride over the whole grid in turn, so the grid is
+// sized for the largest part, not the first (a bias first would leave one block for the
+// weights).
+TEST(CudaCodegen, ForeachLaunchesAreSizedForTheirLargestPart) {
+  Tracer tracer("foreach_grid", /*freeze_captured=*/false);
+  std::vector<Tensor> in = tracer.add_inputs({randn({5}), randn({5}), randn({512, 1024}),
+                                              randn({512, 1024}), randn({3, 7}), randn({3, 7})});
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    for (size_t i = 0; i < in.size(); i += 2) out.push_back(in[i] * 0.5f + in[i + 1]);
+  }
+  Graph g = optimize_graph(tracer.finish(out).graph, Device::cuda);
+  CompiledPlan plan = build_plan(g, cuda_toolchain("sm_90"), Device::cuda);
+  ASSERT_EQ(plan.kernels.size(), 1u);
+  EXPECT_EQ(plan.kernels[0].kind, "for");
+  int64_t work = 1;
+  for (const Dim& d : plan.kernels[0].work) work *= d.coeff;
+  EXPECT_EQ(work, 512 * 1024);
+}
+
 TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {
   Tensor x = randn({6, 5});
   mark_dynamic(x, 0);
@@ -205,15 +227,21 @@ TEST(CudaCodegen, LongRowsSplitOverBlocksAndTheLastBlockFolds) {
   EXPECT_NE(kLong.find("kiln_counters[i0] = 0;"), std::string::npos) << kLong;
 }
 
-TEST(CudaCodegen, ColumnReductionsRunARowPerThread) {
-  // sum over dim 0: the kept dim is the contiguous one, so each thread owns a column and
-  // neighbouring threads read neighbouring addresses.
-  EXPECT_NE(
-      kRows.find("for (int64_t i0 = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i0 < rows; "
-                 "i0 += (int64_t)gridDim.x * blockDim.x) {"),
-      std::string::npos)
+TEST(CudaCodegen, ColumnReductionsSplitEachColumnOverTheWarpsOfABlock) {
+  // sum over dim 0: the kept dim is the contiguous one, so a warp's lanes own 32 neighbouring
+  // columns (coalesced reads), and each of the block's warps (16 rows: 4) sums a slice of the
+  // rows; the slices are folded in order through shared memory.
+  EXPECT_NE(kRows.find("const int kiln_slices = 4, kiln_slice = threadIdx.x >> 5;"),
+            std::string::npos)
       << kRows;
-  EXPECT_NE(kRows.find("for (int64_t i1 = 0; i1 < R; ++i1) {"), std::string::npos) << kRows;
+  EXPECT_NE(kRows.find("for (int64_t kiln_c = blockIdx.x * (int64_t)32; kiln_c < rows; kiln_c += "
+                       "(int64_t)gridDim.x * 32) {"),
+            std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("for (int64_t i1 = kiln_slice; kiln_in && i1 < R; i1 += kiln_slices) {"),
+            std::string::npos)
+      << kRows;
+  EXPECT_NE(kRows.find("for (int q = 1; q < kiln_slices; ++q)"), std::string::npos) << kRows;
 }
 
 // Training's random ops in CUDA kernels: dropout, a normal of another dtype and softmax's

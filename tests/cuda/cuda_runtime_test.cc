@@ -85,6 +85,39 @@ TEST(CudaTensor, MemoryStatsCountDeviceStorages) {
   EXPECT_EQ(memory_allocated(Device::cpu), host_base) << "the host copy was freed";
 }
 
+// Small copies to the GPU are staged in pinned memory: the host does not wait for the GPU,
+// and the bytes are the ones given even though the host buffer is gone at once.
+TEST(CudaTensor, SmallCopiesToTheGpuDoNotWaitForIt) {
+  SKIP_WITHOUT_GPU();
+  Tensor busy = randn({1 << 22}).cuda();
+  cuda::synchronize("test");
+  const int64_t syncs = stats()["cuda.synchronizations"];
+  std::vector<Tensor> small;
+  for (int i = 0; i < 300; ++i) {  // more than the staging slots: each is reused
+    busy = busy.sin();             // keeps the GPU busy while the host copies
+    small.push_back(scalar_tensor(i * 0.5, DType::f64, Device::cuda));
+  }
+  EXPECT_EQ(stats()["cuda.synchronizations"] - syncs, 0);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(small[i].cpu().item<double>(), i * 0.5) << i;
+}
+
+// A fused optimizer step on the GPU queues its work without waiting for the GPU: its
+// learning rate and bias corrections reach the kernels as staged copies.
+TEST(CudaCompiled, AFusedOptimizerStepDoesNotWaitForTheGpu) {
+  SKIP_WITHOUT_GPU();
+  auto model = std::make_shared<nn::Linear>(64, 32);
+  model->to(Device::cuda);
+  optim::AdamW opt(model->parameters(), {.lr = 1e-3});
+  Tensor x = randn({16, 64}).cuda();
+  for (int step = 0; step < 4; ++step) {
+    opt.zero_grad();
+    model->forward(x).sum().backward();
+    const int64_t syncs = stats()["cuda.synchronizations"];
+    opt.step();
+    if (step >= 2) EXPECT_EQ(stats()["cuda.synchronizations"] - syncs, 0) << "step " << step;
+  }
+}
+
 TEST(CudaCompiled, PointwiseKernelIsNamedAndMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   Tensor x = randn({1000, 37}), y = randn({1000, 37});
@@ -379,6 +412,28 @@ TEST(CudaCompiled, MaxAutotuneTimesCublasLtAlgorithmsAndCachesTheWinner) {
     unsetenv("KILN_CACHE_DIR");
   else
     setenv("KILN_CACHE_DIR", previous.c_str(), 1);
+}
+
+// Reductions over leading dims (a bias's gradient, a norm's weight gradient) in the column
+// form: ragged column blocks and slices, several phases, NaN, element stores after them.
+TEST(CudaCompiled, ColumnReductionsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  auto f = compile([](Tensor x) {
+    Tensor centered = x - x.mean({0}, true);
+    return std::vector<Tensor>{x.sum({0}), (centered * centered).mean({0}), x.amax({0}),
+                               centered * 2.0f, x.sum({0, 1})};
+  });
+  for (Shape shape : std::vector<Shape>{{1024, 8, 65}, {3, 1, 40}, {777, 2, 33}, {64, 4, 2048}}) {
+    Tensor x = randn(shape);
+    if (shape[0] == 3) x.data<float>()[5] = std::nanf("");
+    std::vector<Tensor> got = f(x.cuda());
+    Tensor c = x - x.mean({0}, true);
+    std::vector<Tensor> want = {x.sum({0}), (c * c).mean({0}), x.amax({0}), c * 2.0f,
+                                x.sum({0, 1})};
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(compare_tensors(got[i], want[i], 1e-4, 1e-4), "")
+          << "output " << i << " of " << fmt::format("{}", fmt::join(shape, "x"));
+  }
 }
 
 TEST(CudaCompiled, LongRowsSplitOverBlocksMatchTheCpu) {

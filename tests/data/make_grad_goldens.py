@@ -128,6 +128,14 @@ CASES = {
     "mse": ([randn(3, 4), randn(3, 4)], lambda a, b: ((a - b) ** 2).mean()),
 }
 
+# Cases added later draw their inputs from a generator of their own, and come last, so that
+# the values of the cases above stay as committed.
+G_LATER = torch.Generator().manual_seed(29)
+CASES["gather_one_pick"] = (
+    [torch.randn(5, 4, generator=G_LATER, dtype=torch.float64),
+     torch.randint(0, 4, (5, 1), generator=G_LATER)],
+    lambda a, i: torch.gather(a, 1, i))
+
 
 def main():
     out = {}
