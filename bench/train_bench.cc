@@ -4,9 +4,10 @@
 // step's time (trace, partition, both compiles) and the peak memory of a step (memory.h:
 // parameters, gradients and optimizer state included). Prints a table; --json PATH writes it;
 // bench/train_compare.py runs PyTorch eager and torch.compile on the same steps beside it.
-// --profile prints, per workload, where one compiled step's device time goes (the profiler's
-// kernel slices; on the GPU its CUPTI device durations, library kernels under their own
-// names), most first.
+// --first-step prints the first compiled step's compile work by stage (run it with an empty
+// KILN_CACHE_DIR for the cold compile). --profile prints, per workload, where one compiled step's
+// device time goes (the profiler's kernel slices; on the GPU its CUPTI device durations, library
+// kernels under their own names), most first.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -169,13 +170,36 @@ void print_profile(const Workload& w, Device device) {
   print_rows("launches (host)", launches, total, 20);
 }
 
+// The first compiled step (empty caches make it the cold compile) under the profiler: the
+// compile work by stage, summed over this process and its workers, and the step's wall time.
+void print_first_step(const Workload& w, Device device) {
+  optim::AdamW opt(w.model->parameters(), {.lr = 1e-4, .fused = true});
+  auto compiled_loss = compile(w.loss);
+  Profiler profiler;
+  profiler.start();
+  auto t = Clock::now();
+  opt.zero_grad();
+  compiled_loss(w.x, w.target).backward();
+  opt.step();
+  sync(device);
+  const double ms = ms_since(t);
+  profiler.stop();
+  const std::vector<ProfileEvent> events = profiler.events();
+  fmt::print("  {}: first compiled step {:.1f} ms\n", w.name, ms);
+  for (const char* category : {"compile", "autotune", "user"}) {
+    double total = 0;
+    ProfileRows rows = by_name(events, category, &total);
+    print_rows(fmt::format("{} spans (all processes)", category), rows, total, 25);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string json_path;
   Device device = Device::cpu;
   int steps = 10;
-  bool profile = false;
+  bool profile = false, first = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
@@ -183,10 +207,18 @@ int main(int argc, char** argv) {
       device = std::string(argv[++i]) == "cuda" ? Device::cuda : Device::cpu;
     if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
     if (a == "--profile") profile = true;
+    if (a == "--first-step") first = true;
   }
   fmt::print("training step (forward, backward, AdamW) on {}:\n", device_name(device));
   fmt::print("{:<36} {:>12} {:>12} {:>9} {:>16} {:>11} {:>11}\n", "workload", "kiln eager",
              "kiln compiled", "speedup", "first compiled", "peak eager", "peak comp.");
+  if (first) {
+    for (auto make : {mlp, transformer}) {
+      manual_seed(0);
+      print_first_step(make(device), device);
+    }
+    return 0;
+  }
   nlohmann::json rows = nlohmann::json::array();
   for (auto make : {mlp, transformer}) {
     manual_seed(0);

@@ -107,18 +107,28 @@ bool stores_several_per_element(const LoopKernel& k) {
 
 }  // namespace
 
-std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+std::string size_declarations(int num_symbols) {
   std::string src;
-  const char* restrict_word = stores_several_per_element(k) ? "" : dialect.restrict_word;
   for (int s = 0; s < num_symbols; ++s)
     src += fmt::format("  const int64_t s{} = sizes[{}];\n", s, s);
   if (num_symbols == 0) src += "  (void)sizes;\n";
+  return src;
+}
+
+std::string param_declarations(const LoopKernel& k, const Dialect& dialect,
+                               const std::string& buffers) {
+  std::string src;
+  const char* restrict_word = stores_several_per_element(k) ? "" : dialect.restrict_word;
   for (size_t p = 0; p < k.params.size(); ++p) {
     const char* t = type_names(k.param_dtypes[p]).storage;
-    src += fmt::format("  {}{}* {} p{} = ({}*)buffers[{}];\n", writes_param(k, p) ? "" : "const ",
-                       t, restrict_word, p, t, p);
+    src += fmt::format("  {}{}* {} p{} = ({}*){}[{}];\n", writes_param(k, p) ? "" : "const ", t,
+                       restrict_word, p, t, buffers, p);
   }
   return src;
+}
+
+std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
+  return size_declarations(num_symbols) + param_declarations(k, dialect, "buffers");
 }
 
 std::string product(const std::vector<std::string>& extents) {

@@ -42,6 +42,10 @@ Accumulation accumulation(const ReducePhase& phase);
 std::string reduction_clauses(const Accumulation& acc, const Dialect& dialect);
 Accumulation gpu_accumulation(const ReducePhase& phase);
 std::string params_and_sizes(const LoopKernel& k, int num_symbols, const Dialect& dialect);
+// Its two halves: the size symbols s<i>, and the params p<i> taken from `buffers`.
+std::string size_declarations(int num_symbols);
+std::string param_declarations(const LoopKernel& k, const Dialect& dialect,
+                               const std::string& buffers);
 // The product of extents as C text, computed in int64_t.
 std::string product(const std::vector<std::string>& extents);
 bool contains(const ExprPtr& tree, const Expr* target);

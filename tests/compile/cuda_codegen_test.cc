@@ -137,6 +137,19 @@ TEST(CudaCodegen, ForeachLaunchesAreSizedForTheirLargestPart) {
   int64_t work = 1;
   for (const Dim& d : plan.kernels[0].work) work *= d.coeff;
   EXPECT_EQ(work, 512 * 1024);
+  // The parts differ only in their counts: one loop body, run once per part over its own
+  // buffers, so the source (and NVRTC's time) does not grow with the parts.
+  const std::string& source = plan.units.at(0).source;
+  EXPECT_NE(source.find("const int64_t kiln_counts[3] = {5, (int64_t)512 * 1024, (int64_t)3 * 7};"),
+            std::string::npos)
+      << source;
+  EXPECT_NE(source.find("char* const* kiln_buffers = buffers + kiln_part * 3;"), std::string::npos)
+      << source;
+  size_t loops = 0;
+  for (size_t at = source.find("kiln_vector_end ="); at != std::string::npos;
+       at = source.find("kiln_vector_end =", at + 1))
+    ++loops;
+  EXPECT_EQ(loops, 1u) << source;
 }
 
 TEST(CudaCodegen, BroadcastsFlattenTheirLoops) {

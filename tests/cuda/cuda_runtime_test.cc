@@ -114,7 +114,9 @@ TEST(CudaCompiled, AFusedOptimizerStepDoesNotWaitForTheGpu) {
     model->forward(x).sum().backward();
     const int64_t syncs = stats()["cuda.synchronizations"];
     opt.step();
-    if (step >= 2) EXPECT_EQ(stats()["cuda.synchronizations"] - syncs, 0) << "step " << step;
+    if (step >= 2) {
+      EXPECT_EQ(stats()["cuda.synchronizations"] - syncs, 0) << "step " << step;
+    }
   }
 }
 
