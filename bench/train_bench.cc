@@ -5,7 +5,8 @@
 // parameters, gradients and optimizer state included). Prints a table; --json PATH writes it;
 // bench/train_compare.py runs PyTorch eager and torch.compile on the same steps beside it.
 // --first-step prints the first compiled step's compile work by stage (run it with an empty
-// KILN_CACHE_DIR for the cold compile). --profile prints, per workload, where one compiled step's
+// KILN_CACHE_DIR for the cold compile); --workload NAME keeps the workloads whose name
+// contains NAME. --profile prints, per workload, where one compiled step's
 // device time goes (the profiler's kernel slices; on the GPU its CUPTI device durations, library
 // kernels under their own names), most first.
 #include <fmt/format.h>
@@ -200,6 +201,7 @@ int main(int argc, char** argv) {
   Device device = Device::cpu;
   int steps = 10;
   bool profile = false, first = false;
+  std::string only;  // --workload: only the workloads whose name contains it
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json" && i + 1 < argc) json_path = argv[++i];
@@ -208,6 +210,7 @@ int main(int argc, char** argv) {
     if (a == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
     if (a == "--profile") profile = true;
     if (a == "--first-step") first = true;
+    if (a == "--workload" && i + 1 < argc) only = argv[++i];
   }
   fmt::print("training step (forward, backward, AdamW) on {}:\n", device_name(device));
   fmt::print("{:<36} {:>12} {:>12} {:>9} {:>16} {:>11} {:>11}\n", "workload", "kiln eager",
@@ -215,7 +218,8 @@ int main(int argc, char** argv) {
   if (first) {
     for (auto make : {mlp, transformer}) {
       manual_seed(0);
-      print_first_step(make(device), device);
+      Workload w = make(device);
+      if (w.name.find(only) != std::string::npos) print_first_step(w, device);
     }
     return 0;
   }
