@@ -166,10 +166,10 @@ int64_t PlanExecutable::write_into_step(ValueId out, ValueId in) const {
     }
     return size_t{0};
   };
-  size_t writer = k.params.size();
-  for (size_t p = 0; p < k.params.size(); ++p)
-    if (k.params[p] == out && std::find(k.outputs.begin(), k.outputs.end(), out) != k.outputs.end())
-      writer = std::min(writer, p);
+  // The output's param (a value the kernel writes is no other param of it: no part reads
+  // what another writes).
+  const size_t writer =
+      static_cast<size_t>(std::find(k.params.begin(), k.params.end(), out) - k.params.begin());
   if (writer == k.params.size()) return -1;
   for (size_t p = 0; p < k.params.size(); ++p)
     if (k.params[p] == in && part_of(p) != part_of(writer)) return -1;
