@@ -261,9 +261,9 @@ namespace {
 
 // A foreach kernel whose parts differ only in their element counts (the same flat ops over
 // tensors of the same dtypes: an optimizer's parameters) runs one loop body once per part,
-// over that part's buffers and count: the source, and so the compile (NVRTC took 1.4 s for
-// a transformer's Adam step written out part by part), stays the size of one part. Empty
-// when the parts differ otherwise.
+// over that part's buffers and count: the source, and so the compile, stays the size of one
+// part however many parameters there are (the MLP's Adam step: NVRTC 558 -> 216 ms, both
+// measured as a fresh H200 machine's first process). Empty when the parts differ otherwise.
 std::string shared_foreach_loop(const LoopKernel& k, int num_symbols, const Dialect& dialect) {
   const std::string count_prefix = "  const int64_t n = ";
   const size_t params = k.parts.front().params.size();
