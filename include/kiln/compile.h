@@ -73,6 +73,19 @@ struct KernelInfo {
   std::string tuning;  // how the config was chosen: default, benchmarked, lookup_table, cached
 };
 
+// What became of one background stage of a graph (Async, Progressive, AsyncProgressive):
+// a stage that lands serves calls only once it measured faster, on live calls interleaved
+// with the stage serving them, than that stage (docs/design.md §5).
+struct StageDecision {
+  std::string stage;           // fast, optimized
+  std::string outcome;         // on_trial, promoted, not_promoted, superseded (a newer stage landed
+                               // before its trial ended), failed (it did not compile)
+  std::string against;         // the stage it was measured against: eager, fast, ...
+  double seconds = 0;          // its median time per call in the trial
+  double against_seconds = 0;  // the other stage's, on the calls interleaved with it
+  int calls = 0;               // timed calls of each
+};
+
 // kiln's counters (docs/design.md §6), every one present from the start.
 std::map<std::string, int64_t> stats();
 void reset_stats();
@@ -256,6 +269,7 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core);
 std::vector<std::string> compiled_stages(const CompiledCore& core);
 std::vector<std::string> compile_errors(const CompiledCore& core);
+std::vector<std::vector<StageDecision>> stage_history(const CompiledCore& core);
 bool wait_for_stages(const CompiledCore& core, double timeout_seconds);
 std::vector<KernelInfo> compiled_kernels(const CompiledCore& core, size_t index);
 std::string compiled_build_options(const CompiledCore& core, size_t index);
@@ -279,6 +293,11 @@ class CompiledFunction {
   // Per graph: the stage that serves its calls now ("eager", "fast", "optimized" in the
   // background modes; "cpp" or "interpreter" otherwise).
   std::vector<std::string> stages() const { return detail::compiled_stages(*core_); }
+  // Per graph: each background stage that landed or failed, in order, and whether it took
+  // over (StageDecision). stages() keeps naming the stage that serves the calls.
+  std::vector<std::vector<StageDecision>> stage_history() const {
+    return detail::stage_history(*core_);
+  }
   // Background compiles that failed (each reported once): the calls went on eagerly or
   // with the previous stage. Empty when all went well.
   std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }

@@ -33,8 +33,8 @@ Job benchmark_job(const BenchmarkRequest& request, std::string what);
 std::vector<double> benchmark_times(const Fields& reply, size_t kernels);
 
 // Runs the request in `start`'s benchmark worker: the median seconds per kernel, in order.
-std::vector<double> benchmark_in_worker(WorkerStart start, const BenchmarkRequest& request,
-                                        std::string what);
+std::vector<double> benchmark_in_worker(WorkerStart start, bool idle_priority,
+                                        const BenchmarkRequest& request, std::string what);
 
 // Worker side: validates the request, runs it, answers {"times": ...}.
 Fields answer_benchmark(const Frame& request);

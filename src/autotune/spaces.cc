@@ -1,6 +1,7 @@
 #include "autotune/spaces.h"
 
 #include "codegen/c_emitter.h"
+#include "support/cpu_features.h"
 #include "support/env.h"
 
 namespace kiln {
@@ -15,8 +16,7 @@ std::vector<int64_t> thread_choices(const TuneTarget& target) {
 TuneTarget host_tune_target() {
   TuneTarget t;
   t.threads = usable_cpus();
-  t.vector_widths = {128, 256};
-  if (__builtin_cpu_supports("avx512f")) t.vector_widths.push_back(512);
+  for (int w : cpu_vector_widths()) t.vector_widths.push_back(w);
   return t;
 }
 
@@ -31,9 +31,9 @@ TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
     space.candidates.push_back({{"GRAIN", 2048}});
   }
   space.fields.push_back({"VEC", target.vector_widths});
-  space.defaults["VEC"] = 0;  // the compiler's choice for the target
-  for (int64_t w : target.vector_widths)
-    if (w != target.vector_widths.front()) space.candidates.push_back({{"VEC", w}});
+  space.defaults["VEC"] = 0;              // the toolchain's: preferred_vector_width()
+  for (int64_t w : target.vector_widths)  // the narrower ones are worth a try too
+    if (w != preferred_vector_width()) space.candidates.push_back({{"VEC", w}});
   if (k.kind == LoopKernel::Kind::Row && k.columns) {
     space.fields.push_back({"BLOCK", {32, 64, 128, 256, 512, 1024}});
     space.defaults["BLOCK"] = 256;

@@ -45,7 +45,9 @@ class HereExecutor final : public CompileExecutor {
     auto compile_next = [&] {
       for (size_t j; (j = next.fetch_add(1)) < units.size();) {
         try {
-          results[j].set_value(compile_object_here(plan.units[units[j]], toolchain_, cache_));
+          const ObjectUnit& unit = plan.units[units[j]];
+          results[j].set_value(
+              compile_object_here(unit, unit_toolchain(toolchain_, unit.light), cache_));
         } catch (...) {
           results[j].set_exception(std::current_exception());
         }
@@ -115,7 +117,7 @@ class WorkerExecutor final : public CompileExecutor {
                      ObjectDone done) override {
     for (size_t i : units) {
       const ObjectUnit& unit = plan.units[i];
-      pool().submit(encode(unit_job(unit.name, unit.source, cache_)),
+      pool().submit(encode(unit_job(unit.name, unit.source, cache_, unit.light)),
                     [&unit, i, done](std::exception_ptr error, Fields reply) {
                       std::shared_ptr<KernelObject> object;
                       if (!error) {
@@ -132,7 +134,7 @@ class WorkerExecutor final : public CompileExecutor {
 
   std::string compile_candidate(const std::string& name, const std::string& source) override {
     UnitReply reply =
-        decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt))).get());
+        decode_unit_reply(pool().submit(encode(unit_job(name, source, std::nullopt, false))).get());
     return std::move(reply.object);
   }
 
@@ -142,8 +144,10 @@ class WorkerExecutor final : public CompileExecutor {
   WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
 
   CompileUnitJob unit_job(const std::string& name, const std::string& source,
-                          const std::optional<Cache>& cache) {
-    return {name, source, toolchain_spec(how_), cache ? cache->root() : std::string()};
+                          const std::optional<Cache>& cache, bool light_unit) {
+    ToolchainSpec spec = toolchain_spec(how_);
+    if (light_unit && spec.tier == Tier::fast) spec.tier = Tier::light;
+    return {name, source, spec, cache ? cache->root() : std::string()};
   }
 
   NativeCompile how_;

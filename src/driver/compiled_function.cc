@@ -269,6 +269,13 @@ class CompiledCore {
     return true;
   }
 
+  std::vector<std::vector<StageDecision>> stage_history() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::vector<StageDecision>> out;
+    for (const auto& e : entries_) out.push_back(e->executable->stage_history());
+    return out;
+  }
+
   std::vector<std::string> errors() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
@@ -522,6 +529,9 @@ Flat call_compiled(CompiledCore& core, const Flat& inputs, const TraceFn& trace)
 std::vector<std::string> compiled_graphs(const CompiledCore& core) { return core.graphs(); }
 std::vector<std::string> compiled_stages(const CompiledCore& core) { return core.stages(); }
 std::vector<std::string> compile_errors(const CompiledCore& core) { return core.errors(); }
+std::vector<std::vector<StageDecision>> stage_history(const CompiledCore& core) {
+  return core.stage_history();
+}
 bool wait_for_stages(const CompiledCore& core, double timeout_seconds) {
   return core.wait_for_stages(timeout_seconds);
 }

@@ -7,11 +7,16 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <thread>
 
 #include "cache/cache_dir.h"
+#include "cuda/driver.h"
 #include "driver/graph_compiler.h"
+#include "driver/stage_trial.h"
 #include "graph/text.h"
 #include "kiln/error.h"
+#include "observe/trace_log.h"
+#include "support/fault_injection.h"
 #include "support/log.h"
 #include "support/stats.h"
 #include "worker/pool.h"
@@ -25,20 +30,59 @@ struct Stage {
   NativeCompile how;
 };
 
+// A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME).
+class SlowedExecutable final : public Executable {
+ public:
+  explicit SlowedExecutable(std::unique_ptr<Executable> inner) : inner_(std::move(inner)) {}
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
+    return run_writing_into(inputs, {});
+  }
+  std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
+                                       const std::vector<WriteInto>& into) override {
+    std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStageSeconds));
+    return inner_->run_writing_into(inputs, into);
+  }
+  std::string_view backend_name() const override { return inner_->backend_name(); }
+  std::vector<std::string> kernel_names() const override { return inner_->kernel_names(); }
+  std::vector<KernelInfo> kernels() const override { return inner_->kernels(); }
+  std::string build_options() const override { return inner_->build_options(); }
+
+ private:
+  std::unique_ptr<Executable> inner_;
+};
+
+std::unique_ptr<Executable> maybe_slowed(std::unique_ptr<Executable> exe,
+                                         const std::string& stage) {
+  InjectedFault fault = injected_fault();
+  if (fault.kind != InjectedFault::Kind::slow_stage || fault.op != stage) return exe;
+  return std::make_unique<SlowedExecutable>(std::move(exe));
+}
+
+// A landed stage measured against the one serving the calls (driver/stage_trial.h).
+struct Trial {
+  std::shared_ptr<Executable> exe;
+  int stage = -1;
+  size_t history_index = 0;  // its entry in StageBoard::history
+  StageTrial measure;
+};
+
 // What the background compiles and the calls share.
 struct StageBoard {
   std::mutex mutex;
   std::condition_variable landed;
-  std::shared_ptr<Executable> newest;
-  int newest_stage = -1;
-  int settled = 0;  // stages that finished or failed
+  std::shared_ptr<Executable> serving;  // null: the eager interpreter
+  int serving_stage = -1;
+  std::shared_ptr<Trial> trial;  // the landed stage on trial, if any
+  int settled = 0;               // stages that landed or failed
   std::vector<std::string> errors;
+  std::vector<StageDecision> history;
 };
 
 class StagedExecutable final : public Executable {
  public:
   StagedExecutable(const Graph& graph, const ResolvedOptions& options, std::vector<Stage> stages)
       : mode_(options.mode),
+        on_cuda_(options.device == Device::cuda),
         graph_(std::make_shared<Graph>(graph)),
         stages_(std::make_shared<std::vector<Stage>>(std::move(stages))),
         board_(std::make_shared<StageBoard>()),
@@ -52,10 +96,11 @@ class StagedExecutable final : public Executable {
     for (const GraphConstant& c : graph.constants)
       gpu_constants |= c.value.device() == Device::cuda;
     if (gpu_constants || !cache_root()) {
-      run_in_background(
-          [graph = graph_, stages = stages_, board = board_] { launch(graph, stages, board, 0); });
+      run_in_background([graph = graph_, stages = stages_, board = board_, mode = mode_] {
+        launch(graph, stages, board, mode, 0);
+      });
     } else {
-      launch(graph_, stages_, board_, 0);
+      launch(graph_, stages_, board_, mode_, 0);
     }
   }
 
@@ -67,52 +112,74 @@ class StagedExecutable final : public Executable {
                                        const std::vector<WriteInto>& into) override {
     std::shared_ptr<Executable> exe;
     int stage = -1;
+    std::shared_ptr<Trial> trial;
+    StageTrial::Ticket ticket;
     {
       std::unique_lock<std::mutex> lock(board_->mutex);
       if (mode_ == CompileMode::Progressive && board_->settled == 0)
         board_->landed.wait(lock, [&] { return board_->settled > 0; });
-      exe = board_->newest;
-      stage = board_->newest_stage;
+      exe = board_->serving;
+      stage = board_->serving_stage;
+      trial = board_->trial;
+      if (trial) {
+        ticket = trial->measure.next();
+        if (ticket.arm == StageTrial::Arm::candidate) {
+          exe = trial->exe;
+          stage = trial->stage;
+        }
+      }
     }
-    if (!exe) {
-      bump(Stat::async_eager_runs);
-      return eager_->run(inputs);
+    count_run(stage);
+    Executable& runner = exe ? *exe : *eager_;
+    if (!trial) return runner.run_writing_into(inputs, into);
+    // A trial call: timed whole, the device's queue drained first and last on the GPU.
+    if (on_cuda_) cuda::synchronize("a stage trial's call");
+    auto start = std::chrono::steady_clock::now();
+    std::vector<Tensor> out = runner.run_writing_into(inputs, into);
+    if (on_cuda_) cuda::synchronize("a stage trial's call");
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    {
+      std::lock_guard<std::mutex> lock(board_->mutex);
+      if (board_->trial == trial) {
+        trial->measure.record(ticket, seconds);
+        if (std::optional<bool> promote = trial->measure.decision())
+          finish_trial(*graph_, *board_, *promote);
+      }
     }
-    if (mode_ != CompileMode::Progressive) bump(Stat::async_compiled_runs);
-    if (mode_ != CompileMode::Async) {
-      const std::string& name = (*stages_)[static_cast<size_t>(stage)].name;
-      if (name == "fast") bump(Stat::progressive_fast_runs);
-      if (name == "optimized") bump(Stat::progressive_optimized_runs);
-    }
-    return exe->run_writing_into(inputs, into);
+    return out;
   }
 
   std::string_view backend_name() const override { return "staged"; }
 
   std::string stage() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
-    return board_->newest_stage < 0 ? "eager"
-                                    : (*stages_)[static_cast<size_t>(board_->newest_stage)].name;
+    return stage_name(*stages_, board_->serving_stage);
   }
 
   std::vector<std::string> kernel_names() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
-    return board_->newest ? board_->newest->kernel_names() : std::vector<std::string>{};
+    return board_->serving ? board_->serving->kernel_names() : std::vector<std::string>{};
   }
 
   std::vector<KernelInfo> kernels() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
-    return board_->newest ? board_->newest->kernels() : std::vector<KernelInfo>{};
+    return board_->serving ? board_->serving->kernels() : std::vector<KernelInfo>{};
   }
 
   std::string build_options() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
-    return board_->newest ? board_->newest->build_options() : std::string();
+    return board_->serving ? board_->serving->build_options() : std::string();
   }
 
   std::vector<std::string> compile_errors() const override {
     std::lock_guard<std::mutex> lock(board_->mutex);
     return board_->errors;
+  }
+
+  std::vector<StageDecision> stage_history() const override {
+    std::lock_guard<std::mutex> lock(board_->mutex);
+    return board_->history;
   }
 
   bool wait_for_stages(double timeout_seconds) override {
@@ -123,30 +190,109 @@ class StagedExecutable final : public Executable {
   }
 
  private:
+  static std::string stage_name(const std::vector<Stage>& stages, int index) {
+    return index < 0 ? "eager" : stages[static_cast<size_t>(index)].name;
+  }
+
+  void count_run(int stage) const {
+    if (stage < 0) {
+      bump(Stat::async_eager_runs);
+      return;
+    }
+    if (mode_ != CompileMode::Progressive) bump(Stat::async_compiled_runs);
+    if (mode_ != CompileMode::Async) {
+      const std::string& name = (*stages_)[static_cast<size_t>(stage)].name;
+      if (name == "fast") bump(Stat::progressive_fast_runs);
+      if (name == "optimized") bump(Stat::progressive_optimized_runs);
+    }
+  }
+
   // Compiles stage `index` in the background; when it lands (or fails), the next one
   // starts. Everything it touches is shared, so the executable may go away first.
   static void launch(std::shared_ptr<Graph> graph, std::shared_ptr<std::vector<Stage>> stages,
-                     std::shared_ptr<StageBoard> board, size_t index) {
+                     std::shared_ptr<StageBoard> board, CompileMode mode, size_t index) {
     if (index >= stages->size()) return;
     bump(Stat::async_bg_started);
     const Stage& stage = (*stages)[index];
-    compile_native_async(
-        *graph, stage.how,
-        [graph, stages, board, index](std::exception_ptr error, std::unique_ptr<Executable> exe) {
-          bump(Stat::async_bg_finished);
-          {
-            std::lock_guard<std::mutex> lock(board->mutex);
-            if (exe) {
-              board->newest = std::move(exe);
-              board->newest_stage = static_cast<int>(index);
-            } else {
-              report(*graph, (*stages)[index].name, error, *board);
-            }
-            ++board->settled;
-          }
-          board->landed.notify_all();
-          launch(graph, stages, board, index + 1);
-        });
+    compile_native_async(*graph, stage.how,
+                         [graph, stages, board, mode, index](std::exception_ptr error,
+                                                             std::unique_ptr<Executable> exe) {
+                           bump(Stat::async_bg_finished);
+                           {
+                             std::lock_guard<std::mutex> lock(board->mutex);
+                             if (exe) {
+                               land(*graph, *stages, *board, mode, static_cast<int>(index),
+                                    std::move(exe));
+                             } else {
+                               report(*graph, (*stages)[index].name, error, *board);
+                             }
+                             ++board->settled;
+                           }
+                           board->landed.notify_all();
+                           launch(graph, stages, board, mode, index + 1);
+                         });
+  }
+
+  // A stage landed: Progressive's first serves at once (that mode promises compiled code
+  // from the first call); any other goes on trial against the stage serving the calls,
+  // replacing a trial still under way (the newer stage is the one worth measuring).
+  static void land(const Graph& graph, const std::vector<Stage>& stages, StageBoard& board,
+                   CompileMode mode, int index, std::unique_ptr<Executable> landed) {
+    const std::string& name = stages[static_cast<size_t>(index)].name;
+    std::shared_ptr<Executable> exe = maybe_slowed(std::move(landed), name);
+    if (mode == CompileMode::Progressive && board.serving_stage < 0 && !board.trial) {
+      board.serving = std::move(exe);
+      board.serving_stage = index;
+      board.history.push_back({name, "promoted", "", 0, 0, 0});
+      log_decision(graph, board.history.back(), "serves from the first call (Progressive)");
+      return;
+    }
+    if (board.trial) {
+      StageDecision& old = board.history[board.trial->history_index];
+      old.outcome = "superseded";
+      log_decision(graph, old, "a newer stage landed before its trial ended");
+    }
+    auto trial = std::make_shared<Trial>();
+    trial->exe = std::move(exe);
+    trial->stage = index;
+    trial->history_index = board.history.size();
+    board.history.push_back({name, "on_trial", stage_name(stages, board.serving_stage), 0, 0, 0});
+    log_decision(graph, board.history.back(), "landed; timed against the calls' stage");
+    board.trial = std::move(trial);
+  }
+
+  // The trial decided (the caller holds the board's mutex).
+  static void finish_trial(const Graph& graph, StageBoard& board, bool promote) {
+    Trial& trial = *board.trial;
+    StageDecision& d = board.history[trial.history_index];
+    d.outcome = promote ? "promoted" : "not_promoted";
+    d.seconds = trial.measure.candidate_median();
+    d.against_seconds = trial.measure.incumbent_median();
+    d.calls = trial.measure.calls();
+    bump(promote ? Stat::progressive_promoted : Stat::progressive_not_promoted);
+    if (promote) {
+      board.serving = trial.exe;
+      board.serving_stage = trial.stage;
+    }
+    log_decision(graph, d,
+                 fmt::format("{:.3f} ms per call against {:.3f} ms, {} calls each", d.seconds * 1e3,
+                             d.against_seconds * 1e3, d.calls));
+    board.trial.reset();
+  }
+
+  // The log line (KILN_LOGS=stages) and the structured trace's stage_decision artifact.
+  static void log_decision(const Graph& graph, const StageDecision& d, const std::string& why) {
+    if (log_enabled("stages"))
+      log_line("stages", fmt::format("graph {}: stage {} {}{}: {}", graph.name, d.stage, d.outcome,
+                                     d.against.empty() ? "" : " vs " + d.against, why));
+    if (trace_enabled())
+      trace_artifact("stage_decision", {{"graph", graph.name},
+                                        {"stage", d.stage},
+                                        {"outcome", d.outcome},
+                                        {"against", d.against},
+                                        {"seconds", d.seconds},
+                                        {"against_seconds", d.against_seconds},
+                                        {"calls", d.calls}});
   }
 
   static void report(const Graph& graph, const std::string& stage, std::exception_ptr error,
@@ -162,13 +308,15 @@ class StagedExecutable final : public Executable {
     }
     std::string message = fmt::format(
         "background compile of graph {} (stage {}) failed; calls go on with {}: {}", graph.name,
-        stage, board.newest ? "the previous stage" : "the eager interpreter", what);
+        stage, board.serving ? "the previous stage" : "the eager interpreter", what);
     board.errors.push_back(message);
+    board.history.push_back({stage, "failed", "", 0, 0, 0});
     bump(Stat::async_bg_failed);
     std::fprintf(stderr, "kiln: %s\n", message.c_str());
   }
 
   CompileMode mode_;
+  bool on_cuda_;
   std::shared_ptr<Graph> graph_;
   std::shared_ptr<std::vector<Stage>> stages_;
   std::shared_ptr<StageBoard> board_;

@@ -44,6 +44,8 @@ class Executable {
   virtual std::string stage() const { return std::string(backend_name()); }
   // Background compiles that failed, one message each (staged executables).
   virtual std::vector<std::string> compile_errors() const { return {}; }
+  // The background stages' decisions (compile.h's StageDecision); empty without stages.
+  virtual std::vector<StageDecision> stage_history() const { return {}; }
   // Blocks until every background stage has landed or failed, at most `timeout_seconds`;
   // true when they all settled. Backends without background stages have nothing to wait for.
   virtual bool wait_for_stages(double timeout_seconds) {

@@ -21,7 +21,8 @@ std::string plan_to_json(const CompiledPlan& plan) {
   j["device"] = device_name(plan.device);
   j["units"] = json::array();
   for (const ObjectUnit& u : plan.units)
-    j["units"].push_back({{"name", u.name}, {"key", u.key}, {"source", u.source}});
+    j["units"].push_back(
+        {{"name", u.name}, {"key", u.key}, {"source", u.source}, {"light", u.light}});
   auto work_json = [](const SymShape& work) {
     json dims = json::array();
     for (const Dim& d : work) dims.push_back({d.coeff, d.sym});
@@ -99,7 +100,7 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
   const int32_t num_values = plan.graph.num_values();
   for (const json& u : j.at("units")) {
     ObjectUnit unit{u.at("name").get<std::string>(), u.at("key").get<std::string>(),
-                    u.at("source").get<std::string>(), plan.device};
+                    u.at("source").get<std::string>(), plan.device, u.at("light").get<bool>()};
     if (!is_symbol(unit.name)) throw fail("a unit with a bad name");
     plan.units.push_back(std::move(unit));
   }

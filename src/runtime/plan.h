@@ -21,6 +21,9 @@ struct ObjectUnit {
   std::string key;     // the kernel-cache key of its object: toolchain identity + source
   std::string source;  // C or CUDA source, kept so a missing object can be rebuilt without passes
   Device device = Device::cpu;  // cpu: a shared object; cuda: a cubin
+  // Every kernel in it is small (kLightKernelElements): the fast stage builds it with the
+  // light tier (compile/toolchain.h). Part of the key through the toolchain's identity.
+  bool light = false;
 };
 
 struct KernelLaunch {

@@ -111,7 +111,7 @@ bool make_hermetic(const std::string& mode) {
   close_range(3, ~0U, 0);
   for (int sig : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
     signal(sig, SIG_IGN);
-  if (role_of_mode(mode) == WorkerRole::background_compile) {
+  if (is_background(role_of_mode(mode))) {
     sched_param p{};
     sched_setscheduler(0, SCHED_IDLE, &p);
   }
@@ -119,7 +119,7 @@ bool make_hermetic(const std::string& mode) {
 }
 
 bool serves(WorkerRole role, MessageType type) {
-  if (role == WorkerRole::benchmark) return type == MessageType::benchmark;
+  if (is_benchmark(role)) return type == MessageType::benchmark;
   return type == MessageType::compile_graph || type == MessageType::compile_unit;
 }
 
@@ -132,7 +132,7 @@ int serve_jobs(WorkerRole role) {
       if (!serves(role, request->type))
         throw WireError(fmt::format("unexpected {} message for a {}worker",
                                     message_type_name(request->type),
-                                    role == WorkerRole::benchmark ? "benchmark " : "compile "));
+                                    is_benchmark(role) ? "benchmark " : "compile "));
       write_frame(kChannel, MessageType::reply, answer(*request));
     }
   } catch (const std::exception& e) {
@@ -169,7 +169,7 @@ bool receive_fork_request(std::string* role, int* channel, int* diagnostics) {
   if (f.type != MessageType::fork_worker)
     throw WireError(fmt::format("unexpected {} message", message_type_name(f.type)));
   *role = f.at("role");
-  if (*role != "" && *role != ":idle" && *role != ":bench")
+  if (*role != "" && *role != ":idle" && *role != ":bench" && *role != ":bench-idle")
     throw WireError(fmt::format("unknown worker role '{}'", *role));
   return true;
 }

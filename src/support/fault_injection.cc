@@ -17,9 +17,14 @@ InjectedFault injected_fault() {
   constexpr std::string_view kLowering = "lowering:";
   if (value->compare(0, kLowering.size(), kLowering) == 0 && value->size() > kLowering.size())
     return {Kind::lowering, value->substr(kLowering.size())};
+  constexpr std::string_view kSlowStage = "slow_stage:";
+  if (value->compare(0, kSlowStage.size(), kSlowStage) == 0) {
+    std::string stage = value->substr(kSlowStage.size());
+    if (stage == "fast" || stage == "optimized") return {Kind::slow_stage, stage};
+  }
   throw Error(
       fmt::format("KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
-                  "benchmark_crash, lowering:OP)",
+                  "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized)",
                   *value));
 }
 

@@ -4,7 +4,7 @@
 // print_program), pipeline (stage timings), output_code (generated
 // kernel source), cache (misses, bad entries), workers (starts, exits, failures), autotune
 // (candidates and winners), cuda (library loading, and each time the host waits for the GPU,
-// naming why).
+// naming why), stages (each background stage landing, its trial and whether it took over).
 #pragma once
 
 #include <string_view>
@@ -13,7 +13,7 @@ namespace kiln {
 
 constexpr std::string_view kLogTopics[] = {"graph",    "guards",      "passes", "lowering",
                                            "pipeline", "output_code", "cache",  "workers",
-                                           "autotune", "cuda",        "all"};
+                                           "autotune", "cuda",        "stages", "all"};
 
 // Throws Error naming KILN_LOGS and the accepted topics when it names an unknown one.
 void check_log_topics();

@@ -29,6 +29,8 @@ ToolchainSpec take_toolchain(const Fields& fields, std::string_view message) {
   const std::string& tier = field(fields, "tier", message);
   if (tier == "fast")
     spec.tier = Tier::fast;
+  else if (tier == "light")
+    spec.tier = Tier::light;
   else if (tier != "optimized")
     throw WireError(fmt::format("{}: unknown tier '{}'", message, tier));
   spec.compiler = field(fields, "compiler", message);
@@ -42,7 +44,17 @@ ToolchainSpec take_toolchain(const Fields& fields, std::string_view message) {
 
 }  // namespace
 
-const char* tier_name(Tier tier) { return tier == Tier::fast ? "fast" : "optimized"; }
+const char* tier_name(Tier tier) {
+  switch (tier) {
+    case Tier::light:
+      return "light";
+    case Tier::fast:
+      return "fast";
+    case Tier::optimized:
+      break;
+  }
+  return "optimized";
+}
 
 Toolchain toolchain_of(const ToolchainSpec& spec) {
   return spec.device == Device::cuda ? cuda_toolchain(spec.arch)

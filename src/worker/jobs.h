@@ -23,7 +23,7 @@ struct ToolchainSpec {
   std::string arch;              // cuda: the host GPU's, e.g. "sm_90"
 };
 Toolchain toolchain_of(const ToolchainSpec& spec);
-const char* tier_name(Tier tier);  // fast, optimized
+const char* tier_name(Tier tier);  // light, fast, optimized
 
 // compile_graph: the graph as text and its constants as safetensors; the worker answers
 // with a PlanReply.

@@ -245,11 +245,22 @@ const char* role_flag(WorkerRole role) {
       return ":idle";
     case WorkerRole::benchmark:
       return ":bench";
+    case WorkerRole::background_benchmark:
+      return ":bench-idle";
   }
   return "";
 }
 
+bool is_benchmark(WorkerRole role) {
+  return role == WorkerRole::benchmark || role == WorkerRole::background_benchmark;
+}
+
+bool is_background(WorkerRole role) {
+  return role == WorkerRole::background_compile || role == WorkerRole::background_benchmark;
+}
+
 WorkerRole role_of_mode(const std::string& mode) {
+  if (mode.find(":bench-idle") != std::string::npos) return WorkerRole::background_benchmark;
   if (mode.find(":bench") != std::string::npos) return WorkerRole::benchmark;
   if (mode.find(":idle") != std::string::npos) return WorkerRole::background_compile;
   return WorkerRole::compile;

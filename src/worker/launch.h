@@ -31,8 +31,14 @@ struct WorkerProcess {
 // eager answers in the background modes), or benchmarking kernels for autotuning — the
 // only role that runs generated code, and later the only one that may touch a GPU. A
 // worker answers the jobs of its role only.
-enum class WorkerRole { compile, background_compile, benchmark };
-// The role's suffix of KILN_WORKER_MODE ("", ":idle", ":bench") and back.
+// Background roles run at SCHED_IDLE: a background stage's compiles and the timing of its
+// tuning candidates take only what the calls being served leave of the CPU. (Timed at normal
+// priority, a tuning benchmark's threads and the caller's eager threads fought for the same
+// two cores: one eager call took 3 s instead of 0.1, and the timings were noise.)
+enum class WorkerRole { compile, background_compile, benchmark, background_benchmark };
+bool is_benchmark(WorkerRole role);
+bool is_background(WorkerRole role);
+// The role's suffix of KILN_WORKER_MODE ("", ":idle", ":bench", ":bench-idle") and back.
 const char* role_flag(WorkerRole role);
 WorkerRole role_of_mode(const std::string& mode);
 

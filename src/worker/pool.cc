@@ -185,10 +185,9 @@ struct WorkerPool::State {
                        build_id()),
            true);
     publish(slot, true);
-    trace_artifact("worker_start",
-                   {{"worker_pid", slot.process.pid},
-                    {"start", worker_start_name(start)},
-                    {"role", role == WorkerRole::benchmark ? "benchmark" : "compile"}});
+    trace_artifact("worker_start", {{"worker_pid", slot.process.pid},
+                                    {"start", worker_start_name(start)},
+                                    {"role", is_benchmark(role) ? "benchmark" : "compile"}});
     if (log_enabled("workers"))
       log_line("workers", fmt::format("worker {} ready ({} start)", slot.process.pid,
                                       worker_start_name(start)));
@@ -217,7 +216,7 @@ struct WorkerPool::State {
            true);
     bump(Stat::compile_subprocess);
     if (auto t = reply.fields.find("timings"); t != reply.fields.end())
-      record_worker_spans(slot.process.pid, role == WorkerRole::benchmark ? "benchmark" : "compile",
+      record_worker_spans(slot.process.pid, is_benchmark(role) ? "benchmark" : "compile",
                           t->second);
     const std::string& status = reply.at("status");
     if (status == "compile_error") throw CompileError(reply.at("message"));
@@ -447,7 +446,10 @@ WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
                   idle_priority ? WorkerRole::background_compile : WorkerRole::compile);
 }
 
-WorkerPool& benchmark_pool(WorkerStart start) { return pool_for(start, 1, WorkerRole::benchmark); }
+WorkerPool& benchmark_pool(WorkerStart start, bool idle_priority) {
+  return pool_for(start, 1,
+                  idle_priority ? WorkerRole::background_benchmark : WorkerRole::benchmark);
+}
 
 void run_in_background(std::function<void()> task) {
   // Registered (again) now, so that at exit it runs before the destructors of statics

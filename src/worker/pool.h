@@ -72,8 +72,9 @@ class WorkerPool {
 // The process's pool for `start` (created on first use; grown to `size` workers when a
 // caller asks for more), and every pool's shutdown (shutdown_compile_workers).
 WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority = false);
-// The process's benchmark worker (one per device; the CPU's for now), for autotuning.
-WorkerPool& benchmark_pool(WorkerStart start);
+// The process's benchmark worker (one per device; the CPU's for now), for autotuning; the
+// background stages' own runs at idle priority (launch.h's WorkerRole says why).
+WorkerPool& benchmark_pool(WorkerStart start, bool idle_priority = false);
 // Runs `task` (which must not throw) on a thread of its own: work that waits on jobs and so
 // must not run on a pool thread. At exit the pools refuse new jobs, stop, and then wait a
 // few seconds for such tasks to end.

@@ -51,7 +51,7 @@ TuneSetup setup_here(const Graph& graph) {
     return compile_object(toolchain, name, source);
   };
   setup.benchmark = [](const BenchmarkRequest& request, const std::string& what) {
-    return benchmark_in_worker(WorkerStart::Subprocess, request, what);
+    return benchmark_in_worker(WorkerStart::Subprocess, false, request, what);
   };
   setup.cache = Cache::open();
   setup.size_hints = graph.size_hints;

@@ -1,15 +1,20 @@
 // The background modes with real workers: Async answers at once from the eager
-// interpreter and switches to compiled code when it lands; Progressive waits for the fast
-// stage and moves on to the optimized one; AsyncProgressive passes through eager → fast →
-// optimized in order; a failed background compile keeps the calls answering and is
-// reported once.
+// interpreter and switches to compiled code when it lands and measures faster; Progressive
+// waits for the fast stage and moves on to the optimized one; AsyncProgressive passes
+// through eager → fast → optimized in order; a stage slower than the one serving the calls
+// (KILN_INJECT_FAULT=slow_stage) never takes over; a failed background compile keeps the
+// calls answering and is reported once.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 
+#include "driver/stage_trial.h"
 #include "kiln/kiln.h"
 #include "support/compare.h"
+#include "support/fault_injection.h"
 #include "support/modes.h"
 
 namespace kiln::testing {
@@ -20,6 +25,8 @@ Tensor chained_adds(const Tensor& x) {
   for (int i = 0; i < 500; ++i) t = t + static_cast<float>(i % 7) * 0.001f;
   return t;
 }
+
+constexpr double kSlowStageSecondsForTests = kSlowStageSeconds;
 
 int64_t delta(std::map<std::string, int64_t>& before, const char* name) {
   return stats()[name] - before[name];
@@ -40,6 +47,27 @@ void call_until(F& f, const std::vector<Tensor>& inputs, Want want, Done done,
   }
 }
 
+// Every stage in `f`'s history has been decided (none still on trial).
+template <class F>
+bool all_decided(const F& f, size_t stages) {
+  std::vector<std::vector<StageDecision>> h = f.stage_history();
+  if (h.empty() || h[0].size() != stages) return false;
+  for (const StageDecision& d : h[0])
+    if (d.outcome == "on_trial") return false;
+  return true;
+}
+
+// Sets an environment variable for one test. The workers it starts read it too and keep
+// it: they are stopped at the end, so that no later test gets a worker with the fault.
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
+  ~ScopedEnv() {
+    unsetenv(name.c_str());
+    shutdown_compile_workers();
+  }
+};
+
 class AsyncMode : public ::testing::TestWithParam<WorkerStart> {};
 
 TEST_P(AsyncMode, AnswersEagerlyThenSwitchesToCompiledCode) {
@@ -51,12 +79,23 @@ TEST_P(AsyncMode, AnswersEagerlyThenSwitchesToCompiledCode) {
   Tensor x = randn({100, 100});
   call_until(
       f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
-      [&] { return delta(before, "async.compiled_runs") >= 2; });
+      [&] { return !f.stages().empty() && f.stages()[0] == "optimized"; });
   EXPECT_GT(delta(before, "async.eager_runs"), 0);
+  EXPECT_GT(delta(before, "async.compiled_runs"), 0);
   EXPECT_EQ(delta(before, "async.bg_started"), 1);
   EXPECT_EQ(delta(before, "async.bg_finished"), 1);
   EXPECT_EQ(f.stages(), std::vector<std::string>{"optimized"});
   EXPECT_TRUE(f.compile_errors().empty());
+  // 500 fused adds against 500 eager passes: measured faster, against eager, and recorded.
+  ASSERT_EQ(f.stage_history().size(), 1u);
+  ASSERT_EQ(f.stage_history()[0].size(), 1u);
+  const StageDecision d = f.stage_history()[0][0];
+  EXPECT_EQ(d.stage, "optimized");
+  EXPECT_EQ(d.outcome, "promoted");
+  EXPECT_EQ(d.against, "eager");
+  EXPECT_GE(d.calls, 1);
+  EXPECT_LT(d.seconds, d.against_seconds);
+  EXPECT_EQ(delta(before, "progressive.promoted"), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Starts, AsyncMode,
@@ -81,6 +120,7 @@ TEST(AsyncFailure, KeepsAnsweringEagerlyAndReportsOnce) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
   std::string err = ::testing::internal::GetCapturedStderr();
   unsetenv("KILN_INJECT_FAULT");
+  shutdown_compile_workers();  // they keep the fault in their environment
   EXPECT_EQ(delta(before, "async.compiled_runs"), 0);
   EXPECT_EQ(delta(before, "async.bg_failed"), 1);
   ASSERT_EQ(f.compile_errors().size(), 1u);
@@ -94,11 +134,16 @@ TEST(AsyncFailure, KeepsAnsweringEagerlyAndReportsOnce) {
       << "reported twice:\n"
       << err;
   EXPECT_EQ(f.stages(), std::vector<std::string>{"eager"});
+  ASSERT_EQ(f.stage_history().at(0).size(), 1u);
+  EXPECT_EQ(f.stage_history()[0][0].outcome, "failed");
 }
 
 Tensor mm_relu(const Tensor& x, const Tensor& y) { return relu(matmul(x, y)); }
 
+// The fast stage is slowed on purpose (by 50 ms a call), so that the optimized one
+// measures faster whatever the machine's noise.
 TEST(Progressive, WaitsForFastThenRunsOptimized) {
+  ScopedEnv slow("KILN_INJECT_FAULT", "slow_stage:fast");
   ModeConfig config{CompileMode::Progressive, WorkerStart::Subprocess, "progressive"};
   ModeRun run(config);
   auto before = stats();
@@ -107,7 +152,8 @@ TEST(Progressive, WaitsForFastThenRunsOptimized) {
   std::vector<std::string> stages;
   call_until(
       f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
-      [&] { return delta(before, "progressive.optimized_runs") >= 4; }, &stages);
+      [&] { return delta(before, "progressive.optimized_runs") >= 4 && all_decided(f, 2); },
+      &stages);
   EXPECT_GT(delta(before, "progressive.fast_runs"), 0);
   EXPECT_EQ(delta(before, "async.eager_runs"), 0) << "Progressive waits for its first stage";
   EXPECT_EQ(stages, (std::vector<std::string>{"fast", "optimized"}));
@@ -119,21 +165,44 @@ TEST(Progressive, WaitsForFastThenRunsOptimized) {
   EXPECT_EQ(kernels[0].tuning, "benchmarked") << kernels[0].name;
   EXPECT_FALSE(kernels[0].config.empty());
   EXPECT_EQ(delta(before, "autotune.runs"), 1);
+  // Progressive's first stage serves from the first call; the next one was measured.
+  std::vector<StageDecision> h = f.stage_history().at(0);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].stage, "fast");
+  EXPECT_EQ(h[0].outcome, "promoted");
+  EXPECT_EQ(h[0].against, "");
+  EXPECT_EQ(h[1].stage, "optimized");
+  EXPECT_EQ(h[1].outcome, "promoted");
+  EXPECT_EQ(h[1].against, "fast");
+  EXPECT_GT(h[1].against_seconds, kSlowStageSecondsForTests);
 }
 
+// Which stages take over depends on what they measure; they take over in order, and the one
+// serving at the end is the last promoted (500 fused adds beat 500 eager passes: one is).
 TEST(AsyncProgressive, PassesThroughEagerFastOptimizedInOrder) {
   ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
   ModeRun run(config);
   auto before = stats();
-  auto f = compile(mm_relu, config.options("mm_relu"));
-  Tensor x = randn({64, 48}), y = randn({48, 32});
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_in_order"));
+  Tensor x = randn({100, 100});
   std::vector<std::string> stages;
   call_until(
-      f, {x, y}, [](const std::vector<Tensor>& in) { return mm_relu(in[0], in[1]); },
-      [&] { return delta(before, "progressive.optimized_runs") >= 2; }, &stages);
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return all_decided(f, 2); }, &stages);
   ASSERT_FALSE(stages.empty());
   EXPECT_EQ(stages.front(), "eager");
-  EXPECT_EQ(stages.back(), "optimized");
+  std::string last_promoted;
+  const std::vector<StageDecision> history = f.stage_history().at(0);
+  for (const StageDecision& d : history) {
+    EXPECT_TRUE(d.outcome == "promoted" || d.outcome == "not_promoted") << d.outcome;
+    if (d.outcome == "promoted") {
+      EXPECT_LT(d.seconds, d.against_seconds) << d.stage;
+      last_promoted = d.stage;
+    }
+  }
+  EXPECT_NE(last_promoted, "");
+  EXPECT_EQ(stages.back(), last_promoted);
   // In order: no stage comes back after a later one took over.
   std::vector<std::string> order = {"eager", "fast", "optimized"};
   size_t at = 0;
@@ -142,6 +211,78 @@ TEST(AsyncProgressive, PassesThroughEagerFastOptimizedInOrder) {
     EXPECT_LT(at, order.size()) << "stage " << s << " came out of order";
   }
   EXPECT_EQ(delta(before, "async.bg_started"), 2);
+}
+
+// A stage slower than eager (the fast one, slowed by 50 ms a call) is measured, refused
+// and recorded, and never serves a call as the stage in use; the optimized stage still
+// comes and takes over. Every call's result is checked on the way.
+TEST(AsyncProgressive, ASlowerStageIsNotPromotedAndTheNextStillComes) {
+  ScopedEnv slow("KILN_INJECT_FAULT", "slow_stage:fast");
+  const std::string trace_dir = ::testing::TempDir() + "kiln_stage_trace";
+  std::filesystem::remove_all(trace_dir);
+  ScopedEnv trace("KILN_TRACE", trace_dir.c_str());
+  ScopedEnv logs("KILN_LOGS", "stages");
+  ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
+  ModeRun run(config);
+  auto before = stats();
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_slow_fast"));
+  Tensor x = randn({100, 100});
+  std::vector<std::string> stages;
+  ::testing::internal::CaptureStderr();
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return all_decided(f, 2); }, &stages);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(stages, (std::vector<std::string>{"eager", "optimized"}));
+  std::vector<StageDecision> h = f.stage_history().at(0);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].stage, "fast");
+  EXPECT_EQ(h[0].outcome, "not_promoted");
+  EXPECT_EQ(h[0].against, "eager");
+  EXPECT_GT(h[0].seconds, kSlowStageSecondsForTests);
+  EXPECT_LT(h[0].against_seconds, h[0].seconds);
+  EXPECT_EQ(h[1].stage, "optimized");
+  EXPECT_EQ(h[1].outcome, "promoted");
+  EXPECT_EQ(h[1].against, "eager") << "measured against the stage in use, not the refused one";
+  EXPECT_EQ(f.stages(), std::vector<std::string>{"optimized"});
+  EXPECT_EQ(delta(before, "progressive.not_promoted"), 1);
+  EXPECT_EQ(delta(before, "progressive.promoted"), 1);
+  EXPECT_LE(delta(before, "progressive.fast_runs"), StageTrial::kMaxCalls + 1)
+      << "only its trial's calls";
+  // The log says so, and the structured trace records each decision.
+  EXPECT_NE(err.find("[kiln:stages] graph adds_slow_fast: stage fast not_promoted vs eager"),
+            std::string::npos)
+      << err;
+  int decisions = 0;
+  for (const auto& file : std::filesystem::directory_iterator(trace_dir)) {
+    std::ifstream in(file.path());
+    for (std::string line; std::getline(in, line);)
+      if (line.find("\"stage_decision\"") != std::string::npos &&
+          line.find("adds_slow_fast") != std::string::npos &&
+          line.find("\"on_trial\"") == std::string::npos)
+        ++decisions;
+  }
+  EXPECT_EQ(decisions, 2);
+  std::filesystem::remove_all(trace_dir);
+}
+
+// Async with its single stage slowed: eager stays in use.
+TEST(Async, EagerStaysInUseWhenTheStageIsSlower) {
+  ScopedEnv slow("KILN_INJECT_FAULT", "slow_stage:optimized");
+  ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};
+  ModeRun run(config);
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_slow_optimized"));
+  Tensor x = randn({100, 100});
+  std::vector<std::string> stages;
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return all_decided(f, 1); }, &stages);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
+  EXPECT_EQ(stages, std::vector<std::string>{"eager"});
+  EXPECT_EQ(f.stage_history().at(0).at(0).outcome, "not_promoted");
+  EXPECT_TRUE(f.kernels().empty()) << "eager serves: no compiled kernels in use";
 }
 
 TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
@@ -154,8 +295,17 @@ TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
   // Two gcc compiles and an autotune cannot all have landed by the first call's return.
   EXPECT_FALSE(f.wait_for_stages(0));
   EXPECT_TRUE(f.wait_for_stages(300));
-  EXPECT_EQ(f.stages(), std::vector<std::string>{"optimized"});
-  EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  // Both landed; the calls after it decide the trial of the last one.
+  ASSERT_EQ(f.stage_history().at(0).size(), 2u);
+  EXPECT_EQ(f.stage_history()[0][1].stage, "optimized");
+  for (int i = 0; i < 2 * StageTrial::kMaxCalls + 2 && !all_decided(f, 2); ++i)
+    EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  EXPECT_TRUE(all_decided(f, 2));
+  std::string serving = "eager";
+  const std::vector<StageDecision> history = f.stage_history().at(0);
+  for (const StageDecision& d : history)
+    if (d.outcome == "promoted") serving = d.stage;
+  EXPECT_EQ(f.stages(), std::vector<std::string>{serving});
   EXPECT_TRUE(f.compile_errors().empty());
 }
 
@@ -171,8 +321,10 @@ TEST(AsyncFailure, WaitForStagesReturnsOnceTheFailedStageSettled) {
   EXPECT_TRUE(f.wait_for_stages(300));
   ::testing::internal::GetCapturedStderr();
   unsetenv("KILN_INJECT_FAULT");
+  shutdown_compile_workers();
   EXPECT_EQ(f.stages(), std::vector<std::string>{"eager"});
   EXPECT_EQ(f.compile_errors().size(), 1u);
+  EXPECT_EQ(f.stage_history().at(0).at(0).outcome, "failed");
 }
 
 TEST(Staged, AWarmCacheMakesTheFirstCallCompiled) {

@@ -32,7 +32,7 @@ TEST(Environment, UnknownLogTopicIsRejectedWithTheAcceptedOnes) {
   EXPECT_NE(error.find("KILN_LOGS: unknown topic 'bogus' in 'passes,bogus'"), std::string::npos)
       << error;
   EXPECT_NE(error.find("graph, guards, passes, lowering, pipeline, output_code, cache, workers, "
-                       "autotune, cuda, all"),
+                       "autotune, cuda, stages, all"),
             std::string::npos)
       << error;
 }
@@ -52,8 +52,7 @@ TEST(Environment, UnknownFaultIsRejected) {
   ScopedEnv env("KILN_INJECT_FAULT", "explode");
   EXPECT_EQ(error_of([] { compile(add_one); }),
             "KILN_INJECT_FAULT: 'explode' is not accepted (accepted: compile_error, crash, "
-            "benchmark_crash, "
-            "lowering:OP)");
+            "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized)");
 }
 
 // lowering:OP for an op decompose_ops rewrites would break nothing: it says so.

@@ -1,0 +1,88 @@
+// The promotion policy of the background stages (driver/stage_trial.h) on given timings: who
+// serves each call of a trial, and when the timings decide. The e2e side, with real stages
+// and a stage slowed on purpose, is in async_test.cc.
+#include "driver/stage_trial.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln {
+namespace {
+
+using Arm = StageTrial::Arm;
+
+// Serves `calls` calls, the candidate taking `candidate` seconds and the incumbent
+// `incumbent`, until the trial decides; returns the decision and counts the calls.
+std::optional<bool> run_trial(StageTrial& trial, double candidate, double incumbent, int* calls) {
+  *calls = 0;
+  while (!trial.decision() && *calls < 1000) {
+    StageTrial::Ticket t = trial.next();
+    trial.record(t, t.arm == Arm::candidate ? candidate : incumbent);
+    ++*calls;
+  }
+  return trial.decision();
+}
+
+TEST(StageTrial, TheCandidateWarmsUpThenTheArmsAlternate) {
+  StageTrial trial;
+  StageTrial::Ticket first = trial.next();
+  EXPECT_EQ(first.arm, Arm::candidate);
+  EXPECT_FALSE(first.timed) << "the first call of a new stage pays its page faults";
+  for (int i = 0; i < 6; ++i) {
+    StageTrial::Ticket t = trial.next();
+    EXPECT_TRUE(t.timed);
+    EXPECT_EQ(t.arm, i % 2 == 0 ? Arm::incumbent : Arm::candidate) << i;
+  }
+}
+
+TEST(StageTrial, AClearlySlowerStageIsRefusedAfterOneTimedCallEach) {
+  StageTrial trial;
+  int calls = 0;
+  EXPECT_EQ(run_trial(trial, 0.205, 0.042, &calls), std::optional<bool>(false));
+  EXPECT_EQ(calls, 3);  // warm-up, incumbent, candidate
+  EXPECT_DOUBLE_EQ(trial.candidate_median(), 0.205);
+  EXPECT_DOUBLE_EQ(trial.incumbent_median(), 0.042);
+}
+
+TEST(StageTrial, AClearlyFasterStageIsPromotedAfterOneTimedCallEach) {
+  StageTrial trial;
+  int calls = 0;
+  EXPECT_EQ(run_trial(trial, 0.010, 0.042, &calls), std::optional<bool>(true));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(StageTrial, CloseTimingsTakeTheMinimumCallsAndCompareMedians) {
+  StageTrial faster, slower;
+  int calls = 0;
+  EXPECT_EQ(run_trial(faster, 0.030, 0.033, &calls), std::optional<bool>(true));
+  EXPECT_EQ(calls, 1 + 2 * StageTrial::kMinCalls);
+  EXPECT_EQ(run_trial(slower, 0.033, 0.030, &calls), std::optional<bool>(false));
+  EXPECT_EQ(slower.calls(), StageTrial::kMinCalls);
+}
+
+TEST(StageTrial, ShortCallsRunUntilEachArmHasEnoughTimeOrTheCap) {
+  StageTrial enough, capped;
+  int calls = 0;
+  // 4 ms a call: 5 calls each reach kEnoughSeconds (20 ms).
+  EXPECT_EQ(run_trial(enough, 0.004, 0.0041, &calls), std::optional<bool>(true));
+  EXPECT_EQ(enough.calls(), 5);
+  // 2 us a call never does: the cap decides.
+  EXPECT_EQ(run_trial(capped, 2.1e-6, 2.0e-6, &calls), std::optional<bool>(false));
+  EXPECT_EQ(capped.calls(), StageTrial::kMaxCalls);
+}
+
+TEST(StageTrial, AnOutlierDoesNotDecideAgainstTheMedian) {
+  StageTrial trial;
+  trial.next();  // warm-up
+  const double incumbent[] = {0.050, 0.050, 0.050};
+  const double candidate[] = {0.040, 0.120, 0.040};  // one call preempted
+  for (int i = 0; i < 3; ++i) {
+    trial.record(trial.next(), incumbent[i]);
+    EXPECT_FALSE(trial.decision() && i < 2) << i;
+    trial.record(trial.next(), candidate[i]);
+  }
+  EXPECT_EQ(trial.decision(), std::optional<bool>(true));
+  EXPECT_DOUBLE_EQ(trial.candidate_median(), 0.040);
+}
+
+}  // namespace
+}  // namespace kiln
