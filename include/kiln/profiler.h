@@ -19,11 +19,14 @@ namespace kiln {
 
 // One kernel launch, as hooks and the profiler see it. Views are valid during the call.
 struct LaunchInfo {
-  std::string_view name;           // cpp_poi_fused_add_cos_sin_0; library steps: cpp_ext_matmul_3
-  std::string_view kind;           // poi, red, per, for, tem, ext
-  std::string_view backend;        // cpp
-  int stream = 0;                  // CPU launches run in order on stream 0
-  std::string_view kernel_file;    // the source file holding it ("" for ext steps)
+  std::string_view name;         // cpp_poi_fused_add_cos_sin_0; library steps: cpp_ext_matmul_3
+  std::string_view kind;         // poi, red, per, for, tem, ext
+  std::string_view backend;      // cpp
+  int stream = 0;                // CPU launches run in order on stream 0
+  std::string_view kernel_file;  // the source file holding it ("" for ext steps)
+  // Its function in that file, named after its body (launches of equal kernels share one):
+  // cpp_poi_fused_add_cos_sin_3f9a0c2e7b41
+  std::string_view kernel_symbol;
   std::string_view kernel_hash;    // XXH3-128 (hex) of that file's content
   std::string_view kernel_kwargs;  // its config, e.g. "GRAIN=32768,THREADS=0,VEC=0"
   const std::vector<Shape>* input_shapes = nullptr;  // the shapes of what it reads

@@ -21,12 +21,6 @@ namespace {
 constexpr double kNoiseMargin = 0.03;
 constexpr int kMaxDescentRounds = 8;
 
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
-
 std::vector<int64_t> hints_for(const Graph& graph, const std::vector<int64_t>& given) {
   std::vector<int64_t> hints(static_cast<size_t>(graph.num_symbols), 1024);
   for (size_t i = 0; i < hints.size() && i < given.size(); ++i) hints[i] = given[i];
@@ -57,12 +51,10 @@ class KernelTuner {
     BenchmarkRequest request;
     for (size_t i = 0; i < configs.size(); ++i) {
       std::string name = fmt::format("{}__v{}", kernel_.name, i);
-      variants.push_back({name,
-                          replace_all(kernel_.source, " " + kernel_.name + "(", " " + name + "("),
-                          configs[i]});
+      variants.push_back({name, rename_kernel(kernel_.source, kernel_.name, name), configs[i]});
       request.kernels.push_back(name);
     }
-    std::string source = emit_translation_unit(plan_.graph.name, variants, cpp_dialect());
+    std::string source = emit_translation_unit(variants, cpp_dialect());
     request.object = setup_.compile(kernel_.name + "__variants", source);
     request.sizes = hints_;
     request.buffers = buffers_of(plan_, kernel_, hints_);
@@ -177,7 +169,7 @@ void cache_config(const TuneSetup& setup, const std::string& key, const TuneRepo
 }  // namespace
 
 std::string tuning_hash(const KernelLaunch& kernel, const std::vector<int64_t>& size_hints) {
-  std::string text = replace_all(kernel.source, kernel.name, "KERNEL");
+  std::string text = rename_kernel(kernel.source, kernel.name, "KERNEL");
   text += fmt::format("\nspace {}\nhints {}", space_text(kernel.space), fmt::join(size_hints, ","));
   return content_key(text);
 }

@@ -353,10 +353,9 @@ std::string config_epilogue(const KernelConfig& config) {
   return src;
 }
 
-std::string emit_translation_unit(const std::string& graph_name,
-                                  const std::vector<KernelSource>& kernels,
+std::string emit_translation_unit(const std::vector<KernelSource>& kernels,
                                   const Dialect& dialect) {
-  std::string src = fmt::format("/* kiln {} kernels of graph {}:", dialect.name, graph_name);
+  std::string src = fmt::format("/* kiln {} kernels:", dialect.name);
   for (const KernelSource& k : kernels) src += " " + k.name;
   src += fmt::format(" */\n{}", dialect.preamble);
   if (std::any_of(kernels.begin(), kernels.end(), [](const KernelSource& k) {
@@ -366,6 +365,16 @@ std::string emit_translation_unit(const std::string& graph_name,
   for (const KernelSource& k : kernels)
     src += "\n" + config_prologue(k.name, k.config) + k.body + config_epilogue(k.config);
   return src;
+}
+
+std::string rename_kernel(const std::string& body, const std::string& name, const std::string& to) {
+  std::string out;
+  size_t from = 0;
+  for (size_t at = body.find(name); at != std::string::npos; at = body.find(name, from)) {
+    out.append(body, from, at - from).append(to);
+    from = at + name.size();
+  }
+  return out.append(body, from, std::string::npos);
 }
 
 bool row_streams_inputs(const LoopKernel& kernel) {

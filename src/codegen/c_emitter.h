@@ -68,9 +68,12 @@ struct KernelSource {
   std::string body;
   KernelConfig config;
 };
-// Kernels in one source file, after the shared helpers.
-std::string emit_translation_unit(const std::string& graph_name,
-                                  const std::vector<KernelSource>& kernels, const Dialect& dialect);
+// Kernels in one source file, after the shared helpers. The text depends on the kernels
+// alone (not on the graph they came from), so equal units share one object across graphs.
+std::string emit_translation_unit(const std::vector<KernelSource>& kernels, const Dialect& dialect);
+// `body` (a kernel's source, naming it `name`) with `name` replaced by `to`: kernels whose
+// bodies are equal under one name are the same kernel.
+std::string rename_kernel(const std::string& body, const std::string& name, const std::string& to);
 
 // Whether a row kernel prefetches its streamed inputs in chunks (its CHUNK config field).
 bool row_streams_inputs(const LoopKernel& kernel);

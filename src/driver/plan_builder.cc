@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "autotune/spaces.h"
@@ -74,12 +75,11 @@ std::vector<ValueId> read_at_constant_index(const LoopKernel& k) {
   return values;
 }
 
-KernelLaunch launch_of(const LoopKernel& k, int unit, int num_symbols, const TuneTarget& target,
+KernelLaunch launch_of(const LoopKernel& k, int num_symbols, const TuneTarget& target,
                        Device device) {
   KernelLaunch launch;
   launch.name = dialect_kernel_name(k.name, dialect_of(device));
   launch.kind = kernel_kind_word(k);
-  launch.unit = unit;
   launch.params = k.params;
   auto flat_pointwise = [](const LoopKernel& part) {
     return part.kind == LoopKernel::Kind::Pointwise && part.flat;
@@ -138,11 +138,16 @@ bool light_kernel(const LoopKernel& k) {
   return true;
 }
 
-void mark_light_units(CompiledPlan& plan, const Program& program) {
-  for (ObjectUnit& unit : plan.units) unit.light = true;
-  for (size_t i = 0; i < program.kernels.size(); ++i)
-    if (!light_kernel(program.kernels[i]))
-      plan.units[static_cast<size_t>(plan.kernels[i].unit)].light = false;
+// `k`'s symbol: its name without the index (cpp_poi_fused_add_12 → cpp_poi_fused_add),
+// then a hash of its body under a placeholder name and of its config.
+std::string symbol_of(const KernelLaunch& k) {
+  std::string stem = k.name;
+  size_t digits = stem.find_last_not_of("0123456789");
+  if (digits != std::string::npos && digits + 1 < stem.size() && stem[digits] == '_')
+    stem.resize(digits);
+  const std::string body = rename_kernel(k.source, k.name, "KILN_KERNEL");
+  return fmt::format("{}_{}", stem,
+                     content_key(body + "\nconfig " + config_text(k.config)).substr(0, 12));
 }
 
 }  // namespace
@@ -155,7 +160,7 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
   if (plan.device != Device::cpu) return;  // CUDA matmuls stay cuBLASLt calls
   const Graph& g = plan.graph;
   const TuneTarget target = host_tune_target();
-  int unit = -1;
+  bool added = false;
   for (PlanStep& step : plan.steps) {
     if (step.kind != PlanStep::Kind::Ext) continue;
     const Node& node = g.nodes[static_cast<size_t>(step.node)];
@@ -174,15 +179,10 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
         transposed = true;
       }
     }
-    if (unit < 0) {
-      unit = static_cast<int>(plan.units.size());
-      plan.units.emplace_back();
-    }
     const ValueId out = g.node_value(static_cast<size_t>(step.node));
     KernelLaunch k;
     k.name = fmt::format("cpp_tem_fused_mm_{}", plan.kernels.size());
     k.kind = "tem";
-    k.unit = unit;
     k.params = {out, node.inputs[0], b_value};
     k.outputs = {out};
     std::vector<std::string> rows;
@@ -198,19 +198,41 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
     plan.read_by_kernel[static_cast<size_t>(b_value)] = true;
     step = PlanStep{PlanStep::Kind::Kernel, static_cast<int>(plan.kernels.size()), -1};
     plan.kernels.push_back(std::move(k));
+    added = true;
   }
-  if (unit >= 0) assemble_units(plan, toolchain);
+  if (added) assemble_units(plan, toolchain);
 }
 
 void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
+  // The distinct kernels, in order of first use, light ones apart from the rest.
+  std::map<std::string, size_t> first_of;  // symbol → its first kernel
+  std::vector<size_t> distinct[2];         // [light]: kernel indices
+  for (size_t i = 0; i < plan.kernels.size(); ++i) {
+    KernelLaunch& k = plan.kernels[i];
+    k.symbol = symbol_of(k);
+    if (first_of.emplace(k.symbol, i).second) distinct[k.light].push_back(i);
+  }
+  const size_t per_unit = kernels_per_unit(first_of.size());
+  plan.units.clear();
+  for (bool light : {false, true}) {
+    for (size_t d = 0; d < distinct[light].size(); ++d) {
+      if (d % per_unit == 0) plan.units.push_back(ObjectUnit{{}, {}, {}, plan.device, light});
+      plan.kernels[distinct[light][d]].unit = static_cast<int>(plan.units.size() - 1);
+    }
+  }
   std::vector<std::vector<KernelSource>> sources(plan.units.size());
-  for (const KernelLaunch& k : plan.kernels)
-    sources.at(static_cast<size_t>(k.unit)).push_back({k.name, k.source, k.config});
+  for (size_t i = 0; i < plan.kernels.size(); ++i) {
+    KernelLaunch& k = plan.kernels[i];
+    const KernelLaunch& first = plan.kernels[first_of.at(k.symbol)];
+    k.unit = first.unit;
+    if (&first == &k)
+      sources[static_cast<size_t>(k.unit)].push_back(
+          {k.symbol, rename_kernel(k.source, k.name, k.symbol), k.config});
+  }
   for (size_t u = 0; u < plan.units.size(); ++u) {
     ObjectUnit& unit = plan.units[u];
     unit.name = sources[u].front().name;
-    unit.source = emit_translation_unit(plan.graph.name, sources[u], dialect_of(plan.device));
-    unit.device = plan.device;
+    unit.source = emit_translation_unit(sources[u], dialect_of(plan.device));
     unit.key = kernel_key(unit_toolchain(toolchain, unit.light).identity(), unit.source);
   }
 }
@@ -235,17 +257,14 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain, Device d
   plan.device = device;
   const Graph& g = program.graph;
   const TuneTarget target = host_tune_target();
-  const size_t per_unit = kernels_per_unit(program.kernels.size());
-  for (size_t i = 0; i < program.kernels.size(); ++i) {
-    if (i % per_unit == 0) plan.units.emplace_back();
-    plan.kernels.push_back(launch_of(program.kernels[i], static_cast<int>(plan.units.size() - 1),
-                                     g.num_symbols, target, device));
+  for (const LoopKernel& k : program.kernels) {
+    plan.kernels.push_back(launch_of(k, g.num_symbols, target, device));
+    plan.kernels.back().light = device == Device::cpu && light_kernel(k);
   }
   for (const Step& s : program.steps)
     plan.steps.push_back(s.kind == Step::Kind::Kernel
                              ? PlanStep{PlanStep::Kind::Kernel, s.kernel, -1}
                              : PlanStep{PlanStep::Kind::Ext, -1, s.node});
-  if (device == Device::cpu) mark_light_units(plan, program);
   plan.read_by_kernel = program.read_by_kernel;
   plan.graph = std::move(program.graph);
   assemble_units(plan, toolchain);

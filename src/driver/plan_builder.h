@@ -13,8 +13,8 @@ namespace kiln {
 // several that run in parallel (in workers) for a large one. A graph of more than
 // kKernelsPerUnit * kUnitsPerGraph kernels puts more in each (kernels_per_unit), so that
 // compiler start-up does not dominate: one unit per 8 kernels of 10,000 cost 10 ms a kernel.
-// Decided by the kernel count alone, so that every mode produces the same units and shares
-// cache entries.
+// Decided by the distinct kernels alone, so that every mode produces the same units and
+// shares cache entries.
 constexpr size_t kKernelsPerUnit = 8;
 constexpr size_t kUnitsPerGraph = 64;
 size_t kernels_per_unit(size_t kernels);
@@ -30,7 +30,11 @@ CompiledPlan build_plan(const Graph& graph, const Toolchain& toolchain,
 // whose config starts at the BLAS call and may move to generated tiled loops.
 void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain);
 
-// (Re)builds the units' source and keys from the kernels' bodies and configs.
+// (Re)builds the units from the kernels' bodies and configs: each kernel gets its symbol
+// (KernelLaunch::symbol), and each distinct symbol is compiled once, in one unit, whatever
+// number of kernels share it (a model of 12 equal layers compiles one layer's kernels).
+// Light kernels (KernelLaunch::light) share units only with light ones. A unit's source
+// names no graph, so equal units of different graphs share one object.
 void assemble_units(CompiledPlan& plan, const Toolchain& toolchain);
 
 }  // namespace kiln

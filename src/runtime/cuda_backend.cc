@@ -50,7 +50,7 @@ class CudaExecutable final : public PlanExecutable {
       if (buffers > kCudaMaxBuffers)
         throw CompileError(fmt::format("kernel {}: {} buffers; CUDA kernels take at most {}",
                                        k.name, buffers, kCudaMaxBuffers));
-      functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name));
+      functions_.push_back(objects_.at(static_cast<size_t>(k.unit))->symbol(k.symbol));
     }
     multiprocessors_ = cuda::device_info().multiprocessors;
     describe_launches();

@@ -17,7 +17,7 @@ class NativeExecutable final : public PlanExecutable {
     backend_ = "cpp";
     for (const KernelLaunch& k : this->plan().kernels)
       fns_.push_back(
-          reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.name)));
+          reinterpret_cast<KernelFn>(objects_.at(static_cast<size_t>(k.unit))->symbol(k.symbol)));
     describe_launches();
   }
   std::string_view backend_name() const override { return "cpp"; }

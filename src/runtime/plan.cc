@@ -32,7 +32,9 @@ std::string plan_to_json(const CompiledPlan& plan) {
   for (const KernelLaunch& k : plan.kernels)
     j["kernels"].push_back({{"name", k.name},
                             {"kind", k.kind},
+                            {"symbol", k.symbol},
                             {"unit", k.unit},
+                            {"light", k.light},
                             {"params", k.params},
                             {"outputs", k.outputs},
                             {"elementwise", k.elementwise},
@@ -117,6 +119,10 @@ CompiledPlan parse_plan(const json& j, const TensorMap& given, const TensorMap& 
     if (launch.kind != "poi" && launch.kind != "red" && launch.kind != "per" &&
         launch.kind != "for" && launch.kind != "tem")
       throw fail(fmt::format("kernel {} of unknown kind '{}'", launch.name, launch.kind));
+    launch.symbol = k.at("symbol").get<std::string>();
+    if (!is_symbol(launch.symbol))
+      throw fail(fmt::format("kernel {} has a bad symbol", launch.name));
+    launch.light = k.at("light").get<bool>();
     launch.unit = json_integer<int>(k.at("unit"));
     if (launch.unit < 0 || launch.unit >= static_cast<int>(plan.units.size()))
       throw fail("a kernel in no unit");

@@ -17,7 +17,7 @@ namespace kiln {
 
 // One translation unit: kernels compiled together into one shared object.
 struct ObjectUnit {
-  std::string name;    // its first kernel's name (file names, errors)
+  std::string name;    // its first kernel's symbol (file names, errors)
   std::string key;     // the kernel-cache key of its object: toolchain identity + source
   std::string source;  // C or CUDA source, kept so a missing object can be rebuilt without passes
   Device device = Device::cpu;  // cpu: a shared object; cuda: a cubin
@@ -27,9 +27,16 @@ struct ObjectUnit {
 };
 
 struct KernelLaunch {
-  std::string name;  // the kernel's symbol, in its unit's object
+  std::string name;  // what profiles, errors and kernels() call it: cpp_poi_fused_add_0
   std::string kind;  // poi, red, per, for (loop/kernel.h's kernel_kind_word), tem (GEMM template)
+  // Its function in its unit's object, named after its body and config, not its place in
+  // the graph (cpp_poi_fused_add_3f9a0c2e7b41): kernels built the same share one function,
+  // in this graph and in any other (assemble_units, driver/plan_builder.h).
+  std::string symbol;
   int unit = 0;
+  // Small enough for the light tier (kLightKernelElements): the fast stage builds a unit of
+  // only such kernels with tcc.
+  bool light = false;
   std::vector<ValueId> params;   // its buffers (ABI order: outputs first)
   std::vector<ValueId> outputs;  // the params it writes
   // Reads every input at the index it writes (may run in place): a flat pointwise kernel,

@@ -193,6 +193,7 @@ void PlanExecutable::describe_launches() {
       d.kind = k.kind;
       const KernelFile& f = files.at(static_cast<size_t>(k.unit));
       d.file = f.path;
+      d.symbol = k.symbol;
       d.hash = f.hash;
       d.kwargs = config_text(k.config);
     } else {
@@ -206,6 +207,7 @@ void PlanExecutable::describe_launches() {
   nlohmann::json kernels = nlohmann::json::array(), steps = nlohmann::json::array();
   for (const KernelLaunch& k : p_.kernels)
     kernels.push_back({{"name", k.name},
+                       {"symbol", k.symbol},
                        {"unit", k.unit},
                        {"config", config_text(k.config)},
                        {"tuning", k.tuning}});
@@ -231,7 +233,8 @@ void PlanExecutable::observed(size_t s, const std::vector<ValueId>& reads,
   std::vector<Shape> shapes;
   for (ValueId v : reads)
     if (slots[v].defined() && !is_written_by(s, v)) shapes.push_back(slots[v].sizes());
-  LaunchInfo info{d.name, d.kind, backend_, stream_id_, d.file, d.hash, d.kwargs, &shapes};
+  LaunchInfo info{d.name,   d.kind, backend_, stream_id_, d.file,
+                  d.symbol, d.hash, d.kwargs, &shapes};
   notify_launch_enter(info);
   const double start = monotonic_seconds();
   launch();

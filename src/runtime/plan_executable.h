@@ -55,7 +55,7 @@ class PlanExecutable : public Executable {
 
  private:
   struct LaunchDescription {
-    std::string name, kind, file, hash, kwargs;
+    std::string name, kind, file, symbol, hash, kwargs;
   };
   template <class Launch>
   void observed(size_t s, const std::vector<ValueId>& reads, const std::vector<Tensor>& slots,

@@ -126,6 +126,7 @@ void notify_launch_exit(const LaunchInfo& info, double start_seconds) {
             {"kernel_kind", std::string(info.kind)},
             {"stream", std::to_string(info.stream)},
             {"kernel_file", std::string(info.kernel_file)},
+            {"kernel_symbol", std::string(info.kernel_symbol)},
             {"kernel_hash", std::string(info.kernel_hash)},
             {"kernel_kwargs", std::string(info.kernel_kwargs)}};
   if (shapes && info.input_shapes) e.input_shapes = *info.input_shapes;

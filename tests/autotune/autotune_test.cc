@@ -158,7 +158,7 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   EXPECT_TRUE(space.admits(r.chosen));
   EXPECT_EQ(plan.kernels[0].config, r.chosen);
   EXPECT_EQ(plan.kernels[0].tuning, "benchmarked");
-  EXPECT_NE(plan.units[0].source.find("/* config of " + plan.kernels[0].name + ": " +
+  EXPECT_NE(plan.units[0].source.find("/* config of " + plan.kernels[0].symbol + ": " +
                                       config_text(r.chosen)),
             std::string::npos);
   if (r.chosen != space.defaults) {

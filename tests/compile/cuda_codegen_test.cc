@@ -36,7 +36,7 @@ std::string cuda_source(const std::string& name, const std::vector<Tensor>& exam
     kernels.push_back({dialect_kernel_name(k.name, cuda_dialect()),
                        emit_kernel(k, g.num_symbols, cuda_dialect()),
                        {}});
-  return emit_translation_unit(g.name, kernels, cuda_dialect());
+  return emit_translation_unit(kernels, cuda_dialect());
 }
 
 // Compiles `source` with NVRTC in a compile worker; returns the cubin's size.

@@ -12,17 +12,8 @@
 namespace kiln {
 namespace {
 
-// Sets `name` for one test body, restoring its absence after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-  ~ScopedEnv() { unsetenv(name_); }
-
- private:
-  const char* name_;
-};
-
 using testing::error_of;
+using testing::ScopedEnv;
 
 Tensor add_one(Tensor x) { return (x + 1.0f).sin(); }
 

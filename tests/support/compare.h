@@ -3,6 +3,7 @@
 // the kiln::Error a call raises.
 #pragma once
 
+#include <cstdlib>
 #include <string>
 
 #include "kiln/kiln.h"
@@ -26,5 +27,17 @@ std::string error_of(F f) {
   }
   return "(no error)";
 }
+
+// Sets the environment variable `name` for one scope, restoring its absence after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
 
 }  // namespace kiln::testing

@@ -316,7 +316,9 @@ TEST_P(CompiledMutation, ElementwiseWriteBacksAreWrittenIntoTheArguments) {
       EXPECT_EQ(compare_tensors(v[i], v_eager[i], 1e-5, 1e-5), "") << "v" << i << " step " << step;
       EXPECT_EQ(p[i].data_ptr(), addresses[i]) << "the parameter keeps its memory";
     }
-    if (async && step == 0) ASSERT_TRUE(f.wait_for_stages(120));
+    if (async && step == 0) {
+      ASSERT_TRUE(f.wait_for_stages(120));
+    }
     if (stats()["async.eager_runs"] != eager_runs) continue;  // into fresh values copied back
     ++compiled_steps;
     EXPECT_EQ(stats()["compile.write_backs_in_place"] - in_place, 9) << "step " << step;
