@@ -334,7 +334,8 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
 }
 
 // Threads of intra-op parallelism (kiln's CPU kernels, eager and generated, and BLAS) for
-// the calling thread's calls, as torch::set_num_threads; 1 to 1024.
+// the calling thread's calls, as torch::set_num_threads; 1 to 1024. A compiled kernel tuned
+// to THREADS=n runs on at most this many.
 void set_num_threads(int threads);
 int get_num_threads();
 

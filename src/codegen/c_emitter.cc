@@ -337,8 +337,12 @@ std::string config_prologue(const std::string& kernel_name, const KernelConfig& 
   };
   std::string src = fmt::format("/* config of {}: {} */\n", kernel_name, config_text(config));
   int64_t threads = value("THREADS", 0), vec = value("VEC", 0);
-  src += threads > 0 ? fmt::format("#define KILN_NUM_THREADS num_threads({})\n", threads)
-                     : "#define KILN_NUM_THREADS\n";
+  // A tuned thread count is an upper bound: set_num_threads (the caller's OpenMP limit)
+  // lowers it.
+  src +=
+      threads > 0
+          ? fmt::format("#define KILN_NUM_THREADS num_threads(KILN_THREADS_AT_MOST({}))\n", threads)
+          : "#define KILN_NUM_THREADS\n";
   src += vec > 0 ? fmt::format("#define KILN_VECTOR_ATTR KILN_VECTOR_WIDTH({})\n", vec)
                  : "#define KILN_VECTOR_ATTR\n";
   for (const auto& [field, v] : config_macros(config))

@@ -23,6 +23,10 @@ constexpr const char* kCppHeader = R"(#include <stdint.h>
 #define KILN_PREFETCH(p) ((void)(p))
 #endif
 #define KILN_STR_(x) #x
+#ifdef _OPENMP
+int omp_get_max_threads(void);
+#define KILN_THREADS_AT_MOST(t) ((t) < omp_get_max_threads() ? (t) : omp_get_max_threads())
+#endif
 #if defined(__GNUC__) && !defined(__TINYC__) && !defined(__clang__)
 #define KILN_VECTOR_WIDTH(w) __attribute__((target("prefer-vector-width=" KILN_STR_(w))))
 #else
