@@ -205,7 +205,7 @@ class CudaExecutable final : public PlanExecutable {
       if (timed) abandon_timing();
       cuda::check(launched, fmt::format("launching {}", k.name).c_str());
     }
-    if (timed) end_timing(k.name, grid, k.threads);
+    if (timed) end_timing(k.name, grid, k.threads, k.symbol);
   }
 
   // A split reduction's scratch: zeroed counters (one a row; the kernel's last block of each
@@ -249,6 +249,7 @@ class CudaExecutable final : public PlanExecutable {
   // run's first event was queued.
   struct Timing {
     std::string name;
+    std::string symbol;  // a kiln kernel's function (KernelLaunch::symbol); "" for other steps
     unsigned grid;
     int threads;
     size_t events;  // CUDA events: index of its start event; its end event follows
@@ -277,14 +278,14 @@ class CudaExecutable final : public PlanExecutable {
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
   }
 
-  void end_timing(std::string name, unsigned grid, int threads) {
+  void end_timing(std::string name, unsigned grid, int threads, std::string symbol = "") {
     if (with_cupti_) {
       cuda::pop_step();
-      timings_.push_back({std::move(name), grid, threads, 0, step_id_});
+      timings_.push_back({std::move(name), std::move(symbol), grid, threads, 0, step_id_});
       return;
     }
     cuda::check(cuda::driver().cuEventRecord(next_event(), cuda::stream()), "cuEventRecord");
-    timings_.push_back({std::move(name), grid, threads, used_events_ - 2, 0});
+    timings_.push_back({std::move(name), std::move(symbol), grid, threads, used_events_ - 2, 0});
   }
 
   // A launch or step failed midway: the run's timings are dropped and CUPTI's region for
@@ -332,7 +333,7 @@ class CudaExecutable final : public PlanExecutable {
                                               {"grid", std::to_string(k.grid)},
                                               {"block", std::to_string(k.block)},
                                               {"duration_source", "cupti"}};
-      if (k.name != t.name) args["kernel"] = k.name;
+      if (k.name != t.name && k.name != t.symbol) args["kernel"] = k.name;
       record_gpu_span(t.name, stream_id_, k.start_seconds, k.end_seconds - k.start_seconds,
                       std::move(args));
     }
