@@ -3,16 +3,16 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 #include <map>
-#include <numeric>
+#include <optional>
 
 #include "autotune/spaces.h"
 #include "cache/cache.h"
 #include "codegen/c_emitter.h"
 #include "codegen/gemm_template.h"
 #include "driver/pipeline.h"
+#include "kiln/error.h"
 #include "loop/index.h"
 #include "lower/lower.h"
 #include "lower/schedule.h"
@@ -117,37 +117,43 @@ KernelLaunch launch_of(const LoopKernel& k, int num_symbols, const TuneTarget& t
 // 2048, while it compiles a unit in 25 ms instead of 210 (docs/design.md §5).
 constexpr int64_t kLightKernelElements = 1024;
 
-bool light_kernel(const LoopKernel& k) {
-  if (k.kind == LoopKernel::Kind::Foreach) {
-    int64_t total = 0;
-    for (const LoopKernel& part : k.parts) {
-      std::vector<int64_t> sizes;
-      if (!try_const_shape(part.shape, &sizes)) return false;
-      total += std::accumulate(sizes.begin(), sizes.end(), int64_t{1}, std::multiplies<>());
-      if (total > kLightKernelElements) return false;
-    }
-    return true;
-  }
+// The elements of a constant shape, capped just past kLightKernelElements; nullopt for a
+// symbolic shape.
+std::optional<int64_t> capped_elements(const SymShape& shape) {
   std::vector<int64_t> sizes;
-  if (!try_const_shape(k.shape, &sizes)) return false;
+  if (!try_const_shape(shape, &sizes)) return std::nullopt;
   int64_t elements = 1;
-  for (int64_t d : sizes) {
-    elements *= d;
-    if (elements > kLightKernelElements) return false;
+  for (int64_t d : sizes) elements = std::min(elements * d, kLightKernelElements + 1);
+  return elements;
+}
+
+bool light_kernel(const LoopKernel& k) {
+  if (k.kind != LoopKernel::Kind::Foreach) {
+    std::optional<int64_t> n = capped_elements(k.shape);
+    return n && *n <= kLightKernelElements;
   }
-  return true;
+  int64_t total = 0;
+  for (const LoopKernel& part : k.parts) {
+    std::optional<int64_t> n = capped_elements(part.shape);
+    if (!n) return false;
+    total += *n;
+  }
+  return total <= kLightKernelElements;
+}
+
+// What makes two kernels the same function: the body under a placeholder name, the config.
+std::string identity_of(const KernelLaunch& k) {
+  return rename_kernel(k.source, k.name, "KILN_KERNEL") + "\nconfig " + config_text(k.config);
 }
 
 // `k`'s symbol: its name without the index (cpp_poi_fused_add_12 → cpp_poi_fused_add),
-// then a hash of its body under a placeholder name and of its config.
-std::string symbol_of(const KernelLaunch& k) {
+// then a hash of `identity` (identity_of(k)).
+std::string symbol_of(const KernelLaunch& k, const std::string& identity) {
   std::string stem = k.name;
   size_t digits = stem.find_last_not_of("0123456789");
   if (digits != std::string::npos && digits + 1 < stem.size() && stem[digits] == '_')
     stem.resize(digits);
-  const std::string body = rename_kernel(k.source, k.name, "KILN_KERNEL");
-  return fmt::format("{}_{}", stem,
-                     content_key(body + "\nconfig " + config_text(k.config)).substr(0, 12));
+  return fmt::format("{}_{}", stem, content_key(identity).substr(0, 12));
 }
 
 }  // namespace
@@ -205,12 +211,23 @@ void add_gemm_templates(CompiledPlan& plan, const Toolchain& toolchain) {
 
 void assemble_units(CompiledPlan& plan, const Toolchain& toolchain) {
   // The distinct kernels, in order of first use, light ones apart from the rest.
-  std::map<std::string, size_t> first_of;  // symbol → its first kernel
-  std::vector<size_t> distinct[2];         // [light]: kernel indices
+  std::map<std::string, size_t> first_of;         // symbol → its first kernel
+  std::map<std::string, std::string> identities;  // symbol → identity_of its first kernel
+  std::vector<size_t> distinct[2];                // [light]: kernel indices
   for (size_t i = 0; i < plan.kernels.size(); ++i) {
     KernelLaunch& k = plan.kernels[i];
-    k.symbol = symbol_of(k);
-    if (first_of.emplace(k.symbol, i).second) distinct[k.light].push_back(i);
+    std::string identity = identity_of(k);
+    k.symbol = symbol_of(k, identity);
+    auto [it, fresh] = identities.emplace(k.symbol, std::move(identity));
+    if (fresh) {
+      first_of.emplace(k.symbol, i);
+      distinct[k.light].push_back(i);
+    } else if (it->second != identity_of(k)) {
+      // A 48-bit hash prefix shared by two different kernels: never merge them silently.
+      throw CompileError(fmt::format("kernels {} and {} of graph {} hash to one symbol {}",
+                                     plan.kernels[first_of.at(k.symbol)].name, k.name,
+                                     plan.graph.name, k.symbol));
+    }
   }
   const size_t per_unit = kernels_per_unit(first_of.size());
   plan.units.clear();
