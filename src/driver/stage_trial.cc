@@ -28,7 +28,7 @@ double StageTrial::median(std::vector<double> seconds) {
 }
 
 std::optional<bool> StageTrial::decision() const {
-  if (calls() == 0) return std::nullopt;
+  if (calls() < kClearCalls) return std::nullopt;
   auto [c_min, c_max] = std::minmax_element(candidate_.begin(), candidate_.end());
   auto [i_min, i_max] = std::minmax_element(incumbent_.begin(), incumbent_.end());
   if (*c_min > kClearFactor * *i_max) return false;

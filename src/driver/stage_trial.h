@@ -23,8 +23,11 @@ class StageTrial {
   static constexpr int kMinCalls = 3;
   static constexpr int kMaxCalls = 15;
   static constexpr double kEnoughSeconds = 0.02;
-  // After one timed call each, a candidate this many times slower (or faster) than the
-  // incumbent is decided at once: a stage 5x slower than eager should not serve 3 more calls.
+  // After kClearCalls timed calls each, a candidate whose every call is this many times
+  // slower (or faster) than every call of the incumbent is decided at once: a stage 5x slower
+  // than eager should not serve kMinCalls calls. Two calls, not one, so that a single
+  // preempted call (seconds on a loaded machine) cannot decide a trial by itself.
+  static constexpr int kClearCalls = 2;
   static constexpr double kClearFactor = 2.0;
 
   // Which arm serves the next call: the candidate's warm-up, then incumbent and candidate by

@@ -30,15 +30,20 @@ struct Stage {
   NativeCompile how;
 };
 
-// A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME).
+// A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME). Each call
+// runs the eager interpreter twice and sleeps kSlowStageSeconds before running the stage:
+// slower than eager however loaded the machine is (a fixed sleep alone is not, when a
+// preempted eager call takes a second), and slower than any stage by the sleep at least.
 class SlowedExecutable final : public Executable {
  public:
-  explicit SlowedExecutable(std::unique_ptr<Executable> inner) : inner_(std::move(inner)) {}
+  SlowedExecutable(std::unique_ptr<Executable> inner, std::shared_ptr<const Graph> graph)
+      : inner_(std::move(inner)), eager_(make_interpreter_executable(std::move(graph))) {}
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
     return run_writing_into(inputs, {});
   }
   std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
                                        const std::vector<WriteInto>& into) override {
+    for (int i = 0; i < 2; ++i) eager_->run(inputs);
     std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStageSeconds));
     return inner_->run_writing_into(inputs, into);
   }
@@ -49,13 +54,15 @@ class SlowedExecutable final : public Executable {
 
  private:
   std::unique_ptr<Executable> inner_;
+  std::unique_ptr<Executable> eager_;
 };
 
 std::unique_ptr<Executable> maybe_slowed(std::unique_ptr<Executable> exe,
+                                         const std::shared_ptr<const Graph>& graph,
                                          const std::string& stage) {
   InjectedFault fault = injected_fault();
   if (fault.kind != InjectedFault::Kind::slow_stage || fault.op != stage) return exe;
-  return std::make_unique<SlowedExecutable>(std::move(exe));
+  return std::make_unique<SlowedExecutable>(std::move(exe), graph);
 }
 
 // A landed stage measured against the one serving the calls (driver/stage_trial.h).
@@ -221,7 +228,7 @@ class StagedExecutable final : public Executable {
                            {
                              std::lock_guard<std::mutex> lock(board->mutex);
                              if (exe) {
-                               land(*graph, *stages, *board, mode, static_cast<int>(index),
+                               land(graph, *stages, *board, mode, static_cast<int>(index),
                                     std::move(exe));
                              } else {
                                report(*graph, (*stages)[index].name, error, *board);
@@ -236,10 +243,12 @@ class StagedExecutable final : public Executable {
   // A stage landed: Progressive's first serves at once (that mode promises compiled code
   // from the first call); any other goes on trial against the stage serving the calls,
   // replacing a trial still under way (the newer stage is the one worth measuring).
-  static void land(const Graph& graph, const std::vector<Stage>& stages, StageBoard& board,
-                   CompileMode mode, int index, std::unique_ptr<Executable> landed) {
+  static void land(const std::shared_ptr<Graph>& shared_graph, const std::vector<Stage>& stages,
+                   StageBoard& board, CompileMode mode, int index,
+                   std::unique_ptr<Executable> landed) {
+    const Graph& graph = *shared_graph;
     const std::string& name = stages[static_cast<size_t>(index)].name;
-    std::shared_ptr<Executable> exe = maybe_slowed(std::move(landed), name);
+    std::shared_ptr<Executable> exe = maybe_slowed(std::move(landed), shared_graph, name);
     if (mode == CompileMode::Progressive && board.serving_stage < 0 && !board.trial) {
       board.serving = std::move(exe);
       board.serving_stage = index;

@@ -14,6 +14,7 @@ InjectedFault injected_fault() {
   if (*value == "compile_error") return {Kind::compile_error, ""};
   if (*value == "crash") return {Kind::crash, ""};
   if (*value == "benchmark_crash") return {Kind::benchmark_crash, ""};
+  if (*value == "slow_threads") return {Kind::slow_threads, ""};
   constexpr std::string_view kLowering = "lowering:";
   if (value->compare(0, kLowering.size(), kLowering) == 0 && value->size() > kLowering.size())
     return {Kind::lowering, value->substr(kLowering.size())};
@@ -22,10 +23,10 @@ InjectedFault injected_fault() {
     std::string stage = value->substr(kSlowStage.size());
     if (stage == "fast" || stage == "optimized") return {Kind::slow_stage, stage};
   }
-  throw Error(
-      fmt::format("KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
-                  "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized)",
-                  *value));
+  throw Error(fmt::format(
+      "KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
+      "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized, slow_threads)",
+      *value));
 }
 
 }  // namespace kiln

@@ -6,9 +6,12 @@
 //   lowering:OP      OP's generated code is off by one (an accuracy bug); OP must be a
 //                    pointwise op that reaches code generation (checked by the compile
 //                    pipeline, which knows the op set: driver/pipeline.cc)
-//   slow_stage:NAME  every call served by background stage NAME (fast, optimized) takes
-//                    kSlowStageSeconds longer (read by the host when the stage lands), for
-//                    the tests of promotion by measurement
+//   slow_stage:NAME  every call served by background stage NAME (fast, optimized) also runs
+//                    the eager interpreter twice and sleeps kSlowStageSeconds (read by the
+//                    host when the stage lands), for the tests of promotion by measurement
+//   slow_threads     every call of a compiled CPU kernel on its tuned threads (not on one)
+//                    takes kSlowThreadsSeconds longer (read when the executable is made), for
+//                    the tests of the thread choice (runtime/thread_choice.h)
 #pragma once
 
 #include <string>
@@ -16,13 +19,22 @@
 namespace kiln {
 
 struct InjectedFault {
-  enum class Kind { none, compile_error, crash, benchmark_crash, lowering, slow_stage };
+  enum class Kind {
+    none,
+    compile_error,
+    crash,
+    benchmark_crash,
+    lowering,
+    slow_stage,
+    slow_threads
+  };
   Kind kind = Kind::none;
   std::string op;  // for lowering: the op's name, as the variable spells it; for slow_stage:
                    // the stage's
 };
 
 constexpr double kSlowStageSeconds = 0.05;
+constexpr double kSlowThreadsSeconds = 0.002;
 
 // The variable, parsed on every call (tests set it per process or per command). An unknown
 // value is an Error naming the variable and the accepted values.

@@ -1,7 +1,8 @@
 // Compiled kernels' parallel regions: a tuned thread count (THREADS) is an upper bound that
 // set_num_threads lowers, as it lowers eager's. Seen through the threads of this process:
 // OpenMP starts its pool at the first region of more than one thread, and each test runs in
-// a process of its own.
+// a process of its own. And a kernel whose tuned threads measure slower than one thread on
+// live calls (KILN_INJECT_FAULT=slow_threads) moves to one thread (runtime/thread_choice.h).
 #include <dirent.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include "driver/plan_builder.h"
 #include "kiln/kiln.h"
 #include "runtime/executable.h"
+#include "runtime/thread_choice.h"
 #include "support/compare.h"
 #include "trace/tracer.h"
 
@@ -24,9 +26,8 @@ int threads_of_this_process() {
   return n;
 }
 
-TEST(Threads, SetNumThreadsBoundsATunedThreadCount) {
-  set_num_threads(1);  // before anything runs a parallel region
-  Tensor x = randn({1 << 20});
+// x.sin() compiled by the optimized tier with its one kernel tuned to THREADS=2.
+std::unique_ptr<Executable> sin_on_two_threads(const Tensor& x) {
   Tracer tracer("threads", /*freeze_captured=*/false);
   std::vector<Tensor> in = tracer.add_inputs({x});
   Tensor out;
@@ -36,22 +37,64 @@ TEST(Threads, SetNumThreadsBoundsATunedThreadCount) {
   }
   const Toolchain toolchain = toolchain_for(Tier::optimized, "gcc");
   CompiledPlan plan = build_plan(tracer.finish({out}).graph, toolchain);
-  ASSERT_EQ(plan.kernels.size(), 1u);
-  KernelConfig two = plan.kernels[0].config;
+  EXPECT_EQ(plan.kernels.size(), 1u);
+  KernelConfig two = plan.kernels.at(0).config;
   two["THREADS"] = 2;
   two["GRAIN"] = 2048;
-  ASSERT_TRUE(plan.kernels[0].space.admits(two));
+  EXPECT_TRUE(plan.kernels[0].space.admits(two));
   plan.kernels[0].config = two;
   assemble_units(plan, toolchain);
   auto object = compile_object_here(plan.units[0], toolchain, std::nullopt);
-  std::unique_ptr<Executable> exe = make_native_executable(plan, {object});
+  return make_native_executable(plan, {object});
+}
 
+int64_t stat_named(const char* name) { return stats().at(name); }
+
+TEST(Threads, SetNumThreadsBoundsATunedThreadCount) {
+  set_num_threads(1);  // before anything runs a parallel region
+  Tensor x = randn({1 << 20});
+  std::unique_ptr<Executable> exe = sin_on_two_threads(x);
   const int before = threads_of_this_process();
   EXPECT_EQ(compare_tensors(exe->run({x}).at(0), x.sin(), 1e-5, 1e-5), "");
   EXPECT_EQ(threads_of_this_process(), before) << "THREADS=2 ran on more than set_num_threads(1)";
   set_num_threads(2);
   EXPECT_EQ(compare_tensors(exe->run({x}).at(0), x.sin(), 1e-5, 1e-5), "");
   EXPECT_GT(threads_of_this_process(), before) << "the test sees no pool start at all";
+}
+
+TEST(Threads, AKernelWhoseThreadsMeasureSlowerMovesToOneThread) {
+  set_num_threads(2);
+  Tensor x = randn({1 << 16});
+  std::unique_ptr<Executable> exe;
+  {
+    ScopedEnv slow("KILN_INJECT_FAULT", "slow_threads");  // read when the executable is made
+    exe = sin_on_two_threads(x);
+  }
+  const int64_t serial_before = stat_named("threads.serial_runs");
+  const int calls = 40;
+  for (int i = 0; i < calls; ++i)
+    ASSERT_EQ(compare_tensors(exe->run({x}).at(0), x.sin(), 1e-5, 1e-5), "") << "call " << i;
+  const int64_t serial = stat_named("threads.serial_runs") - serial_before;
+  // The first calls sample both arms; once the median says so, one thread serves.
+  EXPECT_GE(serial, calls - 2 * ThreadChoice::kWindow) << "2 ms slower on its threads";
+  EXPECT_GT(stat_named("threads.probes"), 0);
+  EXPECT_EQ(get_num_threads(), 2) << "the serial arm restores the caller's thread count";
+}
+
+TEST(Threads, WithoutTheFaultTheFasterArmServesAndTheResultsMatch) {
+  set_num_threads(2);
+  Tensor x = randn({1 << 20});
+  std::unique_ptr<Executable> exe = sin_on_two_threads(x);
+  const int64_t serial_before = stat_named("threads.serial_runs");
+  for (int i = 0; i < 30; ++i)
+    ASSERT_EQ(compare_tensors(exe->run({x}).at(0), x.sin(), 1e-5, 1e-5), "") << "call " << i;
+  // Which arm serves is the machine's business; the serial arm was sampled, never everything.
+  const int64_t serial = stat_named("threads.serial_runs") - serial_before;
+  EXPECT_GE(serial, ThreadChoice::kMinSamples);
+  set_num_threads(1);
+  const int64_t one_before = stat_named("threads.serial_runs");
+  exe->run({x});
+  EXPECT_EQ(stat_named("threads.serial_runs"), one_before) << "one thread: nothing to choose";
 }
 
 }  // namespace
