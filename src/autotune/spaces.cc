@@ -1,5 +1,8 @@
 #include "autotune/spaces.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "codegen/c_emitter.h"
 #include "support/cpu_features.h"
 #include "support/env.h"
@@ -20,15 +23,51 @@ TuneTarget host_tune_target() {
   return t;
 }
 
+int64_t work_per_element(const LoopKernel& k) {
+  if (k.kind == LoopKernel::Kind::Foreach) {
+    int64_t most = 1;
+    for (const LoopKernel& part : k.parts) most = std::max(most, work_per_element(part));
+    return most;
+  }
+  std::vector<const Expr*> roots;
+  for (const ReducePhase& ph : k.phases) roots.push_back(ph.value.get());
+  for (const Store& st : k.stores) roots.push_back(st.value.get());
+  int64_t work = 0;
+  visit_nodes(roots, [&](const Expr& x) {
+    if (x.kind() == Expr::Kind::Load) {
+      work += is_constant_load(x) ? 0 : 1;
+    } else if (x.kind() == Expr::Kind::Apply) {
+      work += is_transcendental(x.apply().op) ? kTranscendentalWork : 1;
+    }
+  });
+  return std::max<int64_t>(work + static_cast<int64_t>(k.stores.size()), 1);
+}
+
+const std::vector<int64_t>& grain_choices() {
+  static const std::vector<int64_t> grains = {256, 512, 2048, 8192, kDefaultGrain, 131072};
+  return grains;
+}
+
+int64_t default_grain(const LoopKernel& k) {
+  const double want = static_cast<double>(kParallelWork) / static_cast<double>(work_per_element(k));
+  int64_t best = grain_choices().front();
+  for (int64_t g : grain_choices())
+    if (std::abs(std::log(static_cast<double>(g) / want)) <
+        std::abs(std::log(static_cast<double>(best) / want)))
+      best = g;
+  return best;
+}
+
 TuneSpace tuning_space(const LoopKernel& k, const TuneTarget& target) {
   TuneSpace space;
   if (target.threads > 1) {
     space.fields.push_back({"THREADS", thread_choices(target)});
     space.defaults["THREADS"] = 0;  // every thread OpenMP has
     space.candidates.push_back({{"THREADS", 1}});
-    space.fields.push_back({"GRAIN", {2048, 8192, kDefaultGrain, 131072}});
-    space.defaults["GRAIN"] = kDefaultGrain;
-    space.candidates.push_back({{"GRAIN", 2048}});
+    space.fields.push_back({"GRAIN", grain_choices()});
+    const int64_t grain = default_grain(k);
+    space.defaults["GRAIN"] = grain;
+    space.candidates.push_back({{"GRAIN", grain >= 8192 ? 2048 : kDefaultGrain}});
   }
   space.fields.push_back({"VEC", target.vector_widths});
   space.defaults["VEC"] = 0;              // the toolchain's: preferred_vector_width()

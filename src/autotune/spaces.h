@@ -23,6 +23,22 @@ std::vector<int64_t> thread_choices(const TuneTarget& target);
 // every kernel; the rows per block of a column reduction; the prefetch chunk of a row
 // reduction that streams its inputs.
 TuneSpace tuning_space(const LoopKernel& kernel, const TuneTarget& target);
+// The work of one element of `kernel`'s domain (what its parallel loop counts against
+// GRAIN), in units of one load or one arithmetic op, a transcendental counting
+// kTranscendentalWork; a foreach kernel's, its heaviest part's.
+constexpr int64_t kTranscendentalWork = 16;
+int64_t work_per_element(const LoopKernel& kernel);
+// The GRAIN a kernel gets untuned: the listed value nearest (in ratio) to kParallelWork /
+// its work per element, so that a parallel region needs about as much work whatever the
+// kernel does. kParallelWork is what an add of two tensors (two loads and an add) needed
+// before, 32768 elements: with 500 fused adds a kernel of 10,000 elements is worth
+// threads (Inductor's CPU code runs it on all 16 cores in 54 us; one thread took 274 us).
+// Where threads do not pay on the live calls after all, the kernel's thread choice moves it
+// to one thread (runtime/thread_choice.h).
+constexpr int64_t kParallelWork = 3 * 32768;
+int64_t default_grain(const LoopKernel& kernel);
+const std::vector<int64_t>& grain_choices();
+
 // The GEMM template's (codegen/gemm_template.h): the BLAS call or tiled loops, their tiles.
 TuneSpace gemm_tuning_space(const TuneTarget& target);
 

@@ -148,9 +148,7 @@ bool contains(const ExprPtr& tree, const Expr* target) {
 bool has_transcendental(const ExprPtr& tree) {
   bool found = false;
   visit_nodes({tree.get()}, [&](const Expr& x) {
-    found |= x.kind() == Expr::Kind::Apply && op_info(x.apply().op).rule == OpRule::UnaryFloat &&
-             x.apply().op != Op::sqrt && x.apply().op != Op::rsqrt &&
-             x.apply().op != Op::reciprocal;
+    found |= x.kind() == Expr::Kind::Apply && is_transcendental(x.apply().op);
   });
   return found;
 }

@@ -76,6 +76,12 @@ inline bool is_pointwise(OpRule rule) {
          rule == OpRule::UnaryPredicate || rule == OpRule::Where || rule == OpRule::Clamp ||
          rule == OpRule::Cast;
 }
+// Float functions that compile to a call of the vector math library (sin, exp, erf, ...),
+// not to a few instructions (sqrt, rsqrt, reciprocal): what makes a kernel compute-heavy.
+inline bool is_transcendental(Op op) {
+  return op_info(op).rule == OpRule::UnaryFloat && op != Op::sqrt && op != Op::rsqrt &&
+         op != Op::reciprocal;
+}
 inline bool is_view(OpRule rule) {
   return rule == OpRule::Reshape || rule == OpRule::Permute || rule == OpRule::Slice ||
          rule == OpRule::Expand;

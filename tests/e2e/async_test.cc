@@ -85,6 +85,7 @@ struct ScopedEnv {
 class AsyncMode : public ::testing::TestWithParam<WorkerStart> {};
 
 TEST_P(AsyncMode, AnswersEagerlyThenSwitchesToCompiledCode) {
+  OneThread one;
   ModeConfig config{CompileMode::Async, GetParam(), "async"};
   ModeRun run(config);
   auto before = stats();

@@ -6,6 +6,9 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
+#include "codegen/c_emitter.h"
 #include "compile/toolchain.h"
 #include "driver/object_store.h"
 #include "driver/plan_builder.h"
@@ -13,6 +16,7 @@
 #include "runtime/executable.h"
 #include "runtime/thread_choice.h"
 #include "support/compare.h"
+#include "support/env.h"
 #include "trace/tracer.h"
 
 namespace kiln::testing {
@@ -49,6 +53,48 @@ std::unique_ptr<Executable> sin_on_two_threads(const Tensor& x) {
 }
 
 int64_t stat_named(const char* name) { return stats().at(name); }
+
+// The GRAIN each kernel of fn(x, y) gets untuned.
+std::vector<int64_t> default_grains(const std::function<Tensor(const Tensor&, const Tensor&)>& fn,
+                                    const Shape& shape) {
+  Tracer tracer("grains", /*freeze_captured=*/false);
+  std::vector<Tensor> in = tracer.add_inputs({randn(shape), randn(shape)});
+  Tensor out;
+  {
+    RecorderScope scope(&tracer);
+    out = fn(in[0], in[1]);
+  }
+  CompiledPlan plan = build_plan(tracer.finish({out}).graph, toolchain_for(Tier::optimized, "gcc"));
+  std::vector<int64_t> grains;
+  for (const KernelLaunch& k : plan.kernels) {
+    EXPECT_TRUE(k.space.admits(k.config)) << k.name;
+    if (k.config.count("GRAIN")) grains.push_back(k.config.at("GRAIN"));
+  }
+  return grains;
+}
+
+// A parallel region needs about the same work whatever the kernel does: an add of two
+// tensors keeps the old 32768 elements, 500 fused adds go parallel at a few hundred, sin and
+// cos (vector math calls) in between.
+TEST(Threads, TheDefaultGrainFollowsTheWorkPerElement) {
+  if (usable_cpus() < 2) GTEST_SKIP() << "one CPU: no GRAIN field";
+  EXPECT_EQ(default_grains([](const Tensor& x, const Tensor& y) { return x + y; }, {1 << 16}),
+            std::vector<int64_t>{kDefaultGrain});
+  std::vector<int64_t> chain = default_grains(
+      [](const Tensor& x, const Tensor& y) {
+        Tensor t = x;
+        for (int i = 0; i < 500; ++i) t = t + y;
+        return t;
+      },
+      {100, 100});
+  ASSERT_FALSE(chain.empty());
+  for (int64_t g : chain) EXPECT_LE(g, 512);
+  std::vector<int64_t> sincos = default_grains(
+      [](const Tensor& x, const Tensor& y) { return (x + y).sin().cos(); }, {1 << 14});
+  ASSERT_EQ(sincos.size(), 1u);
+  EXPECT_LT(sincos[0], kDefaultGrain);
+  EXPECT_GT(sincos[0], chain[0]);
+}
 
 TEST(Threads, SetNumThreadsBoundsATunedThreadCount) {
   set_num_threads(1);  // before anything runs a parallel region
