@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "kiln/error.h"
+#include "support/blas.h"
 
 namespace kiln {
 
@@ -55,6 +56,13 @@ std::shared_ptr<SharedObject> SharedObject::load_bytes(std::string_view bytes,
     ::close(fd);
     ::rmdir(dir.c_str());
     throw Error(fmt::format("cannot load {}: symlink {}: {}", name, link, std::strerror(errno)));
+  }
+  // Generated GEMM kernels call cblas_sgemm, which OpenBLAS (support/blas.h) puts in the
+  // global scope once loaded. Where it cannot load, the kernels that need it fail below,
+  // dlerror naming the missing symbol; the others load.
+  try {
+    blas();
+  } catch (const Error&) {
   }
   void* handle = dlopen(link.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   const char* why = handle ? nullptr : dlerror();

@@ -1,7 +1,6 @@
 // Reference matrix products through OpenBLAS (f32, f64; f16/bf16 via f32), with a plain
 // loop for integers. matmul follows torch.matmul's rank rules: 1-D operands gain and then
 // lose a dim, batch dims broadcast.
-#include <cblas.h>
 #include <fmt/format.h>
 
 #include <optional>
@@ -11,6 +10,7 @@
 #include "eager/gpu_launch.h"
 #include "eager/strided_loop.h"
 #include "kiln/error.h"
+#include "support/blas.h"
 #include "tensor/tensor_impl.h"
 
 namespace kiln {
@@ -37,13 +37,13 @@ void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t bat
     const char* bi = pb + i * k * m * es;
     char* ci = pc + i * n * m * es;
     if (dtype == DType::f32) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0f,
-                  reinterpret_cast<const float*>(ai), int(k), reinterpret_cast<const float*>(bi),
-                  ldb, 0.0f, reinterpret_cast<float*>(ci), int(m));
+      blas().sgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0f,
+                   reinterpret_cast<const float*>(ai), int(k), reinterpret_cast<const float*>(bi),
+                   ldb, 0.0f, reinterpret_cast<float*>(ci), int(m));
     } else if (dtype == DType::f64) {
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0,
-                  reinterpret_cast<const double*>(ai), int(k), reinterpret_cast<const double*>(bi),
-                  ldb, 0.0, reinterpret_cast<double*>(ci), int(m));
+      blas().dgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0,
+                   reinterpret_cast<const double*>(ai), int(k), reinterpret_cast<const double*>(bi),
+                   ldb, 0.0, reinterpret_cast<double*>(ci), int(m));
     } else {
       const auto* A = reinterpret_cast<const int64_t*>(ai);
       const auto* B = reinterpret_cast<const int64_t*>(bi);
@@ -112,14 +112,14 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
       const char* pb = b.impl()->data_ptr() + off_b * es;
       char* pc = c.impl()->data_ptr() + i * n * m * es;
       if (d == DType::f32) {
-        cblas_sgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0f,
-                    reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
-                    lb->ld, 0.0f, reinterpret_cast<float*>(pc), int(m));
+        blas().sgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0f,
+                     reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
+                     lb->ld, 0.0f, reinterpret_cast<float*>(pc), int(m));
       } else {
-        cblas_dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
-                    reinterpret_cast<const double*>(pa), la->ld,
-                    reinterpret_cast<const double*>(pb), lb->ld, 0.0, reinterpret_cast<double*>(pc),
-                    int(m));
+        blas().dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
+                     reinterpret_cast<const double*>(pa), la->ld,
+                     reinterpret_cast<const double*>(pb), lb->ld, 0.0,
+                     reinterpret_cast<double*>(pc), int(m));
       }
     }
   });

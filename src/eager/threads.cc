@@ -6,8 +6,7 @@
 
 #include "kiln/error.h"
 #include "kiln/tensor.h"
-
-extern "C" void openblas_set_num_threads(int threads);
+#include "support/blas.h"
 
 namespace kiln {
 
@@ -15,7 +14,7 @@ void set_num_threads(int threads) {
   if (threads < 1 || threads > 1024)
     throw Error(fmt::format("set_num_threads({}): the count must be 1 to 1024", threads));
   omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  blas().set_num_threads(threads);
 }
 
 int get_num_threads() { return omp_get_max_threads(); }
