@@ -24,6 +24,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_inductor import fmt_time  # noqa: E402  (one time format for both tables)
+
 
 def workloads():
     import torch
@@ -98,12 +101,6 @@ def torch_rows():
             print(f"torch {name}: eager {fmt_time(eager)}, compiled {fmt_time(comp)}, first call {fmt_time(first)}",
                   flush=True)
     return rows
-
-
-def fmt_time(s):
-    if s is None:
-        return "-"
-    return f"{s * 1e6:.1f}us" if s < 1e-3 else f"{s * 1e3:.2f}ms" if s < 1 else f"{s:.2f}s"
 
 
 def main():
