@@ -4,11 +4,13 @@
 // whichever measures faster now (runtime/thread_choice.h).
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
 
 #include "compile/shared_object.h"
+#include "graph/dim.h"
 #include "runtime/executable.h"
 #include "runtime/plan_executable.h"
 #include "runtime/thread_choice.h"
@@ -28,11 +30,22 @@ struct ThreadArms {
 };
 
 // Whether the kernel may run a parallel region: built by gcc with OpenMP (not the light
-// tier's tcc) and not tuned to one thread.
+// tier's tcc), not tuned to one thread, and not of a constant size below its GRAIN (its
+// loop's `if` keeps it on one thread: both arms would be the same, and timing them is
+// overhead on a kernel of a few microseconds).
 bool may_run_threads(const KernelLaunch& k) {
   if (k.light) return false;
   auto threads = k.config.find("THREADS");
-  return threads != k.config.end() && threads->second != 1;
+  if (threads == k.config.end() || threads->second == 1) return false;
+  auto grain = k.config.find("GRAIN");
+  std::vector<int64_t> work, reduced;
+  if (k.kind == "for" || grain == k.config.end() || !try_const_shape(k.work, &work) ||
+      !try_const_shape(k.reduced_work, &reduced))
+    return true;
+  int64_t n = 1;  // the elements its parallel loop counts (rows * R), capped at GRAIN
+  for (int64_t d : work) n = std::min(n * d, grain->second);
+  for (int64_t d : reduced) n = std::min(n * d, grain->second);
+  return n >= grain->second;
 }
 
 class NativeExecutable final : public PlanExecutable {

@@ -127,6 +127,23 @@ TEST(Threads, AKernelWhoseThreadsMeasureSlowerMovesToOneThread) {
   EXPECT_EQ(get_num_threads(), 2) << "the serial arm restores the caller's thread count";
 }
 
+// Below its GRAIN a kernel of constant size never forks: nothing to choose, nothing timed.
+TEST(Threads, AKernelBelowItsGrainIsNotTimed) {
+  set_num_threads(2);
+  Tensor x = randn({1000});  // GRAIN=2048
+  std::unique_ptr<Executable> exe;
+  {
+    ScopedEnv slow("KILN_INJECT_FAULT", "slow_threads");
+    exe = sin_on_two_threads(x);
+  }
+  const int64_t serial_before = stat_named("threads.serial_runs");
+  const int64_t probes_before = stat_named("threads.probes");
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(compare_tensors(exe->run({x}).at(0), x.sin(), 1e-5, 1e-5), "") << "call " << i;
+  EXPECT_EQ(stat_named("threads.serial_runs"), serial_before);
+  EXPECT_EQ(stat_named("threads.probes"), probes_before);
+}
+
 TEST(Threads, WithoutTheFaultTheFasterArmServesAndTheResultsMatch) {
   set_num_threads(2);
   Tensor x = randn({1 << 20});
