@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   // The calls share the cores with the compiles (which run at idle priority): on a loaded
   // machine, after 20 s of calls the demo stops calling and waits for the stages to land.
   bool waited = false;
+  int calls_after_waiting = 0;
   for (int call = 0; decided_calls < 5; ++call) {
     if (!waited && !all_decided() && ms_since(start_all) > 20000) {
       report_stage();
@@ -102,8 +103,8 @@ int main(int argc, char** argv) {
       fmt::print("{:8.1f} ms  waiting for the remaining stages to land\n", ms_since(start_all));
       waited = true;
       if (!compiled.wait_for_stages(900)) break;
-    } else if (waited && compiled.stage_history().at(0).size() < 2) {
-      break;  // a stage failed: compile_errors() below says why
+    } else if (waited && ++calls_after_waiting > 100) {
+      break;  // landed stages decide within 2 * 31 calls; the history below says what is left
     }
     auto start = std::chrono::steady_clock::now();
     Tensor y = compiled(x);

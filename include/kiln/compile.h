@@ -78,8 +78,9 @@ struct KernelInfo {
 // with the stage serving them, than that stage (docs/design.md §5).
 struct StageDecision {
   std::string stage;           // fast, optimized
-  std::string outcome;         // on_trial, promoted, not_promoted, superseded (a newer stage landed
-                               // before its trial ended), failed (it did not compile)
+  std::string outcome;         // on_trial, promoted, not_promoted, superseded (it landed while
+                               // another was on trial, and a newer one landed before that
+                               // trial ended), failed (it did not compile)
   std::string against;         // the stage it was measured against: eager, fast, ...
   double seconds = 0;          // its median time per call in the trial
   double against_seconds = 0;  // the other stage's, on the calls interleaved with it

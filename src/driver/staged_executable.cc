@@ -80,7 +80,10 @@ struct StageBoard {
   std::shared_ptr<Executable> serving;  // null: the eager interpreter
   int serving_stage = -1;
   std::shared_ptr<Trial> trial;  // the landed stage on trial, if any
-  int settled = 0;               // stages that landed or failed
+  // A stage that landed while another was on trial: it goes on trial when that one decides,
+  // against whichever then serves the calls.
+  std::shared_ptr<Trial> queued;
+  int settled = 0;  // stages that landed or failed
   std::vector<std::string> errors;
   std::vector<StageDecision> history;
 };
@@ -151,7 +154,7 @@ class StagedExecutable final : public Executable {
       if (board_->trial == trial) {
         trial->measure.record(ticket, seconds);
         if (std::optional<bool> promote = trial->measure.decision())
-          finish_trial(*graph_, *board_, *promote);
+          finish_trial(*stages_, *graph_, *board_, *promote);
       }
     }
     return out;
@@ -241,8 +244,11 @@ class StagedExecutable final : public Executable {
   }
 
   // A stage landed: Progressive's first serves at once (that mode promises compiled code
-  // from the first call); any other goes on trial against the stage serving the calls,
-  // replacing a trial still under way (the newer stage is the one worth measuring).
+  // from the first call); any other goes on trial against the stage serving the calls. One
+  // that lands while another is on trial waits for that trial to decide rather than cut it
+  // short: every stage gets a verdict, the later one is measured against the better of the
+  // two before it, and how soon it lands no longer decides what the history says (a trial
+  // lasts at most StageTrial::kMaxCalls calls of each arm).
   static void land(const std::shared_ptr<Graph>& shared_graph, const std::vector<Stage>& stages,
                    StageBoard& board, CompileMode mode, int index,
                    std::unique_ptr<Executable> landed) {
@@ -256,22 +262,36 @@ class StagedExecutable final : public Executable {
       log_decision(graph, board.history.back(), "serves from the first call (Progressive)");
       return;
     }
-    if (board.trial) {
-      StageDecision& old = board.history[board.trial->history_index];
-      old.outcome = "superseded";
-      log_decision(graph, old, "a newer stage landed before its trial ended");
-    }
     auto trial = std::make_shared<Trial>();
     trial->exe = std::move(exe);
     trial->stage = index;
+    if (!board.trial) {
+      start_trial(stages, graph, board, std::move(trial));
+      return;
+    }
+    if (board.queued) {
+      const std::string& dropped = stages[static_cast<size_t>(board.queued->stage)].name;
+      board.history.push_back({dropped, "superseded", "", 0, 0, 0});
+      log_decision(graph, board.history.back(), "a newer stage landed while it waited");
+    }
+    board.queued = std::move(trial);
+    if (log_enabled("stages"))
+      log_line("stages", fmt::format("graph {}: stage {} landed; waits for the trial of {}",
+                                     graph.name, name, stage_name(stages, board.trial->stage)));
+  }
+
+  static void start_trial(const std::vector<Stage>& stages, const Graph& graph, StageBoard& board,
+                          std::shared_ptr<Trial> trial) {
     trial->history_index = board.history.size();
-    board.history.push_back({name, "on_trial", stage_name(stages, board.serving_stage), 0, 0, 0});
+    board.history.push_back({stages[static_cast<size_t>(trial->stage)].name, "on_trial",
+                             stage_name(stages, board.serving_stage), 0, 0, 0});
     log_decision(graph, board.history.back(), "landed; timed against the calls' stage");
     board.trial = std::move(trial);
   }
 
   // The trial decided (the caller holds the board's mutex).
-  static void finish_trial(const Graph& graph, StageBoard& board, bool promote) {
+  static void finish_trial(const std::vector<Stage>& stages, const Graph& graph, StageBoard& board,
+                           bool promote) {
     Trial& trial = *board.trial;
     StageDecision& d = board.history[trial.history_index];
     d.outcome = promote ? "promoted" : "not_promoted";
@@ -287,6 +307,7 @@ class StagedExecutable final : public Executable {
                  fmt::format("{:.3f} ms per call against {:.3f} ms, {} calls each", d.seconds * 1e3,
                              d.against_seconds * 1e3, d.calls));
     board.trial.reset();
+    if (board.queued) start_trial(stages, graph, board, std::move(board.queued));
   }
 
   // The log line (KILN_LOGS=stages) and the structured trace's stage_decision artifact.

@@ -284,6 +284,41 @@ TEST(AsyncProgressive, ASlowerStageIsNotPromotedAndTheNextStillComes) {
   std::filesystem::remove_all(trace_dir);
 }
 
+// Both stages land after the first call (the test waits for them, making no calls): the fast
+// one goes on trial, and the optimized one waits for that trial's verdict instead of cutting it
+// short; then it is measured against the stage in use. Which compile finishes when does not change
+// the history.
+TEST(AsyncProgressive, AStageThatLandsMidTrialWaitsForTheVerdict) {
+  OneThread one;
+  ScopedEnv slow("KILN_INJECT_FAULT", "slow_stage:fast");
+  ScopedEnv logs("KILN_LOGS", "stages");
+  ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
+  ModeRun run(config);
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_landed_mid_trial"));
+  Tensor x = randn({100, 100});
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
+  ASSERT_TRUE(f.wait_for_stages(120));
+  std::vector<StageDecision> h = f.stage_history().at(0);
+  ASSERT_EQ(h.size(), 1u) << "the optimized stage is not on trial yet";
+  EXPECT_EQ(h[0].stage, "fast");
+  EXPECT_EQ(h[0].outcome, "on_trial");
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return all_decided(f, 2); });
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("stage optimized landed; waits for the trial of fast"), std::string::npos)
+      << err;
+  h = f.stage_history().at(0);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0].outcome, "not_promoted");
+  EXPECT_GT(h[0].calls, 0);
+  EXPECT_EQ(h[1].stage, "optimized");
+  EXPECT_EQ(h[1].against, "eager");
+  EXPECT_NE(h[1].outcome, "on_trial");
+}
+
 // Async with its single stage slowed: eager stays in use.
 TEST(Async, EagerStaysInUseWhenTheStageIsSlower) {
   ScopedEnv slow("KILN_INJECT_FAULT", "slow_stage:optimized");
@@ -312,10 +347,11 @@ TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
   // Two gcc compiles and an autotune cannot all have landed by the first call's return.
   EXPECT_FALSE(f.wait_for_stages(0));
   EXPECT_TRUE(f.wait_for_stages(300));
-  // Both landed; the calls after it decide the trial of the last one.
-  ASSERT_EQ(f.stage_history().at(0).size(), 2u);
-  EXPECT_EQ(f.stage_history()[0][1].stage, "optimized");
-  for (int i = 0; i < 2 * StageTrial::kMaxCalls + 2 && !all_decided(f, 2); ++i)
+  // Both landed: the fast one is on trial, the optimized one waits for its verdict; the
+  // calls after it decide both trials.
+  ASSERT_EQ(f.stage_history().at(0).size(), 1u);
+  EXPECT_EQ(f.stage_history()[0][0].stage, "fast");
+  for (int i = 0; i < 2 * (2 * StageTrial::kMaxCalls + 1) && !all_decided(f, 2); ++i)
     EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
   EXPECT_TRUE(all_decided(f, 2));
   std::string serving = "eager";
