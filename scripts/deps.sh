@@ -4,7 +4,7 @@
 set -eu
 packages="cmake ninja-build g++ clang clang-format libclang-rt-14-dev libomp-14-dev ccache pkg-config
   libfmt-dev nlohmann-json3-dev libcli11-dev libxxhash-dev nettle-dev libopenblas-openmp-dev
-  libgtest-dev tcc"
+  libgtest-dev tcc libdnnl-dev"
 missing=""
 for p in $packages; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

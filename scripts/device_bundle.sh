@@ -13,10 +13,13 @@ cp -a "$build/lib" "$build/libexec" "$out/stage/$build/"
 cp -a "$build/tools/kiln" "$out/stage/$build/tools/"
 for t in "$build"/tests/cuda_*_test "$build"/tests/observe_test; do cp -a "$t" "$out/stage/$build/tests/"; done
 for b in "$build"/bench/*_bench; do [ -x "$b" ] && cp -a "$b" "$out/stage/$build/bench/"; done
-# OpenBLAS is loaded at run time (src/support/blas.h), not linked: carried with what it links.
+# OpenBLAS and oneDNN are loaded at run time (src/support/blas.h), not linked: carried with
+# what they link.
 openblas=$(ls /usr/lib/*/openblas-openmp/libopenblas.so.0 2>/dev/null | head -1)
 [ -n "$openblas" ] && cp -L "$openblas" "$out/stage/deps/"
-for lib in $(ldd "$build"/lib/libkiln.so ${openblas:+"$openblas"} | awk '/=>/ {print $3}'); do
+dnnl=$(ls /usr/lib/*/libdnnl.so.2 2>/dev/null | head -1)
+[ -n "$dnnl" ] && cp -L "$dnnl" "$out/stage/deps/"
+for lib in $(ldd "$build"/lib/libkiln.so ${openblas:+"$openblas"} ${dnnl:+"$dnnl"} | awk '/=>/ {print $3}'); do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libstdc++*|libgcc_s*) ;;  # the GPU machine's own are newer
     *) cp -L "$lib" "$out/stage/deps/" ;;

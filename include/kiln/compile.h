@@ -302,8 +302,9 @@ class CompiledFunction {
   // Background compiles that failed (each reported once): the calls went on eagerly or
   // with the previous stage. Empty when all went well.
   std::vector<std::string> compile_errors() const { return detail::compile_errors(*core_); }
-  // Blocks until the background stages of every graph traced so far have landed or failed,
-  // at most `timeout_seconds`; true when they all settled. Calls made meanwhile (on other
+  // Blocks until the background stages of every graph traced so far (and of its backward
+  // graph, compiled when a backward() first ran it) have landed or failed, at most
+  // `timeout_seconds`; true when they all settled. Calls made meanwhile (on other
   // threads) are served as usual. Without background stages it returns true at once.
   bool wait_for_stages(double timeout_seconds) const {
     return detail::wait_for_stages(*core_, timeout_seconds);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "support/blas.h"
+
 namespace kiln {
 
 namespace {
@@ -61,16 +63,26 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
   src += "  if (M == 0 || N == 0) return;\n";
   src += "  if (K == 0) {\n    memset(p0, 0, (size_t)(M * N) * sizeof(float));\n    return;\n  }\n";
   src += "#if KILN_IMPL == 0\n";
-  src +=
-      "  extern void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const "
-      "float*, int, float,\n"
-      "                          float*, int);\n";
-  src += fmt::format(
-      "  cblas_sgemm(101 /* row major */, 111 /* A as is */, {}, (int)M, (int)N, (int)K, 1.0f, p1, "
-      "(int)K,"
-      " p2, (int){}, 0.0f, p0, (int)N);\n",
-      shape.b_transposed ? "112 /* B transposed */" : "111 /* B as is */",
-      shape.b_transposed ? "K" : "N");
+  // The library call: the one that serves kiln's f32 products (support/blas.h), loaded
+  // RTLD_GLOBAL before any kernel object.
+  if (blas().dnnl_sgemm) {
+    src +=
+        "  extern int dnnl_sgemm(char, char, int64_t, int64_t, int64_t, float, const float*, "
+        "int64_t,\n"
+        "                        const float*, int64_t, float, float*, int64_t);\n";
+    src += fmt::format("  dnnl_sgemm('N', '{}', M, N, K, 1.0f, p1, K, p2, {}, 0.0f, p0, N);\n",
+                       shape.b_transposed ? 'T' : 'N', shape.b_transposed ? "K" : "N");
+  } else {
+    src +=
+        "  extern void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const "
+        "float*, int, float,\n"
+        "                          float*, int);\n";
+    src += fmt::format(
+        "  cblas_sgemm(101 /* row major */, 111 /* A as is */, {}, (int)M, (int)N, (int)K, 1.0f, "
+        "p1, (int)K, p2, (int){}, 0.0f, p0, (int)N);\n",
+        shape.b_transposed ? "112 /* B transposed */" : "111 /* B as is */",
+        shape.b_transposed ? "K" : "N");
+  }
   src += "#else\n";
   std::string loops = kTiledLoops;
   loops.replace(loops.find("{inner}"), 7, shape.b_transposed ? kColumnsOfB : kRowsOfB);

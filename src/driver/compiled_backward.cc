@@ -40,6 +40,17 @@ BackwardPlan trace_backward(Tracer& tracer, const std::vector<Tensor>& call_inpu
   return plan;
 }
 
+std::shared_ptr<Executable> backward_executable(const CompiledBackward& backward) {
+  std::lock_guard<std::mutex> lock(backward.compiled->mutex);
+  if (!backward.compiled->executable) backward.compiled->executable = backward.compile();
+  return backward.compiled->executable;
+}
+
+std::shared_ptr<Executable> backward_executable_if_compiled(const CompiledBackward& backward) {
+  std::lock_guard<std::mutex> lock(backward.compiled->mutex);
+  return backward.compiled->executable;
+}
+
 void attach_backward(const std::shared_ptr<const CompiledBackward>& backward,
                      const std::vector<Tensor>& args, std::vector<Tensor> saved,
                      const std::vector<Tensor>& results) {
@@ -55,7 +66,7 @@ void attach_backward(const std::shared_ptr<const CompiledBackward>& backward,
     std::vector<Tensor> inputs = saved;
     for (const Tensor& g : grads) inputs.push_back(g.contiguous());
     if (backward->first_run) std::call_once(*backward->first_run_once, backward->first_run, inputs);
-    return backward->executable->run(inputs);
+    return backward_executable(*backward)->run(inputs);
   };
   for (size_t j = 0; j < plan.grad_results.size(); ++j)
     set_history(results[plan.grad_results[j]], node, static_cast<uint32_t>(j));

@@ -2,9 +2,11 @@
 // its backward (the joint graph: the derivative table's ops recorded over the traced
 // forward, seeded with one tangent input per result that requires grad), split by
 // partition_joint into a forward graph (results plus saved values) and a backward graph, and
-// both compiled in the entry's mode. At each call the forward's results get one autograd
-// node whose backward runs the backward graph on the saved values and the results'
-// gradients.
+// both compiled in the entry's mode: the forward at once, the backward on the first
+// backward() that runs it (AOTAutograd's lazy backward), so that a function called only for
+// its values (weights that require grad in an inference loop) never pays for it. At each call
+// the forward's results get one autograd node whose backward runs the backward graph on the
+// saved values and the results' gradients.
 #pragma once
 
 #include <functional>
@@ -35,14 +37,26 @@ BackwardPlan trace_backward(Tracer& tracer, const std::vector<Tensor>& call_inpu
 
 struct CompiledBackward {
   BackwardPlan plan;
-  std::shared_ptr<Executable> executable;
+  // Compiles the backward graph; run by backward_executable, once it succeeds.
+  std::function<std::unique_ptr<Executable>()> compile;
   size_t num_saved = 0;              // forward outputs after the results and write-backs
   std::vector<size_t> saved_inputs;  // graph inputs the backward graph also reads
   std::string name;                  // the autograd node's: "<graph>Backward"
   // Called once, with the backward graph's inputs of its first run (its repro file).
   std::function<void(const std::vector<Tensor>&)> first_run;
   std::shared_ptr<std::once_flag> first_run_once = std::make_shared<std::once_flag>();
+  struct Compiled {
+    std::mutex mutex;
+    std::shared_ptr<Executable> executable;
+  };
+  std::shared_ptr<Compiled> compiled = std::make_shared<Compiled>();
 };
+
+// The backward graph's executable, compiled by the first caller (a compile that throws is
+// tried again by the next backward()).
+std::shared_ptr<Executable> backward_executable(const CompiledBackward& backward);
+// The executable if a backward() compiled it already, else null.
+std::shared_ptr<Executable> backward_executable_if_compiled(const CompiledBackward& backward);
 
 // After a forward run whose graph inputs were `args`: gives the results the plan names
 // (of `results`, the function's results) one autograd node, output j for grad_results[j],

@@ -253,7 +253,7 @@ class CompiledCore {
   }
 
   // Waits on each entry in turn (outside the lock: a call may trace a new entry meanwhile),
-  // all within one deadline.
+  // all within one deadline: its forward, and its backward once a backward() compiled it.
   bool wait_for_stages(double timeout_seconds) const {
     std::vector<std::shared_ptr<Entry>> entries;
     {
@@ -265,6 +265,10 @@ class CompiledCore {
     for (const auto& e : entries) {
       std::chrono::duration<double> left = deadline - std::chrono::steady_clock::now();
       if (!e->executable->wait_for_stages(std::max(0.0, left.count()))) return false;
+      std::shared_ptr<Executable> backward =
+          e->backward ? backward_executable_if_compiled(*e->backward) : nullptr;
+      left = deadline - std::chrono::steady_clock::now();
+      if (backward && !backward->wait_for_stages(std::max(0.0, left.count()))) return false;
     }
     return true;
   }
@@ -279,8 +283,12 @@ class CompiledCore {
   std::vector<std::string> errors() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
-    for (const auto& e : entries_)
+    for (const auto& e : entries_) {
       for (std::string& m : e->executable->compile_errors()) out.push_back(std::move(m));
+      if (std::shared_ptr<Executable> backward =
+              e->backward ? backward_executable_if_compiled(*e->backward) : nullptr)
+        for (std::string& m : backward->compile_errors()) out.push_back(std::move(m));
+    }
     return out;
   }
 
@@ -484,11 +492,13 @@ class CompiledCore {
       backward->name = options_.name + "Backward";
       backward->name[0] =
           static_cast<char>(std::toupper(static_cast<unsigned char>(backward->name[0])));
-      backward->executable = compile_graph(parts.backward, options);
+      auto backward_graph = std::make_shared<const Graph>(std::move(parts.backward));
+      backward->compile = [backward_graph, options] {
+        return compile_graph(*backward_graph, options);
+      };
       if (trace_directory())  // its repro file, once its inputs exist
-        backward->first_run = [graph = std::make_shared<const Graph>(std::move(parts.backward)),
-                               options](const std::vector<Tensor>& inputs) {
-          write_runnable_file(*graph, inputs, options);
+        backward->first_run = [backward_graph, options](const std::vector<Tensor>& inputs) {
+          write_runnable_file(*backward_graph, inputs, options);
         };
       entry->backward = std::move(backward);
       graph = std::move(parts.forward);

@@ -37,9 +37,8 @@ void gemm_batched(const Tensor& a, const Tensor& b, const Tensor& c, int64_t bat
     const char* bi = pb + i * k * m * es;
     char* ci = pc + i * n * m * es;
     if (dtype == DType::f32) {
-      blas().sgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0f,
-                   reinterpret_cast<const float*>(ai), int(k), reinterpret_cast<const float*>(bi),
-                   ldb, 0.0f, reinterpret_cast<float*>(ci), int(m));
+      sgemm(false, b_transposed, n, m, k, reinterpret_cast<const float*>(ai), k,
+            reinterpret_cast<const float*>(bi), ldb, reinterpret_cast<float*>(ci), m);
     } else if (dtype == DType::f64) {
       blas().dgemm(CblasRowMajor, CblasNoTrans, tb, int(n), int(m), int(k), 1.0,
                    reinterpret_cast<const double*>(ai), int(k), reinterpret_cast<const double*>(bi),
@@ -112,9 +111,9 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
       const char* pb = b.impl()->data_ptr() + off_b * es;
       char* pc = c.impl()->data_ptr() + i * n * m * es;
       if (d == DType::f32) {
-        blas().sgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0f,
-                     reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
-                     lb->ld, 0.0f, reinterpret_cast<float*>(pc), int(m));
+        sgemm(la->trans == CblasTrans, lb->trans == CblasTrans, n, m, k,
+              reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
+              lb->ld, reinterpret_cast<float*>(pc), m);
       } else {
         blas().dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
                      reinterpret_cast<const double*>(pa), la->ld,

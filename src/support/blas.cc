@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 #include "kiln/error.h"
 #include "support/cpu_features.h"
+#include "support/env.h"
 
 namespace kiln {
 
@@ -17,6 +19,8 @@ namespace {
 // The OpenMP build of OpenBLAS (CMakeLists.txt: it shares kiln's thread pool), found at
 // configure time; its soname through the library path when that path is not there.
 constexpr const char* kLibraries[] = {KILN_OPENBLAS_LIBRARY, "libopenblas.so.0"};
+// oneDNN, likewise (KILN_DNNL_LIBRARY is empty when configure did not find it).
+constexpr const char* kDnnlLibraries[] = {KILN_DNNL_LIBRARY, "libdnnl.so.2"};
 
 template <class Fn>
 Fn symbol(void* handle, const char* name, const std::string& library) {
@@ -50,6 +54,25 @@ Blas load() {
   b.set_num_threads = symbol<void (*)(int)>(handle, "openblas_set_num_threads", library);
   auto corename = symbol<char* (*)()>(handle, "openblas_get_corename", library);
   b.core = corename();
+  b.sgemm_library = "OpenBLAS";
+  std::optional<std::string> choice = env_value("KILN_SGEMM");
+  if (choice && *choice != "openblas" && *choice != "onednn")
+    throw Error(
+        fmt::format("KILN_SGEMM: '{}' is not accepted (accepted: openblas, onednn)", *choice));
+  if (choice && *choice == "openblas") return b;
+  // RTLD_GLOBAL: generated GEMM templates call dnnl_sgemm (codegen/gemm_template.cc).
+  std::string dnnl_errors;
+  for (const char* name : kDnnlLibraries) {
+    if (*name == '\0') continue;
+    if (void* dnnl = dlopen(name, RTLD_NOW | RTLD_GLOBAL)) {
+      b.dnnl_sgemm = symbol<DnnlSgemm>(dnnl, "dnnl_sgemm", name);
+      b.sgemm_library = "oneDNN";
+      return b;
+    }
+    const char* why = dlerror();
+    dnnl_errors += fmt::format("; {}: {}", name, why ? why : "dlopen failed");
+  }
+  if (choice) throw Error("KILN_SGEMM=onednn: cannot load oneDNN" + dnnl_errors);
   return b;
 }
 
@@ -74,6 +97,27 @@ const Blas& blas() {
   });
   if (!error.empty()) throw Error(error);
   return loaded;
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float* c, int64_t ldc) {
+  const Blas& lib = blas();
+  if (lib.dnnl_sgemm) {
+    int status = lib.dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b,
+                                ldb, 0.0f, c, ldc);
+    if (status != 0)
+      throw Error(
+          fmt::format("sgemm: oneDNN refused [{}, {}] @ [{}, {}] (lda {}, ldb {}, ldc {}): "
+                      "status {}",
+                      m, k, k, n, lda, ldb, ldc, status));
+    return;
+  }
+  for (int64_t v : {m, n, k, lda, ldb, ldc})
+    if (v > INT32_MAX)
+      throw Error(
+          fmt::format("sgemm: [{}, {}] @ [{}, {}] exceeds OpenBLAS's int sizes", m, k, k, n));
+  lib.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+            int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
 }
 
 }  // namespace kiln
