@@ -1,7 +1,10 @@
-// Reference matrix products through OpenBLAS (f32, f64; f16/bf16 via f32), with a plain
+// Reference matrix products through the BLAS libraries (support/blas.h: f32 through oneDNN or
+// OpenBLAS, f64 through OpenBLAS; f16/bf16 via f32), with a plain
 // loop for integers. matmul follows torch.matmul's rank rules: 1-D operands gain and then
 // lose a dim, batch dims broadcast.
 #include <fmt/format.h>
+
+#include <omp.h>
 
 #include <optional>
 
@@ -84,6 +87,21 @@ std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t row_st
   return std::nullopt;
 }
 
+// Whether A's batch dims continue its rows (each batch n rows further on, row-major) and B
+// is the same matrix for every batch (stride 0 over the batch dims): then the batched
+// product is one product of batches * n rows.
+bool fold_batches_into_rows(const Tensor& a, const Tensor& b, const Shape& batch, int64_t n,
+                            const BlasLayout& la) {
+  if (la.trans != CblasNoTrans || shape_numel(batch) * n > INT32_MAX) return false;
+  int64_t expected = n * la.ld;
+  for (int64_t dim = static_cast<int64_t>(batch.size()) - 1; dim >= 0; --dim) {
+    if (batch[dim] == 1) continue;
+    if (b.strides()[dim] != 0 || a.strides()[dim] != expected) return false;
+    expected *= batch[dim];
+  }
+  return true;
+}
+
 // Batched f32/f64 products straight from strided views (transposes and broadcast batch
 // dims included), no copies; false when a layout needs one.
 bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, int64_t k,
@@ -98,7 +116,25 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
   if (!la || !lb) return false;
   const Shape batch(c.sizes().begin(), c.sizes().end() - 2);
   const int64_t batches = shape_numel(batch), es = dtype_size(d);
-  parallel_range(batches, n * m * k / 64 + 1, [&](int64_t begin, int64_t end) {
+  auto product = [&](const char* pa, const char* pb, char* pc, int64_t rows) {
+    if (d == DType::f32) {
+      sgemm(la->trans == CblasTrans, lb->trans == CblasTrans, rows, m, k,
+            reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb), lb->ld,
+            reinterpret_cast<float*>(pc), m);
+    } else {
+      blas().dgemm(CblasRowMajor, la->trans, lb->trans, int(rows), int(m), int(k), 1.0,
+                   reinterpret_cast<const double*>(pa), la->ld, reinterpret_cast<const double*>(pb),
+                   lb->ld, 0.0, reinterpret_cast<double*>(pc), int(m));
+    }
+  };
+  // One B for every batch (a weight broadcast over a [B, T, K] activation) and A's batches
+  // laid out as more rows: one product of batches * n rows, which the library spreads over
+  // every thread, instead of one per batch.
+  if (batches > 1 && fold_batches_into_rows(a, b, batch, n, *la)) {
+    product(a.impl()->data_ptr(), b.impl()->data_ptr(), c.impl()->data_ptr(), batches * n);
+    return true;
+  }
+  auto run = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       int64_t rest = i, off_a = 0, off_b = 0;
       for (int64_t dim = static_cast<int64_t>(batch.size()) - 1; dim >= 0; --dim) {
@@ -107,21 +143,16 @@ bool gemm_strided(const Tensor& a, const Tensor& b, const Tensor& c, int64_t n, 
         off_a += idx * a.strides()[dim];
         off_b += idx * b.strides()[dim];
       }
-      const char* pa = a.impl()->data_ptr() + off_a * es;
-      const char* pb = b.impl()->data_ptr() + off_b * es;
-      char* pc = c.impl()->data_ptr() + i * n * m * es;
-      if (d == DType::f32) {
-        sgemm(la->trans == CblasTrans, lb->trans == CblasTrans, n, m, k,
-              reinterpret_cast<const float*>(pa), la->ld, reinterpret_cast<const float*>(pb),
-              lb->ld, reinterpret_cast<float*>(pc), m);
-      } else {
-        blas().dgemm(CblasRowMajor, la->trans, lb->trans, int(n), int(m), int(k), 1.0,
-                     reinterpret_cast<const double*>(pa), la->ld,
-                     reinterpret_cast<const double*>(pb), lb->ld, 0.0,
-                     reinterpret_cast<double*>(pc), int(m));
-      }
+      product(a.impl()->data_ptr() + off_a * es, b.impl()->data_ptr() + off_b * es,
+              c.impl()->data_ptr() + i * n * m * es, n);
     }
-  });
+  };
+  // Batches spread over threads (each product then on one) only when there are enough of
+  // them to occupy every thread; fewer run in turn, each product on all threads.
+  if (batches >= omp_get_max_threads())
+    parallel_range(batches, n * m * k / 64 + 1, run);
+  else
+    run(0, batches);
   return true;
 }
 
