@@ -47,8 +47,9 @@ std::shared_ptr<Executable> backward_executable(const CompiledBackward& backward
 }
 
 std::shared_ptr<Executable> backward_executable_if_compiled(const CompiledBackward& backward) {
-  std::lock_guard<std::mutex> lock(backward.compiled->mutex);
-  return backward.compiled->executable;
+  // A backward() compiling it now holds the lock for the compile's length: not compiled yet.
+  std::unique_lock<std::mutex> lock(backward.compiled->mutex, std::try_to_lock);
+  return lock.owns_lock() ? backward.compiled->executable : nullptr;
 }
 
 void attach_backward(const std::shared_ptr<const CompiledBackward>& backward,

@@ -55,7 +55,7 @@ struct CompiledBackward {
 // The backward graph's executable, compiled by the first caller (a compile that throws is
 // tried again by the next backward()).
 std::shared_ptr<Executable> backward_executable(const CompiledBackward& backward);
-// The executable if a backward() compiled it already, else null.
+// The executable if a backward() compiled it already, else null (also while one compiles it).
 std::shared_ptr<Executable> backward_executable_if_compiled(const CompiledBackward& backward);
 
 // After a forward run whose graph inputs were `args`: gives the results the plan names

@@ -55,8 +55,12 @@ class Observe : public ::testing::Test {
   // `kiln repro FILE` in a fresh process with a clean environment: its exit code and output.
   std::pair<int, std::string> replay(const std::string& file, const std::string& env = "") const {
     std::string out = dir_ + "/replay.txt";
-    std::string cmd = fmt::format("env -i HOME={} PATH=/usr/bin:/bin {} {} repro {} > {} 2>&1",
-                                  dir_, env, KILN_CLI_PATH, file, out);
+    // A fresh environment, but for the library choice the run was given (the sanitizer run
+    // keeps OpenBLAS: scripts/test.sh).
+    const char* sgemm = std::getenv("KILN_SGEMM");
+    std::string keep = sgemm ? fmt::format("KILN_SGEMM={}", sgemm) : "";
+    std::string cmd = fmt::format("env -i HOME={} PATH=/usr/bin:/bin {} {} {} repro {} > {} 2>&1",
+                                  dir_, keep, env, KILN_CLI_PATH, file, out);
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_text(out)};
   }
