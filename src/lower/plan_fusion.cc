@@ -52,11 +52,12 @@ class FusionPlanner {
     return n < 0 ? -1 : group_of_[static_cast<size_t>(n)];
   }
 
-  // Which group each node joins. Forward: a reduction joins the latest open group of its
-  // domain and dims (or opens one); a pointwise node joins the one group its member inputs
-  // belong to when its shape is the domain or the group's row shape, consistently with
-  // them. Anything else reading a member closes that group (the member gets realized).
-  // Backward: a pointwise node all of whose readers are members of one group joins it.
+  // Which group each node joins. Forward: a reduction joins the group of its input, or the
+  // latest open group of its domain and dims that reads the same input (or opens one); a pointwise
+  // node joins the one group its member inputs belong to when its shape is the domain or the
+  // group's row shape, consistently with them. Anything else reading a member closes that group
+  // (the member gets realized). Backward: a pointwise node all of whose readers are members of one
+  // group joins it.
   void form_groups() {
     const size_t n_nodes = g_.nodes.size();
     group_of_.assign(n_nodes, -1);
@@ -82,8 +83,12 @@ class FusionPlanner {
           const Group& ig = groups_[static_cast<size_t>(input_group)];
           if (ig.open && ig.domain == domain && ig.dims == dims) joined = input_group;
         } else {
+          // Beside an open group only when it reads the same tensor (the rows are loaded once
+          // for both: sum(x) and amax(x)); unrelated reductions stay apart, so that a block
+          // repeated L times gives L equal kernels (one object), not one kernel growing with L.
           for (size_t k = groups_.size(); k-- > 0 && joined < 0;)
-            if (groups_[k].open && groups_[k].domain == domain && groups_[k].dims == dims)
+            if (groups_[k].open && groups_[k].domain == domain && groups_[k].dims == dims &&
+                group_reads(groups_[k], node.inputs[0]))
               joined = static_cast<int>(k);
         }
         if (joined < 0) {
@@ -125,6 +130,14 @@ class FusionPlanner {
       for (size_t n = 0; n < n_nodes; ++n)
         if (group_of_[n] == static_cast<int>(k)) groups_[k].members.push_back(n);
     }
+  }
+
+  // Whether a member of `group` reads value v.
+  bool group_reads(const Group& group, ValueId v) const {
+    return std::any_of(group.members.begin(), group.members.end(), [&](size_t m) {
+      const std::vector<ValueId>& in = g_.nodes[m].inputs;
+      return std::find(in.begin(), in.end(), v) != in.end();
+    });
   }
 
   // The depth of node n's expression if every pointwise node and view before it inlined

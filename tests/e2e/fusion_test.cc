@@ -73,6 +73,26 @@ TEST(Fusion, SoftmaxAndLayerNormAreOneKernelEach) {
   EXPECT_EQ(count_kernels(column), 1u);
 }
 
+// Row reductions of one tensor share a kernel (its rows loaded once); those of unrelated
+// tensors do not, however many: a block repeated L times keeps L equal kernels (one object
+// for all), where one kernel over every block would grow with L (and its compile with it).
+TEST(Fusion, RowReductionsShareAKernelOnlyWhenTheyReadTheSameTensor) {
+  auto same = steps_of(
+      [](std::vector<Tensor> in) {
+        return std::vector<Tensor>{in[0].sum({-1}), amax(in[0], {-1})};
+      },
+      {randn({16, 40})});
+  EXPECT_EQ(count_kernels(same), 1u);
+  auto apart = steps_of(
+      [](std::vector<Tensor> in) {
+        std::vector<Tensor> out;
+        for (const Tensor& t : in) out.push_back(softmax(t * 0.5f, -1));
+        return out;
+      },
+      {randn({16, 40}), randn({16, 40}), randn({16, 40})});
+  EXPECT_EQ(count_kernels(apart), 3u);
+}
+
 TEST(Fusion, LinearReluIsALibraryCallAndOneKernel) {
   auto steps = steps_of(
       [](std::vector<Tensor> in) { return std::vector<Tensor>{relu(linear(in[0], in[1], in[2]))}; },
