@@ -16,6 +16,7 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "runtime/library_warmup.h"
+#include "support/blas.h"
 #include "support/build_id.h"
 #include "support/log.h"
 #include "support/spans.h"
@@ -248,6 +249,9 @@ std::string graph_cache_key_text(const Graph& graph, const NativeCompile& how) {
                   how.device == Device::cuda ? cuda_fingerprint(how.arch)
                                              : toolchain_fingerprint(how.tier, how.compiler),
                   print_graph(graph));
+  // The library that generated GEMM calls name (a plan made with oneDNN's calls cannot load
+  // where KILN_SGEMM=openblas left it unloaded).
+  if (how.device != Device::cuda) text += "\nsgemm " + blas().sgemm_library;
   if (how.autotune) {
     std::shared_ptr<const LookupTable> table = LookupTable::from_environment();
     text += fmt::format("\nsize hints {}\nlookup table {}", fmt::join(how.size_hints, ","),

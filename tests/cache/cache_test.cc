@@ -15,6 +15,7 @@
 #include "driver/graph_compiler.h"
 #include "driver/object_store.h"
 #include "kiln/kiln.h"
+#include "support/blas.h"
 #include "support/build_id.h"
 #include "support/compare.h"
 #include "support/process.h"
