@@ -9,8 +9,9 @@
 //
 // f32 products go through oneDNN's sgemm when libdnnl (Debian's libdnnl2, built on the same
 // OpenMP runtime as kiln, so one thread pool serves both) is there: its JIT kernels for the
-// CPU in hand beat OpenBLAS 0.3.21's (1024^3: 171 against 158 GFLOP/s on 2 Sapphire Rapids
-// cores; 256x1024x784 169 against 143; 256x10x1024 74 against 29). It is optional: without it
+// CPU in hand match or beat OpenBLAS 0.3.21's (16 cores: 1.0x at 2048x2048x512 to 4.7x at
+// 2048x256x64, 1024^3 1.33x; 2 Sapphire Rapids cores: 1.0-1.2x, within a noisy VM's spread,
+// 256x10x1024 2.5x). It is optional: without it
 // (or with KILN_SGEMM=openblas) OpenBLAS serves them. f64 and the rest stay with OpenBLAS.
 #pragma once
 
