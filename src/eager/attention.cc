@@ -1,11 +1,12 @@
 // Attention, softmax(q @ k^T * scale, -1) @ v. On the GPU, shapes the fused kernel takes run
-// as one launch (cuda/attention_kernel.cuh) reading q, k and v in place; everything else,
-// and every CPU call, runs the ops it stands for in turn, which is what the graph it was
-// fused from computed.
+// as one launch (cuda/attention_kernel.cuh) reading q, k and v in place; f32 on the CPU runs
+// in one pass over the keys (eager/cpu_attention.h); everything else runs the ops it stands
+// for in turn, which is what the graph it was fused from computed.
 #include <algorithm>
 #include <limits>
 
 #include "cuda/eager_cuda.h"
+#include "eager/cpu_attention.h"
 #include "eager/dispatch.h"
 #include "eager/gpu_launch.h"
 #include "kiln/ops.h"
@@ -32,8 +33,11 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs) {
   const int64_t rank = q.dim();
   const int64_t batch_dims = rank - 2;
   const int64_t int32_limit = std::numeric_limits<int32_t>::max();  // the kernel counts in int32
-  if (!on_gpu(q) || !fusable_dtype(q.dtype()) || q.size(-2) > int32_limit ||
-      k.size(-2) > int32_limit)
+  if (!on_gpu(q)) {
+    Tensor fused = cpu_attention(q, k, v, scale, divide);
+    return fused.defined() ? fused : unfused(q, k, v, scale, divide);
+  }
+  if (!fusable_dtype(q.dtype()) || q.size(-2) > int32_limit || k.size(-2) > int32_limit)
     return unfused(q, k, v, scale, divide);
   cuda::AttentionArgs a{};
   a.dtype = static_cast<int32_t>(q.dtype());

@@ -100,11 +100,11 @@ const Blas& blas() {
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-           const float* b, int64_t ldb, float* c, int64_t ldc) {
+           const float* b, int64_t ldb, float* c, int64_t ldc, float beta) {
   const Blas& lib = blas();
   if (lib.dnnl_sgemm) {
     int status = lib.dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b,
-                                ldb, 0.0f, c, ldc);
+                                ldb, beta, c, ldc);
     if (status != 0)
       throw Error(
           fmt::format("sgemm: oneDNN refused [{}, {}] @ [{}, {}] (lda {}, ldb {}, ldc {}): "
@@ -117,7 +117,7 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
       throw Error(
           fmt::format("sgemm: [{}, {}] @ [{}, {}] exceeds OpenBLAS's int sizes", m, k, k, n));
   lib.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-            int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), 0.0f, c, int(ldc));
+            int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb), beta, c, int(ldc));
 }
 
 }  // namespace kiln

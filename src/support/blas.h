@@ -40,10 +40,10 @@ struct Blas {
 // asks for a oneDNN that does not load.
 const Blas& blas();
 
-// C[m, n] = op(A) @ op(B), row-major f32 (op: transposed when trans_*), through
+// C[m, n] = op(A) @ op(B) + beta * C, row-major f32 (op: transposed when trans_*), through
 // blas().sgemm_library; an Error naming the sizes if that library refuses them.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-           const float* b, int64_t ldb, float* c, int64_t ldc);
+           const float* b, int64_t ldb, float* c, int64_t ldc, float beta = 0.0f);
 
 // The OPENBLAS_CORETYPE kiln gives a CPU with these features; empty: OpenBLAS's own choice.
 std::string blas_core_for(bool avx512, bool avx2_fma);
