@@ -80,10 +80,10 @@ std::vector<double> benchmark_times(const Fields& reply, size_t kernels) {
   return times;
 }
 
-std::vector<double> benchmark_in_worker(WorkerStart start, bool idle_priority,
+std::vector<double> benchmark_in_worker(WorkerStart start, bool background,
                                         const BenchmarkRequest& request, std::string what) {
   return benchmark_times(
-      benchmark_pool(start, idle_priority).submit(benchmark_job(request, std::move(what))).get(),
+      benchmark_pool(start, background).submit(benchmark_job(request, std::move(what))).get(),
       request.kernels.size());
 }
 

@@ -33,7 +33,7 @@ Job benchmark_job(const BenchmarkRequest& request, std::string what);
 std::vector<double> benchmark_times(const Fields& reply, size_t kernels);
 
 // Runs the request in `start`'s benchmark worker: the median seconds per kernel, in order.
-std::vector<double> benchmark_in_worker(WorkerStart start, bool idle_priority,
+std::vector<double> benchmark_in_worker(WorkerStart start, bool background,
                                         const BenchmarkRequest& request, std::string what);
 
 // Worker side: validates the request, runs it, answers {"times": ...}.

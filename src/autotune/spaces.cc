@@ -106,4 +106,16 @@ TuneSpace gemm_tuning_space(const TuneTarget& target) {
   return space;
 }
 
+TuneSpace without_thread_fields(const TuneSpace& space) {
+  auto threads_field = [](const std::string& name) { return name == "THREADS" || name == "GRAIN"; };
+  TuneSpace out;
+  out.defaults = space.defaults;
+  for (const TuneField& f : space.fields)
+    if (!threads_field(f.name)) out.fields.push_back(f);
+  for (const KernelConfig& c : space.candidates)
+    if (std::none_of(c.begin(), c.end(), [&](const auto& kv) { return threads_field(kv.first); }))
+      out.candidates.push_back(c);
+  return out;
+}
+
 }  // namespace kiln

@@ -42,4 +42,8 @@ const std::vector<int64_t>& grain_choices();
 // The GEMM template's (codegen/gemm_template.h): the BLAS call or tiled loops, their tiles.
 TuneSpace gemm_tuning_space(const TuneTarget& target);
 
+// `space` without what only timing on every core can decide (THREADS, GRAIN): those keep
+// their defaults, and candidates that set them are dropped.
+TuneSpace without_thread_fields(const TuneSpace& space);
+
 }  // namespace kiln

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "autotune/benchmark.h"
+#include "autotune/spaces.h"
 #include "codegen/c_emitter.h"
 #include "kiln/error.h"
 #include "support/log.h"
@@ -43,7 +44,11 @@ class KernelTuner {
  public:
   KernelTuner(const CompiledPlan& plan, const KernelLaunch& kernel, const TuneSetup& setup,
               const std::vector<int64_t>& hints)
-      : plan_(plan), kernel_(kernel), setup_(setup), hints_(hints) {}
+      : plan_(plan),
+        kernel_(kernel),
+        setup_(setup),
+        hints_(hints),
+        space_(setup.one_core ? without_thread_fields(kernel.space) : kernel.space) {}
 
   // Times `configs` (complete) side by side; returns their seconds in order.
   std::vector<double> time(const std::vector<KernelConfig>& configs) {
@@ -86,7 +91,7 @@ class KernelTuner {
     for (const auto& [c, t] : report_.timed) seen.push_back(c);
     for (int round = 0; round < kMaxDescentRounds; ++round) {
       std::vector<KernelConfig> next{*config};
-      for (KernelConfig& n : kernel_.space.neighbours(*config))
+      for (KernelConfig& n : space_.neighbours(*config))
         if (std::find(seen.begin(), seen.end(), n) == seen.end()) next.push_back(std::move(n));
       if (next.size() == 1) return;
       seen.insert(seen.end(), next.begin() + 1, next.end());
@@ -100,7 +105,7 @@ class KernelTuner {
   TuneReport run(const std::string& hash, const KernelConfig* from_table) {
     report_.kernel = kernel_.name;
     report_.hash = hash;
-    const TuneSpace& space = kernel_.space;
+    const TuneSpace& space = space_;
     KernelConfig config = space.defaults;
     double seconds = 0;
     if (from_table) {
@@ -127,14 +132,16 @@ class KernelTuner {
   const KernelLaunch& kernel_;
   const TuneSetup& setup_;
   const std::vector<int64_t>& hints_;
+  const TuneSpace space_;  // what is timed: the kernel's space, less THREADS for one core
   TuneReport report_;
 };
 
 std::string cache_key(const TuneSetup& setup, const std::string& hash,
                       const KernelConfig* from_table) {
-  return content_key(fmt::format("kiln autotune entry 1\n{}\n{}\nstart {}",
+  return content_key(fmt::format("kiln autotune entry 1\n{}\n{}\nstart {}{}",
                                  setup.toolchain.identity(), hash,
-                                 from_table ? config_text(*from_table) : "candidates"));
+                                 from_table ? config_text(*from_table) : "candidates",
+                                 setup.one_core ? "\ntimed on one core" : ""));
 }
 
 std::optional<KernelConfig> cached_config(const TuneSetup& setup, const KernelLaunch& k,

@@ -41,6 +41,12 @@ struct TuneSetup {
   bool coordinate_descent = true;
   std::vector<int64_t> size_hints;  // per size symbol; missing ones are taken as 1024
   double seconds_per_config = 0.05;
+  // A background stage's tuning: its benchmark worker times on one thread, the core its
+  // program's calls leave it (staged_executable.cc), so THREADS and GRAIN, which only a
+  // timing on every core can decide, keep their defaults (the kernel's thread choice then
+  // settles threads on live calls), and its configs are cached apart from those timed on
+  // every core.
+  bool one_core = false;
 };
 
 // What tuning did for one kernel.

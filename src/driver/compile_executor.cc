@@ -141,7 +141,7 @@ class WorkerExecutor final : public CompileExecutor {
   void run_blocking(std::function<void()> task) override { run_in_background(std::move(task)); }
 
  private:
-  WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.idle_priority); }
+  WorkerPool& pool() { return compile_pool(how_.start, how_.threads, how_.background); }
 
   CompileUnitJob unit_job(const std::string& name, const std::string& source,
                           const std::optional<Cache>& cache, bool light_unit) {

@@ -45,14 +45,15 @@ std::optional<CompiledPlan> cached_plan(const Cache& cache, const std::string& k
 TuneSetup tune_setup(const NativeCompile& how, const std::optional<Cache>& cache) {
   TuneSetup setup;
   setup.toolchain = toolchain_of(how);
-  setup.benchmark = [start = how.start, idle = how.idle_priority](const BenchmarkRequest& request,
-                                                                  const std::string& what) {
+  setup.benchmark = [start = how.start, idle = how.background](const BenchmarkRequest& request,
+                                                               const std::string& what) {
     return benchmark_in_worker(start, idle, request, what);
   };
   setup.cache = cache;
   setup.table = LookupTable::from_environment();
   setup.coordinate_descent = how.coordinate_descent;
   setup.size_hints = how.size_hints;
+  setup.one_core = how.background;
   return setup;
 }
 

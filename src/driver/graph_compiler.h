@@ -25,7 +25,9 @@ struct NativeCompile {
   bool in_workers = false;
   WorkerStart start = WorkerStart::Subprocess;
   int threads = 1;
-  bool idle_priority = false;
+  // Beside calls being served (Async, AsyncProgressive): workers of the background roles
+  // (worker/launch.h), `threads` of them, the cores those calls leave.
+  bool background = false;
   bool autotune = false;  // tune the kernels' configs (autotune/tuner.h)
   bool coordinate_descent = true;
   bool max_autotune = false;

@@ -1,7 +1,9 @@
 #include "driver/staged_executable.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include "graph/text.h"
 #include "kiln/error.h"
 #include "observe/trace_log.h"
+#include "support/env.h"
 #include "support/fault_injection.h"
 #include "support/log.h"
 #include "support/stats.h"
@@ -28,6 +31,29 @@ namespace {
 struct Stage {
   std::string name;  // fast, optimized
   NativeCompile how;
+};
+
+// While a stage compiles in the background, a CPU call runs on one OpenMP thread fewer than
+// its caller allows (set_num_threads), leaving a core to the compile (worker/launch.h). A
+// compiler on a core the calls' threads use made a parallel region wait at its barrier for
+// the thread it displaced (an eager transformer call 3.6x as slow on 2 cores); a compile at
+// SCHED_IDLE instead got no CPU from calls that keep every core busy and never landed. One
+// thread fewer costs a call at most 1/n.
+class ACoreLeftToTheCompile {
+ public:
+  explicit ACoreLeftToTheCompile(bool compiling) : threads_(compiling ? omp_get_max_threads() : 1) {
+    if (threads_ < 2) return;
+    omp_set_num_threads(threads_ - 1);
+    bump(Stat::async_runs_leaving_a_core);
+  }
+  ~ACoreLeftToTheCompile() {
+    if (threads_ >= 2) omp_set_num_threads(threads_);
+  }
+  ACoreLeftToTheCompile(const ACoreLeftToTheCompile&) = delete;
+  ACoreLeftToTheCompile& operator=(const ACoreLeftToTheCompile&) = delete;
+
+ private:
+  int threads_;
 };
 
 // A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME). Each call
@@ -124,6 +150,7 @@ class StagedExecutable final : public Executable {
     int stage = -1;
     std::shared_ptr<Trial> trial;
     StageTrial::Ticket ticket;
+    bool compiling = false;
     {
       std::unique_lock<std::mutex> lock(board_->mutex);
       if (mode_ == CompileMode::Progressive && board_->settled == 0)
@@ -131,6 +158,7 @@ class StagedExecutable final : public Executable {
       exe = board_->serving;
       stage = board_->serving_stage;
       trial = board_->trial;
+      compiling = board_->settled < static_cast<int>(stages_->size());
       if (trial) {
         ticket = trial->measure.next();
         if (ticket.arm == StageTrial::Arm::candidate) {
@@ -140,6 +168,7 @@ class StagedExecutable final : public Executable {
       }
     }
     count_run(stage);
+    ACoreLeftToTheCompile threads(compiling && !on_cuda_);
     Executable& runner = exe ? *exe : *eager_;
     if (!trial) return runner.run_writing_into(inputs, into);
     // A trial call: timed whole, the device's queue drained first and last on the GPU.
@@ -355,6 +384,14 @@ class StagedExecutable final : public Executable {
 
 }  // namespace
 
+// The background compile workers: the cores this process may use beyond the threads its
+// calls keep while a stage compiles (one fewer than the caller's OpenMP count), at least one,
+// at most what CompileOptions::compile_threads allows.
+int cores_left_to_compiles(int compile_threads) {
+  const int calls = std::max(1, omp_get_max_threads() - 1);
+  return std::clamp(usable_cpus() - calls, 1, std::max(1, compile_threads));
+}
+
 std::vector<std::string> stage_names(const ResolvedOptions& options) {
   if (options.mode == CompileMode::Async) return {"optimized"};
   return options.stages.empty() ? std::vector<std::string>{"fast", "optimized"} : options.stages;
@@ -373,9 +410,11 @@ std::unique_ptr<Executable> make_staged_executable(const Graph& graph,
     }
     stage.how.in_workers = true;
     stage.how.start = options.worker_start;
-    stage.how.threads = options.compile_threads;
-    // Compiles beside eager answers run at the lowest CPU priority (docs/design.md §5).
-    stage.how.idle_priority = options.mode != CompileMode::Progressive;
+    // Compiles beside calls being served use the cores those calls leave (docs/design.md §5):
+    // the caller's threads run one fewer while a stage compiles (ACoreLeftToTheCompile).
+    stage.how.background = options.mode != CompileMode::Progressive;
+    stage.how.threads = stage.how.background ? cores_left_to_compiles(options.compile_threads)
+                                             : options.compile_threads;
     // Progressive's optimized stage is autotuned (docs/design.md §5); Async's single stage is not
     // by default, so that compiled code answers as soon as possible.
     stage.how.autotune = stage.how.tier == Tier::optimized &&

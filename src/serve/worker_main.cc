@@ -1,8 +1,8 @@
 #include "serve/worker_main.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -25,6 +25,7 @@
 #include "kiln/error.h"
 #include "support/build_id.h"
 #include "support/fault_injection.h"
+#include "support/process.h"
 #include "support/spans.h"
 #include "wire/frame.h"
 #include "worker/jobs.h"
@@ -104,17 +105,24 @@ void end_process_group(int) { kill(0, SIGKILL); }
 // Returns false when this process must not go on as a worker (its parent is gone).
 bool make_hermetic(const std::string& mode) {
   pid_t parent = static_cast<pid_t>(std::atol(mode.c_str()));
-  setsid();  // leads its own session and process group, which its compilers join
+  // Its own process group, which its compilers join: the terminal's signals do not reach it
+  // (it is never the foreground group) and the host ends it as a group. Not its own session:
+  // with CONFIG_SCHED_AUTOGROUP a session is a scheduling group of its own, weighed as an
+  // equal of the whole program, so that N compilers took half the cores from the program's
+  // threads (an eager call beside a background compile took 3.6x as long); in the program's
+  // group, each is one task among its threads.
+  setpgid(0, 0);
+  keep_children_in_this_group();
   signal(SIGTERM, end_process_group);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != parent) return false;  // the parent died before PDEATHSIG was armed
   close_range(3, ~0U, 0);
   for (int sig : {SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2})
     signal(sig, SIG_IGN);
-  if (is_background(role_of_mode(mode))) {
-    sched_param p{};
-    sched_setscheduler(0, SCHED_IDLE, &p);
-  }
+  // A background stage's tuning candidates run on the one core the program's calls leave
+  // (TuneSetup::one_core): on more threads, a parallel region waits at its barrier for
+  // threads the calls displace, and the timings are noise.
+  if (role_of_mode(mode) == WorkerRole::background_benchmark) omp_set_num_threads(1);
   return true;
 }
 

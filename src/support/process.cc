@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 
 #include "kiln/error.h"
@@ -16,6 +17,12 @@
 extern char** environ;
 
 namespace kiln {
+
+namespace {
+std::atomic<bool> g_children_in_this_group{false};
+}  // namespace
+
+void keep_children_in_this_group() { g_children_in_this_group = true; }
 
 std::string ProcessResult::describe() const {
   if (timed_out) return "timed out and was killed";
@@ -48,7 +55,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, double timeout_s
   args.push_back(nullptr);
   ProcessResult result;
   pid_t pid = 0;
-  const bool own_group = getsid(0) != getpid();
+  const bool own_group = !g_children_in_this_group;
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   if (own_group) {

@@ -22,9 +22,13 @@ std::string describe_wait_status(int status);
 
 // Runs argv[0] (searched in PATH) with `argv`; throws Error only if it cannot start. The
 // child runs in a process group of its own, so that a timeout ends everything it started
-// (gcc's cc1, as, ld), unless this process leads its own session, as a compile worker does:
-// there the child stays in the worker's group, which the host kills with the worker.
+// (gcc's cc1, as, ld), unless keep_children_in_this_group() was called, as a compile worker
+// does: there the child stays in the worker's group, which the host kills with the worker.
 ProcessResult run_process(const std::vector<std::string>& argv, double timeout_seconds);
+
+// From now on run_process leaves its children in this process's group. For a process that
+// leads its own group and is ended as one.
+void keep_children_in_this_group();
 
 // The first line `argv` prints (e.g. a compiler's --version), or "" if it does not run.
 std::string first_output_line(const std::vector<std::string>& argv);

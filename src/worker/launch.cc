@@ -292,7 +292,7 @@ WorkerProcess launch_worker(WorkerStart start, WorkerRole role) {
 
 std::string end_worker(WorkerProcess& w, bool kill_first) {
   if (w.pid <= 0) return "not running";
-  // The worker leads its own session and process group: killing the group also ends a
+  // The worker leads its own process group: killing the group also ends a
   // compiler it was running.
   if (kill_first) {
     kill(-w.pid, SIGKILL);

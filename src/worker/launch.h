@@ -27,14 +27,17 @@ struct WorkerProcess {
   bool forked = false;   // a child of the fork server (which reaps it), not of this process
 };
 
-// What a worker is for: compiling (at normal priority, or at SCHED_IDLE beside a program's
-// eager answers in the background modes), or benchmarking kernels for autotuning — the
-// only role that runs generated code, and later the only one that may touch a GPU. A
-// worker answers the jobs of its role only.
-// Background roles run at SCHED_IDLE: a background stage's compiles and the timing of its
-// tuning candidates take only what the calls being served leave of the CPU. (Timed at normal
-// priority, a tuning benchmark's threads and the caller's eager threads fought for the same
-// two cores: one eager call took 3 s instead of 0.1, and the timings were noise.)
+// What a worker is for: compiling, or benchmarking kernels for autotuning — the only role
+// that runs generated code, and later the only one that may touch a GPU — each either for a
+// compile the caller waits on or in the background, beside calls being served. A worker
+// answers the jobs of its role only.
+// Background work gets the cores the calls leave it, not a share of theirs: while a stage
+// compiles, each call runs on a thread fewer (driver/staged_executable.cc), the background
+// compile pool has as many workers as that leaves cores, and the background benchmark worker
+// times on one thread. (Timed on every thread, a tuning benchmark's threads and the caller's
+// eager threads fought for the same two cores: one eager call took 3 s instead of 0.1, and
+// the timings were noise.) They run at normal priority: at SCHED_IDLE a compile beside other
+// busy processes (two test programs on two cores) got no CPU at all and never landed.
 enum class WorkerRole { compile, background_compile, benchmark, background_benchmark };
 bool is_benchmark(WorkerRole role);
 bool is_background(WorkerRole role);

@@ -441,14 +441,12 @@ WorkerPool& pool_for(WorkerStart start, int size, WorkerRole role) {
 
 }  // namespace
 
-WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority) {
-  return pool_for(start, size,
-                  idle_priority ? WorkerRole::background_compile : WorkerRole::compile);
+WorkerPool& compile_pool(WorkerStart start, int size, bool background) {
+  return pool_for(start, size, background ? WorkerRole::background_compile : WorkerRole::compile);
 }
 
-WorkerPool& benchmark_pool(WorkerStart start, bool idle_priority) {
-  return pool_for(start, 1,
-                  idle_priority ? WorkerRole::background_benchmark : WorkerRole::benchmark);
+WorkerPool& benchmark_pool(WorkerStart start, bool background) {
+  return pool_for(start, 1, background ? WorkerRole::background_benchmark : WorkerRole::benchmark);
 }
 
 void run_in_background(std::function<void()> task) {
@@ -490,11 +488,11 @@ void shutdown_all_pools() {
 }
 
 std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start,
-                                                                bool idle_priority) {
+                                                                bool background) {
   std::lock_guard<std::mutex> lock(pools_mutex);
   std::vector<std::pair<WorkerStart, WorkerStatus>> out;
   auto it =
-      pools().find({start, idle_priority ? WorkerRole::background_compile : WorkerRole::compile});
+      pools().find({start, background ? WorkerRole::background_compile : WorkerRole::compile});
   if (it != pools().end())
     for (const WorkerStatus& s : it->second->status()) out.emplace_back(start, s);
   return out;

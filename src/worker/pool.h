@@ -71,18 +71,17 @@ class WorkerPool {
 
 // The process's pool for `start` (created on first use; grown to `size` workers when a
 // caller asks for more), and every pool's shutdown (shutdown_compile_workers).
-WorkerPool& compile_pool(WorkerStart start, int size, bool idle_priority = false);
+WorkerPool& compile_pool(WorkerStart start, int size, bool background = false);
 // The process's benchmark worker (one per device; the CPU's for now), for autotuning; the
-// background stages' own runs at idle priority (launch.h's WorkerRole says why).
-WorkerPool& benchmark_pool(WorkerStart start, bool idle_priority = false);
+// background stages' own times on one thread (launch.h's WorkerRole says why).
+WorkerPool& benchmark_pool(WorkerStart start, bool background = false);
 // Runs `task` (which must not throw) on a thread of its own: work that waits on jobs and so
 // must not run on a pool thread. At exit the pools refuse new jobs, stop, and then wait a
 // few seconds for such tasks to end.
 void run_in_background(std::function<void()> task);
 void shutdown_all_pools();
-// The workers of the pool of (start, idle priority), if this process created it.
-std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start,
-                                                                bool idle_priority);
+// The workers of the pool of (start, background), if this process created it.
+std::vector<std::pair<WorkerStart, WorkerStatus>> pool_statuses(WorkerStart start, bool background);
 bool any_pool_started();
 
 // Default job deadline: KILN_COMPILE_TIMEOUT seconds, else 300.

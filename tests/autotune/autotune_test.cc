@@ -176,6 +176,37 @@ TEST_F(Autotune, BenchmarksCandidatesThenDescendsAndCachesTheWinner) {
   EXPECT_EQ(delta(before, "autotune.configs_timed"), 0);
 }
 
+// A background stage's tuning runs on the one core its program's calls leave: the threads
+// are not its to decide (they keep their defaults, for the thread choice on live calls), and
+// what it chose is not served to a tuning on every core.
+TEST_F(Autotune, TuningOnOneCoreLeavesTheThreadsAlone) {
+  Graph g = sin_cos_graph();
+  CompiledPlan plan = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
+  const TuneSpace space = plan.kernels[0].space;
+  ASSERT_NE(space.field("THREADS"), nullptr) << "this test needs a machine of 2 cores or more";
+  TuneSetup setup = setup_here(g);
+  setup.one_core = true;
+  setup.benchmark = [](const BenchmarkRequest& request, const std::string& what) {
+    return benchmark_in_worker(WorkerStart::Subprocess, /*background=*/true, request, what);
+  };
+  std::vector<TuneReport> reports = tune(plan, setup);
+  ASSERT_EQ(reports.size(), 1u);
+  const TuneReport& r = reports[0];
+  ASSERT_GT(r.timed.size(), 1u) << "the other fields were still tuned";
+  for (const auto& [config, seconds] : r.timed) {
+    EXPECT_EQ(config.at("THREADS"), space.defaults.at("THREADS")) << config_text(config);
+    EXPECT_EQ(config.at("GRAIN"), space.defaults.at("GRAIN")) << config_text(config);
+  }
+  EXPECT_EQ(plan.kernels[0].config.at("THREADS"), 0) << "every thread, as the thread choice finds";
+
+  CompiledPlan again = build_plan(g, toolchain_for(Tier::optimized, "gcc"));
+  auto before = stats();
+  std::vector<TuneReport> every_core = tune(again, setup_here(g));
+  ASSERT_EQ(every_core.size(), 1u);
+  EXPECT_EQ(every_core[0].tuning, "benchmarked") << "a one-core choice is cached apart";
+  EXPECT_EQ(delta(before, "autotune.cache_hits"), 0);
+}
+
 TEST_F(Autotune, TunedCompiledCodeMatchesEagerInEveryMode) {
   for (CompileMode mode : {CompileMode::InProcess, CompileMode::Subprocess}) {
     CompileOptions o;

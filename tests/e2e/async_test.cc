@@ -362,6 +362,37 @@ TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
   EXPECT_TRUE(f.compile_errors().empty());
 }
 
+// While a stage compiles, a call runs on a thread fewer than set_num_threads allows, leaving
+// the compile a core (a compiler on the calls' cores stalls their parallel regions);
+// the caller's count is restored after each call, and calls after the last stage settled
+// run on every thread again.
+TEST(AsyncProgressive, CallsLeaveACoreToTheCompileUntilTheLastStageSettles) {
+  const int before_threads = get_num_threads();
+  set_num_threads(2);
+  ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
+  ModeRun run(config);
+  auto f = compile(mm_relu, config.options("mm_relu_core"));
+  Tensor x = randn({64, 48}), y = randn({48, 32});
+  auto before = stats();
+  EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  EXPECT_FALSE(f.wait_for_stages(0)) << "two gcc compiles and a tuning cannot have landed yet";
+  EXPECT_EQ(delta(before, "async.runs_leaving_a_core"), 1);
+  EXPECT_EQ(get_num_threads(), 2) << "the caller's thread count comes back after the call";
+  ASSERT_TRUE(f.wait_for_stages(300));
+  before = stats();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  EXPECT_EQ(delta(before, "async.runs_leaving_a_core"), 0);
+  // One thread is all a call has: it keeps it.
+  set_num_threads(1);
+  auto g = compile(mm_relu, config.options("mm_relu_core_one"));
+  before = stats();
+  EXPECT_EQ(compare_tensors(g(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
+  EXPECT_EQ(delta(before, "async.runs_leaving_a_core"), 0);
+  EXPECT_EQ(get_num_threads(), 1);
+  EXPECT_TRUE(g.wait_for_stages(300));
+  set_num_threads(before_threads);
+}
+
 TEST(AsyncFailure, WaitForStagesReturnsOnceTheFailedStageSettled) {
   setenv("KILN_INJECT_FAULT", "compile_error", 1);
   ModeConfig config{CompileMode::Async, WorkerStart::Subprocess, "async"};

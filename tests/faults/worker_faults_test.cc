@@ -189,6 +189,15 @@ std::set<std::string> open_descriptors(int pid) {
   return fds;
 }
 
+// The scheduling autogroup /proc names for a process ("/autogroup-17"; "" where the
+// kernel has none), without its nice value.
+std::string autogroup_of(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/autogroup", pid));
+  std::string group;
+  in >> group;
+  return group;
+}
+
 TEST_P(Pool, WorkersAreHermetic) {
   // A descriptor this process leaves inheritable must not reach a worker.
   int leaked = ::open("/dev/null", O_RDONLY);
@@ -200,7 +209,12 @@ TEST_P(Pool, WorkersAreHermetic) {
     ASSERT_GT(w.pid, 0);
     EXPECT_EQ(open_descriptors(w.pid), (std::set<std::string>{"0", "1", "2"}))
         << "worker " << w.pid;
-    EXPECT_EQ(getsid(w.pid), w.pid) << "a worker leads its own session (no terminal signals)";
+    EXPECT_EQ(getpgid(w.pid), w.pid) << "a worker leads its own process group (no terminal "
+                                        "signals; the host ends it and its compilers as one)";
+    EXPECT_EQ(getsid(w.pid), getsid(0))
+        << "a worker stays in the host's session, so in its scheduling autogroup";
+    EXPECT_EQ(autogroup_of(w.pid), autogroup_of(getpid()))
+        << "a worker of its own autogroup is weighed as the whole host's equal";
     std::ifstream status(fmt::format("/proc/{}/status", w.pid));
     std::string line;
     while (std::getline(status, line))
