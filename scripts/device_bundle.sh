@@ -21,7 +21,7 @@ dnnl=$(ls /usr/lib/*/libdnnl.so.2 2>/dev/null | head -1)
 [ -n "$dnnl" ] && cp -L "$dnnl" "$out/stage/deps/"
 for lib in $(ldd "$build"/lib/libkiln.so ${openblas:+"$openblas"} ${dnnl:+"$dnnl"} | awk '/=>/ {print $3}'); do
   case "$(basename "$lib")" in
-    libc.so*|libm.so*|libstdc++*|libgcc_s*) ;;  # the GPU machine's own are newer
+    libc.so*|libm.so*|libmvec.so*|libstdc++*|libgcc_s*) ;;  # the GPU machine's own are newer
     *) cp -L "$lib" "$out/stage/deps/" ;;
   esac
 done

@@ -64,14 +64,16 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
   src += "  if (K == 0) {\n    memset(p0, 0, (size_t)(M * N) * sizeof(float));\n    return;\n  }\n";
   src += "#if KILN_IMPL == 0\n";
   // The library call: the one that serves kiln's f32 products (support/blas.h), loaded
-  // RTLD_GLOBAL before any kernel object.
+  // RTLD_GLOBAL before any kernel object. oneDNN answers a status: a call it refuses falls
+  // through to the tiled loops, so that C is never left unwritten.
   if (blas().dnnl_sgemm) {
     src +=
         "  extern int dnnl_sgemm(char, char, int64_t, int64_t, int64_t, float, const float*, "
         "int64_t,\n"
         "                        const float*, int64_t, float, float*, int64_t);\n";
-    src += fmt::format("  dnnl_sgemm('N', '{}', M, N, K, 1.0f, p1, K, p2, {}, 0.0f, p0, N);\n",
-                       shape.b_transposed ? 'T' : 'N', shape.b_transposed ? "K" : "N");
+    src += fmt::format(
+        "  if (dnnl_sgemm('N', '{}', M, N, K, 1.0f, p1, K, p2, {}, 0.0f, p0, N) == 0) return;\n",
+        shape.b_transposed ? 'T' : 'N', shape.b_transposed ? "K" : "N");
   } else {
     src +=
         "  extern void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const "
@@ -79,15 +81,15 @@ std::string emit_gemm_template(const std::string& name, const GemmShape& shape, 
         "                          float*, int);\n";
     src += fmt::format(
         "  cblas_sgemm(101 /* row major */, 111 /* A as is */, {}, (int)M, (int)N, (int)K, 1.0f, "
-        "p1, (int)K, p2, (int){}, 0.0f, p0, (int)N);\n",
+        "p1, (int)K, p2, (int){}, 0.0f, p0, (int)N);\n  return;\n",
         shape.b_transposed ? "112 /* B transposed */" : "111 /* B as is */",
         shape.b_transposed ? "K" : "N");
   }
-  src += "#else\n";
+  src += "#endif\n";
   std::string loops = kTiledLoops;
   loops.replace(loops.find("{inner}"), 7, shape.b_transposed ? kColumnsOfB : kRowsOfB);
   src += loops;
-  src += "#endif\n}\n";
+  src += "}\n";
   return src;
 }
 

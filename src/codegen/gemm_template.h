@@ -1,7 +1,8 @@
 // The GEMM template (kernel kind `tem`, docs/design.md §7): C[M, N] = A[M, K] @ B for f32, B being
 // [K, N], or [N, K] read transposed (linear's weight). Its config chooses the
 // implementation — IMPL=0 calls the library that serves the eager matmul (oneDNN's
-// dnnl_sgemm or OpenBLAS's cblas_sgemm: support/blas.h), IMPL=1 runs generated tiled loops (BM × BN
+// dnnl_sgemm or OpenBLAS's cblas_sgemm: support/blas.h; a oneDNN call that answers an error
+// status falls through to the loops), IMPL=1 runs generated tiled loops (BM × BN
 // output tiles, BK deep, accumulated in a local tile, tiles spread over threads) — so that
 // autotuning under max_autotune keeps whichever is faster at the graph's sizes.
 #pragma once
