@@ -19,8 +19,11 @@ class StageTrial {
   };
 
   // Timed calls of each arm at least and at most; with fewer than kMaxCalls, a trial also
-  // goes on until each arm has run kEnoughSeconds (short calls are noisy).
-  static constexpr int kMinCalls = 3;
+  // goes on until each arm has run kEnoughSeconds (short calls are noisy). At least 7: a
+  // fresh stage's threaded kernels run on one thread in 3 of their first 6 calls (their
+  // thread choice's early probes, runtime/thread_choice.h), and a median of 3 such calls
+  // timed the probes (an optimized stage refused at 1.6x its true time, on 2 cores).
+  static constexpr int kMinCalls = 7;
   static constexpr int kMaxCalls = 15;
   static constexpr double kEnoughSeconds = 0.02;
   // After kClearCalls timed calls each, a candidate whose every call is this many times

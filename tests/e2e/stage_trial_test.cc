@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <iterator>
+
 namespace kiln {
 namespace {
 
@@ -77,9 +79,9 @@ TEST(StageTrial, CloseTimingsTakeTheMinimumCallsAndCompareMedians) {
 TEST(StageTrial, ShortCallsRunUntilEachArmHasEnoughTimeOrTheCap) {
   StageTrial enough, capped;
   int calls = 0;
-  // 4 ms a call: 5 calls each reach kEnoughSeconds (20 ms).
-  EXPECT_EQ(run_trial(enough, 0.004, 0.0041, &calls), std::optional<bool>(true));
-  EXPECT_EQ(enough.calls(), 5);
+  // 2 ms a call: 10 calls each reach kEnoughSeconds (20 ms).
+  EXPECT_EQ(run_trial(enough, 0.002, 0.00205, &calls), std::optional<bool>(true));
+  EXPECT_EQ(enough.calls(), 10);
   // 2 us a call never does: the cap decides.
   EXPECT_EQ(run_trial(capped, 2.1e-6, 2.0e-6, &calls), std::optional<bool>(false));
   EXPECT_EQ(capped.calls(), StageTrial::kMaxCalls);
@@ -87,16 +89,31 @@ TEST(StageTrial, ShortCallsRunUntilEachArmHasEnoughTimeOrTheCap) {
 
 TEST(StageTrial, AnOutlierDoesNotDecideAgainstTheMedian) {
   StageTrial trial;
-  trial.next();  // warm-up
-  const double incumbent[] = {0.050, 0.050, 0.050};
-  const double candidate[] = {0.040, 0.120, 0.040};  // one call preempted
-  for (int i = 0; i < 3; ++i) {
-    trial.record(trial.next(), incumbent[i]);
-    EXPECT_FALSE(trial.decision() && i < 2) << i;
+  trial.next();                                                                  // warm-up
+  const double candidate[] = {0.040, 0.120, 0.040, 0.040, 0.040, 0.040, 0.040};  // one preempted
+  static_assert(std::size(candidate) == StageTrial::kMinCalls);
+  for (size_t i = 0; i < std::size(candidate); ++i) {
+    trial.record(trial.next(), 0.050);
+    EXPECT_FALSE(trial.decision() && i + 1 < std::size(candidate)) << i;
     trial.record(trial.next(), candidate[i]);
   }
   EXPECT_EQ(trial.decision(), std::optional<bool>(true));
   EXPECT_DOUBLE_EQ(trial.candidate_median(), 0.040);
+}
+
+// A fresh stage's threaded kernels run on one thread in 3 of their first 6 calls (their
+// thread choice's early probes): the trial's median must be of the calls that serve.
+TEST(StageTrial, AFreshStagesThreadProbesDoNotDecideItsTrial) {
+  StageTrial trial;
+  trial.next();  // warm-up: the kernels' first call, on their threads
+  // Timed calls 2 to 7 alternate a one-thread probe (2x) and a threaded call, then serve.
+  const double candidate[] = {0.020, 0.010, 0.020, 0.010, 0.020, 0.010, 0.010};
+  for (size_t i = 0; i < std::size(candidate) && !trial.decision(); ++i) {
+    trial.record(trial.next(), 0.012);
+    trial.record(trial.next(), candidate[i]);
+  }
+  EXPECT_EQ(trial.decision(), std::optional<bool>(true));
+  EXPECT_DOUBLE_EQ(trial.candidate_median(), 0.010);
 }
 
 }  // namespace
