@@ -87,6 +87,7 @@ namespace {
 
 bool every_device(Device) { return true; }
 bool cuda_plans(Device device) { return device == Device::cuda; }
+bool cpu_plans(Device device) { return device == Device::cpu; }
 
 struct PassEntry {
   const char* name;
@@ -99,6 +100,7 @@ struct PassEntry {
 // after simplify_views and CSE have put the products' tails in their final form.
 constexpr PassEntry kPasses[] = {
     {"fuse_attention", fuse_attention, cuda_plans},
+    {"fuse_attention_f32", fuse_attention_f32, cpu_plans},
     {"fuse_gemm_activations", fuse_gemm_activations, cuda_plans},
     {"decompose_ops", decompose_ops, every_device},
     {"simplify_views", simplify_views, every_device},

@@ -1,8 +1,10 @@
-// GPU plans only (plan_builder.cc), before decomposition: attention written out as ops,
+// Before decomposition: attention written out as ops,
 //   matmul(q, permute(k, swap last two)) [* s | / s] → softmax(-1) → matmul(·, v)
 // becomes one attention(q, k, v, scale=s, divide) node, which the GPU runs as one fused
-// kernel that never writes the scores (eager/attention.cc). q, k and v must share their
-// batch dims and a floating dtype, and each intermediate must be read only by the next node
+// kernel and the CPU in one pass over the keys, neither writing the scores
+// (eager/attention.cc). q, k and v must share their batch dims and a dtype the plan's device
+// fuses (GPU: f32, f16, bf16; CPU: f32, whose other dtypes would run the unfused eager ops
+// instead of generated kernels), and each intermediate must be read only by the next node
 // of the pattern (not a graph output). The permute left without readers is removed later by
 // the dead-node pass.
 #include "passes/passes.h"
@@ -19,7 +21,9 @@ struct Attention {
   std::vector<size_t> absorbed;  // the scores' product, the scaling and the softmax
 };
 
-bool attention_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == DType::bf16; }
+using DTypeTest = bool (*)(DType);
+bool gpu_attention_dtype(DType d) { return d == DType::f32 || d == DType::f16 || d == DType::bf16; }
+bool cpu_attention_dtype(DType d) { return d == DType::f32; }
 
 // k when `kt` is permute(k) swapping its last two dims (the others in place), else -1.
 ValueId transposed_from(const Graph& g, ValueId kt) {
@@ -40,9 +44,10 @@ ValueId transposed_from(const Graph& g, ValueId kt) {
 bool plain_product(const Node& n) { return n.op == Op::matmul && !n.attrs.has("epilogue"); }
 
 // The attention ending at node `end` (the product with v), if the nodes before it match.
-std::optional<Attention> match(const Graph& g, const SoleReaders& sole_reader, size_t end) {
+std::optional<Attention> match(const Graph& g, const SoleReaders& sole_reader, size_t end,
+                               DTypeTest fused_dtype) {
   const Node& pv = g.nodes[end];
-  if (!plain_product(pv) || !attention_dtype(pv.type.dtype)) return std::nullopt;
+  if (!plain_product(pv) || !fused_dtype(pv.type.dtype)) return std::nullopt;
   const int32_t sm = g.node_index(pv.inputs[0]);
   if (sm < 0) return std::nullopt;
   const Node& softmax = g.nodes[static_cast<size_t>(sm)];
@@ -84,15 +89,13 @@ std::optional<Attention> match(const Graph& g, const SoleReaders& sole_reader, s
   return a;
 }
 
-}  // namespace
-
-PassResult fuse_attention(const Graph& graph) {
+PassResult fuse_attention_of(const Graph& graph, DTypeTest fused_dtype) {
   const SoleReaders sole_reader(graph);
   std::vector<std::optional<Attention>> ending(graph.nodes.size());
   std::vector<bool> absorbed(graph.nodes.size(), false);
   bool any = false;
   for (size_t n = 0; n < graph.nodes.size(); ++n) {
-    ending[n] = match(graph, sole_reader, n);
+    ending[n] = match(graph, sole_reader, n, fused_dtype);
     if (!ending[n]) continue;
     for (size_t m : ending[n]->absorbed) absorbed[m] = true;
     any = true;
@@ -112,6 +115,16 @@ PassResult fuse_attention(const Graph& graph) {
     r.set(graph.node_value(n), r.add(Op::attention, {r.map(a.q), r.map(a.k), r.map(a.v)}, attrs));
   }
   return {r.finish(graph.outputs), true};
+}
+
+}  // namespace
+
+PassResult fuse_attention(const Graph& graph) {
+  return fuse_attention_of(graph, gpu_attention_dtype);
+}
+
+PassResult fuse_attention_f32(const Graph& graph) {
+  return fuse_attention_of(graph, cpu_attention_dtype);
 }
 
 }  // namespace kiln

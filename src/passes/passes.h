@@ -45,10 +45,12 @@ PassResult fuse_gemm_epilogues(const Graph& graph);
 // product's only reader is one of those activations.
 PassResult fuse_gemm_activations(const Graph& graph);
 
-// For GPU plans before decompose_ops: matmul(q, permute(k, last two swapped)) [* s | / s]
-// → softmax(-1) → matmul(·, v), each value read only by the next, becomes one
-// attention(q, k, v, scale=s[, divide=true]) node. After: no such chain remains.
+// Before decompose_ops: matmul(q, permute(k, last two swapped)) [* s | / s] → softmax(-1)
+// → matmul(·, v), each value read only by the next, becomes one
+// attention(q, k, v, scale=s[, divide=true]) node. After: no such chain remains in f32,
+// f16 or bf16 (fuse_attention, GPU plans) or in f32 (fuse_attention_f32, CPU plans).
 PassResult fuse_attention(const Graph& graph);
+PassResult fuse_attention_f32(const Graph& graph);
 
 // Removes nodes and constants that no output depends on.
 PassResult eliminate_dead_nodes(const Graph& graph);

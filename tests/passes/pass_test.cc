@@ -2,6 +2,7 @@
 // graph expected after it. The harness checks the printed result against the expected text,
 // the pass's `changed` flag, the verifier, and that the graph computes the same outputs as
 // before (on random inputs, constants and dynamic sizes, through the interpreter).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -29,6 +30,7 @@ const std::map<std::string, PassResult (*)(const Graph&)> kPasses = {
     {"fuse_gemm_epilogues", fuse_gemm_epilogues},
     {"fuse_gemm_activations", fuse_gemm_activations},
     {"fuse_attention", fuse_attention},
+    {"fuse_attention_f32", fuse_attention_f32},
 };
 
 struct Case {
@@ -89,32 +91,44 @@ TEST(Passes, TextCases) {
 }
 
 // The pipeline's one pass list: device passes are entries of it, run (and logged, and
-// verified) through run_pass like the others, for the plans they apply to.
-TEST(Passes, ThePipelineRunsTheCudaFusionsForCudaPlansOnly) {
-  const std::string text =
-      R"(graph g(%q: f32[2, 3, 5, 8], %k: f32[2, 3, 7, 8], %v: f32[2, 3, 7, 4]) {
+// verified) through run_pass like the others, for the plans they apply to: f32 attention
+// fuses on both devices, f16 on the GPU only (the CPU's one-pass attention is f32's).
+TEST(Passes, ThePipelineRunsEachDevicesFusionsForItsPlansOnly) {
+  for (const char* dtype : {"f32", "f16"}) {
+    const std::string text = fmt::format(
+        R"(graph g(%q: {0}[2, 3, 5, 8], %k: {0}[2, 3, 7, 8], %v: {0}[2, 3, 7, 4]) {{
   %0 = permute(%k, dims=[0, 1, 3, 2])
   %1 = matmul(%q, %0)
   %2 = div(%1, 2.0)
   %3 = softmax(%2, dim=-1)
   %4 = matmul(%3, %v)
   return %4
-}
-)";
-  Graph g = parse_graph(text, "attention");
-  setenv("KILN_LOGS", "passes", 1);
-  ::testing::internal::CaptureStderr();
-  std::string cuda = print_graph(optimize_graph(g, Device::cuda));
-  std::string cuda_log = ::testing::internal::GetCapturedStderr();
-  ::testing::internal::CaptureStderr();
-  std::string cpu = print_graph(optimize_graph(g, Device::cpu));
-  std::string cpu_log = ::testing::internal::GetCapturedStderr();
-  unsetenv("KILN_LOGS");
-  EXPECT_NE(cuda.find("attention(%q, %k, %v, divide=true, scale=2.0)"), std::string::npos) << cuda;
-  EXPECT_NE(cuda_log.find("after fuse_attention:"), std::string::npos) << cuda_log;
-  EXPECT_EQ(cpu.find("attention("), std::string::npos) << cpu;
-  EXPECT_EQ(cpu_log.find("fuse_attention"), std::string::npos) << cpu_log;
-  EXPECT_NE(cpu_log.find("after decompose_ops:"), std::string::npos) << cpu_log;
+}}
+)",
+        dtype);
+    Graph g = parse_graph(text, "attention");
+    setenv("KILN_LOGS", "passes", 1);
+    ::testing::internal::CaptureStderr();
+    std::string cuda = print_graph(optimize_graph(g, Device::cuda));
+    std::string cuda_log = ::testing::internal::GetCapturedStderr();
+    ::testing::internal::CaptureStderr();
+    std::string cpu = print_graph(optimize_graph(g, Device::cpu));
+    std::string cpu_log = ::testing::internal::GetCapturedStderr();
+    unsetenv("KILN_LOGS");
+    const bool f32 = std::string(dtype) == "f32";
+    EXPECT_NE(cuda.find("attention(%q, %k, %v, divide=true, scale=2.0)"), std::string::npos)
+        << cuda;
+    EXPECT_NE(cuda_log.find("after fuse_attention:"), std::string::npos) << cuda_log;
+    EXPECT_EQ(cuda_log.find("fuse_attention_f32"), std::string::npos) << cuda_log;
+    EXPECT_EQ(cpu.find("attention(%q, %k, %v, divide=true, scale=2.0)") != std::string::npos, f32)
+        << dtype << ":\n"
+        << cpu;
+    EXPECT_EQ(cpu_log.find("after fuse_attention:"), std::string::npos) << cpu_log;
+    EXPECT_EQ(cpu_log.find("after fuse_attention_f32:") != std::string::npos, f32) << cpu_log;
+    if (!f32) {
+      EXPECT_NE(cpu_log.find("after decompose_ops:"), std::string::npos) << cpu_log;
+    }
+  }
 }
 
 }  // namespace

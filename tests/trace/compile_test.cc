@@ -248,3 +248,44 @@ TEST(CompileFactories, LikeFactoriesFollowDynamicSizes) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln::testing {
+namespace {
+
+// Attention written out as ops compiles, on the CPU, to one attention step (the one-pass
+// kernel of eager/cpu_attention.h) in f32, matching the eager ops; with grad, the softmax
+// the backward reads is saved and the chain stays ops, and the gradients match eager's.
+TEST(CompileAttention, CpuF32AttentionWrittenAsOpsRunsAsOneStep) {
+  manual_seed(41);
+  auto attend = [](const Tensor& q, const Tensor& k, const Tensor& v) {
+    return matmul(softmax(matmul(q, k.transpose(-2, -1)) * 0.125, -1), v);
+  };
+  Tensor q = randn({2, 4, 70, 64}), k = randn({2, 4, 90, 64}), v = randn({2, 4, 90, 32});
+  CompileOptions o;
+  o.mode = CompileMode::InProcess;
+  o.name = "attention_ops";
+  auto f = compile(attend, o);
+  std::vector<std::string> launched;
+  set_launch_hooks([&](const LaunchInfo& i) { launched.push_back(std::string(i.name)); }, {});
+  Tensor got = f(q, k, v);
+  set_launch_hooks(nullptr, nullptr);
+  EXPECT_EQ(compare_tensors(got, attend(q, k, v), 1e-4, 1e-5), "");
+  ASSERT_EQ(launched.size(), 1u) << "one step, no scores kernel: " << launched.size();
+  EXPECT_NE(launched[0].find("attention"), std::string::npos) << launched[0];
+
+  Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(),
+         vg = v.detach().requires_grad_();
+  o.name = "attention_ops_grad";
+  auto g = compile(attend, o);
+  g(qg, kg, vg).sum().backward();
+  std::vector<Tensor> compiled{qg.grad(), kg.grad(), vg.grad()};
+  Tensor qe = q.detach().requires_grad_(), ke = k.detach().requires_grad_(),
+         ve = v.detach().requires_grad_();
+  attend(qe, ke, ve).sum().backward();
+  EXPECT_EQ(compare_tensors(compiled[0], qe.grad(), 1e-4, 1e-5), "");
+  EXPECT_EQ(compare_tensors(compiled[1], ke.grad(), 1e-4, 1e-5), "");
+  EXPECT_EQ(compare_tensors(compiled[2], ve.grad(), 1e-4, 1e-5), "");
+}
+
+}  // namespace
+}  // namespace kiln::testing
