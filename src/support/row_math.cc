@@ -9,17 +9,23 @@
 #include "support/cpu_features.h"
 
 // libmvec's vector variants (glibc's ABI for `#pragma omp declare simd` expf): their
-// arguments are vector registers, which the baseline build of this file only names here.
+// arguments are vector registers, so they are declared for the ISA whose registers they use.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-extern "C" __m256 _ZGVdN8v_expf(__m256);
-extern "C" __m512 _ZGVeN16v_expf(__m512);
+#endif
+extern "C" __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
+extern "C" __attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 // gcc 12's AVX-512 intrinsics start from _mm512_undefined_ps(), a self-initialized value
 // its -Wmaybe-uninitialized reports at every use.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 namespace kiln {
 
