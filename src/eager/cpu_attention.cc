@@ -91,8 +91,13 @@ Tensor cpu_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                      bool divide) {
   if (q_in.dtype() != DType::f32 || k_in.dtype() != DType::f32 || v_in.dtype() != DType::f32)
     return Tensor();
+  // The products read rows in place: unit stride along the last dim, rows at least a row
+  // apart (sgemm's leading dimension; an expanded operand's rows repeat at stride 0).
   auto rows_contiguous = [](const Tensor& t) {
-    return t.strides().back() == 1 || t.size(-1) == 1 ? t : contiguous_eager(t);
+    const int64_t row_stride = t.strides()[static_cast<size_t>(t.dim() - 2)];
+    const bool in_place = (t.strides().back() == 1 || t.size(-1) == 1) &&
+                          row_stride >= std::max<int64_t>(t.size(-1), 1);
+    return in_place ? t : contiguous_eager(t);
   };
   const Tensor q = rows_contiguous(q_in), k = rows_contiguous(k_in), v = rows_contiguous(v_in);
   const int64_t batch_dims = q.dim() - 2;
@@ -122,8 +127,9 @@ Tensor cpu_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
   const int64_t row_blocks = (t_len + row_block - 1) / row_block;
   const int64_t items = batches * row_blocks;
   // A product per block is small: the blocks, not the products, take the threads.
-  const bool parallel =
-      items > 1 && !omp_in_parallel() && batches * t_len * s_len * (d + dv) >= (int64_t{1} << 18);
+  const double work = static_cast<double>(batches) * static_cast<double>(t_len) *
+                      static_cast<double>(s_len) * static_cast<double>(d + dv);
+  const bool parallel = items > 1 && !omp_in_parallel() && work >= double(int64_t{1} << 18);
   std::exception_ptr error;
 #pragma omp parallel if (parallel)
   {

@@ -90,6 +90,9 @@ TEST(CpuAttention, ReadsStridedOperandsAndDividesByTheScale) {
   Tensor kt = randn({2, 16, 90}).transpose(1, 2);  // [2, 90, 16], stride 90 along D
   Tensor q = randn({2, 33, 16}), v = randn({2, 90, 7});
   expect_matches(q, kt, v, 0.5, "k strided along its last dim");
+  // Expanded operands: keys repeated along S (rows at stride 0), one batch's values for all.
+  expect_matches(q, randn({2, 1, 16}).expand({2, 90, 16}), randn({1, 90, 7}).expand({2, 90, 7}),
+                 0.5, "expanded k and v");
   Tensor divided = cpu_attention(q, kt, v, 4.0, /*divide=*/true);
   EXPECT_EQ(compare_tensors(divided, reference(q, kt, v, 0.25), 1e-4, 2e-5), "");
 }
