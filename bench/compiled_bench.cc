@@ -144,6 +144,14 @@ int main(int argc, char** argv) {
        },
        {randn({4096, 4096}), randn({4096}), randn({4096})},
        2 * fb},
+      {"gelu (erf), 2^24 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{gelu(in[0])}; },
+       {randn({n})},
+       2 * fb},
+      {"gelu (tanh), 2^24 f32",
+       [](const std::vector<Tensor>& in) { return std::vector<Tensor>{gelu(in[0], "tanh")}; },
+       {randn({n})},
+       2 * fb},
       {"500 chained adds, 100x100",
        [](const std::vector<Tensor>& in) {
          Tensor t = in[0];

@@ -143,15 +143,17 @@ ValueId decompose(Emitter& e, const Node& node, const std::vector<ValueId>& in) 
     }
     case Op::gelu: {
       ValueId x = e.upcast(in[0]);
-      ValueId half_x = e.scalar(Op::mul, x, 0.5);
-      ValueId inner;
       if (attrs.has("approximate") && attrs.get_string("approximate") == "tanh") {
+        // 0.5 x (1 + tanh(u)) is x * sigmoid(2u) = x / (1 + exp(-2u)), u = k (x + 0.044715 x^3):
+        // the same function with no cancellation, and one exp where the vector tanhf costs
+        // about three (glibc's libmvec, AVX2). Large negative x: exp overflows, x / inf = -0.
         ValueId cube = e.op(Op::mul, {e.op(Op::mul, {x, x}), x});
         ValueId poly = e.op(Op::add, {x, e.scalar(Op::mul, cube, 0.044715)});
-        inner = e.op(Op::tanh, {e.scalar(Op::mul, poly, 0.7978845608028654)});
-      } else {
-        inner = e.op(Op::erf, {e.scalar(Op::mul, x, 0.7071067811865476)});
+        ValueId em2u = e.op(Op::exp, {e.scalar(Op::mul, poly, -2 * 0.7978845608028654)});
+        return e.cast(e.op(Op::div, {x, e.scalar(Op::add, em2u, 1.0)}), out);
       }
+      ValueId half_x = e.scalar(Op::mul, x, 0.5);
+      ValueId inner = e.op(Op::erf, {e.scalar(Op::mul, x, 0.7071067811865476)});
       return e.cast(e.op(Op::mul, {half_x, e.scalar(Op::add, inner, 1.0)}), out);
     }
     case Op::linear: {

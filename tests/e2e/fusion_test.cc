@@ -226,6 +226,22 @@ TEST(Fusion, VectorizedMaxAndMinStillPropagateNaN) {
   EXPECT_EQ(m.at({1}), -inf);
 }
 
+TEST(Fusion, TanhGeluIsOneKernelAndMatchesEagerAtItsExtremes) {
+  // The compiled form is x / (1 + exp(-2u)) (passes/decompose_ops.cc), eager's is
+  // 0.5 x (1 + tanh(u)): equal where exp overflows (large negative x), underflows (large
+  // positive x), near zero, and for inf and NaN, in f32 and f64.
+  const double nan = std::nan(""), inf = INFINITY;
+  std::vector<double> v = {-inf, -1e30, -100, -20, -9.5, -3, -1,  -1e-3, -1e-30, 0,  1e-30,
+                           1e-3, 0.5,   1,    3,   9.5,  20, 100, 1e30,  inf,    nan};
+  for (int i = 0; i < 43; ++i) v.push_back(-6 + 0.29 * i);
+  for (DType d : {DType::f32, DType::f64}) {
+    Tensor x = from_vector(v, {static_cast<int64_t>(v.size())}).to(d);
+    auto steps = steps_of(
+        [](std::vector<Tensor> in) { return std::vector<Tensor>{gelu(in[0], "tanh")}; }, {x});
+    EXPECT_EQ(count_kernels(steps), 1u) << dtype_name(d);
+  }
+}
+
 // The bodies of `g`'s kernels, as emitted.
 std::string kernel_sources(const Graph& g) {
   std::string src;
