@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 
-WORKLOADS = ["pointwise", "dropout", "addchain500", "mm_relu", "mlp", "softmax", "layernorm", "transformer"]
+WORKLOADS = ["pointwise", "dropout", "addchain500", "mm_relu", "mlp", "softmax", "layernorm", "transformer",
+             "attention_bf16", "attention_t1024_bf16"]
 
 
 def build(name):
@@ -58,6 +59,10 @@ def build(name):
     if name == "transformer":
         m = torch.nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True, dropout=0.0).to(dev).eval()
         return (lambda x: m(x)), (torch.randn(8, 256, 512, device=dev),), 0
+    if name in ("attention_bf16", "attention_t1024_bf16"):
+        b, t = (16, 256) if name == "attention_bf16" else (8, 1024)
+        qkv = [torch.randn(b, 12, t, 64, device=dev, dtype=torch.bfloat16) for _ in range(3)]
+        return (lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v)), tuple(qkv), 0
     raise KeyError(name)
 
 

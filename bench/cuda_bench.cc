@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "cuda/device_memory.h"
 #include "cuda/driver.h"
@@ -178,6 +179,21 @@ std::vector<Workload> workloads() {
            return std::vector<Tensor>{layer_norm(h + f, {d}, w[10], w[11], 1e-5)};
          },
          {gpu_randn({8, 256, 512})}});
+  }
+  // Attention as PyTorch's scaled_dot_product_attention computes it, in bf16 (kiln: one
+  // fused step on the half-precision tensor cores): BERT-base heads (16 x 12 heads, 256
+  // tokens) and GPT-2-length sequences (8 x 12 heads, 1024 tokens), head dim 64.
+  for (auto [name, b, t] :
+       {std::tuple{"attention_bf16", 16, 256}, std::tuple{"attention_t1024_bf16", 8, 1024}}) {
+    const int64_t h = 12, d = 64;
+    out.push_back({name,
+                   [](const std::vector<Tensor>& in) {
+                     return std::vector<Tensor>{scaled_dot_product_attention(in[0], in[1], in[2])};
+                   },
+                   {gpu_randn({b, h, t, d}, DType::bf16), gpu_randn({b, h, t, d}, DType::bf16),
+                    gpu_randn({b, h, t, d}, DType::bf16)},
+                   0,
+                   4.0 * double(b) * h * t * t * d});
   }
   return out;
 }

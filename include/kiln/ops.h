@@ -98,7 +98,8 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 // x @ weight^T + bias; bias may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // softmax(q @ k^T * scale, -1) @ v over q [..., T, D], k [..., S, D], v [..., S, Dv] with
-// the same batch dims; scale defaults to 1/sqrt(D). One fused kernel on the GPU (D, Dv <= 64).
+// the same batch dims; scale defaults to 1/sqrt(D). One fused kernel on the GPU (D, Dv <= 64
+// in f32, <= 128 in f16 and bf16).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     std::optional<double> scale = std::nullopt);
 // Like torch.set_float32_matmul_precision: "highest" (the default) keeps float32 matrix

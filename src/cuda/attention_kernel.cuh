@@ -8,12 +8,11 @@
 //
 // Both products run on tensor cores as m16n8k8 TF32 mma in three parts each (3xTF32:
 // a*b ~ big(a)*big(b) + big(a)*small(b) + small(a)*big(b), small = a - big(a)), which keeps
-// f32's accuracy to within a few ulps, the scheme PyTorch's own f32 attention uses; f16 and
-// bf16 operands are computed the same way, in f32. Operands are split once, as they are
-// put into shared memory. The scores' accumulator fragments are the probabilities'
-// operand fragments as they stand: the value product sums over keys in the order the
-// fragment holds them (slot t = key 2t, slot t + 4 = key 2t + 1), and the value fragments
-// are read in that order.
+// f32's accuracy to within a few ulps, the scheme PyTorch's own f32 attention uses. (f16 and
+// bf16 run on their own tensor-core products: attention_mma16.cuh.) Operands are split once, as
+// they are put into shared memory. The scores' accumulator fragments are the probabilities' operand
+// fragments as they stand: the value product sums over keys in the order the fragment holds them
+// (slot t = key 2t, slot t + 4 = key 2t + 1), and the value fragments are read in that order.
 #pragma once
 
 namespace kiln_attention {
@@ -132,6 +131,20 @@ __device__ __forceinline__ bool float4_runs(const char* base, int64_t offset, in
          dims % 4 == 0;
 }
 
+// Where problem `problem` (a block row of the grid) starts in q, k and v, in elements.
+__device__ __forceinline__ void problem_offsets(const AttentionArgs& a, int64_t problem,
+                                                int64_t& q_off, int64_t& k_off, int64_t& v_off) {
+#pragma unroll
+  for (int i = 0; i < kAttentionMaxBatchDims; ++i) {
+    if (i >= a.batch_dims) break;
+    const int64_t index = problem % a.batch_sizes[i];
+    problem /= a.batch_sizes[i];
+    q_off += index * a.q_batch_strides[i];
+    k_off += index * a.k_batch_strides[i];
+    v_off += index * a.v_batch_strides[i];
+  }
+}
+
 // Fragment coordinates (PTX ISA, mma.m16n8k8 .tf32): lane = 4g + t; A holds (g, t),
 // (g + 8, t), (g, t + 4), (g + 8, t + 4); B holds (k t, n g), (k t + 4, n g); C holds
 // (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
@@ -152,16 +165,8 @@ __device__ void attention_block(const AttentionArgs& a) {
   float2* const v_tile = k_tile + kTileKeys * kKP;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int row_warp = warp % ROW_WARPS, part = warp / ROW_WARPS;
-  int64_t problem = blockIdx.y, q_off = 0, k_off = 0, v_off = 0;
-#pragma unroll
-  for (int i = 0; i < kAttentionMaxBatchDims; ++i) {
-    if (i >= a.batch_dims) break;
-    const int64_t index = problem % a.batch_sizes[i];
-    problem /= a.batch_sizes[i];
-    q_off += index * a.q_batch_strides[i];
-    k_off += index * a.k_batch_strides[i];
-    v_off += index * a.v_batch_strides[i];
-  }
+  int64_t q_off = 0, k_off = 0, v_off = 0;
+  problem_offsets(a, blockIdx.y, q_off, k_off, v_off);
   const int m0 = blockIdx.x * kRows;
   {
     TileShare<kRows, kThreads> q;

@@ -92,7 +92,8 @@ struct PoolArgs {
 // `batch` problems: q [T, D], k [S, D], v [S, Dv] with contiguous rows (strides in elements),
 // problem b at the offsets its batch index gives through batch_sizes (innermost first) and
 // each operand's batch strides; out is contiguous [batch, T, Dv]. f32, f16 or bf16 (all
-// four alike), computed in f32; D and Dv at most kAttentionMaxHead.
+// four alike), accumulated in f32; D and Dv at most kAttentionMaxHead (f32) or
+// kAttention16MaxHead (f16, bf16).
 constexpr int kAttentionMaxBatchDims = 4;
 constexpr int kAttentionMaxHead = 64;
 // The kernel's tiles in shared memory, of (TF32 big, small) pairs: the block's query rows,
@@ -108,6 +109,19 @@ constexpr int attention_shared_bytes(int rows, int key_splits) {
   return (rows * kAttentionQueryPitch +
           key_splits * kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) *
          8;
+}
+// The f16/bf16 kernel (attention_mma16.cuh): blocks of kAttention16Warps warps, 16 or 32
+// query rows each, against tiles of kAttention16Keys keys; head dims up to kAttention16MaxHead,
+// padded to 64 or 128 in shared memory, which holds the query rows and two stages of keys
+// and values, each row of `head` 16-bit elements padded by 8.
+constexpr int kAttention16Warps = 4;
+constexpr int kAttention16Keys = 64;
+constexpr int kAttention16MaxHead = 128;
+// Query rows a block: 16 a warp (32 a warp for head dims up to 64 measured slower on the
+// H200: two blocks a multiprocessor rather than three).
+constexpr int attention16_rows(int) { return 16 * kAttention16Warps; }
+constexpr int attention16_shared_bytes(int head) {
+  return (attention16_rows(head) + 4 * kAttention16Keys) * (head + 8) * 2;
 }
 struct AttentionArgs {
   const char* q;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "cuda/driver.h"
+#include "kiln/dtype.h"
 #include "kiln/error.h"
 
 #ifdef KILN_HAVE_EAGER_FATBIN
@@ -25,6 +26,8 @@ struct EagerModule {
   CUfunction map = nullptr, reduce = nullptr, rows = nullptr, gather = nullptr, pool2d = nullptr,
              random = nullptr;
   CUfunction attention64 = nullptr, attention32 = nullptr;
+  // f16/bf16 on their own tensor-core products, by [bf16][head 128].
+  CUfunction attention16[2][2] = {};
 };
 
 const EagerModule& module() {
@@ -55,6 +58,15 @@ const EagerModule& module() {
       check(d.cuFuncSetAttribute(f, kMaxDynamicSharedBytes,
                                  attention_shared_bytes(rows, kAttentionKeySplits)),
             "cuFuncSetAttribute (kiln_eager_attention's shared memory)");
+    for (int bf16 = 0; bf16 < 2; ++bf16)
+      for (int wide = 0; wide < 2; ++wide) {
+        const int head = wide ? 128 : 64;
+        CUfunction& f = e->attention16[bf16][wide];
+        f = function(
+            fmt::format("kiln_eager_attention16_{}_{}", bf16 ? "bf16" : "f16", head).c_str());
+        check(d.cuFuncSetAttribute(f, kMaxDynamicSharedBytes, attention16_shared_bytes(head)),
+              "cuFuncSetAttribute (kiln_eager_attention16's shared memory)");
+      }
     return e;
 #else
     throw Error(
@@ -123,15 +135,36 @@ void launch_random(const RandomArgs& a) {
   launch(module().random, grid_for((a.numel + kBlock - 1) / kBlock), a, "kiln_eager_random");
 }
 
+namespace {
+
+bool half_precision(const AttentionArgs& a) {
+  return a.dtype == static_cast<int32_t>(DType::f16) ||
+         a.dtype == static_cast<int32_t>(DType::bf16);
+}
+
+}  // namespace
+
 bool attention_supported(const AttentionArgs& a) {
-  return a.d <= kAttentionMaxHead && a.dv <= kAttentionMaxHead &&
-         a.batch_dims <= kAttentionMaxBatchDims && a.batch > 0 && a.batch <= 65535 && a.t > 0 &&
-         a.s > 0;
+  const int max_head = half_precision(a) ? kAttention16MaxHead : kAttentionMaxHead;
+  return a.d <= max_head && a.dv <= max_head && a.batch_dims <= kAttentionMaxBatchDims &&
+         a.batch > 0 && a.batch <= 65535 && a.t > 0 && a.s > 0;
 }
 
 void launch_attention(const AttentionArgs& a) {
   if (!attention_supported(a))
     throw Error("kiln_eager_attention: shapes beyond the fused kernel's limits");
+  if (half_precision(a)) {
+    const bool wide = std::max(a.d, a.dv) > 64;
+    const int rows = attention16_rows(wide ? 128 : 64);
+    void* params[] = {const_cast<AttentionArgs*>(&a)};
+    check(driver().cuLaunchKernel(
+              module().attention16[a.dtype == static_cast<int32_t>(DType::bf16)][wide],
+              static_cast<unsigned>((a.t + rows - 1) / rows), static_cast<unsigned>(a.batch), 1,
+              32 * kAttention16Warps, 1, 1, attention16_shared_bytes(wide ? 128 : 64), stream(),
+              params, nullptr),
+          "kiln_eager_attention16");
+    return;
+  }
   // 64-row blocks where there is one a multiprocessor, else 32-row ones (more blocks).
   const int64_t blocks64 = (a.t + 63) / 64 * a.batch;
   const bool wide = blocks64 >= int64_t{device_info().multiprocessors};

@@ -613,3 +613,4 @@ extern "C" __global__ void kiln_eager_pool2d(const PoolArgs a) {
 }
 
 #include "cuda/attention_kernel.cuh"
+#include "cuda/attention_mma16.cuh"

@@ -281,6 +281,72 @@ TEST(CudaEager, FusedAttentionMatchesTheUnfusedOps) {
   }
 }
 
+// The f16/bf16 kernel (tensor-core products in the operand type, cuda/attention_mma16.cuh)
+// against the CPU's f32 ops on the same rounded operands: head dims from 8 to 128 (padded to
+// 64 or 128; 100 and 36 are not runs of 16 bytes, so they take the element-wise loads),
+// query and key counts that are not tile multiples, several key tiles with the largest
+// scores in the last ones (the rescale), and strided heads.
+TEST(CudaEager, HalfPrecisionAttentionMatchesF32Ops) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    Shape q, k, dv;  // dv: the value head dim as a one-element shape
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 70, 64}, {2, 3, 130, 64}, {64}}, {{1, 2, 33, 128}, {1, 2, 200, 128}, {128}},
+      {{2, 1, 64, 32}, {2, 1, 64, 32}, {32}},  {{1, 1, 17, 100}, {1, 1, 90, 100}, {100}},
+      {{3, 50, 8}, {3, 65, 8}, {8}},           {{1, 4, 129, 80}, {1, 4, 257, 80}, {48}},
+      {{2, 2, 40, 36}, {2, 2, 70, 36}, {36}},
+  };
+  for (DType dtype : {DType::bf16, DType::f16}) {
+    const double tol = dtype == DType::bf16 ? 3e-2 : 1e-2;
+    for (size_t c = 0; c < cases.size(); ++c) {
+      const Case& t = cases[c];
+      Shape v_shape = t.k;
+      v_shape.back() = t.dv[0];
+      // Keys grow along the sequence, so the row max is first met in a later tile.
+      Tensor ramp = arange(0, t.k[t.k.size() - 2]).reshape({-1, 1}) * (1.0 / 64) + 0.5;
+      Tensor q = randn(t.q).to(dtype), k = (randn(t.k) * ramp).to(dtype),
+             v = randn(v_shape).to(dtype);
+      const double scale = c % 2 ? 1 / std::sqrt(double(t.q.back())) : 0.3;
+      Tensor want =
+          scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), scale);
+      Tensor got = scaled_dot_product_attention(q.cuda(), k.cuda(), v.cuda(), scale);
+      EXPECT_EQ(got.dtype(), dtype);
+      EXPECT_EQ(compare_tensors(got.to(DType::f32), want, tol, tol), "")
+          << dtype_name(dtype) << " case " << c;
+    }
+  }
+  {  // heads read in place from a packed bf16 projection on the GPU
+    Tensor qkv = randn({2, 77, 3 * 256}).to(DType::bf16);
+    auto head = [](const Tensor& x, int64_t i) {
+      return x.narrow(-1, i * 256, 256).reshape({2, 77, 4, 64}).transpose(1, 2);
+    };
+    Tensor f = qkv.to(DType::f32);
+    Tensor want = scaled_dot_product_attention(head(f, 0), head(f, 1), head(f, 2));
+    Tensor g = qkv.cuda();
+    Tensor got = scaled_dot_product_attention(head(g, 0), head(g, 1), head(g, 2));
+    EXPECT_EQ(compare_tensors(got.to(DType::f32), want, 3e-2, 3e-2), "");
+  }
+  {  // written as ops in bf16 with a divided scale, compiled: one fused step
+    auto attention = [](Tensor q, Tensor k, Tensor v) {
+      Tensor scores = matmul(q, k.transpose(-2, -1)) / std::sqrt(64.0);
+      return matmul(softmax(scores, -1), v);
+    };
+    Tensor q = randn({2, 4, 90, 64}).to(DType::bf16), k = randn({2, 4, 150, 64}).to(DType::bf16),
+           v = randn({2, 4, 150, 64}).to(DType::bf16);
+    Tensor want = attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32));
+    auto f = compile(attention);
+    f(q.cuda(), k.cuda(), v.cuda());
+    std::vector<std::string> launched;
+    set_launch_hooks([&](const LaunchInfo& i) { launched.push_back(std::string(i.name)); }, {});
+    Tensor got = f(q.cuda(), k.cuda(), v.cuda());
+    set_launch_hooks(nullptr, nullptr);
+    EXPECT_EQ(compare_tensors(got.to(DType::f32), want, 3e-2, 3e-2), "");
+    ASSERT_EQ(launched.size(), 1u) << fmt::format("{}", fmt::join(launched, ", "));
+    EXPECT_NE(launched[0].find("attention"), std::string::npos) << launched[0];
+  }
+}
+
 // Attention written out as ops compiles to one fused step on the GPU, named in the profile.
 TEST(CudaCompiled, AttentionWrittenAsOpsIsOneFusedStep) {
   SKIP_WITHOUT_GPU();
