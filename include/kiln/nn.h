@@ -41,6 +41,9 @@ class Module {
   void load_state_dict(const TensorMap& state, bool strict = true);
   // Parameters (and their gradients) and buffers moved to `device`, in place of the old.
   void to(Device device);
+  // Floating-point parameters (and their gradients) and buffers cast to `dtype` in place;
+  // integer and bool ones are left as they are (torch's Module.to(dtype)).
+  void to(DType dtype);
   // Clears every parameter's .grad.
   void zero_grad();
 

@@ -128,6 +128,28 @@ void Module::to(Device device) {
   for (auto& [name, t] : named_buffers()) move(t);
 }
 
+void Module::to(DType dtype) {
+  if (!is_floating(dtype))
+    throw Error(fmt::format("Module::to({}): only floating-point dtypes (as torch's Module.to)",
+                            dtype_name(dtype)));
+  // In place, like to(Device); integer and bool tensors keep their dtype (as in PyTorch).
+  NoGradGuard no_grad;
+  auto cast = [dtype](const Tensor& t) {
+    if (!t.defined() || t.dtype() == dtype || !is_floating(t.dtype())) return;
+    Tensor cast = t.to(dtype);
+    Tensor grad = t.grad();
+    TensorImpl& impl = *t.impl();
+    impl.storage = cast.impl()->storage;
+    impl.strides = cast.impl()->strides;
+    impl.offset = cast.impl()->offset;
+    impl.dtype = dtype;
+    impl.history_epoch = impl.storage->history_epoch;
+    if (grad.defined()) t.set_grad(grad.to(dtype));
+  };
+  for (auto& [name, t] : named_parameters()) cast(t);
+  for (auto& [name, t] : named_buffers()) cast(t);
+}
+
 void Module::zero_grad() {
   for (const Tensor& p : parameters()) p.set_grad({});
 }

@@ -66,6 +66,21 @@ TEST(Modules, StateDictsRoundTripAndCheckNamesAndShapes) {
   b->load_state_dict(missing, false);  // not strict: what is there
 }
 
+TEST(Modules, ToDTypeCastsFloatingTensorsInPlace) {
+  auto model = mlp();
+  Tensor w = model->parameters()[0];  // held, as an optimizer holds it
+  Tensor before = w.detach().clone();
+  model->to(DType::bf16);
+  EXPECT_EQ(w.dtype(), DType::bf16) << "the held tensor sees the cast";
+  EXPECT_TRUE(w.requires_grad());
+  EXPECT_EQ(compare_tensors(w.to(DType::f32), before.to(DType::bf16).to(DType::f32), 0, 0), "");
+  for (const Tensor& p : model->parameters()) EXPECT_EQ(p.dtype(), DType::bf16);
+  Tensor y = model->forward(randn({3, 8}).to(DType::bf16));
+  EXPECT_EQ(y.dtype(), DType::bf16);
+  EXPECT_NE(error_of([&] { model->to(DType::i32); }).find("only floating-point"),
+            std::string::npos);
+}
+
 TEST(Losses, MatchTheirDefinitions) {
   Tensor a = randn({4, 3}), b = randn({4, 3});
   EXPECT_NEAR(mse_loss(a, b).item<float>(), ((a - b) * (a - b)).mean().item<float>(), 1e-6);
