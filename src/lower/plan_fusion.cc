@@ -270,9 +270,17 @@ class FusionPlanner {
       kernel_of[n] = static_cast<int>(n);
       int host = forced_root_[n] ? -1 : common_kernel(u);
       if (host < 0 || g_.nodes[static_cast<size_t>(host)].type.shape != node.type.shape) continue;
+      kernel_of[n] = host;
+      if (!outputs_.count(g_.node_value(n))) {
+        // Read only inside that kernel: computed there once (the emitter shares equal
+        // expressions) and never stored. Storing it cost a pass over memory for nothing: the
+        // f32 upcast of a bf16 GELU's input, a second output as wide as the first and twice
+        // as many bytes.
+        state_[n] = State::Inline;
+        continue;
+      }
       state_[n] = State::StoredWith;
       stored_by_[static_cast<size_t>(host)].push_back(n);
-      kernel_of[n] = host;
     }
     for (auto& stored : stored_by_) std::reverse(stored.begin(), stored.end());  // node order
   }

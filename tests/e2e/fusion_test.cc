@@ -251,6 +251,27 @@ std::string kernel_sources(const Graph& g) {
   return src;
 }
 
+TEST(Fusion, AValueReadOnlyInsideItsKernelIsNotStored) {
+  // gelu(linear(x)) in bf16: the f32 upcast of the product plus bias has two readers, both
+  // in the GELU kernel. It is computed there once and not written out as a second output.
+  Tracer tracer("upcast", /*freeze_captured=*/false);
+  auto in = tracer.add_inputs({randn({16, 32}).to(DType::bf16), randn({64, 32}).to(DType::bf16),
+                               randn({64}).to(DType::bf16)});
+  std::vector<Tensor> out;
+  {
+    RecorderScope scope(&tracer);
+    out = {gelu(linear(in[0], in[1], in[2]))};
+  }
+  Graph g = optimize_graph(tracer.finish(out).graph);
+  Program program = lower_graph(g);
+  size_t kernels = 0;
+  for (const LoopKernel& k : program.kernels) {
+    ++kernels;
+    EXPECT_EQ(k.num_outputs, 1) << k.name;
+  }
+  EXPECT_EQ(kernels, 1u);
+}
+
 TEST(Fusion, SourceIsDeterministic) {
   Tracer tracer("det", /*freeze_captured=*/false);
   auto in = tracer.add_inputs({randn({3, 5}), randn({5})});
