@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,17 @@ class LayerNorm : public UnaryModule {
   Shape normalized_shape;
   double eps;
   Tensor weight, bias;
+};
+
+// torch.nn.RMSNorm(normalized_shape, eps=None, elementwise_affine=True): weight ones.
+class RMSNorm : public UnaryModule {
+ public:
+  explicit RMSNorm(Shape normalized_shape, std::optional<double> eps = std::nullopt,
+                   bool elementwise_affine = true);
+  Tensor forward(const Tensor& x) override;
+  Shape normalized_shape;
+  std::optional<double> eps;
+  Tensor weight;
 };
 
 class Embedding : public UnaryModule {

@@ -92,6 +92,13 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
 
+// torch.nn.functional.rms_norm: x / sqrt(mean(x^2 over the last normalized_shape.size() dims)
+// + eps) * weight, computed in f32 for f16/bf16 inputs (f64 for f64) and cast back before the
+// weight; eps defaults to that math type's machine epsilon. Written with the ops above, so a
+// compiled graph fuses it into one row kernel and autograd differentiates it.
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                std::optional<double> eps = std::nullopt);
+
 // torch.matmul's rank cases (1-D dot, matrix-vector, batched with broadcasting); OpenBLAS.
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor bmm(const Tensor& a, const Tensor& b);

@@ -2,9 +2,12 @@
 // attributes and goes through call_op(), so eager runs and tracing share one path.
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "eager/dispatch.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/text.h"
 
 namespace kiln {
 
@@ -178,6 +181,34 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     in.push_back(weight.defined() ? weight : ones(normalized_shape, x.dtype()));
   if (bias.defined()) in.push_back(bias);
   return call_op(Op::layer_norm, in, a);
+}
+
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                std::optional<double> eps) {
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  bool trailing = k <= x.dim();
+  for (int64_t i = 0; trailing && i < k; ++i)
+    trailing = x.size(x.dim() - k + i) == normalized_shape[static_cast<size_t>(i)];
+  if (!trailing)
+    throw ShapeError(fmt::format("rms_norm: normalized_shape {} is not the trailing dims of {}",
+                                 shape_string(normalized_shape), shape_string(x.sizes())));
+  if (!is_floating(x.dtype()))
+    throw Error(
+        fmt::format("rms_norm: expected a floating-point input, got {}", dtype_name(x.dtype())));
+  if (weight.defined() && weight.sizes() != normalized_shape)
+    throw ShapeError(fmt::format("rms_norm: weight of shape {} for normalized_shape {}",
+                                 shape_string(weight.sizes()), shape_string(normalized_shape)));
+  // As ATen's composite: computed in the input's math type (f32 for f16 and bf16), cast back,
+  // then scaled by the weight; eps defaults to that math type's machine epsilon.
+  const DType math = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  const double epsilon = eps                  ? *eps
+                         : math == DType::f64 ? std::numeric_limits<double>::epsilon()
+                                              : double{std::numeric_limits<float>::epsilon()};
+  Shape dims;
+  for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  Tensor up = x.dtype() == math ? x : x.to(math);
+  Tensor y = (up * ((up * up).mean(dims, true) + epsilon).rsqrt()).to(x.dtype());
+  return weight.defined() ? y * weight : y;
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) { return call_op(Op::matmul, {a, b}); }

@@ -44,6 +44,13 @@ Tensor LayerNorm::forward(const Tensor& x) {
   return layer_norm(x, normalized_shape, weight, bias, eps);
 }
 
+RMSNorm::RMSNorm(Shape shape, std::optional<double> eps_, bool elementwise_affine)
+    : normalized_shape(std::move(shape)), eps(eps_) {
+  if (elementwise_affine) weight = register_parameter("weight", ones(normalized_shape));
+}
+
+Tensor RMSNorm::forward(const Tensor& x) { return rms_norm(x, normalized_shape, weight, eps); }
+
 Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim) {
   if (num_embeddings <= 0 || embedding_dim <= 0)
     throw Error(

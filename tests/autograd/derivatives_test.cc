@@ -81,6 +81,11 @@ const std::map<std::string, CaseFn>& cases() {
        [](const Inputs& a) {
          return layer_norm(a[0], {2, 4}, {}, {}, 1e-5);
        }},
+      {"rms_norm", [](const Inputs& a) { return rms_norm(a[0], {8}, a[1], 1e-6); }},
+      {"rms_norm_plain",
+       [](const Inputs& a) {
+         return rms_norm(a[0], {2, 4});
+       }},
       {"matmul", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_batched", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_vector_matrix", [](const Inputs& a) { return matmul(a[0], a[1]); }},
@@ -175,6 +180,7 @@ TEST_P(GoldenGrad, MatchesPyTorch) {
     if (is_floating(t.dtype())) t.requires_grad_();
   Tensor out = cases().at(name)(in);
   ASSERT_TRUE(out.requires_grad()) << name;
+  const Tensor value = out.detach().clone();
   out.backward(golden().at(name + ".gout").to(test_device()));
   for (size_t i = 0; i < in.size(); ++i) {
     auto it = golden().find(fmt::format("{}.grad{}", name, i));
@@ -183,6 +189,8 @@ TEST_P(GoldenGrad, MatchesPyTorch) {
     EXPECT_EQ(in[i].grad().device(), test_device()) << name << " input " << i;
     EXPECT_EQ(compare_tensors(in[i].grad(), it->second, 1e-9, 1e-10), "") << name << " input " << i;
   }
+  EXPECT_EQ(compare_tensors(value, golden().at(name + ".out"), 1e-9, 1e-10), "")
+      << name << " value";
 }
 
 TEST_P(GoldenGrad, MatchesFiniteDifferences) {

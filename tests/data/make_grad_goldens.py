@@ -4,7 +4,8 @@ kiln's op set (tests/autograd/derivatives_test.cc runs the same cases with kiln)
 
 Each case takes f64 inputs (floating ones require grad; integer and bool ones are indices and
 masks), computes one output, and backpropagates a random gradient `gout`. The file holds,
-per case C, "C.in<i>" for every input, "C.gout", and "C.grad<i>" for every floating input.
+per case C, "C.in<i>" for every input, "C.out" (the result), "C.gout", and "C.grad<i>" for
+every floating input.
 
 Run with any PyTorch (Debian's python3-torch 1.13 made the committed file):
     python3 tests/data/make_grad_goldens.py
@@ -137,6 +138,21 @@ CASES["gather_one_pick"] = (
     lambda a, i: torch.gather(a, 1, i))
 
 
+def rms_norm(x, dims, w=None, eps=None):  # ATen's composite (torch 1.13 has no F.rms_norm)
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    y = x * torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + eps)
+    return y if w is None else y * w
+
+
+CASES["rms_norm"] = (
+    [torch.randn(2, 3, 8, generator=G_LATER, dtype=torch.float64),
+     torch.randn(8, generator=G_LATER, dtype=torch.float64)],
+    lambda x, w: rms_norm(x, (-1,), w, 1e-6))
+CASES["rms_norm_plain"] = (
+    [torch.randn(3, 2, 4, generator=G_LATER, dtype=torch.float64)],
+    lambda x: rms_norm(x, (-2, -1)))
+
+
 def main():
     out = {}
     for name, (inputs, fn) in CASES.items():
@@ -149,6 +165,7 @@ def main():
             if args[i].requires_grad:
                 out[f"{name}.grad{i}"] = args[i].grad
         out[f"{name}.gout"] = gout
+        out[f"{name}.out"] = result.detach()
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden_grads.safetensors")
     save_safetensors(path, out)
     print(f"{path}: {len(CASES)} cases, torch {torch.__version__}")

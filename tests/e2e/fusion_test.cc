@@ -251,6 +251,21 @@ std::string kernel_sources(const Graph& g) {
   return src;
 }
 
+TEST(Fusion, RmsNormIsOneRowKernel) {
+  Tensor w = randn({96});
+  auto steps = steps_of(
+      [&](std::vector<Tensor> in) { return std::vector<Tensor>{rms_norm(in[0], {96}, w, 1e-6)}; },
+      {randn({4, 7, 96})});
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_EQ(steps[0].rfind("cpp_per_fused_", 0), 0u) << steps[0];
+  // bf16 in and out, computed in f32: compiled within a bf16 rounding of eager.
+  Tensor x = randn({33, 64}).to(DType::bf16), wb = randn({64}).to(DType::bf16);
+  auto f = compile([&](const Tensor& t) { return rms_norm(t, {64}, wb); });
+  Tensor got = f(x), want = rms_norm(x, {64}, wb);
+  EXPECT_EQ(got.dtype(), DType::bf16);
+  EXPECT_EQ(testing::compare_tensors(got.to(DType::f32), want.to(DType::f32), 1e-2, 1e-2), "");
+}
+
 TEST(Fusion, AValueReadOnlyInsideItsKernelIsNotStored) {
   // gelu(linear(x)) in bf16: the f32 upcast of the product plus bias has two readers, both
   // in the GELU kernel. It is computed there once and not written out as a second output.

@@ -81,6 +81,18 @@ TEST(Modules, ToDTypeCastsFloatingTensorsInPlace) {
             std::string::npos);
 }
 
+TEST(Modules, RMSNormHasAWeightAndChecksItsShape) {
+  nn::RMSNorm norm({6});
+  ASSERT_EQ(norm.named_parameters().size(), 1u);
+  EXPECT_EQ(norm.named_parameters()[0].first, "weight");
+  Tensor x = randn({2, 6});
+  EXPECT_EQ(compare_tensors(norm.forward(x), rms_norm(x, {6}, ones({6})), 0, 0), "");
+  EXPECT_NE(error_of([&] {
+              norm.forward(randn({2, 5}));
+            }).find("normalized_shape [6] is not the trailing dims of [2, 5]"),
+            std::string::npos);
+}
+
 TEST(Losses, MatchTheirDefinitions) {
   Tensor a = randn({4, 3}), b = randn({4, 3});
   EXPECT_NEAR(mse_loss(a, b).item<float>(), ((a - b) * (a - b)).mean().item<float>(), 1e-6);
