@@ -93,14 +93,8 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
+using kiln_attention::quad_max;  // max and sum over the 4 lanes of a fragment row
+using kiln_attention::quad_sum;
 
 // Rows first..first+ROWS (of `rows`) x dims 0..HEAD (of `dims`) of an operand into shared
 // memory as [row][dim] with pitch HEAD + 8, zero outside it. `vector`: every row's dims are

@@ -1,6 +1,7 @@
 // nn::Module: registration, traversal by dotted names, state dicts, train/eval, moves.
 #include <fmt/format.h>
 
+#include <functional>
 #include <set>
 
 #include "kiln/autograd.h"
@@ -108,46 +109,48 @@ void Module::load_state_dict(const TensorMap& state, bool strict) {
         throw Error(fmt::format("load_state_dict: unexpected '{}' (not in the module)", name));
 }
 
+namespace {
+
+// Parameters and buffers are converted in place: every Tensor referring to one (a module's
+// member, an optimizer's list) sees the new elements. `convert` makes the new tensor.
+void convert_in_place(const Tensor& t, const std::function<Tensor(const Tensor&)>& convert) {
+  Tensor converted = convert(t);
+  Tensor grad = t.grad();
+  TensorImpl& impl = *t.impl();
+  impl.storage = converted.impl()->storage;
+  impl.strides = converted.impl()->strides;
+  impl.offset = converted.impl()->offset;
+  impl.device = converted.device();
+  impl.dtype = converted.dtype();
+  impl.history_epoch = impl.storage->history_epoch;
+  if (grad.defined()) t.set_grad(convert(grad));
+}
+
+}  // namespace
+
 void Module::to(Device device) {
-  // In place: every Tensor referring to a parameter (a module's member, an optimizer's
-  // list) sees the moved elements.
   NoGradGuard no_grad;
-  auto move = [device](const Tensor& t) {
-    if (!t.defined() || t.device() == device) return;
-    Tensor moved = t.to(device);
-    Tensor grad = t.grad();
-    TensorImpl& impl = *t.impl();
-    impl.storage = moved.impl()->storage;
-    impl.strides = moved.impl()->strides;
-    impl.offset = moved.impl()->offset;
-    impl.device = device;
-    impl.history_epoch = impl.storage->history_epoch;
-    if (grad.defined()) t.set_grad(grad.to(device));
-  };
-  for (auto& [name, t] : named_parameters()) move(t);
-  for (auto& [name, t] : named_buffers()) move(t);
+  auto move = [device](const Tensor& t) { return t.to(device); };
+  for (auto& [name, t] : named_parameters())
+    if (t.defined() && t.device() != device) convert_in_place(t, move);
+  for (auto& [name, t] : named_buffers())
+    if (t.defined() && t.device() != device) convert_in_place(t, move);
 }
 
 void Module::to(DType dtype) {
   if (!is_floating(dtype))
     throw Error(fmt::format("Module::to({}): only floating-point dtypes (as torch's Module.to)",
                             dtype_name(dtype)));
-  // In place, like to(Device); integer and bool tensors keep their dtype (as in PyTorch).
+  // Integer and bool tensors keep their dtype (as in PyTorch).
   NoGradGuard no_grad;
-  auto cast = [dtype](const Tensor& t) {
-    if (!t.defined() || t.dtype() == dtype || !is_floating(t.dtype())) return;
-    Tensor cast = t.to(dtype);
-    Tensor grad = t.grad();
-    TensorImpl& impl = *t.impl();
-    impl.storage = cast.impl()->storage;
-    impl.strides = cast.impl()->strides;
-    impl.offset = cast.impl()->offset;
-    impl.dtype = dtype;
-    impl.history_epoch = impl.storage->history_epoch;
-    if (grad.defined()) t.set_grad(grad.to(dtype));
+  auto cast = [dtype](const Tensor& t) { return t.to(dtype); };
+  auto castable = [dtype](const Tensor& t) {
+    return t.defined() && t.dtype() != dtype && is_floating(t.dtype());
   };
-  for (auto& [name, t] : named_parameters()) cast(t);
-  for (auto& [name, t] : named_buffers()) cast(t);
+  for (auto& [name, t] : named_parameters())
+    if (castable(t)) convert_in_place(t, cast);
+  for (auto& [name, t] : named_buffers())
+    if (castable(t)) convert_in_place(t, cast);
 }
 
 void Module::zero_grad() {
