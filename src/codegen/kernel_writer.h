@@ -69,7 +69,7 @@ class KernelWriter {
 
   // Makes `name` the value of `e` in the current scope (a value cached in memory).
   void bind(const Expr* e, std::string name) { scopes_.back().names.emplace(e, std::move(name)); }
-  // GPU row kernels: divisions by a row's accumulator become reciprocal multiplies.
+  // Row kernels: divisions by a row's accumulator become reciprocal multiplies.
   void divide_by_reciprocal() { divide_by_reciprocal_ = true; }
 
   // An access's index: "i0" in flat pointwise kernels (every access but those at a constant
