@@ -3,6 +3,8 @@
 
 Run on the GPU machine (scripts/device_run.sh sets up kiln's build there):
     python3 bench/compare_inductor.py --kiln build-ci/bench/cuda_bench --out DIR
+All ten workloads take more than one 10-minute device call (each torch workload compiles
+cold and warm in fresh processes): split them with --only a,b,c over two calls.
 
 1. kiln: bench/cuda_bench in one process (rows for kiln, kiln_cuda_graphs, kiln_eager).
 2. PyTorch: per workload, a fresh process with an empty Inductor cache ("cold": first call,
