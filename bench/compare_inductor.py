@@ -3,7 +3,7 @@
 
 Run on the GPU machine (scripts/device_run.sh sets up kiln's build there):
     python3 bench/compare_inductor.py --kiln build-ci/bench/cuda_bench --out DIR
-All ten workloads take more than one 10-minute device call (each torch workload compiles
+All twelve workloads take more than one 10-minute device call (each torch workload compiles
 cold and warm in fresh processes): split them with --only a,b,c over two calls.
 
 1. kiln: bench/cuda_bench in one process (rows for kiln, kiln_cuda_graphs, kiln_eager).
@@ -25,7 +25,7 @@ import tempfile
 import time
 
 WORKLOADS = ["pointwise", "dropout", "addchain500", "mm_relu", "mlp", "softmax", "layernorm", "transformer",
-             "attention_bf16", "attention_t1024_bf16"]
+             "bert_layer", "bert_layer_bf16", "attention_bf16", "attention_t1024_bf16"]
 
 
 def build(name):
@@ -61,6 +61,11 @@ def build(name):
     if name == "transformer":
         m = torch.nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True, dropout=0.0).to(dev).eval()
         return (lambda x: m(x)), (torch.randn(8, 256, 512, device=dev),), 0
+    if name in ("bert_layer", "bert_layer_bf16"):
+        dt = torch.bfloat16 if name.endswith("_bf16") else torch.float32
+        m = torch.nn.TransformerEncoderLayer(768, 12, 3072, dropout=0.0, activation="gelu",
+                                             batch_first=True).to(dev).to(dt).eval()
+        return (lambda x: m(x)), (torch.randn(16, 256, 768, device=dev, dtype=dt),), 0
     if name in ("attention_bf16", "attention_t1024_bf16"):
         b, t = (16, 256) if name == "attention_bf16" else (8, 1024)
         qkv = [torch.randn(b, 12, t, 64, device=dev, dtype=torch.bfloat16) for _ in range(3)]

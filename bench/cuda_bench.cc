@@ -180,6 +180,22 @@ std::vector<Workload> workloads() {
          },
          {gpu_randn({8, 256, 512})}});
   }
+  // A BERT-base encoder layer (d768, 12 heads, ff 3072, erf GELU, post-norm, batch 16 x 256
+  // tokens, eval), as PyTorch's nn.TransformerEncoderLayer with the same arguments: f32 and
+  // bf16 (the module cast with to(DType), as torch's .to(dtype)).
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    auto layer = std::make_shared<nn::TransformerEncoderLayer>(768, 12, 3072, 0.0, "gelu", 1e-5,
+                                                               /*batch_first=*/true);
+    layer->eval();
+    for (Tensor& p : layer->parameters()) p.requires_grad_(false);
+    layer->to(Device::cuda);
+    layer->to(dtype);
+    out.push_back({dtype == DType::bf16 ? "bert_layer_bf16" : "bert_layer",
+                   [layer](const std::vector<Tensor>& in) {
+                     return std::vector<Tensor>{layer->forward(in[0])};
+                   },
+                   {gpu_randn({16, 256, 768}, dtype)}});
+  }
   // Attention as PyTorch's scaled_dot_product_attention computes it, in bf16 (kiln: one
   // fused step on the half-precision tensor cores): BERT-base heads (16 x 12 heads, 256
   // tokens) and GPT-2-length sequences (8 x 12 heads, 1024 tokens), head dim 64.
@@ -252,7 +268,8 @@ int main(int argc, char** argv) {
              "compiled", "+graphs", "eager", "GB/s", "cold", "warm", "async 1st", "async swap");
   nlohmann::json rows = nlohmann::json::array();
   for (const Workload& w : workloads()) {
-    if (!only.empty() && only.find(w.name) == std::string::npos) continue;
+    // --only a,b,c: those names exactly (bert_layer is not bert_layer_bf16).
+    if (!only.empty() && ("," + only + ",").find("," + w.name + ",") == std::string::npos) continue;
     const std::string cache = fmt::format("{}/{}", cache_root, w.name);
     setenv("KILN_CACHE_DIR", cache.c_str(), 1);
     CompileOptions options;
