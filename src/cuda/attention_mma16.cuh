@@ -1,7 +1,8 @@
 // Fused attention in f16 and bf16 on the tensor cores' half-precision products (included by
 // eager_kernels.cu after attention_kernel.cuh, whose AttentionArgs layout and batch offsets
-// it shares), in the FlashAttention-2 manner: a block of kWarps warps owns 16 or 32 query
-// rows each, all of them against every tile of kKeys keys; the scores stay in registers, an
+// it shares), in the FlashAttention-2 manner: a block of kWarps warps owns 16 M query rows
+// each (M = 1 in every instantiation: 2 measured slower, eager_abi.h), all of them against
+// every tile of kKeys keys; the scores stay in registers, an
 // online softmax (running max and sum per row, the output rescaled when the max grows)
 // turns them into probabilities, and those registers are the value product's A operand as
 // they stand. Products are m16n8k16 mma with f32 accumulation; operands reach their
@@ -135,8 +136,7 @@ __device__ __forceinline__ bool runs_of_16_bytes(const T* base, int64_t offset, 
 // (g + 8, 2t + 1).
 //
 // Warp w owns query rows 16 M w .. 16 M (w + 1) of the block's, as M tiles of 16: each key
-// and value fragment read from shared memory feeds M products (M = 2 where the registers
-// allow it, head dims up to 64).
+// and value fragment read from shared memory feeds M products.
 template <bool BF16, int HEAD, int M>
 __device__ void attention_block(const AttentionArgs& a) {
   using H = Half<BF16>;
