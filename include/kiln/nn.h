@@ -13,6 +13,7 @@
 // LayerNorm: ones and zeros, Embedding: N(0, 1)) from kiln's generator (manual_seed).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,8 @@ class Module {
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> module);
+  // Every parameter, then every buffer, of this module and its submodules.
+  void for_each_tensor(const std::function<void(const Tensor&)>& f) const;
   void collect(const std::string& prefix, bool recurse, bool buffers,
                std::vector<std::pair<std::string, Tensor>>& out) const;
   Tensor& slot(const std::string& dotted, bool* is_parameter);

@@ -301,9 +301,9 @@ __device__ void attention_block(const AttentionArgs& a) {
 
 }  // namespace kiln_attention16
 
-// Grid: (ceil(T / attention16_rows(HEAD)), batch); block: 32 kAttention16Warps threads;
+// Grid: (ceil(T / kAttention16Rows), batch); block: 32 kAttention16Warps threads;
 // dynamic shared memory attention16_shared_bytes(HEAD).
-// M: attention16_rows(head) / 16 / kAttention16Warps (eager_abi.h, a host function).
+// M: kAttention16Rows / 16 / kAttention16Warps (eager_abi.h).
 #define KILN_ATTENTION16(name, bf16, head, m)                             \
   extern "C" __global__ void __launch_bounds__(32 * kAttention16Warps, 2) \
       name(const AttentionArgs a) {                                       \

@@ -110,19 +110,19 @@ constexpr int attention_shared_bytes(int rows, int key_splits) {
           key_splits * kAttentionKeys * (kAttentionKeyPitch + kAttentionValuePitch)) *
          8;
 }
-// The f16/bf16 kernel (attention_mma16.cuh): blocks of kAttention16Warps warps, 16 or 32
-// query rows each, against tiles of kAttention16Keys keys; head dims up to kAttention16MaxHead,
-// padded to 64 or 128 in shared memory, which holds the query rows and two stages of keys
-// and values, each row of `head` 16-bit elements padded by 8.
+// The f16/bf16 kernel (attention_mma16.cuh): blocks of kAttention16Warps warps, 16 query
+// rows each (kAttention16Rows a block), against tiles of kAttention16Keys keys; head dims up to
+// kAttention16MaxHead, padded to 64 or 128 in shared memory, which holds the query rows and two
+// stages of keys and values, each row of `head` 16-bit elements padded by 8.
 constexpr int kAttention16Warps = 4;
 constexpr int kAttention16Keys = 64;
 constexpr int kAttention16MaxHead = 128;
-// Query rows a block: 16 a warp. Measured on the H200, 32 a warp for head dims up to 64 was
-// slower (two blocks a multiprocessor rather than three), and 8 warps a block (keys and
-// values read once for 128 rows) no faster: the loop is bound by its issue, not by memory.
-constexpr int attention16_rows(int) { return 16 * kAttention16Warps; }
+// Measured on the H200, 32 rows a warp for head dims up to 64 was slower (two blocks a
+// multiprocessor rather than three), and 8 warps a block (keys and values read once for 128
+// rows) no faster: the loop is bound by its issue, not by memory.
+constexpr int kAttention16Rows = 16 * kAttention16Warps;
 constexpr int attention16_shared_bytes(int head) {
-  return (attention16_rows(head) + 4 * kAttention16Keys) * (head + 8) * 2;
+  return (kAttention16Rows + 4 * kAttention16Keys) * (head + 8) * 2;
 }
 struct AttentionArgs {
   const char* q;

@@ -155,7 +155,7 @@ void launch_attention(const AttentionArgs& a) {
     throw Error("kiln_eager_attention: shapes beyond the fused kernel's limits");
   if (half_precision(a)) {
     const bool wide = std::max(a.d, a.dv) > 64;
-    const int rows = attention16_rows(wide ? 128 : 64);
+    const int rows = kAttention16Rows;
     void* params[] = {const_cast<AttentionArgs*>(&a)};
     check(driver().cuLaunchKernel(
               module().attention16[a.dtype == static_cast<int32_t>(DType::bf16)][wide],

@@ -130,11 +130,10 @@ void convert_in_place(const Tensor& t, const std::function<Tensor(const Tensor&)
 
 void Module::to(Device device) {
   NoGradGuard no_grad;
-  auto move = [device](const Tensor& t) { return t.to(device); };
-  for (auto& [name, t] : named_parameters())
-    if (t.defined() && t.device() != device) convert_in_place(t, move);
-  for (auto& [name, t] : named_buffers())
-    if (t.defined() && t.device() != device) convert_in_place(t, move);
+  for_each_tensor([device](const Tensor& t) {
+    if (t.defined() && t.device() != device)
+      convert_in_place(t, [device](const Tensor& x) { return x.to(device); });
+  });
 }
 
 void Module::to(DType dtype) {
@@ -143,14 +142,15 @@ void Module::to(DType dtype) {
                             dtype_name(dtype)));
   // Integer and bool tensors keep their dtype (as in PyTorch).
   NoGradGuard no_grad;
-  auto cast = [dtype](const Tensor& t) { return t.to(dtype); };
-  auto castable = [dtype](const Tensor& t) {
-    return t.defined() && t.dtype() != dtype && is_floating(t.dtype());
-  };
-  for (auto& [name, t] : named_parameters())
-    if (castable(t)) convert_in_place(t, cast);
-  for (auto& [name, t] : named_buffers())
-    if (castable(t)) convert_in_place(t, cast);
+  for_each_tensor([dtype](const Tensor& t) {
+    if (t.defined() && t.dtype() != dtype && is_floating(t.dtype()))
+      convert_in_place(t, [dtype](const Tensor& x) { return x.to(dtype); });
+  });
+}
+
+void Module::for_each_tensor(const std::function<void(const Tensor&)>& f) const {
+  for (const auto& [name, t] : named_parameters()) f(t);
+  for (const auto& [name, t] : named_buffers()) f(t);
 }
 
 void Module::zero_grad() {
