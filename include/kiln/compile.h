@@ -77,7 +77,8 @@ struct KernelInfo {
 // a stage that lands serves calls only once it measured faster, on live calls interleaved
 // with the stage serving them, than that stage (docs/design.md §5).
 struct StageDecision {
-  std::string stage;           // fast, optimized
+  std::string stage;           // fast, optimized; eager for AsyncProgressive's final recheck
+                               // (eager timed against the compiled stage serving at the end)
   std::string outcome;         // on_trial, promoted, not_promoted, superseded (it landed while
                                // another was on trial, and a newer one landed before that
                                // trial ended), failed (it did not compile)

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -56,21 +57,28 @@ class ACoreLeftToTheCompile {
   int threads_;
 };
 
-// A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME). Each call
-// runs the eager interpreter twice and sleeps kSlowStageSeconds before running the stage:
-// slower than eager however loaded the machine is (a fixed sleep alone is not, when a
-// preempted eager call takes a second), and slower than any stage by the sleep at least.
+// A landed stage made slower on purpose (KILN_INJECT_FAULT=slow_stage:NAME, or
+// slow_after_trial once promoted). Each slow call runs the eager interpreter twice and sleeps
+// kSlowStageSeconds before running the stage: slower than eager however loaded the machine is
+// (a fixed sleep alone is not, when a preempted eager call takes a second), and slower than
+// any stage by the sleep at least.
 class SlowedExecutable final : public Executable {
  public:
-  SlowedExecutable(std::unique_ptr<Executable> inner, std::shared_ptr<const Graph> graph)
-      : inner_(std::move(inner)), eager_(make_interpreter_executable(std::move(graph))) {}
+  SlowedExecutable(std::unique_ptr<Executable> inner, std::shared_ptr<const Graph> graph,
+                   bool slow_now)
+      : inner_(std::move(inner)),
+        eager_(make_interpreter_executable(std::move(graph))),
+        slow_(slow_now) {}
+  void promoted() { slow_ = true; }
   std::vector<Tensor> run(const std::vector<Tensor>& inputs) override {
     return run_writing_into(inputs, {});
   }
   std::vector<Tensor> run_writing_into(const std::vector<Tensor>& inputs,
                                        const std::vector<WriteInto>& into) override {
-    for (int i = 0; i < 2; ++i) eager_->run(inputs);
-    std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStageSeconds));
+    if (slow_) {
+      for (int i = 0; i < 2; ++i) eager_->run(inputs);
+      std::this_thread::sleep_for(std::chrono::duration<double>(kSlowStageSeconds));
+    }
     return inner_->run_writing_into(inputs, into);
   }
   std::string_view backend_name() const override { return inner_->backend_name(); }
@@ -81,21 +89,27 @@ class SlowedExecutable final : public Executable {
  private:
   std::unique_ptr<Executable> inner_;
   std::unique_ptr<Executable> eager_;
+  std::atomic<bool> slow_;
 };
 
 std::unique_ptr<Executable> maybe_slowed(std::unique_ptr<Executable> exe,
                                          const std::shared_ptr<const Graph>& graph,
                                          const std::string& stage) {
   InjectedFault fault = injected_fault();
+  if (fault.kind == InjectedFault::Kind::slow_after_trial)
+    return std::make_unique<SlowedExecutable>(std::move(exe), graph, false);
   if (fault.kind != InjectedFault::Kind::slow_stage || fault.op != stage) return exe;
-  return std::make_unique<SlowedExecutable>(std::move(exe), graph);
+  return std::make_unique<SlowedExecutable>(std::move(exe), graph, true);
 }
 
 // A landed stage measured against the one serving the calls (driver/stage_trial.h).
+// The candidate is a landed stage, or (exe null, stage -1) the eager interpreter in the final
+// recheck (StagedExecutable::maybe_recheck_eager).
 struct Trial {
   std::shared_ptr<Executable> exe;
   int stage = -1;
-  size_t history_index = 0;  // its entry in StageBoard::history
+  size_t history_index = 0;      // its entry in StageBoard::history
+  bool while_compiling = false;  // some of its calls ran beside a compile, a thread fewer
   StageTrial measure;
 };
 
@@ -110,6 +124,10 @@ struct StageBoard {
   // against whichever then serves the calls.
   std::shared_ptr<Trial> queued;
   int settled = 0;  // stages that landed or failed
+  // The serving stage won a trial against the eager interpreter with every thread on both arms;
+  // otherwise, once the last stage decided, eager is timed against it once more (rechecked).
+  bool serving_beat_eager = false;
+  bool rechecked = false;
   std::vector<std::string> errors;
   std::vector<StageDecision> history;
 };
@@ -160,6 +178,7 @@ class StagedExecutable final : public Executable {
       trial = board_->trial;
       compiling = board_->settled < static_cast<int>(stages_->size());
       if (trial) {
+        trial->while_compiling |= compiling;
         ticket = trial->measure.next();
         if (ticket.arm == StageTrial::Arm::candidate) {
           exe = trial->exe;
@@ -183,7 +202,7 @@ class StagedExecutable final : public Executable {
       if (board_->trial == trial) {
         trial->measure.record(ticket, seconds);
         if (std::optional<bool> promote = trial->measure.decision())
-          finish_trial(*stages_, *graph_, *board_, *promote);
+          finish_trial(*stages_, *graph_, *board_, mode_, *promote);
       }
     }
     return out;
@@ -266,6 +285,7 @@ class StagedExecutable final : public Executable {
                                report(*graph, (*stages)[index].name, error, *board);
                              }
                              ++board->settled;
+                             maybe_recheck_eager(*stages, *graph, *board, mode);
                            }
                            board->landed.notify_all();
                            launch(graph, stages, board, mode, index + 1);
@@ -312,7 +332,7 @@ class StagedExecutable final : public Executable {
   static void start_trial(const std::vector<Stage>& stages, const Graph& graph, StageBoard& board,
                           std::shared_ptr<Trial> trial) {
     trial->history_index = board.history.size();
-    board.history.push_back({stages[static_cast<size_t>(trial->stage)].name, "on_trial",
+    board.history.push_back({stage_name(stages, trial->stage), "on_trial",
                              stage_name(stages, board.serving_stage), 0, 0, 0});
     log_decision(graph, board.history.back(), "landed; timed against the calls' stage");
     board.trial = std::move(trial);
@@ -320,7 +340,7 @@ class StagedExecutable final : public Executable {
 
   // The trial decided (the caller holds the board's mutex).
   static void finish_trial(const std::vector<Stage>& stages, const Graph& graph, StageBoard& board,
-                           bool promote) {
+                           CompileMode mode, bool promote) {
     Trial& trial = *board.trial;
     StageDecision& d = board.history[trial.history_index];
     d.outcome = promote ? "promoted" : "not_promoted";
@@ -329,14 +349,36 @@ class StagedExecutable final : public Executable {
     d.calls = trial.measure.calls();
     bump(promote ? Stat::progressive_promoted : Stat::progressive_not_promoted);
     if (promote) {
+      if (auto* slowed = dynamic_cast<SlowedExecutable*>(trial.exe.get())) slowed->promoted();
       board.serving = trial.exe;
       board.serving_stage = trial.stage;
+      board.serving_beat_eager = trial.stage >= 0 && d.against == "eager" && !trial.while_compiling;
     }
     log_decision(graph, d,
                  fmt::format("{:.3f} ms per call against {:.3f} ms, {} calls each", d.seconds * 1e3,
                              d.against_seconds * 1e3, d.calls));
     board.trial.reset();
     if (board.queued) start_trial(stages, graph, board, std::move(board.queued));
+    maybe_recheck_eager(stages, graph, board, mode);
+  }
+
+  // AsyncProgressive's last word (the caller holds the board's mutex): once every stage has
+  // settled and decided, a compiled stage that serves without having beaten the eager
+  // interpreter itself, on every thread, is timed against eager once more. Its promotion may
+  // have been over the fast stage only, or over eager while a compile held a core (both arms a
+  // thread fewer: a threaded eager BLAS call loses more of its speed than a fused kernel), and
+  // "eager stays in use when every compiled stage is slower" must hold for what serves at the
+  // end. The recheck is a trial like the others, eager the candidate; its verdict is one more
+  // entry in the history (stage "eager"). Progressive never serves eager, so it has none.
+  static void maybe_recheck_eager(const std::vector<Stage>& stages, const Graph& graph,
+                                  StageBoard& board, CompileMode mode) {
+    if (mode != CompileMode::AsyncProgressive || board.rechecked || board.trial || board.queued ||
+        board.serving_stage < 0 || board.serving_beat_eager ||
+        board.settled < static_cast<int>(stages.size()))
+      return;
+    board.rechecked = true;
+    bump(Stat::progressive_eager_rechecks);
+    start_trial(stages, graph, board, std::make_shared<Trial>());
   }
 
   // The log line (KILN_LOGS=stages) and the structured trace's stage_decision artifact.

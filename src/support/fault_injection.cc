@@ -15,6 +15,7 @@ InjectedFault injected_fault() {
   if (*value == "crash") return {Kind::crash, ""};
   if (*value == "benchmark_crash") return {Kind::benchmark_crash, ""};
   if (*value == "slow_threads") return {Kind::slow_threads, ""};
+  if (*value == "slow_after_trial") return {Kind::slow_after_trial, ""};
   constexpr std::string_view kLowering = "lowering:";
   if (value->compare(0, kLowering.size(), kLowering) == 0 && value->size() > kLowering.size())
     return {Kind::lowering, value->substr(kLowering.size())};
@@ -25,7 +26,8 @@ InjectedFault injected_fault() {
   }
   throw Error(fmt::format(
       "KILN_INJECT_FAULT: '{}' is not accepted (accepted: compile_error, crash, "
-      "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized, slow_threads)",
+      "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized, slow_after_trial, "
+      "slow_threads)",
       *value));
 }
 

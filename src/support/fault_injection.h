@@ -9,6 +9,9 @@
 //   slow_stage:NAME  every call served by background stage NAME (fast, optimized) also runs
 //                    the eager interpreter twice and sleeps kSlowStageSeconds (read by the
 //                    host when the stage lands), for the tests of promotion by measurement
+//   slow_after_trial every background stage runs at its own speed until a trial promotes it,
+//                    then as slow_stage does: a stage its trial misjudged, for the tests of
+//                    AsyncProgressive's final recheck against the eager interpreter
 //   slow_threads     every call of a compiled CPU kernel on its tuned threads (not on one)
 //                    takes kSlowThreadsSeconds longer (read when the executable is made), for
 //                    the tests of the thread choice (runtime/thread_choice.h)
@@ -26,6 +29,7 @@ struct InjectedFault {
     benchmark_crash,
     lowering,
     slow_stage,
+    slow_after_trial,
     slow_threads
   };
   Kind kind = Kind::none;

@@ -61,11 +61,12 @@ void call_until(F& f, const std::vector<Tensor>& inputs, Want want, Done done,
   }
 }
 
-// Every stage in `f`'s history has been decided (none still on trial).
+// Every stage in `f`'s history has been decided (none still on trial), and so has
+// AsyncProgressive's final recheck against eager where there is one (one more entry).
 template <class F>
 bool all_decided(const F& f, size_t stages) {
   std::vector<std::vector<StageDecision>> h = f.stage_history();
-  if (h.empty() || h[0].size() != stages) return false;
+  if (h.empty() || h[0].size() < stages) return false;
   for (const StageDecision& d : h[0])
     if (d.outcome == "on_trial") return false;
   return true;
@@ -265,6 +266,8 @@ TEST(AsyncProgressive, ASlowerStageIsNotPromotedAndTheNextStillComes) {
   EXPECT_EQ(f.stages(), std::vector<std::string>{"optimized"});
   EXPECT_EQ(delta(before, "progressive.not_promoted"), 1);
   EXPECT_EQ(delta(before, "progressive.promoted"), 1);
+  EXPECT_EQ(delta(before, "progressive.eager_rechecks"), 0)
+      << "the optimized stage beat eager itself, on every thread, after the last compile";
   EXPECT_LE(delta(before, "progressive.fast_runs"), StageTrial::kMaxCalls + 1)
       << "only its trial's calls";
   // The log says so, and the structured trace records each decision.
@@ -282,6 +285,50 @@ TEST(AsyncProgressive, ASlowerStageIsNotPromotedAndTheNextStillComes) {
   }
   EXPECT_EQ(decisions, 2);
   std::filesystem::remove_all(trace_dir);
+}
+
+// A compiled stage that serves once the last stage has decided, without having beaten eager
+// on every thread (here the optimized stage, promoted over the fast one), is timed against eager
+// once more; eager serves again when it is faster. KILN_INJECT_FAULT=slow_after_trial makes each
+// stage slow once a trial promotes it: the fast stage beats eager while the optimized one
+// compiles, the optimized one then beats the slowed fast one, and the recheck finds it slower
+// than eager.
+TEST(AsyncProgressive, TheStageServingAtTheEndIsRecheckedAgainstEager) {
+  OneThread one;
+  ScopedEnv slow("KILN_INJECT_FAULT", "slow_after_trial");
+  ScopedEnv logs("KILN_LOGS", "stages");
+  ModeConfig config{CompileMode::AsyncProgressive, WorkerStart::Subprocess, "async_progressive"};
+  ModeRun run(config);
+  auto before = stats();
+  auto f = compile([](const Tensor& x, const Tensor&) { return chained_adds(x); },
+                   config.options("adds_rechecked"));
+  Tensor x = randn({100, 100});
+  std::vector<std::string> stages;
+  ::testing::internal::CaptureStderr();
+  call_until(
+      f, {x}, [](const std::vector<Tensor>& in) { return chained_adds(in[0]); },
+      [&] { return all_decided(f, 3); }, &stages);
+  std::string err = ::testing::internal::GetCapturedStderr();
+  std::vector<StageDecision> h = f.stage_history().at(0);
+  ASSERT_EQ(h.size(), 3u) << err;
+  EXPECT_EQ(h[0].stage, "fast");
+  EXPECT_EQ(h[0].outcome, "promoted");
+  EXPECT_EQ(h[1].stage, "optimized");
+  EXPECT_EQ(h[1].outcome, "promoted");
+  EXPECT_EQ(h[1].against, "fast");
+  EXPECT_EQ(h[2].stage, "eager");
+  EXPECT_EQ(h[2].outcome, "promoted");
+  EXPECT_EQ(h[2].against, "optimized");
+  EXPECT_GT(h[2].against_seconds, kSlowStageSecondsForTests);
+  EXPECT_LT(h[2].seconds, h[2].against_seconds);
+  EXPECT_EQ(stages, (std::vector<std::string>{"eager", "fast", "optimized", "eager"}));
+  EXPECT_EQ(f.stages(), std::vector<std::string>{"eager"});
+  EXPECT_TRUE(f.kernels().empty()) << "eager serves: no compiled kernels in use";
+  EXPECT_EQ(delta(before, "progressive.eager_rechecks"), 1);
+  EXPECT_NE(err.find("stage eager promoted vs optimized"), std::string::npos) << err;
+  // Decided once: the calls after it stay with eager and no further trial starts.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(compare_tensors(f(x, x), chained_adds(x), 1e-4, 1e-4), "");
+  EXPECT_EQ(f.stage_history().at(0).size(), 3u);
 }
 
 // Both stages land after the first call (the test waits for them, making no calls): the fast
@@ -348,10 +395,10 @@ TEST(AsyncProgressive, WaitForStagesBlocksUntilTheLastStageLands) {
   EXPECT_FALSE(f.wait_for_stages(0));
   EXPECT_TRUE(f.wait_for_stages(300));
   // Both landed: the fast one is on trial, the optimized one waits for its verdict; the
-  // calls after it decide both trials.
+  // calls after it decide both trials (and the recheck against eager, if there is one).
   ASSERT_EQ(f.stage_history().at(0).size(), 1u);
   EXPECT_EQ(f.stage_history()[0][0].stage, "fast");
-  for (int i = 0; i < 2 * (2 * StageTrial::kMaxCalls + 1) && !all_decided(f, 2); ++i)
+  for (int i = 0; i < 3 * (2 * StageTrial::kMaxCalls + 1) && !all_decided(f, 2); ++i)
     EXPECT_EQ(compare_tensors(f(x, y), mm_relu(x, y), 1e-4, 1e-4), "");
   EXPECT_TRUE(all_decided(f, 2));
   std::string serving = "eager";

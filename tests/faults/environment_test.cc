@@ -41,9 +41,11 @@ TEST(Environment, TraceSaveInputsTakesZeroOrOne) {
 
 TEST(Environment, UnknownFaultIsRejected) {
   ScopedEnv env("KILN_INJECT_FAULT", "explode");
-  EXPECT_EQ(error_of([] { compile(add_one); }),
-            "KILN_INJECT_FAULT: 'explode' is not accepted (accepted: compile_error, crash, "
-            "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized, slow_threads)");
+  EXPECT_EQ(
+      error_of([] { compile(add_one); }),
+      "KILN_INJECT_FAULT: 'explode' is not accepted (accepted: compile_error, crash, "
+      "benchmark_crash, lowering:OP, slow_stage:fast, slow_stage:optimized, slow_after_trial, "
+      "slow_threads)");
 }
 
 // lowering:OP for an op decompose_ops rewrites would break nothing: it says so.
