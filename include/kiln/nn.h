@@ -94,6 +94,38 @@ class LayerNorm : public UnaryModule {
   Tensor weight, bias;
 };
 
+// torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+// bias): weight [out, in / groups, kh, kw] and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in
+// = in / groups * kh * kw, as PyTorch initializes them.
+class Conv2d : public UnaryModule {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, Shape kernel_size, Shape stride = {1},
+         Shape padding = {0}, Shape dilation = {1}, int64_t groups = 1, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  Shape stride, padding, dilation;
+  int64_t groups;
+  Tensor weight, bias;
+};
+
+// torch.nn.MaxPool2d and AvgPool2d: an empty stride is the kernel size.
+class MaxPool2d : public UnaryModule {
+ public:
+  explicit MaxPool2d(Shape kernel_size, Shape stride = {}, Shape padding = {0},
+                     Shape dilation = {1}, bool ceil_mode = false);
+  Tensor forward(const Tensor& x) override;
+  Shape kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+};
+
+class AvgPool2d : public UnaryModule {
+ public:
+  explicit AvgPool2d(Shape kernel_size, Shape stride = {}, Shape padding = {0},
+                     bool ceil_mode = false, bool count_include_pad = true);
+  Tensor forward(const Tensor& x) override;
+  Shape kernel_size, stride, padding;
+  bool ceil_mode, count_include_pad;
+};
+
 // torch.nn.RMSNorm(normalized_shape, eps=None, elementwise_affine=True): weight ones.
 class RMSNorm : public UnaryModule {
  public:

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "kiln/tensor.h"
@@ -120,6 +121,66 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
+
+// Convolution and pooling, with torch.nn.functional's names, argument orders and defaults. A
+// size argument has one entry per spatial dim or one for all of them; x is [N, C, *spatial]
+// or unbatched [C, *spatial]; an undefined bias is none. They are composed from sliding
+// windows (im2col, col2im) and matrix products, so they have derivatives and compile (the
+// windows a step, the product a library call, bias and reductions fused). On CUDA tensors the
+// windows are computed on the host for now (two copies); the products run in cuBLASLt.
+// F.unfold: [N, C, H, W] → [N, C*kh*kw, L], one column per window.
+Tensor unfold(const Tensor& x, const Shape& kernel_size, const Shape& dilation = {1},
+              const Shape& padding = {0}, const Shape& stride = {1});
+// F.fold: the columns of unfold summed back into [N, C, *output_size].
+Tensor fold(const Tensor& x, const Shape& output_size, const Shape& kernel_size,
+            const Shape& dilation = {1}, const Shape& padding = {0}, const Shape& stride = {1});
+// weight [out_channels, in_channels / groups, *kernel]; padding on both sides.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+              const Shape& stride = {1}, const Shape& padding = {0}, const Shape& dilation = {1},
+              int64_t groups = 1);
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+              const Shape& stride = {1}, const Shape& padding = {0}, const Shape& dilation = {1},
+              int64_t groups = 1);
+Tensor conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+              const Shape& stride = {1}, const Shape& padding = {0}, const Shape& dilation = {1},
+              int64_t groups = 1);
+// weight [in_channels, out_channels / groups, *kernel]; output_padding (smaller than the
+// stride or the dilation) lengthens the output at its end.
+Tensor conv_transpose1d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        const Shape& stride = {1}, const Shape& padding = {0},
+                        const Shape& output_padding = {0}, int64_t groups = 1,
+                        const Shape& dilation = {1});
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        const Shape& stride = {1}, const Shape& padding = {0},
+                        const Shape& output_padding = {0}, int64_t groups = 1,
+                        const Shape& dilation = {1});
+Tensor conv_transpose3d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        const Shape& stride = {1}, const Shape& padding = {0},
+                        const Shape& output_padding = {0}, int64_t groups = 1,
+                        const Shape& dilation = {1});
+// An empty stride is the kernel size. Padding is at most half the kernel and reads as -inf;
+// the gradient goes to each window's first maximum, as PyTorch's. The indices are flat
+// positions in each input plane (i64).
+Tensor max_pool1d(const Tensor& x, const Shape& kernel_size, const Shape& stride = {},
+                  const Shape& padding = {0}, const Shape& dilation = {1}, bool ceil_mode = false);
+Tensor max_pool2d(const Tensor& x, const Shape& kernel_size, const Shape& stride = {},
+                  const Shape& padding = {0}, const Shape& dilation = {1}, bool ceil_mode = false);
+std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& x, const Shape& kernel_size,
+                                                   const Shape& stride = {},
+                                                   const Shape& padding = {0},
+                                                   const Shape& dilation = {1},
+                                                   bool ceil_mode = false);
+std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Shape& kernel_size,
+                                                   const Shape& stride = {},
+                                                   const Shape& padding = {0},
+                                                   const Shape& dilation = {1},
+                                                   bool ceil_mode = false);
+Tensor avg_pool1d(const Tensor& x, const Shape& kernel_size, const Shape& stride = {},
+                  const Shape& padding = {0}, bool ceil_mode = false,
+                  bool count_include_pad = true);
+Tensor avg_pool2d(const Tensor& x, const Shape& kernel_size, const Shape& stride = {},
+                  const Shape& padding = {0}, bool ceil_mode = false, bool count_include_pad = true,
+                  std::optional<int64_t> divisor_override = std::nullopt);
 
 // Random (the generator of manual_seed; fresh numbers at every call, compiled or not).
 // 1 with probability p (each element of `p`, or the one `p`), in p's (x's) dtype.

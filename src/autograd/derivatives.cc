@@ -12,6 +12,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "eager/window_ops.h"
 #include "graph/infer.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
@@ -436,6 +437,13 @@ DERIVATIVE(adaptive_avg_pool2d, nothing) {
   return {matmul(matmul(mT(a), g), b)};
 }
 
+// Sliding windows: each is the other's adjoint (the padding reads nothing back).
+DERIVATIVE(im2col, nothing) {
+  const Shape& sizes = c.meta(0).sizes;
+  return {col2im(g, Shape(sizes.begin() + 2, sizes.end()), window_geometry(c.attrs()))};
+}
+DERIVATIVE(col2im, nothing) { return {im2col(g, window_geometry(c.attrs()))}; }
+
 // Views.
 DERIVATIVE(reshape, nothing) { return {g.reshape(c.meta(0).sizes)}; }
 DERIVATIVE(permute, nothing) {
@@ -488,7 +496,8 @@ const std::array kTable = {
     &e_logsumexp,    &e_softmax,   &e_log_softmax, &e_layer_norm, &e_matmul,
     &e_bmm,          &e_linear,    &e_attention,   &e_cat,        &e_stack,
     &e_index_select, &e_gather,    &e_embedding,   &e_index_put,  &e_adaptive_avg_pool2d,
-    &e_reshape,      &e_permute,   &e_slice,       &e_expand,
+    &e_im2col,       &e_col2im,    &e_reshape,     &e_permute,    &e_slice,
+    &e_expand,
 };
 
 // Ops whose results carry no gradient: bool results, integer results, random draws, ranges.

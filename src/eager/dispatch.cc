@@ -142,6 +142,9 @@ Tensor run_op(Op op, const std::vector<Tensor>& inputs, const Attrs& attrs) {
     case OpRule::IndexPut:
     case OpRule::AdaptiveAvgPool2d:
       return eager_movement(op, inputs, attrs, out);
+    case OpRule::Im2col:
+    case OpRule::Col2im:
+      return eager_windows(op, inputs[0], attrs, out);
     case OpRule::Arange:
       return eager_arange(inputs[0], attrs, out);
     case OpRule::Random:

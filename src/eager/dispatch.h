@@ -117,6 +117,8 @@ Tensor eager_attention(const std::vector<Tensor>& in, const Attrs& attrs);
 Tensor eager_arange(const Tensor& start, const Attrs& attrs, const TensorType& out);
 Tensor eager_movement(Op op, const std::vector<Tensor>& in, const Attrs& attrs,
                       const TensorType& out);
+// im2col and col2im (eager/windows.cc).
+Tensor eager_windows(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 Tensor eager_view(Op op, const Tensor& x, const Attrs& attrs, const TensorType& out);
 // rand, randn: the draw of the generator state `state` (i64[2]: seed, offset) at attrs' draw.
 Tensor eager_random(Op op, const Tensor& state, const Attrs& attrs, const TensorType& out);

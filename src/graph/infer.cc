@@ -2,11 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
-#include <algorithm>
-
+#include "graph/window.h"
 #include "kiln/error.h"
+#include "support/limits.h"
 
 namespace kiln {
 
@@ -62,6 +63,65 @@ int category(DType d) { return d == DType::bool_ ? 0 : is_integral(d) ? 1 : 2; }
     args += type_string(*inputs[i]);
   }
   throw ShapeError(fmt::format("{}({}): {}", op_name(op), args, message));
+}
+
+// im2col and col2im (ops.def): the windows' geometry, checked, and the columns' shape.
+TensorType window_type(Op op, const std::vector<const TensorType*>& in, const Attrs& attrs) {
+  const TensorType& x = *in[0];
+  WindowGeometry w;
+  try {
+    w = window_geometry(attrs);
+  } catch (const ShapeError& e) {
+    fail(op, in, e.what());
+  }
+  const size_t s = static_cast<size_t>(w.spatial());
+  const int64_t k = w.kernel_elements();
+  auto counts_of = [&](const std::vector<int64_t>& sizes) {
+    try {
+      return window_counts(w, sizes);
+    } catch (const ShapeError& e) {
+      fail(op, in, e.what());
+    }
+  };
+  auto windows_in = [&](const std::vector<int64_t>& counts) {
+    int64_t l = 1;
+    for (int64_t c : counts) {
+      std::optional<int64_t> next = limits::checked_mul(l, c);
+      if (!next) fail(op, in, "too many windows");
+      l = *next;
+    }
+    return l;
+  };
+  if (op == Op::im2col) {
+    if (x.shape.size() != s + 2)
+      fail(op, in, fmt::format("input must be [N, C, *spatial] with {} spatial dims", s));
+    std::vector<int64_t> spatial;
+    for (size_t d = 0; d < s; ++d) {
+      if (!x.shape[2 + d].is_const()) fail(op, in, "spatial sizes must be static");
+      spatial.push_back(x.shape[2 + d].coeff);
+    }
+    const Dim& c = x.shape[1];
+    std::optional<int64_t> ck = limits::checked_mul(c.coeff, k);
+    if (!ck) fail(op, in, "channels times kernel positions overflow");
+    if (attrs.has("pad_value") && is_integral(x.dtype) &&
+        !std::isfinite(attrs.get_double("pad_value")))
+      fail(op, in, "pad_value must be finite for an integer tensor");
+    return {x.dtype, {x.shape[0], Dim{*ck, c.sym}, Dim::constant(windows_in(counts_of(spatial)))}};
+  }
+  if (!is_floating(x.dtype)) fail(op, in, "needs a floating input (it sums its columns)");
+  if (x.shape.size() != 3) fail(op, in, "input must be columns [N, C*K, L]");
+  std::vector<int64_t> size = attrs.get_ints("output_size");
+  if (size.size() != s)
+    fail(op, in, fmt::format("output_size has {} entries, expected {}", size.size(), s));
+  const Dim& ck = x.shape[1];
+  if (ck.coeff % k != 0)
+    fail(op, in, fmt::format("dim 1 is not a multiple of the kernel's {} positions", k));
+  int64_t l = windows_in(counts_of(size));
+  if (x.shape[2] != Dim::constant(l))
+    fail(op, in, fmt::format("dim 2 must be the {} windows of output_size", l));
+  SymShape shape{x.shape[0], Dim{ck.coeff / k, ck.sym}};
+  for (int64_t d : size) shape.push_back(Dim::constant(d));
+  return {x.dtype, shape};
 }
 
 SymShape reduce_shape(const SymShape& shape, const std::vector<int64_t>& dims, bool keepdim) {
@@ -459,6 +519,9 @@ TensorType infer_unchecked(Op op, const Attrs& attrs, const std::vector<const Te
       shape.push_back(Dim::constant(size[1]));
       return {x.dtype, shape};
     }
+    case OpRule::Im2col:
+    case OpRule::Col2im:
+      return window_type(op, in, attrs);
     case OpRule::Arange: {
       if (rank != 0) fail(op, in, "start must be a 0-d tensor");
       const SymShape& shape = attrs.get_dims("shape");

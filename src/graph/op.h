@@ -35,6 +35,8 @@ enum class OpRule : uint8_t {
   Embedding,
   IndexPut,
   AdaptiveAvgPool2d,
+  Im2col,
+  Col2im,
   Arange,
   Random,
   Reshape,

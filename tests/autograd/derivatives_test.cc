@@ -86,6 +86,55 @@ const std::map<std::string, CaseFn>& cases() {
        [](const Inputs& a) {
          return rms_norm(a[0], {2, 4});
        }},
+      {"conv2d",
+       [](const Inputs& a) {
+         return conv2d(a[0], a[1], a[2], {2, 1}, {1, 0}, {1, 2}, 2);
+       }},
+      {"conv2d_plain", [](const Inputs& a) { return conv2d(a[0], a[1]); }},
+      {"conv2d_pointwise", [](const Inputs& a) { return conv2d(a[0], a[1], a[2]); }},
+      {"conv2d_unbatched", [](const Inputs& a) { return conv2d(a[0], a[1], {}, {1}, {1}); }},
+      {"conv1d", [](const Inputs& a) { return conv1d(a[0], a[1], a[2], {2}, {1}); }},
+      {"conv3d",
+       [](const Inputs& a) {
+         return conv3d(a[0], a[1], {}, {1}, {1, 0, 1});
+       }},
+      {"conv_transpose2d",
+       [](const Inputs& a) { return conv_transpose2d(a[0], a[1], a[2], {2}, {1}, {1}, 2); }},
+      {"conv_transpose2d_dilated",
+       [](const Inputs& a) { return conv_transpose2d(a[0], a[1], {}, {1}, {0}, {1}, 1, {2}); }},
+      {"conv_transpose1d",
+       [](const Inputs& a) { return conv_transpose1d(a[0], a[1], a[2], {3}, {2}, {1}); }},
+      {"max_pool2d", [](const Inputs& a) { return max_pool2d(a[0], {3}, {2}, {1}); }},
+      {"max_pool2d_ceil",
+       [](const Inputs& a) {
+         return max_pool2d(a[0], {2, 3}, {2}, {0}, {1, 2}, true);
+       }},
+      {"max_pool2d_with_indices",
+       [](const Inputs& a) {
+         auto [values, indices] = max_pool2d_with_indices(a[0], {3}, {2}, {1});
+         return values + indices.to(DType::f64) * 1e-3;
+       }},
+      {"max_pool1d", [](const Inputs& a) { return max_pool1d(a[0], {3}, {2}); }},
+      {"avg_pool2d", [](const Inputs& a) { return avg_pool2d(a[0], {3}, {2}, {1}); }},
+      {"avg_pool2d_ceil_exclude",
+       [](const Inputs& a) {
+         return avg_pool2d(a[0], {3, 2}, {2, 3}, {1}, true, false);
+       }},
+      {"avg_pool2d_ceil_include",
+       [](const Inputs& a) {
+         return avg_pool2d(a[0], {3, 2}, {2, 3}, {1}, true);
+       }},
+      {"avg_pool2d_divisor",
+       [](const Inputs& a) { return avg_pool2d(a[0], {2}, {1}, {0}, false, true, 5); }},
+      {"avg_pool1d", [](const Inputs& a) { return avg_pool1d(a[0], {4}, {3}, {2}, true); }},
+      {"unfold",
+       [](const Inputs& a) {
+         return unfold(a[0], {2, 3}, {2, 1}, {1}, {1, 2});
+       }},
+      {"fold",
+       [](const Inputs& a) {
+         return fold(a[0], {5, 6}, {2});
+       }},
       {"matmul", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_batched", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_vector_matrix", [](const Inputs& a) { return matmul(a[0], a[1]); }},

@@ -152,6 +152,55 @@ CASES["rms_norm_plain"] = (
     [torch.randn(3, 2, 4, generator=G_LATER, dtype=torch.float64)],
     lambda x: rms_norm(x, (-2, -1)))
 
+# Convolution and pooling (src/eager/conv_ops.cc), from their own generator.
+G_CONV = torch.Generator().manual_seed(31)
+
+
+def crandn(*shape):
+    return torch.randn(*shape, generator=G_CONV, dtype=torch.float64)
+
+
+def pool_with_indices(a):
+    v, i = F.max_pool2d(a, 3, 2, 1, return_indices=True)
+    return v + i.to(torch.float64) * 1e-3  # exact enough, and small for finite differences
+
+
+CASES.update({
+    "conv2d": ([crandn(2, 4, 7, 6), crandn(6, 2, 3, 2), crandn(6)],
+               lambda x, w, b: F.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2)),
+    "conv2d_plain": ([crandn(1, 3, 5, 5), crandn(4, 3, 3, 3)], lambda x, w: F.conv2d(x, w)),
+    "conv2d_pointwise": ([crandn(2, 3, 4, 4), crandn(5, 3, 1, 1), crandn(5)],
+                         lambda x, w, b: F.conv2d(x, w, b)),
+    "conv2d_unbatched": ([crandn(3, 6, 5), crandn(2, 3, 3, 3)],
+                         lambda x, w: F.conv2d(x, w, None, 1, 1)),
+    "conv1d": ([crandn(2, 3, 9), crandn(4, 3, 3), crandn(4)],
+               lambda x, w, b: F.conv1d(x, w, b, 2, 1)),
+    "conv3d": ([crandn(1, 2, 4, 5, 4), crandn(3, 2, 2, 3, 2)],
+               lambda x, w: F.conv3d(x, w, None, 1, (1, 0, 1))),
+    "conv_transpose2d": ([crandn(2, 4, 3, 4), crandn(4, 3, 3, 2), crandn(6)],
+                         lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1, 2)),
+    "conv_transpose2d_dilated": ([crandn(1, 2, 4, 4), crandn(2, 3, 3, 3)],
+                                 lambda x, w: F.conv_transpose2d(x, w, None, 1, 0, 1, 1, 2)),
+    "conv_transpose1d": ([crandn(2, 3, 5), crandn(3, 2, 4), crandn(2)],
+                         lambda x, w, b: F.conv_transpose1d(x, w, b, 3, 2, 1)),
+    "max_pool2d": ([crandn(2, 3, 7, 6)], lambda x: F.max_pool2d(x, 3, 2, 1)),
+    "max_pool2d_ceil": ([crandn(1, 2, 6, 7)],
+                        lambda x: F.max_pool2d(x, (2, 3), 2, 0, (1, 2), ceil_mode=True)),
+    "max_pool2d_with_indices": ([crandn(2, 2, 7, 6)], pool_with_indices),
+    "max_pool1d": ([crandn(2, 3, 8)], lambda x: F.max_pool1d(x, 3, 2)),
+    "avg_pool2d": ([crandn(2, 3, 7, 6)], lambda x: F.avg_pool2d(x, 3, 2, 1)),
+    "avg_pool2d_ceil_exclude": ([crandn(1, 2, 6, 7)],
+                                lambda x: F.avg_pool2d(x, (3, 2), (2, 3), 1, ceil_mode=True,
+                                                       count_include_pad=False)),
+    "avg_pool2d_ceil_include": ([crandn(1, 2, 6, 7)],
+                                lambda x: F.avg_pool2d(x, (3, 2), (2, 3), 1, ceil_mode=True)),
+    "avg_pool2d_divisor": ([crandn(1, 2, 5, 5)],
+                           lambda x: F.avg_pool2d(x, 2, 1, 0, divisor_override=5)),
+    "avg_pool1d": ([crandn(2, 3, 9)], lambda x: F.avg_pool1d(x, 4, 3, 2, ceil_mode=True)),
+    "unfold": ([crandn(2, 3, 5, 6)], lambda x: F.unfold(x, (2, 3), (2, 1), 1, (1, 2))),
+    "fold": ([crandn(2, 12, 20)], lambda x: F.fold(x, (5, 6), 2)),
+})
+
 
 def main():
     out = {}

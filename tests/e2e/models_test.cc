@@ -1,5 +1,5 @@
-// The two golden models, rebuilt with kiln's API from PyTorch's state_dict, eagerly and
-// compiled, against PyTorch's outputs.
+// The golden models (an MLP, a transformer layer, a CNN), rebuilt with kiln's API from PyTorch's
+// state_dict, eagerly and compiled, against PyTorch's outputs.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,6 +34,16 @@ Tensor transformer_layer(const TensorMap& w, const Tensor& x) {
   return layer_norm(h + ff, {d}, w.at("w.norm2.weight"), w.at("w.norm2.bias"), 1e-5);
 }
 
+// tests/data/make_model_goldens.py's Cnn: conv, relu, max pool, a grouped strided conv, relu,
+// average pool, linear.
+Tensor cnn(const TensorMap& w, const Tensor& x) {
+  Tensor h =
+      max_pool2d(relu(conv2d(x, w.at("w.conv1.weight"), w.at("w.conv1.bias"), {1}, {1})), {2});
+  h = avg_pool2d(relu(conv2d(h, w.at("w.conv2.weight"), w.at("w.conv2.bias"), {2}, {1}, {1}, 2)),
+                 {2});
+  return linear(h.flatten(1), w.at("w.fc.weight"), w.at("w.fc.bias"));
+}
+
 template <class Model>
 void check_model(const char* file, Model model, const ModeConfig& config) {
   ModeRun run(config);
@@ -59,6 +69,11 @@ TEST_P(Models, MlpMatchesPyTorch) {
 TEST_P(Models, TransformerLayerMatchesPyTorch) {
   KILN_SKIP_WITHOUT_TEST_DEVICE();
   check_model("model_transformer_post_relu.safetensors", transformer_layer, GetParam());
+}
+
+TEST_P(Models, CnnMatchesPyTorch) {
+  KILN_SKIP_WITHOUT_TEST_DEVICE();
+  check_model("model_cnn.safetensors", cnn, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Models, ::testing::ValuesIn(all_mode_configs()), mode_config_name);

@@ -1,0 +1,142 @@
+// Convolution and pooling beyond the golden cases (tests/autograd/derivatives_test.cc holds
+// PyTorch's values and gradients for each op): a small CNN's loss and gradients compiled
+// against eager autograd, half-precision inputs, unbatched inputs, and the errors that name
+// the op, the shapes and the arguments.
+#include <gtest/gtest.h>
+
+#include "support/compare.h"
+#include "support/modes.h"
+
+namespace kiln::testing {
+namespace {
+
+struct Cnn {
+  Tensor w1 = (randn({8, 3, 3, 3}) * 0.3).requires_grad_();
+  Tensor b1 = randn({8}).requires_grad_();
+  Tensor w2 = (randn({6, 4, 3, 3}) * 0.3).requires_grad_();
+  Tensor w3 = (randn({6, 3, 2, 2}) * 0.3).requires_grad_();
+  Tensor loss(const Tensor& x) const {
+    Tensor h = max_pool2d(relu(conv2d(x, w1, b1, {1}, {1})), {3}, {2}, {1});
+    h = avg_pool2d(gelu(conv2d(h, w2, {}, {1}, {1}, {1}, 2)), {2}, {}, {0}, true, false);
+    h = conv_transpose2d(h, w3, {}, {2}, {0}, {1});
+    return (h * h).mean();
+  }
+  std::vector<Tensor> params() const { return {w1, b1, w2, w3}; }
+};
+
+TEST(Conv, CompiledCnnLossAndGradientsEqualEagerAutograds) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  Cnn model;
+  auto f = compile([&model](const Tensor& x) { return model.loss(x); });
+  for (int call = 0; call < 2; ++call) {
+    Tensor x = randn({2, 3, 11, 10}).requires_grad_();
+    Tensor loss = f(x);
+    loss.backward();
+    std::vector<Tensor> compiled{x.grad()};
+    for (const Tensor& p : model.params()) {
+      compiled.push_back(p.grad());
+      p.set_grad({});
+    }
+    Tensor x_eager = x.detach().clone().requires_grad_();
+    Tensor eager_loss = model.loss(x_eager);
+    eager_loss.backward();
+    EXPECT_EQ(compare_tensors(loss, eager_loss, 1e-5, 1e-6), "") << call;
+    EXPECT_EQ(compare_tensors(compiled[0], x_eager.grad(), 1e-4, 1e-6), "") << call;
+    for (size_t i = 0; i < model.params().size(); ++i) {
+      EXPECT_EQ(compare_tensors(compiled[i + 1], model.params()[i].grad(), 1e-4, 1e-6), "")
+          << call << " parameter " << i;
+      model.params()[i].set_grad({});
+    }
+  }
+}
+
+// Without a gradient to give, max pooling is a reduction: compiled, one fused kernel reads
+// the windows, and its values equal the gathered first maxima.
+TEST(Conv, MaxPoolWithoutAGradientIsAFusedReduction) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  Tensor x = randn({2, 3, 9, 8});
+  auto f = compile([](const Tensor& t) { return max_pool2d(relu(t), {3}, {2}, {1}); });
+  Tensor got = f(x);
+  auto [values, indices] = max_pool2d_with_indices(relu(x), {3}, {2}, {1});
+  EXPECT_EQ(compare_tensors(got, values, 0, 0), "");
+  EXPECT_EQ(indices.dtype(), DType::i64);
+  bool reduction = false;
+  for (const KernelInfo& k : f.kernels()) reduction |= k.name.find("amax") != std::string::npos;
+  EXPECT_TRUE(reduction) << "the window maximum runs in a generated kernel";
+}
+
+TEST(Conv, HalfPrecisionAndUnbatchedInputsMatchF32) {
+  Tensor x = randn({2, 4, 8, 8}), w = randn({6, 4, 3, 3}) * 0.2, b = randn({6});
+  Tensor want = conv2d(x, w, b, {1}, {1});
+  for (DType d : {DType::bf16, DType::f16}) {
+    Tensor got = conv2d(x.to(d), w.to(d), b.to(d), {1}, {1});
+    EXPECT_EQ(got.dtype(), d);
+    EXPECT_EQ(compare_tensors(got.to(DType::f32), want, 3e-2, 3e-2), "") << dtype_name(d);
+    Tensor pooled = avg_pool2d(x.to(d), {2});
+    EXPECT_EQ(compare_tensors(pooled.to(DType::f32), avg_pool2d(x, {2}), 1e-2, 1e-2), "");
+  }
+  Tensor one = conv2d(x.narrow(0, 1, 1).squeeze(0), w, b, {1}, {1});
+  EXPECT_EQ(one.sizes(), (Shape{6, 8, 8}));
+  EXPECT_EQ(compare_tensors(one, want.narrow(0, 1, 1).squeeze(0), 1e-5, 1e-6), "");
+  EXPECT_EQ(max_pool1d(randn({3, 7}), {2}).sizes(), (Shape{3, 3}));
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ShapeError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Conv, BadArgumentsNameTheOpTheShapesAndTheArgument) {
+  Tensor x = randn({1, 3, 8, 8});
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, randn({4, 2, 3, 3}));
+            }),
+            "conv2d(input [1, 3, 8, 8], weight [4, 2, 3, 3], groups 1): the input's 3 channels "
+            "must be groups x the weight's in_channels / groups (2), and its 4 out_channels a "
+            "multiple of groups");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, randn({4, 3, 9, 3}));
+            }),
+            "conv2d(input [1, 3, 8, 8], weight [4, 3, 9, 3], groups 1): spatial dim 0 of size 8 "
+            "(padded 8) is smaller than the kernel's span 9 (kernel_size 9, dilation 1)");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, randn({4, 3, 3, 3}), {}, {0});
+            }),
+            "conv2d(input [1, 3, 8, 8], weight [4, 3, 3, 3], groups 1): stride entries must be "
+            "in [1, 65536], got 0");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, randn({4, 3, 3, 3}), {}, {1, 1, 1});
+            }),
+            "conv2d: stride [1, 1, 1] has 3 entries, expected 1 or 2");
+  EXPECT_EQ(error_of([&] {
+              conv2d(x, randn({4, 3, 3, 3}), randn({3}));
+            }),
+            "conv2d: bias [3] must be [4] (one per output channel)");
+  EXPECT_EQ(error_of([&] {
+              conv2d(randn({8, 8}), randn({4, 3, 3, 3}));
+            }),
+            "conv2d: input [8, 8] must be [N, C, *spatial] or [C, *spatial] with 2 spatial dims");
+  EXPECT_EQ(error_of([&] {
+              conv_transpose2d(x, randn({3, 2, 3, 3}), {}, {2}, {0}, {2});
+            }),
+            "conv_transpose2d(input [1, 3, 8, 8], weight [3, 2, 3, 3], groups 1): "
+            "output_padding [2] must be smaller than the stride or the dilation");
+  EXPECT_EQ(error_of([&] { max_pool2d(x, {2}, {}, {2}); }),
+            "max_pool2d(input [1, 3, 8, 8], kernel_size [2, 2], stride [2, 2], padding [2, 2]): "
+            "padding must be at most half the kernel size");
+  EXPECT_EQ(error_of([&] { max_pool2d(x.to(DType::i32), {2}); }),
+            "max_pool2d: needs a floating input, got i32; cast with .to(f32)");
+  EXPECT_EQ(error_of([&] { avg_pool2d(x, {2}, {}, {0}, false, true, 0); }),
+            "avg_pool2d: divisor_override must not be 0");
+  EXPECT_EQ(error_of([&] {
+              fold(randn({1, 12, 19}), {5, 6}, {2});
+            }),
+            "col2im(f32[1, 12, 19]): dim 2 must be the 20 windows of output_size");
+}
+
+}  // namespace
+}  // namespace kiln::testing
