@@ -3,6 +3,7 @@
 // read as pad_value); col2im sums columns back into an image in f32 (f64 for f64 inputs),
 // each image plane written by one thread in a fixed order, so that results are deterministic.
 // CUDA tensors are copied to the host and back.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -48,23 +49,42 @@ Windows3 windows3(const Attrs& attrs, const std::vector<int64_t>& image) {
   return g;
 }
 
-// One row of the columns: kernel position k of one image plane over every window.
+// The windows c in [first, last) along the innermost dim whose element
+// c * stride - padding + offset lies inside [0, size).
+struct Inside {
+  int64_t first, last;
+};
+Inside inside(int64_t windows, int64_t stride, int64_t start, int64_t size) {
+  auto ceil_div = [](int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); };
+  int64_t first = std::clamp<int64_t>(ceil_div(-start, stride), 0, windows);
+  int64_t last = std::clamp<int64_t>(ceil_div(size - start, stride), first, windows);
+  return {first, last};
+}
+
+// One row of the columns: kernel position k of one image plane over every window. The
+// innermost dim's padding is filled around one run of inside elements (a copy at stride 1),
+// with no test per element.
 template <class T>
 void im2col_row(const T* plane, T* row, const Windows3& g, int64_t k, T pad) {
   const std::array<int64_t, 3> off = g.offsets(k);
+  const int64_t start = off[2] - g.padding[2], stride = g.stride[2];
+  const Inside in = inside(g.out[2], stride, start, g.in[2]);
   for (int64_t a = 0; a < g.out[0]; ++a) {
     const int64_t z = a * g.stride[0] - g.padding[0] + off[0];
     for (int64_t b = 0; b < g.out[1]; ++b, row += g.out[2]) {
       const int64_t y = b * g.stride[1] - g.padding[1] + off[1];
       if (z < 0 || z >= g.in[0] || y < 0 || y >= g.in[1]) {
-        for (int64_t c = 0; c < g.out[2]; ++c) row[c] = pad;
+        std::fill(row, row + g.out[2], pad);
         continue;
       }
-      const T* line = plane + (z * g.in[1] + y) * g.in[2];
-      for (int64_t c = 0; c < g.out[2]; ++c) {
-        const int64_t x = c * g.stride[2] - g.padding[2] + off[2];
-        row[c] = x >= 0 && x < g.in[2] ? line[x] : pad;
+      const T* line = plane + (z * g.in[1] + y) * g.in[2] + start;
+      std::fill(row, row + in.first, pad);
+      if (stride == 1) {
+        std::memcpy(row + in.first, line + in.first, sizeof(T) * (in.last - in.first));
+      } else {
+        for (int64_t c = in.first; c < in.last; ++c) row[c] = line[c * stride];
       }
+      std::fill(row + in.last, row + g.out[2], pad);
     }
   }
 }
