@@ -107,6 +107,29 @@ class Conv2d : public UnaryModule {
   Tensor weight, bias;
 };
 
+// torch.nn.BatchNorm2d(num_features, eps, momentum, affine, track_running_stats): weight ones,
+// bias zeros; buffers running_mean zeros, running_var ones, num_batches_tracked (i64). In
+// training mode it normalizes by the batch's statistics and updates the running ones in place
+// (also inside a compiled function: a mutation written back); in eval mode it uses them.
+class BatchNorm2d : public UnaryModule {
+ public:
+  explicit BatchNorm2d(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true);
+  Tensor forward(const Tensor& x) override;
+  double eps, momentum;
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+
+// torch.nn.GroupNorm(num_groups, num_channels, eps, affine).
+class GroupNorm : public UnaryModule {
+ public:
+  GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& x) override;
+  int64_t num_groups;
+  double eps;
+  Tensor weight, bias;
+};
+
 // torch.nn.MaxPool2d and AvgPool2d: an empty stride is the kernel size.
 class MaxPool2d : public UnaryModule {
  public:

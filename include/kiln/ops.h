@@ -122,6 +122,22 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
 
+// Normalizations over channels, as torch.nn.functional's (x [N, C, ...]; per-channel weight
+// and bias optional). In training mode batch_norm uses the batch's statistics and, when
+// given, updates running_mean and running_var in place (momentum-weighted; the unbiased
+// variance); otherwise it uses them.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight = {}, const Tensor& bias = {}, bool training = false,
+                  double momentum = 0.1, double eps = 1e-5);
+Tensor instance_norm(const Tensor& x, const Tensor& running_mean = {},
+                     const Tensor& running_var = {}, const Tensor& weight = {},
+                     const Tensor& bias = {}, bool use_input_stats = true, double momentum = 0.1,
+                     double eps = 1e-5);
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = {},
+                  const Tensor& bias = {}, double eps = 1e-5);
+Tensor local_response_norm(const Tensor& x, int64_t size, double alpha = 1e-4, double beta = 0.75,
+                           double k = 1.0);
+
 // Convolution and pooling, with torch.nn.functional's names, argument orders and defaults. A
 // size argument has one entry per spatial dim or one for all of them; x is [N, C, *spatial]
 // or unbatched [C, *spatial]; an undefined bias is none. They are composed from sliding

@@ -102,30 +102,47 @@ Tensor add_bias(const Tensor& out, const Tensor& bias, int64_t channels, size_t 
   return out + bias.reshape(shape);
 }
 
+// What both convolutions check and parse first: the batched input, the context errors name,
+// the weight's rank (`layout` says its dims) and the windows (padding on both sides).
+struct ConvCall {
+  Batched b;
+  std::string context;
+  WindowGeometry w;
+};
+
+ConvCall conv_call(const char* op, const char* layout, const Tensor& input, const Tensor& weight,
+                   const Shape& stride, const Shape& padding, const Shape& dilation, int64_t groups,
+                   size_t s) {
+  ConvCall call{batched(op, input, s), "", {}};
+  call.context = fmt::format("input {}, weight {}, groups {}", text(call.b.x.sizes()),
+                             text(weight.sizes()), groups);
+  if (weight.dim() != static_cast<int64_t>(s) + 2)
+    throw ShapeError(fmt::format("{}({}): weight must be [{}, *kernel] with {} kernel dims", op,
+                                 call.context, layout, s));
+  WindowGeometry& w = call.w;
+  w.kernel = spatial_of(weight);
+  w.stride = per_dim(op, "stride", stride, s);
+  w.padding = per_dim(op, "padding", padding, s);
+  w.padding_end = w.padding;
+  w.dilation = per_dim(op, "dilation", dilation, s);
+  return call;
+}
+
 Tensor convolution(const char* op, const Tensor& input, const Tensor& weight, const Tensor& bias,
                    const Shape& stride, const Shape& padding, const Shape& dilation, int64_t groups,
                    size_t s) {
-  Batched b = batched(op, input, s);
+  ConvCall call = conv_call(op, "out_channels, in_channels / groups", input, weight, stride,
+                            padding, dilation, groups, s);
+  const Batched& b = call.b;
   const Tensor& x = b.x;
-  const std::string context =
-      fmt::format("input {}, weight {}, groups {}", text(x.sizes()), text(weight.sizes()), groups);
-  if (weight.dim() != static_cast<int64_t>(s) + 2)
-    throw ShapeError(
-        fmt::format("{}({}): weight must be [out_channels, in_channels / groups, "
-                    "*kernel] with {} kernel dims",
-                    op, context, s));
+  const std::string& context = call.context;
   const int64_t c = x.sizes()[1], oc = weight.sizes()[0], cg = weight.sizes()[1];
   if (groups < 1 || oc % groups != 0 || cg * groups != c)
     throw ShapeError(fmt::format(
         "{}({}): the input's {} channels must be groups x the weight's in_channels / groups "
         "({}), and its {} out_channels a multiple of groups",
         op, context, c, cg, oc));
-  WindowGeometry w;
-  w.kernel = spatial_of(weight);
-  w.stride = per_dim(op, "stride", stride, s);
-  w.padding = per_dim(op, "padding", padding, s);
-  w.padding_end = w.padding;
-  w.dilation = per_dim(op, "dilation", dilation, s);
+  const WindowGeometry& w = call.w;
   const std::vector<int64_t> out = windows_of(op, context, w, spatial_of(x));
   const int64_t k = w.kernel_elements(), l = product(out);
   const SymInt n = x.sym_sizes()[0];
@@ -145,34 +162,24 @@ Tensor transposed_convolution(const char* op, const Tensor& input, const Tensor&
                               const Tensor& bias, const Shape& stride, const Shape& padding,
                               const Shape& output_padding, int64_t groups, const Shape& dilation,
                               size_t s) {
-  Batched b = batched(op, input, s);
+  ConvCall call = conv_call(op, "in_channels, out_channels / groups", input, weight, stride,
+                            padding, dilation, groups, s);
+  const Batched& b = call.b;
   const Tensor& x = b.x;
-  const std::string context =
-      fmt::format("input {}, weight {}, groups {}", text(x.sizes()), text(weight.sizes()), groups);
-  if (weight.dim() != static_cast<int64_t>(s) + 2)
-    throw ShapeError(
-        fmt::format("{}({}): weight must be [in_channels, out_channels / groups, "
-                    "*kernel] with {} kernel dims",
-                    op, context, s));
+  const std::string& context = call.context;
   const int64_t c = x.sizes()[1], cog = weight.sizes()[1];
   if (groups < 1 || weight.sizes()[0] != c || c % groups != 0)
     throw ShapeError(fmt::format(
         "{}({}): the weight's in_channels must be the input's {} channels, a multiple of groups",
         op, context, c));
   const int64_t cig = c / groups, oc = cog * groups;
-  WindowGeometry w;
-  w.kernel = spatial_of(weight);
-  w.stride = per_dim(op, "stride", stride, s);
-  w.padding = per_dim(op, "padding", padding, s);
-  w.dilation = per_dim(op, "dilation", dilation, s);
+  WindowGeometry& w = call.w;
   std::vector<int64_t> extra = per_dim(op, "output_padding", output_padding, s);
-  windows_of(op, context, WindowGeometry{w.kernel, w.dilation, w.padding, w.padding, w.stride},
-             std::vector<int64_t>(s, std::numeric_limits<int32_t>::max()));  // checks ranges
+  windows_of(op, context, w, std::vector<int64_t>(s, std::numeric_limits<int32_t>::max()));
   // The output's size; col2im sums into all of it but the trailing positions no window
   // reaches (output_padding beyond the padding), which are zeros.
   const std::vector<int64_t> in = spatial_of(x);
   std::vector<int64_t> size(s), summed(s), zeros_after(s);
-  w.padding_end.resize(s);
   for (size_t d = 0; d < s; ++d) {
     if (extra[d] < 0 || (extra[d] >= w.stride[d] && extra[d] >= w.dilation[d]))
       throw ShapeError(

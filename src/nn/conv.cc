@@ -1,9 +1,11 @@
-// The convolution and pooling modules of include/kiln/nn.h, with PyTorch's initialization.
+// The convolution, pooling and channel normalization modules of include/kiln/nn.h, with
+// PyTorch's initialization.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <cmath>
 
+#include "kiln/autograd.h"
 #include "kiln/error.h"
 #include "kiln/nn.h"
 #include "kiln/ops.h"
@@ -59,5 +61,48 @@ AvgPool2d::AvgPool2d(Shape kernel, Shape stride_, Shape padding_, bool ceil, boo
 Tensor AvgPool2d::forward(const Tensor& x) {
   return avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad);
 }
+
+BatchNorm2d::BatchNorm2d(int64_t num_features, double eps_, double momentum_, bool affine,
+                         bool track_running_stats)
+    : eps(eps_), momentum(momentum_) {
+  if (num_features <= 0)
+    throw Error(fmt::format("BatchNorm2d({}): num_features must be positive", num_features));
+  if (affine) {
+    weight = register_parameter("weight", ones({num_features}));
+    bias = register_parameter("bias", zeros({num_features}));
+  }
+  if (track_running_stats) {
+    running_mean = register_buffer("running_mean", zeros({num_features}));
+    running_var = register_buffer("running_var", ones({num_features}));
+    num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
+  }
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  if (x.dim() != 4)
+    throw ShapeError(
+        fmt::format("BatchNorm2d: expected a 4-D input [N, C, H, W], got {}-D", x.dim()));
+  const bool batch_stats = is_training() || !running_mean.defined();
+  if (is_training() && num_batches_tracked.defined()) {
+    NoGradGuard no_grad;
+    num_batches_tracked.add_(1);
+  }
+  return batch_norm(x, running_mean, running_var, weight, bias, batch_stats, momentum, eps);
+}
+
+GroupNorm::GroupNorm(int64_t groups, int64_t num_channels, double eps_, bool affine)
+    : num_groups(groups), eps(eps_) {
+  if (groups <= 0 || num_channels <= 0 || num_channels % groups != 0)
+    throw Error(
+        fmt::format("GroupNorm({}, {}): num_channels must be a positive multiple of "
+                    "num_groups",
+                    groups, num_channels));
+  if (affine) {
+    weight = register_parameter("weight", ones({num_channels}));
+    bias = register_parameter("bias", zeros({num_channels}));
+  }
+}
+
+Tensor GroupNorm::forward(const Tensor& x) { return group_norm(x, num_groups, weight, bias, eps); }
 
 }  // namespace kiln::nn

@@ -135,6 +135,13 @@ const std::map<std::string, CaseFn>& cases() {
        [](const Inputs& a) {
          return fold(a[0], {5, 6}, {2});
        }},
+      {"batch_norm_train",
+       [](const Inputs& a) { return batch_norm(a[0], {}, {}, a[1], a[2], true); }},
+      {"batch_norm_eval", [](const Inputs& a) { return batch_norm(a[0], a[1], a[2], a[3], a[4]); }},
+      {"instance_norm", [](const Inputs& a) { return instance_norm(a[0], {}, {}, a[1], a[2]); }},
+      {"group_norm", [](const Inputs& a) { return group_norm(a[0], 3, a[1], a[2]); }},
+      {"local_response_norm",
+       [](const Inputs& a) { return local_response_norm(a[0], 4, 0.1, 0.7, 1.5); }},
       {"matmul", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_batched", [](const Inputs& a) { return matmul(a[0], a[1]); }},
       {"matmul_vector_matrix", [](const Inputs& a) { return matmul(a[0], a[1]); }},
@@ -166,16 +173,11 @@ const std::map<std::string, CaseFn>& cases() {
        [](const Inputs& a) {
          return a[0].reshape({2, 6}) * f64_range(6).to(a[0].device());
        }},
-      {"permute",
-       [](const Inputs& a) {
-         return a[0].permute({2, 0, 1}).contiguous();
-       }},
+      {"permute", [](const Inputs& a) { return a[0].permute({2, 0, 1}).contiguous(); }},
       {"narrow", [](const Inputs& a) { return a[0].narrow(0, 1, 3); }},
       {"strided_slice", [](const Inputs& a) { return a[0].slice(1, 1, std::nullopt, 2); }},
       {"expand",
-       [](const Inputs& a) {
-         return a[0].expand({3, 4}) * f64_range(4).to(a[0].device());
-       }},
+       [](const Inputs& a) { return a[0].expand({3, 4}) * f64_range(4).to(a[0].device()); }},
       {"transpose_clone", [](const Inputs& a) { return a[0].t().clone(); }},
       {"mse", [](const Inputs& a) { return (a[0] - a[1]).pow(2.0).mean(); }},
   };

@@ -199,6 +199,15 @@ CASES.update({
     "avg_pool1d": ([crandn(2, 3, 9)], lambda x: F.avg_pool1d(x, 4, 3, 2, ceil_mode=True)),
     "unfold": ([crandn(2, 3, 5, 6)], lambda x: F.unfold(x, (2, 3), (2, 1), 1, (1, 2))),
     "fold": ([crandn(2, 12, 20)], lambda x: F.fold(x, (5, 6), 2)),
+    "batch_norm_train": ([crandn(4, 3, 5, 2), crandn(3), crandn(3)],
+                         lambda x, w, b: F.batch_norm(x, None, None, w, b, True)),
+    "batch_norm_eval": ([crandn(2, 3, 4), crandn(3), crandn(3).abs() + 0.5, crandn(3), crandn(3)],
+                        lambda x, m, v, w, b: F.batch_norm(x, m.detach(), v.detach(), w, b)),
+    "instance_norm": ([crandn(2, 3, 5, 4), crandn(3), crandn(3)],
+                      lambda x, w, b: F.instance_norm(x, weight=w, bias=b)),
+    "group_norm": ([crandn(2, 6, 4, 3), crandn(6), crandn(6)],
+                   lambda x, w, b: F.group_norm(x, 3, w, b)),
+    "local_response_norm": ([crandn(2, 5, 4, 3)], lambda x: F.local_response_norm(x, 4, 0.1, 0.7, 1.5)),
 })
 
 
@@ -211,7 +220,7 @@ def main():
         result.backward(gout)
         for i, t in enumerate(inputs):
             out[f"{name}.in{i}"] = t
-            if args[i].requires_grad:
+            if args[i].requires_grad and args[i].grad is not None:  # detached inside: none
                 out[f"{name}.grad{i}"] = args[i].grad
         out[f"{name}.gout"] = gout
         out[f"{name}.out"] = result.detach()

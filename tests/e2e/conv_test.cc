@@ -81,13 +81,50 @@ TEST(Conv, HalfPrecisionAndUnbatchedInputsMatchF32) {
   EXPECT_EQ(max_pool1d(randn({3, 7}), {2}).sizes(), (Shape{3, 3}));
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ShapeError& e) {
-    return e.what();
-  }
-  return "no error";
+// Training-mode batch_norm updates its running statistics in place, as PyTorch's definition
+// says (momentum-weighted; the variance unbiased), eagerly and from a compiled function (a
+// mutation of captured tensors, written back after each call); eval mode reads them.
+TEST(Norms, BatchNormTrainingUpdatesTheRunningStatisticsEagerAndCompiled) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  Tensor x = randn({4, 3, 5, 2}) * 2 + 1;
+  auto expected_after = [&](const Tensor& mean0, const Tensor& var0, int steps) {
+    Tensor m = mean0.clone(), v = var0.clone();
+    for (int i = 0; i < steps; ++i) {
+      m = m * 0.9 + x.mean({0, 2, 3}) * 0.1;
+      v = v * 0.9 + x.var({0, 2, 3}, 1) * 0.1;
+    }
+    return std::pair{m, v};
+  };
+  Tensor mean = zeros({3}), var = ones({3});
+  Tensor y = batch_norm(x, mean, var, {}, {}, true);
+  auto [m1, v1] = expected_after(zeros({3}), ones({3}), 1);
+  EXPECT_EQ(compare_tensors(mean, m1, 1e-5, 1e-6), "");
+  EXPECT_EQ(compare_tensors(var, v1, 1e-5, 1e-6), "");
+  EXPECT_EQ(compare_tensors(y.mean({0, 2, 3}), zeros({3}), 1e-5, 1e-5), "");
+
+  Tensor cm = zeros({3}), cv = ones({3});
+  auto f = compile([&](const Tensor& in) { return batch_norm(in, cm, cv, {}, {}, true); });
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(compare_tensors(f(x), y, 1e-5, 1e-5), "") << i;
+  auto [m3, v3] = expected_after(zeros({3}), ones({3}), 3);
+  EXPECT_EQ(compare_tensors(cm, m3, 1e-5, 1e-6), "") << "written back after each call";
+  EXPECT_EQ(compare_tensors(cv, v3, 1e-5, 1e-6), "");
+  Tensor eval = batch_norm(x, cm, cv);
+  EXPECT_EQ(compare_tensors(
+                eval, (x - cm.reshape({1, 3, 1, 1})) / (cv.reshape({1, 3, 1, 1}) + 1e-5).sqrt(),
+                1e-5, 1e-5),
+            "");
+  EXPECT_EQ(error_of([&] {
+              batch_norm(randn({1, 3}), zeros({3}), ones({3}), {}, {}, true);
+            }),
+            "batch_norm: expected more than 1 value per channel when training, got input [1, 3]");
+  EXPECT_EQ(error_of([&] {
+              group_norm(randn({2, 6, 4}), 4);
+            }),
+            "group_norm: the 6 channels of input [2, 6, 4] are not divisible into 4 groups");
+  EXPECT_EQ(error_of([&] {
+              batch_norm(randn({2, 3}), zeros({4}), ones({4}));
+            }),
+            "batch_norm: running_mean [4] must be [3] for input [2, 3]");
 }
 
 TEST(Conv, BadArgumentsNameTheOpTheShapesAndTheArgument) {

@@ -136,6 +136,31 @@ TEST(Modules, Conv2dAndPoolsMatchTheirFunctionsAndTrain) {
   EXPECT_LT(last, first * 0.8) << "first " << first << ", last " << last;
 }
 
+// BatchNorm2d's parameters and buffers are PyTorch's (names, values); train mode updates
+// the running statistics and counts batches, eval mode reads them; GroupNorm is its function.
+TEST(Modules, BatchNorm2dTracksRunningStatisticsAndGroupNormIsItsFunction) {
+  nn::BatchNorm2d bn(3);
+  ASSERT_EQ(bn.named_parameters().size(), 2u);
+  std::vector<std::string> names;
+  for (auto& [name, t] : bn.named_buffers()) names.push_back(name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"running_mean", "running_var", "num_batches_tracked"}));
+  Tensor x = randn({4, 3, 5, 5}) * 3 + 2;
+  Tensor y = bn.forward(x);
+  EXPECT_EQ(compare_tensors(y, batch_norm(x, {}, {}, {}, {}, true), 1e-6, 1e-6), "");
+  EXPECT_EQ(compare_tensors(bn.running_mean, x.mean({0, 2, 3}) * 0.1, 1e-5, 1e-6), "");
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 1);
+  bn.eval();
+  EXPECT_EQ(compare_tensors(bn.forward(x), batch_norm(x, bn.running_mean, bn.running_var), 0, 0),
+            "");
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 1) << "eval mode counts nothing";
+  nn::GroupNorm gn(2, 6);
+  Tensor z = randn({2, 6, 4});
+  EXPECT_EQ(compare_tensors(gn.forward(z), group_norm(z, 2, gn.weight, gn.bias), 0, 0), "");
+  EXPECT_NE(error_of([] { nn::GroupNorm(4, 6); }).find("multiple of num_groups"),
+            std::string::npos);
+}
+
 TEST(Losses, MatchTheirDefinitions) {
   Tensor a = randn({4, 3}), b = randn({4, 3});
   EXPECT_NEAR(mse_loss(a, b).item<float>(), ((a - b) * (a - b)).mean().item<float>(), 1e-6);
