@@ -65,6 +65,23 @@ TEST(Conv, MaxPoolWithoutAGradientIsAFusedReduction) {
   EXPECT_TRUE(reduction) << "the window maximum runs in a generated kernel";
 }
 
+// A dynamic batch is one graph: the windows' geometry is static, the batch a size symbol.
+TEST(Conv, ADynamicBatchCompilesOnce) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  Tensor w = randn({4, 3, 3, 3}), b = randn({4});
+  auto fn = [&](const Tensor& in) {
+    return avg_pool2d(max_pool2d(relu(conv2d(in, w, b, {1}, {1})), {2}), {2}, {}, {0}, true);
+  };
+  auto f = compile(fn);
+  for (int64_t n : {2, 5, 3}) {
+    Tensor x = randn({n, 3, 9, 9});
+    mark_dynamic(x, 0);
+    EXPECT_EQ(compare_tensors(f(x), fn(x), 1e-5, 1e-6), "") << n;
+  }
+  ASSERT_EQ(f.graphs().size(), 1u);
+  EXPECT_NE(f.graphs()[0].find("f32[s0, 3, 9, 9]"), std::string::npos) << f.graphs()[0];
+}
+
 TEST(Conv, HalfPrecisionAndUnbatchedInputsMatchF32) {
   Tensor x = randn({2, 4, 8, 8}), w = randn({6, 4, 3, 3}) * 0.2, b = randn({6});
   Tensor want = conv2d(x, w, b, {1}, {1});
