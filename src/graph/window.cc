@@ -16,6 +16,8 @@ namespace {
 
 // Larger windows than any model uses, small enough that kernel products never overflow.
 constexpr int64_t kMaxWindow = int64_t{1} << 16;
+// No tensor holds more elements than this along one dim (support/limits.h allows 2^48 in all).
+constexpr int64_t kMaxSpatial = int64_t{1} << 48;
 
 std::vector<int64_t> list(const Attrs& attrs, const char* name, size_t spatial, int64_t min) {
   std::vector<int64_t> v = attrs.get_ints(name);
@@ -56,7 +58,11 @@ void set_window_attrs(Attrs& attrs, const WindowGeometry& w) {
 std::vector<int64_t> window_counts(const WindowGeometry& w, const std::vector<int64_t>& in) {
   std::vector<int64_t> out;
   for (size_t d = 0; d < in.size(); ++d) {
-    // Every term is bounded by kMaxWindow or by a tensor size: no overflow.
+    // A size from outside (col2im's output_size) is bounded first; then every term is at
+    // most kMaxWindow or kMaxSpatial: no overflow.
+    if (in[d] > kMaxSpatial)
+      throw ShapeError(
+          fmt::format("spatial dim {} of size {} is larger than {}", d, in[d], kMaxSpatial));
     int64_t padded = in[d] + w.padding[d] + w.padding_end[d];
     int64_t span = w.dilation[d] * (w.kernel[d] - 1) + 1;
     if (in[d] < 1 || padded < span)

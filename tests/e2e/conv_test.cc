@@ -190,6 +190,12 @@ TEST(Conv, BadArgumentsNameTheOpTheShapesAndTheArgument) {
               fold(randn({1, 12, 19}), {5, 6}, {2});
             }),
             "col2im(f32[1, 12, 19]): dim 2 must be the 20 windows of output_size");
+  // A size from outside is bounded before any arithmetic on it.
+  EXPECT_EQ(error_of([&] {
+              fold(randn({1, 4, 1}), {int64_t{1} << 62, 1}, {2, 1});
+            }),
+            "col2im(f32[1, 4, 1]): spatial dim 0 of size 4611686018427387904 is larger than "
+            "281474976710656");
 }
 
 }  // namespace
