@@ -122,6 +122,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 Tensor embedding(const Tensor& indices, const Tensor& weight);
 Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
 
+// torch.nn.functional.pad: `pad` holds (before, after) pairs, the last dim's first; modes
+// "constant" (value, default 0; negative pads crop), "reflect" (pads shorter than the dim),
+// "replicate", "circular" (pads at most the dim).
+Tensor pad(const Tensor& x, const Shape& pad, const std::string& mode = "constant",
+           std::optional<double> value = std::nullopt);
+
 // Normalizations over channels, as torch.nn.functional's (x [N, C, ...]; per-channel weight
 // and bias optional). In training mode batch_norm uses the batch's statistics and, when
 // given, updates running_mean and running_var in place (momentum-weighted; the unbiased

@@ -140,6 +140,26 @@ const std::map<std::string, CaseFn>& cases() {
       {"batch_norm_eval", [](const Inputs& a) { return batch_norm(a[0], a[1], a[2], a[3], a[4]); }},
       {"instance_norm", [](const Inputs& a) { return instance_norm(a[0], {}, {}, a[1], a[2]); }},
       {"group_norm", [](const Inputs& a) { return group_norm(a[0], 3, a[1], a[2]); }},
+      {"pad_constant",
+       [](const Inputs& a) {
+         return pad(a[0], {1, 2, 0, 1}, "constant", 0.5);
+       }},
+      {"pad_constant_negative",
+       [](const Inputs& a) {
+         return pad(a[0], {-1, 2, 1, -1});
+       }},
+      {"pad_reflect",
+       [](const Inputs& a) {
+         return pad(a[0], {2, 1, 3, 1}, "reflect");
+       }},
+      {"pad_replicate",
+       [](const Inputs& a) {
+         return pad(a[0], {1, 2, 2, 0}, "replicate");
+       }},
+      {"pad_circular",
+       [](const Inputs& a) {
+         return pad(a[0], {2, 1, 3, 0}, "circular");
+       }},
       {"local_response_norm",
        [](const Inputs& a) { return local_response_norm(a[0], 4, 0.1, 0.7, 1.5); }},
       {"matmul", [](const Inputs& a) { return matmul(a[0], a[1]); }},
@@ -165,14 +185,9 @@ const std::map<std::string, CaseFn>& cases() {
       {"embedding", [](const Inputs& a) { return embedding(a[0], a[1]); }},
       {"index_put", [](const Inputs& a) { return index_put(a[0], {a[1]}, a[2]); }},
       {"index_put_accumulate", [](const Inputs& a) { return index_put(a[0], {a[1]}, a[2], true); }},
-      {"adaptive_avg_pool2d",
-       [](const Inputs& a) {
-         return adaptive_avg_pool2d(a[0], {3, 4});
-       }},
+      {"adaptive_avg_pool2d", [](const Inputs& a) { return adaptive_avg_pool2d(a[0], {3, 4}); }},
       {"reshape",
-       [](const Inputs& a) {
-         return a[0].reshape({2, 6}) * f64_range(6).to(a[0].device());
-       }},
+       [](const Inputs& a) { return a[0].reshape({2, 6}) * f64_range(6).to(a[0].device()); }},
       {"permute", [](const Inputs& a) { return a[0].permute({2, 0, 1}).contiguous(); }},
       {"narrow", [](const Inputs& a) { return a[0].narrow(0, 1, 3); }},
       {"strided_slice", [](const Inputs& a) { return a[0].slice(1, 1, std::nullopt, 2); }},

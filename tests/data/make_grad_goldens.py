@@ -207,6 +207,11 @@ CASES.update({
                       lambda x, w, b: F.instance_norm(x, weight=w, bias=b)),
     "group_norm": ([crandn(2, 6, 4, 3), crandn(6), crandn(6)],
                    lambda x, w, b: F.group_norm(x, 3, w, b)),
+    "pad_constant": ([crandn(2, 3, 4)], lambda x: F.pad(x, (1, 2, 0, 1), value=0.5)),
+    "pad_constant_negative": ([crandn(2, 3, 4)], lambda x: F.pad(x, (-1, 2, 1, -1))),
+    "pad_reflect": ([crandn(1, 2, 5, 4)], lambda x: F.pad(x, (2, 1, 3, 1), mode="reflect")),
+    "pad_replicate": ([crandn(1, 2, 3, 4)], lambda x: F.pad(x, (1, 2, 2, 0), mode="replicate")),
+    "pad_circular": ([crandn(1, 2, 3, 4)], lambda x: F.pad(x, (2, 1, 3, 0), mode="circular")),
     "local_response_norm": ([crandn(2, 5, 4, 3)], lambda x: F.local_response_norm(x, 4, 0.1, 0.7, 1.5)),
 })
 

@@ -65,6 +65,42 @@ TEST(Conv, MaxPoolWithoutAGradientIsAFusedReduction) {
   EXPECT_TRUE(reduction) << "the window maximum runs in a generated kernel";
 }
 
+// pad compiles to what it is built from (cats and index_selects) and answers as eagerly; bad
+// pads name the call.
+TEST(Pad, CompiledEqualsEagerAndBadPadsNameTheCall) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  auto fn = [](const Tensor& t) {
+    return pad(pad(t, {1, 1}, "reflect") * 2, {0, 0, 2, 1}, "constant", -1.0).relu();
+  };
+  auto f = compile(fn);
+  Tensor x = randn({2, 4, 5});
+  EXPECT_EQ(compare_tensors(f(x), fn(x), 1e-6, 1e-6), "");
+  EXPECT_EQ(fn(x).sizes(), (Shape{2, 7, 7}));
+  EXPECT_EQ(error_of([&] { pad(x, {1}); }),
+            "pad(input [2, 4, 5], pad [1], mode \"constant\"): pad must hold a (before, after) "
+            "pair per padded dim, last dim first, at most one pair per dim");
+  EXPECT_EQ(error_of([&] {
+              pad(x, {5, 0}, "reflect");
+            }),
+            "pad(input [2, 4, 5], pad [5, 0], mode \"reflect\"): dim 2 of size 5 is too short "
+            "for pad (5, 0) in this mode");
+  EXPECT_EQ(error_of([&] {
+              pad(x, {1, 1}, "wrap");
+            }),
+            "pad(input [2, 4, 5], pad [1, 1], mode \"wrap\"): unknown mode (accepted: "
+            "constant, reflect, replicate, circular)");
+  EXPECT_EQ(error_of([&] {
+              pad(x, {1, 1}, "replicate", 2.0);
+            }),
+            "pad(input [2, 4, 5], pad [1, 1], mode \"replicate\"): only the constant mode takes "
+            "a value");
+  EXPECT_EQ(error_of([&] {
+              pad(x, {-3, -3});
+            }),
+            "pad(input [2, 4, 5], pad [-3, -3], mode \"constant\"): dim 2 of size 5 cannot lose "
+            "6 elements");
+}
+
 // A dynamic batch is one graph: the windows' geometry is static, the batch a size symbol.
 TEST(Conv, ADynamicBatchCompilesOnce) {
   ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
