@@ -128,6 +128,12 @@ Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size);
 Tensor pad(const Tensor& x, const Shape& pad, const std::string& mode = "constant",
            std::optional<double> value = std::nullopt);
 
+// torch.flip, torch.roll (no dims: the flattened tensor rolled), torch.tril, torch.triu.
+Tensor flip(const Tensor& x, const Shape& dims);
+Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims = {});
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+
 // Normalizations over channels, as torch.nn.functional's (x [N, C, ...]; per-channel weight
 // and bias optional). In training mode batch_norm uses the batch's statistics and, when
 // given, updates running_mean and running_var in place (momentum-weighted; the unbiased

@@ -160,6 +160,17 @@ const std::map<std::string, CaseFn>& cases() {
        [](const Inputs& a) {
          return pad(a[0], {2, 1, 3, 0}, "circular");
        }},
+      {"flip",
+       [](const Inputs& a) {
+         return flip(a[0], {0, 2});
+       }},
+      {"roll",
+       [](const Inputs& a) {
+         return roll(a[0], {1, -2}, {0, 1});
+       }},
+      {"roll_flat", [](const Inputs& a) { return roll(a[0], {4}); }},
+      {"tril", [](const Inputs& a) { return tril(a[0], 1); }},
+      {"triu", [](const Inputs& a) { return triu(a[0], -1); }},
       {"local_response_norm",
        [](const Inputs& a) { return local_response_norm(a[0], 4, 0.1, 0.7, 1.5); }},
       {"matmul", [](const Inputs& a) { return matmul(a[0], a[1]); }},
@@ -171,14 +182,8 @@ const std::map<std::string, CaseFn>& cases() {
       {"linear", [](const Inputs& a) { return linear(a[0], a[1], a[2]); }},
       {"linear_no_bias", [](const Inputs& a) { return linear(a[0], a[1]); }},
       {"attention", [](const Inputs& a) { return scaled_dot_product_attention(a[0], a[1], a[2]); }},
-      {"cat",
-       [](const Inputs& a) {
-         return cat({a[0], a[1]}, 1);
-       }},
-      {"stack",
-       [](const Inputs& a) {
-         return stack({a[0], a[1]}, 1);
-       }},
+      {"cat", [](const Inputs& a) { return cat({a[0], a[1]}, 1); }},
+      {"stack", [](const Inputs& a) { return stack({a[0], a[1]}, 1); }},
       {"index_select", [](const Inputs& a) { return index_select(a[0], 1, a[1]); }},
       {"gather", [](const Inputs& a) { return gather(a[0], 1, a[1]); }},
       {"gather_one_pick", [](const Inputs& a) { return gather(a[0], 1, a[1]); }},

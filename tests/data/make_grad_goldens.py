@@ -212,6 +212,11 @@ CASES.update({
     "pad_reflect": ([crandn(1, 2, 5, 4)], lambda x: F.pad(x, (2, 1, 3, 1), mode="reflect")),
     "pad_replicate": ([crandn(1, 2, 3, 4)], lambda x: F.pad(x, (1, 2, 2, 0), mode="replicate")),
     "pad_circular": ([crandn(1, 2, 3, 4)], lambda x: F.pad(x, (2, 1, 3, 0), mode="circular")),
+    "flip": ([crandn(3, 4, 5)], lambda x: torch.flip(x, (0, 2))),
+    "roll": ([crandn(3, 4)], lambda x: torch.roll(x, (1, -2), (0, 1))),
+    "roll_flat": ([crandn(2, 3)], lambda x: torch.roll(x, 4)),
+    "tril": ([crandn(2, 4, 5)], lambda x: torch.tril(x, 1)),
+    "triu": ([crandn(4, 3)], lambda x: torch.triu(x, -1)),
     "local_response_norm": ([crandn(2, 5, 4, 3)], lambda x: F.local_response_norm(x, 4, 0.1, 0.7, 1.5)),
 })
 

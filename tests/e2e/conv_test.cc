@@ -1,8 +1,10 @@
-// Convolution and pooling beyond the golden cases (tests/autograd/derivatives_test.cc holds
-// PyTorch's values and gradients for each op): a small CNN's loss and gradients compiled
-// against eager autograd, half-precision inputs, unbatched inputs, and the errors that name
-// the op, the shapes and the arguments.
+// Convolution, pooling, norms and the shape ops beyond the golden cases
+// (tests/autograd/derivatives_test.cc holds PyTorch's values and gradients for each op): a small
+// CNN's loss and gradients compiled against eager autograd, half-precision inputs, unbatched
+// inputs, and the errors that name the op, the shapes and the arguments.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "support/compare.h"
 #include "support/modes.h"
@@ -99,6 +101,26 @@ TEST(Pad, CompiledEqualsEagerAndBadPadsNameTheCall) {
             }),
             "pad(input [2, 4, 5], pad [-3, -3], mode \"constant\"): dim 2 of size 5 cannot lose "
             "6 elements");
+}
+
+// tril, flip and roll compile to what they are built from and answer as eagerly; bad dims name
+// the op.
+TEST(ShapeOps, CompiledEqualsEagerAndBadDimsNameTheOp) {
+  ModeRun run(ModeConfig{CompileMode::InProcess, WorkerStart::Subprocess, "inprocess"});
+  auto fn = [](const Tensor& t) { return roll(flip(tril(t, -1) + 1, {1}), {2}, {-1}); };
+  auto f = compile(fn);
+  Tensor x = randn({3, 5, 6});
+  EXPECT_EQ(compare_tensors(f(x), fn(x), 0, 0), "");
+  EXPECT_EQ(
+      tril(full({2, 2}, std::nan(""), DType::f32)).isnan().to(DType::i64).sum().item<int64_t>(), 3)
+      << "the zeroed triangle holds zeros, not x * 0";
+  EXPECT_EQ(error_of([&] { flip(x, {0, -3}); }), "flip: dim 0 appears twice in dims [0, -3]");
+  EXPECT_EQ(error_of([&] { flip(x, {3}); }), "flip: dim 3 is out of range for input [3, 5, 6]");
+  EXPECT_EQ(error_of([&] {
+              roll(x, {1, 2}, {0});
+            }),
+            "roll: shifts [1, 2] and dims [0] must have the same length");
+  EXPECT_EQ(error_of([&] { triu(randn({4}), 0); }), "triu: input [4] must have at least 2 dims");
 }
 
 // A dynamic batch is one graph: the windows' geometry is static, the batch a size symbol.

@@ -1,7 +1,8 @@
-// pad (include/kiln/ops.h), torch.nn.functional.pad written with kiln's ops: a constant pad
-// is a cat with filled blocks (a negative pad a narrow), the other modes an index_select of
-// each padded dim along positions computed on the host (reflect, replicate, circular). So
-// the derivative is those ops' and a compiled pad fuses with its neighbours.
+// Shape ops written with kiln's ops (include/kiln/ops.h), so that their derivatives are those
+// ops' and compiled they fuse with their neighbours. pad: a constant pad is a cat with filled
+// blocks (a negative pad a narrow), the other modes an index_select of each padded dim along
+// positions computed on the host (reflect, replicate, circular); flip and roll: an
+// index_select per dim; tril and triu: a where over a mask of two ranges.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -89,5 +90,80 @@ Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode,
   }
   return y;
 }
+
+namespace {
+
+// Positions along one dim as an index tensor on x's device.
+Tensor positions(const std::vector<int64_t>& at, const Tensor& x) {
+  return from_vector<int64_t>(at, {static_cast<int64_t>(at.size())}).to(x.device());
+}
+
+int64_t checked_dim(const char* op, int64_t dim, const Tensor& x) {
+  if (dim < -x.dim() || dim >= std::max<int64_t>(x.dim(), 1))
+    throw ShapeError(
+        fmt::format("{}: dim {} is out of range for input {}", op, dim, shape_string(x.sizes())));
+  return dim < 0 ? dim + x.dim() : dim;
+}
+
+}  // namespace
+
+Tensor flip(const Tensor& x, const Shape& dims) {
+  Tensor y = x;
+  std::vector<bool> seen(static_cast<size_t>(x.dim()), false);
+  for (int64_t dim : dims) {
+    const int64_t d = checked_dim("flip", dim, x);
+    if (seen[static_cast<size_t>(d)])
+      throw ShapeError(fmt::format("flip: dim {} appears twice in dims {}", d, shape_string(dims)));
+    seen[static_cast<size_t>(d)] = true;
+    const int64_t n = x.size(d);
+    std::vector<int64_t> at;
+    for (int64_t i = n - 1; i >= 0; --i) at.push_back(i);
+    y = index_select(y, d, positions(at, y));
+  }
+  return y;
+}
+
+Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims) {
+  if (dims.empty()) {
+    // As torch.roll: the flattened tensor rolled, in x's shape.
+    if (shifts.size() != 1)
+      throw ShapeError(
+          fmt::format("roll: without dims, shifts {} must be one number", shape_string(shifts)));
+    return roll(x.flatten(), shifts, {0}).reshape(x.sym_sizes());
+  }
+  if (shifts.size() != dims.size())
+    throw ShapeError(fmt::format("roll: shifts {} and dims {} must have the same length",
+                                 shape_string(shifts), shape_string(dims)));
+  Tensor y = x;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t d = checked_dim("roll", dims[i], x), n = x.size(d);
+    if (n == 0) continue;
+    const int64_t shift = ((shifts[i] % n) + n) % n;
+    std::vector<int64_t> at;
+    for (int64_t j = 0; j < n; ++j) at.push_back((j - shift + n) % n);
+    y = index_select(y, d, positions(at, y));
+  }
+  return y;
+}
+
+namespace {
+
+// x where col - row <= diagonal (lower) or >= diagonal (upper), zeros elsewhere, over the last
+// two dims.
+Tensor triangle(const char* op, const Tensor& x, int64_t diagonal, bool lower) {
+  if (x.dim() < 2)
+    throw ShapeError(
+        fmt::format("{}: input {} must have at least 2 dims", op, shape_string(x.sizes())));
+  const int64_t m = x.size(-2), n = x.size(-1);
+  Tensor rows = arange(m).reshape({m, 1}).to(x.device()), cols = arange(n).to(x.device());
+  Tensor offset = cols - rows;
+  Tensor keep = lower ? offset <= diagonal : offset >= diagonal;
+  return where(keep, x, full({}, 0, x.dtype()).to(x.device()));
+}
+
+}  // namespace
+
+Tensor tril(const Tensor& x, int64_t diagonal) { return triangle("tril", x, diagonal, true); }
+Tensor triu(const Tensor& x, int64_t diagonal) { return triangle("triu", x, diagonal, false); }
 
 }  // namespace kiln
