@@ -5,7 +5,6 @@
 // (col2im and im2col are each other's), and a compiled graph runs the columns as a step
 // beside the library product and fuses the bias, the reduction and what follows.
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <limits>
@@ -15,6 +14,8 @@
 #include "kiln/autograd.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
+#include "support/limits.h"
+#include "support/text.h"
 
 namespace kiln {
 
@@ -35,14 +36,12 @@ Tensor col2im(const Tensor& cols, const std::vector<int64_t>& output_size,
 
 namespace {
 
-std::string text(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
-
 // A size argument for `s` spatial dims: one entry for all of them, or one each.
 std::vector<int64_t> per_dim(const char* op, const char* name, const Shape& v, size_t s) {
   if (v.size() == 1) return std::vector<int64_t>(s, v[0]);
   if (v.size() != s)
-    throw ShapeError(
-        fmt::format("{}: {} {} has {} entries, expected 1 or {}", op, name, text(v), v.size(), s));
+    throw ShapeError(fmt::format("{}: {} {} has {} entries, expected 1 or {}", op, name,
+                                 shape_string(v), v.size(), s));
   return v;
 }
 
@@ -59,30 +58,45 @@ Batched batched(const char* op, const Tensor& x, size_t s) {
   throw ShapeError(
       fmt::format("{}: input {} must be [N, C, *spatial] or [C, *spatial] with {} "
                   "spatial dims",
-                  op, text(x.sizes()), s));
+                  op, shape_string(x.sizes()), s));
 }
 
 std::vector<int64_t> spatial_of(const Tensor& t) {
   return std::vector<int64_t>(t.sizes().begin() + 2, t.sizes().end());
 }
 
-// The geometry checked as the op checks it, and its window counts; errors name `op` and
-// `context` (the shapes and arguments the caller gave).
-std::vector<int64_t> windows_of(const char* op, const std::string& context, const WindowGeometry& w,
-                                const std::vector<int64_t>& image) {
+// The geometry checked as the op checks it; errors name `op` and `context` (the shapes and
+// arguments the caller gave).
+void check_geometry(const char* op, const std::string& context, const WindowGeometry& w) {
   try {
     Attrs a;
     set_window_attrs(a, w);
     window_geometry(a);
+  } catch (const ShapeError& e) {
+    throw ShapeError(fmt::format("{}({}): {}", op, context, e.what()));
+  }
+}
+
+// The checked geometry's window counts over `image`.
+std::vector<int64_t> windows_of(const char* op, const std::string& context, const WindowGeometry& w,
+                                const std::vector<int64_t>& image) {
+  check_geometry(op, context, w);
+  try {
     return window_counts(w, image);
   } catch (const ShapeError& e) {
     throw ShapeError(fmt::format("{}({}): {}", op, context, e.what()));
   }
 }
 
+// The product of window counts (or of spatial sizes), checked: counts over a padded input
+// may multiply past int64 before the op's own rule would refuse them.
 int64_t product(const std::vector<int64_t>& v) {
   int64_t p = 1;
-  for (int64_t x : v) p *= x;  // window counts: their product was checked by im2col's rule
+  for (int64_t x : v) {
+    std::optional<int64_t> next = limits::checked_mul(p, x);
+    if (!next) throw ShapeError(fmt::format("{} windows overflow", shape_string(v)));
+    p = *next;
+  }
   return p;
 }
 
@@ -96,7 +110,7 @@ Tensor add_bias(const Tensor& out, const Tensor& bias, int64_t channels, size_t 
   if (!bias.defined()) return out;
   if (bias.dim() != 1 || bias.sizes()[0] != channels)
     throw ShapeError(fmt::format("{}: bias {} must be [{}] (one per output channel)", op,
-                                 text(bias.sizes()), channels));
+                                 shape_string(bias.sizes()), channels));
   Shape shape(s + 1, 1);
   shape[0] = channels;
   return out + bias.reshape(shape);
@@ -114,8 +128,8 @@ ConvCall conv_call(const char* op, const char* layout, const Tensor& input, cons
                    const Shape& stride, const Shape& padding, const Shape& dilation, int64_t groups,
                    size_t s) {
   ConvCall call{batched(op, input, s), "", {}};
-  call.context = fmt::format("input {}, weight {}, groups {}", text(call.b.x.sizes()),
-                             text(weight.sizes()), groups);
+  call.context = fmt::format("input {}, weight {}, groups {}", shape_string(call.b.x.sizes()),
+                             shape_string(weight.sizes()), groups);
   if (weight.dim() != static_cast<int64_t>(s) + 2)
     throw ShapeError(fmt::format("{}({}): weight must be [{}, *kernel] with {} kernel dims", op,
                                  call.context, layout, s));
@@ -175,7 +189,7 @@ Tensor transposed_convolution(const char* op, const Tensor& input, const Tensor&
   const int64_t cig = c / groups, oc = cog * groups;
   WindowGeometry& w = call.w;
   std::vector<int64_t> extra = per_dim(op, "output_padding", output_padding, s);
-  windows_of(op, context, w, std::vector<int64_t>(s, std::numeric_limits<int32_t>::max()));
+  check_geometry(op, context, w);
   // The output's size; col2im sums into all of it but the trailing positions no window
   // reaches (output_padding beyond the padding), which are zeros.
   const std::vector<int64_t> in = spatial_of(x);
@@ -185,7 +199,7 @@ Tensor transposed_convolution(const char* op, const Tensor& input, const Tensor&
       throw ShapeError(
           fmt::format("{}({}): output_padding {} must be smaller than the stride or "
                       "the dilation",
-                      op, context, text(output_padding)));
+                      op, context, shape_string(output_padding)));
     size[d] = (in[d] - 1) * w.stride[d] - 2 * w.padding[d] + w.dilation[d] * (w.kernel[d] - 1) +
               extra[d] + 1;
     if (size[d] < 1)
@@ -229,11 +243,11 @@ Pooling pooling(const char* op, const Tensor& x, const Shape& kernel, const Shap
   w.padding = per_dim(op, "padding", padding, s);
   w.dilation = per_dim(op, "dilation", dilation, s);
   const std::string context =
-      fmt::format("input {}, kernel_size {}, stride {}, padding {}", text(x.sizes()),
-                  text(w.kernel), text(w.stride), text(w.padding));
+      fmt::format("input {}, kernel_size {}, stride {}, padding {}", shape_string(x.sizes()),
+                  shape_string(w.kernel), shape_string(w.stride), shape_string(w.padding));
   const std::vector<int64_t> in = spatial_of(x);
   w.padding_end = w.padding;
-  windows_of(op, context, w, std::vector<int64_t>(s, std::numeric_limits<int32_t>::max()));
+  check_geometry(op, context, w);
   for (size_t d = 0; d < s; ++d) {
     if (w.padding[d] > w.kernel[d] / 2)
       throw ShapeError(
@@ -338,7 +352,7 @@ Tensor unfold(const Tensor& x, const Shape& kernel_size, const Shape& dilation,
   w.padding = per_dim("unfold", "padding", padding, 2);
   w.padding_end = w.padding;
   w.stride = per_dim("unfold", "stride", stride, 2);
-  windows_of("unfold", fmt::format("input {}", text(b.x.sizes())), w, spatial_of(b.x));
+  windows_of("unfold", fmt::format("input {}", shape_string(b.x.sizes())), w, spatial_of(b.x));
   return b.restore(im2col(b.x, w));
 }
 
@@ -346,7 +360,7 @@ Tensor fold(const Tensor& x, const Shape& output_size, const Shape& kernel_size,
             const Shape& dilation, const Shape& padding, const Shape& stride) {
   if (x.dim() != 2 && x.dim() != 3)
     throw ShapeError(
-        fmt::format("fold: input {} must be [N, C*K, L] or [C*K, L]", text(x.sizes())));
+        fmt::format("fold: input {} must be [N, C*K, L] or [C*K, L]", shape_string(x.sizes())));
   const bool added = x.dim() == 2;
   WindowGeometry w;
   w.kernel = per_dim("fold", "kernel_size", kernel_size, 2);
