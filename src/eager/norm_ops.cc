@@ -94,6 +94,13 @@ Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& 
       throw ShapeError("instance_norm: use_input_stats=false needs running_mean and running_var");
     return batch_norm(x, running_mean, running_var, weight, bias, false, momentum, eps);
   }
+  // As PyTorch: an instance's statistics need more than one element.
+  const int64_t n = x.numel() / std::max<int64_t>(x.size(0) * x.size(1), 1);
+  if (n <= 1)
+    throw ShapeError(fmt::format(
+        "instance_norm: expected more than 1 spatial element when using the input's statistics, "
+        "got input {}",
+        text(x)));
   Shape dims;
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   Tensor mean = x.mean(dims, true), var = x.var(dims, 0, true);
@@ -103,11 +110,10 @@ Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& 
     // As PyTorch: the batch's mean of each instance's statistics (the variance unbiased).
     per_channel("instance_norm", "running_mean", running_mean, x);
     per_channel("instance_norm", "running_var", running_var, x);
-    const int64_t n = x.numel() / (x.size(0) * x.size(1));
     update_running(running_mean, mean.mean({0}).reshape({-1}), momentum);
     update_running(
         running_var,
-        var.mean({0}).reshape({-1}) * (static_cast<double>(n) / std::max<int64_t>(n - 1, 1)),
+        var.mean({0}).reshape({-1}) * (static_cast<double>(n) / static_cast<double>(n - 1)),
         momentum);
   }
   return affine("instance_norm", (x - mean) * (var + eps).rsqrt(), weight, bias, x);

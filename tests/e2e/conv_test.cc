@@ -193,6 +193,11 @@ TEST(Norms, BatchNormTrainingUpdatesTheRunningStatisticsEagerAndCompiled) {
             }),
             "batch_norm: expected more than 1 value per channel when training, got input [1, 3]");
   EXPECT_EQ(error_of([&] {
+              instance_norm(randn({2, 3, 1}));
+            }),
+            "instance_norm: expected more than 1 spatial element when using the input's "
+            "statistics, got input [2, 3, 1]");
+  EXPECT_EQ(error_of([&] {
               group_norm(randn({2, 6, 4}), 4);
             }),
             "group_norm: the 6 channels of input [2, 6, 4] are not divisible into 4 groups");
